@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { loadConfig, resolveSettings } from '../config.js';
+import { GENERATION_OPTIONS, flagName, type OptionSpec } from './options.js';
+
+export function registerConfig(program: Command): Command {
+  return program
+    .command('config')
+    .description('show the effective settings and where each comes from (default, config file)')
+    .option('--config <path>', 'read this config file instead of searching for one')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const config = await loadConfig(process.cwd(), opts.config);
+      const { settings, sources, configPath } = resolveSettings(config, {});
+      const rows = (GENERATION_OPTIONS as readonly OptionSpec[])
+        .filter((o) => o.configurable)
+        .map((o) => ({ key: o.key, flag: flagName(o), value: settings[o.key], source: sources[o.key] }));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ configFile: configPath ?? null, settings: rows }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`config file: ${configPath ?? 'none found (searched from the working directory up)'}\n`);
+      const width = Math.max(...rows.map((r) => r.key.length));
+      for (const r of rows) {
+        const value = r.value === undefined ? chalk.dim('(model default)') : JSON.stringify(r.value);
+        const source = r.source === 'config' ? chalk.cyan('config') : chalk.dim(r.source);
+        process.stdout.write(`${r.key.padEnd(width)}  ${value}  ${source}\n`);
+      }
+    });
+}

@@ -1,0 +1,126 @@
+import { UsageError } from '../errors.js';
+import { DEVICES, type Device } from '../onnx/session.js';
+import type { RngKind } from '../rng/types.js';
+import type { SeedMode } from '../pipeline/types.js';
+
+/**
+ * One table of generation options. It drives the commander flags of every generating
+ * subcommand, the keys a config file may set, `diffuse config`, and the README's option list,
+ * so a setting has one name, one parser and one default everywhere.
+ */
+export interface Settings {
+  model: string;
+  negativePrompt: string;
+  steps: number;
+  cfgScale: number;
+  cfgRescale: number;
+  sampler: string;
+  schedule: string | undefined;
+  seed: number | undefined;
+  rng: RngKind;
+  seedMode: SeedMode;
+  eta: number | undefined;
+  width: number | undefined;
+  height: number | undefined;
+  batchSize: number;
+  batchCount: number;
+  device: Device;
+  threads: number | undefined;
+  output: string;
+  overwrite: boolean;
+}
+
+export type SettingKey = keyof Settings;
+
+export interface OptionSpec<K extends SettingKey = SettingKey> {
+  key: K;
+  flags: string;
+  description: string;
+  parse: (raw: unknown, label: string) => Settings[K];
+  default: Settings[K];
+  /** May a config file set it? (Per-image values such as the seed may not.) */
+  configurable: boolean;
+}
+
+function spec<K extends SettingKey>(s: OptionSpec<K>): OptionSpec<K> {
+  return s;
+}
+
+export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: unknown, label: string): number => {
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new UsageError(`${label} must be a whole number from ${min} to ${max} (got '${String(raw)}')`);
+    }
+    return n;
+  };
+}
+
+export function parseNumber(min: number, max = Infinity) {
+  return (raw: unknown, label: string): number => {
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (String(raw).trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new UsageError(`${label} must be a number ${range} (got '${String(raw)}')`);
+    }
+    return n;
+  };
+}
+
+function parseChoice<T extends string>(choices: readonly T[]) {
+  return (raw: unknown, label: string): T => {
+    const v = String(raw).toLowerCase() as T;
+    if (!choices.includes(v)) throw new UsageError(`${label} must be one of ${choices.join(', ')} (got '${String(raw)}')`);
+    return v;
+  };
+}
+
+const parseString = (raw: unknown): string => String(raw);
+const parseBoolean = (raw: unknown, label: string): boolean => {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new UsageError(`${label} must be true or false (got '${String(raw)}')`);
+};
+
+function optional<T>(parse: (raw: unknown, label: string) => T) {
+  return (raw: unknown, label: string): T | undefined => (raw === undefined ? undefined : parse(raw, label));
+}
+
+/** Dimensions are checked against the model's latent ratio once it is loaded. */
+const parseSize = optional(parseInteger(8, 8192));
+
+export const MAX_SEED = 2 ** 32 - 1;
+
+export const GENERATION_OPTIONS = [
+  spec({ key: 'model', flags: '-m, --model <ref>', description: 'model: a diffusers ONNX folder, a registry id, or hf:org/repo@revision', parse: parseString, default: '', configurable: true }),
+  spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true }),
+  spec({ key: 'steps', flags: '-s, --steps <n>', description: 'sampling steps', parse: parseInteger(1, 1000), default: 20, configurable: true }),
+  spec({ key: 'cfgScale', flags: '-g, --cfg-scale <x>', description: 'classifier-free guidance scale (1 or less: no guidance, no negative prompt)', parse: parseNumber(0, 100), default: 7, configurable: true }),
+  spec({ key: 'cfgRescale', flags: '--cfg-rescale <x>', description: 'guidance rescale for v-prediction models (0 = off, 0.7 typical)', parse: parseNumber(0, 1), default: 0, configurable: true }),
+  spec({ key: 'sampler', flags: '--sampler <name>', description: "sampler id (euler_a, dpmpp_2m, ...) or A1111 name ('DPM++ 2M Karras')", parse: parseString, default: 'euler_a', configurable: true }),
+  spec({ key: 'schedule', flags: '--schedule <name>', description: 'noise schedule: normal, karras, exponential, sgm_uniform, simple, ddim_uniform, beta (default: the sampler\'s own)', parse: optional(parseString), default: undefined, configurable: true }),
+  spec({ key: 'seed', flags: '--seed <n>', description: `seed of the first image (0..${MAX_SEED}); random when absent, always recorded`, parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
+  spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
+  spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
+  spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true }),
+  spec({ key: 'width', flags: '-W, --width <px>', description: "image width, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true }),
+  spec({ key: 'height', flags: '-H, --height <px>', description: "image height, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true }),
+  spec({ key: 'batchSize', flags: '-b, --batch-size <n>', description: 'images denoised together in one batch', parse: parseInteger(1, 64), default: 1, configurable: true }),
+  spec({ key: 'batchCount', flags: '--batch-count <n>', description: 'batches run one after another', parse: parseInteger(1, 10000), default: 1, configurable: true }),
+  spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
+  spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true }),
+  spec({ key: 'output', flags: '-o, --output <path>', description: 'a .png file, or a folder (images named by the template {seed}-{prompt})', parse: parseString, default: 'outputs', configurable: true }),
+  spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
+] as const satisfies readonly OptionSpec[];
+
+export function optionSpec(key: SettingKey): OptionSpec {
+  const found = (GENERATION_OPTIONS as readonly OptionSpec[]).find((o) => o.key === key);
+  if (!found) throw new Error(`no option ${key}`);
+  return found;
+}
+
+/** "--cfg-scale" for messages. */
+export function flagName(s: OptionSpec): string {
+  return s.flags.split(/[ ,]+/).find((f) => f.startsWith('--')) ?? s.flags;
+}

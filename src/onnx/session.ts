@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { ModelLoadError, UsageError, describeCause } from '../errors.js';
+
+export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
+export type Device = (typeof DEVICES)[number];
+
+export interface SessionSettings {
+  device: Device;
+  /** Intra-op threads; ORT picks the number of physical cores when absent. */
+  threads?: number;
+}
+
+/** Which execution providers `auto` tries, best first, on this platform. */
+export function autoProviderOrder(platform: NodeJS.Platform = process.platform): Exclude<Device, 'auto'>[] {
+  if (platform === 'win32') return ['cuda', 'dml', 'cpu'];
+  if (platform === 'darwin') return ['coreml', 'cpu'];
+  return ['cuda', 'cpu'];
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  /** The provider the session actually runs on (auto resolved). */
+  provider: Exclude<Device, 'auto'>;
+}
+
+/**
+ * Opens one graph on the requested provider. `auto` falls back towards the CPU when a
+ * provider's library is not installed (onnxruntime-node ships CUDA only when installed with
+ * --onnxruntime-node-install=cuda12), so a GPU-less machine still works without flags.
+ */
+export async function openSession(path: string, settings: SessionSettings): Promise<OpenedSession> {
+  if (!existsSync(path)) throw new ModelLoadError(`model file not found: ${path}`);
+  const order = settings.device === 'auto' ? autoProviderOrder() : [settings.device];
+  let lastError: unknown;
+  for (const provider of order) {
+    try {
+      const session = await ort.InferenceSession.create(path, sessionOptions(provider, settings.threads));
+      return { session, provider };
+    } catch (err) {
+      lastError = err;
+      if (settings.device !== 'auto') break;
+    }
+  }
+  const reason = describeCause(lastError);
+  if (settings.device !== 'auto' && settings.device !== 'cpu' && /provider|backend|\.so|\.dll|not (found|available|supported)/i.test(reason)) {
+    throw new UsageError(
+      `execution provider '${settings.device}' is not available here (${reason}); run 'diffuse doctor' to see which providers work`,
+      { cause: lastError },
+    );
+  }
+  throw new ModelLoadError(`cannot load ${path}: ${reason}`, { cause: lastError });
+}
+
+function sessionOptions(provider: Exclude<Device, 'auto'>, threads?: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    ...(threads ? { intraOpNumThreads: threads } : {}),
+    // Warnings about unused initialisers and the like are noise to a CLI user.
+    logSeverityLevel: 3,
+  };
+}
+
+export interface TensorInfo {
+  name: string;
+  type: ort.Tensor.Type;
+  /** Numbers for fixed dimensions, strings for symbolic ones, empty for scalars. */
+  shape: ReadonlyArray<number | string>;
+}
+
+export function inputInfo(session: ort.InferenceSession): TensorInfo[] {
+  return session.inputMetadata.map(tensorInfo);
+}
+
+export function outputInfo(session: ort.InferenceSession): TensorInfo[] {
+  return session.outputMetadata.map(tensorInfo);
+}
+
+function tensorInfo(meta: ort.InferenceSession.ValueMetadata): TensorInfo {
+  if (!meta.isTensor) return { name: meta.name, type: 'float32', shape: [] };
+  return { name: meta.name, type: meta.type, shape: meta.shape };
+}
+
+/** The named input, or the first whose name matches one of the aliases exports use. */
+export function findInput(session: ort.InferenceSession, ...names: string[]): TensorInfo | undefined {
+  const inputs = inputInfo(session);
+  for (const name of names) {
+    const hit = inputs.find((i) => i.name === name);
+    if (hit) return hit;
+  }
+  return undefined;
+}

@@ -1,0 +1,148 @@
+import { UsageError } from '../errors.js';
+import { a1111Name, makeDenoiser, planSampling } from '../schedulers/index.js';
+import { tensorToRasters } from '../image/tensor-image.js';
+import type { Conditioning } from './text-encoder.js';
+import { applyGuidance } from './guidance.js';
+import type { ModelBundle } from './load.js';
+import { modelHash } from './model-hash.js';
+import { batchNoise, imageSeed } from './noise.js';
+import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
+
+/**
+ * The one denoising pipeline: prompt → conditioning → noise → sampler loop over the UNet →
+ * VAE decode → RGB. Every subcommand is a request to this function.
+ */
+export async function generate(
+  bundle: ModelBundle,
+  request: GenerationRequest,
+  listener: PipelineListener = () => {},
+): Promise<GenerationResult> {
+  const started = performance.now();
+  const { files } = bundle;
+  const ratio = files.vaeScaleFactor;
+  if (request.width % ratio !== 0 || request.height % ratio !== 0) {
+    throw new UsageError(`width and height must be multiples of ${ratio} for this model (got ${request.width}x${request.height})`);
+  }
+  const batch = request.batchSize;
+  const latentDims = [files.latentChannels, request.height / ratio, request.width / ratio] as const;
+  const perImage = latentDims[0] * latentDims[1] * latentDims[2];
+
+  listener({ kind: 'stage', stage: 'encode' });
+  const guided = request.cfgScale > 1;
+  const cond = await encodePrompt(bundle, request.prompt);
+  const uncond = guided ? await encodePrompt(bundle, request.negativePrompt) : undefined;
+  const context = batchContext(uncond ? [uncond, cond] : [cond], batch);
+  const encodedAt = performance.now();
+
+  const plan = planSampling({
+    model: bundle.schedule,
+    sampler: request.sampler,
+    schedule: request.schedule,
+    steps: request.steps,
+    discardPenultimateSigma: request.discardPenultimateSigma ?? false,
+  });
+  const noise = batchNoise(request, perImage);
+  const initial = request.initialNoise ?? noise();
+  if (initial.length !== perImage * batch) {
+    throw new UsageError(`initial latents have ${initial.length} values; expected ${perImage * batch}`);
+  }
+  const x = plan.startLatents(initial);
+
+  const unetBatch = guided ? 2 * batch : batch;
+  const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
+    const sample = guided ? concat(xIn, xIn) : xIn;
+    const out = await bundle.unet.predict(sample, [unetBatch, ...latentDims], t, context.data, [unetBatch, context.tokens, context.width]);
+    if (!guided) return out;
+    const half = out.length / 2;
+    return applyGuidance(out.subarray(0, half), out.subarray(half), request.cfgScale, request.cfgRescale, batch);
+  };
+  listener({ kind: 'stage', stage: 'denoise' });
+  const total = plan.sigmas.length - 1;
+  const denoiser = makeDenoiser(bundle.schedule, net, { timestepOf: plan.timestepOf });
+  const latents = await plan.sampler(denoiser, x, plan.sigmas, {
+    noise,
+    model: bundle.schedule,
+    ...(request.eta !== undefined ? { eta: request.eta } : {}),
+    onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
+  });
+  const final = scaled(latents, plan.finalScale);
+  const denoisedAt = performance.now();
+
+  listener({ kind: 'stage', stage: 'decode' });
+  const hash = await modelHash(files.dir);
+  const names = a1111Name(request.sampler, request.schedule);
+  const images: GeneratedImage[] = [];
+  const invScale = Math.fround(files.vaeScalingFactor);
+  for (let b = 0; b < batch; b++) {
+    const slice = final.subarray(b * perImage, (b + 1) * perImage);
+    const unscaled = new Float32Array(perImage);
+    for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
+    const decoded = await bundle.vaeDecoder.decode(unscaled, latentDims);
+    const seed = imageSeed(request, b);
+    images.push({
+      image: tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!,
+      seed,
+      metadata: {
+        prompt: request.prompt,
+        negativePrompt: request.negativePrompt,
+        steps: request.steps,
+        sampler: names.sampler,
+        scheduleType: names.scheduleType,
+        cfgScale: request.cfgScale,
+        cfgRescale: request.cfgRescale,
+        seed,
+        width: decoded.width,
+        height: decoded.height,
+        model: bundle.name,
+        modelHash: hash,
+        rng: request.rng,
+        seedMode: request.seedMode,
+        ...(request.eta !== undefined ? { eta: request.eta } : {}),
+        batchSize: batch,
+        batchPos: b,
+      },
+    });
+  }
+  const done = performance.now();
+  return {
+    images,
+    latents: final,
+    timings: {
+      textEncoder: encodedAt - started,
+      denoise: denoisedAt - encodedAt,
+      vaeDecode: done - denoisedAt,
+      total: done - started,
+    },
+  };
+}
+
+async function encodePrompt(bundle: ModelBundle, prompt: string): Promise<Conditioning> {
+  const { ids } = bundle.tokenizer.tokenize(prompt);
+  return bundle.textEncoder.encode(ids);
+}
+
+/** [groups..., each repeated for every image of the batch], as diffusers lays out the UNet batch. */
+function batchContext(groups: Conditioning[], batch: number): Conditioning {
+  const first = groups[0]!;
+  const size = first.data.length;
+  const data = new Float32Array(size * groups.length * batch);
+  groups.forEach((g, gi) => {
+    for (let b = 0; b < batch; b++) data.set(g.data, (gi * batch + b) * size);
+  });
+  return { data, tokens: first.tokens, width: first.width };
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function scaled(x: Float32Array, factor: number): Float32Array {
+  if (factor === 1) return x;
+  const f = Math.fround(factor);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! * f;
+  return out;
+}

@@ -1,0 +1,110 @@
+import * as ort from 'onnxruntime-node';
+import { ModelLoadError } from '../errors.js';
+import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
+import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
+
+/**
+ * The denoising UNet, adapted to what its export declares: a batch dimension that is fixed or
+ * dynamic, a timestep of shape [], [1] or [batch] as float or int64, float16 or float32
+ * activations, and 4 (txt2img) or 9 (inpainting) input channels.
+ */
+export class Unet {
+  private readonly sample: TensorInfo;
+  private readonly timestep: TensorInfo;
+  private readonly context: TensorInfo;
+  private readonly outputName: string;
+  readonly floatType: FloatType;
+  /** The batch size the graph is fixed to, or undefined when dynamic. */
+  readonly fixedBatch: number | undefined;
+  readonly inChannels: number | undefined;
+
+  constructor(private readonly opened: OpenedSession) {
+    const s = opened.session;
+    const sample = findInput(s, 'sample');
+    const timestep = findInput(s, 'timestep', 'timesteps', 't');
+    const context = findInput(s, 'encoder_hidden_states', 'context');
+    if (!sample || !timestep || !context) {
+      const names = s.inputNames.join(', ');
+      throw new ModelLoadError(`unet/model.onnx inputs (${names}) lack sample, timestep or encoder_hidden_states`);
+    }
+    this.sample = sample;
+    this.timestep = timestep;
+    this.context = context;
+    this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
+    this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
+    this.inChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : undefined;
+    const out = outputInfo(s)[0];
+    if (!out) throw new ModelLoadError('unet/model.onnx has no outputs');
+    this.outputName = out.name;
+  }
+
+  /**
+   * One prediction for a batch. sample is [batch, C, h, w]; context is [batch, tokens, width].
+   * Graphs with a fixed batch size are called once per slice of that size.
+   */
+  async predict(
+    sample: Float32Array,
+    dims: readonly [number, number, number, number],
+    t: number,
+    context: Float32Array,
+    contextDims: readonly [number, number, number],
+  ): Promise<Float32Array> {
+    const [batch] = dims;
+    const step = this.fixedBatch ?? batch;
+    if (batch % step !== 0) {
+      throw new ModelLoadError(`unet is exported for batch ${step}; cannot run batch ${batch}`);
+    }
+    if (step === batch) return this.run(sample, dims, t, context, contextDims);
+    const out = new Float32Array(sample.length);
+    const perSample = sample.length / batch;
+    const perContext = context.length / batch;
+    for (let b = 0; b < batch; b += step) {
+      const part = await this.run(
+        sample.subarray(b * perSample, (b + step) * perSample),
+        [step, dims[1], dims[2], dims[3]],
+        t,
+        context.subarray(b * perContext, (b + step) * perContext),
+        [step, contextDims[1], contextDims[2]],
+      );
+      out.set(part, b * perSample);
+    }
+    return out;
+  }
+
+  private async run(
+    sample: Float32Array,
+    dims: readonly number[],
+    t: number,
+    context: Float32Array,
+    contextDims: readonly number[],
+  ): Promise<Float32Array> {
+    const feeds: Record<string, ort.Tensor> = {
+      [this.sample.name]: floatTensor(this.floatType, sample, dims),
+      [this.timestep.name]: this.timestepTensor(t, dims[0]!),
+      [this.context.name]: floatTensor(this.floatType, context, contextDims),
+    };
+    const result = await this.opened.session.run(feeds, [this.outputName]);
+    return toFloat32(result[this.outputName]!);
+  }
+
+  private timestepTensor(t: number, batch: number): ort.Tensor {
+    const shape = this.timestep.shape;
+    // A symbolic first dim shared with the sample's batch means one timestep per sample;
+    // otherwise exports take a single value that broadcasts (as diffusers' ONNX pipeline feeds).
+    const count = shape.length === 0 ? 0 : typeof shape[0] === 'number' ? shape[0] : shape[0] === this.sample.shape[0] ? batch : 1;
+    const dims = shape.length === 0 ? [] : [count];
+    const n = Math.max(count, 1);
+    switch (this.timestep.type) {
+      case 'int64':
+        return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(Math.round(t))), dims);
+      case 'int32':
+        return new ort.Tensor('int32', new Int32Array(n).fill(Math.round(t)), dims);
+      case 'float16':
+        return floatTensor('float16', new Float32Array(n).fill(t), dims);
+      case 'float64':
+        return new ort.Tensor('float64', new Float64Array(n).fill(t), dims);
+      default:
+        return new ort.Tensor('float32', new Float32Array(n).fill(t), dims);
+    }
+  }
+}
