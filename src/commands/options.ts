@@ -87,8 +87,12 @@ function optional<T>(parse: (raw: unknown, label: string) => T) {
   return (raw: unknown, label: string): T | undefined => (raw === undefined ? undefined : parse(raw, label));
 }
 
-/** Dimensions are checked against the model's latent ratio once it is loaded. */
-const parseSize = optional(parseInteger(8, 8192));
+/** Multiples of 8 as diffusers requires; checked again against the model's own latent ratio at load. */
+const parseSize = optional((raw: unknown, label: string): number => {
+  const n = parseInteger(8, 8192)(raw, label);
+  if (n % 8 !== 0) throw new UsageError(`${label} must be a multiple of 8 (got ${n}; try ${Math.max(8, Math.round(n / 8) * 8)})`);
+  return n;
+});
 
 export const MAX_SEED = 2 ** 32 - 1;
 
