@@ -62,6 +62,7 @@ export async function generate(
   const latents = await plan.sampler(denoiser, x, plan.sigmas, {
     noise,
     model: bundle.schedule,
+    ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
     ...(request.eta !== undefined ? { eta: request.eta } : {}),
     onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
   });

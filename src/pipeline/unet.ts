@@ -94,11 +94,13 @@ export class Unet {
     const count = shape.length === 0 ? 0 : typeof shape[0] === 'number' ? shape[0] : shape[0] === this.sample.shape[0] ? batch : 1;
     const dims = shape.length === 0 ? [] : [count];
     const n = Math.max(count, 1);
+    // Integer exports cannot take the fractional timesteps of Karras-style schedules; diffusers'
+    // OnnxStableDiffusionPipeline truncates them (np.array([t], dtype=int64)), and so do we.
     switch (this.timestep.type) {
       case 'int64':
-        return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(Math.round(t))), dims);
+        return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(Math.trunc(t))), dims);
       case 'int32':
-        return new ort.Tensor('int32', new Int32Array(n).fill(Math.round(t)), dims);
+        return new ort.Tensor('int32', new Int32Array(n).fill(Math.trunc(t)), dims);
       case 'float16':
         return floatTensor('float16', new Float32Array(n).fill(t), dims);
       case 'float64':

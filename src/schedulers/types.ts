@@ -48,6 +48,11 @@ export interface SamplerOptions {
   eta?: number;
   /** Noise multiplier for ancestral/SDE samplers (k-diffusion's s_noise), default 1. */
   sNoise?: number;
+  /**
+   * diffusers' num_inference_steps when sigmas are (a suffix of) its `normal` timesteps; DDIM and
+   * PNDM use it to step like diffusers (t - N // steps). SamplingPlan.inferenceSteps carries it.
+   */
+  inferenceSteps?: number;
   onStep?: (info: StepInfo) => void;
 }
 

@@ -1,0 +1,66 @@
+/**
+ * diffusers' DDIMScheduler and DDPMScheduler steps (clip_sample and thresholding off, as Stable
+ * Diffusion ships them), run on diffusers' VP latents between sigma-space denoiser calls.
+ */
+import type { Sampler } from './types.js';
+import { ddimTarget, diffusersStride, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
+
+/**
+ * DDIMScheduler.step: x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - std²) eps + std * noise with
+ * std = eta * sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)). eta defaults to 0 (diffusers'
+ * default); with eta > 0 each step draws one noise tensor, the last step included.
+ */
+export const ddim: Sampler = async (denoise, x, sigmas, options) => {
+  const { model } = options;
+  const eta = options.eta ?? 0;
+  const stride = diffusersStride(options);
+  const steps = sigmas.length - 1;
+  const xvp = toVp(x, pointAtSigma(model, sigmas[0]).alpha);
+  for (let i = 0; i < steps; i++) {
+    const here = pointAtSigma(model, sigmas[i]);
+    const target = ddimTarget(model, sigmas, i, stride);
+    const xIn = fromVp(xvp, here.alpha);
+    const x0 = await denoise(xIn, here.sigma);
+    const aT = here.alpha;
+    const aPrev = target.alpha;
+    const std = eta * Math.sqrt(((1 - aPrev) / (1 - aT)) * (1 - aT / aPrev));
+    const cX0 = Math.sqrt(aPrev);
+    const cEps = Math.sqrt(1 - aPrev - std * std);
+    const noise = eta > 0 ? options.noise(sigmas[i], sigmas[i + 1]) : undefined;
+    for (let k = 0; k < xvp.length; k++) {
+      const eps = (xIn[k] - x0[k]) / here.sigma;
+      xvp[k] = cX0 * x0[k] + cEps * eps + (noise ? std * noise[k] : 0);
+    }
+    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised: x0 });
+  }
+  return vpResult(xvp, model, sigmas[steps]);
+};
+
+/**
+ * DDPMScheduler.step with variance_type fixed_small: the posterior mean of x_prev given x0 and x_t
+ * plus sqrt(posterior variance) * noise, drawn whenever the current timestep is above 0 (so the
+ * last step of a leading schedule, t = 1, still draws, adding ~1e-10 * noise). After the last
+ * timestep diffusers uses alpha_prev = 1, not final_alpha_cumprod.
+ */
+export const ddpm: Sampler = async (denoise, x, sigmas, options) => {
+  const { model } = options;
+  const steps = sigmas.length - 1;
+  const xvp = toVp(x, pointAtSigma(model, sigmas[0]).alpha);
+  for (let i = 0; i < steps; i++) {
+    const here = pointAtSigma(model, sigmas[i]);
+    const aT = here.alpha;
+    const aPrev = sigmas[i + 1] > 0 ? pointAtSigma(model, sigmas[i + 1]).alpha : 1;
+    const x0 = await denoise(fromVp(xvp, aT), here.sigma);
+    const stepAlpha = aT / aPrev;
+    const stepBeta = 1 - stepAlpha;
+    const cX0 = (Math.sqrt(aPrev) * stepBeta) / (1 - aT);
+    const cX = (Math.sqrt(stepAlpha) * (1 - aPrev)) / (1 - aT);
+    const noise = here.t > 0 ? options.noise(sigmas[i], sigmas[i + 1]) : undefined;
+    const std = Math.sqrt(Math.max(((1 - aPrev) / (1 - aT)) * stepBeta, 1e-20));
+    for (let k = 0; k < xvp.length; k++) {
+      xvp[k] = cX0 * x0[k] + cX * xvp[k] + (noise ? std * noise[k] : 0);
+    }
+    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised: x0 });
+  }
+  return vpResult(xvp, model, sigmas[steps]);
+};
