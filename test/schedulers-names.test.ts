@@ -106,8 +106,12 @@ test('plan: img2img starts at diffusers t_start = steps - min(int(steps * streng
 test('plan: initial noise scale per family and schedule', () => {
   const model = discreteSchedule(sd15);
   const leading = discreteSchedule({ ...sd15, timestep_spacing: 'leading' });
-  const karras = planSampling({ model, sampler: 'dpmpp_2m', schedule: 'karras', steps: 8 });
+  const karras = planSampling({ model, sampler: 'euler', schedule: 'karras', steps: 8 });
   assert.is(karras.initNoiseScale, karras.sigmas[0]); // k-diffusion: noise * sigmas[0]
+  // DPMSolverMultistep(use_karras_sigmas) and ComfyUI start from unit-variance x_vp and quantise t.
+  const dpm = planSampling({ model, sampler: 'dpmpp_2m', schedule: 'karras', steps: 8 });
+  assert.is(dpm.initNoiseScale, Math.sqrt(dpm.sigmas[0] ** 2 + 1));
+  assert.is(dpm.timestepOf(dpm.sigmas[1]!), Math.round(model.sigmaToT(dpm.sigmas[1]!)));
   const euler = planSampling({ model: leading, sampler: 'euler', schedule: 'normal', steps: 8 });
   assert.is(euler.initNoiseScale, Math.sqrt(euler.sigmas[0] ** 2 + 1)); // diffusers, leading spacing
   const ddim = planSampling({ model, sampler: 'ddim', schedule: 'karras', steps: 8 });
