@@ -1,0 +1,48 @@
+// Typed failures of image IO, part of the project's DiffuseError family (message for the user, exit code:
+// 2 for what the user typed, 1 for everything else).
+
+import { DiffuseError, describeCause } from '../errors.js';
+
+export class ImageError extends DiffuseError {}
+
+/** Refused to replace an existing file (writes never clobber unless asked to overwrite). */
+export class OutputExistsError extends ImageError {
+  constructor(readonly path: string) {
+    super(`${path} already exists (pass --overwrite to replace it)`);
+  }
+}
+
+/** The output path cannot be created or written: missing permission, read-only or full disk, a directory in the way. */
+export class OutputNotWritableError extends ImageError {
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot write ${path}: ${describeCause(cause)}`, 1, { cause });
+  }
+}
+
+/** `-o` names a file whose extension we cannot write with generation metadata. */
+export class UnsupportedOutputFormatError extends ImageError {
+  constructor(readonly path: string) {
+    super(`${path}: only .png output is supported (it is the format that carries the generation parameters)`, 2);
+  }
+}
+
+/** A file name template uses an unknown placeholder or renders to nothing. */
+export class NameTemplateError extends ImageError {
+  constructor(readonly template: string, detail: string) {
+    super(`file name template "${template}": ${detail}`, 2);
+  }
+}
+
+/** The bytes are not a well-formed PNG (bad signature, truncated or corrupt chunk). */
+export class InvalidPngError extends ImageError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 1, options);
+  }
+}
+
+/** An input image that sharp cannot open or decode. `path` is undefined for in-memory input. */
+export class ImageDecodeError extends ImageError {
+  constructor(readonly path: string | undefined, cause: unknown) {
+    super(`cannot read image${path === undefined ? '' : ` ${path}`}: ${describeCause(cause)}`, 1, { cause });
+  }
+}

@@ -1,0 +1,221 @@
+// AUTOMATIC1111's "parameters" infotext, the de-facto interchange format for generation settings
+// (A1111, Forge, SD.Next, Civitai and most PNG-info readers parse it).
+//
+//   <prompt, possibly several lines>
+//   Negative prompt: <negative, possibly several lines>      (only when non-empty)
+//   Steps: 20, Sampler: Euler a, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 512x512, ...
+//
+// Writing follows modules/processing.py create_infotext (key order, `quote`), reading follows
+// modules/infotext_utils.py parse_generation_parameters (its regex, line handling and unquoting), so text
+// we write reads back the same in A1111 and text A1111 writes reads the same here. Python's Unicode
+// semantics are reproduced: `\w` is Unicode letters/numbers/underscore and `str.strip()` whitespace is
+// Python's set, not JavaScript's.
+//
+// What the format itself cannot carry (A1111 loses it too):
+//   * whitespace at the start or end of any prompt line, and blank lines at the start of the prompt;
+//   * a prompt line that starts with "Negative prompt:" (everything from there on reads as the negative);
+//   * a parameters line with fewer than 3 "key: value" pairs (it reads as part of the prompt).
+
+export interface GenerationParameters {
+  prompt: string;
+  /** '' when absent. */
+  negativePrompt: string;
+  steps?: number;
+  sampler?: string;
+  /** "Karras", "Automatic", ...; A1111 reads a missing value as "Automatic". */
+  scheduleType?: string;
+  cfgScale?: number;
+  imageCfgScale?: number;
+  seed?: number;
+  faceRestoration?: string;
+  /** From "Size: WxH". */
+  width?: number;
+  height?: number;
+  modelHash?: string;
+  model?: string;
+  vaeHash?: string;
+  vae?: string;
+  variationSeed?: number;
+  variationSeedStrength?: number;
+  denoisingStrength?: number;
+  conditionalMaskWeight?: number;
+  /** A1111 reads a missing value as 1. */
+  clipSkip?: number;
+  /** Eta noise seed delta. */
+  ensd?: number;
+  /** "CPU" or "NV"; A1111 reads a missing value as "GPU". */
+  rng?: string;
+  version?: string;
+  /**
+   * Every other key, value as text (unquoted), in file order: "Hires upscale", "Lora hashes", "Seed resize from", ...
+   * Also holds a known key whose value did not parse as its type (e.g. "Steps: many"), so nothing is lost.
+   */
+  extra: Record<string, string>;
+}
+
+type ScalarField = Exclude<keyof GenerationParameters, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'extra'>;
+type Kind = 'int' | 'number' | 'string';
+
+const TYPED: ReadonlyMap<string, readonly [ScalarField, Kind]> = new Map<string, readonly [ScalarField, Kind]>([
+  ['Steps', ['steps', 'int']],
+  ['Sampler', ['sampler', 'string']],
+  ['Schedule type', ['scheduleType', 'string']],
+  ['CFG scale', ['cfgScale', 'number']],
+  ['Image CFG scale', ['imageCfgScale', 'number']],
+  ['Seed', ['seed', 'int']],
+  ['Face restoration', ['faceRestoration', 'string']],
+  ['Model hash', ['modelHash', 'string']],
+  ['Model', ['model', 'string']],
+  ['VAE hash', ['vaeHash', 'string']],
+  ['VAE', ['vae', 'string']],
+  ['Variation seed', ['variationSeed', 'int']],
+  ['Variation seed strength', ['variationSeedStrength', 'number']],
+  ['Denoising strength', ['denoisingStrength', 'number']],
+  ['Conditional mask weight', ['conditionalMaskWeight', 'number']],
+  ['Clip skip', ['clipSkip', 'int']],
+  ['ENSD', ['ensd', 'int']],
+  ['RNG', ['rng', 'string']],
+  ['Version', ['version', 'string']],
+]);
+
+// create_infotext's dict order. Keys A1111 inserts at fixed places come first, `**p.extra_generation_params`
+// (our `extra`, in insertion order) goes between them and the trailing Version/User.
+const LEADING_KEYS = [
+  'Steps', 'Sampler', 'Schedule type', 'CFG scale', 'Image CFG scale', 'Seed', 'Face restoration', 'Size',
+  'Model hash', 'Model', 'FP8 weight', 'Cache FP16 weight for LoRA', 'VAE hash', 'VAE', 'Variation seed',
+  'Variation seed strength', 'Seed resize from', 'Denoising strength', 'Conditional mask weight', 'Clip skip',
+  'ENSD', 'Token merging ratio', 'Token merging ratio hr', 'Init image hash', 'RNG', 'Tiling',
+];
+const TRAILING_KEYS = ['Version', 'User'];
+
+const NEGATIVE_PREFIX = 'Negative prompt:';
+// Python's str.isspace() set, which str.strip() and the regex's \s use.
+const PY_SPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_WORD = '\\p{L}\\p{N}_';
+// re_param: \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)   (Python's `.` is [^\n])
+const PARAM_RE = new RegExp(
+  `[${PY_SPACE}]*([${PY_WORD}][${PY_WORD} \\-/]+):[${PY_SPACE}]*("(?:\\\\[^\\n]|[^\\\\"])+"|[^,]*)(?:,|$)`,
+  'gu',
+);
+const KEY_RE = new RegExp(`^[${PY_WORD}][${PY_WORD} \\-/]+$`, 'u');
+const STRIP_RE = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'gu');
+const EDGE_SPACE_RE = new RegExp(`^[${PY_SPACE}]|[${PY_SPACE}]$`, 'u');
+const INT_RE = /^[+-]?\d+$/;
+const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const SIZE_RE = /^(\d+)x(\d+)$/;
+
+const pyStrip = (s: string): string => s.replace(STRIP_RE, '');
+
+/**
+ * A1111's `quote`: JSON-quote a value containing ',', ':' or a newline. Also quoted here, because A1111 would
+ * otherwise lose them on reading: empty values, values starting with '"', values with leading or trailing
+ * whitespace. A1111 reads all of these back correctly.
+ */
+function quote(value: string): string {
+  const needs = /[,:\n]/.test(value) || value === '' || value.startsWith('"') || EDGE_SPACE_RE.test(value);
+  // JSON.stringify escapes exactly what Python's json.dumps(ensure_ascii=False) does for well-formed strings.
+  return needs ? JSON.stringify(value) : value;
+}
+
+function unquote(raw: string): string {
+  if (!(raw.startsWith('"') && raw.endsWith('"'))) return raw;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return typeof parsed === 'string' ? parsed : raw;
+  } catch {
+    return raw;
+  }
+}
+
+function formatScalar(key: string, value: string | number, kind: Kind): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || (kind === 'int' && !Number.isInteger(value))) {
+      throw new RangeError(`infotext "${key}" must be ${kind === 'int' ? 'an integer' : 'a finite number'}, got ${value}`);
+    }
+  }
+  return String(value);
+}
+
+/** The infotext A1111 would write for these parameters (create_infotext). */
+export function formatInfotext(params: GenerationParameters): string {
+  const values = new Map<string, string>();
+  for (const [key, [field, kind]] of TYPED) {
+    const v = params[field];
+    if (v !== undefined) values.set(key, formatScalar(key, v, kind));
+  }
+  if (params.width !== undefined || params.height !== undefined) {
+    if (!Number.isInteger(params.width) || !Number.isInteger(params.height)) {
+      throw new RangeError('infotext Size needs both width and height as integers');
+    }
+    values.set('Size', `${params.width}x${params.height}`);
+  }
+  for (const [key, v] of Object.entries(params.extra)) {
+    if (!KEY_RE.test(key)) throw new RangeError(`infotext key ${JSON.stringify(key)} cannot be read back (A1111 key syntax)`);
+    if (!values.has(key)) values.set(key, v);
+  }
+  const order = [
+    ...LEADING_KEYS,
+    ...[...values.keys()].filter((k) => !LEADING_KEYS.includes(k) && !TRAILING_KEYS.includes(k)),
+    ...TRAILING_KEYS,
+  ];
+  const line = order
+    .filter((k) => values.has(k))
+    // A1111 writes a bare key when its value equals the key.
+    .map((k) => (values.get(k) === k ? k : `${k}: ${quote(values.get(k)!)}`))
+    .join(', ');
+  const negative = params.negativePrompt ? `\n${NEGATIVE_PREFIX} ${params.negativePrompt}` : '';
+  return pyStrip(`${params.prompt}${negative}\n${line}`);
+}
+
+function assign(params: GenerationParameters, key: string, value: string): void {
+  if (key === 'Size') {
+    const m = SIZE_RE.exec(value);
+    if (m) {
+      params.width = Number(m[1]);
+      params.height = Number(m[2]);
+      return;
+    }
+  }
+  const typed = TYPED.get(key);
+  if (typed) {
+    const [field, kind] = typed;
+    if (kind === 'string') {
+      (params as unknown as Record<string, string>)[field] = value;
+      return;
+    }
+    if ((kind === 'int' ? INT_RE : NUMBER_RE).test(value)) {
+      (params as unknown as Record<string, number>)[field] = Number(value);
+      return;
+    }
+  }
+  params.extra[key] = value;
+}
+
+/** Parse an infotext as A1111's parse_generation_parameters does, into typed fields plus `extra`. */
+export function parseInfotext(text: string): GenerationParameters {
+  const lines = pyStrip(text).split('\n');
+  let paramLine = lines.pop()!;
+  if ([...paramLine.matchAll(PARAM_RE)].length < 3) {
+    lines.push(paramLine);
+    paramLine = '';
+  }
+  let prompt = '';
+  let negativePrompt = '';
+  let inNegative = false;
+  for (const raw of lines) {
+    let line = pyStrip(raw);
+    if (line.startsWith(NEGATIVE_PREFIX)) {
+      inNegative = true;
+      line = pyStrip(line.slice(NEGATIVE_PREFIX.length));
+    }
+    if (inNegative) negativePrompt += (negativePrompt === '' ? '' : '\n') + line;
+    else prompt += (prompt === '' ? '' : '\n') + line;
+  }
+  const params: GenerationParameters = { prompt, negativePrompt, extra: {} };
+  for (const [, key, raw] of paramLine.matchAll(PARAM_RE)) {
+    // A1111 indexes raw[0] and drops the key with an error when the value is empty.
+    if (raw === '') continue;
+    assign(params, key!, unquote(raw!));
+  }
+  return params;
+}
