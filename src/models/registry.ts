@@ -1,0 +1,308 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { RegistryError } from './errors.js';
+import { validateId, validateRepoId, validateRevision } from './ref.js';
+import { unsafeRepoPathReason } from './safe-path.js';
+
+/**
+ * models.json: the models `diffuse` knows by name. This file is its schema: the types say what
+ * an entry holds and validateRegistry() says, field by field, what is wrong with a bad one.
+ */
+
+export const TASKS = ['txt2img', 'img2img', 'inpaint'] as const;
+export type Task = (typeof TASKS)[number];
+
+export const FAMILIES = ['sd1', 'sd2', 'sdxl'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+export const PRECISIONS = ['fp32', 'fp16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+export const PREDICTIONS = ['epsilon', 'v_prediction', 'sample'] as const;
+export type Prediction = (typeof PREDICTIONS)[number];
+
+export interface Recommended {
+  /** A sampler name from src/schedulers' table. */
+  sampler: string;
+  /** A sigma schedule name from src/schedulers' table. */
+  schedule: string;
+  steps: number;
+  cfg: number;
+}
+
+export interface RegistryEntry {
+  id: string;
+  name: string;
+  family: Family;
+  /** Hub repo id, org/name. */
+  repo: string;
+  /** Branch, tag or commit on the Hub. */
+  revision: string;
+  /** Subcommands this model serves; each maps to components via the registry's taskComponents. */
+  tasks: Task[];
+  precision: Precision;
+  prediction: Prediction;
+  /** Native [width, height] in pixels. */
+  resolution: [number, number];
+  recommended: Recommended;
+  license: { name: string; url: string };
+  /** Approximate download size of each component folder, in bytes (from the Hub listing). */
+  componentBytes: Record<string, number>;
+  /** Optional pins: repo path → sha256 the downloaded file must have. */
+  sha256?: Record<string, string>;
+  notes?: string;
+}
+
+export interface Registry {
+  version: 1;
+  /** The id used when no --model is given. */
+  default: string;
+  defaultReason: string;
+  /** Basename globs (only `*` is special) a component's files must match to be downloaded. */
+  include: string[];
+  /** Component folders each subcommand needs; model_index.json at the root always comes too. */
+  taskComponents: Record<Task, string[]>;
+  /** Added only when the safety checker is asked for. */
+  safetyComponents: string[];
+  models: RegistryEntry[];
+}
+
+const COMPONENT = /^[a-z0-9_]{1,64}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const GLOB = /^[A-Za-z0-9._*-]{1,64}$/;
+
+type Json = Record<string, unknown>;
+
+/** Walks one JSON value, recording every problem with its path so one run reports them all. */
+class Checker {
+  readonly problems: string[] = [];
+
+  fail(path: string, message: string): void {
+    this.problems.push(`${path}: ${message}`);
+  }
+
+  object(value: unknown, path: string): Json | undefined {
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Json;
+    this.fail(path, 'must be an object');
+    return undefined;
+  }
+
+  string(value: unknown, path: string, check?: (s: string) => string | undefined): string {
+    if (typeof value !== 'string' || value.length === 0) {
+      this.fail(path, 'must be a non-empty string');
+      return '';
+    }
+    const problem = check?.(value);
+    if (problem) this.fail(path, problem);
+    return value;
+  }
+
+  oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.fail(path, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+      return allowed[0]!;
+    }
+    return value as T;
+  }
+
+  number(value: unknown, path: string, min: number, max: number, integer: boolean): number {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      this.fail(path, `must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}]`);
+      return min;
+    }
+    return value;
+  }
+
+  array(value: unknown, path: string, minLength = 1): unknown[] {
+    if (!Array.isArray(value) || value.length < minLength) {
+      this.fail(path, minLength > 0 ? 'must be a non-empty array' : 'must be an array');
+      return [];
+    }
+    return value;
+  }
+
+  stringList(value: unknown, path: string, check: (s: string) => string | undefined, minLength = 1): string[] {
+    const items = this.array(value, path, minLength).map((item, i) => this.string(item, `${path}[${i}]`, check));
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      if (seen.has(item)) this.fail(`${path}[${i}]`, `duplicate "${item}"`);
+      seen.add(item);
+    });
+    return items;
+  }
+
+  /** Unknown keys are typos more often than extensions: report them. */
+  onlyKeys(obj: Json, path: string, allowed: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key)) this.fail(`${path}.${key}`, `unknown field (allowed: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? undefined : 'must be a folder name of a-z, 0-9, "_"');
+const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
+const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
+
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'models'] as const;
+const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
+
+function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Record<Task, string[]>, safetyComponents: string[]): RegistryEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, ENTRY_KEYS);
+  const tasks = c.stringList(obj.tasks, `${path}.tasks`, (s) => ((TASKS as readonly string[]).includes(s) ? undefined : `must be one of ${TASKS.join(', ')}`)) as Task[];
+
+  const resolution = c.array(obj.resolution, `${path}.resolution`);
+  if (resolution.length !== 2) c.fail(`${path}.resolution`, 'must be [width, height]');
+  const [width, height] = [0, 1].map((i) => {
+    const size = c.number(resolution[i], `${path}.resolution[${i}]`, 64, 4096, true);
+    if (size % 8 !== 0) c.fail(`${path}.resolution[${i}]`, 'must be a multiple of 8 (the VAE factor)');
+    return size;
+  }) as [number, number];
+
+  const rec = c.object(obj.recommended, `${path}.recommended`) ?? {};
+  c.onlyKeys(rec, `${path}.recommended`, ['sampler', 'schedule', 'steps', 'cfg']);
+  const license = c.object(obj.license, `${path}.license`) ?? {};
+  c.onlyKeys(license, `${path}.license`, ['name', 'url']);
+
+  const bytes = c.object(obj.componentBytes, `${path}.componentBytes`) ?? {};
+  const componentBytes: Record<string, number> = {};
+  for (const [component, size] of Object.entries(bytes)) {
+    const problem = componentName(component);
+    if (problem) c.fail(`${path}.componentBytes.${component}`, problem);
+    componentBytes[component] = c.number(size, `${path}.componentBytes.${component}`, 0, 1e12, true);
+  }
+  // Every component a declared task pulls needs a size, so `models list`/`pull` can tell the user
+  // how much is coming before it comes.
+  for (const task of tasks) {
+    for (const component of taskComponents[task] ?? []) {
+      if (!(component in componentBytes)) c.fail(`${path}.componentBytes`, `missing "${component}" (needed by ${task})`);
+    }
+  }
+  for (const component of Object.keys(componentBytes)) {
+    const known = tasks.some((t) => taskComponents[t]?.includes(component)) || safetyComponents.includes(component);
+    if (!known) c.fail(`${path}.componentBytes.${component}`, 'is not a component of any of the entry\'s tasks nor of the safety checker');
+  }
+
+  let sha256: Record<string, string> | undefined;
+  if (obj.sha256 !== undefined) {
+    sha256 = {};
+    const pins = c.object(obj.sha256, `${path}.sha256`) ?? {};
+    for (const [file, hash] of Object.entries(pins)) {
+      const reason = unsafeRepoPathReason(file);
+      if (reason) c.fail(`${path}.sha256["${file}"]`, `unsafe repo path (${reason})`);
+      sha256[file] = c.string(hash, `${path}.sha256["${file}"]`, (h) => (SHA256.test(h) ? undefined : 'must be 64 lower-case hex digits'));
+    }
+  }
+
+  const entry: RegistryEntry = {
+    id: c.string(obj.id, `${path}.id`, validateId),
+    name: c.string(obj.name, `${path}.name`),
+    family: c.oneOf(obj.family, `${path}.family`, FAMILIES),
+    repo: c.string(obj.repo, `${path}.repo`, validateRepoId),
+    revision: c.string(obj.revision, `${path}.revision`, validateRevision),
+    tasks,
+    precision: c.oneOf(obj.precision, `${path}.precision`, PRECISIONS),
+    prediction: c.oneOf(obj.prediction, `${path}.prediction`, PREDICTIONS),
+    resolution: [width, height],
+    recommended: {
+      sampler: c.string(rec.sampler, `${path}.recommended.sampler`),
+      schedule: c.string(rec.schedule, `${path}.recommended.schedule`),
+      steps: c.number(rec.steps, `${path}.recommended.steps`, 1, 1000, true),
+      cfg: c.number(rec.cfg, `${path}.recommended.cfg`, 0, 50, false),
+    },
+    license: {
+      name: c.string(license.name, `${path}.license.name`),
+      url: c.string(license.url, `${path}.license.url`, httpsUrl),
+    },
+    componentBytes,
+  };
+  if (sha256) entry.sha256 = sha256;
+  if (obj.notes !== undefined) entry.notes = c.string(obj.notes, `${path}.notes`);
+  return entry;
+}
+
+/** The registry in `raw`, or a RegistryError listing every problem found (one per line). */
+export function validateRegistry(raw: unknown, source = 'models.json'): Registry {
+  const c = new Checker();
+  const top = c.object(raw, '$') ?? {};
+  c.onlyKeys(top, '$', TOP_KEYS);
+  if (top.version !== 1) c.fail('$.version', 'must be 1');
+
+  const tc = c.object(top.taskComponents, '$.taskComponents') ?? {};
+  c.onlyKeys(tc, '$.taskComponents', TASKS);
+  const taskComponents = {} as Record<Task, string[]>;
+  for (const task of TASKS) taskComponents[task] = c.stringList(tc[task], `$.taskComponents.${task}`, componentName);
+  const safetyComponents = c.stringList(top.safetyComponents, '$.safetyComponents', componentName, 0);
+
+  const models: RegistryEntry[] = [];
+  const ids = new Set<string>();
+  c.array(top.models, '$.models').forEach((raw, i) => {
+    const entry = checkEntry(c, raw, `$.models[${i}]`, taskComponents, safetyComponents);
+    if (!entry) return;
+    if (ids.has(entry.id)) c.fail(`$.models[${i}].id`, `duplicate id "${entry.id}"`);
+    ids.add(entry.id);
+    models.push(entry);
+  });
+
+  const def = c.string(top.default, '$.default', validateId);
+  if (def && !ids.has(def)) c.fail('$.default', `"${def}" is not the id of any model`);
+  const registry: Registry = {
+    version: 1,
+    default: def,
+    defaultReason: c.string(top.defaultReason, '$.defaultReason'),
+    include: c.stringList(top.include, '$.include', globPattern),
+    taskComponents,
+    safetyComponents,
+    models,
+  };
+  if (c.problems.length > 0) {
+    throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
+  }
+  return registry;
+}
+
+const DEFAULT_PATH = fileURLToPath(new URL('../../../models.json', import.meta.url));
+let cached: Registry | undefined;
+
+/** models.json at the package root (read once), or the file at `path`. */
+export function loadRegistry(path?: string): Registry {
+  if (path === undefined && cached) return cached;
+  const file = path ?? DEFAULT_PATH;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new RegistryError(`cannot read the model registry ${file}: ${(err as Error).message}`, 1, { cause: err });
+  }
+  const registry = validateRegistry(raw, file);
+  if (path === undefined) cached = registry;
+  return registry;
+}
+
+export function findEntry(registry: Registry, id: string): RegistryEntry | undefined {
+  return registry.models.find((m) => m.id === id);
+}
+
+export interface ComponentOptions {
+  task: Task;
+  safetyChecker?: boolean;
+}
+
+/** The component folders to fetch for a task (registry entry or any diffusers ONNX repo). */
+export function componentsFor(registry: Registry, options: ComponentOptions): string[] {
+  const list = [...registry.taskComponents[options.task]];
+  if (options.safetyChecker) list.push(...registry.safetyComponents);
+  return list;
+}
+
+/** Approximate bytes `pull` moves for this entry and task, from the registry's sizes. */
+export function approxDownloadBytes(registry: Registry, entry: RegistryEntry, options: ComponentOptions): number {
+  return componentsFor(registry, options).reduce((sum, c) => sum + (entry.componentBytes[c] ?? 0), 0);
+}
+
+/** `*` matches any run of characters within a basename; everything else is literal. */
+export function globToRegExp(glob: string): RegExp {
+  const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${body}$`);
+}
