@@ -3,7 +3,7 @@
  * Diffusion ships them), run on diffusers' VP latents between sigma-space denoiser calls.
  */
 import type { Sampler } from './types.js';
-import { ddimTarget, diffusersStride, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
+import { ddimTarget, diffusersPrediction, diffusersStride, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
 
 /**
  * DDIMScheduler.step: x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - std²) eps + std * noise with
@@ -15,25 +15,22 @@ export const ddim: Sampler = async (denoise, x, sigmas, options) => {
   const eta = options.eta ?? 0;
   const stride = diffusersStride(options);
   const steps = sigmas.length - 1;
-  const xvp = toVp(x, pointAtSigma(model, sigmas[0]).alpha);
+  let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {
     const here = pointAtSigma(model, sigmas[i]);
-    const target = ddimTarget(model, sigmas, i, stride);
-    const xIn = fromVp(xvp, here.alpha);
-    const x0 = await denoise(xIn, here.sigma);
     const aT = here.alpha;
-    const aPrev = target.alpha;
+    const aPrev = ddimTarget(model, sigmas, i, stride).alpha;
+    const xIn = fromVp(xvp, here.sigma);
+    const denoised = await denoise(xIn, here.sigma);
+    const { x0, eps } = diffusersPrediction(model, xvp, here, xIn, denoised);
     const std = eta * Math.sqrt(((1 - aPrev) / (1 - aT)) * (1 - aT / aPrev));
     const cX0 = Math.sqrt(aPrev);
     const cEps = Math.sqrt(1 - aPrev - std * std);
     const noise = eta > 0 ? options.noise(sigmas[i], sigmas[i + 1]) : undefined;
-    for (let k = 0; k < xvp.length; k++) {
-      const eps = (xIn[k] - x0[k]) / here.sigma;
-      xvp[k] = cX0 * x0[k] + cEps * eps + (noise ? std * noise[k] : 0);
-    }
-    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised: x0 });
+    xvp = x0.map((v, k) => cX0 * v + cEps * eps[k] + (noise ? std * noise[k] : 0));
+    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i + 1]), denoised });
   }
-  return vpResult(xvp, model, sigmas[steps]);
+  return vpResult(xvp, sigmas[steps]);
 };
 
 /**
@@ -45,22 +42,22 @@ export const ddim: Sampler = async (denoise, x, sigmas, options) => {
 export const ddpm: Sampler = async (denoise, x, sigmas, options) => {
   const { model } = options;
   const steps = sigmas.length - 1;
-  const xvp = toVp(x, pointAtSigma(model, sigmas[0]).alpha);
+  let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {
     const here = pointAtSigma(model, sigmas[i]);
     const aT = here.alpha;
     const aPrev = sigmas[i + 1] > 0 ? pointAtSigma(model, sigmas[i + 1]).alpha : 1;
-    const x0 = await denoise(fromVp(xvp, aT), here.sigma);
+    const xIn = fromVp(xvp, here.sigma);
+    const denoised = await denoise(xIn, here.sigma);
+    const { x0 } = diffusersPrediction(model, xvp, here, xIn, denoised);
     const stepAlpha = aT / aPrev;
     const stepBeta = 1 - stepAlpha;
     const cX0 = (Math.sqrt(aPrev) * stepBeta) / (1 - aT);
     const cX = (Math.sqrt(stepAlpha) * (1 - aPrev)) / (1 - aT);
     const noise = here.t > 0 ? options.noise(sigmas[i], sigmas[i + 1]) : undefined;
     const std = Math.sqrt(Math.max(((1 - aPrev) / (1 - aT)) * stepBeta, 1e-20));
-    for (let k = 0; k < xvp.length; k++) {
-      xvp[k] = cX0 * x0[k] + cX * xvp[k] + (noise ? std * noise[k] : 0);
-    }
-    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised: x0 });
+    xvp = x0.map((v, k) => cX0 * v + cX * xvp[k] + (noise ? std * noise[k] : 0));
+    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i + 1]), denoised });
   }
-  return vpResult(xvp, model, sigmas[steps]);
+  return vpResult(xvp, sigmas[steps]);
 };

@@ -5,7 +5,7 @@
  * Adams-Bashforth step on eps, integrated exactly in log-sigma.
  */
 import type { Sampler } from './types.js';
-import { pointAtSigma, toVp } from './vp-grid.js';
+import { toVp } from './vp-grid.js';
 
 /** diffusers drops to first order near the end only for short runs. */
 const LOWER_ORDER_FINAL_BELOW = 15;
@@ -25,7 +25,7 @@ export const deis: Sampler = async (denoise, x, sigmas, options) => {
   const walk = Float64Array.from(sigmas);
   if (!(walk[steps] > 0)) walk[steps] = model.sigmas[0];
   const result = (xs: Float64Array, sigmaNext: number): Float32Array =>
-    Float32Array.from(sigmaNext > 0 ? xs : toVp(xs, pointAtSigma(model, model.sigmas[0]).alpha));
+    Float32Array.from(sigmaNext > 0 ? xs : toVp(xs, walk[steps]));
   let xs = Float64Array.from(x);
   let epsPrev: Float64Array | undefined;
   for (let i = 0; i < steps; i++) {

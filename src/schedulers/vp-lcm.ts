@@ -3,7 +3,7 @@
  * scalings, then fresh noise to the next timestep).
  */
 import type { DiscreteSchedule, Sampler, Schedule } from './types.js';
-import { fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
+import { diffusersPrediction, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
 
 /** LCMScheduler's timestep_scaling default: c_skip/c_out see t * 10. */
 const TIMESTEP_SCALING = 10;
@@ -41,24 +41,26 @@ export const lcmSchedule: Schedule = (model, steps) => {
 export const lcm: Sampler = async (denoise, x, sigmas, options) => {
   const { model } = options;
   const steps = sigmas.length - 1;
-  let xvp = toVp(x, pointAtSigma(model, sigmas[0]).alpha);
+  let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {
     const here = pointAtSigma(model, sigmas[i]);
-    const x0 = await denoise(fromVp(xvp, here.alpha), here.sigma);
+    const xIn = fromVp(xvp, here.sigma);
+    const denoised = await denoise(xIn, here.sigma);
+    const { x0 } = diffusersPrediction(model, xvp, here, xIn, denoised);
     const scaled = here.t * TIMESTEP_SCALING;
     const cSkip = SIGMA_DATA ** 2 / (scaled * scaled + SIGMA_DATA ** 2);
     const cOut = scaled / Math.sqrt(scaled * scaled + SIGMA_DATA ** 2);
-    const denoised = new Float64Array(xvp.length);
-    for (let k = 0; k < xvp.length; k++) denoised[k] = cOut * x0[k] + cSkip * xvp[k];
+    const consistent = x0.map((v, k) => cOut * v + cSkip * xvp[k]);
     if (sigmas[i + 1] > 0) {
       const aNext = pointAtSigma(model, sigmas[i + 1]).alpha;
       const noise = options.noise(sigmas[i], sigmas[i + 1]);
-      const cDenoised = Math.sqrt(aNext);
+      const cConsistent = Math.sqrt(aNext);
       const cNoise = Math.sqrt(1 - aNext);
-      for (let k = 0; k < xvp.length; k++) denoised[k] = cDenoised * denoised[k] + cNoise * noise[k];
+      xvp = consistent.map((v, k) => cConsistent * v + cNoise * noise[k]);
+    } else {
+      xvp = consistent;
     }
-    xvp = denoised;
-    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised: x0 });
+    options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i + 1]), denoised });
   }
-  return vpResult(xvp, model, sigmas[steps]);
+  return vpResult(xvp, sigmas[steps]);
 };

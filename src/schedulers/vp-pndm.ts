@@ -69,7 +69,7 @@ interface Evaluation {
 
 /** Calls the denoiser on VP latents at a point and recovers what the network output. */
 async function evaluate(denoise: Denoiser, model: DiscreteSchedule, xvp: Float64Array, at: VpPoint): Promise<Evaluation> {
-  const x = fromVp(xvp, at.alpha);
+  const x = fromVp(xvp, at.sigma);
   const x0 = await denoise(x, at.sigma);
   return { output: networkOutput(model, x, at.sigma, x0), x0 };
 }
@@ -113,7 +113,7 @@ function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
     if (rungeKuttaWarmup && steps < 4) throw new Error(`PNDM with Runge-Kutta warm-up needs at least 4 steps, got ${steps}`);
     const stride = diffusersStride(options);
     const points = Array.from(sigmas, (s) => pointAtSigma(model, s));
-    let xvp = toVp(x, points[0].alpha);
+    let xvp = toVp(x, sigmas[0]);
     // diffusers' cur_sample: the pseudo-Heun warm-up redoes the first step from here.
     const firstSample = xvp;
     const ets: Float64Array[] = [];
@@ -141,9 +141,9 @@ function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
         denoised = e.x0;
         xvp = prevSample(model, xvp, here, target, multistep(ets));
       }
-      options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, model, sigmas[i + 1]), denoised });
+      options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i + 1]), denoised });
     }
-    return vpResult(xvp, model, sigmas[steps]);
+    return vpResult(xvp, sigmas[steps]);
   };
 }
 
