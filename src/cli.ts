@@ -5,6 +5,7 @@ import { registerTxt2img } from './commands/txt2img.js';
 import { registerInfo } from './commands/info.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerModels } from './commands/models.js';
 import { VERSION } from './version.js';
 
 /**
@@ -19,8 +20,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--verbose', 'print stack traces and extra detail')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [registerTxt2img, registerInfo, registerConfig, registerDoctor]) {
-    register(program).exitOverride();
+  for (const register of [registerTxt2img, registerModels, registerInfo, registerConfig, registerDoctor]) {
+    register(program);
   }
   try {
     await program.parseAsync(argv, { from: 'user' });

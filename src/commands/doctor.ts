@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import * as ort from 'onnxruntime-node';
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { cacheRoot, listModels, verifyModel } from '../models/index.js';
 import { probeProvider, type ProviderStatus } from '../onnx/probe.js';
+import { formatBytes } from './pull-progress.js';
 import { VERSION } from '../version.js';
 
 const CUDA_HINT =
@@ -25,6 +29,15 @@ function advice(status: ProviderStatus): string {
   }
 }
 
+/** Free space where the cache lives, or of the nearest existing parent. */
+async function freeBytes(path: string): Promise<number | undefined> {
+  for (let p = path; ; p = dirname(p)) {
+    const info = await statfs(p).catch(() => undefined);
+    if (info) return info.bavail * info.bsize;
+    if (dirname(p) === p) return undefined;
+  }
+}
+
 export function registerDoctor(program: Command): Command {
   return program
     .command('doctor')
@@ -32,12 +45,23 @@ export function registerDoctor(program: Command): Command {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
       const providers = await Promise.all((['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const).map(probeProvider));
+      const root = cacheRoot();
+      const { cached, local } = await listModels();
+      const models = await Promise.all(
+        cached.map(async (m) => {
+          const check = await verifyModel(`hf:${m.repo}@${m.revision}`).catch((err: Error) => ({ problems: [{ path: '', problem: err.message }] }));
+          return { repo: `${m.repo}@${m.revision}`, ids: m.ids, bytes: m.bytes, tasks: m.tasks, healthy: check.problems.length === 0, problems: check.problems.length };
+        }),
+      );
       const report = {
         diffuse: VERSION,
         node: process.version,
         platform: `${process.platform}-${process.arch}`,
         onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
         providers: providers.map((p) => ({ ...p, advice: advice(p) })),
+        cache: { path: root, freeBytes: await freeBytes(root) },
+        models,
+        local,
       };
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -52,6 +76,14 @@ export function registerDoctor(program: Command): Command {
         out.push(`  ${mark}${p.provider.padEnd(7)} ${p.works ? p.detail : p.detail.slice(0, 120)}`);
         if (p.advice) out.push(`        ${chalk.dim(p.advice)}`);
       }
+      const free = report.cache.freeBytes === undefined ? 'unknown' : formatBytes(report.cache.freeBytes);
+      out.push(`cache: ${report.cache.path} (${free} free)`);
+      if (models.length === 0 && local.length === 0) out.push(`  no models installed; 'diffuse models list' shows what can be pulled`);
+      for (const m of models) {
+        const health = m.healthy ? chalk.green('verified') : chalk.red(`${m.problems} problem(s): run 'diffuse models verify hf:${m.repo}'`);
+        out.push(`  ${(m.ids[0] ?? `hf:${m.repo}`).padEnd(22)} ${formatBytes(m.bytes).padStart(9)}  ${health}`);
+      }
+      for (const l of local) out.push(`  ${l.id.padEnd(22)} ${chalk.cyan('local')} ${l.path}`);
       process.stdout.write(`${out.join('\n')}\n`);
     });
 }

@@ -28,6 +28,8 @@ export interface Settings {
   threads: number | undefined;
   output: string;
   overwrite: boolean;
+  offline: boolean;
+  yes: boolean;
 }
 
 export type SettingKey = keyof Settings;
@@ -97,7 +99,7 @@ const parseSize = optional((raw: unknown, label: string): number => {
 export const MAX_SEED = 2 ** 32 - 1;
 
 export const GENERATION_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <ref>', description: 'model: a diffusers ONNX folder, a registry id, or hf:org/repo@revision', parse: parseString, default: '', configurable: true }),
+  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseString, default: '', configurable: true }),
   spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true }),
   spec({ key: 'steps', flags: '-s, --steps <n>', description: 'sampling steps', parse: parseInteger(1, 1000), default: 20, configurable: true }),
   spec({ key: 'cfgScale', flags: '-g, --cfg-scale <x>', description: 'classifier-free guidance scale (1 or less: no guidance, no negative prompt)', parse: parseNumber(0, 100), default: 7, configurable: true }),
@@ -116,6 +118,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true }),
   spec({ key: 'output', flags: '-o, --output <path>', description: 'a .png file, or a folder (images named by the template {seed}-{prompt})', parse: parseString, default: 'outputs', configurable: true }),
   spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
+  spec({ key: 'offline', flags: '--offline', description: 'never touch the network: use only models already in the cache', parse: parseBoolean, default: false, configurable: true }),
+  spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
 
 export function optionSpec(key: SettingKey): OptionSpec {

@@ -10,6 +10,7 @@ import type { GeneratedImage, GenerationRequest, ImageMetadata } from '../pipeli
 import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import { VERSION } from '../version.js';
+import { chooseModel, withRecommended } from './model-choice.js';
 import { progressView } from './progress.js';
 import type { Settings } from './options.js';
 
@@ -29,15 +30,16 @@ export interface GenerationInput {
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags } = input;
   const config = await loadConfig(process.cwd(), flags.config);
-  const { settings } = resolveSettings(config, flags);
-  if (!settings.model) {
-    throw new UsageError('no model given: pass --model <folder> (a diffusers ONNX folder), or set "model" in a config file');
-  }
+  const resolved = resolveSettings(config, flags);
+  // Everything the user typed is checked before a model is looked up or downloaded.
+  resolveSampling(resolved.settings);
+  const target = await resolveOutputTarget(resolved.settings.output);
+  const model = await chooseModel(resolved.settings, 'txt2img', Boolean(flags.quiet));
+  const settings = withRecommended(resolved.settings, resolved.sources, model.entry);
   const sampling = resolveSampling(settings);
   const seed = settings.seed ?? randomSeed();
-  const target = await resolveOutputTarget(settings.output);
 
-  const bundle = await loadModel(settings.model, { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) });
+  const bundle = await loadModel(model.dir, { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) });
   try {
     const native = bundle.files.sampleSize * bundle.files.vaeScaleFactor;
     const width = settings.width ?? native;

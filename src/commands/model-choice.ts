@@ -1,0 +1,60 @@
+import { createInterface } from 'node:readline/promises';
+import { loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
+import type { SettingSource } from '../config.js';
+import type { SettingKey, Settings } from './options.js';
+import { pullProgress } from './pull-progress.js';
+
+export interface ChosenModel {
+  dir: string;
+  entry?: RegistryEntry;
+}
+
+/**
+ * `--model` (or the registry's default) to a folder. A registry model that is not installed is
+ * downloaded with --yes, after a question on a terminal, and otherwise refused with the exact
+ * command that fetches it — a script never starts a multi-gigabyte download by surprise.
+ */
+export async function chooseModel(settings: Settings, task: Task, quiet: boolean): Promise<ChosenModel> {
+  const ref = settings.model || loadRegistry().default;
+  const base = { offline: settings.offline, task };
+  try {
+    return await resolveModel(ref, { ...base, allowDownload: false });
+  } catch (err) {
+    if (!(err instanceof ModelNotCachedError) || settings.offline) throw err;
+    if (!settings.yes && !(await confirm(`${ref} is not downloaded yet. Download it now?`))) {
+      err.message = `${err.message} (or pass --yes to let diffuse download it)`;
+      throw err;
+    }
+    const progress = pullProgress({ quiet });
+    try {
+      return await resolveModel(ref, { ...base, allowDownload: true, onProgress: progress.listener });
+    } finally {
+      progress.stop();
+    }
+  }
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** The registry's recommended sampler, schedule, steps and CFG stand in for values the user did not set. */
+export function withRecommended(settings: Settings, sources: Record<SettingKey, SettingSource>, entry: RegistryEntry | undefined): Settings {
+  if (!entry) return settings;
+  const r = entry.recommended;
+  const out = { ...settings };
+  if (sources.sampler === 'default') {
+    out.sampler = r.sampler;
+    if (sources.schedule === 'default') out.schedule = r.schedule;
+  }
+  if (sources.steps === 'default') out.steps = r.steps;
+  if (sources.cfgScale === 'default') out.cfgScale = r.cfg;
+  return out;
+}

@@ -1,0 +1,132 @@
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { UsageError } from '../errors.js';
+import {
+  addLocalModel,
+  approxDownloadBytes,
+  cacheRoot,
+  listModels,
+  loadRegistry,
+  pullModel,
+  removeModel,
+  resolveModel,
+  TASKS,
+  verifyModel,
+  type Task,
+} from '../models/index.js';
+import { formatBytes, pullProgress } from './pull-progress.js';
+
+function parseTask(raw: string | undefined): Task {
+  const task = (raw ?? 'txt2img') as Task;
+  if (!TASKS.includes(task)) throw new UsageError(`--task must be one of ${TASKS.join(', ')} (got '${raw}')`);
+  return task;
+}
+
+function print(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+}
+
+/** Registry, Hub downloads and the cache; the library is src/models, this is only its CLI. */
+export function registerModels(program: Command): Command {
+  const models = program.command('models').description('list, download, verify and remove models');
+
+  models
+    .command('list')
+    .description('the registry and what is installed')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const registry = loadRegistry();
+      const { cached, local } = await listModels();
+      const rows = registry.models.map((m) => {
+        const here = cached.find((c) => c.ids.includes(m.id));
+        return {
+          id: m.id,
+          name: m.name,
+          default: m.id === registry.default,
+          repo: `${m.repo}@${m.revision}`,
+          download: approxDownloadBytes(registry, m, { task: 'txt2img' }),
+          installed: here ? { tasks: here.tasks, bytes: here.bytes, dir: here.dir } : null,
+          license: m.license.name,
+        };
+      });
+      const others = cached.filter((c) => c.ids.length === 0).map((c) => ({ repo: `${c.repo}@${c.revision}`, bytes: c.bytes, tasks: c.tasks, dir: c.dir }));
+      print(opts.json, { cache: cacheRoot(), registry: rows, otherDownloads: others, local }, () => {
+        const lines = [`cache: ${cacheRoot()}`];
+        for (const r of rows) {
+          const state = r.installed ? chalk.green(`installed (${r.installed.tasks.join(', ')}; ${formatBytes(r.installed.bytes)})`) : chalk.dim(`not installed (~${formatBytes(r.download)})`);
+          lines.push(`${r.default ? '*' : ' '} ${r.id.padEnd(22)} ${state}  ${chalk.dim(`${r.repo}, ${r.license}`)}`);
+        }
+        for (const o of others) lines.push(`  hf:${o.repo.padEnd(19)} ${chalk.green(`installed (${formatBytes(o.bytes)})`)}`);
+        for (const l of local) lines.push(`  ${l.id.padEnd(22)} ${chalk.cyan('local')} ${l.path}`);
+        lines.push(chalk.dim('* default model'));
+        return lines.join('\n');
+      });
+    });
+
+  models
+    .command('pull')
+    .description('download a model (registry id or hf:org/repo@revision) into the cache, verified')
+    .argument('<ref>', 'registry id or hf:org/repo@revision')
+    .option('--task <task>', `which files: ${TASKS.join(', ')}`, 'txt2img')
+    .option('--safety-checker', 'also download the safety checker')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (ref: string, opts: { task?: string; safetyChecker?: boolean; quiet?: boolean }) => {
+      const progress = pullProgress({ quiet: Boolean(opts.quiet) });
+      const abort = new AbortController();
+      const onSigint = () => abort.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        const result = await pullModel(ref, { task: parseTask(opts.task), safetyChecker: Boolean(opts.safetyChecker), onProgress: progress.listener, signal: abort.signal });
+        process.stdout.write(`${result.dir}\n`);
+      } finally {
+        progress.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  models
+    .command('verify')
+    .description('re-hash a downloaded model against its manifest')
+    .argument('<ref>')
+    .option('--fix', 'delete files that fail, so the next pull fetches them again')
+    .action(async (ref: string, opts: { fix?: boolean }) => {
+      const report = await verifyModel(ref, { fix: Boolean(opts.fix) });
+      if (report.problems.length === 0) {
+        process.stdout.write(`${report.ok.length} files verified in ${report.dir}\n`);
+        return;
+      }
+      for (const p of report.problems) process.stdout.write(`${p.problem.padEnd(7)} ${p.path}\n`);
+      process.exitCode = 1;
+    });
+
+  models
+    .command('path')
+    .description('print the folder of an installed model')
+    .argument('<ref>')
+    .action(async (ref: string) => {
+      const resolved = await resolveModel(ref, { offline: true });
+      process.stdout.write(`${resolved.dir}\n`);
+    });
+
+  models
+    .command('rm')
+    .description('delete a downloaded model, or forget a local one')
+    .argument('<ref>')
+    .action(async (ref: string) => {
+      const removed = await removeModel(ref);
+      process.stdout.write(`${removed.kind === 'cache' ? 'deleted' : 'forgot'} ${removed.path}\n`);
+    });
+
+  models
+    .command('add')
+    .description('register a local diffusers ONNX folder under an id')
+    .argument('<dir>')
+    .requiredOption('--id <name>', 'the id to use with --model')
+    .option('--force', 'replace an existing registration')
+    .action(async (dir: string, opts: { id: string; force?: boolean }) => {
+      const added = await addLocalModel(cacheRoot(), loadRegistry(), dir, opts.id, { force: Boolean(opts.force) });
+      process.stdout.write(`${opts.id} → ${added.path}\n`);
+    });
+
+  return models;
+}
