@@ -123,11 +123,12 @@ test('bad input: one line, usage exit 2, nothing written', () => {
   rmSync(out, { recursive: true });
 });
 
-test('bad model: one line, runtime exit 1, nothing written', () => {
+test('bad model: one line, exit 2 for a wrong path and 1 for a broken model, nothing written', () => {
   const out = tempDir();
   const o = ['-o', join(out, 'x.png')];
   const models = tempDir('diffuse-model-');
-  assertCleanFailure(['txt2img', 'x', '--model', join(models, 'absent'), ...o], 1, /model folder not found/, out);
+  // A path that does not exist is what the user typed: a usage error. A broken model is runtime.
+  assertCleanFailure(['txt2img', 'x', '--model', join(models, 'absent'), ...o], 2, /model folder not found/, out);
   const noUnet = join(models, 'no-unet');
   cpSync(TINY_SD, noUnet, { recursive: true });
   rmSync(join(noUnet, 'unet'), { recursive: true });
