@@ -3,9 +3,13 @@ import { a1111Name, makeDenoiser, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
 import type { Conditioning } from './text-encoder.js';
 import { applyGuidance } from './guidance.js';
+import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './load.js';
 import { modelHash } from './model-hash.js';
 import { batchNoise, imageSeed } from './noise.js';
+import { blendKept, keptRegion } from './kept-region.js';
+import { overlay } from './image-latents.js';
+import { startingPoint } from './start.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
 
 /**
@@ -28,7 +32,9 @@ export async function generate(
   const perImage = latentDims[0] * latentDims[1] * latentDims[2];
 
   listener({ kind: 'stage', stage: 'encode' });
-  const guided = request.cfgScale > 1;
+  // LCM-distilled UNets take the guidance scale as an embedding and run on the prompt alone.
+  const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
+  const guided = !timestepCond && request.cfgScale > 1;
   const cond = await encodePrompt(bundle, request.prompt);
   const uncond = guided ? await encodePrompt(bundle, request.negativePrompt) : undefined;
   const context = batchContext(uncond ? [uncond, cond] : [cond], batch);
@@ -40,33 +46,44 @@ export async function generate(
     schedule: request.schedule,
     steps: request.steps,
     discardPenultimateSigma: request.discardPenultimateSigma ?? false,
+    ...(request.init ? { strength: request.init.strength } : {}),
   });
   const noise = batchNoise(request, perImage);
-  const initial = request.initialNoise ?? noise();
-  if (initial.length !== perImage * batch) {
-    throw new UsageError(`initial latents have ${initial.length} values; expected ${perImage * batch}`);
+  if (request.initialNoise && request.initialNoise.length !== perImage * batch) {
+    throw new UsageError(`initial latents have ${request.initialNoise.length} values; expected ${perImage * batch}`);
   }
-  const x = plan.startLatents(initial);
+  const start = await startingPoint(bundle, request, plan, noise, latentDims);
 
   const unetBatch = guided ? 2 * batch : batch;
+  const channels = latentDims[0] + (start.extraChannels ? start.extraChannels.length / batch / (latentDims[1] * latentDims[2]) : 0);
   const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
-    const sample = guided ? concat(xIn, xIn) : xIn;
-    const out = await bundle.unet.predict(sample, [unetBatch, ...latentDims], t, context.data, [unetBatch, context.tokens, context.width]);
+    const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
+    const sample = guided ? concat(withExtra, withExtra) : withExtra;
+    const out = await bundle.unet.predict(sample, [unetBatch, channels, latentDims[1], latentDims[2]], t, context.data, [unetBatch, context.tokens, context.width], timestepCond);
     if (!guided) return out;
     const half = out.length / 2;
     return applyGuidance(out.subarray(0, half), out.subarray(half), request.cfgScale, request.cfgRescale, batch);
   };
   listener({ kind: 'stage', stage: 'denoise' });
   const total = plan.sigmas.length - 1;
-  const denoiser = makeDenoiser(bundle.schedule, net, { timestepOf: plan.timestepOf });
-  const latents = await plan.sampler(denoiser, x, plan.sigmas, {
-    noise,
-    model: bundle.schedule,
-    ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
-    ...(request.eta !== undefined ? { eta: request.eta } : {}),
-    onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
-  });
-  const final = scaled(latents, plan.finalScale);
+  const keep = start.keep && start.image ? { image: start.image, keep: start.keep } : undefined;
+  const denoiser = keptRegion(makeDenoiser(bundle.schedule, net, { timestepOf: plan.timestepOf }), keep);
+  // Strength 0 runs no step: the result is the init image's VAE round trip.
+  const latents =
+    request.init?.strength === 0 && start.image
+      ? start.image
+      : scaled(
+          await plan.sampler(denoiser, start.x, plan.sigmas, {
+            noise: noise.batch,
+            model: bundle.schedule,
+            ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
+            ...(plan.truncatedFrom ? { truncatedFrom: plan.truncatedFrom } : {}),
+            ...(request.eta !== undefined ? { eta: request.eta } : {}),
+            onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
+          }),
+          plan.finalScale,
+        );
+  const final = keep ? blendKept(latents, keep) : latents;
   const denoisedAt = performance.now();
 
   listener({ kind: 'stage', stage: 'decode' });
@@ -80,8 +97,9 @@ export async function generate(
     for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
     const decoded = await bundle.vaeDecoder.decode(unscaled, latentDims);
     const seed = imageSeed(request, b);
+    const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
     images.push({
-      image: tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!,
+      image: request.init && request.mask?.overlay ? overlay(request.init.image, raster, request.mask.overlay) : raster,
       seed,
       metadata: {
         prompt: request.prompt,
@@ -101,6 +119,7 @@ export async function generate(
         ...(request.eta !== undefined ? { eta: request.eta } : {}),
         batchSize: batch,
         batchPos: b,
+        ...(request.init ? { denoisingStrength: request.init.strength } : {}),
       },
     });
   }
@@ -131,6 +150,18 @@ function batchContext(groups: Conditioning[], batch: number): Conditioning {
     for (let b = 0; b < batch; b++) data.set(g.data, (gi * batch + b) * size);
   });
   return { data, tokens: first.tokens, width: first.width };
+}
+
+/** [batch, C, h, w] latents and [batch, E, h, w] extra channels → [batch, C + E, h, w]. */
+function interleaveChannels(x: Float32Array, extra: Float32Array, batch: number): Float32Array {
+  const a = x.length / batch;
+  const e = extra.length / batch;
+  const out = new Float32Array(x.length + extra.length);
+  for (let b = 0; b < batch; b++) {
+    out.set(x.subarray(b * a, (b + 1) * a), b * (a + e));
+    out.set(extra.subarray(b * e, (b + 1) * e), b * (a + e) + a);
+  }
+  return out;
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {

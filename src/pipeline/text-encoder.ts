@@ -1,7 +1,10 @@
 import type * as ort from 'onnxruntime-node';
 import { ModelLoadError } from '../errors.js';
 import { intTensor, toFloat32 } from '../onnx/dtype.js';
+import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { findInput, outputInfo, type OpenedSession } from '../onnx/session.js';
+import { LAST_HIDDEN_STATE, TextEncoderStructureError, editTextEncoder } from '../onnx/text-encoder-edit.js';
+import type { TextualInversion } from '../text/embeddings.js';
 
 /** Hidden states for one prompt: [tokens, width] flattened. */
 export interface Conditioning {
@@ -10,13 +13,21 @@ export interface Conditioning {
   width: number;
 }
 
-/** The CLIP text encoder graph: token ids in, last hidden state out. */
+export interface TextEncoderOptions {
+  /** The output holding the prompt's hidden states (prepareTextEncoderModel's hiddenOutput); default last_hidden_state. */
+  hiddenOutput?: string;
+}
+
+/** The CLIP text encoder graph: token ids in, last hidden state (or the chosen hidden output) out. */
 export class TextEncoder {
   private readonly idsName: string;
   private readonly idsType: 'int32' | 'int64';
   private readonly outputName: string;
 
-  constructor(private readonly opened: OpenedSession) {
+  constructor(
+    private readonly opened: OpenedSession,
+    options: TextEncoderOptions = {},
+  ) {
     const ids = findInput(opened.session, 'input_ids');
     if (!ids) throw new ModelLoadError('text_encoder/model.onnx has no input_ids input');
     if (ids.type !== 'int32' && ids.type !== 'int64') {
@@ -25,8 +36,10 @@ export class TextEncoder {
     this.idsName = ids.name;
     this.idsType = ids.type;
     const outputs = outputInfo(opened.session);
-    const hidden = outputs.find((o) => o.name === 'last_hidden_state') ?? outputs[0];
-    if (!hidden) throw new ModelLoadError('text_encoder/model.onnx has no outputs');
+    const hidden = options.hiddenOutput
+      ? outputs.find((o) => o.name === options.hiddenOutput)
+      : (outputs.find((o) => o.name === LAST_HIDDEN_STATE) ?? outputs[0]);
+    if (!hidden) throw new ModelLoadError(`text_encoder/model.onnx has no output ${options.hiddenOutput ?? ''}`.trim());
     this.outputName = hidden.name;
   }
 
@@ -40,5 +53,50 @@ export class TextEncoder {
     const out = result[this.outputName]!;
     const [, tokens, width] = out.dims as number[];
     return { data: toFloat32(out), tokens: tokens!, width: width! };
+  }
+}
+
+/** What to change in the text encoder graph before opening it. */
+export interface TextEncoderVariant {
+  /** A1111 numbering: 1 (default) = last layer, 2 = penultimate, ... */
+  clipSkip?: number;
+  /** Textual-inversion embeddings to add to the token table, in this order. */
+  embeddings?: readonly TextualInversion[];
+}
+
+export interface PreparedTextEncoder {
+  /** The model file to open: the source itself when nothing changes, else the cached edit. */
+  path: string;
+  hiddenOutput: string;
+  /** Per embedding (same order): its trigger name and the token ids its vectors got. */
+  embeddings: Array<{ name: string; ids: number[] }>;
+}
+
+/**
+ * Applies CLIP skip and textual-inversion embeddings to the text encoder at `modelPath`,
+ * caching the edited graph under `cacheDir` keyed by the model's sha256 and the edit.
+ */
+export function prepareTextEncoderModel(modelPath: string, variant: TextEncoderVariant, cacheDir: string): PreparedTextEncoder {
+  const clipSkip = variant.clipSkip ?? 1;
+  const embeddings = variant.embeddings ?? [];
+  if (clipSkip === 1 && embeddings.length === 0) return { path: modelPath, hiddenOutput: LAST_HIDDEN_STATE, embeddings: [] };
+  const editKey = { clipSkip, embeddings: embeddings.map((e) => ({ sha256: e.sha256, count: e.count, width: e.width })) };
+  try {
+    const { path, result } = cachedModelEdit({
+      source: modelPath,
+      cacheDir,
+      label: 'text-encoder',
+      editKey,
+      edit: (model) => {
+        const edited = editTextEncoder(model, { clipSkip, embeddings });
+        return { model: edited.model, result: { hiddenOutput: edited.hiddenOutput, embeddingIds: edited.embeddingIds } };
+      },
+    });
+    return { path, hiddenOutput: result.hiddenOutput, embeddings: embeddings.map((e, i) => ({ name: e.name, ids: result.embeddingIds[i]! })) };
+  } catch (err) {
+    if (err instanceof TextEncoderStructureError || err instanceof RangeError) {
+      throw new ModelLoadError(`${modelPath}: ${err.message}`, { cause: err });
+    }
+    throw err;
   }
 }

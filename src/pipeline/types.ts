@@ -30,11 +30,35 @@ export interface GenerationRequest {
   width: number;
   height: number;
   batchSize: number;
+  /** img2img and inpaint: the picture to start from. */
+  init?: InitImage;
+  /** inpaint: which pixels to repaint. */
+  mask?: InpaintMask;
   /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
    */
   initialNoise?: Float32Array;
+}
+
+export interface InitImage {
+  /** RGB at exactly the request's width and height (the command resizes). */
+  image: Raster;
+  /** How much of the schedule runs: 0 returns the VAE round trip, 1 starts from the noisiest step. */
+  strength: number;
+  /** The encoder's mean, or a draw from its distribution with the seed (diffusers' default). */
+  latents: 'sample' | 'mean';
+}
+
+export interface InpaintMask {
+  /** [height, width]: 1 repaints, 0 keeps; binarised at 0.5 for the model, as diffusers does. */
+  values: Float32Array;
+  /**
+   * [height, width] in [0, 1]: the result is blended into the original through it (A1111's
+   * overlay), so every pixel where it is 0 keeps its original value exactly. Usually the
+   * blurred mask; absent, the model's output is returned as is (diffusers).
+   */
+  overlay?: Float32Array;
 }
 
 /** The settings recorded with an image, in the vocabulary of AUTOMATIC1111's infotext. */
@@ -57,6 +81,8 @@ export interface ImageMetadata {
   eta?: number;
   batchSize: number;
   batchPos: number;
+  /** img2img/inpaint: A1111's "Denoising strength". */
+  denoisingStrength?: number;
 }
 
 export interface Timings {

@@ -6,17 +6,21 @@ import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../o
 /**
  * The denoising UNet, adapted to what its export declares: a batch dimension that is fixed or
  * dynamic, a timestep of shape [], [1] or [batch] as float or int64, float16 or float32
- * activations, and 4 (txt2img) or 9 (inpainting) input channels.
+ * activations, 4 (txt2img) or 9 (inpainting) input channels, and the `timestep_cond` input
+ * (guidance-scale embedding) of LCM-distilled UNets.
  */
 export class Unet {
   private readonly sample: TensorInfo;
   private readonly timestep: TensorInfo;
   private readonly context: TensorInfo;
+  private readonly timestepCond: TensorInfo | undefined;
   private readonly outputName: string;
   readonly floatType: FloatType;
   /** The batch size the graph is fixed to, or undefined when dynamic. */
   readonly fixedBatch: number | undefined;
   readonly inChannels: number | undefined;
+  /** Width of the `timestep_cond` input (time_cond_proj_dim), or undefined when the graph has none. */
+  readonly timestepCondDim: number | undefined;
 
   constructor(private readonly opened: OpenedSession) {
     const s = opened.session;
@@ -30,6 +34,14 @@ export class Unet {
     this.sample = sample;
     this.timestep = timestep;
     this.context = context;
+    this.timestepCond = findInput(s, 'timestep_cond');
+    if (this.timestepCond) {
+      const width = this.timestepCond.shape[1];
+      if (typeof width !== 'number') {
+        throw new ModelLoadError(`unet/model.onnx input timestep_cond has no fixed width (shape [${this.timestepCond.shape.join(', ')}])`);
+      }
+      this.timestepCondDim = width;
+    }
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
     this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
     this.inChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : undefined;
@@ -39,7 +51,8 @@ export class Unet {
   }
 
   /**
-   * One prediction for a batch. sample is [batch, C, h, w]; context is [batch, tokens, width].
+   * One prediction for a batch. sample is [batch, C, h, w]; context is [batch, tokens, width];
+   * timestepCond, required exactly when the graph has that input, is [batch, timestepCondDim].
    * Graphs with a fixed batch size are called once per slice of that size.
    */
   async predict(
@@ -48,16 +61,21 @@ export class Unet {
     t: number,
     context: Float32Array,
     contextDims: readonly [number, number, number],
+    timestepCond?: Float32Array,
   ): Promise<Float32Array> {
     const [batch] = dims;
+    if ((timestepCond === undefined) !== (this.timestepCondDim === undefined)) {
+      throw new ModelLoadError(this.timestepCondDim === undefined ? 'unet has no timestep_cond input' : 'unet needs timestep_cond (guidance embedding)');
+    }
     const step = this.fixedBatch ?? batch;
     if (batch % step !== 0) {
       throw new ModelLoadError(`unet is exported for batch ${step}; cannot run batch ${batch}`);
     }
-    if (step === batch) return this.run(sample, dims, t, context, contextDims);
+    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond);
     const out = new Float32Array(sample.length);
     const perSample = sample.length / batch;
     const perContext = context.length / batch;
+    const perCond = (timestepCond?.length ?? 0) / batch;
     for (let b = 0; b < batch; b += step) {
       const part = await this.run(
         sample.subarray(b * perSample, (b + step) * perSample),
@@ -65,6 +83,7 @@ export class Unet {
         t,
         context.subarray(b * perContext, (b + step) * perContext),
         [step, contextDims[1], contextDims[2]],
+        timestepCond?.subarray(b * perCond, (b + step) * perCond),
       );
       out.set(part, b * perSample);
     }
@@ -77,12 +96,17 @@ export class Unet {
     t: number,
     context: Float32Array,
     contextDims: readonly number[],
+    timestepCond: Float32Array | undefined,
   ): Promise<Float32Array> {
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.floatType, sample, dims),
       [this.timestep.name]: this.timestepTensor(t, dims[0]!),
       [this.context.name]: floatTensor(this.floatType, context, contextDims),
     };
+    if (this.timestepCond && timestepCond) {
+      const type = this.timestepCond.type === 'float16' ? 'float16' : 'float32';
+      feeds[this.timestepCond.name] = floatTensor(type, timestepCond, [dims[0]!, this.timestepCondDim!]);
+    }
     const result = await this.opened.session.run(feeds, [this.outputName]);
     return toFloat32(result[this.outputName]!);
   }

@@ -131,11 +131,14 @@ export const dpm2Ancestral: Sampler = async (denoise, x, sigmas, options) => {
 export const lms: Sampler = async (denoise, x, sigmas, options) => {
   const order = 4;
   const ds: Latents[] = [];
+  const full = options.truncatedFrom?.sigmas ?? sigmas;
+  const start = options.truncatedFrom?.start ?? 0;
   for (let i = 0; i < sigmas.length - 1; i++) {
     const denoised = await denoise(x, sigmas[i]);
     ds.push(toD(x, sigmas[i], denoised));
     if (ds.length > order) ds.shift();
-    const coeffs = lmsCoefficients(sigmas, i, Math.min(i + 1, order));
+    // With fewer derivatives than the order (diffusers img2img), the newest ones take the weights.
+    const coeffs = lmsCoefficients(full, start + i, Math.min(start + i + 1, order)).slice(0, ds.length);
     const next = new Float32Array(x.length);
     for (let k = 0; k < x.length; k++) {
       let sum = 0;

@@ -33,6 +33,8 @@ export interface SamplingPlan {
   timestepOf: (sigma: number) => number;
   /** The first step of the full schedule this plan runs from (img2img), 0 for txt2img. */
   startStep: number;
+  /** For SamplerOptions.truncatedFrom: set when `normal` cuts the schedule (diffusers img2img). */
+  truncatedFrom?: { sigmas: Float64Array; start: number };
   /** Pass as SamplerOptions.inferenceSteps: set for `normal` (diffusers' step count, img2img included). */
   inferenceSteps?: number;
   /**
@@ -114,6 +116,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     finalScale,
     timestepOf,
     startStep,
+    ...(isNormal && startStep > 0 ? { truncatedFrom: { sigmas: full, start: startStep } } : {}),
     inferenceSteps: isNormal ? steps : undefined,
     startLatents,
   };

@@ -53,6 +53,12 @@ export interface SamplerOptions {
    * PNDM use it to step like diffusers (t - N // steps). SamplingPlan.inferenceSteps carries it.
    */
   inferenceSteps?: number;
+  /**
+   * img2img under `normal`: the whole schedule the sigmas were cut from and where the cut is.
+   * diffusers' LMS keys its order and coefficients to the absolute step, so its first img2img
+   * steps use high-order weights over the skipped sigmas; k-diffusion restarts at order 1.
+   */
+  truncatedFrom?: { sigmas: Float64Array; start: number };
   onStep?: (info: StepInfo) => void;
 }
 

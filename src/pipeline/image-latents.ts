@@ -1,0 +1,75 @@
+import { ModelLoadError } from '../errors.js';
+import { rasterToTensor } from '../image/tensor-image.js';
+import type { Raster } from '../image/raster.js';
+import type { ModelBundle } from './load.js';
+
+const f = Math.fround;
+
+/**
+ * An image to scaled latents as diffusers' retrieve_latents does: the encoder's Gaussian
+ * (mean, logvar clamped to [-30, 20], std = exp(logvar / 2)), its mean or a sample
+ * mean + std * eps with eps drawn from the seeded generator, times the VAE scaling factor.
+ */
+export async function encodeImage(
+  bundle: ModelBundle,
+  pixels: Float32Array,
+  height: number,
+  width: number,
+  mode: 'sample' | 'mean',
+  draw: (n: number) => Float32Array,
+): Promise<Float32Array> {
+  const encoder = bundle.vaeEncoder;
+  if (!encoder) throw new ModelLoadError('this model has no vae_encoder/model.onnx, which img2img and inpaint need');
+  const out = await encoder.encode(pixels, height, width);
+  const scale = f(bundle.files.vaeScalingFactor);
+  if (encoder.output === 'sample') return out.data.map((v) => f(v * scale));
+  const n = out.data.length / 2;
+  const mean = out.data.subarray(0, n);
+  const logvar = out.data.subarray(n);
+  const eps = mode === 'sample' ? draw(n) : undefined;
+  const latents = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const value = eps ? f(mean[i]! + f(f(Math.exp(f(0.5 * Math.min(Math.max(logvar[i]!, -30), 20)))) * eps[i]!)) : mean[i]!;
+    latents[i] = f(value * scale);
+  }
+  return latents;
+}
+
+/** The VAE encoder's input for a raster: CHW in [-1, 1], as diffusers' preprocess gives. */
+export function imagePixels(image: Raster): Float32Array {
+  return rasterToTensor(image);
+}
+
+/** diffusers' mask processor: 1 where the mask is at least 0.5, else 0. */
+export function binariseMask(values: Float32Array): Float32Array {
+  return values.map((v) => (v >= 0.5 ? 1 : 0));
+}
+
+/** torch.nn.functional.interpolate(mode='nearest') of a [H, W] plane to [h, w]. */
+export function nearestResize(plane: Float32Array, height: number, width: number, outHeight: number, outWidth: number): Float32Array {
+  const out = new Float32Array(outHeight * outWidth);
+  for (let y = 0; y < outHeight; y++) {
+    const sy = Math.min(Math.floor((y * height) / outHeight), height - 1);
+    for (let x = 0; x < outWidth; x++) {
+      out[y * outWidth + x] = plane[sy * width + Math.min(Math.floor((x * width) / outWidth), width - 1)]!;
+    }
+  }
+  return out;
+}
+
+/** diffusers' masked_image = image * (mask < 0.5): the repainted area becomes 0 (mid-grey). */
+export function maskedPixels(pixels: Float32Array, mask: Float32Array): Float32Array {
+  const plane = mask.length;
+  return pixels.map((v, i) => (mask[i % plane]! < 0.5 ? v : 0));
+}
+
+/** A1111's overlay: original and generated blended through m, exact where m is 0. */
+export function overlay(original: Raster, generated: Raster, m: Float32Array): Raster {
+  const data = new Uint8Array(generated.data.length);
+  const c = generated.channels;
+  for (let i = 0; i < data.length; i++) {
+    const a = m[Math.floor(i / c)]!;
+    data[i] = a === 0 ? original.data[i]! : Math.round(original.data[i]! * (1 - a) + generated.data[i]! * a);
+  }
+  return { ...generated, data };
+}

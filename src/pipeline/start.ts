@@ -1,0 +1,68 @@
+import type { SamplingPlan } from '../schedulers/index.js';
+import { binariseMask, encodeImage, imagePixels, maskedPixels, nearestResize } from './image-latents.js';
+import type { ModelBundle } from './load.js';
+import type { BatchNoise } from './noise.js';
+import type { GenerationRequest } from './types.js';
+
+/** Where sampling starts, and what img2img/inpaint carry through the loop. */
+export interface Start {
+  /** Sigma-space latents the sampler starts from, [batch, C, h, w]. */
+  x: Float32Array;
+  /** The init image's scaled latents, repeated for the batch. */
+  image?: Float32Array;
+  /** Inpainting UNets: the extra input channels per image (mask, then masked-image latents), [batch, 1 + C, h, w]. */
+  extraChannels?: Float32Array;
+  /** Other UNets with a mask: 1 where the image is kept, per latent pixel [h, w]. */
+  keep?: Float32Array;
+}
+
+function repeat(data: Float32Array, times: number): Float32Array {
+  const out = new Float32Array(data.length * times);
+  for (let i = 0; i < times; i++) out.set(data, i * data.length);
+  return out;
+}
+
+/**
+ * The starting latents of txt2img, img2img and inpaint, drawing from the seeded generator in
+ * the order diffusers' pipelines do: the init image's posterior sample, then the noise, then
+ * (inpainting UNets) the masked image's posterior sample. At strength 1 an inpainting run starts
+ * from pure noise (diffusers' is_strength_max), while img2img still noises the image.
+ */
+export async function startingPoint(
+  bundle: ModelBundle,
+  request: GenerationRequest,
+  plan: SamplingPlan,
+  noise: BatchNoise,
+  latentDims: readonly [number, number, number],
+): Promise<Start> {
+  const batch = request.batchSize;
+  const { init, mask } = request;
+  if (!init) {
+    const initial = request.initialNoise ?? noise.batch();
+    return { x: plan.startLatents(initial) };
+  }
+  const { width, height } = request;
+  const pixels = imagePixels(init.image);
+  const inpaintingUnet = Boolean(mask) && bundle.unet.inChannels === 9;
+  const encode = (p: Float32Array) => encodeImage(bundle, p, height, width, init.latents, noise.single);
+  const fromPureNoise = Boolean(mask) && init.strength >= 1;
+  const image = inpaintingUnet && fromPureNoise ? undefined : repeat(await encode(pixels), batch);
+  const drawn = noise.batch();
+  const x = fromPureNoise || !image ? plan.startLatents(drawn) : plan.startLatents(drawn, image);
+  if (!mask) return { x, ...(image ? { image } : {}) };
+
+  const [, h, w] = latentDims;
+  const binary = binariseMask(mask.values);
+  const latentMask = nearestResize(binary, height, width, h, w);
+  if (inpaintingUnet) {
+    const masked = await encode(maskedPixels(pixels, binary));
+    const perImage = latentMask.length + masked.length;
+    const extraChannels = new Float32Array(perImage * batch);
+    for (let b = 0; b < batch; b++) {
+      extraChannels.set(latentMask, b * perImage);
+      extraChannels.set(masked, b * perImage + latentMask.length);
+    }
+    return { x, ...(image ? { image } : {}), extraChannels };
+  }
+  return { x, ...(image ? { image } : {}), keep: latentMask.map((v) => 1 - v) };
+}
