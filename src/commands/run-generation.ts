@@ -2,16 +2,20 @@ import { loadConfig, resolveSettings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { encodePng } from '../image/encode-png.js';
 import { formatInfotext, type GenerationParameters } from '../image/infotext.js';
-import { planOutputs, resolveOutputTarget, type OutputNameVars } from '../image/output-path.js';
+import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
+import type { Raster } from '../image/raster.js';
 import { writeFileAtomic } from '../image/write.js';
+import type { Task } from '../models/index.js';
 import { generate } from '../pipeline/generate.js';
-import { loadModel } from '../pipeline/load.js';
-import type { GeneratedImage, GenerationRequest, ImageMetadata } from '../pipeline/types.js';
+import { loadModel, type ModelBundle } from '../pipeline/load.js';
+import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
+import type { GeneratedImage, GenerationRequest, GenerationResult, ImageMetadata } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import { VERSION } from '../version.js';
+import type { ImageJob } from './image-job.js';
 import { chooseModel, withRecommended } from './model-choice.js';
-import { progressView } from './progress.js';
+import { progressView, type ProgressView } from './progress.js';
 import type { Settings } from './options.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
@@ -20,72 +24,105 @@ export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?
 export interface GenerationInput {
   prompt: string;
   flags: GenerationFlags;
+  task: Task;
+  /** img2img, inpaint, outpaint: reads and checks the input pictures; gets the model's files (not yet loaded). */
+  job?: (files: ModelFiles) => Promise<ImageJob>;
 }
 
 /**
  * Shared by every generating subcommand: settings → validated request → one pipeline →
- * PNGs with their parameters. Everything a user can get wrong is checked before the model loads,
- * and no file is written until its image exists.
+ * PNGs with their parameters. Everything a user can get wrong is checked before the model
+ * loads, and no file is written until its image exists.
  */
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags } = input;
   const config = await loadConfig(process.cwd(), flags.config);
   const resolved = resolveSettings(config, flags);
-  // Everything the user typed is checked before a model is looked up or downloaded.
   resolveSampling(resolved.settings);
   const target = await resolveOutputTarget(resolved.settings.output);
-  const model = await chooseModel(resolved.settings, 'txt2img', Boolean(flags.quiet));
+  const model = await chooseModel(resolved.settings, input.task, Boolean(flags.quiet));
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry);
   const sampling = resolveSampling(settings);
   const seed = settings.seed ?? randomSeed();
+  const job = input.job ? await input.job(readModelFiles(model.dir)) : undefined;
 
-  const bundle = await loadModel(model.dir, { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) });
+  const bundle = await loadModel(model.dir, {
+    device: settings.device,
+    withEncoder: Boolean(job),
+    ...(settings.threads ? { threads: settings.threads } : {}),
+  });
   try {
     const native = bundle.files.sampleSize * bundle.files.vaeScaleFactor;
-    const width = settings.width ?? native;
-    const height = settings.height ?? native;
+    const width = job?.width ?? settings.width ?? native;
+    const height = job?.height ?? settings.height ?? native;
     const ratio = bundle.files.vaeScaleFactor;
     if (width % ratio !== 0 || height % ratio !== 0) {
       throw new UsageError(`--width and --height must be multiples of ${ratio} for this model (got ${width}x${height})`);
     }
+    const base: GenerationRequest = {
+      prompt: input.prompt,
+      negativePrompt: settings.negativePrompt,
+      steps: settings.steps,
+      cfgScale: settings.cfgScale,
+      cfgRescale: settings.cfgRescale,
+      seed,
+      rng: settings.rng,
+      seedMode: settings.seedMode,
+      ...sampling,
+      ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
+      width,
+      height,
+      batchSize: settings.batchSize,
+    };
     const progress = progressView({ quiet: Boolean(flags.quiet) });
-    for (let batch = 0; batch < settings.batchCount; batch++) {
-      const request: GenerationRequest = {
-        prompt: input.prompt,
-        negativePrompt: settings.negativePrompt,
-        steps: settings.steps,
-        cfgScale: settings.cfgScale,
-        cfgRescale: settings.cfgRescale,
-        seed: settings.seedMode === 'diffusers' ? seed + batch : seed + batch * settings.batchSize,
-        rng: settings.rng,
-        seedMode: settings.seedMode,
-        ...sampling,
-        ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
-        width,
-        height,
-        batchSize: settings.batchSize,
-      };
-      const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : 'sampling';
-      const result = await generate(bundle, request, progress.listener(label));
-      progress.stop();
-      const outputs = planOutputs(target, result.images.map((img, i) => nameVars(img, batch * settings.batchSize + i, batch)), {
-        overwrite: settings.overwrite,
-      });
-      for (const [i, image] of result.images.entries()) {
-        const parameters = toInfotext(image.metadata);
-        const png = await encodePng(image.image, [{ keyword: 'parameters', text: formatInfotext(parameters) }]);
-        const planned = outputs[i]!;
-        const path = await writeFileAtomic(planned.path, png, { ifExists: planned.ifExists });
-        if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ path, seed: image.seed, parameters: image.metadata, timings: result.timings })}\n`);
-        } else {
-          process.stdout.write(`${path}\n`);
-        }
-      }
-    }
+    const writer = imageWriter(target, settings, Boolean(flags.json), job?.infotext ?? {});
+    if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
+    else await runBatches(bundle, base, job, settings, progress, writer);
   } finally {
     await bundle.release();
   }
+}
+
+type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;
+
+async function runBatches(bundle: ModelBundle, base: GenerationRequest, job: ImageJob | undefined, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
+  for (let batch = 0; batch < settings.batchCount; batch++) {
+    const seed = settings.seedMode === 'diffusers' ? base.seed + batch : base.seed + batch * settings.batchSize;
+    const request = { ...base, seed, ...(job ? await job.pass(0, undefined, seed) : {}) };
+    const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : 'sampling';
+    const result = await generate(bundle, request, progress.listener(label));
+    progress.stop();
+    await write(result.images, result.timings, batch * settings.batchSize, batch);
+  }
+}
+
+/** Outpainting in several passes: each image goes through them alone, each pass starting from the last. */
+async function runPasses(bundle: ModelBundle, base: GenerationRequest, job: ImageJob, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
+  const count = settings.batchSize * settings.batchCount;
+  for (let i = 0; i < count; i++) {
+    const seed = base.seed + i;
+    let previous: Raster | undefined;
+    let result: GenerationResult | undefined;
+    for (let p = 0; p < job.passCount; p++) {
+      const request = { ...base, seed, batchSize: 1, ...(await job.pass(p, previous, seed)) };
+      result = await generate(bundle, request, progress.listener(`image ${i + 1}/${count}, pass ${p + 1}/${job.passCount}`));
+      progress.stop();
+      previous = result.images[0]!.image;
+    }
+    await write(result!.images, result!.timings, i, Math.floor(i / settings.batchSize));
+  }
+}
+
+function imageWriter(target: OutputTarget, settings: Settings, json: boolean, extra: Record<string, string>): Writer {
+  return async (images, timings, firstIndex, batch) => {
+    const outputs = planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
+    for (const [i, image] of images.entries()) {
+      const png = await encodePng(image.image, [{ keyword: 'parameters', text: formatInfotext(toInfotext(image.metadata, extra)) }]);
+      const planned = outputs[i]!;
+      const path = await writeFileAtomic(planned.path, png, { ifExists: planned.ifExists });
+      process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: { ...image.metadata, ...extra }, timings })}\n` : `${path}\n`);
+    }
+  };
 }
 
 function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma'> {
@@ -107,8 +144,9 @@ function nameVars(image: GeneratedImage, index: number, batch: number): OutputNa
 }
 
 /** Our metadata in A1111's infotext vocabulary ("RNG: CPU" / "NV" as A1111 writes them). */
-export function toInfotext(m: ImageMetadata): GenerationParameters {
-  const extra: Record<string, string> = {};
+export function toInfotext(m: ImageMetadata, jobFields: Record<string, string> = {}): GenerationParameters {
+  const extra: Record<string, string> = { ...jobFields };
+  if (m.eta !== undefined) extra.Eta = String(m.eta);
   if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
   if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';
   return {
@@ -123,8 +161,9 @@ export function toInfotext(m: ImageMetadata): GenerationParameters {
     height: m.height,
     modelHash: m.modelHash,
     model: m.model,
+    ...(m.denoisingStrength !== undefined ? { denoisingStrength: m.denoisingStrength } : {}),
     rng: m.rng === 'philox' ? 'NV' : 'CPU',
     version: `diffuse ${VERSION}`,
-    extra: m.eta !== undefined ? { Eta: String(m.eta), ...extra } : extra,
+    extra,
   };
 }

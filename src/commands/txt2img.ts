@@ -8,6 +8,6 @@ export function registerTxt2img(program: Command): Command {
     .description('generate images from a text prompt')
     .argument('<prompt>', 'what to draw');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags) => {
-    await runGeneration({ prompt, flags });
+    await runGeneration({ prompt, flags, task: 'txt2img' });
   });
 }
