@@ -1,5 +1,5 @@
 import type * as ort from 'onnxruntime-node';
-import { ModelLoadError } from '../errors.js';
+import { ModelLoadError, UsageError } from '../errors.js';
 import { intTensor, toFloat32 } from '../onnx/dtype.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { findInput, outputInfo, type OpenedSession } from '../onnx/session.js';
@@ -94,9 +94,9 @@ export function prepareTextEncoderModel(modelPath: string, variant: TextEncoderV
     });
     return { path, hiddenOutput: result.hiddenOutput, embeddings: embeddings.map((e, i) => ({ name: e.name, ids: result.embeddingIds[i]! })) };
   } catch (err) {
-    if (err instanceof TextEncoderStructureError || err instanceof RangeError) {
-      throw new ModelLoadError(`${modelPath}: ${err.message}`, { cause: err });
-    }
+    if (err instanceof TextEncoderStructureError) throw new ModelLoadError(`${modelPath}: ${err.message}`, { cause: err });
+    // A clip skip or embedding width this model cannot take: the request, not the model, is wrong.
+    if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
     throw err;
   }
 }
