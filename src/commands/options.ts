@@ -17,6 +17,8 @@ export interface Settings {
   sampler: string;
   schedule: string | undefined;
   seed: number | undefined;
+  variationSeed: number | undefined;
+  variationStrength: number;
   rng: RngKind;
   seedMode: SeedMode;
   eta: number | undefined;
@@ -107,6 +109,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'sampler', flags: '--sampler <name>', description: "sampler id (euler_a, dpmpp_2m, ...) or A1111 name ('DPM++ 2M Karras')", parse: parseString, default: 'euler_a', configurable: true }),
   spec({ key: 'schedule', flags: '--schedule <name>', description: 'noise schedule: normal, karras, exponential, sgm_uniform, simple, ddim_uniform, beta (default: the sampler\'s own)', parse: optional(parseString), default: undefined, configurable: true }),
   spec({ key: 'seed', flags: '--seed <n>', description: `seed of the first image (0..${MAX_SEED}); random when absent, always recorded`, parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
+  spec({ key: 'variationSeed', flags: '--variation-seed <n>', description: "A1111's variation seed: the noise is slerped towards this seed's (random when a strength is given without it)", parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
+  spec({ key: 'variationStrength', flags: '--variation-strength <x>', description: 'how far towards the variation seed (0 = none, 1 = that seed)', parse: parseNumber(0, 1), default: 0, configurable: false }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true }),

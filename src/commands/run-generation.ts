@@ -70,6 +70,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       seedMode: settings.seedMode,
       ...sampling,
       ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
+      ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
       width,
       height,
       batchSize: settings.batchSize,
@@ -87,8 +88,9 @@ type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], f
 
 async function runBatches(bundle: ModelBundle, base: GenerationRequest, job: ImageJob | undefined, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
   for (let batch = 0; batch < settings.batchCount; batch++) {
-    const seed = settings.seedMode === 'diffusers' ? base.seed + batch : base.seed + batch * settings.batchSize;
-    const request = { ...base, seed, ...(job ? await job.pass(0, undefined, seed) : {}) };
+    const seed = nextSeed(base.seed, batch, settings);
+    const variation = base.variation ? { variation: { ...base.variation, seed: base.variation.seed + batch * settings.batchSize } } : {};
+    const request = { ...base, seed, ...variation, ...(job ? await job.pass(0, undefined, seed) : {}) };
     const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : 'sampling';
     const result = await generate(bundle, request, progress.listener(label));
     progress.stop();
@@ -96,15 +98,22 @@ async function runBatches(bundle: ModelBundle, base: GenerationRequest, job: Ima
   }
 }
 
+/** The first seed of batch number `batch`: seeds count on across batches (A1111), except with a variation strength. */
+function nextSeed(seed: number, batch: number, settings: Settings): number {
+  if (settings.variationStrength > 0) return seed;
+  return settings.seedMode === 'diffusers' ? seed + batch : seed + batch * settings.batchSize;
+}
+
 /** Outpainting in several passes: each image goes through them alone, each pass starting from the last. */
 async function runPasses(bundle: ModelBundle, base: GenerationRequest, job: ImageJob, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
   const count = settings.batchSize * settings.batchCount;
   for (let i = 0; i < count; i++) {
-    const seed = base.seed + i;
+    const seed = settings.variationStrength > 0 ? base.seed : base.seed + i;
+    const variation = base.variation ? { variation: { ...base.variation, seed: base.variation.seed + i } } : {};
     let previous: Raster | undefined;
     let result: GenerationResult | undefined;
     for (let p = 0; p < job.passCount; p++) {
-      const request = { ...base, seed, batchSize: 1, ...(await job.pass(p, previous, seed)) };
+      const request = { ...base, seed, ...variation, batchSize: 1, ...(await job.pass(p, previous, seed)) };
       result = await generate(bundle, request, progress.listener(`image ${i + 1}/${count}, pass ${p + 1}/${job.passCount}`));
       progress.stop();
       previous = result.images[0]!.image;
@@ -162,6 +171,7 @@ export function toInfotext(m: ImageMetadata, jobFields: Record<string, string> =
     modelHash: m.modelHash,
     model: m.model,
     ...(m.denoisingStrength !== undefined ? { denoisingStrength: m.denoisingStrength } : {}),
+    ...(m.variationSeed !== undefined ? { variationSeed: m.variationSeed, variationSeedStrength: m.variationStrength! } : {}),
     rng: m.rng === 'philox' ? 'NV' : 'CPU',
     version: `diffuse ${VERSION}`,
     extra,

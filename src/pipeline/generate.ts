@@ -48,7 +48,7 @@ export async function generate(
     discardPenultimateSigma: request.discardPenultimateSigma ?? false,
     ...(request.init ? { strength: request.init.strength } : {}),
   });
-  const noise = batchNoise(request, perImage);
+  const noise = batchNoise(request, latentDims);
   if (request.initialNoise && request.initialNoise.length !== perImage * batch) {
     throw new UsageError(`initial latents have ${request.initialNoise.length} values; expected ${perImage * batch}`);
   }
@@ -120,6 +120,7 @@ export async function generate(
         batchSize: batch,
         batchPos: b,
         ...(request.init ? { denoisingStrength: request.init.strength } : {}),
+        ...(request.variation ? { variationSeed: request.variation.seed + b, variationStrength: request.variation.strength } : {}),
       },
     });
   }

@@ -2,8 +2,11 @@ import { createRng } from '../rng/index.js';
 import type { Rng } from '../rng/types.js';
 import type { NoiseSource } from '../schedulers/types.js';
 import type { GenerationRequest } from './types.js';
+import { slerpNoise } from './variation.js';
 
 export interface BatchNoise {
+  /** The starting noise: the first draw of `batch`, mixed with the variation noise when asked. */
+  initial(): Float32Array;
   /**
    * The noise of the whole batch: the initial latents and, continuing the same generators, the
    * per-step noise of ancestral and SDE samplers — the order the references draw them in.
@@ -13,24 +16,39 @@ export interface BatchNoise {
   single(n: number): Float32Array;
 }
 
-export function batchNoise(request: Pick<GenerationRequest, 'seed' | 'rng' | 'seedMode' | 'batchSize'>, perImage: number): BatchNoise {
-  const { seed, rng, seedMode, batchSize } = request;
+export function batchNoise(
+  request: Pick<GenerationRequest, 'seed' | 'rng' | 'seedMode' | 'batchSize' | 'variation'>,
+  latentDims: readonly [number, number, number],
+): BatchNoise {
+  const { seed, rng, seedMode, batchSize, variation } = request;
+  const perImage = latentDims[0] * latentDims[1] * latentDims[2];
+  // A1111 draws each image's variation noise from a fresh generator before its main noise.
+  const variationNoise = variation && variation.strength > 0 ? Array.from({ length: batchSize }, (_, i) => createRng(rng, variation.seed + i).randn(perImage)) : undefined;
+  const mixed = (noise: Float32Array): Float32Array => {
+    if (!variation || !variationNoise) return noise;
+    const out = new Float32Array(noise.length);
+    variationNoise.forEach((sub, i) => out.set(slerpNoise(variation.strength, noise.subarray(i * perImage, (i + 1) * perImage), sub, latentDims), i * perImage));
+    return out;
+  };
   if (seedMode === 'diffusers' || batchSize === 1) {
     const gen = createRng(rng, seed);
-    return { batch: () => gen.randn(perImage * batchSize), single: (n) => gen.randn(n) };
+    const batch = () => gen.randn(perImage * batchSize);
+    return { initial: () => mixed(batch()), batch, single: (n) => gen.randn(n) };
   }
-  const gens: Rng[] = Array.from({ length: batchSize }, (_, i) => createRng(rng, seed + i));
-  return {
-    batch: () => {
-      const out = new Float32Array(perImage * batchSize);
-      gens.forEach((gen, i) => out.set(gen.randn(perImage), i * perImage));
-      return out;
-    },
-    single: (n) => gens[0]!.randn(n),
+  const gens: Rng[] = Array.from({ length: batchSize }, (_, i) => createRng(rng, imageSeed(request, i)));
+  const batch = () => {
+    const out = new Float32Array(perImage * batchSize);
+    gens.forEach((gen, i) => out.set(gen.randn(perImage), i * perImage));
+    return out;
   };
+  return { initial: () => mixed(batch()), batch, single: (n) => gens[0]!.randn(n) };
 }
 
-/** The seed recorded for image i of a batch. */
-export function imageSeed(request: Pick<GenerationRequest, 'seed' | 'seedMode'>, index: number): number {
-  return request.seedMode === 'diffusers' ? request.seed : request.seed + index;
+/**
+ * The seed of image i of a batch: seed + i as A1111 counts, except that with a variation
+ * strength A1111 keeps the seed and counts up the variation seed instead.
+ */
+export function imageSeed(request: Pick<GenerationRequest, 'seed' | 'seedMode' | 'variation'>, index: number): number {
+  if (request.seedMode === 'diffusers' || (request.variation && request.variation.strength > 0)) return request.seed;
+  return request.seed + index;
 }

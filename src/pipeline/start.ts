@@ -38,7 +38,7 @@ export async function startingPoint(
   const batch = request.batchSize;
   const { init, mask } = request;
   if (!init) {
-    const initial = request.initialNoise ?? noise.batch();
+    const initial = request.initialNoise ?? noise.initial();
     return { x: plan.startLatents(initial) };
   }
   const { width, height } = request;
@@ -47,7 +47,7 @@ export async function startingPoint(
   const encode = (p: Float32Array) => encodeImage(bundle, p, height, width, init.latents, noise.single);
   const fromPureNoise = Boolean(mask) && init.strength >= 1;
   const image = inpaintingUnet && fromPureNoise ? undefined : repeat(await encode(pixels), batch);
-  const drawn = noise.batch();
+  const drawn = noise.initial();
   const x = fromPureNoise || !image ? plan.startLatents(drawn) : plan.startLatents(drawn, image);
   if (!mask) return { x, ...(image ? { image } : {}) };
 

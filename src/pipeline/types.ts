@@ -30,6 +30,8 @@ export interface GenerationRequest {
   width: number;
   height: number;
   batchSize: number;
+  /** AUTOMATIC1111's variation: image i's noise is slerped towards the noise of seed + i. */
+  variation?: { seed: number; strength: number };
   /** img2img and inpaint: the picture to start from. */
   init?: InitImage;
   /** inpaint: which pixels to repaint. */
@@ -81,6 +83,8 @@ export interface ImageMetadata {
   eta?: number;
   batchSize: number;
   batchPos: number;
+  variationSeed?: number;
+  variationStrength?: number;
   /** img2img/inpaint: A1111's "Denoising strength". */
   denoisingStrength?: number;
 }

@@ -1,0 +1,42 @@
+import { readFile } from 'node:fs/promises';
+import { ImageIOError, UsageError } from '../errors.js';
+import { readGenerationMetadata } from '../image/metadata.js';
+
+/** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
+const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
+
+/**
+ * The settings recorded in a PNG (written by diffuse or AUTOMATIC1111) as raw flag values, for
+ * `--from`: flags given on the command line still win.
+ */
+export async function flagsFromImage(path: string): Promise<{ prompt: string; flags: Record<string, unknown>; notes: string[] }> {
+  const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    throw new ImageIOError(`--from: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
+  });
+  const meta = readGenerationMetadata(bytes);
+  if (meta.kind !== 'a1111') throw new UsageError(`--from: ${path} carries no A1111-style parameters to re-run`);
+  const p = meta.parameters;
+  const flags: Record<string, unknown> = {};
+  const notes: string[] = [];
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) flags[key] = value;
+  };
+  set('negativePrompt', p.negativePrompt || undefined);
+  set('steps', p.steps);
+  set('cfgScale', p.cfgScale);
+  set('seed', p.seed);
+  set('width', p.width);
+  set('height', p.height);
+  set('sampler', p.sampler);
+  set('schedule', p.scheduleType);
+  set('variationSeed', p.variationSeed);
+  set('variationStrength', p.variationSeedStrength);
+  set('eta', p.extra.Eta);
+  set('cfgRescale', p.extra['CFG Rescale']);
+  set('seedMode', p.extra['Seed mode']);
+  const rng = RNG_NAMES[p.rng ?? 'GPU'];
+  set('rng', rng);
+  if ((p.rng ?? 'GPU') === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
+  if (p.model) notes.push(`the image was made with model "${p.model}"${p.modelHash ? ` (hash ${p.modelHash})` : ''}; pass --model to choose it`);
+  return { prompt: p.prompt, flags, notes };
+}
