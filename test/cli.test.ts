@@ -119,7 +119,7 @@ test('bad input: one line, usage exit 2, nothing written', () => {
   assertCleanFailure(['txt2img', 'x', ...base, '--sampler', 'nonsense', ...o], 2, /unknown sampler/, out);
   assertCleanFailure(['txt2img', 'x', ...base, '--seed', 'abc', ...o], 2, /--seed/, out);
   assertCleanFailure(['txt2img', 'x', ...base, '--device', 'tpu', ...o], 2, /--device/, out);
-  assertCleanFailure(['txt2img', ...base, ...o], 2, /missing required argument/, out);
+  assertCleanFailure(['txt2img', ...base, ...o], 2, /missing the prompt/, out);
   rmSync(out, { recursive: true });
 });
 
