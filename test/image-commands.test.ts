@@ -22,6 +22,7 @@ test('img2img writes the picture with its denoising strength', () => {
   assert.is(r.status, 0, r.stderr);
   const meta = readGenerationMetadata(readFileSync(join(out, 'a.png')));
   assert.ok(meta.kind === 'a1111' && meta.parameters.denoisingStrength === 0.5);
+  if (meta.kind === 'a1111') assert.match(meta.parameters.extra['Init image hash'] ?? '', /^[0-9a-f]{10}$/);
 });
 
 test('inpaint keeps every pixel where the mask is black', async () => {

@@ -5,6 +5,7 @@ import { extendCanvas, extensionPasses, outpaintMask, type Extension, type Outpa
 import type { Raster } from '../image/raster.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 import type { GenerationRequest } from '../pipeline/types.js';
+import { sha256File } from '../pipeline/model-hash.js';
 import { parseInteger, parseNumber } from './options.js';
 
 /** What img2img, inpaint and outpaint add to a request, per pass (outpaint may need several). */
@@ -89,7 +90,7 @@ export async function img2imgJob(flags: ImageFlags): Promise<ImageJob> {
     strength,
     passCount: 1,
     pass: async () => ({ init: { image, strength, latents }, width, height }),
-    infotext: { 'Resize mode': resizeMode },
+    infotext: { 'Init image hash': (await sha256File(flags.initImage)).slice(0, 10), 'Resize mode': resizeMode },
   };
 }
 
@@ -126,7 +127,12 @@ export async function inpaintJob(flags: ImageFlags): Promise<ImageJob> {
   return {
     ...base,
     pass: async () => ({ ...first, mask: { values: blurred, overlay: blurred } }),
-    infotext: { ...base.infotext, 'Mask blur': String(blur), ...(flags.invertMask ? { 'Mask mode': 'Inpaint not masked' } : {}) },
+    infotext: {
+      ...base.infotext,
+      ...(flags.mask ? { 'Mask hash': (await sha256File(flags.mask)).slice(0, 10) } : { 'Mask source': 'alpha' }),
+      'Mask blur': String(blur),
+      ...(flags.invertMask ? { 'Mask mode': 'Inpaint not masked' } : {}),
+    },
   };
 }
 
@@ -178,6 +184,12 @@ export async function outpaintJob(flags: ImageFlags, nativeSize: number): Promis
       const overlay = soft.map((v, i) => (guard[i] === 0 ? 0 : v));
       return { init: { image: canvas, strength, latents }, mask: { values: hard, overlay }, width: canvas.width, height: canvas.height };
     },
-    infotext: { Outpaint: `left=${ext.left},right=${ext.right},top=${ext.top},bottom=${ext.bottom}`, 'Outpaint fill': fill, 'Mask blur': String(blur) },
+    infotext: {
+      'Init image hash': (await sha256File(flags.initImage)).slice(0, 10),
+      Outpaint: `left=${ext.left},right=${ext.right},top=${ext.top},bottom=${ext.bottom}`,
+      'Outpaint fill': fill,
+      Overlap: String(overlap),
+      'Mask blur': String(blur),
+    },
   };
 }
