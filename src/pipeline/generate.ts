@@ -8,7 +8,7 @@ import type { ModelBundle } from './load.js';
 import { modelHash } from './model-hash.js';
 import { batchNoise, imageSeed } from './noise.js';
 import { blendKept, keptRegion } from './kept-region.js';
-import { overlay } from './image-latents.js';
+import { overlay } from '../image/composite.js';
 import { startingPoint } from './start.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
 

@@ -62,14 +62,3 @@ export function maskedPixels(pixels: Float32Array, mask: Float32Array): Float32A
   const plane = mask.length;
   return pixels.map((v, i) => (mask[i % plane]! < 0.5 ? v : 0));
 }
-
-/** A1111's overlay: original and generated blended through m, exact where m is 0. */
-export function overlay(original: Raster, generated: Raster, m: Float32Array): Raster {
-  const data = new Uint8Array(generated.data.length);
-  const c = generated.channels;
-  for (let i = 0; i < data.length; i++) {
-    const a = m[Math.floor(i / c)]!;
-    data[i] = a === 0 ? original.data[i]! : Math.round(original.data[i]! * (1 - a) + generated.data[i]! * a);
-  }
-  return { ...generated, data };
-}

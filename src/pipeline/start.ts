@@ -46,14 +46,15 @@ export async function startingPoint(
   const inpaintingUnet = Boolean(mask) && bundle.unet.inChannels === 9;
   const encode = (p: Float32Array) => encodeImage(bundle, p, height, width, init.latents, noise.single);
   const fromPureNoise = Boolean(mask) && init.strength >= 1;
-  const image = inpaintingUnet && fromPureNoise ? undefined : repeat(await encode(pixels), batch);
+  const encoded = inpaintingUnet && fromPureNoise ? undefined : repeat(await encode(pixels), batch);
   const drawn = noise.initial();
-  const x = fromPureNoise || !image ? plan.startLatents(drawn) : plan.startLatents(drawn, image);
-  if (!mask) return { x, ...(image ? { image } : {}) };
-
   const [, h, w] = latentDims;
-  const binary = binariseMask(mask.values);
-  const latentMask = nearestResize(binary, height, width, h, w);
+  const binary = mask ? binariseMask(mask.values) : undefined;
+  const latentMask = binary ? nearestResize(binary, height, width, h, w) : undefined;
+  const image = encoded && latentMask && init.maskedContent ? fillMaskedLatents(encoded, drawn, latentMask, init.maskedContent) : encoded;
+  const x = fromPureNoise || !image ? plan.startLatents(drawn) : plan.startLatents(drawn, image);
+  if (!binary || !latentMask) return { x, ...(image ? { image } : {}) };
+
   if (inpaintingUnet) {
     const masked = await encode(maskedPixels(pixels, binary));
     const perImage = latentMask.length + masked.length;
@@ -65,4 +66,10 @@ export async function startingPoint(
     return { x, ...(image ? { image } : {}), extraChannels };
   }
   return { x, ...(image ? { image } : {}), keep: latentMask.map((v) => 1 - v) };
+}
+
+/** A1111's latent noise / latent nothing: the masked latents replaced by the seed's noise or by zeros. */
+function fillMaskedLatents(image: Float32Array, noise: Float32Array, mask: Float32Array, content: 'latent-noise' | 'latent-nothing'): Float32Array {
+  const plane = mask.length;
+  return image.map((v, i) => (mask[i % plane]! >= 0.5 ? (content === 'latent-noise' ? noise[i]! : 0) : v));
 }

@@ -50,6 +50,11 @@ export interface InitImage {
   strength: number;
   /** The encoder's mean, or a draw from its distribution with the seed (diffusers' default). */
   latents: 'sample' | 'mean';
+  /**
+   * inpaint: what the masked area starts from in latent space (A1111's "Masked content"): the
+   * picture's own latents (default), the seed's noise, or zeros.
+   */
+  maskedContent?: 'latent-noise' | 'latent-nothing';
 }
 
 export interface InpaintMask {
