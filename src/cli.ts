@@ -6,6 +6,7 @@ import { registerInfo } from './commands/info.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerModels } from './commands/models.js';
+import { registerPrompt } from './commands/prompt.js';
 import { registerImg2img, registerInpaint, registerOutpaint } from './commands/image-commands.js';
 import { VERSION } from './version.js';
 
@@ -21,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--verbose', 'print stack traces and extra detail')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [registerTxt2img, registerImg2img, registerInpaint, registerOutpaint, registerModels, registerInfo, registerConfig, registerDoctor]) {
+  for (const register of [registerTxt2img, registerImg2img, registerInpaint, registerOutpaint, registerModels, registerPrompt, registerInfo, registerConfig, registerDoctor]) {
     register(program);
   }
   try {

@@ -49,6 +49,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   const bundle = await loadModel(model.dir, {
     device: settings.device,
     withEncoder: Boolean(job),
+    clipSkip: settings.clipSkip,
+    ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
   });
   try {
@@ -62,6 +64,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const base: GenerationRequest = {
       prompt: input.prompt,
       negativePrompt: settings.negativePrompt,
+      promptWeighting: settings.promptWeighting,
       steps: settings.steps,
       cfgScale: settings.cfgScale,
       cfgRescale: settings.cfgRescale,
@@ -76,7 +79,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       batchSize: settings.batchSize,
     };
     const progress = progressView({ quiet: Boolean(flags.quiet) });
-    const writer = imageWriter(target, settings, Boolean(flags.json), job?.infotext ?? {});
+    warnMissingEmbeddings(bundle, [input.prompt, settings.negativePrompt], settings.embeddingsDir);
+    const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [input.prompt, settings.negativePrompt]), ...job?.infotext });
     if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
     else await runBatches(bundle, base, job, settings, progress, writer);
   } finally {
@@ -132,6 +136,26 @@ function imageWriter(target: OutputTarget, settings: Settings, json: boolean, ex
       process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: { ...image.metadata, ...extra }, timings })}\n` : `${path}\n`);
     }
   };
+}
+
+/** A1111's "Clip skip" and "TI hashes" (embeddings the prompts use), and our weighting when not A1111's. */
+function promptFields(bundle: ModelBundle, settings: Settings, prompts: string[]): Record<string, string> {
+  const used = Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name)));
+  return {
+    ...(settings.clipSkip > 1 ? { 'Clip skip': String(settings.clipSkip) } : {}),
+    ...(used.length ? { 'TI hashes': used.map(([name, hash]) => `${name}: ${hash}`).join(', ') } : {}),
+    ...(settings.promptWeighting !== 'a1111' ? { 'Prompt weighting': settings.promptWeighting } : {}),
+  };
+}
+
+/** A word that looks like an embedding trigger (A1111 users write "embedding:name" or the bare name) but is not loaded. */
+function warnMissingEmbeddings(bundle: ModelBundle, prompts: string[], dir: string | undefined): void {
+  const loaded = new Set(Object.keys(bundle.embeddingHashes));
+  for (const prompt of prompts) {
+    for (const match of prompt.matchAll(/embedding:([\w.-]+)/g)) {
+      if (!loaded.has(match[1]!)) process.stderr.write(`warning: embedding '${match[1]}' is not in ${dir ?? 'any --embeddings-dir'}; the prompt uses its name as plain text\n`);
+    }
+  }
 }
 
 function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma'> {

@@ -3,6 +3,7 @@ import { a1111Name, makeDenoiser, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
 import type { Conditioning } from './text-encoder.js';
 import { applyGuidance } from './guidance.js';
+import { encodeConditioning } from './conditioning.js';
 import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './load.js';
 import { modelHash } from './model-hash.js';
@@ -35,9 +36,9 @@ export async function generate(
   // LCM-distilled UNets take the guidance scale as an embedding and run on the prompt alone.
   const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
   const guided = !timestepCond && request.cfgScale > 1;
-  const cond = await encodePrompt(bundle, request.prompt);
-  const uncond = guided ? await encodePrompt(bundle, request.negativePrompt) : undefined;
-  const context = batchContext(uncond ? [uncond, cond] : [cond], batch);
+  const weighting = request.promptWeighting ?? 'a1111';
+  const cond = await encodeConditioning(bundle, request.prompt, request.steps, weighting);
+  const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, request.steps, weighting) : undefined;
   const encodedAt = performance.now();
 
   const plan = planSampling({
@@ -54,15 +55,25 @@ export async function generate(
   }
   const start = await startingPoint(bundle, request, plan, noise, latentDims);
 
-  const unetBatch = guided ? 2 * batch : batch;
   const channels = latentDims[0] + (start.extraChannels ? start.extraChannels.length / batch / (latentDims[1] * latentDims[2]) : 0);
+  const predict = (sample: Float32Array, t: number, contexts: Conditioning[]): Promise<Float32Array> => {
+    const context = batchContext(contexts, batch);
+    const n = contexts.length * batch;
+    return bundle.unet.predict(sample, [n, channels, latentDims[1], latentDims[2]], t, context.data, [n, context.tokens, context.width], timestepCond);
+  };
+  let calls = 0;
   const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
+    const call = calls++;
+    const c = cond.at(call);
     const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
-    const sample = guided ? concat(withExtra, withExtra) : withExtra;
-    const out = await bundle.unet.predict(sample, [unetBatch, channels, latentDims[1], latentDims[2]], t, context.data, [unetBatch, context.tokens, context.width], timestepCond);
-    if (!guided) return out;
-    const half = out.length / 2;
-    return applyGuidance(out.subarray(0, half), out.subarray(half), request.cfgScale, request.cfgRescale, batch);
+    if (!uncond) return predict(withExtra, t, [c]);
+    const u = uncond.at(call);
+    // One batched call where both sides have as many tokens; else two calls, as A1111 does by default.
+    const [outU, outC] =
+      u.tokens === c.tokens
+        ? splitHalves(await predict(concat(withExtra, withExtra), t, [u, c]))
+        : [await predict(withExtra, t, [u]), await predict(withExtra, t, [c])];
+    return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
   };
   listener({ kind: 'stage', stage: 'denoise' });
   const total = plan.sigmas.length - 1;
@@ -137,9 +148,9 @@ export async function generate(
   };
 }
 
-async function encodePrompt(bundle: ModelBundle, prompt: string): Promise<Conditioning> {
-  const { ids } = bundle.tokenizer.tokenize(prompt);
-  return bundle.textEncoder.encode(ids);
+function splitHalves(out: Float32Array): [Float32Array, Float32Array] {
+  const half = out.length / 2;
+  return [out.subarray(0, half), out.subarray(half)];
 }
 
 /** [groups..., each repeated for every image of the batch], as diffusers lays out the UNet batch. */

@@ -1,11 +1,14 @@
-import { basename, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { openSession, type Device, type SessionSettings } from '../onnx/session.js';
 import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { ModelLoadError } from '../errors.js';
 import { componentPath, readModelFiles, requirePart, type ModelFiles } from './model-files.js';
-import { TextEncoder } from './text-encoder.js';
+import { prepareTextEncoderModel, TextEncoder } from './text-encoder.js';
+import { readEmbeddingsDir, type EmbeddingTokens } from '../text/embeddings.js';
+import { cacheRoot } from '../models/index.js';
 import { Unet } from './unet.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
 
@@ -14,6 +17,12 @@ export interface LoadOptions {
   threads?: number;
   /** Load the VAE encoder too (img2img, inpaint, outpaint). */
   withEncoder?: boolean;
+  /** A1111 numbering: 1 (default) = the last layer's hidden states. */
+  clipSkip?: number;
+  /** Textual-inversion embeddings (.safetensors, .pt, .bin) triggered by their file names. */
+  embeddingsDir?: string;
+  /** Where edited graphs are cached (default: the model cache's graphs/ folder). */
+  graphCache?: string;
 }
 
 /** Everything one model needs to generate, loaded once and reused across images. */
@@ -23,6 +32,10 @@ export interface ModelBundle {
   name: string;
   tokenizer: ClipTokenizer;
   textEncoder: TextEncoder;
+  /** Embeddings added to the text encoder: the token ids of their trigger word and of their vectors. */
+  embeddings: EmbeddingTokens[];
+  /** Names and hashes of those embeddings, for the metadata (A1111's "TI hashes"). */
+  embeddingHashes: Record<string, string>;
   unet: Unet;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
@@ -49,8 +62,14 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   } catch (err) {
     throw new ModelLoadError(`scheduler/scheduler_config.json: ${(err as Error).message}`, { cause: err });
   }
+  const embeddings = options.embeddingsDir ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
+  const prepared = prepareTextEncoderModel(
+    paths.text,
+    { ...(options.clipSkip ? { clipSkip: options.clipSkip } : {}), embeddings },
+    options.graphCache ?? join(cacheRoot(), 'graphs'),
+  );
   const [text, unet, decoder, encoder] = await Promise.all([
-    openSession(paths.text, settings),
+    openSession(prepared.path, settings),
     openSession(paths.unet, settings),
     openSession(paths.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
@@ -60,7 +79,9 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     files,
     name: basename(files.dir),
     tokenizer,
-    textEncoder: new TextEncoder(text),
+    textEncoder: new TextEncoder(text, { hiddenOutput: prepared.hiddenOutput }),
+    embeddings: prepared.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
+    embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     unet: new Unet(unet),
     vaeDecoder: new VaeDecoder(decoder),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
@@ -70,4 +91,15 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
       await Promise.all(sessions.map((s) => s.session.release()));
     },
   };
+}
+
+/** The text encoder's hidden width from its config.json (768 for SD 1.x), which embeddings must match. */
+function textWidth(dir: string): number {
+  try {
+    const config = JSON.parse(readFileSync(join(dir, 'text_encoder', 'config.json'), 'utf8')) as { hidden_size?: number };
+    if (typeof config.hidden_size === 'number') return config.hidden_size;
+  } catch {
+    // Hub exports without a config: SD 1.x's width.
+  }
+  return 768;
 }

@@ -1,5 +1,6 @@
 import type { Raster } from '../image/raster.js';
 import type { RngKind } from '../rng/types.js';
+import type { PromptWeighting } from './conditioning.js';
 
 /**
  * How the images of one batch get their noise. 'a1111': image i uses seed + i with its own
@@ -12,6 +13,8 @@ export type SeedMode = 'a1111' | 'diffusers';
 export interface GenerationRequest {
   prompt: string;
   negativePrompt: string;
+  /** How prompt syntax is read (default 'a1111'; 'none' is diffusers' plain 77-token window). */
+  promptWeighting?: PromptWeighting;
   steps: number;
   cfgScale: number;
   /** Guidance rescale (diffusers' guidance_rescale, for zero-terminal-SNR v-models); 0 is off. */
