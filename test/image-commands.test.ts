@@ -46,6 +46,43 @@ test('inpaint keeps every pixel where the mask is black', async () => {
   assert.ok(kept > 0 && repainted > 0, `kept ${kept}, repainted ${repainted}`);
 });
 
+test('--inpaint-area masked paints a crop and pastes it back into the whole picture', async () => {
+  const out = tempDir();
+  const big = join(out, 'big.png');
+  const bigMask = join(out, 'big-mask.png');
+  await sharp(INIT).resize(64, 64).toFile(big);
+  await sharp(MASK).resize(64, 64, { kernel: 'nearest' }).toFile(bigMask);
+  const file = join(out, 'masked.png');
+  const r = diffuse(['inpaint', 'a red house', '-i', big, '--mask', bigMask, '--mask-blur', '0', '--inpaint-area', 'masked', '--masked-padding', '4', ...base, '-o', file]);
+  assert.is(r.status, 0, r.stderr);
+  const [src, res, mask] = await Promise.all([pixels(big), pixels(file), pixels(bigMask)]);
+  assert.equal([res.width, res.height], [64, 64]);
+  let repainted = 0;
+  for (let p = 0; p < 64 * 64; p++) {
+    for (let c = 0; c < 3; c++) {
+      if (mask.data[p * 3]! === 0) assert.is(res.data[p * 3 + c], src.data[p * 3 + c], `kept pixel ${p}`);
+      else if (res.data[p * 3 + c] !== src.data[p * 3 + c]) repainted++;
+    }
+  }
+  assert.ok(repainted > 0);
+  const meta = readGenerationMetadata(readFileSync(file));
+  assert.ok(meta.kind === 'a1111' && meta.parameters.extra['Inpaint area'] === 'Only masked' && meta.parameters.width === 32, 'painted at the native size');
+});
+
+test('--masked-content changes where the masked area starts from', async () => {
+  const out = tempDir();
+  const run = async (content: string) => {
+    const file = join(out, `${content}.png`);
+    const r = diffuse(['inpaint', 'a red house', '-i', INIT, '--mask', MASK, '--strength', '0.6', '--masked-content', content, ...base, '-o', file]);
+    assert.is(r.status, 0, r.stderr);
+    return (await pixels(file)).data;
+  };
+  const original = await run('original');
+  for (const content of ['fill', 'latent-noise', 'latent-nothing']) {
+    assert.not.ok(original.equals(await run(content)), `${content} paints other pixels than original`);
+  }
+});
+
 test('outpaint grows the canvas and keeps the original at its offset', async () => {
   const out = tempDir();
   const file = join(out, 'out.png');

@@ -15,7 +15,10 @@ function maskOptions(cmd: Command): Command {
     .option('--mask <path>', 'white repaints, black keeps; another size of the same aspect is resized')
     .option('--mask-from-alpha', "repaint the init image's transparent pixels")
     .option('--invert-mask', 'repaint the black area instead')
-    .option('--mask-blur <px>', 'feather the mask edge (the result blends into the original through it)', '4');
+    .option('--mask-blur <px>', 'feather the mask edge (the result blends into the original through it)', '4')
+    .option('--inpaint-area <area>', 'whole (the whole picture at --width/--height) or masked (a crop around the mask, painted at full resolution and pasted back)', 'whole')
+    .option('--masked-padding <px>', 'with --inpaint-area masked: context around the mask', '32')
+    .option('--masked-content <what>', 'what the masked area starts from: original, fill (surrounding colours), latent-noise, latent-nothing', 'original');
 }
 
 export function registerImg2img(program: Command): Command {
@@ -30,7 +33,7 @@ export function registerInpaint(program: Command): Command {
   const cmd = maskOptions(initOptions(program.command('inpaint').description('repaint the masked part of a picture').argument('<prompt>', 'what to draw there')));
   cmd.option('--strength <x>', 'how much the masked area changes (1: from noise)', '1');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
-    await runGeneration({ prompt, flags, task: 'inpaint', job: () => inpaintJob(flags) });
+    await runGeneration({ prompt, flags, task: 'inpaint', job: (files) => inpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
   });
 }
 

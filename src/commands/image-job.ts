@@ -3,7 +3,9 @@ import { loadImage } from '../image/load-image.js';
 import { blurMask, invertMask, luminance } from '../image/mask.js';
 import { extendCanvas, extensionPasses, outpaintMask, type Extension, type OutpaintFill } from '../image/outpaint-canvas.js';
 import type { Raster } from '../image/raster.js';
-import type { ResizeMode } from '../image/resize-modes.js';
+import { fitToSize, type ResizeMode } from '../image/resize-modes.js';
+import { crop, cropPlane, matchAspect, maskBox, pasteBack } from '../image/composite.js';
+import { fillMasked } from '../image/mask-fill.js';
 import type { GenerationRequest } from '../pipeline/types.js';
 import { sha256File } from '../pipeline/model-hash.js';
 import { parseInteger, parseNumber } from './options.js';
@@ -18,6 +20,8 @@ export interface ImageJob {
   pass(p: number, previous: Raster | undefined, seed: number): Promise<Pick<GenerationRequest, 'init' | 'mask' | 'width' | 'height'>>;
   /** Extra infotext fields (A1111's names where it has them). */
   infotext: Record<string, string>;
+  /** Turns the pipeline's picture into the output (inpainting a crop: paste it back into the whole). */
+  finish?(image: Raster): Raster;
 }
 
 export interface ImageFlags {
@@ -31,6 +35,9 @@ export interface ImageFlags {
   maskFromAlpha?: boolean;
   maskBlur?: string;
   invertMask?: boolean;
+  inpaintArea?: string;
+  maskedPadding?: string;
+  maskedContent?: string;
   extend?: string;
   fill?: string;
   overlap?: string;
@@ -94,10 +101,49 @@ export async function img2imgJob(flags: ImageFlags): Promise<ImageJob> {
   };
 }
 
-export async function inpaintJob(flags: ImageFlags): Promise<ImageJob> {
-  const base = await img2imgJob(flags);
+export async function inpaintJob(flags: ImageFlags, nativeSize: number): Promise<ImageJob> {
+  const area = choice(flags.inpaintArea, ['whole', 'masked'] as const, '--inpaint-area', 'whole');
+  const content = choice(flags.maskedContent, ['original', 'fill', 'latent-noise', 'latent-nothing'] as const, '--masked-content', 'original');
+  // With --inpaint-area masked, --width/--height size the crop that is painted, not the picture.
+  const base = await img2imgJob(area === 'masked' ? { ...flags, width: undefined, height: undefined } : flags);
   const { width, height } = base;
   const resizeMode = choice(flags.resizeMode, RESIZE_MODES, '--resize-mode', 'just-resize');
+  const mask = await readMask(flags, width, height, resizeMode);
+  const blur = flags.maskBlur === undefined ? 4 : parseInteger(0, 64)(flags.maskBlur, '--mask-blur');
+  const blurred = await blurMask(mask, width, height, blur);
+  const first = await base.pass(0, undefined, 0);
+  const whole = first.init!;
+  const image = content === 'fill' ? fillMasked(whole.image, mask) : whole.image;
+  const init = { ...whole, image, ...(content === 'latent-noise' || content === 'latent-nothing' ? { maskedContent: content } : {}) };
+  const infotext = {
+    ...base.infotext,
+    ...(flags.mask ? { 'Mask hash': (await sha256File(flags.mask)).slice(0, 10) } : { 'Mask source': 'alpha' }),
+    'Mask blur': String(blur),
+    ...(flags.invertMask ? { 'Mask mode': 'Inpaint not masked' } : {}),
+    'Masked content': content,
+    'Inpaint area': area === 'masked' ? 'Only masked' : 'Whole picture',
+  };
+  if (area === 'whole') {
+    return { ...base, pass: async () => ({ init, width, height, mask: { values: blurred, overlay: blurred } }), infotext };
+  }
+  const padding = flags.maskedPadding === undefined ? 32 : parseInteger(0, 1024)(flags.maskedPadding, '--masked-padding');
+  const pw = flags.width ? multipleOf8(parseInteger(8, 8192)(flags.width, '--width'), '--width') : nativeSize;
+  const ph = flags.height ? multipleOf8(parseInteger(8, 8192)(flags.height, '--height'), '--height') : nativeSize;
+  const box = matchAspect(maskBox(blurred, width, height, padding)!, pw / ph, width, height);
+  const cropImage = fitToSize(crop(init.image, box), pw, ph, 'just-resize');
+  const cropMask = resizePlane(cropPlane(blurred, width, box), box.x1 - box.x0, box.y1 - box.y0, pw, ph);
+  return {
+    ...base,
+    width: pw,
+    height: ph,
+    pass: async () => ({ init: { ...init, image: cropImage }, width: pw, height: ph, mask: { values: cropMask } }),
+    finish: (painted) => pasteBack(whole.image, painted, box, blurred),
+    infotext: { ...infotext, 'Masked area padding': String(padding) },
+  };
+}
+
+/** The repaint mask at the picture's size: a file (white repaints), or the init image's transparency. */
+async function readMask(flags: ImageFlags, width: number, height: number, resizeMode: ResizeMode): Promise<Float32Array> {
   let mask: Float32Array;
   if (flags.maskFromAlpha) {
     const alpha = (await readInput(flags.initImage!, '--init-image', { width, height, resizeMode })).alpha;
@@ -121,19 +167,13 @@ export async function inpaintJob(flags: ImageFlags): Promise<ImageJob> {
   if (!mask.some((v) => v >= 0.5)) {
     throw new UsageError('the mask has no white (repaint) area: nothing to do (white repaints, black keeps; --invert-mask flips it)');
   }
-  const blur = flags.maskBlur === undefined ? 4 : parseInteger(0, 64)(flags.maskBlur, '--mask-blur');
-  const blurred = await blurMask(mask, width, height, blur);
-  const first = await base.pass(0, undefined, 0);
-  return {
-    ...base,
-    pass: async () => ({ ...first, mask: { values: blurred, overlay: blurred } }),
-    infotext: {
-      ...base.infotext,
-      ...(flags.mask ? { 'Mask hash': (await sha256File(flags.mask)).slice(0, 10) } : { 'Mask source': 'alpha' }),
-      'Mask blur': String(blur),
-      ...(flags.invertMask ? { 'Mask mode': 'Inpaint not masked' } : {}),
-    },
-  };
+  return mask;
+}
+
+/** A [0, 1] plane resized like a picture (through an 8-bit raster, as PIL resizes an L-mode mask). */
+function resizePlane(plane: Float32Array, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
+  const raster: Raster = { width, height, channels: 1, data: Uint8Array.from(plane, (v) => Math.round(v * 255)) };
+  return Float32Array.from(fitToSize(raster, outWidth, outHeight, 'just-resize').data, (v) => v / 255);
 }
 
 /** "128" (every side) or "left=128,right=0,top=64,bottom=256". */

@@ -80,7 +80,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     };
     const progress = progressView({ quiet: Boolean(flags.quiet) });
     warnMissingEmbeddings(bundle, [input.prompt, settings.negativePrompt], settings.embeddingsDir);
-    const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [input.prompt, settings.negativePrompt]), ...job?.infotext });
+    const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [input.prompt, settings.negativePrompt]), ...job?.infotext }, job?.finish);
     if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
     else await runBatches(bundle, base, job, settings, progress, writer);
   } finally {
@@ -126,11 +126,11 @@ async function runPasses(bundle: ModelBundle, base: GenerationRequest, job: Imag
   }
 }
 
-function imageWriter(target: OutputTarget, settings: Settings, json: boolean, extra: Record<string, string>): Writer {
+function imageWriter(target: OutputTarget, settings: Settings, json: boolean, extra: Record<string, string>, finish?: (image: Raster) => Raster): Writer {
   return async (images, timings, firstIndex, batch) => {
     const outputs = planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
     for (const [i, image] of images.entries()) {
-      const png = await encodePng(image.image, [{ keyword: 'parameters', text: formatInfotext(toInfotext(image.metadata, extra)) }]);
+      const png = await encodePng(finish ? finish(image.image) : image.image, [{ keyword: 'parameters', text: formatInfotext(toInfotext(image.metadata, extra)) }]);
       const planned = outputs[i]!;
       const path = await writeFileAtomic(planned.path, png, { ifExists: planned.ifExists });
       process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: { ...image.metadata, ...extra }, timings })}\n` : `${path}\n`);
