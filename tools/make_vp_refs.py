@@ -43,24 +43,12 @@ from diffusers.schedulers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
+from sampler_refs_common import SD15_CONFIG as SD15_SCHEDULER_CONFIG
+
 FIXTURES = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "vp-samplers"
 OUT = FIXTURES / "refs.json"
 COMFY_OUT = FIXTURES / "comfy-unipc.json"
 
-# stable-diffusion-v1-5/scheduler/scheduler_config.json
-SD15_SCHEDULER_CONFIG = {
-    "_class_name": "PNDMScheduler",
-    "_diffusers_version": "0.6.0",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-    "clip_sample": False,
-}
 
 SHAPE = (2, 4, 4, 4)
 SEED = 20240611

@@ -3,11 +3,11 @@ import { addGenerationOptions } from './generation-command.js';
 import { img2imgJob, inpaintJob, outpaintJob, type ImageFlags } from './image-job.js';
 import { runGeneration, type GenerationFlags } from './run-generation.js';
 
-function initOptions(cmd: Command): Command {
-  return cmd
-    .option('-i, --init-image <path>', 'the picture to start from (PNG, JPEG, WebP)')
-    .option('--resize-mode <mode>', 'fit the picture to --width/--height: just-resize, crop-and-resize, resize-and-fill', 'just-resize')
-    .option('--vae-latents <mode>', "encode the picture to the VAE's mean, or a sample drawn with the seed (diffusers)", 'sample');
+/** The picture and how it becomes latents; `resizable` adds --resize-mode (outpaint keeps the picture's size). */
+function initOptions(cmd: Command, resizable = true): Command {
+  cmd.option('-i, --init-image <path>', 'the picture to start from (PNG, JPEG, WebP)');
+  if (resizable) cmd.option('--resize-mode <mode>', 'fit the picture to --width/--height: just-resize, crop-and-resize, resize-and-fill', 'just-resize');
+  return cmd.option('--vae-latents <mode>', "encode the picture to the VAE's mean, or a sample drawn with the seed (diffusers)", 'sample');
 }
 
 function maskOptions(cmd: Command): Command {
@@ -38,18 +38,13 @@ export function registerInpaint(program: Command): Command {
 }
 
 export function registerOutpaint(program: Command): Command {
-  const cmd = program
-    .command('outpaint')
-    .description('extend a picture beyond its borders')
-    .argument('<prompt>', 'what the new area shows')
-    .option('-i, --init-image <path>', 'the picture to extend')
+  const cmd = initOptions(program.command('outpaint').description('extend a picture beyond its borders').argument('<prompt>', 'what the new area shows'), false)
     .option('--extend <sides>', 'pixels to add: 128 (every side) or left=128,right=128,top=0,bottom=256 (multiples of 8)')
     .option('--fill <how>', 'pre-fill of the new area: stretch (edge pixels), blur, noise', 'stretch')
     .option('--overlap <px>', 'how far into the old picture the seam is repainted (multiple of 8)', '16')
     .option('--mask-blur <px>', 'feather of the seam', '8')
     .option('--pass-size <px>', "largest extension per pass (default: half the model's native size)")
-    .option('--strength <x>', 'how much the new area follows the fill (1: from noise)', '1')
-    .option('--vae-latents <mode>', "encode to the VAE's mean, or a sample drawn with the seed", 'sample');
+    .option('--strength <x>', 'how much the new area follows the fill (1: from noise)', '1');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
     await runGeneration({ prompt, flags, task: 'inpaint', job: (files) => outpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
   });
