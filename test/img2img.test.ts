@@ -8,7 +8,7 @@ import type { GenerationRequest } from '../src/pipeline/types.js';
 import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
 import { TINY_SD } from './helpers/cli.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
-import { withInpaintUnet } from './helpers/inpaint-model.js';
+import { assembleModel } from './helpers/assemble-model.js';
 
 /**
  * img2img and inpaint against diffusers' StableDiffusionImg2ImgPipeline and
@@ -77,8 +77,8 @@ let inpainting: ModelBundle;
 let dispose: () => void;
 s.before(async () => {
   plain = await loadModel(TINY_SD, { device: 'cpu', withEncoder: true });
-  const model = withInpaintUnet();
-  dispose = model.dispose;
+  const model = assembleModel('tiny-sd-inpaint');
+  dispose = model.remove;
   inpainting = await loadModel(model.dir, { device: 'cpu', withEncoder: true });
 });
 s.after(async () => {

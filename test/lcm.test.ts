@@ -5,9 +5,11 @@ import { generate } from '../src/pipeline/generate.js';
 import { guidanceScaleEmbedding } from '../src/pipeline/guidance-embedding.js';
 import { guidanceCondition } from '../src/pipeline/lcm.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
-import { TINY_SD } from './helpers/cli.js';
+import { readFileSync } from 'node:fs';
+import { readGenerationMetadata } from '../src/image/metadata.js';
+import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
-import { assembleLcmModel, type LcmModel } from './helpers/lcm-model.js';
+import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
 
 /**
  * Latent Consistency Models against diffusers' LatentConsistencyModelPipeline (PyTorch) on the
@@ -110,10 +112,10 @@ Embedding.run();
 const LATENT_TOLERANCE = 1e-4;
 
 const E2E = suite('LCM txt2img = diffusers LatentConsistencyModelPipeline');
-let model: LcmModel;
+let model: AssembledModel;
 let bundle: ModelBundle;
 E2E.before(async () => {
-  model = assembleLcmModel();
+  model = assembleModel('tiny-lcm');
   bundle = await loadModel(model.dir, { device: 'cpu' });
 });
 E2E.after(async () => {
@@ -185,5 +187,17 @@ for (const c of manifest.txt2img) {
     }
   });
 }
+
+E2E('the CLI picks the lcm sampler, 4 steps and embedded guidance for an LCM folder', () => {
+  const out = tempDir();
+  const r = diffuse(['txt2img', 'a lighthouse', '--model', model.dir, '--seed', '3', '--quiet', '-o', join(out, 'lcm.png')]);
+  assert.is(r.status, 0, r.stderr);
+  const meta = readGenerationMetadata(readFileSync(join(out, 'lcm.png')));
+  assert.ok(meta.kind === 'a1111');
+  if (meta.kind !== 'a1111') return;
+  assert.is(meta.parameters.sampler, 'LCM');
+  assert.is(meta.parameters.steps, 4);
+  assert.is(meta.parameters.cfgScale, 8);
+});
 
 E2E.run();

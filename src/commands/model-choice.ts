@@ -3,6 +3,7 @@ import { loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, ty
 import type { SettingSource } from '../config.js';
 import type { SettingKey, Settings } from './options.js';
 import { pullProgress } from './pull-progress.js';
+import type { ModelFiles } from '../pipeline/model-files.js';
 
 export interface ChosenModel {
   dir: string;
@@ -45,10 +46,19 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/** The registry's recommended sampler, schedule, steps and CFG stand in for values the user did not set. */
-export function withRecommended(settings: Settings, sources: Record<SettingKey, SettingSource>, entry: RegistryEntry | undefined): Settings {
-  if (!entry) return settings;
-  const r = entry.recommended;
+/**
+ * What a model folder says about itself where the registry does not: an LCM-distilled model
+ * (its scheduler is LCMScheduler) wants the lcm sampler, few steps and its embedded guidance.
+ */
+export function folderRecommendation(files: ModelFiles): RegistryEntry['recommended'] | undefined {
+  const scheduler = files.modelIndex.scheduler;
+  const cls = Array.isArray(scheduler) ? scheduler[1] : undefined;
+  return cls === 'LCMScheduler' ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfg: 8 } : undefined;
+}
+
+/** Recommended sampler, schedule, steps and CFG stand in for values the user did not set. */
+export function withRecommended(settings: Settings, sources: Record<SettingKey, SettingSource>, r: RegistryEntry['recommended'] | undefined): Settings {
+  if (!r) return settings;
   const out = { ...settings };
   if (sources.sampler === 'default') {
     out.sampler = r.sampler;

@@ -14,7 +14,7 @@ import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import { VERSION } from '../version.js';
 import type { ImageJob } from './image-job.js';
-import { chooseModel, withRecommended } from './model-choice.js';
+import { chooseModel, folderRecommendation, withRecommended } from './model-choice.js';
 import { progressView, type ProgressView } from './progress.js';
 import type { Settings } from './options.js';
 
@@ -41,10 +41,11 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   resolveSampling(resolved.settings);
   const target = await resolveOutputTarget(resolved.settings.output);
   const model = await chooseModel(resolved.settings, input.task, Boolean(flags.quiet));
-  const settings = withRecommended(resolved.settings, resolved.sources, model.entry);
+  const files = readModelFiles(model.dir);
+  const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
   const sampling = resolveSampling(settings);
   const seed = settings.seed ?? randomSeed();
-  const job = input.job ? await input.job(readModelFiles(model.dir)) : undefined;
+  const job = input.job ? await input.job(files) : undefined;
 
   const bundle = await loadModel(model.dir, {
     device: settings.device,

@@ -1,0 +1,22 @@
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FIXTURES } from './fixtures.js';
+
+export interface AssembledModel {
+  dir: string;
+  remove(): void;
+}
+
+/**
+ * One diffusers ONNX folder from a fixture that ships only its UNet and scheduler (tiny-lcm,
+ * tiny-sd-inpaint) and tiny-sd's text encoder, VAE and tokenizer, whose weights the references
+ * used. Folders are linked ('junction' so Windows needs no privilege), model_index.json copied.
+ */
+export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint'): AssembledModel {
+  const dir = mkdtempSync(join(tmpdir(), `diffuse-${fixture}-`));
+  for (const part of ['text_encoder', 'vae_decoder', 'vae_encoder', 'tokenizer']) symlinkSync(join(FIXTURES, 'tiny-sd', part), join(dir, part), 'junction');
+  for (const part of ['unet', 'scheduler']) symlinkSync(join(FIXTURES, fixture, part), join(dir, part), 'junction');
+  copyFileSync(join(FIXTURES, fixture, 'model_index.json'), join(dir, 'model_index.json'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
