@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuseAsync, listFiles, tempDir } from './helpers/cli.js';
-import { repoFromFolder, startHubServer, type HubServer } from './helpers/hub-server.js';
+import { registryJsonFor, repoFromFolder, startHubServer, type HubServer } from './helpers/hub-server.js';
 
 /** The real CLI against a local server in the Hub's URL and API layout: pull, then generate. */
 const cli = suite('diffuse models + --model hf:');
@@ -55,6 +55,19 @@ cli('an uncached model in a script: refused with the pull command, downloaded wi
   const allowed = await diffuseAsync([...args, '--yes'], { env });
   assert.is(allowed.status, 0, allowed.stderr);
   assert.equal(listFiles(out), ['x.png']);
+});
+
+cli('a registry id: pull, then txt2img from the id', async () => {
+  const registry = join(home, 'registry.json');
+  writeFileSync(registry, JSON.stringify(await registryJsonFor([{ id: 'tiny', repo: 'test-org/tiny-sd-2' }])));
+  const withRegistry = { ...env, DIFFUSE_REGISTRY: registry };
+  const pull = await diffuseAsync(['models', 'pull', 'tiny', '--quiet'], { env: withRegistry });
+  assert.is(pull.status, 0, pull.stderr);
+  const out = tempDir();
+  const gen = await diffuseAsync(['txt2img', 'x', '--model', 'tiny', '--offline', '--steps', '2', '--seed', '2', '--quiet', '-o', join(out, 'x.png')], { env: withRegistry });
+  assert.is(gen.status, 0, gen.stderr);
+  const list = JSON.parse((await diffuseAsync(['models', 'list', '--json'], { env: withRegistry })).stdout) as { registry: { id: string; installed: unknown }[] };
+  assert.ok(list.registry.find((r) => r.id === 'tiny')?.installed, 'listed as installed');
 });
 
 cli('list, verify, a corrupted byte, rm', async () => {

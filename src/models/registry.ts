@@ -265,10 +265,10 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
 const DEFAULT_PATH = fileURLToPath(new URL('../../../models.json', import.meta.url));
 let cached: Registry | undefined;
 
-/** models.json at the package root (read once), or the file at `path`. */
+/** models.json at the package root, or $DIFFUSE_REGISTRY (a team's own list), read once; or the file at `path`. */
 export function loadRegistry(path?: string): Registry {
   if (path === undefined && cached) return cached;
-  const file = path ?? DEFAULT_PATH;
+  const file = path ?? (process.env.DIFFUSE_REGISTRY || DEFAULT_PATH);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
