@@ -3,6 +3,7 @@ import { DEVICES, type Device } from '../onnx/session.js';
 import type { RngKind } from '../rng/types.js';
 import type { SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/conditioning.js';
+import type { CondPadding } from '../text/prompt-pad.js';
 
 /**
  * One table of generation options. It drives the commander flags of every generating
@@ -34,6 +35,7 @@ export interface Settings {
   offline: boolean;
   yes: boolean;
   promptWeighting: PromptWeighting;
+  padCond: 'none' | CondPadding;
   clipSkip: number;
   embeddingsDir: string | undefined;
 }
@@ -116,6 +118,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'variationSeed', flags: '--variation-seed <n>', description: "A1111's variation seed: the noise is slerped towards this seed's (random when a strength is given without it)", parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
   spec({ key: 'variationStrength', flags: '--variation-strength <x>', description: 'how far towards the variation seed (0 = none, 1 = that seed)', parse: parseNumber(0, 1), default: 0, configurable: false }),
   spec({ key: 'promptWeighting', flags: '--prompt-weighting <mode>', description: "prompt syntax: a1111 ((emphasis:1.2), [edits:10], BREAK, long prompts), comfy (same syntax, ComfyUI's weighting), none (plain text, 77 tokens, as diffusers)", parse: parseChoice(['a1111', 'comfy', 'none'] as const), default: 'a1111', configurable: true }),
+  spec({ key: 'padCond', flags: '--pad-cond <how>', description: "prompt and negative of different lengths: none (two UNet calls, A1111's default), empty-chunks or v0 (A1111's padding options)", parse: parseChoice(['none', 'empty-chunks', 'v0'] as const), default: 'none', configurable: true }),
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),

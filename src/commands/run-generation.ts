@@ -66,6 +66,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       prompt: input.prompt,
       negativePrompt: settings.negativePrompt,
       promptWeighting: settings.promptWeighting,
+      condPadding: settings.padCond,
       steps: settings.steps,
       cfgScale: settings.cfgScale,
       cfgRescale: settings.cfgRescale,

@@ -4,6 +4,7 @@ import { tensorToRasters } from '../image/tensor-image.js';
 import type { Conditioning } from './text-encoder.js';
 import { applyGuidance } from './guidance.js';
 import { encodeConditioning } from './conditioning.js';
+import { padCondUncond } from '../text/prompt-pad.js';
 import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './load.js';
 import { modelHash } from './model-hash.js';
@@ -39,6 +40,8 @@ export async function generate(
   const weighting = request.promptWeighting ?? 'a1111';
   const cond = await encodeConditioning(bundle, request.prompt, request.steps, weighting);
   const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, request.steps, weighting) : undefined;
+  const padding = request.condPadding ?? 'none';
+  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', request.steps, weighting)).at(0).data : new Float32Array(0);
   const encodedAt = performance.now();
 
   const plan = planSampling({
@@ -61,18 +64,26 @@ export async function generate(
     const n = contexts.length * batch;
     return bundle.unet.predict(sample, [n, channels, latentDims[1], latentDims[2]], t, context.data, [n, context.tokens, context.width], timestepCond);
   };
+  const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
+    if (padding === 'none' || u.tokens === c.tokens) return [u, c];
+    const both = padCondUncond(c.data, u.data, c.width, padding, emptyPrompt);
+    return [
+      { data: both.uncond, tokens: both.uncond.length / u.width, width: u.width },
+      { data: both.cond, tokens: both.cond.length / c.width, width: c.width },
+    ];
+  };
   let calls = 0;
   const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
     const call = calls++;
     const c = cond.at(call);
     const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
     if (!uncond) return predict(withExtra, t, [c]);
-    const u = uncond.at(call);
+    const [u, cp] = padded(uncond.at(call), c);
     // One batched call where both sides have as many tokens; else two calls, as A1111 does by default.
     const [outU, outC] =
-      u.tokens === c.tokens
-        ? splitHalves(await predict(concat(withExtra, withExtra), t, [u, c]))
-        : [await predict(withExtra, t, [u]), await predict(withExtra, t, [c])];
+      u.tokens === cp.tokens
+        ? splitHalves(await predict(concat(withExtra, withExtra), t, [u, cp]))
+        : [await predict(withExtra, t, [u]), await predict(withExtra, t, [cp])];
     return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
   };
   listener({ kind: 'stage', stage: 'denoise' });

@@ -1,6 +1,7 @@
 import type { Raster } from '../image/raster.js';
 import type { RngKind } from '../rng/types.js';
 import type { PromptWeighting } from './conditioning.js';
+import type { CondPadding } from '../text/prompt-pad.js';
 
 /**
  * How the images of one batch get their noise. 'a1111': image i uses seed + i with its own
@@ -15,6 +16,11 @@ export interface GenerationRequest {
   negativePrompt: string;
   /** How prompt syntax is read (default 'a1111'; 'none' is diffusers' plain 77-token window). */
   promptWeighting?: PromptWeighting;
+  /**
+   * Prompt and negative prompt of different lengths: two UNet calls ('none', A1111's default), or
+   * padded to one length with empty-prompt chunks or the v0 way (A1111's two options).
+   */
+  condPadding?: 'none' | CondPadding;
   steps: number;
   cfgScale: number;
   /** Guidance rescale (diffusers' guidance_rescale, for zero-terminal-SNR v-models); 0 is off. */
