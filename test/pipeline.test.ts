@@ -10,10 +10,10 @@ import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 /**
  * End to end against diffusers' own StableDiffusionPipeline (PyTorch) on the same tiny weights:
  * the ONNX graphs agree with torch to ~2e-6 per call (test/fixtures/tiny-sd/README.md), and a
- * sampling loop compounds that over its steps, so final latents are held to 1e-4 of their
- * largest magnitude and the 8-bit images to at most one level on a handful of pixels.
+ * sampling loop compounds that over its steps (up to 2.2e-6 of the largest latent seen over
+ * 27 cases), so final latents are held to 1e-5 of their largest magnitude and the 8-bit images to at most one level on a handful of pixels.
  */
-const LATENT_TOLERANCE = 1e-4;
+const LATENT_TOLERANCE = 1e-5;
 
 interface Blob {
   file: string;
