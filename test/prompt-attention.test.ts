@@ -1,9 +1,10 @@
+import { join } from 'node:path';
 // Emphasis parsing against A1111's own parse_prompt_attention (tools/make_prompt_refs.py). Texts are
 // compared exactly; weights too, since the same float64 operations run in the same order (the 1e-12
 // bound only guards the JSON round trip, which is exact for Python's repr of floats).
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { parsePromptAttention } from '../src/text/prompt-attention.js';
 import { PromptError } from '../src/text/prompt-error.js';
 
@@ -12,7 +13,7 @@ interface AttentionRef {
   result?: Array<[string, number]>;
   error?: string;
 }
-const refs = JSON.parse(readFileSync(new URL('../../test/fixtures/prompt/refs.json', import.meta.url), 'utf8')) as { attention: AttentionRef[] };
+const refs = readJson<{ attention: AttentionRef[] }>(join(FIXTURES, 'prompt/refs.json.gz'));
 const TOLERANCE = 1e-12;
 
 test('every parse equals A1111', () => {

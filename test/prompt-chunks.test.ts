@@ -1,11 +1,12 @@
+import { join } from 'node:path';
 // Chunking against A1111's own FrozenCLIPEmbedderWithCustomWords.tokenize_line (imported with stubs by
 // tools/make_prompt_refs.py, tokens from transformers' CLIPTokenizer on the real CLIP vocabulary), for
 // comma backtracking 20 (default), 0 and 5 and with emphasis off. Token ids and the token count are
 // compared exactly; multipliers too (same float64 operations; 1e-12 only guards the JSON round trip).
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 import { PromptError } from '../src/text/prompt-error.js';
 import { CHUNK_TOKENS, emptyChunk, encoderInputIds, tokenizeLine, type ChunkTokenIds, type EmphasisMode } from '../src/text/prompt-chunks.js';
@@ -18,7 +19,7 @@ interface ChunkRef {
   error?: string;
 }
 const fixture = (path: string): URL => new URL(`../../test/fixtures/${path}`, import.meta.url);
-const refs = JSON.parse(readFileSync(fixture('prompt/refs.json'), 'utf8')) as { chunks: ChunkRef[] };
+const refs = readJson<{ chunks: ChunkRef[] }>(join(FIXTURES, 'prompt/refs.json.gz'));
 const TOLERANCE = 1e-12;
 const EMPHASIS: Record<string, EmphasisMode> = { Original: 'original', 'No norm': 'no-norm', Ignore: 'ignore', None: 'none' };
 

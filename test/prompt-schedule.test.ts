@@ -1,11 +1,12 @@
+import { join } from 'node:path';
 // Prompt editing/alternation schedules against A1111's own get_learned_conditioning_prompt_schedules
 // (tools/make_prompt_refs.py: its docstring cases, hand-written edge cases at several step counts and
 // 6000 random strings, half of them mutated well-formed prompts). Steps and texts are compared exactly.
 // Prompts flagged ambiguous (stray brackets next to editing, where lark's pick is an accident of its
 // forest) are only counted: most agree, and A1111 itself is not deterministic there.
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { PromptError } from '../src/text/prompt-error.js';
 import { promptSchedule, scheduleIsAmbiguous } from '../src/text/prompt-schedule.js';
 
@@ -15,7 +16,7 @@ interface ScheduleRef {
   result?: Array<[number, string]>;
   error?: string;
 }
-const refs = JSON.parse(readFileSync(new URL('../../test/fixtures/prompt/refs.json', import.meta.url), 'utf8')) as { schedules: ScheduleRef[] };
+const refs = readJson<{ schedules: ScheduleRef[] }>(join(FIXTURES, 'prompt/refs.json.gz'));
 
 function schedule(prompt: string, steps: number): Array<[number, string]> | 'PromptError' {
   try {

@@ -1,11 +1,12 @@
 // ClipTokenizer against transformers' slow CLIPTokenizer (tools/make_tokenizer_refs.py). Token ids
 // are integers: every comparison is exact.
-import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readJson } from './helpers/fixtures.js';
 import { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 
 const fixture = (path: string): string => fileURLToPath(new URL(`../../test/fixtures/${path}`, import.meta.url));
@@ -51,7 +52,7 @@ interface Refs {
   added_token: Record<'added' | 'added-legacy', AddedTokenRef[]>;
 }
 
-const refs = JSON.parse(await readFile(join(REFS_DIR, 'refs.json'), 'utf8')) as Refs;
+const refs = readJson<Refs>(join(REFS_DIR, 'refs.json.gz'));
 const tokenizer = await ClipTokenizer.fromDirectory(TOKENIZER_DIR);
 
 /** A tokenizer directory in a temp folder: `files` copied from their source directories. */

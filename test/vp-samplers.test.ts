@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 /**
  * The VP samplers against diffusers 0.32.2's schedulers run in a full pipeline loop on a dummy
  * UNet (test/fixtures/vp-samplers/refs.json, from tools/make_vp_refs.py): DDIM (eta 0 and 0.5),
@@ -5,9 +6,9 @@
  * leading and trailing spacing, as a v-prediction model and with the zero terminal SNR recipe
  * (v, rescaled betas, trailing), at 5, 7, 10 and 25 steps.
  */
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { makeDenoiser } from '../src/schedulers/denoiser.js';
 import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/model.js';
 import type { DiscreteSchedule, Latents, SamplerOptions } from '../src/schedulers/types.js';
@@ -37,7 +38,7 @@ interface Refs {
   cases: Case[];
 }
 
-const refs: Refs = JSON.parse(readFileSync(new URL('../../test/fixtures/vp-samplers/refs.json', import.meta.url), 'utf8'));
+const refs: Refs = readJson<Refs>(join(FIXTURES, 'vp-samplers/refs.json.gz'));
 
 /** stable-diffusion-v1-5's scheduler_config.json, as in tools/make_vp_refs.py. */
 const SD15: SchedulerConfig = {

@@ -7,7 +7,7 @@ embedding. Tokens come from transformers' slow CLIPTokenizer on test/fixtures/ti
 real CLIP vocabulary), as A1111's FrozenCLIPEmbedderWithCustomWords.tokenize does.
 
 Writes test/fixtures/prompt/:
-  refs.json     schedules (get_learned_conditioning_prompt_schedules) for several step counts,
+  refs.json.gz  schedules (get_learned_conditioning_prompt_schedules) for several step counts,
                 parse_prompt_attention outputs, tokenize_line chunks for several settings; a case whose A1111
                 call raises records {"error": <exception class>}
   forward.json  + forward.bin: A1111's forward() on batches of texts with the text encoder replaced by
@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+
+from gzip_json import write_gzip_text
 import random
 import sys
 import types
@@ -312,7 +314,7 @@ def main() -> None:
         "chunks": make_chunks(a1111, tokenizer, prompts + long_prompts(rng)),
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "refs.json").write_text(json.dumps(refs, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    write_gzip_text(OUT_DIR / "refs.json.gz", json.dumps(refs, ensure_ascii=False, separators=(",", ":")) + "\n")
     forward, floats = make_forward(a1111, tokenizer)
     (OUT_DIR / "forward.json").write_text(json.dumps(forward, separators=(",", ":")) + "\n", encoding="utf-8")
     floats.astype("<f4").tofile(OUT_DIR / "forward.bin")

@@ -1,6 +1,6 @@
 """Reference token ids from transformers' slow CLIPTokenizer (what diffusers pipelines use) for test/tokenizer.test.ts.
 
-Writes test/fixtures/tokenizer/refs.json and the config files of two tokenizer variants
+Writes test/fixtures/tokenizer/refs.json.gz and the config files of two tokenizer variants
 (test/fixtures/tokenizer/<variant>/), which reuse vocab.json + merges.txt from test/fixtures/tiny-sd/tokenizer:
   sd2:    legacy files like stabilityai/stable-diffusion-2-1's, special_tokens_map.json sets pad_token "!"
   added:  saved by transformers 4.46 after add_tokens(["<cat-toy>"]) (textual inversion), with clean-up on decode
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+
+from gzip_json import write_gzip_text
 import random
 import re
 import shutil
@@ -465,10 +467,10 @@ def main() -> None:
     text = text.replace('"prompts": []', '"prompts": [\n' + lines + "\n]")
     # Lone surrogates (one prompt has one) cannot be written as UTF-8: keep them as JSON escapes.
     text = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
-    (OUT_DIR / "refs.json").write_text(text + "\n", encoding="utf-8")
+    write_gzip_text(OUT_DIR / "refs.json.gz", text + "\n")
 
     fast_diffs = [r["prompt"] for r in records if "fast_ids" in r or "fast_error" in r]
-    print(f"wrote {len(records)} prompts to {OUT_DIR / 'refs.json'}; CLIPTokenizerFast differs on {len(fast_diffs)}")
+    print(f"wrote {len(records)} prompts to {OUT_DIR / 'refs.json.gz'}; CLIPTokenizerFast differs on {len(fast_diffs)}")
     for prompt in fast_diffs:
         print("  fast differs:", json.dumps(prompt)[:100])
 

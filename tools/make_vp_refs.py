@@ -17,7 +17,7 @@ its sigma-space loop driven by a k-diffusion-style denoiser around the same dumm
 
 Run: /opt/diffuse-venv/bin/python tools/make_vp_refs.py
      COMFYUI_DIR=/path/to/ComfyUI /opt/diffuse-venv/bin/python tools/make_vp_refs.py
-Writes: test/fixtures/vp-samplers/refs.json (and comfy-unipc.json with COMFYUI_DIR)
+Writes: test/fixtures/vp-samplers/refs.json.gz (and comfy-unipc.json with COMFYUI_DIR)
 """
 
 import importlib.util
@@ -43,10 +43,11 @@ from diffusers.schedulers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
+from gzip_json import write_gzip_text
 from sampler_refs_common import SD15_CONFIG as SD15_SCHEDULER_CONFIG
 
 FIXTURES = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "vp-samplers"
-OUT = FIXTURES / "refs.json"
+OUT = FIXTURES / "refs.json.gz"
 COMFY_OUT = FIXTURES / "comfy-unipc.json"
 
 
@@ -186,7 +187,7 @@ def main() -> None:
     }
     assert all(math.isfinite(v) for c in cases for v in c["final"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    write_gzip_text(OUT, json.dumps(doc, separators=(",", ":")) + "\n")
     print("wrote %s: %d cases, %d bytes" % (OUT, len(cases), OUT.stat().st_size))
 
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ROOT } from './cli.js';
 
@@ -12,8 +13,10 @@ export function readF32(path: string): Float32Array {
   return out;
 }
 
+/** A JSON reference; the large ones are stored gzipped (.json.gz) to keep the fixtures small. */
 export function readJson<T>(path: string): T {
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  const bytes = readFileSync(path);
+  return JSON.parse((path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8')) as T;
 }
 
 export interface ErrorStats {
