@@ -62,10 +62,11 @@ export async function encodeConditioning(bundle: ModelBundle, prompt: string, st
     perText = weightBatches(batches, 'original');
   }
   const conds: Conditioning[] = perText.map((data) => ({ data, tokens: data.length / width, width }));
-  // A1111 counts steps in denoiser calls (CFGDenoiser.step) and switches when it passes endStep.
+  // A1111 (prompt_parser.reconstruct_cond_batch) conditions denoiser call n, counted from 0 (CFGDenoiser.step),
+  // on the first text with n <= endStep: a text is still used at the call numbered its endStep.
   return {
     at: (call) => {
-      const i = schedule.findIndex((e) => e.endStep >= call + 1);
+      const i = schedule.findIndex((e) => call <= e.endStep);
       return conds[i === -1 ? conds.length - 1 : i]!;
     },
     texts: schedule.length,
