@@ -65,8 +65,8 @@ test('a hostile embedding is refused with one line, exit 1', () => {
 test('diffuse prompt --explain shows the schedule, chunks and weights', () => {
   const r = diffuse(['prompt', 'a [cat:dog:0.5] in (snow:1.3) BREAK night', '--model', TINY_SD, '--steps', '10']);
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /steps 1-5 of 10: "a cat/);
-  assert.match(r.stdout, /steps 6-10 of 10: "a dog/);
+  assert.match(r.stdout, /steps 1-6 of 10: "a cat/);
+  assert.match(r.stdout, /steps 7-10 of 10: "a dog/);
   assert.match(r.stdout, /snow×1\.3/);
   assert.match(r.stdout, /chunk 2/);
 });

@@ -13,8 +13,8 @@ test('schedule, parts and chunks of an edited, weighted prompt', () => {
   const explanation = explainPrompt('a (red:1.5) [cat:dog:0.5] BREAK grass', 10, tokenizer, ids);
   assert.not.ok(explanation.ambiguous);
   assert.equal(explanation.schedule.map((entry) => [entry.startStep, entry.endStep, entry.text]), [
-    [1, 5, 'a (red:1.5) cat BREAK grass'],
-    [6, 10, 'a (red:1.5) dog BREAK grass'],
+    [1, 6, 'a (red:1.5) cat BREAK grass'],
+    [7, 10, 'a (red:1.5) dog BREAK grass'],
   ]);
   const first = explanation.schedule[0]!;
   assert.equal(first.chunks.map((chunk) => chunk.map((token) => [token.text, token.weight])), [
@@ -23,7 +23,7 @@ test('schedule, parts and chunks of an edited, weighted prompt', () => {
   ]);
   assert.is(first.tokenCount, 76);
   const lines = formatExplanation(explanation);
-  assert.is(lines[0], 'steps 1-5 of 10: "a (red:1.5) cat BREAK grass" (76 tokens, 2 chunks)');
+  assert.is(lines[0], 'steps 1-6 of 10: "a (red:1.5) cat BREAK grass" (76 tokens, 2 chunks)');
   assert.is(lines[1], '  chunk 1 (3/75): a red×1.5 cat');
 });
 

@@ -128,4 +128,16 @@ test('plan: discarding the penultimate sigma (A1111/ComfyUI DPM2) and LCM`s own 
   assert.equal(Array.from(lcm.sigmas), Array.from(SCHEDULES.lcm(model, 4)));
 });
 
+test('prompt editing clock: second-order samplers make 2 * steps - 1 model calls (A1111 total_steps)', async () => {
+  const { modelCalls } = await import('../src/schedulers/index.js');
+  assert.is(modelCalls('euler', 10), 10);
+  for (const s of ['heun', 'dpm2', 'dpm2_a', 'dpmpp_2s_a', 'dpmpp_sde']) assert.is(modelCalls(s, 10), 19, s);
+  // The count is what the sampler really does: Heun's last step is an Euler step.
+  const model = discreteSchedule(sd15);
+  const plan = planSampling({ model, sampler: 'heun', schedule: 'karras', steps: 10 });
+  let calls = 0;
+  await plan.sampler(async (x) => (calls++, x.map(() => 0)), new Float32Array(4).fill(1), plan.sigmas, { model, noise: () => new Float32Array(4) });
+  assert.is(calls, modelCalls('heun', 10));
+});
+
 test.run();

@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { a1111Name, makeDenoiser, planSampling } from '../schedulers/index.js';
+import { a1111Name, makeDenoiser, modelCalls, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
 import type { Conditioning } from './text-encoder.js';
 import { applyGuidance } from './guidance.js';
@@ -38,10 +38,12 @@ export async function generate(
   const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
   const guided = !timestepCond && request.cfgScale > 1;
   const weighting = request.promptWeighting ?? 'a1111';
-  const cond = await encodeConditioning(bundle, request.prompt, request.steps, weighting);
-  const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, request.steps, weighting) : undefined;
+  // Prompt editing runs on the clock of denoiser calls, as A1111's.
+  const calls = modelCalls(request.sampler, request.steps);
+  const cond = await encodeConditioning(bundle, request.prompt, calls, weighting);
+  const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, calls, weighting) : undefined;
   const padding = request.condPadding ?? 'none';
-  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', request.steps, weighting)).at(0).data : new Float32Array(0);
+  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting)).at(0).data : new Float32Array(0);
   const encodedAt = performance.now();
 
   const plan = planSampling({
@@ -72,13 +74,14 @@ export async function generate(
       { data: both.cond, tokens: both.cond.length / c.width, width: c.width },
     ];
   };
-  let calls = 0;
+  let call = 0;
   const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
-    const call = calls++;
     const c = cond.at(call);
+    const u0 = uncond?.at(call);
+    call++;
     const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
-    if (!uncond) return predict(withExtra, t, [c]);
-    const [u, cp] = padded(uncond.at(call), c);
+    if (!u0) return predict(withExtra, t, [c]);
+    const [u, cp] = padded(u0, c);
     // One batched call where both sides have as many tokens; else two calls, as A1111 does by default.
     const [outU, outC] =
       u.tokens === cp.tokens

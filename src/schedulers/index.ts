@@ -24,6 +24,7 @@ export { makeDenoiser, type DenoiserOptions, type NetFn } from './denoiser.js';
 export {
   SAMPLERS,
   SAMPLER_SPECS,
+  modelCalls,
   UnknownSamplerError,
   a1111Name,
   resolveSampler,

@@ -39,18 +39,20 @@ export interface SamplerSpec {
    * scales the first noise by sqrt(sigma² + 1) and quantises timesteps.
    */
   diffusersKarras?: 'vp-rounded';
+  /** Two model evaluations per step but the last (A1111's "second_order"). */
+  secondOrder?: true;
 }
 
 export const SAMPLER_SPECS = {
   euler: { family: 'k', diffusers: 'EulerDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Euler', a1111Schedule: 'uniform' },
   euler_a: { family: 'k', diffusers: 'EulerAncestralDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Euler a', a1111Schedule: 'uniform' },
-  heun: { family: 'k', diffusers: 'HeunDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Heun', a1111Schedule: 'uniform' },
-  dpm2: { family: 'k', diffusers: 'KDPM2DiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui' },
-  dpm2_a: { family: 'k', diffusers: 'KDPM2AncestralDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2 a', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui' },
+  heun: { family: 'k', diffusers: 'HeunDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Heun', a1111Schedule: 'uniform', secondOrder: true },
+  dpm2: { family: 'k', diffusers: 'KDPM2DiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui', secondOrder: true },
+  dpm2_a: { family: 'k', diffusers: 'KDPM2AncestralDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2 a', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui', secondOrder: true },
   lms: { family: 'k', diffusers: 'LMSDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'LMS', a1111Schedule: 'uniform' },
-  dpmpp_2s_a: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ 2S a', a1111Schedule: 'karras' },
+  dpmpp_2s_a: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ 2S a', a1111Schedule: 'karras', secondOrder: true },
   dpmpp_2m: { family: 'k', diffusers: 'DPMSolverMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M', a1111Schedule: 'karras', diffusersKarras: 'vp-rounded' },
-  dpmpp_sde: { family: 'k', diffusers: 'DPMSolverSDEScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ SDE', a1111Schedule: 'karras' },
+  dpmpp_sde: { family: 'k', diffusers: 'DPMSolverSDEScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ SDE', a1111Schedule: 'karras', secondOrder: true },
   dpmpp_2m_sde: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded' },
   dpmpp_2m_sde_heun: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++, heun)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE Heun', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded' },
   dpmpp_3m_sde: { family: 'k', diffusers: '(none)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 3M SDE', a1111Schedule: 'exponential', discardPenultimateSigma: 'a1111' },
@@ -172,6 +174,15 @@ function scheduleByName(name: string): string | undefined {
   const alias = SCHEDULE_ALIASES[key.replace(/_/g, '')] ?? SCHEDULE_ALIASES[key];
   if (alias) return alias;
   throw new UnknownSamplerError('schedule', name, [...Object.keys(SCHEDULES), ...Object.values(SCHEDULE_LABELS), 'Automatic']);
+}
+
+/**
+ * How many denoiser calls a run makes, the clock A1111 runs prompt editing on (its total_steps:
+ * 2 * steps - 1 for second-order samplers).
+ */
+export function modelCalls(sampler: string, steps: number): number {
+  const spec = SAMPLER_SPECS[sampler as SamplerId] as SamplerSpec | undefined;
+  return spec?.secondOrder ? 2 * steps - 1 : steps;
 }
 
 /** Every name resolveSampler accepts, for help texts and errors. */

@@ -35,17 +35,21 @@ export interface PromptExplanation {
 }
 
 export function explainPrompt(prompt: string, steps: number, tokenizer: ExplainTokenizer, ids: ChunkTokenIds, options: ChunkOptions = {}): PromptExplanation {
+  // A1111 uses an entry while the 0-based step is at most its endStep (reconstruct_cond_batch),
+  // so in 1-based steps entry i runs from the previous endStep + 2 to its own endStep + 1.
   let startStep = 1;
-  const schedule = promptSchedule(prompt, steps).map(({ endStep, text }): ExplainedText => {
+  const schedule = promptSchedule(prompt, steps).flatMap(({ endStep, text }): ExplainedText[] => {
+    const start = startStep;
+    const end = Math.min(endStep + 1, steps);
+    startStep = endStep + 2;
+    if (start > end) return [];
     const line = tokenizeLine(text, tokenizer, ids, options);
     const chunks = line.chunks.map((chunk) => chunk.tokens.slice(1, 1 + chunk.used).map((id, i) => ({
       id,
       text: tokenizer.decode([id]),
       weight: chunk.multipliers[1 + i]!,
     })));
-    const entry = { startStep, endStep, text, parts: weightedParts(text, options.emphasis), tokenCount: line.tokenCount, chunks };
-    startStep = endStep + 1;
-    return entry;
+    return [{ startStep: start, endStep: end, text, parts: weightedParts(text, options.emphasis), tokenCount: line.tokenCount, chunks }];
   });
   return { prompt, steps, ambiguous: scheduleIsAmbiguous(prompt), schedule };
 }
