@@ -79,6 +79,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       width,
       height,
       batchSize: settings.batchSize,
+      vaeTiling: settings.vaeTiling,
     };
     const progress = progressView({ quiet: Boolean(flags.quiet) });
     warnMissingEmbeddings(bundle, [input.prompt, settings.negativePrompt], settings.embeddingsDir);

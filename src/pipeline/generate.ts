@@ -12,6 +12,7 @@ import { batchNoise, imageSeed } from './noise.js';
 import { blendKept, keptRegion } from './kept-region.js';
 import { overlay } from '../image/composite.js';
 import { startingPoint } from './start.js';
+import { tiledDecode } from './vae-tiling.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
 
 /**
@@ -120,7 +121,9 @@ export async function generate(
     const slice = final.subarray(b * perImage, (b + 1) * perImage);
     const unscaled = new Float32Array(perImage);
     for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
-    const decoded = await bundle.vaeDecoder.decode(unscaled, latentDims);
+    const decoded = request.vaeTiling
+      ? await tiledDecode(bundle.vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
+      : await bundle.vaeDecoder.decode(unscaled, latentDims);
     const seed = imageSeed(request, b);
     const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
     images.push({

@@ -19,6 +19,8 @@ export interface ModelFiles {
   latentChannels: number;
   /** The UNet's native latent size (64 for SD 1.5 at 512 px). */
   sampleSize: number;
+  /** The VAE's sample_size in pixels: the tile side of --vae-tiling (512 for SD 1.5). */
+  vaeSampleSize: number;
 }
 
 export type Component = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder' | 'tokenizer' | 'scheduler';
@@ -76,5 +78,6 @@ export function readModelFiles(dir: string): ModelFiles {
     vaeScalingFactor: num(vae.scaling_factor, 0.18215),
     latentChannels: num(vae.latent_channels, num(unet.out_channels, 4)),
     sampleSize: num(unet.sample_size, 64),
+    vaeSampleSize: num(vae.sample_size, 2 ** (blocks - 1) * num(unet.sample_size, 64)),
   };
 }

@@ -41,6 +41,8 @@ export interface GenerationRequest {
   batchSize: number;
   /** AUTOMATIC1111's variation: image i's noise is slerped towards the noise of seed + i. */
   variation?: { seed: number; strength: number };
+  /** Decode in overlapping tiles (diffusers' tiled_decode): bounded memory at large sizes. */
+  vaeTiling?: boolean;
   /** img2img and inpaint: the picture to start from. */
   init?: InitImage;
   /** inpaint: which pixels to repaint. */
