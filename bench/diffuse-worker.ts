@@ -1,0 +1,105 @@
+/**
+ * One diffuse txt2img run for the speed benchmark, in its own process so that its peak RSS is
+ * its own. bench/run.ts starts it with one JSON argument (WorkerArgs) and reads the
+ * `BENCH_JSON {...}` line it prints, with the same fields as the Python peers (tools/bench_common.py).
+ */
+import * as ort from 'onnxruntime-node';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel } from '../src/pipeline/load.js';
+import type { GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
+import { BENCH_PROMPT, type WorkerArgs } from './settings.js';
+import { readPeakRssMb } from './proc.js';
+
+type Stage = 'load' | 'encode' | 'denoise' | 'decode';
+
+/**
+ * Wraps InferenceSession.run (here only, the library is untouched) so that time inside ONNX
+ * Runtime is told apart from diffuse's own JavaScript around it.
+ */
+function instrumentRun(current: () => Stage): Record<Stage, number> {
+  const inside: Record<Stage, number> = { load: 0, encode: 0, denoise: 0, decode: 0 };
+  const proto = (ort.InferenceSession as unknown as { prototype: { run: (...args: unknown[]) => Promise<unknown> } }).prototype;
+  const original = proto.run;
+  proto.run = async function (this: unknown, ...args: unknown[]) {
+    const t0 = performance.now();
+    try {
+      return await original.apply(this, args);
+    } finally {
+      inside[current()] += performance.now() - t0;
+    }
+  };
+  return inside;
+}
+
+async function main(): Promise<void> {
+  const args = JSON.parse(process.argv[2] ?? '{}') as WorkerArgs;
+  let stage: Stage = 'load';
+  const inside = instrumentRun(() => stage);
+  const runAtStepStart: number[] = [];
+
+  const t0 = performance.now();
+  const bundle = await loadModel(args.model, { device: 'cpu', threads: args.threads });
+  const loadMs = performance.now() - t0;
+
+  const request: GenerationRequest = {
+    prompt: BENCH_PROMPT,
+    negativePrompt: '',
+    steps: args.steps,
+    cfgScale: args.cfg,
+    cfgRescale: 0,
+    seed: args.seed,
+    rng: 'cpu',
+    seedMode: 'diffusers',
+    sampler: 'euler',
+    schedule: 'normal',
+    width: args.width,
+    height: args.height,
+    batchSize: 1,
+  };
+  const marks: number[] = [];
+  const listener = (event: PipelineEvent): void => {
+    if (event.kind === 'stage') {
+      stage = event.stage;
+      if (event.stage === 'denoise') {
+        marks.push(performance.now());
+        runAtStepStart.push(inside.denoise);
+      }
+    } else {
+      marks.push(performance.now());
+      runAtStepStart.push(inside.denoise);
+    }
+  };
+  const t1 = performance.now();
+  const result = await generate(bundle, request, listener);
+  const totalMs = performance.now() - t1;
+
+  const stepMs = marks.slice(1).map((m, i) => m - marks[i]!);
+  const stepRunMs = runAtStepStart.slice(1).map((r, i) => r - runAtStepStart[i]!);
+  const insideMs = inside.encode + inside.denoise + inside.decode;
+  const record = {
+    tool: 'diffuse',
+    width: args.width,
+    height: args.height,
+    steps: args.steps,
+    cfg: args.cfg,
+    threads: args.threads,
+    peak_rss_mb: readPeakRssMb(process.pid),
+    load_s: loadMs / 1000,
+    text_encoder_s: result.timings.textEncoder / 1000,
+    step_s: stepMs.map((ms) => ms / 1000),
+    vae_decode_s: result.timings.vaeDecode / 1000,
+    total_s: totalMs / 1000,
+    inference_s: insideMs / 1000,
+    // diffuse's own time: wall time of generate() outside InferenceSession.run, per stage.
+    overhead_s: {
+      total: (totalMs - insideMs) / 1000,
+      encode: (result.timings.textEncoder - inside.encode) / 1000,
+      denoise_per_step: stepMs.map((ms, i) => (ms - stepRunMs[i]!) / 1000),
+      decode: (result.timings.vaeDecode - inside.decode) / 1000,
+    },
+  };
+  await bundle.release();
+  console.log(`BENCH_JSON ${JSON.stringify(record)}`);
+}
+
+await main();

@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BENCH_PROMPT, benchCache, type WorkerArgs } from './settings.js';
+
+/** One tool's measurements for one size, as its worker prints them (tools/bench_common.py's fields). */
+export interface PeerResult {
+  tool: string;
+  load_s: number;
+  text_encoder_s: number;
+  /** Wall time of each denoising step (one CFG step: the UNet on the batch of 2 plus the sampler). */
+  step_s: number[];
+  vae_decode_s: number;
+  total_s: number;
+  /** The worker's own VmHWM, when it reports one; bench/run.ts also polls it from outside. */
+  peak_rss_mb?: number;
+  overhead_s?: { total: number; encode: number; denoise_per_step: number[]; decode: number };
+}
+
+/** How to start one tool, and how to read its result from its output. */
+export interface Peer {
+  name: string;
+  /** Why it cannot run here, or undefined when it can. */
+  unavailable(): string | undefined;
+  command(args: WorkerArgs): { file: string; argv: string[] };
+  parse(stdout: string): PeerResult;
+}
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const PYTHON = process.env.DIFFUSE_BENCH_PYTHON ?? '/opt/diffuse-venv/bin/python';
+const SD_CPP = process.env.SD_CPP_BIN ?? join(benchCache(), 'sdcpp', 'build', 'bin', 'sd');
+
+export const SD15_TORCH = join(benchCache(), 'sd15', 'torch');
+export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
+const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
+
+function parseJsonLine(stdout: string): PeerResult {
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+  if (!line) throw new Error('no BENCH_JSON line in its output');
+  return JSON.parse(line.slice('BENCH_JSON '.length)) as PeerResult;
+}
+
+function missing(path: string, what: string): string | undefined {
+  return existsSync(join(path, '.complete')) ? undefined : `${what} not built (${path}); ${MODELS_HINT}`;
+}
+
+function pythonPeer(name: string, script: string, model: string): Peer {
+  return {
+    name,
+    unavailable: () => (existsSync(PYTHON) ? missing(model, 'model') : `no Python at ${PYTHON}`),
+    command: (a) => ({
+      file: PYTHON,
+      argv: [join(REPO, 'tools', script), '--model', model, '--width', `${a.width}`, '--height', `${a.height}`,
+        '--steps', `${a.steps}`, '--cfg', `${a.cfg}`, '--threads', `${a.threads}`, '--seed', `${a.seed}`],
+    }),
+    parse: parseJsonLine,
+  };
+}
+
+export const diffusePeer: Peer = {
+  name: 'diffuse',
+  unavailable: () => missing(SD15_ONNX, 'ONNX model'),
+  command: (a) => ({
+    file: process.execPath,
+    argv: [fileURLToPath(new URL('./diffuse-worker.js', import.meta.url)), JSON.stringify({ ...a, model: SD15_ONNX })],
+  }),
+  parse: parseJsonLine,
+};
+
+/**
+ * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the diffusers folder, which it
+ * reads directly. It prints no JSON: the numbers come from its log lines and its per-step
+ * progress bar ("|===| 2/4 - 9.87s/it"; fast steps print "it/s" instead).
+ */
+export const sdCppPeer: Peer = {
+  name: 'stable-diffusion.cpp',
+  unavailable: () => (existsSync(SD_CPP) ? missing(SD15_TORCH, 'diffusers model') : `no sd binary at ${SD_CPP} (set SD_CPP_BIN; build steps in bench/README.md)`),
+  command: (a) => ({
+    file: SD_CPP,
+    argv: ['-m', SD15_TORCH, '-p', BENCH_PROMPT, '-W', `${a.width}`, '-H', `${a.height}`, '--steps', `${a.steps}`,
+      '--cfg-scale', `${a.cfg}`, '--sampling-method', 'euler', '-t', `${a.threads}`, '-s', `${a.seed}`,
+      '-o', join(benchCache(), 'sdcpp-out.png'), '-v'],
+  }),
+  parse: parseSdCppLog,
+};
+
+export function parseSdCppLog(stdout: string): PeerResult {
+  const seconds = (re: RegExp, scale = 1): number => {
+    const m = re.exec(stdout);
+    if (!m) throw new Error(`log line ${re.source} not found`);
+    return Number(m[1]) * scale;
+  };
+  const conditionedAt = stdout.search(/get_learned_condition completed/);
+  const sampledAt = stdout.search(/sampling completed/);
+  if (conditionedAt < 0 || sampledAt < 0) throw new Error('sampling log lines not found');
+  const steps = [...stdout.slice(conditionedAt, sampledAt).matchAll(/(\d+)\/(\d+) - ([\d.]+)(s\/it|it\/s)/g)]
+    .filter((m) => m[1] !== '0')
+    .map((m) => (m[4] === 's/it' ? Number(m[3]) : 1 / Number(m[3])));
+  return {
+    tool: 'stable-diffusion.cpp',
+    load_s: seconds(/loading model from .* completed, taking ([\d.]+)s/),
+    text_encoder_s: seconds(/get_learned_condition completed, taking (\d+) ms/, 1 / 1000),
+    step_s: steps,
+    vae_decode_s: seconds(/decode_first_stage completed, taking ([\d.]+)s/),
+    total_s: seconds(/txt2img completed in ([\d.]+)s/),
+  };
+}
+
+export const PEERS: Peer[] = [
+  diffusePeer,
+  pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
+  pythonPeer('diffusers (torch)', 'bench_diffusers.py', SD15_TORCH),
+  sdCppPeer,
+];

@@ -1,0 +1,33 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** The same prompt every tool gets (tools/bench_common.py has it too). */
+export const BENCH_PROMPT = 'a photograph of an astronaut riding a horse';
+
+/** What one run of one tool is asked to do. */
+export interface WorkerArgs {
+  /** Model folder in the layout this tool reads. */
+  model: string;
+  width: number;
+  height: number;
+  steps: number;
+  cfg: number;
+  threads: number;
+  seed: number;
+}
+
+/**
+ * SD 1.5 UNet cost from issue 7: 0.80 TFLOP per sample at 512x512, so 1.61 TFLOP per CFG step
+ * (two samples), and the machine's measured operator rates put the floor at ~3.8 s per CFG step.
+ * At other sizes the floor is scaled by the pixel count; attention grows faster than that, so
+ * below 512x512 this floor is an upper bound (fractions read slightly optimistic).
+ */
+export const FLOOR_S_PER_CFG_STEP_512 = 3.8;
+
+export function floorSeconds(width: number, height: number): number {
+  return (FLOOR_S_PER_CFG_STEP_512 * (width * height)) / (512 * 512);
+}
+
+export function benchCache(): string {
+  return process.env.DIFFUSE_BENCH_CACHE ?? join(homedir(), '.cache', 'diffuse-bench');
+}

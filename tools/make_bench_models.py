@@ -1,0 +1,171 @@
+"""Full-size Stable Diffusion 1.5 with random weights, for the speed benchmark (bench/run.ts).
+
+Speed depends on the architecture, not on the weight values, so the real SD 1.5 configs (written out below,
+no Hub download) are instantiated with fixed-seed random weights and saved as:
+
+  <cache>/sd15/torch/   diffusers pipeline folder (safetensors) — diffusers' PyTorch pipeline, and
+                        stable-diffusion.cpp, which reads this layout directly (`-m <folder>`)
+  <cache>/sd15/onnx/    optimum's diffusers ONNX layout (fp32, UNet weights as external data)
+
+<cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo: the models are ~5 GB each).
+Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py   (steps whose outputs exist are skipped)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixtures_models import SD15_SCHEDULER_CONFIG  # noqa: E402
+from fixtures_onnx import _float_timestep_unet_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TOKENIZER_DIR = REPO / "test" / "fixtures" / "tiny-sd" / "tokenizer"
+SEED = 0
+DONE_MARKER = ".complete"
+
+# stable-diffusion-v1-5/stable-diffusion-v1-5 unet/config.json (architecture fields).
+SD15_UNET_CONFIG: dict[str, object] = {
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 768,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+
+# stable-diffusion-v1-5 vae/config.json.
+SD15_VAE_CONFIG: dict[str, object] = {
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 512,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+
+# openai/clip-vit-large-patch14's text tower, as in stable-diffusion-v1-5 text_encoder/config.json.
+SD15_TEXT_ENCODER_CONFIG: dict[str, object] = {
+    "attention_dropout": 0.0,
+    "bos_token_id": 0,
+    "dropout": 0.0,
+    "eos_token_id": 2,
+    "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "initializer_factor": 1.0,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 77,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 1,
+    "projection_dim": 768,
+    "vocab_size": 49408,
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DIFFUSE_BENCH_CACHE", Path.home() / ".cache" / "diffuse-bench"))
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / DONE_MARKER).exists()
+
+
+def mark_complete(folder: Path) -> None:
+    (folder / DONE_MARKER).write_text("ok\n")
+
+
+def build_sd15_pipeline() -> StableDiffusionPipeline:
+    # One seed for the whole build: the weights are reproducible, and nothing depends on their values.
+    torch.manual_seed(SEED)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER_CONFIG)).eval()
+    unet = UNet2DConditionModel(**SD15_UNET_CONFIG).eval()
+    vae = AutoencoderKL(**SD15_VAE_CONFIG).eval()
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR)),
+        unet=unet,
+        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_torch(dest: Path) -> StableDiffusionPipeline:
+    if dest.exists():
+        shutil.rmtree(dest)
+    pipe = build_sd15_pipeline()
+    pipe.save_pretrained(str(dest), safe_serialization=True)
+    mark_complete(dest)
+    return pipe
+
+
+def export_onnx(torch_dir: Path, dest: Path) -> None:
+    from optimum.exporters.onnx import main_export
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    unet = UNet2DConditionModel.from_pretrained(str(torch_dir / "unet"))
+    # No validation pass: at full size it would double the export's time and memory, and the tiny fixture
+    # export (tools/fixtures_onnx.py, same exporter and UNet config) is already checked against torch.
+    main_export(
+        str(torch_dir),
+        output=str(dest),
+        task="text-to-image",
+        dtype="fp32",
+        device="cpu",
+        library_name="diffusers",
+        do_validation=False,
+        local_files_only=True,
+        custom_onnx_configs={
+            "unet": _float_timestep_unet_config(unet.config, int(SD15_TEXT_ENCODER_CONFIG["projection_dim"]))
+        },
+    )
+    del unet
+    mark_complete(dest)
+
+
+def main() -> None:
+    root = cache_dir() / "sd15"
+    torch_dir, onnx_dir = root / "torch", root / "onnx"
+    started = time.time()
+    if is_complete(torch_dir):
+        print(f"skip: {torch_dir} exists")
+    else:
+        save_torch(torch_dir)
+        print(f"saved {torch_dir} ({time.time() - started:.0f} s)")
+    if is_complete(onnx_dir):
+        print(f"skip: {onnx_dir} exists")
+    else:
+        export_onnx(torch_dir, onnx_dir)
+        print(f"exported {onnx_dir} ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
