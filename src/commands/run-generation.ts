@@ -5,7 +5,8 @@ import { formatInfotext, type GenerationParameters } from '../image/infotext.js'
 import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
 import type { Raster } from '../image/raster.js';
 import { writeFileAtomic } from '../image/write.js';
-import type { Task } from '../models/index.js';
+import { cacheRoot, type Task } from '../models/index.js';
+import { join } from 'node:path';
 import { generate } from '../pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../pipeline/load.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
@@ -51,6 +52,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     device: settings.device,
     withEncoder: Boolean(job),
     clipSkip: settings.clipSkip,
+    ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
   });

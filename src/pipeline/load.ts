@@ -23,6 +23,8 @@ export interface LoadOptions {
   embeddingsDir?: string;
   /** Where edited graphs are cached (default: the model cache's graphs/ folder). */
   graphCache?: string;
+  /** Where ONNX Runtime's optimised graphs are kept for fast loads (CPU); none when absent. */
+  optimizedCache?: string;
 }
 
 /** Everything one model needs to generate, loaded once and reused across images. */
@@ -47,7 +49,11 @@ export interface ModelBundle {
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
   const files = readModelFiles(resolve(dir));
-  const settings: SessionSettings = { device: options.device, ...(options.threads ? { threads: options.threads } : {}) };
+  const settings: SessionSettings = {
+    device: options.device,
+    ...(options.threads ? { threads: options.threads } : {}),
+    ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}),
+  };
   const paths = {
     text: requirePart(files.dir, 'text_encoder'),
     unet: requirePart(files.dir, 'unet'),

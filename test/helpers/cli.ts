@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The CLI's caches (optimised graphs, edited graphs, models) go to a scratch home, never the user's. */
+const HOME = mkdtempSync(join(tmpdir(), 'diffuse-home-'));
 export const TINY_SD = join(ROOT, 'test/fixtures/tiny-sd');
 const BIN = join(ROOT, 'bin/diffuse.js');
 
@@ -18,7 +20,7 @@ export interface CliResult {
 export function diffuse(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    env: { ...process.env, NO_COLOR: '1', DIFFUSE_HOME: HOME, ...options.env },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -30,7 +32,7 @@ export function diffuseAsync(args: string[], options: { cwd?: string; env?: Node
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, NO_COLOR: '1', ...options.env },
+      env: { ...process.env, NO_COLOR: '1', DIFFUSE_HOME: HOME, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 120_000,
     });
