@@ -2,10 +2,9 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generate } from '../src/pipeline/generate.js';
-import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
-import { TINY_SD } from './helpers/cli.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
+import { withModel } from './helpers/tiny-model.js';
 
 /**
  * End to end against diffusers' own StableDiffusionPipeline (PyTorch) on the same tiny weights:
@@ -66,13 +65,7 @@ function samplingFor(c: Case): { sampler: string; schedule: string } | undefined
 }
 
 const E2E = suite('txt2img = diffusers StableDiffusionPipeline');
-let bundle: ModelBundle;
-E2E.before(async () => {
-  bundle = await loadModel(TINY_SD, { device: 'cpu' });
-});
-E2E.after(async () => {
-  await bundle.release();
-});
+const model = withModel(E2E);
 
 const covered: string[] = [];
 for (const c of manifest.txt2img) {
@@ -81,8 +74,8 @@ for (const c of manifest.txt2img) {
   covered.push(c.scheduler.class);
   E2E(`${c.name}: ${sampling.sampler}/${sampling.schedule}, from the seed alone`, async () => {
     // The case's scheduler config is the model's plus the overrides a diffusers user passes.
-    const model = { ...bundle, schedule: discreteSchedule(c.scheduler.config) };
-    const result = await generate(model, {
+    const bundle = { ...model(), schedule: discreteSchedule(c.scheduler.config) };
+    const result = await generate(bundle, {
       prompt: c.prompt as string,
       negativePrompt: typeof c.negative_prompt === 'string' ? c.negative_prompt : '',
       steps: c.num_inference_steps,

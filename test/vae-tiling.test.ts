@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import type { ModelBundle } from '../src/pipeline/load.js';
 import { generate } from '../src/pipeline/generate.js';
 import { tiledDecode } from '../src/pipeline/vae-tiling.js';
-import { TINY_SD } from './helpers/cli.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
+import { tinyRequest, withModel } from './helpers/tiny-model.js';
 
 /**
  * --vae-tiling against diffusers' AutoencoderKL.tiled_decode (enable_tiling()) on the fixture VAE:
@@ -23,24 +23,18 @@ interface Refs {
 const DIR = join(FIXTURES, 'vae-tiling');
 const refs = readJson<Refs>(join(DIR, 'refs.json'));
 const s = suite('VAE tiling = diffusers tiled_decode');
-let bundle: ModelBundle;
-s.before(async () => {
-  bundle = await loadModel(TINY_SD, { device: 'cpu' });
-});
-s.after(async () => {
-  await bundle.release();
-});
+const model = withModel(s);
 
 s('tiled decode matches diffusers, tile by tile and across the seams', async () => {
   const [, c, h, w] = refs.latents.shape;
   const sizes = { latent: refs.tile_latent_min_size, sample: refs.tile_sample_min_size, overlap: refs.tile_overlap_factor };
-  assert.equal(sizes, { latent: bundle.files.vaeSampleSize / bundle.files.vaeScaleFactor, sample: bundle.files.vaeSampleSize, overlap: 0.25 }, 'the model folder gives diffusers\' tile sizes');
+  assert.equal(sizes, { latent: model().files.vaeSampleSize / model().files.vaeScaleFactor, sample: model().files.vaeSampleSize, overlap: 0.25 }, 'the model folder gives diffusers\' tile sizes');
   let calls = 0;
-  const counting = Object.create(bundle.vaeDecoder) as typeof bundle.vaeDecoder;
+  const counting = Object.create(model().vaeDecoder) as ModelBundle['vaeDecoder'];
   counting.decode = (latents, dims) => {
     calls++;
     assert.ok(dims[1] <= sizes.latent && dims[2] <= sizes.latent, 'every call is one tile at most');
-    return bundle.vaeDecoder.decode(latents, dims);
+    return model().vaeDecoder.decode(latents, dims);
   };
   const out = await tiledDecode(counting, readF32(join(DIR, refs.latents.file)), [c, h, w], sizes);
   assert.equal([out.height, out.width], refs.tiled.shape.slice(2));
@@ -50,11 +44,11 @@ s('tiled decode matches diffusers, tile by tile and across the seams', async () 
 });
 
 s('a picture that fits one tile is decoded whole; --vae-tiling leaves it unchanged', async () => {
-  const request = { prompt: 'a cat', negativePrompt: '', steps: 2, cfgScale: 7, cfgRescale: 0, seed: 1, rng: 'cpu' as const, seedMode: 'a1111' as const, sampler: 'euler', schedule: 'normal', width: 32, height: 32, batchSize: 1 };
-  const plain = await generate(bundle, request);
-  const tiled = await generate(bundle, { ...request, vaeTiling: true });
+  const request = tinyRequest({ prompt: 'a cat', steps: 2, seed: 1 });
+  const plain = await generate(model(), request);
+  const tiled = await generate(model(), { ...request, vaeTiling: true });
   assert.equal(tiled.images[0]!.image.data, plain.images[0]!.image.data);
-  const wide = await generate(bundle, { ...request, width: 80, height: 48, vaeTiling: true });
+  const wide = await generate(model(), { ...request, width: 80, height: 48, vaeTiling: true });
   assert.equal([wide.images[0]!.image.width, wide.images[0]!.image.height], [80, 48]);
 });
 

@@ -3,36 +3,15 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generate } from '../src/pipeline/generate.js';
-import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
-import type { GenerationRequest } from '../src/pipeline/types.js';
 import { slerpNoise } from '../src/pipeline/variation.js';
 import { createRng } from '../src/rng/index.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { tinyRequest, withModel } from './helpers/tiny-model.js';
 
 const s = suite('variation seeds and --from');
-let bundle: ModelBundle;
-s.before(async () => {
-  bundle = await loadModel(TINY_SD, { device: 'cpu' });
-});
-s.after(async () => {
-  await bundle.release();
-});
+const model = withModel(s);
 
-const request: GenerationRequest = {
-  prompt: 'a fox in the snow',
-  negativePrompt: '',
-  steps: 4,
-  cfgScale: 7,
-  cfgRescale: 0,
-  seed: 11,
-  rng: 'cpu',
-  seedMode: 'a1111',
-  sampler: 'euler',
-  schedule: 'normal',
-  width: 32,
-  height: 32,
-  batchSize: 1,
-};
+const request = tinyRequest({ steps: 4 });
 
 s('slerp: strength 0 keeps the noise, 1 gives the variation noise; parallel inputs take the linear path', () => {
   const dims = [4, 8, 8] as const;
@@ -51,18 +30,18 @@ s('slerp: strength 0 keeps the noise, 1 gives the variation noise; parallel inpu
 });
 
 s('strength 0 changes nothing; strength 1 is the variation seed itself (deterministic sampler)', async () => {
-  const plain = await generate(bundle, request);
-  const none = await generate(bundle, { ...request, variation: { seed: 99, strength: 0 } });
+  const plain = await generate(model(), request);
+  const none = await generate(model(), { ...request, variation: { seed: 99, strength: 0 } });
   assert.equal(none.latents, plain.latents);
-  const full = await generate(bundle, { ...request, variation: { seed: 99, strength: 1 } });
-  const other = await generate(bundle, { ...request, seed: 99 });
+  const full = await generate(model(), { ...request, variation: { seed: 99, strength: 1 } });
+  const other = await generate(model(), { ...request, seed: 99 });
   full.latents.forEach((v, i) => assert.ok(Math.abs(v - other.latents[i]!) < 1e-4, `latent ${i}`));
-  const some = await generate(bundle, { ...request, variation: { seed: 99, strength: 0.3 } });
+  const some = await generate(model(), { ...request, variation: { seed: 99, strength: 0.3 } });
   assert.not.equal(some.latents, plain.latents);
 });
 
 s('with a variation strength the seed stays and the variation seed counts up (A1111)', async () => {
-  const batch = await generate(bundle, { ...request, batchSize: 2, variation: { seed: 99, strength: 0.5 } });
+  const batch = await generate(model(), { ...request, batchSize: 2, variation: { seed: 99, strength: 0.5 } });
   assert.equal(batch.images.map((i) => [i.metadata.seed, i.metadata.variationSeed]), [[11, 99], [11, 100]]);
 });
 
