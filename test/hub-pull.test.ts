@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -19,9 +19,9 @@ import {
 import { hubOptionsFromEnv } from '../src/models/hub.js';
 import { readManifest } from '../src/models/manifest.js';
 import type { PullEvent } from '../src/models/progress.js';
-import { pullModel, type PullOptions } from '../src/models/pull.js';
-import { validateRegistry, type Registry } from '../src/models/registry.js';
-import { listTree, registryJsonFor, repoFromFolder, startHubServer, tempDir, writeRandomRepo, type HubServer, type HubServerOptions } from './helpers/hub-server.js';
+import { pullModel } from '../src/models/pull.js';
+import { validateRegistry } from '../src/models/registry.js';
+import { fakeHub, listTree, registryJsonFor, rejects, repoFromFolder, type FakeHub, type HubServer, type HubServerOptions } from './helpers/hub-server.js';
 
 /**
  * pull against a local fake Hub (test/helpers/hub-server.ts): no network. Files are random
@@ -51,45 +51,10 @@ const TXT2IMG_FILES = [
   'vae_decoder/model.onnx',
 ];
 
-interface Fixture {
-  tmp: string;
-  home: string;
-  src: string;
-  server: HubServer;
-  registry: Registry;
-  base: PullOptions;
-  done(): Promise<void>;
-}
+type Fixture = FakeHub;
 
-async function fixture(serverOptions: HubServerOptions = {}, extra?: (server: HubServer, src: string) => Promise<void>): Promise<Fixture> {
-  const tmp = await tempDir('hub');
-  const home = join(tmp, 'home');
-  const src = join(tmp, 'src');
-  await writeRandomRepo(src, BINARIES);
-  const server = await startHubServer({ token: TOKEN, ...serverOptions });
-  server.addRepo({ id: REPO, revisions: { main: await repoFromFolder(src) } });
-  await extra?.(server, src);
-  const registry = validateRegistry(await registryJsonFor([{ id: 'tiny', repo: REPO }]), 'test registry');
-  const base: PullOptions = {
-    home,
-    registry,
-    hub: { endpoint: server.endpoint },
-    retryDelayMs: 1,
-    lock: { pollMs: 10 },
-  };
-  return {
-    tmp,
-    home,
-    src,
-    server,
-    registry,
-    base,
-    async done() {
-      await server.close();
-      await rm(tmp, { recursive: true, force: true });
-    },
-  };
-}
+const fixture = (server: HubServerOptions = {}, extra?: (server: HubServer, src: string) => Promise<void>): Promise<Fixture> =>
+  fakeHub({ repo: REPO, files: BINARIES, server: { token: TOKEN, ...server }, ...(extra ? { extra } : {}) });
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -104,15 +69,6 @@ async function assertSameBytes(f: Fixture, paths: string[]): Promise<void> {
 /** CDN/resolve requests that served a given repo path. */
 const servedRequests = (server: HubServer, path: string) => server.requests.filter((r) => r.path === path && r.status !== 302);
 
-async function rejects(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.unreachable('expected a rejection');
-  throw new Error('unreachable');
-}
 
 test('pull fetches exactly the txt2img files, verifies them and records a manifest', async () => {
   const f = await fixture();

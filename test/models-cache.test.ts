@@ -10,9 +10,9 @@ import { LocalModelError, ModelLockError } from '../src/models/errors.js';
 import { addLocalModel, readLocalModels } from '../src/models/local.js';
 import { acquireLock } from '../src/models/lock.js';
 import { readManifest } from '../src/models/manifest.js';
-import { pullModel, type PullOptions } from '../src/models/pull.js';
-import { validateRegistry, type Registry } from '../src/models/registry.js';
-import { registryJsonFor, repoFromFolder, startHubServer, tempDir, writeRandomRepo, type HubServer } from './helpers/hub-server.js';
+import { pullModel } from '../src/models/pull.js';
+import type { Registry } from '../src/models/registry.js';
+import { fakeHub, tempDir, type FakeHub } from './helpers/hub-server.js';
 
 const REPO = 'test-org/tiny';
 
@@ -26,37 +26,14 @@ async function rejects(promise: Promise<unknown>): Promise<Error> {
   throw new Error('unreachable');
 }
 
-interface Fixture {
-  tmp: string;
-  home: string;
-  server: HubServer;
-  registry: Registry;
-  base: PullOptions;
+interface Fixture extends FakeHub {
   /** The same home and registry, for list/rm/verify. */
   cache: { home: string; registry: Registry };
-  done(): Promise<void>;
 }
 
 async function fixture(): Promise<Fixture> {
-  const tmp = await tempDir('cache');
-  const src = join(tmp, 'src');
-  await writeRandomRepo(src, { 'text_encoder/model.onnx': 4000, 'unet/model.onnx': 8000, 'vae_decoder/model.onnx': 2000, 'vae_encoder/model.onnx': 2000 });
-  const server = await startHubServer();
-  server.addRepo({ id: REPO, revisions: { main: await repoFromFolder(src) } });
-  const registry = validateRegistry(await registryJsonFor([{ id: 'tiny', repo: REPO }]));
-  const home = join(tmp, 'home');
-  return {
-    tmp,
-    home,
-    server,
-    registry,
-    base: { home, registry, hub: { endpoint: server.endpoint }, retryDelayMs: 1, lock: { pollMs: 10 } },
-    cache: { home, registry },
-    async done() {
-      await server.close();
-      await rm(tmp, { recursive: true, force: true });
-    },
-  };
+  const hub = await fakeHub({ repo: REPO, files: { 'text_encoder/model.onnx': 4000, 'unet/model.onnx': 8000, 'vae_decoder/model.onnx': 2000, 'vae_encoder/model.onnx': 2000 } });
+  return { ...hub, cache: { home: hub.home, registry: hub.registry } };
 }
 
 test('cache root: DIFFUSE_HOME, then XDG / Library/Caches / LOCALAPPDATA', () => {

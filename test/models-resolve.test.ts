@@ -5,49 +5,17 @@ import * as assert from 'uvu/assert';
 import { addLocalModel } from '../src/models/local.js';
 import { ModelNotCachedError, ModelPathError, UnknownModelError } from '../src/models/errors.js';
 import { pullModel } from '../src/models/pull.js';
-import { pullCommand, resolveModel, type ResolveOptions } from '../src/models/resolve.js';
-import { validateRegistry, type Registry } from '../src/models/registry.js';
-import { registryJsonFor, repoFromFolder, startHubServer, tempDir, writeRandomRepo, type HubServer } from './helpers/hub-server.js';
+import { pullCommand, resolveModel } from '../src/models/resolve.js';
+import { fakeHub, rejects, type FakeHub } from './helpers/hub-server.js';
 
 const REPO = 'test-org/tiny';
 
-interface Fixture {
-  tmp: string;
-  server: HubServer;
-  registry: Registry;
-  base: ResolveOptions;
-  done(): Promise<void>;
-}
+type Fixture = FakeHub;
 
 /** A fresh DIFFUSE_HOME and a fake Hub serving one small random repo. */
-async function fixture(): Promise<Fixture> {
-  const tmp = await tempDir('resolve');
-  const src = join(tmp, 'src');
-  await writeRandomRepo(src, { 'text_encoder/model.onnx': 5000, 'unet/model.onnx': 9000, 'vae_decoder/model.onnx': 3000, 'vae_encoder/model.onnx': 3000 });
-  const server = await startHubServer();
-  server.addRepo({ id: REPO, revisions: { main: await repoFromFolder(src) } });
-  const registry = validateRegistry(await registryJsonFor([{ id: 'tiny', repo: REPO }]));
-  return {
-    tmp,
-    server,
-    registry,
-    base: { home: join(tmp, 'home'), registry, hub: { endpoint: server.endpoint }, retryDelayMs: 1 },
-    async done() {
-      await server.close();
-      await rm(tmp, { recursive: true, force: true });
-    },
-  };
-}
+const fixture = (): Promise<Fixture> =>
+  fakeHub({ repo: REPO, files: { 'text_encoder/model.onnx': 5000, 'unet/model.onnx': 9000, 'vae_decoder/model.onnx': 3000, 'vae_encoder/model.onnx': 3000 } });
 
-async function rejects(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.unreachable('expected a rejection');
-  throw new Error('unreachable');
-}
 
 test('offline and not cached: a clean error with the exact pull command, no network', async () => {
   const f = await fixture();

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { PullOptions } from '../../src/models/pull.js';
+import { validateRegistry, type Registry } from '../../src/models/registry.js';
 
 /**
  * A stand-in for the Hugging Face Hub on 127.0.0.1, speaking the same URL layout and headers as
@@ -373,4 +375,56 @@ export async function registryJsonFor(models: TestModel[]): Promise<unknown> {
       ...(m.sha256 ? { sha256: m.sha256 } : {}),
     })),
   };
+}
+
+/** A fake Hub serving one repo of random files, and a fresh cache home to pull it into. */
+export interface FakeHub {
+  tmp: string;
+  /** The repo's files on disk (what the server serves). */
+  src: string;
+  home: string;
+  server: HubServer;
+  registry: Registry;
+  /** Pull/resolve options pointing at this home, registry and server, with fast retries and lock polling. */
+  base: PullOptions;
+  done(): Promise<void>;
+}
+
+export async function fakeHub(options: {
+  repo: string;
+  files: Record<string, number>;
+  server?: HubServerOptions;
+  /** More repos or faults, before the registry is built. */
+  extra?: (server: HubServer, src: string) => Promise<void>;
+}): Promise<FakeHub> {
+  const tmp = await tempDir('hub');
+  const home = join(tmp, 'home');
+  const src = join(tmp, 'src');
+  await writeRandomRepo(src, options.files);
+  const server = await startHubServer(options.server);
+  server.addRepo({ id: options.repo, revisions: { main: await repoFromFolder(src) } });
+  await options.extra?.(server, src);
+  const registry = validateRegistry(await registryJsonFor([{ id: 'tiny', repo: options.repo }]), 'test registry');
+  return {
+    tmp,
+    src,
+    home,
+    server,
+    registry,
+    base: { home, registry, hub: { endpoint: server.endpoint }, retryDelayMs: 1, lock: { pollMs: 10 } },
+    async done() {
+      await server.close();
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The error a promise rejects with (fails the test if it resolves). */
+export async function rejects(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
 }
