@@ -16,6 +16,11 @@ import { VERSION } from './version.js';
  */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  // `diffuse ... | head` closes the pipe early: that ends the output, not the program with a trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+    throw err;
+  });
   const program = new Command('diffuse')
     .description('Stable Diffusion on the command line, on ONNX Runtime')
     .version(VERSION, '-V, --version')

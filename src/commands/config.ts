@@ -14,7 +14,7 @@ export function registerConfig(program: Command): Command {
       const { settings, sources, configPath } = resolveSettings(config, {});
       const rows = (GENERATION_OPTIONS as readonly OptionSpec[])
         .filter((o) => o.configurable)
-        .map((o) => ({ key: o.key, flag: flagName(o), value: settings[o.key], source: sources[o.key] }));
+        .map((o) => ({ key: o.key, flag: flagName(o), value: settings[o.key], source: sources[o.key], unset: o.unset ?? 'not set' }));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ configFile: configPath ?? null, settings: rows }, null, 2)}\n`);
         return;
@@ -22,7 +22,7 @@ export function registerConfig(program: Command): Command {
       process.stdout.write(`config file: ${configPath ?? 'none found (searched from the working directory up)'}\n`);
       const width = Math.max(...rows.map((r) => r.key.length));
       for (const r of rows) {
-        const value = r.value === undefined ? chalk.dim('(model default)') : JSON.stringify(r.value);
+        const value = r.value === undefined || r.value === '' ? chalk.dim(`(${r.unset})`) : JSON.stringify(r.value);
         const source = r.source === 'config' ? chalk.cyan('config') : chalk.dim(r.source);
         process.stdout.write(`${r.key.padEnd(width)}  ${value}  ${source}\n`);
       }

@@ -52,6 +52,8 @@ export interface OptionSpec<K extends SettingKey = SettingKey> {
   default: Settings[K];
   /** May a config file set it? (Per-image values such as the seed may not.) */
   configurable: boolean;
+  /** What an unset (undefined) value means, for `diffuse config`. */
+  unset?: string;
 }
 
 function spec<K extends SettingKey>(s: OptionSpec<K>): OptionSpec<K> {
@@ -109,31 +111,31 @@ const parseSize = optional((raw: unknown, label: string): number => {
 export const MAX_SEED = 2 ** 32 - 1;
 
 export const GENERATION_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseString, default: '', configurable: true }),
-  spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true }),
+  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseString, default: '', configurable: true, unset: "the registry's default" }),
+  spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true, unset: 'empty' }),
   spec({ key: 'steps', flags: '-s, --steps <n>', description: 'sampling steps', parse: parseInteger(1, 1000), default: 20, configurable: true }),
   spec({ key: 'cfgScale', flags: '-g, --cfg-scale <x>', description: 'classifier-free guidance scale (1 or less: no guidance, no negative prompt)', parse: parseNumber(0, 100), default: 7, configurable: true }),
   spec({ key: 'cfgRescale', flags: '--cfg-rescale <x>', description: 'guidance rescale for v-prediction models (0 = off, 0.7 typical)', parse: parseNumber(0, 1), default: 0, configurable: true }),
   spec({ key: 'sampler', flags: '--sampler <name>', description: "sampler id (euler_a, dpmpp_2m, ...) or A1111 name ('DPM++ 2M Karras')", parse: parseString, default: 'euler_a', configurable: true }),
-  spec({ key: 'schedule', flags: '--schedule <name>', description: "noise schedule: normal, karras, exponential, uniform, sgm_uniform, simple, ddim_uniform, beta, lcm (default: the sampler's own)", parse: optional(parseString), default: undefined, configurable: true }),
+  spec({ key: 'schedule', flags: '--schedule <name>', description: "noise schedule: normal, karras, exponential, uniform, sgm_uniform, simple, ddim_uniform, beta, lcm (default: the sampler's own)", parse: optional(parseString), default: undefined, configurable: true, unset: "the sampler's own" }),
   spec({ key: 'seed', flags: '--seed <n>', description: `seed of the first image (0..${MAX_SEED}); random when absent, always recorded`, parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
   spec({ key: 'variationSeed', flags: '--variation-seed <n>', description: "A1111's variation seed: the noise is slerped towards this seed's (random when a strength is given without it)", parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
   spec({ key: 'variationStrength', flags: '--variation-strength <x>', description: 'how far towards the variation seed (0 = none, 1 = that seed)', parse: parseNumber(0, 1), default: 0, configurable: false }),
   spec({ key: 'promptWeighting', flags: '--prompt-weighting <mode>', description: "prompt syntax: a1111 ((emphasis:1.2), [edits:10], BREAK, long prompts), comfy (same syntax, ComfyUI's weighting), none (plain text, 77 tokens, as diffusers)", parse: parseChoice(['a1111', 'comfy', 'none'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'padCond', flags: '--pad-cond <how>', description: "prompt and negative of different lengths: none (two UNet calls, A1111's default), empty-chunks or v0 (A1111's padding options)", parse: parseChoice(['none', 'empty-chunks', 'v0'] as const), default: 'none', configurable: true }),
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
-  spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true }),
+  spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
-  spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true }),
-  spec({ key: 'width', flags: '-W, --width <px>', description: "image width, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true }),
-  spec({ key: 'height', flags: '-H, --height <px>', description: "image height, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true }),
+  spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true, unset: "the sampler's own" }),
+  spec({ key: 'width', flags: '-W, --width <px>', description: "image width, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),
+  spec({ key: 'height', flags: '-H, --height <px>', description: "image height, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),
   spec({ key: 'batchSize', flags: '-b, --batch-size <n>', description: 'images denoised together in one batch', parse: parseInteger(1, 64), default: 1, configurable: true }),
   spec({ key: 'batchCount', flags: '--batch-count <n>', description: 'batches run one after another', parse: parseInteger(1, 10000), default: 1, configurable: true }),
   spec({ key: 'vaeTiling', flags: '--vae-tiling', description: "decode in overlapping tiles (diffusers' tiled_decode): bounded memory for large images", parse: parseBoolean, default: false, configurable: true }),
-  spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true }),
+  spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
-  spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true }),
+  spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),
   spec({ key: 'output', flags: '-o, --output <path>', description: 'a .png file, or a folder (images named by the template {seed}-{prompt})', parse: parseString, default: 'outputs', configurable: true }),
   spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'offline', flags: '--offline', description: 'never touch the network: use only models already in the cache', parse: parseBoolean, default: false, configurable: true }),
