@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readGenerationMetadata } from '../src/image/metadata.js';
+import { probeProvider } from '../src/onnx/probe.js';
 import { TINY_SD, diffuse, listFiles, tempDir } from './helpers/cli.js';
 
 const base = ['--model', TINY_SD, '--steps', '3', '--quiet'];
@@ -139,6 +140,16 @@ test('bad model: one line, exit 2 for a wrong path and 1 for a broken model, not
   assertCleanFailure(['txt2img', 'x', '--model', corrupt, ...o], 1, /cannot load .*unet/, out);
   rmSync(models, { recursive: true });
   rmSync(out, { recursive: true });
+});
+
+test('a GPU provider that is not installed: one line naming the install command, exit 2', async () => {
+  if ((await probeProvider('cuda')).works) return; // a machine with CUDA runs it instead
+  const out = tempDir();
+  const r = diffuse(['txt2img', 'x', ...base, '--device', 'cuda', '-o', join(out, 'x.png')]);
+  assert.is(r.status, 2);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /--onnxruntime-node-install=cuda12/);
+  assert.equal(listFiles(out), []);
 });
 
 test('an unwritable output folder fails cleanly', () => {

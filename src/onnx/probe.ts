@@ -47,8 +47,6 @@ export interface ProviderStatus {
 }
 
 export async function probeProvider(provider: Exclude<Device, 'auto'>): Promise<ProviderStatus> {
-  // A missing provider library is the expected answer here, not something to log natively.
-  ort.env.logLevel = 'fatal';
   try {
     const session = await ort.InferenceSession.create(identityModel(), { executionProviders: [provider], logSeverityLevel: 4 });
     const out = await session.run({ x: new ort.Tensor('float32', Float32Array.of(1.5), [1]) });

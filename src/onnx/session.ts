@@ -3,6 +3,10 @@ import * as ort from 'onnxruntime-node';
 import { cachedOptimizedModel, type OptimizedModelCache } from './optimized-cache.js';
 import { ModelLoadError, UsageError, describeCause } from '../errors.js';
 
+// ONNX Runtime's native logger writes its own lines to stderr (e.g. for a provider library it
+// cannot load); diffuse reports every failure itself, in one line.
+ort.env.logLevel = 'fatal';
+
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type Device = (typeof DEVICES)[number];
 
@@ -56,10 +60,11 @@ export async function openSession(path: string, settings: SessionSettings): Prom
   }
   const reason = describeCause(lastError);
   if (settings.device !== 'auto' && settings.device !== 'cpu' && /provider|backend|\.so|\.dll|not (found|available|supported)/i.test(reason)) {
-    throw new UsageError(
-      `execution provider '${settings.device}' is not available here (${reason}); run 'diffuse doctor' to see which providers work`,
-      { cause: lastError },
-    );
+    const hint =
+      settings.device === 'cuda'
+        ? "it needs onnxruntime-node's CUDA build: npm install -g diffuse --onnxruntime-node-install=cuda12"
+        : "run 'diffuse doctor' to see which providers work";
+    throw new UsageError(`execution provider '${settings.device}' is not available here (${reason}); ${hint}`, { cause: lastError });
   }
   throw new ModelLoadError(`cannot load ${path}: ${reason}`, { cause: lastError });
 }
