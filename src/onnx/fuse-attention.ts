@@ -275,14 +275,16 @@ function mergeShapeOk(index: GraphIndex, shape: string | undefined, hidden: numb
  */
 function removalSet(index: GraphIndex, attention: Attention, removed: ReadonlySet<NodeProto>): Set<NodeProto> | undefined {
   const gone = new Set<NodeProto>([...removed, ...attention.core]);
-  const todo = attention.core.flatMap((n) => n.inputs);
+  // The fused node reads the projections: they stay.
+  const kept = new Set([attention.query, attention.key, attention.value]);
+  const todo = attention.core.flatMap((n) => n.inputs).filter((v) => !kept.has(v));
   while (todo.length) {
     const p = index.producer.get(todo.pop()!);
     if (!p || gone.has(p) || p.attributes.some((a) => a.subgraphs.length > 0)) continue;
     const dead = p.outputs.every((o) => !index.graphOutputs.has(o) && (index.consumers.get(o) ?? []).every((c) => gone.has(c)));
     if (!dead) continue;
     gone.add(p);
-    todo.push(...p.inputs);
+    todo.push(...p.inputs.filter((v) => !kept.has(v)));
   }
   for (const node of attention.core) {
     for (const out of node.outputs) {

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from './runtime.js';
 import { describeCause } from '../errors.js';
 import type { Device } from './session.js';
 

@@ -1,11 +1,7 @@
 import { existsSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
+import { ort } from './runtime.js';
 import { cachedOptimizedModel, type OptimizedModelCache } from './optimized-cache.js';
 import { ModelLoadError, UsageError, describeCause } from '../errors.js';
-
-// ONNX Runtime's native logger writes its own lines to stderr (e.g. for a provider library it
-// cannot load); diffuse reports every failure itself, in one line.
-ort.env.logLevel = 'fatal';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type Device = (typeof DEVICES)[number];
