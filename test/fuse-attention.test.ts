@@ -73,6 +73,16 @@ test('every attention block becomes one MultiHeadAttention node', () => {
   assert.is(fuseAttention(fusedModel.model).fused, 0, 'a fused graph has nothing left to fuse');
 });
 
+test('an attention block off the pattern is left as it is, and counted', () => {
+  const edited = ModelProto.decode(original);
+  // k divided by sqrt(scale) instead of multiplied: not what SDPA exports any more.
+  edited.graph.nodes.find((n) => n.name === '/mid_block/attentions.0/transformer_blocks.0/attn2/Mul_1')!.msg.setString(4, 'Div');
+  const result = fuseAttention(edited.encode());
+  assert.equal([result.fused, result.skipped], [7, 1]);
+  const left = ModelProto.decode(result.model).graph.nodes.filter((n) => n.name.startsWith('/mid_block/attentions.0/transformer_blocks.0/attn2/'));
+  assert.ok(['Softmax', 'Div', 'Transpose', 'Reshape'].every((op) => left.some((n) => n.opType === op)), 'its nodes are all still there');
+});
+
 test('fused and original UNet agree on batch 2, 16x16 latents, 77 tokens', async () => {
   const dir = join(scratch, 'unet');
   cpSync(join(TINY_SD, 'unet'), dir, { recursive: true });

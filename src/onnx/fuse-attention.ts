@@ -1,4 +1,4 @@
-import { initializers } from './initializers.js';
+import { DATA_LOCATION_EXTERNAL, initializers } from './initializers.js';
 import { Message, ModelProto, Wire, intField, messageField, stringField, type Field, type GraphProto, type NodeProto } from './proto.js';
 
 /**
@@ -36,7 +36,7 @@ const GRAPH_NODE = 1;
 const NODE_DOMAIN = 7;
 const ATTRIBUTE = { name: 1, f: 2, i: 3, t: 5, ints: 8, type: 20 } as const;
 const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2 } as const;
-const TENSOR = { dims: 1, dataType: 2, floatData: 4, int64Data: 7, rawData: 9 } as const;
+const TENSOR = { dataType: 2, floatData: 4, int64Data: 7, rawData: 9, dataLocation: 14 } as const;
 const DATA_TYPE = { FLOAT: 1, INT64: 7 } as const;
 
 interface Attention {
@@ -81,7 +81,7 @@ class GraphIndex {
     return p?.opType === opType ? p : undefined;
   }
 
-  /** The values of a small inline constant (Constant node or initialiser), else undefined. */
+  /** The values of an inline int64 or float constant (Constant node or initialiser), else undefined. */
   constant(value: string | undefined): number[] | undefined {
     if (value === undefined) return undefined;
     const init = this.inits.get(value);
@@ -104,6 +104,7 @@ class GraphIndex {
 }
 
 function tensorValues(tensor: Message): number[] | undefined {
+  if (Number(tensor.int(TENSOR.dataLocation) ?? 0n) === DATA_LOCATION_EXTERNAL) return undefined;
   const type = Number(tensor.int(TENSOR.dataType) ?? 0n);
   const raw = tensor.first(TENSOR.rawData)?.data;
   if (type === DATA_TYPE.INT64) {
@@ -111,7 +112,7 @@ function tensorValues(tensor: Message): number[] | undefined {
       const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       return Array.from({ length: raw.length / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true)));
     }
-    return tensor.all(TENSOR.int64Data).flatMap((f) => (f.wire === Wire.Varint ? [signedVarint(f.data)] : packedVarints(f.data)));
+    return varintValues(tensor.all(TENSOR.int64Data));
   }
   if (type === DATA_TYPE.FLOAT) {
     const bytes = raw ?? concat(tensor.all(TENSOR.floatData).map((f) => f.data));
@@ -149,13 +150,14 @@ function packedVarints(data: Uint8Array): number[] {
   return out;
 }
 
-function intsAttr(node: NodeProto, name: string): number[] | undefined {
-  const attr = node.attributes.find((a) => a.name === name);
-  return attr ? packedOrRepeated(attr.msg.all(ATTRIBUTE.ints)) : undefined;
+/** A `repeated int64` field, written packed (one Len field) or one varint per value. */
+function varintValues(fields: Field[]): number[] {
+  return fields.flatMap((f) => (f.wire === Wire.Varint ? [signedVarint(f.data)] : packedVarints(f.data)));
 }
 
-function packedOrRepeated(fields: Field[]): number[] {
-  return fields.flatMap((f) => (f.wire === Wire.Varint ? [signedVarint(f.data)] : packedVarints(f.data)));
+function intsAttr(node: NodeProto, name: string): number[] | undefined {
+  const attr = node.attributes.find((a) => a.name === name);
+  return attr ? varintValues(attr.msg.all(ATTRIBUTE.ints)) : undefined;
 }
 
 function intAttr(node: NodeProto, name: string): number | undefined {
@@ -201,11 +203,14 @@ function throughCasts(index: GraphIndex, value: string | undefined): string | un
 }
 
 /**
- * The softmax scale s, from the value both sides are multiplied by, sqrt(s): a constant s, or
- * SDPA's default 1/sqrt(D) computed from q's shape (Div(1, Sqrt(Slice(Shape(q), -1)))), where
- * D is hidden / heads. float32 as the export computes it.
+ * The softmax scale s, from the value both sides are multiplied by, sqrt(s): Sqrt of a constant
+ * s, or of SDPA's default 1/sqrt(D) computed from q's shape (Div(1, Sqrt(Slice(Shape(q), -1)))),
+ * where D is hidden / heads, in float32 as the export computes it; or sqrt(s) already folded
+ * into one constant.
  */
 function softmaxScale(index: GraphIndex, sqrtQ: string, sqrtK: string, q: string, hidden: number | undefined, heads: number): number | undefined {
+  const folded = [index.constant(sqrtQ), index.constant(sqrtK)];
+  if (folded.every((c) => c?.length === 1 && c[0] === folded[0]![0])) return Math.fround(folded[0]![0]! ** 2);
   const sq = index.op(sqrtQ, 'Sqrt');
   const sk = index.op(sqrtK, 'Sqrt');
   if (!sq || !sk || sq.inputs[0] !== sk.inputs[0] || !sq.inputs[0]) return undefined;
@@ -221,8 +226,9 @@ function softmaxScale(index: GraphIndex, sqrtQ: string, sqrtK: string, q: string
   return Math.fround(1 / Math.fround(Math.sqrt(hidden / heads)));
 }
 
-function matchAttention(index: GraphIndex, softmax: NodeProto): Attention | undefined {
-  const axis = intAttr(softmax, 'axis');
+/** `softmaxDefaultAxis`: -1 from opset 13; before, a missing axis meant 1 (over a flattened tail). */
+function matchAttention(index: GraphIndex, softmax: NodeProto, softmaxDefaultAxis: number): Attention | undefined {
+  const axis = intAttr(softmax, 'axis') ?? softmaxDefaultAxis;
   if (axis !== -1 && axis !== 3) return undefined;
   const scores = index.op(softmax.inputs[0], 'MatMul');
   const [scaledQ, scaledK] = scores?.inputs ?? [];
@@ -319,6 +325,11 @@ function multiHeadAttentionNode(a: Attention): Message {
   ]);
 }
 
+function defaultOpset(model: ModelProto): number {
+  const entry = model.msg.messages(MODEL_OPSET_IMPORT).find((m) => ['', 'ai.onnx'].includes(m.string(OPSET.domain) ?? ''));
+  return Number(entry?.int(OPSET.version) ?? 0n);
+}
+
 function ensureOpsetImport(model: ModelProto): void {
   const imports = model.msg.messages(MODEL_OPSET_IMPORT);
   if (imports.some((m) => (m.string(OPSET.domain) ?? '') === MS_DOMAIN)) return;
@@ -334,7 +345,7 @@ export function fuseAttention(model: Uint8Array): FusedAttentionModel {
   const replacement = new Map<Message, Message>();
   let skipped = 0;
   for (const softmax of index.nodes.filter((n) => n.opType === 'Softmax')) {
-    const attention = matchAttention(index, softmax);
+    const attention = matchAttention(index, softmax, defaultOpset(proto) >= 13 ? -1 : 1);
     const gone = attention && removalSet(index, attention, removed);
     if (!attention || !gone) {
       skipped++;
