@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -119,5 +119,18 @@ test('generate() with the fused UNet stays with the unfused run', async () => {
 });
 
 test.after(() => rmSync(scratch, { recursive: true, force: true }));
+
+test('--fuse-attention through the loader: the same generation, from a cached edit', async () => {
+  const graphCache = mkdtempSync(join(tmpdir(), 'diffuse-fused-'));
+  const request = tinyRequest({ negativePrompt: 'dog', seed: 5 });
+  const plain = await loadModel(TINY_SD, { device: 'cpu' });
+  const fused = await loadModel(TINY_SD, { device: 'cpu', fuseAttention: true, graphCache });
+  const [a, b] = [await generate(plain, request), await generate(fused, request)];
+  await Promise.all([plain.release(), fused.release()]);
+  const { relToMax } = compare(b.latents, a.latents);
+  assert.ok(relToMax < 1e-5, `fused run off by ${relToMax} of max`);
+  assert.ok(readdirSync(graphCache).some((d) => d.startsWith('unet-fused-attention-')), 'the edit is cached');
+  rmSync(graphCache, { recursive: true, force: true });
+});
 
 test.run();
