@@ -36,7 +36,7 @@ export interface Settings {
   yes: boolean;
   vaeTiling: boolean;
   optimizedCache: string;
-  fuseAttention: boolean;
+  attention: 'fused' | 'plain';
   promptWeighting: PromptWeighting;
   padCond: 'none' | CondPadding;
   clipSkip: number;
@@ -134,7 +134,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'batchSize', flags: '-b, --batch-size <n>', description: 'images denoised together in one batch', parse: parseInteger(1, 64), default: 1, configurable: true }),
   spec({ key: 'batchCount', flags: '--batch-count <n>', description: 'batches run one after another', parse: parseInteger(1, 10000), default: 1, configurable: true }),
   spec({ key: 'vaeTiling', flags: '--vae-tiling', description: "decode in overlapping tiles (diffusers' tiled_decode): bounded memory for large images", parse: parseBoolean, default: false, configurable: true }),
-  spec({ key: 'fuseAttention', flags: '--fuse-attention', description: "run the UNet's attention as ONNX Runtime's fused MultiHeadAttention: about half the peak memory at 512x512, same numbers to 1e-6", parse: parseBoolean, default: false, configurable: true }),
+  spec({ key: 'attention', flags: '--attention <how>', description: "fused: the UNet's attention as ONNX Runtime's MultiHeadAttention (faster, about half the memory at 512x512, same numbers to 1e-6); plain: as exported", parse: parseChoice(['fused', 'plain'] as const), default: 'fused', configurable: true }),
   spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),

@@ -52,7 +52,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     device: settings.device,
     withEncoder: Boolean(job),
     clipSkip: settings.clipSkip,
-    fuseAttention: settings.fuseAttention,
+    fuseAttention: settings.attention === 'fused',
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),

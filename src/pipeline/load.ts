@@ -101,8 +101,20 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   };
 }
 
-/** The UNet with its attention blocks fused, edited once and cached beside links to its weights. */
+/**
+ * The UNet with its attention blocks fused, edited once and cached beside links to its weights.
+ * Fusion only speeds things up, so a graph it cannot read is loaded as exported, and ONNX Runtime
+ * says what is wrong with it.
+ */
 function fusedUnet(path: string, cacheDir: string): string {
+  try {
+    return fuseOnce(path, cacheDir);
+  } catch {
+    return path;
+  }
+}
+
+function fuseOnce(path: string, cacheDir: string): string {
   return cachedModelEdit({
     source: path,
     cacheDir,
