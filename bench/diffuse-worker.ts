@@ -3,11 +3,12 @@
  * its own. bench/run.ts starts it with one JSON argument (WorkerArgs) and reads the
  * `BENCH_JSON {...}` line it prints, with the same fields as the Python peers (tools/bench_common.py).
  */
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import type { GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
-import { BENCH_PROMPT, type WorkerArgs } from './settings.js';
+import { BENCH_PROMPT, benchCache, type WorkerArgs } from './settings.js';
 import { readPeakRssMb } from './proc.js';
 
 type Stage = 'load' | 'encode' | 'denoise' | 'decode';
@@ -38,7 +39,8 @@ async function main(): Promise<void> {
   const runAtStepStart: number[] = [];
 
   const t0 = performance.now();
-  const bundle = await loadModel(args.model, { device: 'cpu', threads: args.threads });
+  // As the CLI runs by default: attention fused (the edit is cached once per model, like the CLI's).
+  const bundle = await loadModel(args.model, { device: 'cpu', threads: args.threads, fuseAttention: true, graphCache: join(benchCache(), 'graphs') });
   const loadMs = performance.now() - t0;
 
   const request: GenerationRequest = {
