@@ -1,4 +1,4 @@
-"""Full-size Stable Diffusion 1.5 with random weights, for the speed benchmark (bench/run.ts).
+"""Full-size Stable Diffusion 1.5 and LCM with random weights, for the speed benchmark (bench/run.ts).
 
 Speed depends on the architecture, not on the weight values, so the real SD 1.5 configs (written out below,
 no Hub download) are instantiated with fixed-seed random weights and saved as:
@@ -6,6 +6,9 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
   <cache>/sd15/torch/   diffusers pipeline folder (safetensors) — diffusers' PyTorch pipeline, and
                         stable-diffusion.cpp, which reads this layout directly (`-m <folder>`)
   <cache>/sd15/onnx/    optimum's diffusers ONNX layout (fp32, UNet weights as external data)
+  <cache>/lcm/torch/    LCM-Dreamshaper-v7's architecture: SD 1.5's parts with a UNet that takes the guidance
+                        embedding (`time_cond_proj_dim` 256) and an LCMScheduler
+  <cache>/lcm/onnx/     its optimum export (the text encoder and VAE weights equal sd15's)
 
 <cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo: the models are ~5 GB each).
 Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py   (steps whose outputs exist are skipped)
@@ -19,7 +22,14 @@ import time
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    LatentConsistencyModelPipeline,
+    LCMScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +39,9 @@ from fixtures_onnx import _float_timestep_unet_config  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER_DIR = REPO / "test" / "fixtures" / "tiny-sd" / "tokenizer"
 SEED = 0
+LCM_UNET_SEED = 1
+# SimianLuo/LCM_Dreamshaper_v7 unet/config.json: SD 1.5's UNet plus the guidance-scale embedding projection.
+LCM_TIME_COND_PROJ_DIM = 256
 DONE_MARKER = ".complete"
 
 # stable-diffusion-v1-5/stable-diffusion-v1-5 unet/config.json (architecture fields).
@@ -117,13 +130,27 @@ def build_sd15_pipeline() -> StableDiffusionPipeline:
     )
 
 
-def save_torch(dest: Path) -> StableDiffusionPipeline:
+def build_lcm_pipeline(sd15_torch_dir: Path) -> LatentConsistencyModelPipeline:
+    sd15 = StableDiffusionPipeline.from_pretrained(str(sd15_torch_dir), safety_checker=None, local_files_only=True)
+    torch.manual_seed(LCM_UNET_SEED)
+    unet = UNet2DConditionModel(**SD15_UNET_CONFIG, time_cond_proj_dim=LCM_TIME_COND_PROJ_DIM).eval()
+    return LatentConsistencyModelPipeline(
+        vae=sd15.vae,
+        text_encoder=sd15.text_encoder,
+        tokenizer=sd15.tokenizer,
+        unet=unet,
+        scheduler=LCMScheduler.from_config(SD15_SCHEDULER_CONFIG, set_alpha_to_one=True),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_torch(pipe, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
-    pipe = build_sd15_pipeline()
     pipe.save_pretrained(str(dest), safe_serialization=True)
     mark_complete(dest)
-    return pipe
 
 
 def export_onnx(torch_dir: Path, dest: Path) -> None:
@@ -151,20 +178,25 @@ def export_onnx(torch_dir: Path, dest: Path) -> None:
     mark_complete(dest)
 
 
-def main() -> None:
-    root = cache_dir() / "sd15"
+def build_model(root: Path, make_pipeline) -> None:
     torch_dir, onnx_dir = root / "torch", root / "onnx"
     started = time.time()
     if is_complete(torch_dir):
         print(f"skip: {torch_dir} exists")
     else:
-        save_torch(torch_dir)
+        save_torch(make_pipeline(), torch_dir)
         print(f"saved {torch_dir} ({time.time() - started:.0f} s)")
     if is_complete(onnx_dir):
         print(f"skip: {onnx_dir} exists")
     else:
         export_onnx(torch_dir, onnx_dir)
         print(f"exported {onnx_dir} ({time.time() - started:.0f} s)")
+
+
+def main() -> None:
+    sd15 = cache_dir() / "sd15"
+    build_model(sd15, build_sd15_pipeline)
+    build_model(cache_dir() / "lcm", lambda: build_lcm_pipeline(sd15 / "torch"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 import { DATA_LOCATION_EXTERNAL, initializers } from './initializers.js';
-import { Message, ModelProto, Wire, intField, messageField, stringField, type Field, type GraphProto, type NodeProto } from './proto.js';
+import { Message, ModelProto, messageField, type GraphProto, type NodeProto } from './proto.js';
+import { MS_DOMAIN, defaultOpset, ensureOpsetImport, floatAttribute, intAttribute, intsAttr, intAttr, makeNode, varintValues } from './node-builders.js';
+
+export { MS_DOMAIN };
 
 /**
  * Replaces the attention torch exports from scaled_dot_product_attention with ONNX Runtime's
@@ -27,15 +30,9 @@ export interface FusedAttentionModel {
   skipped: number;
 }
 
-export const MS_DOMAIN = 'com.microsoft';
-
 // onnx.proto field numbers used here.
-const MODEL_OPSET_IMPORT = 8;
-const OPSET = { domain: 1, version: 2 } as const;
 const GRAPH_NODE = 1;
-const NODE_DOMAIN = 7;
-const ATTRIBUTE = { name: 1, f: 2, i: 3, t: 5, ints: 8, type: 20 } as const;
-const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2 } as const;
+const ATTRIBUTE = { t: 5 } as const;
 const TENSOR = { dataType: 2, floatData: 4, int64Data: 7, rawData: 9, dataLocation: 14 } as const;
 const DATA_TYPE = { FLOAT: 1, INT64: 7 } as const;
 
@@ -130,39 +127,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     pos += p.length;
   }
   return out;
-}
-
-function signedVarint(data: Uint8Array): number {
-  let v = 0n;
-  data.forEach((b, i) => (v |= BigInt(b & 0x7f) << BigInt(7 * i)));
-  return Number(BigInt.asIntN(64, v));
-}
-
-function packedVarints(data: Uint8Array): number[] {
-  const out: number[] = [];
-  let start = 0;
-  data.forEach((b, i) => {
-    if ((b & 0x80) === 0) {
-      out.push(signedVarint(data.subarray(start, i + 1)));
-      start = i + 1;
-    }
-  });
-  return out;
-}
-
-/** A `repeated int64` field, written packed (one Len field) or one varint per value. */
-function varintValues(fields: Field[]): number[] {
-  return fields.flatMap((f) => (f.wire === Wire.Varint ? [signedVarint(f.data)] : packedVarints(f.data)));
-}
-
-function intsAttr(node: NodeProto, name: string): number[] | undefined {
-  const attr = node.attributes.find((a) => a.name === name);
-  return attr ? varintValues(attr.msg.all(ATTRIBUTE.ints)) : undefined;
-}
-
-function intAttr(node: NodeProto, name: string): number | undefined {
-  const v = node.attributes.find((a) => a.name === name)?.msg.int(ATTRIBUTE.i);
-  return v === undefined ? undefined : Number(v);
 }
 
 const same = (a: readonly number[] | undefined, b: readonly number[]): boolean => a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
@@ -301,40 +265,9 @@ function removalSet(index: GraphIndex, attention: Attention, removed: ReadonlySe
   return gone;
 }
 
-function floatAttribute(name: string, value: number): Message {
-  const data = new Uint8Array(4);
-  new DataView(data.buffer).setFloat32(0, value, true);
-  return new Message([stringField(ATTRIBUTE.name, name), { no: ATTRIBUTE.f, wire: Wire.I32, data }, intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.FLOAT)]);
-}
-
-function intAttribute(name: string, value: number): Message {
-  return new Message([stringField(ATTRIBUTE.name, name), intField(ATTRIBUTE.i, value), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.INT)]);
-}
-
 function multiHeadAttentionNode(a: Attention): Message {
-  return new Message([
-    stringField(1, a.query),
-    stringField(1, a.key),
-    stringField(1, a.value),
-    stringField(2, a.output),
-    stringField(3, `${a.anchor.name}/MultiHeadAttention`),
-    stringField(4, 'MultiHeadAttention'),
-    messageField(5, intAttribute('num_heads', a.numHeads)),
-    messageField(5, floatAttribute('scale', a.scale)),
-    stringField(NODE_DOMAIN, MS_DOMAIN),
-  ]);
-}
-
-function defaultOpset(model: ModelProto): number {
-  const entry = model.msg.messages(MODEL_OPSET_IMPORT).find((m) => ['', 'ai.onnx'].includes(m.string(OPSET.domain) ?? ''));
-  return Number(entry?.int(OPSET.version) ?? 0n);
-}
-
-function ensureOpsetImport(model: ModelProto): void {
-  const imports = model.msg.messages(MODEL_OPSET_IMPORT);
-  if (imports.some((m) => (m.string(OPSET.domain) ?? '') === MS_DOMAIN)) return;
-  const entry = new Message([stringField(OPSET.domain, MS_DOMAIN), intField(OPSET.version, 1)]);
-  model.msg.append(MODEL_OPSET_IMPORT, [messageField(MODEL_OPSET_IMPORT, entry)]);
+  const attributes = [intAttribute('num_heads', a.numHeads), floatAttribute('scale', a.scale)];
+  return makeNode('MultiHeadAttention', `${a.anchor.name}/MultiHeadAttention`, [a.query, a.key, a.value], [a.output], attributes, MS_DOMAIN);
 }
 
 export function fuseAttention(model: Uint8Array): FusedAttentionModel {
@@ -362,6 +295,6 @@ export function fuseAttention(model: Uint8Array): FusedAttentionModel {
     .filter((f) => f.child === undefined || !removedMsgs.has(f.child) || replacement.has(f.child))
     .map((f) => (f.child && replacement.has(f.child) ? messageField(GRAPH_NODE, replacement.get(f.child)!) : f));
   graph.msg.set(GRAPH_NODE, nodes);
-  ensureOpsetImport(proto);
+  ensureOpsetImport(proto, MS_DOMAIN);
   return { model: proto.encode(), fused: replacement.size, skipped };
 }
