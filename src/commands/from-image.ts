@@ -34,6 +34,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('eta', p.extra.Eta);
   set('cfgRescale', p.extra['CFG Rescale']);
   set('seedMode', p.extra['Seed mode']);
+  set('quantize', p.extra.Quantization);
   const rng = RNG_NAMES[p.rng ?? 'GPU'];
   set('rng', rng);
   if ((p.rng ?? 'GPU') === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");

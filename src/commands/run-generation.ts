@@ -53,6 +53,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     withEncoder: Boolean(job),
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
+    quantize: settings.quantize,
+    ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
@@ -144,13 +146,14 @@ function imageWriter(target: OutputTarget, settings: Settings, json: boolean, ex
   };
 }
 
-/** A1111's "Clip skip" and "TI hashes" (embeddings the prompts use), and our weighting when not A1111's. */
+/** A1111's "Clip skip" and "TI hashes" (embeddings the prompts use), and our weighting and quantization when not the defaults. */
 function promptFields(bundle: ModelBundle, settings: Settings, prompts: string[]): Record<string, string> {
   const used = Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name)));
   return {
     ...(settings.clipSkip > 1 ? { 'Clip skip': String(settings.clipSkip) } : {}),
     ...(used.length ? { 'TI hashes': used.map(([name, hash]) => `${name}: ${hash}`).join(', ') } : {}),
     ...(settings.promptWeighting !== 'a1111' ? { 'Prompt weighting': settings.promptWeighting } : {}),
+    ...(settings.quantize !== 'none' ? { Quantization: settings.quantize } : {}),
   };
 }
 

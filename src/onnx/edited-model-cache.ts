@@ -55,15 +55,22 @@ function linkInto(target: string, file: string): void {
   }
 }
 
-export function cachedModelEdit<T>(options: {
+interface EditOptions {
   source: string;
   cacheDir: string;
   /** Short readable prefix for the entry folder, e.g. 'text-encoder'. */
   label: string;
   /** Everything the edit depends on besides the source bytes, as JSON-able data. */
   editKey: unknown;
-  edit: (model: Uint8Array) => { model: Uint8Array; result: T };
-}): CachedEdit<T> {
+}
+
+interface EditedModel<T> {
+  model: Uint8Array;
+  result: T;
+}
+
+/** An entry's key and place, and how to read or write it; `bytes` is the source model's. */
+function cacheEntry<T>(options: EditOptions) {
   const { source, cacheDir } = options;
   const bytes = new Uint8Array(readFileSync(source));
   const sourceDir = dirname(source);
@@ -83,27 +90,41 @@ export function cachedModelEdit<T>(options: {
     result: JSON.parse(readFileSync(join(dir, RESULT_FILE), 'utf8')) as T,
     hit,
   });
-  if (existsSync(join(dir, RESULT_FILE))) return done(true);
-
-  const { model, result } = options.edit(bytes);
-  // Built aside and renamed into place, so a crash or a concurrent run never leaves half an entry.
-  const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    mkdirSync(tmp, { recursive: true });
-    writeFileSync(join(tmp, MODEL_FILE), model);
-    for (const { rel, file } of external) {
-      if (rel === MODEL_FILE || rel.startsWith(RESULT_FILE)) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
-      linkInto(join(tmp, rel), file);
-    }
-    writeFileSync(join(tmp, RESULT_FILE), JSON.stringify(result));
+  const write = ({ model, result }: EditedModel<T>): CachedEdit<T> => {
+    // Built aside and renamed into place, so a crash or a concurrent run never leaves half an entry.
+    const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      // Someone else finished the same entry first: theirs is identical.
-      if (!existsSync(join(dir, RESULT_FILE))) throw err;
+      mkdirSync(tmp, { recursive: true });
+      writeFileSync(join(tmp, MODEL_FILE), model);
+      for (const { rel, file } of external) {
+        if (rel === MODEL_FILE || rel.startsWith(RESULT_FILE)) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
+        linkInto(join(tmp, rel), file);
+      }
+      writeFileSync(join(tmp, RESULT_FILE), JSON.stringify(result));
+      try {
+        renameSync(tmp, dir);
+      } catch (err) {
+        // Someone else finished the same entry first: theirs is identical.
+        if (!existsSync(join(dir, RESULT_FILE))) throw err;
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return done(false);
+    return done(false);
+  };
+  return { bytes, sourceDir, hit: existsSync(join(dir, RESULT_FILE)), done, write };
+}
+
+/** The edit runs only when the cache has no entry for (source, editKey). */
+export function cachedModelEdit<T>(options: EditOptions & { edit: (model: Uint8Array) => EditedModel<T> }): CachedEdit<T> {
+  const entry = cacheEntry<T>(options);
+  return entry.hit ? entry.done(true) : entry.write(options.edit(entry.bytes));
+}
+
+/** As cachedModelEdit, for edits that run models (calibration); they also get the source's folder for its weights. */
+export async function cachedModelEditAsync<T>(
+  options: EditOptions & { edit: (model: Uint8Array, sourceDir: string) => Promise<EditedModel<T>> },
+): Promise<CachedEdit<T>> {
+  const entry = cacheEntry<T>(options);
+  return entry.hit ? entry.done(true) : entry.write(await options.edit(entry.bytes, entry.sourceDir));
 }

@@ -1,4 +1,6 @@
-import { floatToHalf } from './dtype.js';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { floatToHalf, halfToFloat } from './dtype.js';
 import { ElemType, Message, Wire, intField, messageField, stringField, type Field, type GraphProto } from './proto.js';
 
 /**
@@ -8,7 +10,7 @@ import { ElemType, Message, Wire, intField, messageField, stringField, type Fiel
  */
 
 export const GRAPH_INITIALIZER = 5;
-export const TENSOR = { dims: 1, dataType: 2, name: 8, rawData: 9, externalData: 13, dataLocation: 14 } as const;
+export const TENSOR = { dims: 1, dataType: 2, floatData: 4, name: 8, rawData: 9, externalData: 13, dataLocation: 14 } as const;
 const ENTRY = { key: 1, value: 2 } as const;
 /** TensorProto.DataLocation.EXTERNAL */
 export const DATA_LOCATION_EXTERNAL = 1;
@@ -62,20 +64,47 @@ export function externalDataLocations(graph: GraphProto): string[] {
   return [...locations];
 }
 
-/** A new inline float32 or float16 initialiser holding `values` with shape `dims`. */
-export function floatInitializer(name: string, elemType: number, dims: readonly number[], values: Float32Array): Message {
-  let raw: Uint8Array;
-  if (elemType === ElemType.FLOAT) {
-    const view = new DataView(new ArrayBuffer(values.length * 4));
-    values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-    raw = new Uint8Array(view.buffer);
-  } else if (elemType === ElemType.FLOAT16) {
-    const view = new DataView(new ArrayBuffer(values.length * 2));
-    values.forEach((v, i) => view.setUint16(i * 2, floatToHalf(v), true));
-    raw = new Uint8Array(view.buffer);
-  } else {
-    throw new Error(`cannot write an initialiser of element type ${elemType}`);
+function externalEntries(msg: Message): Map<string, string> {
+  return new Map(msg.messages(TENSOR.externalData).map((e) => [e.string(ENTRY.key) ?? '', e.string(ENTRY.value) ?? '']));
+}
+
+/** The bytes of a tensor's data as stored: raw_data, or its range of an external file. */
+function storedBytes(init: InitializerInfo, modelDir: string): Uint8Array | undefined {
+  if (Number(init.msg.int(TENSOR.dataLocation) ?? 0n) !== DATA_LOCATION_EXTERNAL) return init.msg.first(TENSOR.rawData)?.data;
+  const entries = externalEntries(init.msg);
+  const offset = Number(entries.get('offset') ?? 0);
+  const length = Number(entries.get('length') ?? Number.NaN);
+  const out = new Uint8Array(length);
+  const fd = openSync(join(modelDir, entries.get('location') ?? ''), 'r');
+  try {
+    if (readSync(fd, out, 0, length, offset) !== length) throw new Error(`${init.name}: external data is shorter than its declared length`);
+  } finally {
+    closeSync(fd);
   }
+  return out;
+}
+
+/** A float32 or float16 initialiser's values as float32, wherever they are stored. */
+export function readFloatInitializer(init: InitializerInfo, modelDir: string): Float32Array {
+  const count = init.dims.reduce((a, b) => a * b, 1);
+  const bytes = storedBytes(init, modelDir);
+  if (init.elemType === ElemType.FLOAT) {
+    if (bytes) return new Float32Array(bytes.slice().buffer, 0, count);
+    // float_data: packed fixed32 fields.
+    const packed = init.msg.all(TENSOR.floatData).map((f) => f.data);
+    const all = new Uint8Array(packed.reduce((n, p) => n + p.length, 0));
+    packed.reduce((pos, p) => (all.set(p, pos), pos + p.length), 0);
+    return new Float32Array(all.buffer, 0, count);
+  }
+  if (init.elemType === ElemType.FLOAT16 && bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return Float32Array.from({ length: count }, (_, i) => halfToFloat(view.getUint16(i * 2, true)));
+  }
+  throw new Error(`${init.name}: cannot read an initialiser of element type ${init.elemType}`);
+}
+
+/** A new inline initialiser of any element type from its little-endian bytes. */
+export function rawInitializer(name: string, elemType: number, dims: readonly number[], raw: Uint8Array): Message {
   const fields: Field[] = [
     ...dims.map((d) => intField(TENSOR.dims, d)),
     intField(TENSOR.dataType, elemType),
@@ -83,6 +112,19 @@ export function floatInitializer(name: string, elemType: number, dims: readonly 
     { no: TENSOR.rawData, wire: Wire.Len, data: raw },
   ];
   return new Message(fields);
+}
+
+/** A new inline float32 or float16 initialiser holding `values` with shape `dims`. */
+export function floatInitializer(name: string, elemType: number, dims: readonly number[], values: Float32Array): Message {
+  if (elemType === ElemType.FLOAT) {
+    return rawInitializer(name, elemType, dims, new Uint8Array(Float32Array.from(values).buffer));
+  }
+  if (elemType === ElemType.FLOAT16) {
+    const view = new DataView(new ArrayBuffer(values.length * 2));
+    values.forEach((v, i) => view.setUint16(i * 2, floatToHalf(v), true));
+    return rawInitializer(name, elemType, dims, new Uint8Array(view.buffer));
+  }
+  throw new Error(`cannot write an initialiser of element type ${elemType}`);
 }
 
 export function appendInitializer(graph: GraphProto, tensor: Message): void {

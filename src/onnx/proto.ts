@@ -242,7 +242,7 @@ export function messageField(no: number, value: Message): Field {
  */
 
 /** TensorProto.DataType values. */
-export const ElemType = { FLOAT: 1, INT32: 6, INT64: 7, FLOAT16: 10, DOUBLE: 11 } as const;
+export const ElemType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10, DOUBLE: 11 } as const;
 export type ElemType = (typeof ElemType)[keyof typeof ElemType];
 
 const MODEL = { graph: 7 } as const;

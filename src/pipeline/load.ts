@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { openSession, type Device, type SessionSettings } from '../onnx/session.js';
+import { openSession, type Device, type OpenedSession, type SessionSettings } from '../onnx/session.js';
 import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
@@ -12,6 +12,8 @@ import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
 import { Unet } from './unet.js';
+import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type Ranges } from './quantize.js';
+import { generate } from './generate.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
 
 export interface LoadOptions {
@@ -29,6 +31,10 @@ export interface LoadOptions {
   optimizedCache?: string;
   /** Run the UNet's attention as fused MultiHeadAttention (about half the peak memory at 512²). */
   fuseAttention?: boolean;
+  /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model). */
+  quantize?: Quantization;
+  /** Told when loading does something slow once (calibrating a model for int8). */
+  onNote?: (message: string) => void;
 }
 
 /** Everything one model needs to generate, loaded once and reused across images. */
@@ -75,29 +81,87 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const embeddings = options.embeddingsDir ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
   const prepared = prepareTextEncoderModel(paths.text, { ...(options.clipSkip ? { clipSkip: options.clipSkip } : {}), embeddings }, graphCache);
-  const unetPath = options.fuseAttention ? fusedUnet(paths.unet, graphCache) : paths.unet;
-  const [text, unet, decoder, encoder] = await Promise.all([
-    openSession(prepared.path, settings),
-    openSession(unetPath, settings),
-    openSession(paths.decoder, settings),
-    paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
-  ]);
-  const sessions = [text, unet, decoder, encoder].filter((s) => s !== undefined);
-  return {
+  const unetSource = options.fuseAttention ? fusedUnet(paths.unet, graphCache) : paths.unet;
+  const parts: BundleParts = {
     files,
-    name: basename(files.dir),
     tokenizer,
-    textEncoder: new TextEncoder(text, { hiddenOutput: prepared.hiddenOutput }),
+    schedule,
+    hiddenOutput: prepared.hiddenOutput,
     embeddings: prepared.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
+  };
+  const graphs =
+    options.quantize === 'int8'
+      ? await int8Graphs({ unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
+          options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
+        )
+      : { unet: unetSource, decoder: paths.decoder };
+  const [text, unet, decoder, encoder] = await Promise.all([
+    openSession(prepared.path, settings),
+    openSession(graphs.unet, settings),
+    openSession(graphs.decoder, settings),
+    paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
+  ]);
+  return assemble(parts, { text, unet, decoder, encoder });
+}
+
+/** What a bundle holds besides its sessions. */
+interface BundleParts {
+  files: ModelFiles;
+  tokenizer: ClipTokenizer;
+  schedule: DiscreteSchedule;
+  hiddenOutput: string;
+  embeddings: EmbeddingTokens[];
+  embeddingHashes: Record<string, string>;
+}
+
+function assemble(parts: BundleParts, sessions: { text: OpenedSession; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined }): ModelBundle {
+  const { text, unet, decoder, encoder } = sessions;
+  const opened = [text, unet, decoder, encoder].filter((s) => s !== undefined);
+  return {
+    files: parts.files,
+    name: basename(parts.files.dir),
+    tokenizer: parts.tokenizer,
+    textEncoder: new TextEncoder(text, { hiddenOutput: parts.hiddenOutput }),
+    embeddings: parts.embeddings,
+    embeddingHashes: parts.embeddingHashes,
     unet: new Unet(unet),
     vaeDecoder: new VaeDecoder(decoder),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
-    schedule,
+    schedule: parts.schedule,
     provider: unet.provider,
     release: async () => {
-      await Promise.all(sessions.map((s) => s.session.release()));
+      await Promise.all(opened.map((s) => s.session.release()));
     },
+  };
+}
+
+/**
+ * Calibration runs the pipeline itself on the float graphs with range outputs: the activations
+ * are those of real trajectories, not of synthetic inputs. The graphs are opened without the
+ * optimised-graph cache (they are used once).
+ */
+function calibrator(parts: BundleParts, textPath: string, settings: SessionSettings): Calibrate {
+  return async (graphs) => {
+    const once: SessionSettings = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
+    const ranges = { unet: new Map() as Ranges, decoder: new Map() as Ranges };
+    const [text, unet, decoder] = await Promise.all([openSession(textPath, once), openSession(graphs.unet.path, once), openSession(graphs.decoder.path, once)]);
+    const inpainting = new Unet(unet).inChannels === 9;
+    const encoder = inpainting ? await openSession(requirePart(parts.files.dir, 'vae_encoder'), once) : undefined;
+    const bundle = assemble(parts, {
+      text,
+      unet: recordRanges(unet, graphs.unet.activations, ranges.unet),
+      decoder: recordRanges(decoder, graphs.decoder.activations, ranges.decoder),
+      encoder,
+    });
+    try {
+      const lcm = bundle.unet.timestepCondDim !== undefined;
+      const nativeSize = parts.files.sampleSize * parts.files.vaeScaleFactor;
+      for (const request of calibrationRequests({ nativeSize, lcm, inpainting })) await generate(bundle, request);
+    } finally {
+      await bundle.release();
+    }
+    return ranges;
   };
 }
 

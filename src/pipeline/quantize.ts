@@ -1,0 +1,158 @@
+import { dirname } from 'node:path';
+import { rmSync } from 'node:fs';
+import { ModelLoadError } from '../errors.js';
+import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
+import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Range } from '../onnx/quantize-int8.js';
+import type { OpenedSession } from '../onnx/session.js';
+import type { ort } from '../onnx/runtime.js';
+import { createRaster } from '../image/raster.js';
+import type { GenerationRequest } from './types.js';
+
+export const QUANTIZATIONS = ['none', 'int8'] as const;
+export type Quantization = (typeof QUANTIZATIONS)[number];
+
+/**
+ * Bumped whenever the quantizer or the calibration below changes, so int8 graphs cached by an
+ * older version are rebuilt instead of reused.
+ */
+const INT8_VERSION = 1;
+
+/** A calibration graph: the model with range outputs, and the activations they measure. */
+export interface CalibrationGraph {
+  path: string;
+  activations: string[];
+}
+
+export type Ranges = Map<string, Range>;
+
+/**
+ * Runs the real pipeline on the calibration graphs and returns the ranges each one saw
+ * (see calibrationRequests and recordRanges).
+ */
+export type Calibrate = (graphs: { unet: CalibrationGraph; decoder: CalibrationGraph }) => Promise<{ unet: Ranges; decoder: Ranges }>;
+
+/**
+ * int8 copies of the UNet and the VAE decoder, cached per source graph (its bytes and weights, as
+ * every edited graph). On a miss both are calibrated by one short run of the pipeline on the
+ * float graphs with range outputs added, then quantized; the calibration graphs are deleted.
+ */
+export async function int8Graphs(
+  paths: { unet: string; decoder: string },
+  cacheDir: string,
+  calibrate: Calibrate,
+  onCalibrate: () => void = () => {},
+): Promise<{ unet: string; decoder: string }> {
+  let calibration: Promise<{ unet: Ranges; decoder: Ranges }> | undefined;
+  const ranges = () => (calibration ??= calibrateOnce(paths, cacheDir, calibrate, onCalibrate));
+  const quantized = async (source: string, label: string, part: 'unet' | 'decoder') => {
+    const entry = await cachedModelEditAsync({
+      source,
+      cacheDir,
+      label,
+      editKey: { quantize: 'int8', version: INT8_VERSION },
+      edit: async (model, sourceDir) => {
+        const q = quantize(model, sourceDir, (await ranges())[part], label);
+        return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls } };
+      },
+    });
+    return entry.path;
+  };
+  return { unet: await quantized(paths.unet, 'unet-int8', 'unet'), decoder: await quantized(paths.decoder, 'vae-decoder-int8', 'decoder') };
+}
+
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges, label: string): ReturnType<typeof quantizeInt8> {
+  try {
+    return quantizeInt8(model, sourceDir, ranges);
+  } catch (err) {
+    if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize ${label.replace(/-int8$/, '')} to int8: ${err.message}; run without --quantize`, { cause: err });
+    throw err;
+  }
+}
+
+async function calibrateOnce(paths: { unet: string; decoder: string }, cacheDir: string, calibrate: Calibrate, onCalibrate: () => void) {
+  onCalibrate();
+  const graph = (source: string, label: string): CalibrationGraph => {
+    const entry = cachedModelEdit({
+      source,
+      cacheDir,
+      label,
+      editKey: { rangeOutputs: INT8_VERSION },
+      edit: (model) => {
+        const c = addRangeOutputs(model);
+        return { model: c.model, result: c.activations };
+      },
+    });
+    return { path: entry.path, activations: entry.result };
+  };
+  const unet = graph(paths.unet, 'unet-calibration');
+  const decoder = graph(paths.decoder, 'vae-decoder-calibration');
+  try {
+    return await calibrate({ unet, decoder });
+  } finally {
+    // Only needed once: the int8 graphs are what stays.
+    for (const g of [unet, decoder]) rmSync(dirname(g.path), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The session with every run also fetching the calibration outputs, folded into `ranges` (the
+ * union of all calls' [min, max]); callers see only what they asked for.
+ */
+export function recordRanges(opened: OpenedSession, activations: readonly string[], ranges: Ranges): OpenedSession {
+  const session = opened.session;
+  const names = activations.map((a) => ({ activation: a, ...rangeOutputNames(a) }));
+  const extra = names.flatMap((n) => [n.min, n.max]);
+  const run = async (feeds: ort.InferenceSession.FeedsType, fetches: readonly string[]): Promise<ort.InferenceSession.ReturnType> => {
+    const out = await session.run(feeds, [...fetches, ...extra]);
+    for (const { activation, min, max } of names) {
+      const seen = ranges.get(activation) ?? { min: Infinity, max: -Infinity };
+      ranges.set(activation, { min: Math.min(seen.min, Number(out[min]!.data[0])), max: Math.max(seen.max, Number(out[max]!.data[0])) });
+    }
+    return Object.fromEntries(fetches.map((f) => [f, out[f]!]));
+  };
+  return { ...opened, session: Object.assign(Object.create(session) as ort.InferenceSession, { run }) };
+}
+
+/**
+ * What calibration runs: two prompts of different kinds at half the model's native size (the
+ * ranges of convolutions barely depend on the size, the run costs a quarter), with the sampler
+ * the model is meant for: a full CFG trajectory from noise to image for ordinary UNets, LCM's
+ * four steps for LCM-distilled ones. Inpainting UNets also get a picture and a mask.
+ */
+export function calibrationRequests(options: { nativeSize: number; lcm: boolean; inpainting: boolean }): GenerationRequest[] {
+  const size = Math.max(64, Math.round(options.nativeSize / 2 / 8) * 8);
+  const sampling = options.lcm
+    ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }
+    : { sampler: 'euler', schedule: 'karras', steps: 10, cfgScale: 7.5 };
+  const prompts = [
+    ['a photograph of a lighthouse on a rocky coast at sunset, dramatic clouds, highly detailed', 'blurry, low quality'],
+    ['portrait of an old woman, oil painting, soft light', ''],
+  ] as const;
+  return prompts.map(([prompt, negativePrompt], i) => ({
+    prompt,
+    negativePrompt,
+    ...sampling,
+    cfgRescale: 0,
+    seed: i,
+    rng: 'cpu',
+    seedMode: 'a1111',
+    width: size,
+    height: size,
+    batchSize: 1,
+    ...(options.inpainting ? inpaintingInput(size) : {}),
+  }));
+}
+
+/** A smooth colour gradient to repaint, with the middle half masked. */
+function inpaintingInput(size: number): Pick<GenerationRequest, 'init' | 'mask'> {
+  const image = createRaster(size, size, 3);
+  const values = new Float32Array(size * size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const i = y * size + x;
+      image.data.set([(255 * x) / size, (255 * y) / size, 128], i * 3);
+      values[i] = Math.abs(x - size / 2) < size / 4 && Math.abs(y - size / 2) < size / 4 ? 1 : 0;
+    }
+  }
+  return { init: { image, strength: 1, latents: 'sample' }, mask: { values } };
+}

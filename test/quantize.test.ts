@@ -1,0 +1,255 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ElemType, ModelProto } from '../src/onnx/proto.js';
+import { initializers, readFloatInitializer, type InitializerInfo } from '../src/onnx/initializers.js';
+import { identityModel } from '../src/onnx/probe.js';
+import { QuantizationError, activationQuantization, quantizationTargets, quantizeInt8 } from '../src/onnx/quantize-int8.js';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import type { GenerationRequest } from '../src/pipeline/types.js';
+import { readGenerationMetadata } from '../src/image/metadata.js';
+import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { assembleModel } from './helpers/assemble-model.js';
+import { tinyRequest } from './helpers/tiny-model.js';
+
+/**
+ * --quantize int8 on the tiny fixtures. The graph rewrite is checked structurally (what became
+ * int8, what stayed float, weights within half a quantization step); the pipeline is checked
+ * against the float model on the same weights, seed and request, with the quality measures the
+ * README states (cosine of the final latents, PSNR of the 8-bit image). The floors below sit
+ * under what these fixtures measure (tiny-sd: cosine ≥ 0.958, PSNR ≥ 26 dB over seeds 11–13; the
+ * random-weight tiny UNet is the worst case, its activations have no learned structure), so a
+ * regression in the quantizer or the calibration fails them.
+ */
+const MIN_COSINE = 0.94;
+const MIN_PSNR_DB = 24;
+
+const UNET = join(TINY_SD, 'unet/model.onnx');
+const source = new Uint8Array(readFileSync(UNET));
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+function psnr(a: Uint8Array, b: Uint8Array): number {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
+  return 10 * Math.log10((255 * 255) / (se / a.length));
+}
+
+const graph = suite('int8 graph rewrite');
+
+/** Ranges wide enough for any activation: the rewrite itself does not depend on their values. */
+function wideRanges(model: Uint8Array): Map<string, { min: number; max: number }> {
+  const targets = quantizationTargets(ModelProto.decode(model).graph);
+  return new Map(targets.convs.flatMap((c) => [c.node.inputs[0]!, c.node.outputs[0]!]).map((a) => [a, { min: -8, max: 8 }]));
+}
+
+const quantized = quantizeInt8(source, dirname(UNET), wideRanges(source));
+const qGraph = ModelProto.decode(quantized.model).graph;
+const ops = (opType: string) => qGraph.nodes.filter((n) => n.opType === opType);
+const sourceGraph = ModelProto.decode(source).graph;
+const sourceInits = new Map(initializers(sourceGraph).map((i) => [i.name, i]));
+const qInits = new Map(initializers(qGraph).map((i) => [i.name, i]));
+
+graph('every Conv between wide layers reads int8 weights; the first and last convolutions stay float', () => {
+  const convs = sourceGraph.nodes.filter((n) => n.opType === 'Conv');
+  assert.is(quantized.convs, convs.length - 2, 'conv_in (4 channels in) and conv_out (4 channels out) are left');
+  const dqOutputs = new Map(ops('DequantizeLinear').map((n) => [n.outputs[0]!, n]));
+  let floatConvs = 0;
+  for (const conv of ops('Conv')) {
+    const dq = dqOutputs.get(conv.inputs[1]!);
+    if (!dq) {
+      floatConvs++;
+      assert.is(qInits.get(conv.inputs[1]!)?.elemType, ElemType.FLOAT);
+      continue;
+    }
+    assert.is(qInits.get(dq.inputs[0]!)?.elemType, ElemType.INT8, `${conv.name} weight`);
+    assert.ok(dqOutputs.has(conv.inputs[0]!), `${conv.name} input goes through Q/DQ`);
+    if (conv.inputs[2]) assert.is(qInits.get(dqOutputs.get(conv.inputs[2])!.inputs[0]!)?.elemType, ElemType.INT32, `${conv.name} bias`);
+  }
+  assert.is(floatConvs, 2);
+});
+
+graph('every MatMul by a weight becomes DynamicQuantizeMatMul, with its bias Add folded in', () => {
+  const weightMatMuls = sourceGraph.nodes.filter((n) => n.opType === 'MatMul' && sourceInits.has(n.inputs[1]!));
+  assert.ok(weightMatMuls.length > 0);
+  assert.is(ops('DynamicQuantizeMatMul').length, weightMatMuls.length);
+  assert.is(ops('MatMul').filter((n) => qInits.has(n.inputs[1]!)).length, 0);
+  const folded = ops('DynamicQuantizeMatMul').filter((n) => n.inputs[4]).length;
+  assert.ok(folded > 0, 'some projections have biases');
+  assert.is(ops('Add').length, sourceGraph.nodes.filter((n) => n.opType === 'Add').length - folded);
+});
+
+/** The values of an int8 initialiser of the rewritten graph (raw_data, field 9). */
+function int8Values(name: string): Int8Array {
+  const raw = qInits.get(name)!.msg.first(9)!.data;
+  return new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+graph('weights dequantize to within half a step of the originals (per output channel)', () => {
+  let checked = 0;
+  for (const conv of ops('Conv')) {
+    const dq = ops('DequantizeLinear').find((n) => n.outputs[0] === conv.inputs[1]);
+    if (!dq) continue;
+    const originalName = dq.inputs[0]!.replace(/\/int8::q\d+$/, '');
+    const original = readFloatInitializer(sourceInits.get(originalName)!, dirname(UNET));
+    const q = int8Values(dq.inputs[0]!);
+    const scales = readFloatInitializer(qInits.get(dq.inputs[1]!) as InitializerInfo, '');
+    const perChannel = original.length / scales.length;
+    for (let i = 0; i < original.length; i++) {
+      const s = scales[Math.floor(i / perChannel)]!;
+      assert.ok(Math.abs(q[i]! * s - original[i]!) <= s / 2 + 1e-7, `${originalName}[${i}]`);
+    }
+    checked++;
+  }
+  assert.is(checked, quantized.convs);
+  assert.ok(quantized.model.length < source.length / 2, `${quantized.model.length} bytes vs ${source.length}`);
+});
+
+graph('activation grids represent zero exactly and cover the recorded range', () => {
+  for (const range of [{ min: -3, max: 5 }, { min: 0.5, max: 2 }, { min: -4, max: -1 }, { min: 0, max: 0 }]) {
+    const { scale, zeroPoint } = activationQuantization(range);
+    assert.ok(Number.isInteger(zeroPoint) && zeroPoint >= 0 && zeroPoint <= 255);
+    assert.ok((0 - zeroPoint) * scale <= Math.min(range.min, 0) + scale / 2);
+    assert.ok((255 - zeroPoint) * scale >= Math.max(range.max, 0) - scale / 2);
+  }
+});
+
+graph('a graph with nothing to quantize, or without a calibrated range, is refused', () => {
+  assert.throws(() => quantizeInt8(identityModel(), '', new Map()), (e: unknown) => e instanceof QuantizationError && /float32 export/.test((e as Error).message));
+  assert.throws(() => quantizeInt8(source, dirname(UNET), new Map()), (e: unknown) => e instanceof QuantizationError && /no range/.test((e as Error).message));
+});
+
+graph.run();
+
+const pipeline = suite('int8 pipeline vs float, same weights and seed');
+const cacheDir = mkdtempSync(join(tmpdir(), 'diffuse-int8-'));
+let float: ModelBundle;
+let int8: ModelBundle;
+const notes: string[] = [];
+
+pipeline.before(async () => {
+  float = await loadModel(TINY_SD, { device: 'cpu', graphCache: cacheDir, fuseAttention: true });
+  int8 = await loadModel(TINY_SD, { device: 'cpu', graphCache: cacheDir, fuseAttention: true, quantize: 'int8', onNote: (m) => notes.push(m) });
+});
+pipeline.after(async () => {
+  await float.release();
+  await int8.release();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
+
+async function quality(a: ModelBundle, b: ModelBundle, request: GenerationRequest): Promise<{ cos: number; db: number }> {
+  const x = await generate(a, request);
+  const y = await generate(b, request);
+  return { cos: cosine(x.latents, y.latents), db: psnr(x.images[0]!.image.data, y.images[0]!.image.data) };
+}
+
+pipeline('txt2img: final latents and image close to the float model, measurably not identical', async () => {
+  assert.is(notes.length, 1, 'calibration announced once');
+  for (const seed of [11, 12, 13]) {
+    const { cos, db } = await quality(float, int8, tinyRequest({ seed, steps: 8 }));
+    assert.ok(cos >= MIN_COSINE && cos < 0.999999, `seed ${seed}: cosine ${cos}`);
+    assert.ok(db >= MIN_PSNR_DB, `seed ${seed}: PSNR ${db.toFixed(2)} dB`);
+  }
+});
+
+pipeline('the calibration graphs are gone; a second load reuses the int8 graphs without calibrating', async () => {
+  const entries = readdirSync(cacheDir);
+  assert.ok(entries.some((e) => e.startsWith('unet-int8-')) && entries.some((e) => e.startsWith('vae-decoder-int8-')), entries.join(', '));
+  assert.not.ok(entries.some((e) => e.includes('calibration')), entries.join(', '));
+  const again = await loadModel(TINY_SD, { device: 'cpu', graphCache: cacheDir, fuseAttention: true, quantize: 'int8', onNote: (m) => notes.push(m) });
+  try {
+    assert.is(notes.length, 1, 'no second calibration');
+    const request = tinyRequest({ seed: 5 });
+    assert.equal((await generate(again, request)).latents, (await generate(int8, request)).latents);
+  } finally {
+    await again.release();
+  }
+});
+
+pipeline('calibration is deterministic: a fresh cache builds byte-identical int8 graphs', async () => {
+  const other = mkdtempSync(join(tmpdir(), 'diffuse-int8-'));
+  try {
+    const again = await loadModel(TINY_SD, { device: 'cpu', graphCache: other, fuseAttention: true, quantize: 'int8' });
+    await again.release();
+    for (const prefix of ['unet-int8-', 'vae-decoder-int8-']) {
+      const a = readdirSync(cacheDir).find((e) => e.startsWith(prefix))!;
+      const b = readdirSync(other).find((e) => e.startsWith(prefix))!;
+      assert.ok(readFileSync(join(cacheDir, a, 'model.onnx')).equals(readFileSync(join(other, b, 'model.onnx'))), prefix);
+    }
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+for (const fixture of ['tiny-lcm', 'tiny-sd-inpaint'] as const) {
+  pipeline(`${fixture}: calibrates with its own sampling and inputs, and stays close to float`, async () => {
+    const model = assembleModel(fixture);
+    const cache = mkdtempSync(join(tmpdir(), 'diffuse-int8-'));
+    try {
+      const f = await loadModel(model.dir, { device: 'cpu', graphCache: cache, withEncoder: true });
+      const q = await loadModel(model.dir, { device: 'cpu', graphCache: cache, withEncoder: true, quantize: 'int8' });
+      try {
+        const request =
+          fixture === 'tiny-lcm'
+            ? tinyRequest({ sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 })
+            : tinyRequest(calibrationLikeInpaint());
+        const { cos } = await quality(f, q, request);
+        assert.ok(cos >= MIN_COSINE, `cosine ${cos}`);
+      } finally {
+        await f.release();
+        await q.release();
+      }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      model.remove();
+    }
+  });
+}
+
+/** A 32x32 gradient with its middle masked, as an inpainting request. */
+function calibrationLikeInpaint(): Partial<GenerationRequest> {
+  const size = 32;
+  const data = new Uint8Array(size * size * 3);
+  const values = new Float32Array(size * size);
+  for (let i = 0; i < size * size; i++) {
+    const x = i % size;
+    const y = Math.floor(i / size);
+    data.set([x * 8, y * 8, 100], i * 3);
+    values[i] = x >= 8 && x < 24 && y >= 8 && y < 24 ? 1 : 0;
+  }
+  return { init: { image: { width: size, height: size, channels: 3, data }, strength: 1, latents: 'sample' }, mask: { values } };
+}
+
+pipeline.run();
+
+const cli = suite('--quantize on the command line');
+
+cli('the image records Quantization: int8; an unknown mode is a usage error', () => {
+  const dir = tempDir();
+  const out = join(dir, 'q.png');
+  const ok = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int8', '--steps', '2', '-o', out, '--quiet']);
+  assert.is(ok.status, 0, ok.stderr);
+  const meta = readGenerationMetadata(readFileSync(out));
+  assert.is(meta.kind, 'a1111');
+  if (meta.kind === 'a1111') assert.is(meta.parameters.extra.Quantization, 'int8');
+  const bad = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int4', '-o', join(dir, 'bad.png')]);
+  assert.is(bad.status, 2);
+  assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /--quantize/);
+  assert.not.ok(readdirSync(dir).includes('bad.png'));
+});
+
+cli.run();
