@@ -54,6 +54,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     quantize: settings.quantize,
+    parkTextEncoder: true,
     ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),

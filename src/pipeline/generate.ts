@@ -45,6 +45,7 @@ export async function generate(
   const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, calls, weighting) : undefined;
   const padding = request.condPadding ?? 'none';
   const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting)).at(0).data : new Float32Array(0);
+  await bundle.textEncoder.park();
   const encodedAt = performance.now();
 
   const plan = planSampling({

@@ -33,6 +33,11 @@ export interface LoadOptions {
   fuseAttention?: boolean;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model). */
   quantize?: Quantization;
+  /**
+   * Free the text encoder while the UNet and VAE run (less peak memory; a later image with a new
+   * prompt reopens it, about 0.3 s for SD 1.5 from the optimised-graph cache).
+   */
+  parkTextEncoder?: boolean;
   /** Told when loading does something slow once (calibrating a model for int8). */
   onNote?: (message: string) => void;
 }
@@ -102,7 +107,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     openSession(graphs.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
   ]);
-  return assemble(parts, { text, unet, decoder, encoder });
+  return assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
 }
 
 /** What a bundle holds besides its sessions. */
@@ -115,14 +120,19 @@ interface BundleParts {
   embeddingHashes: Record<string, string>;
 }
 
-function assemble(parts: BundleParts, sessions: { text: OpenedSession; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined }): ModelBundle {
+function assemble(
+  parts: BundleParts,
+  sessions: { text: OpenedSession; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined },
+  reopenText?: () => Promise<OpenedSession>,
+): ModelBundle {
   const { text, unet, decoder, encoder } = sessions;
-  const opened = [text, unet, decoder, encoder].filter((s) => s !== undefined);
+  const textEncoder = new TextEncoder(text, { hiddenOutput: parts.hiddenOutput, ...(reopenText ? { reopen: reopenText } : {}) });
+  const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
   return {
     files: parts.files,
     name: basename(parts.files.dir),
     tokenizer: parts.tokenizer,
-    textEncoder: new TextEncoder(text, { hiddenOutput: parts.hiddenOutput }),
+    textEncoder,
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,
     unet: new Unet(unet),
@@ -131,7 +141,7 @@ function assemble(parts: BundleParts, sessions: { text: OpenedSession; unet: Ope
     schedule: parts.schedule,
     provider: unet.provider,
     release: async () => {
-      await Promise.all(opened.map((s) => s.session.release()));
+      await Promise.all([textEncoder.release(), ...opened.map((s) => s.session.release())]);
     },
   };
 }

@@ -1,4 +1,3 @@
-import type * as ort from 'onnxruntime-node';
 import { ModelLoadError, UsageError } from '../errors.js';
 import { intTensor, toFloat32 } from '../onnx/dtype.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
@@ -16,18 +15,23 @@ export interface Conditioning {
 export interface TextEncoderOptions {
   /** The output holding the prompt's hidden states (prepareTextEncoderModel's hiddenOutput); default last_hidden_state. */
   hiddenOutput?: string;
+  /** How to open the graph again after park(); without it park() keeps the graph. */
+  reopen?: () => Promise<OpenedSession>;
 }
+
+/** Prompts kept encoded, so parking costs nothing when the next image repeats them. */
+const REMEMBERED_PROMPTS = 16;
 
 /** The CLIP text encoder graph: token ids in, last hidden state (or the chosen hidden output) out. */
 export class TextEncoder {
   private readonly idsName: string;
   private readonly idsType: 'int32' | 'int64';
   private readonly outputName: string;
+  private opened: OpenedSession | undefined;
+  private readonly reopen: (() => Promise<OpenedSession>) | undefined;
+  private readonly remembered = new Map<string, Conditioning>();
 
-  constructor(
-    private readonly opened: OpenedSession,
-    options: TextEncoderOptions = {},
-  ) {
+  constructor(opened: OpenedSession, options: TextEncoderOptions = {}) {
     const ids = findInput(opened.session, 'input_ids');
     if (!ids) throw new ModelLoadError('text_encoder/model.onnx has no input_ids input');
     if (ids.type !== 'int32' && ids.type !== 'int64') {
@@ -41,18 +45,40 @@ export class TextEncoder {
       : (outputs.find((o) => o.name === LAST_HIDDEN_STATE) ?? outputs[0]);
     if (!hidden) throw new ModelLoadError(`text_encoder/model.onnx has no output ${options.hiddenOutput ?? ''}`.trim());
     this.outputName = hidden.name;
-  }
-
-  get session(): ort.InferenceSession {
-    return this.opened.session;
+    this.opened = opened;
+    this.reopen = options.reopen;
   }
 
   async encode(ids: readonly number[]): Promise<Conditioning> {
+    const key = ids.join(',');
+    const known = this.remembered.get(key);
+    if (known) return { ...known, data: known.data.slice() };
+    this.opened ??= await this.reopen!();
     const feeds = { [this.idsName]: intTensor(this.idsType, ids, [1, ids.length]) };
     const result = await this.opened.session.run(feeds, [this.outputName]);
     const out = result[this.outputName]!;
     const [, tokens, width] = out.dims as number[];
-    return { data: toFloat32(out), tokens: tokens!, width: width! };
+    const encoded = { data: toFloat32(out), tokens: tokens!, width: width! };
+    if (this.remembered.size >= REMEMBERED_PROMPTS) this.remembered.delete(this.remembered.keys().next().value!);
+    this.remembered.set(key, { ...encoded, data: encoded.data.slice() });
+    return encoded;
+  }
+
+  /**
+   * Frees the graph until a prompt not encoded before needs it. The pipeline parks it before the
+   * UNet runs: the text encoder's weights need not share the peak with the UNet and the VAE.
+   */
+  async park(): Promise<void> {
+    if (!this.reopen || !this.opened) return;
+    const opened = this.opened;
+    this.opened = undefined;
+    await opened.session.release();
+  }
+
+  async release(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    await opened?.session.release();
   }
 }
 
