@@ -5,7 +5,9 @@
  * --timestep and --daz (denormals as zero) test whether the step time depends on the data.
  * With --cache it also saves the optimised graph and times opening that with optimisations off.
  *
- *   npm run build && node dist/bench/profile-unet.js [--size 512] [--threads 2] [--timestep 500] [--daz] [--cache]
+ * --graph profiles another UNet graph with the same inputs (the fused or int8 one from the graph cache).
+ *
+ *   npm run build && node dist/bench/profile-unet.js [--size 512] [--threads 2] [--timestep 500] [--daz] [--cache] [--graph path/model.onnx]
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,11 +24,12 @@ const { values } = parseArgs({
     // ORT's session.set_denormal_as_zero: tells whether denormal floats slow a run down.
     daz: { type: 'boolean', default: false },
     cache: { type: 'boolean', default: false },
+    graph: { type: 'string' },
   },
 });
 const size = Number(values.size);
 const threads = Number(values.threads);
-const unetPath = join(SD15_ONNX, 'unet', 'model.onnx');
+const unetPath = values.graph ?? join(SD15_ONNX, 'unet', 'model.onnx');
 
 interface ProfileEvent { cat: string; name: string; dur: number; ts: number; args?: { op_name?: string } }
 

@@ -195,11 +195,16 @@ interface ActivationQdq {
   zeroPoint: string;
 }
 
-export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range>): QuantizedModel {
+/**
+ * `ranges` holds the calibrated activation ranges the convolutions need; without them (undefined)
+ * only the MatMuls are quantized, which needs no calibration.
+ */
+export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined): QuantizedModel {
   const proto = ModelProto.decode(model);
   if (defaultOpset(proto) < 13) throw new QuantizationError(`it needs opset 13 or newer (per-channel DequantizeLinear); this graph imports opset ${defaultOpset(proto)}`);
   const graph = proto.graph;
-  const targets = quantizationTargets(graph);
+  const found = quantizationTargets(graph);
+  const targets = ranges ? found : { convs: [], matmuls: found.matmuls };
   if (targets.convs.length + targets.matmuls.length === 0) throw new QuantizationError('it has no float32 convolution or MatMul weights (int8 needs a float32 export)');
   const w = new GraphWriter(graph);
   // Nodes to insert before a given node (its inputs' Q/DQ) and after it (its output's Q/DQ).
@@ -214,7 +219,7 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
     map.set(key, [...(map.get(key) ?? []), ...nodes]);
   };
   const rangeOf = (activation: string): Range => {
-    const r = ranges.get(activation);
+    const r = ranges?.get(activation);
     if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max)) throw new QuantizationError(`calibration recorded no range for ${activation}`);
     return r;
   };

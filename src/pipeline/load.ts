@@ -31,7 +31,7 @@ export interface LoadOptions {
   optimizedCache?: string;
   /** Run the UNet's attention as fused MultiHeadAttention (about half the peak memory at 512²). */
   fuseAttention?: boolean;
-  /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model). */
+  /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only. */
   quantize?: Quantization;
   /**
    * Free the text encoder while the UNet and VAE run (less peak memory; a later image with a new
@@ -96,8 +96,8 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
   };
   const graphs =
-    options.quantize === 'int8'
-      ? await int8Graphs({ unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
+    options.quantize && options.quantize !== 'none'
+      ? await int8Graphs(options.quantize, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
           options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
         )
       : { unet: unetSource, decoder: paths.decoder };

@@ -8,7 +8,8 @@ import type { ort } from '../onnx/runtime.js';
 import { createRaster } from '../image/raster.js';
 import type { GenerationRequest } from './types.js';
 
-export const QUANTIZATIONS = ['none', 'int8'] as const;
+/** int8: UNet and VAE decoder, convolutions calibrated; int8-matmul: the UNet's MatMuls only, no calibration. */
+export const QUANTIZATIONS = ['none', 'int8', 'int8-matmul'] as const;
 export type Quantization = (typeof QUANTIZATIONS)[number];
 
 /**
@@ -37,6 +38,7 @@ export type Calibrate = (graphs: { unet: CalibrationGraph; decoder: CalibrationG
  * float graphs with range outputs added, then quantized; the calibration graphs are deleted.
  */
 export async function int8Graphs(
+  mode: Exclude<Quantization, 'none'>,
   paths: { unet: string; decoder: string },
   cacheDir: string,
   calibrate: Calibrate,
@@ -48,23 +50,24 @@ export async function int8Graphs(
     const entry = await cachedModelEditAsync({
       source,
       cacheDir,
-      label,
-      editKey: { quantize: 'int8', version: INT8_VERSION },
+      label: `${label}-${mode}`,
+      editKey: { quantize: mode, version: INT8_VERSION },
       edit: async (model, sourceDir) => {
-        const q = quantize(model, sourceDir, (await ranges())[part], label);
+        const q = quantize(model, sourceDir, mode === 'int8' ? (await ranges())[part] : undefined, label);
         return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls } };
       },
     });
     return entry.path;
   };
-  return { unet: await quantized(paths.unet, 'unet-int8', 'unet'), decoder: await quantized(paths.decoder, 'vae-decoder-int8', 'decoder') };
+  const unet = await quantized(paths.unet, 'unet', 'unet');
+  return { unet, decoder: mode === 'int8' ? await quantized(paths.decoder, 'vae-decoder', 'decoder') : paths.decoder };
 }
 
-function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges, label: string): ReturnType<typeof quantizeInt8> {
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, label: string): ReturnType<typeof quantizeInt8> {
   try {
     return quantizeInt8(model, sourceDir, ranges);
   } catch (err) {
-    if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize ${label.replace(/-int8$/, '')} to int8: ${err.message}; run without --quantize`, { cause: err });
+    if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize the ${label} to int8: ${err.message}; run without --quantize`, { cause: err });
     throw err;
   }
 }
