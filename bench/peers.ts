@@ -15,6 +15,10 @@ export interface PeerResult {
   /** The worker's own VmHWM, when it reports one; bench/run.ts also polls it from outside. */
   peak_rss_mb?: number;
   overhead_s?: { total: number; encode: number; denoise_per_step: number[]; decode: number };
+  /** diffuse only: PNG encoding and writing after the decode (the end of a whole image). */
+  png_s?: number;
+  /** Samples per UNet call: 2 for a CFG step, 1 for LCM (guidance embedded). */
+  unet_batch?: number;
 }
 
 /** How to start one tool, and how to read its result from its output. */
@@ -23,6 +27,8 @@ export interface Peer {
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): string | undefined;
   command(args: WorkerArgs): { file: string; argv: string[] };
+  /** Settings this tool always runs with (LCM: its own step count and guidance). */
+  fixed?: Partial<WorkerArgs>;
   parse(stdout: string): PeerResult;
 }
 
@@ -32,6 +38,7 @@ const SD_CPP = process.env.SD_CPP_BIN ?? join(benchCache(), 'sdcpp', 'build', 'b
 
 export const SD15_TORCH = join(benchCache(), 'sd15', 'torch');
 export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
+export const LCM_ONNX = join(benchCache(), 'lcm', 'onnx');
 const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
 
 function parseJsonLine(stdout: string): PeerResult {
@@ -57,15 +64,21 @@ function pythonPeer(name: string, script: string, model: string): Peer {
   };
 }
 
-export const diffusePeer: Peer = {
-  name: 'diffuse',
-  unavailable: () => missing(SD15_ONNX, 'ONNX model'),
-  command: (a) => ({
-    file: process.execPath,
-    argv: [fileURLToPath(new URL('./diffuse-worker.js', import.meta.url)), JSON.stringify({ ...a, model: SD15_ONNX })],
-  }),
-  parse: parseJsonLine,
-};
+function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {}, fixed?: Partial<WorkerArgs>): Peer {
+  return {
+    name,
+    unavailable: () => missing(model, 'ONNX model'),
+    command: (a) => ({
+      file: process.execPath,
+      argv: [fileURLToPath(new URL('./diffuse-worker.js', import.meta.url)), JSON.stringify({ ...a, ...extra, model })],
+    }),
+    ...(fixed ? { fixed } : {}),
+    parse: parseJsonLine,
+  };
+}
+
+/** LCM-Dreamshaper-v7's recommended use: 4 steps, guidance 8 (embedded, so one UNet sample per step). */
+const LCM_RUN: Partial<WorkerArgs> = { lcm: true, steps: 4, cfg: 8 };
 
 /**
  * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the diffusers folder, which it
@@ -107,7 +120,11 @@ export function parseSdCppLog(stdout: string): PeerResult {
 }
 
 export const PEERS: Peer[] = [
-  diffusePeer,
+  diffusePeer('diffuse', SD15_ONNX),
+  diffusePeer('diffuse int8', SD15_ONNX, { quantize: 'int8' }),
+  diffusePeer('diffuse int8-matmul', SD15_ONNX, { quantize: 'int8-matmul' }),
+  diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
+  diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
   pythonPeer('diffusers (torch)', 'bench_diffusers.py', SD15_TORCH),
   sdCppPeer,

@@ -23,6 +23,8 @@ export interface Summary {
   /** Model load + text encoder + first step: how long until the first step is done. */
   firstStepS?: number;
   peakRssMb?: number;
+  /** Text encoder to the last byte of the image: encode, all steps, decode (and for diffuse the PNG). */
+  wholeImageS?: number;
   /** diffuse only: median per-step time outside InferenceSession.run, and the whole run's. */
   overheadStepS?: number;
   overheadTotalS?: number;
@@ -41,12 +43,13 @@ export function summarize(row: Row): Summary {
     size,
     stepMedianS: step,
     stepBestS: Math.min(...r.step_s),
-    timesFloor: step / floorSeconds(row.width, row.height),
+    timesFloor: step / ((floorSeconds(row.width, row.height) * (r.unet_batch ?? 2)) / 2),
     textEncoderS: r.text_encoder_s,
     vaeDecodeS: r.vae_decode_s,
     loadS: r.load_s,
     firstStepS: r.load_s + r.text_encoder_s + (r.step_s[0] ?? Number.NaN),
     ...(row.peakRssMb !== undefined ? { peakRssMb: row.peakRssMb } : {}),
+    wholeImageS: r.text_encoder_s + r.step_s.reduce((a, b) => a + b, 0) + r.vae_decode_s + (r.png_s ?? 0),
     ...(r.overhead_s ? { overheadStepS: median(r.overhead_s.denoise_per_step), overheadTotalS: r.overhead_s.total } : {}),
     load,
     note: `steps ${r.step_s.map((s) => s.toFixed(2)).join(' ')}`,
@@ -58,13 +61,14 @@ const fmt = (x: number | undefined, digits = 2): string => (x === undefined || !
 const COLUMNS: [string, (s: Summary) => string][] = [
   ['tool', (s) => s.tool],
   ['size', (s) => s.size],
-  ['s / CFG step (median)', (s) => fmt(s.stepMedianS)],
+  ['s / step (median)', (s) => fmt(s.stepMedianS)],
   ['× floor', (s) => fmt(s.timesFloor)],
   ['best step s', (s) => fmt(s.stepBestS)],
   ['text enc s', (s) => fmt(s.textEncoderS)],
   ['VAE decode s', (s) => fmt(s.vaeDecodeS)],
   ['load s', (s) => fmt(s.loadS, 1)],
   ['to 1st step s', (s) => fmt(s.firstStepS, 1)],
+  ['whole image s', (s) => fmt(s.wholeImageS, 1)],
   ['peak RSS MB', (s) => fmt(s.peakRssMb, 0)],
   ['own overhead s/step', (s) => fmt(s.overheadStepS, 3)],
   ['load avg before → after', (s) => s.load],

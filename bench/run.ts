@@ -4,7 +4,7 @@
  * Each tool runs in its own process, one at a time, on the same weights and settings; the table
  * goes to stdout and to bench/results/<date>.{json,md}. See bench/README.md.
  *
- *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only diffuse,optimum] [--timeout 1800] [--no-write]
+ *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only 'diffuse,diffuse int8,optimum (ORT)'] [--timeout 1800] [--no-write]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -39,11 +39,11 @@ function machine(): Record<string, string | number> {
 async function main(): Promise<void> {
   const sizes = values.sizes.split(',').map(Number);
   const only = values.only?.split(',');
-  const peers = only ? PEERS.filter((p) => only.some((o) => p.name.startsWith(o))) : PEERS;
+  const peers = only ? PEERS.filter((p) => only.includes(p.name)) : PEERS;
   const rows: Row[] = [];
   for (const size of sizes) {
     for (const peer of peers) {
-      const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42 };
+      const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, ...peer.fixed };
       process.stderr.write(`bench: ${peer.name} ${size}x${size} ...\n`);
       const row = await measure(peer, args, Number(values.timeout));
       process.stderr.write(`bench: ${peer.name} ${size}x${size} ${row.skipped ? `skipped (${row.skipped})` : `done in ${row.wallS?.toFixed(0)} s`}\n`);
@@ -54,7 +54,8 @@ async function main(): Promise<void> {
   const table = markdownTable(summaries);
   const info = machine();
   const header =
-    `Full-size SD 1.5 (random weights), txt2img, Euler, ${values.steps} steps, CFG 7.5, batch 1, fp32, CPU, ${values.threads} threads.\n` +
+    `Full-size SD 1.5 (random weights), txt2img, Euler, ${values.steps} steps, CFG 7.5, batch 1, fp32 unless the row says int8, CPU, ${values.threads} threads.\n` +
+    `LCM rows: the LCM-Dreamshaper-v7 architecture (random weights), its sampler, 4 steps, guidance 8 embedded (one UNet sample per step; floor halved).\n` +
     `Floor: ${FLOOR_S_PER_CFG_STEP_512} s per CFG step at 512x512 (1.61 TFLOP at the measured operator rates, issue 7), scaled by pixels at other sizes.\n` +
     `Machine: ${Object.entries(info).map(([k, v]) => `${k} ${v}`).join(', ')}.\n`;
   console.log(`${header}\n${table}`);

@@ -14,6 +14,10 @@ export interface WorkerArgs {
   cfg: number;
   threads: number;
   seed: number;
+  /** diffuse only: --quantize. */
+  quantize?: 'int8' | 'int8-matmul';
+  /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
+  lcm?: boolean;
 }
 
 /**

@@ -1,0 +1,107 @@
+/**
+ * What --quantize costs in quality: the same request (weights, prompt, seed, sampler) through the
+ * float model and each quantized one, compared by the cosine of the final latents and the PSNR of
+ * the decoded 8-bit image, on the benchmark's full-size models (random weights: the numbers
+ * describe the arithmetic, not a trained model's looks). Writes bench/results/quality-<date>.{json,md}.
+ *
+ *   npm run bench:quality -- [--size 512] [--seeds 1,2] [--no-write]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel } from '../src/pipeline/load.js';
+import type { Quantization } from '../src/pipeline/quantize.js';
+import type { GenerationRequest, GenerationResult } from '../src/pipeline/types.js';
+import { LCM_ONNX, SD15_ONNX } from './peers.js';
+import { BENCH_PROMPT, benchCache } from './settings.js';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '512' },
+    seeds: { type: 'string', default: '1,2' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+
+interface Case {
+  model: string;
+  label: string;
+  request: Omit<GenerationRequest, 'seed'>;
+  modes: Exclude<Quantization, 'none'>[];
+}
+
+const size = Number(values.size);
+const base = { prompt: BENCH_PROMPT, negativePrompt: '', cfgRescale: 0, rng: 'cpu', seedMode: 'a1111', width: size, height: size, batchSize: 1 } as const;
+const CASES: Case[] = [
+  { model: SD15_ONNX, label: 'SD 1.5, Euler, 20 steps, CFG 7.5', request: { ...base, sampler: 'euler', schedule: 'normal', steps: 20, cfgScale: 7.5 }, modes: ['int8', 'int8-matmul'] },
+  { model: LCM_ONNX, label: 'LCM, 4 steps, guidance 8', request: { ...base, sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }, modes: ['int8'] },
+];
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+function psnr(a: Uint8Array, b: Uint8Array): number {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
+  return 10 * Math.log10((255 * 255) / (se / a.length));
+}
+
+async function run(model: string, quantize: Quantization, requests: GenerationRequest[]): Promise<GenerationResult[]> {
+  const bundle = await loadModel(model, {
+    device: 'cpu',
+    fuseAttention: true,
+    quantize,
+    graphCache: join(benchCache(), 'graphs'),
+    optimizedCache: join(benchCache(), 'optimized'),
+  });
+  try {
+    const out: GenerationResult[] = [];
+    for (const request of requests) out.push(await generate(bundle, request));
+    return out;
+  } finally {
+    await bundle.release();
+  }
+}
+
+async function main(): Promise<void> {
+  const seeds = values.seeds.split(',').map(Number);
+  const rows: { case: string; mode: string; seed: number; cosine: number; psnrDb: number }[] = [];
+  for (const c of CASES) {
+    const requests = seeds.map((seed) => ({ ...c.request, seed }));
+    const reference = await run(c.model, 'none', requests);
+    for (const mode of c.modes) {
+      const results = await run(c.model, mode, requests);
+      results.forEach((r, i) => {
+        const row = { case: c.label, mode, seed: seeds[i]!, cosine: cosine(reference[i]!.latents, r.latents), psnrDb: psnr(reference[i]!.images[0]!.image.data, r.images[0]!.image.data) };
+        process.stderr.write(`${JSON.stringify(row)}\n`);
+        rows.push(row);
+      });
+    }
+  }
+  const table = [
+    '| model and sampling | --quantize | seed | cosine of final latents | PSNR of the image (dB) |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.case} | ${r.mode} | ${r.seed} | ${r.cosine.toFixed(5)} | ${r.psnrDb.toFixed(2)} |`),
+  ].join('\n');
+  const header = `Quantized vs float on the same weights, prompt and seed, ${size}x${size}, CPU (bench models, random weights).\n`;
+  console.log(`${header}\n${table}`);
+  if (values['no-write']) return;
+  const date = new Date().toISOString().slice(0, 16).replace(/:/g, '');
+  const dir = new URL('../../bench/results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(new URL(`quality-${date}.json`, dir), `${JSON.stringify({ date, size, seeds, rows }, null, 2)}\n`);
+  writeFileSync(new URL(`quality-${date}.md`, dir), `# Quantization quality ${date}\n\n${header}\n${table}\n`);
+  process.stderr.write(`bench: wrote bench/results/quality-${date}.{json,md}\n`);
+}
+
+await main();
