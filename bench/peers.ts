@@ -38,6 +38,7 @@ const SD_CPP = process.env.SD_CPP_BIN ?? join(benchCache(), 'sdcpp', 'build', 'b
 
 export const SD15_TORCH = join(benchCache(), 'sd15', 'torch');
 export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
+export const SD15_SINGLE_FILE = join(benchCache(), 'sd15', 'sd15.safetensors');
 export const LCM_ONNX = join(benchCache(), 'lcm', 'onnx');
 const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
 
@@ -81,16 +82,21 @@ function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {
 const LCM_RUN: Partial<WorkerArgs> = { lcm: true, steps: 4, cfg: 8 };
 
 /**
- * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the diffusers folder, which it
- * reads directly. It prints no JSON: the numbers come from its log lines and its per-step
+ * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the single-file checkpoint, its
+ * usual input (the same weights as the other tools'; tools/sd15_single_file.py). It prints no JSON: the numbers come from its log lines and its per-step
  * progress bar ("|===| 2/4 - 9.87s/it"; fast steps print "it/s" instead).
  */
 export const sdCppPeer: Peer = {
   name: 'stable-diffusion.cpp',
-  unavailable: () => (existsSync(SD_CPP) ? missing(SD15_TORCH, 'diffusers model') : `no sd binary at ${SD_CPP} (set SD_CPP_BIN; build steps in bench/README.md)`),
+  unavailable: () =>
+    !existsSync(SD_CPP)
+      ? `no sd binary at ${SD_CPP} (set SD_CPP_BIN; build steps in bench/README.md)`
+      : existsSync(SD15_SINGLE_FILE)
+        ? undefined
+        : `single-file checkpoint not built (${SD15_SINGLE_FILE}); ${MODELS_HINT}`,
   command: (a) => ({
     file: SD_CPP,
-    argv: ['-m', SD15_TORCH, '-p', BENCH_PROMPT, '-W', `${a.width}`, '-H', `${a.height}`, '--steps', `${a.steps}`,
+    argv: ['-m', SD15_SINGLE_FILE, '-p', BENCH_PROMPT, '-W', `${a.width}`, '-H', `${a.height}`, '--steps', `${a.steps}`,
       '--cfg-scale', `${a.cfg}`, '--sampling-method', 'euler', '-t', `${a.threads}`, '-s', `${a.seed}`,
       '-o', join(benchCache(), 'sdcpp-out.png'), '-v'],
   }),

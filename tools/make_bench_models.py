@@ -6,6 +6,9 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
   <cache>/sd15/torch/   diffusers pipeline folder (safetensors) — diffusers' PyTorch pipeline, and
                         stable-diffusion.cpp, which reads this layout directly (`-m <folder>`)
   <cache>/sd15/onnx/    optimum's diffusers ONNX layout (fp32, UNet weights as external data)
+  <cache>/sd15/sd15.safetensors
+                        the same weights as one original-layout checkpoint (tools/sd15_single_file.py), as
+                        stable-diffusion.cpp, A1111 and ComfyUI load them
   <cache>/lcm/torch/    LCM-Dreamshaper-v7's architecture: SD 1.5's parts with a UNet that takes the guidance
                         embedding (`time_cond_proj_dim` 256) and an LCMScheduler
   <cache>/lcm/onnx/     its optimum export (the text encoder and VAE weights equal sd15's)
@@ -35,6 +38,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures_models import SD15_SCHEDULER_CONFIG  # noqa: E402
 from fixtures_onnx import _float_timestep_unet_config  # noqa: E402
+from sd15_single_file import write_single_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER_DIR = REPO / "test" / "fixtures" / "tiny-sd" / "tokenizer"
@@ -196,6 +200,11 @@ def build_model(root: Path, make_pipeline) -> None:
 def main() -> None:
     sd15 = cache_dir() / "sd15"
     build_model(sd15, build_sd15_pipeline)
+    single = sd15 / "sd15.safetensors"
+    if single.exists():
+        print(f"skip: {single} exists")
+    else:
+        print(f"wrote {single}: {write_single_file(sd15 / 'torch', single)} tensors, checked by a round trip")
     build_model(cache_dir() / "lcm", lambda: build_lcm_pipeline(sd15 / "torch"))
 
 
