@@ -15,6 +15,7 @@ import type { Quantization } from '../src/pipeline/quantize.js';
 import type { GenerationRequest, GenerationResult } from '../src/pipeline/types.js';
 import { LCM_ONNX, SD15_ONNX } from './peers.js';
 import { BENCH_PROMPT, benchCache } from './settings.js';
+import { cosine, psnr } from './metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,24 +38,6 @@ const CASES: Case[] = [
   { model: SD15_ONNX, label: 'SD 1.5, Euler, 20 steps, CFG 7.5', request: { ...base, sampler: 'euler', schedule: 'normal', steps: 20, cfgScale: 7.5 }, modes: ['int8', 'int8-matmul'] },
   { model: LCM_ONNX, label: 'LCM, 4 steps, guidance 8', request: { ...base, sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }, modes: ['int8'] },
 ];
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
-
-function psnr(a: Uint8Array, b: Uint8Array): number {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
-  return 10 * Math.log10((255 * 255) / (se / a.length));
-}
 
 async function run(model: string, quantize: Quantization, requests: GenerationRequest[]): Promise<GenerationResult[]> {
   const bundle = await loadModel(model, {

@@ -14,6 +14,7 @@ import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { assembleModel } from './helpers/assemble-model.js';
 import { tinyRequest } from './helpers/tiny-model.js';
+import { cosine, psnr } from '../bench/metrics.js';
 
 /**
  * --quantize int8 on the tiny fixtures. The graph rewrite is checked structurally (what became
@@ -29,24 +30,6 @@ const MIN_PSNR_DB = 24;
 
 const UNET = join(TINY_SD, 'unet/model.onnx');
 const source = new Uint8Array(readFileSync(UNET));
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
-
-function psnr(a: Uint8Array, b: Uint8Array): number {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
-  return 10 * Math.log10((255 * 255) / (se / a.length));
-}
 
 const graph = suite('int8 graph rewrite');
 
