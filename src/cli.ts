@@ -7,7 +7,7 @@ import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerModels } from './commands/models.js';
 import { registerPrompt } from './commands/prompt.js';
-import { registerImg2img, registerInpaint, registerOutpaint } from './commands/image-commands.js';
+import { registerDepth2img, registerImg2img, registerInpaint, registerOutpaint } from './commands/image-commands.js';
 import { VERSION } from './version.js';
 
 /**
@@ -27,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--verbose', 'print stack traces and extra detail')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [registerTxt2img, registerImg2img, registerInpaint, registerOutpaint, registerModels, registerPrompt, registerInfo, registerConfig, registerDoctor]) {
+  for (const register of [registerTxt2img, registerImg2img, registerInpaint, registerOutpaint, registerDepth2img, registerModels, registerPrompt, registerInfo, registerConfig, registerDoctor]) {
     register(program);
   }
   try {

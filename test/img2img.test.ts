@@ -5,10 +5,11 @@ import { loadImage } from '../src/image/load-image.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
-import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
 import { TINY_SD } from './helpers/cli.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { assembleModel } from './helpers/assemble-model.js';
+import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 
 /**
  * img2img and inpaint against diffusers' StableDiffusionImg2ImgPipeline and
@@ -18,57 +19,25 @@ import { assembleModel } from './helpers/assemble-model.js';
  */
 const LATENT_TOLERANCE = 1e-5;
 
-interface Case {
-  name: string;
+interface Case extends ReferenceCase {
   kind: 'img2img' | 'inpaint' | 'inpaint-legacy';
-  prompt: string;
-  negative_prompt: string | null;
-  guidance_scale: number;
   strength: number;
-  num_inference_steps: number;
-  width: number;
-  height: number;
   init_image: string;
-  seed: number;
-  scheduler: { class: string; overrides: Record<string, unknown>; config: SchedulerConfig };
   final_latents: { file: string };
 }
 
 const DIR = join(FIXTURES, 'pipeline');
 const manifest = readJson<{ img2img: Case[]; inpaint: Case[]; inputs: Record<string, { init_image: string; mask: string }> }>(join(DIR, 'cases.json'));
 
-const SAMPLERS: Record<string, string> = {
-  DDIMScheduler: 'ddim',
-  EulerDiscreteScheduler: 'euler',
-  EulerAncestralDiscreteScheduler: 'euler_a',
-  DPMSolverMultistepScheduler: 'dpmpp_2m',
-  PNDMScheduler: 'pndm',
-  UniPCMultistepScheduler: 'unipc',
-  LMSDiscreteScheduler: 'lms',
-};
-
 async function requestFor(c: Case): Promise<GenerationRequest> {
   const input = manifest.inputs[c.init_image]!;
   const image = (await loadImage(join(DIR, input.init_image))).rgb;
   const maskRaster = (await loadImage(join(DIR, input.mask))).rgb;
   const values = new Float32Array(c.width * c.height).map((_, i) => maskRaster.data[i * 3]! / 255);
-  return {
-    prompt: c.prompt,
-    negativePrompt: c.negative_prompt ?? '',
-    steps: c.num_inference_steps,
-    cfgScale: c.guidance_scale,
-    cfgRescale: 0,
-    seed: c.seed,
-    rng: 'cpu',
-    seedMode: 'diffusers',
-    sampler: SAMPLERS[c.scheduler.class]!,
-    schedule: c.scheduler.overrides.use_karras_sigmas ? 'karras' : 'normal',
-    width: c.width,
-    height: c.height,
-    batchSize: 1,
+  return referenceRequest(c, {
     init: { image, strength: c.strength, latents: 'sample' },
     ...(c.kind === 'img2img' ? {} : { mask: { values } }),
-  };
+  });
 }
 
 const s = suite('img2img and inpaint = diffusers');

@@ -203,7 +203,7 @@ pipeline('int8-matmul: no calibration, the VAE as exported, and near-lossless', 
   }
 });
 
-for (const fixture of ['tiny-lcm', 'tiny-sd-inpaint'] as const) {
+for (const fixture of ['tiny-lcm', 'tiny-sd-inpaint', 'tiny-sd-depth'] as const) {
   pipeline(`${fixture}: calibrates with its own sampling and inputs, and stays close to float`, async () => {
     const model = assembleModel(fixture);
     const cache = mkdtempSync(join(tmpdir(), 'diffuse-int8-'));
@@ -214,7 +214,9 @@ for (const fixture of ['tiny-lcm', 'tiny-sd-inpaint'] as const) {
         const request =
           fixture === 'tiny-lcm'
             ? tinyRequest({ sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 })
-            : tinyRequest(calibrationLikeInpaint());
+            : fixture === 'tiny-sd-inpaint'
+              ? tinyRequest(calibrationLikeInpaint())
+              : tinyRequest({ init: calibrationLikeInpaint().init!, depth: { values: Float32Array.from({ length: 64 }, (_, i) => i % 8), width: 8, height: 8 } });
         const { cos } = await quality(f, q, request);
         assert.ok(cos >= MIN_COSINE, `cosine ${cos}`);
       } finally {

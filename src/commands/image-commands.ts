@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { addGenerationOptions } from './generation-command.js';
-import { img2imgJob, inpaintJob, outpaintJob, type ImageFlags } from './image-job.js';
+import { depth2imgJob, img2imgJob, inpaintJob, outpaintJob, type ImageFlags } from './image-job.js';
 import { runGeneration, type GenerationFlags } from './run-generation.js';
 
 /** The picture and how it becomes latents; `resizable` adds --resize-mode (outpaint keeps the picture's size). */
@@ -47,5 +47,14 @@ export function registerOutpaint(program: Command): Command {
     .option('--strength <x>', 'how much the new area follows the fill (1: from noise)', '1');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
     await runGeneration({ prompt, flags, task: 'inpaint', job: (files) => outpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
+  });
+}
+
+export function registerDepth2img(program: Command): Command {
+  const cmd = initOptions(program.command('depth2img').description("repaint a picture keeping its depth layout (depth-conditioned models)").argument('<prompt>', 'what to draw'))
+    .option('--depth-map <path>', "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture")
+    .option('--strength <x>', 'how much changes: 0 keeps the picture, 1 starts from noise (the depth still holds)', '0.8');
+  return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
+    await runGeneration({ prompt, flags, task: 'depth2img', job: (files) => depth2imgJob(flags, files.dir) });
   });
 }

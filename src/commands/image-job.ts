@@ -8,6 +8,7 @@ import { crop, cropPlane, matchAspect, maskBox, pasteBack } from '../image/compo
 import { fillMasked } from '../image/mask-fill.js';
 import type { GenerationRequest } from '../pipeline/types.js';
 import { sha256File } from '../pipeline/model-hash.js';
+import { hasDepthEstimator } from '../pipeline/model-files.js';
 import { parseInteger, parseNumber } from './options.js';
 
 /** What img2img, inpaint and outpaint add to a request, per pass (outpaint may need several). */
@@ -17,9 +18,11 @@ export interface ImageJob {
   strength: number;
   passCount: number;
   /** The request fields of pass p, given the previous pass's picture. */
-  pass(p: number, previous: Raster | undefined, seed: number): Promise<Pick<GenerationRequest, 'init' | 'mask' | 'width' | 'height'>>;
+  pass(p: number, previous: Raster | undefined, seed: number): Promise<Pick<GenerationRequest, 'init' | 'mask' | 'depth' | 'width' | 'height'>>;
   /** Extra infotext fields (A1111's names where it has them). */
   infotext: Record<string, string>;
+  /** The pipeline estimates depth with the model's depth_estimator/ (depth2img without --depth-map). */
+  depthEstimator?: boolean;
   /** Turns the pipeline's picture into the output (inpainting a crop: paste it back into the whole). */
   finish?(image: Raster): Raster;
 }
@@ -42,6 +45,7 @@ export interface ImageFlags {
   fill?: string;
   overlap?: string;
   passSize?: string;
+  depthMap?: string;
 }
 
 const RESIZE_MODES: readonly ResizeMode[] = ['just-resize', 'crop-and-resize', 'resize-and-fill'];
@@ -83,13 +87,13 @@ function latentsMode(flags: ImageFlags): 'sample' | 'mean' {
   return choice(flags.vaeLatents, ['sample', 'mean'] as const, '--vae-latents', 'sample');
 }
 
-export async function img2imgJob(flags: ImageFlags): Promise<ImageJob> {
+export async function img2imgJob(flags: ImageFlags, defaultStrength = 0.75): Promise<ImageJob> {
   if (!flags.initImage) throw new UsageError('missing --init-image <path>: the picture to start from');
   const probe = await readInput(flags.initImage, '--init-image');
   const { width, height } = outputSize(flags, probe.rgb);
   const resizeMode = choice(flags.resizeMode, RESIZE_MODES, '--resize-mode', 'just-resize');
   const image = (await readInput(flags.initImage, '--init-image', { width, height, resizeMode })).rgb;
-  const strength = strengthOf(flags, 0.75);
+  const strength = strengthOf(flags, defaultStrength);
   const latents = latentsMode(flags);
   return {
     width,
@@ -98,6 +102,26 @@ export async function img2imgJob(flags: ImageFlags): Promise<ImageJob> {
     passCount: 1,
     pass: async () => ({ init: { image, strength, latents }, width, height }),
     infotext: { 'Init image hash': (await sha256File(flags.initImage)).slice(0, 10), 'Resize mode': resizeMode },
+  };
+}
+
+/**
+ * img2img guided by depth for depth-conditioned models: --depth-map (any size; grey levels,
+ * white = near), or the model's own depth_estimator/ reading the picture. diffusers' default
+ * strength there is 0.8.
+ */
+export async function depth2imgJob(flags: ImageFlags, modelDir: string): Promise<ImageJob> {
+  const base = await img2imgJob(flags, 0.8);
+  if (!flags.depthMap) {
+    if (!hasDepthEstimator(modelDir)) throw new UsageError('missing --depth-map <path> (a grey picture, white = near): this model has no depth_estimator/ to estimate one');
+    return { ...base, depthEstimator: true, infotext: { ...base.infotext, 'Depth map': 'estimated' } };
+  }
+  const grey = (await readInput(flags.depthMap, '--depth-map')).rgb;
+  const depth = { values: luminance(grey), width: grey.width, height: grey.height };
+  return {
+    ...base,
+    pass: async (p, previous, seed) => ({ ...(await base.pass(p, previous, seed)), depth }),
+    infotext: { ...base.infotext, 'Depth map hash': (await sha256File(flags.depthMap)).slice(0, 10) },
   };
 }
 

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
-import { loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
+import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
+import { UsageError } from '../errors.js';
 import type { SettingSource } from '../config.js';
 import type { SettingKey, Settings } from './options.js';
 import { pullProgress } from './pull-progress.js';
@@ -16,6 +17,7 @@ export interface ChosenModel {
  * command that fetches it — a script never starts a multi-gigabyte download by surprise.
  */
 export async function chooseModel(settings: Settings, task: Task, quiet: boolean): Promise<ChosenModel> {
+  if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
   const base = { offline: settings.offline, task };
   try {
@@ -33,6 +35,15 @@ export async function chooseModel(settings: Settings, task: Task, quiet: boolean
       progress.stop();
     }
   }
+}
+
+/** Without --model, a task the default model cannot do is refused before anything loads or downloads. */
+function refuseDefaultFor(task: Task): void {
+  const registry = loadRegistry();
+  if (findEntry(registry, registry.default)?.tasks.includes(task) !== false) return;
+  const serving = registry.models.filter((m) => m.tasks.includes(task)).map((m) => m.id);
+  const which = serving.length ? `one of: ${serving.join(', ')}` : 'a model folder or hf:org/repo that does; the README says which';
+  throw new UsageError(`the default model (${registry.default}) cannot do ${task}: pass --model (${which})`);
 }
 
 async function confirm(question: string): Promise<boolean> {

@@ -51,6 +51,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   const bundle = await loadModel(model.dir, {
     device: settings.device,
     withEncoder: Boolean(job),
+    withDepthEstimator: Boolean(job?.depthEstimator),
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     quantize: settings.quantize,

@@ -1,4 +1,4 @@
-// PIL's Image.resize(size, filter, box) for 8-bit images, bit for bit, with its LANCZOS and BICUBIC filters.
+// PIL's Image.resize(size, filter, box) for 8-bit images, bit for bit, with its LANCZOS, BICUBIC and BILINEAR filters.
 //
 // A1111 (resize_image) and diffusers (VaeImageProcessor.resize) resize with PIL LANCZOS, and fill the bars
 // of resize-and-fill with PIL's default filter, BICUBIC. sharp's lanczos3 is a different implementation
@@ -11,7 +11,7 @@ import { type Raster, createRaster } from './raster.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 
-export type PilFilter = 'lanczos' | 'bicubic';
+export type PilFilter = 'lanczos' | 'bicubic' | 'bilinear';
 
 function sinc(x: number): number {
   if (x === 0) return 1;
@@ -30,9 +30,15 @@ function bicubic(x: number): number {
   return 0;
 }
 
+const bilinear = (x: number): number => {
+  const t = x < 0 ? -x : x;
+  return t < 1 ? 1 - t : 0;
+};
+
 const FILTERS: Record<PilFilter, { fn: (x: number) => number; support: number }> = {
   lanczos: { fn: lanczos, support: 3 },
   bicubic: { fn: bicubic, support: 2 },
+  bilinear: { fn: bilinear, support: 1 },
 };
 
 /** A box edge as PIL stores it: C float. */

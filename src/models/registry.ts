@@ -9,7 +9,7 @@ import { unsafeRepoPathReason } from './safe-path.js';
  * an entry holds and validateRegistry() says, field by field, what is wrong with a bad one.
  */
 
-export const TASKS = ['txt2img', 'img2img', 'inpaint'] as const;
+export const TASKS = ['txt2img', 'img2img', 'inpaint', 'depth2img'] as const;
 export type Task = (typeof TASKS)[number];
 
 export const FAMILIES = ['sd1', 'sd2', 'sdxl'] as const;

@@ -12,15 +12,18 @@ import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
 import { Unet } from './unet.js';
-import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type Ranges } from './quantize.js';
+import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type Ranges, type UnetKind } from './quantize.js';
 import { generate } from './generate.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
+import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
 
 export interface LoadOptions {
   device: Device;
   threads?: number;
   /** Load the VAE encoder too (img2img, inpaint, outpaint). */
   withEncoder?: boolean;
+  /** Load the folder's depth estimator (depth2img without a depth map). */
+  withDepthEstimator?: boolean;
   /** A1111 numbering: 1 (default) = the last layer's hidden states. */
   clipSkip?: number;
   /** Textual-inversion embeddings (.safetensors, .pt, .bin) triggered by their file names. */
@@ -56,6 +59,7 @@ export interface ModelBundle {
   unet: Unet;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
+  depthEstimator?: DepthEstimator;
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
   provider: Exclude<Device, 'auto'>;
@@ -74,6 +78,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     unet: requirePart(files.dir, 'unet'),
     decoder: requirePart(files.dir, 'vae_decoder'),
     encoder: options.withEncoder ? requirePart(files.dir, 'vae_encoder') : undefined,
+    depth: options.withDepthEstimator ? requirePart(files.dir, 'depth_estimator') : undefined,
   };
   requirePart(files.dir, 'tokenizer', 'vocab.json');
   const tokenizer = await ClipTokenizer.fromDirectory(componentPath(files.dir, 'tokenizer', ''));
@@ -101,13 +106,23 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
           options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
         )
       : { unet: unetSource, decoder: paths.decoder };
-  const [text, unet, decoder, encoder] = await Promise.all([
+  const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
+  const [text, unet, decoder, encoder, depth] = await Promise.all([
     openSession(prepared.path, settings),
     openSession(graphs.unet, settings),
     openSession(graphs.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
+    paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
   ]);
-  return assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
+  const bundle = assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
+  if (!depth || !depthConfig) return bundle;
+  return {
+    ...bundle,
+    depthEstimator: new DepthEstimator(depth, depthConfig),
+    release: async () => {
+      await Promise.all([bundle.release(), depth.session.release()]);
+    },
+  };
 }
 
 /** What a bundle holds besides its sessions. */
@@ -156,8 +171,9 @@ function calibrator(parts: BundleParts, textPath: string, settings: SessionSetti
     const once: SessionSettings = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
     const ranges = { unet: new Map() as Ranges, decoder: new Map() as Ranges };
     const [text, unet, decoder] = await Promise.all([openSession(textPath, once), openSession(graphs.unet.path, once), openSession(graphs.decoder.path, once)]);
-    const inpainting = new Unet(unet).inChannels === 9;
-    const encoder = inpainting ? await openSession(requirePart(parts.files.dir, 'vae_encoder'), once) : undefined;
+    const channels = new Unet(unet).inChannels;
+    const kind: UnetKind = channels === 9 ? 'inpainting' : channels === parts.files.latentChannels + 1 ? 'depth' : 'plain';
+    const encoder = kind === 'plain' ? undefined : await openSession(requirePart(parts.files.dir, 'vae_encoder'), once);
     const bundle = assemble(parts, {
       text,
       unet: recordRanges(unet, graphs.unet.activations, ranges.unet),
@@ -167,7 +183,7 @@ function calibrator(parts: BundleParts, textPath: string, settings: SessionSetti
     try {
       const lcm = bundle.unet.timestepCondDim !== undefined;
       const nativeSize = parts.files.sampleSize * parts.files.vaeScaleFactor;
-      for (const request of calibrationRequests({ nativeSize, lcm, inpainting })) await generate(bundle, request);
+      for (const request of calibrationRequests({ nativeSize, lcm, unet: kind })) await generate(bundle, request);
     } finally {
       await bundle.release();
     }

@@ -23,10 +23,15 @@ export interface ModelFiles {
   vaeSampleSize: number;
 }
 
-export type Component = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder' | 'tokenizer' | 'scheduler';
+export type Component = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder' | 'tokenizer' | 'scheduler' | 'depth_estimator' | 'feature_extractor';
 
 export function componentPath(dir: string, component: Component, file = 'model.onnx'): string {
   return join(dir, component, file);
+}
+
+/** Whether the folder ships a depth estimator (depth models such as stabilityai/stable-diffusion-2-depth). */
+export function hasDepthEstimator(dir: string): boolean {
+  return existsSync(componentPath(dir, 'depth_estimator'));
 }
 
 export function requirePart(dir: string, component: Component, file = 'model.onnx'): string {

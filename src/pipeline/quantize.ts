@@ -116,13 +116,17 @@ export function recordRanges(opened: OpenedSession, activations: readonly string
   return { ...opened, session: Object.assign(Object.create(session) as ort.InferenceSession, { run }) };
 }
 
+/** What a UNet takes besides the latents: nothing, an inpainting mask and picture, or a depth channel. */
+export type UnetKind = 'plain' | 'inpainting' | 'depth';
+
 /**
  * What calibration runs: two prompts of different kinds at half the model's native size (the
  * ranges of convolutions barely depend on the size, the run costs a quarter), with the sampler
  * the model is meant for: a full CFG trajectory from noise to image for ordinary UNets, LCM's
- * four steps for LCM-distilled ones. Inpainting UNets also get a picture and a mask.
+ * four steps for LCM-distilled ones. Inpainting and depth UNets also get a picture, and a mask
+ * or a depth map.
  */
-export function calibrationRequests(options: { nativeSize: number; lcm: boolean; inpainting: boolean }): GenerationRequest[] {
+export function calibrationRequests(options: { nativeSize: number; lcm: boolean; unet: UnetKind }): GenerationRequest[] {
   const size = Math.max(64, Math.round(options.nativeSize / 2 / 8) * 8);
   const sampling = options.lcm
     ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }
@@ -142,20 +146,24 @@ export function calibrationRequests(options: { nativeSize: number; lcm: boolean;
     width: size,
     height: size,
     batchSize: 1,
-    ...(options.inpainting ? inpaintingInput(size) : {}),
+    ...extraInputs(options.unet, size),
   }));
 }
 
-/** A smooth colour gradient to repaint, with the middle half masked. */
-function inpaintingInput(size: number): Pick<GenerationRequest, 'init' | 'mask'> {
+/** A smooth colour gradient to start from; inpainting repaints its middle half, depth rises towards its centre. */
+function extraInputs(kind: UnetKind, size: number): Pick<GenerationRequest, 'init' | 'mask' | 'depth'> {
+  if (kind === 'plain') return {};
   const image = createRaster(size, size, 3);
   const values = new Float32Array(size * size);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const i = y * size + x;
       image.data.set([(255 * x) / size, (255 * y) / size, 128], i * 3);
-      values[i] = Math.abs(x - size / 2) < size / 4 && Math.abs(y - size / 2) < size / 4 ? 1 : 0;
+      const dx = Math.abs(x - size / 2);
+      const dy = Math.abs(y - size / 2);
+      values[i] = kind === 'inpainting' ? (dx < size / 4 && dy < size / 4 ? 1 : 0) : 1 - Math.hypot(dx, dy) / size;
     }
   }
-  return { init: { image, strength: 1, latents: 'sample' }, mask: { values } };
+  const init = { image, strength: 1, latents: 'sample' } as const;
+  return kind === 'inpainting' ? { init, mask: { values } } : { init: { ...init, strength: 0.8 }, depth: { values, width: size, height: size } };
 }

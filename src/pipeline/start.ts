@@ -3,6 +3,8 @@ import { binariseMask, encodeImage, imagePixels, maskedPixels, nearestResize } f
 import type { ModelBundle } from './load.js';
 import type { BatchNoise } from './noise.js';
 import type { GenerationRequest } from './types.js';
+import { depthChannel } from './depth-map.js';
+import { UsageError } from '../errors.js';
 
 /** Where sampling starts, and what img2img/inpaint carry through the loop. */
 export interface Start {
@@ -10,7 +12,10 @@ export interface Start {
   x: Float32Array;
   /** The init image's scaled latents, repeated for the batch. */
   image?: Float32Array;
-  /** Inpainting UNets: the extra input channels per image (mask, then masked-image latents), [batch, 1 + C, h, w]. */
+  /**
+   * The extra input channels per image: inpainting UNets' mask and masked-image latents
+   * [batch, 1 + C, h, w]; depth UNets' depth [batch, 1, h, w].
+   */
   extraChannels?: Float32Array;
   /** Other UNets with a mask: 1 where the image is kept, per latent pixel [h, w]. */
   keep?: Float32Array;
@@ -37,6 +42,7 @@ export async function startingPoint(
 ): Promise<Start> {
   const batch = request.batchSize;
   const { init, mask } = request;
+  const depth = await depthInput(bundle, request, latentDims);
   if (!init) {
     const initial = request.initialNoise ?? noise.initial();
     return { x: plan.startLatents(initial) };
@@ -53,6 +59,7 @@ export async function startingPoint(
   const latentMask = binary ? nearestResize(binary, height, width, h, w) : undefined;
   const image = encoded && latentMask && init.maskedContent ? fillMaskedLatents(encoded, drawn, latentMask, init.maskedContent) : encoded;
   const x = fromPureNoise || !image ? plan.startLatents(drawn) : plan.startLatents(drawn, image);
+  if (depth) return { x, ...(image ? { image } : {}), extraChannels: repeat(depth, batch) };
   if (!binary || !latentMask) return { x, ...(image ? { image } : {}) };
 
   if (inpaintingUnet) {
@@ -72,4 +79,21 @@ export async function startingPoint(
 function fillMaskedLatents(image: Float32Array, noise: Float32Array, mask: Float32Array, content: 'latent-noise' | 'latent-nothing'): Float32Array {
   const plane = mask.length;
   return image.map((v, i) => (mask[i % plane]! >= 0.5 ? (content === 'latent-noise' ? noise[i]! : 0) : v));
+}
+
+/**
+ * The depth channel when the UNet takes one (latent channels + 1 inputs), checked both ways: a
+ * depth UNet cannot run without depth, and a map means nothing to other UNets. Without a map the
+ * model's own estimator reads the init image, as diffusers does.
+ */
+async function depthInput(bundle: ModelBundle, request: GenerationRequest, [c, h, w]: readonly [number, number, number]): Promise<Float32Array | undefined> {
+  const depthUnet = bundle.unet.inChannels === c + 1;
+  if (!depthUnet) {
+    if (!request.depth) return undefined;
+    throw new UsageError(`depth2img needs a depth-conditioned model (a UNet with ${c + 1} input channels, e.g. stabilityai/stable-diffusion-2-depth); this one takes ${bundle.unet.inChannels ?? 'an unknown number of'}`);
+  }
+  if (!request.init) throw new UsageError('this model is depth-conditioned (its UNet takes a depth channel): use `diffuse depth2img` with --init-image');
+  const depth = request.depth ?? (await bundle.depthEstimator?.estimate(request.init.image));
+  if (!depth) throw new UsageError('this depth model has no depth_estimator/: pass --depth-map');
+  return depthChannel(depth, h, w);
 }

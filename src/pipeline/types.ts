@@ -47,6 +47,8 @@ export interface GenerationRequest {
   init?: InitImage;
   /** inpaint: which pixels to repaint. */
   mask?: InpaintMask;
+  /** depth2img: the depth the picture follows (depth-conditioned UNets only). */
+  depth?: DepthMap;
   /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
@@ -66,6 +68,13 @@ export interface InitImage {
    * picture's own latents (default), the seed's noise, or zeros.
    */
   maskedContent?: 'latent-noise' | 'latent-nothing';
+}
+
+/** A depth map at any size and in any units (larger = nearer, as DPT/MiDaS), [height, width] row-major. */
+export interface DepthMap {
+  values: Float32Array;
+  width: number;
+  height: number;
 }
 
 export interface InpaintMask {

@@ -52,6 +52,17 @@ function dropPenultimate(sigmas: Float64Array): Float64Array {
   return out;
 }
 
+/**
+ * diffusers cuts PNDM's timestep list, which repeats its second entry for the Heun warm-up
+ * (751, 501, 501, 251, 1), at the same index as the others: from the third entry on that keeps
+ * one more timestep than our list of distinct ones, and the PLMS warm-up starts over there
+ * (751, 501 | 501, 251, 1 runs 501, 251, 1). A cut after the first entry (501, 501, ...) has no
+ * such equivalent and is left at the plain index.
+ */
+function pndmStart(sampler: string, normal: boolean, startStep: number): number {
+  return sampler === 'pndm' && normal && startStep >= 2 ? startStep - 1 : startStep;
+}
+
 /** diffusers' img2img: init_timestep = min(int(steps * strength), steps), t_start = steps - init_timestep. */
 function startStepFor(steps: number, strength: number | undefined): number {
   if (strength === undefined || strength >= 1) return 0;
@@ -90,7 +101,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     ? (sigma: number) => Math.round(model.sigmaToT(sigma))
     : (sigma: number) => ownTimesteps.get(sigma) ?? model.sigmaToT(sigma);
 
-  const startStep = startStepFor(steps, request.strength);
+  const startStep = pndmStart(request.sampler, isNormal, startStepFor(steps, request.strength));
   const sigmas = full.slice(startStep);
   const sigmaMax = sigmas[0];
   const sigmaLast = sigmas[sigmas.length - 1];

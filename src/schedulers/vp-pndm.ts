@@ -134,6 +134,12 @@ function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
           // then evaluate again at the same timestep. Only that second output enters the history.
           const above = stride !== undefined && isOnGrid(here) ? pointAtTimestep(model, here.t + stride) : points[0];
           xvp = prevSample(model, firstSample, above, here, mean(e.output, ets[0]));
+          if (options.truncatedFrom) {
+            // diffusers' img2img cut (see planSampling's pndmStart): its list no longer repeats this
+            // timestep, so the corrected sample is next read at the following timestep, one level early.
+            options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i]), denoised: e.x0 });
+            continue;
+          }
           e = await evaluate(denoise, model, xvp, here);
         }
         ets.push(e.output);

@@ -13,10 +13,12 @@ export interface AssembledModel {
  * tiny-sd-inpaint) and tiny-sd's text encoder, VAE and tokenizer, whose weights the references
  * used. Folders are linked ('junction' so Windows needs no privilege), model_index.json copied.
  */
-export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint'): AssembledModel {
+export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint' | 'tiny-sd-depth', options: { depthEstimator?: boolean } = {}): AssembledModel {
   const dir = mkdtempSync(join(tmpdir(), `diffuse-${fixture}-`));
   for (const part of ['text_encoder', 'vae_decoder', 'vae_encoder', 'tokenizer']) symlinkSync(join(FIXTURES, 'tiny-sd', part), join(dir, part), 'junction');
   for (const part of ['unet', 'scheduler']) symlinkSync(join(FIXTURES, fixture, part), join(dir, part), 'junction');
+  // tiny-dpt's DPT and its processor settings, where stabilityai/stable-diffusion-2-depth keeps them.
+  if (options.depthEstimator) for (const part of ['depth_estimator', 'feature_extractor']) symlinkSync(join(FIXTURES, 'tiny-dpt', part), join(dir, part), 'junction');
   copyFileSync(join(FIXTURES, fixture, 'model_index.json'), join(dir, 'model_index.json'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
