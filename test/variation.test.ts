@@ -45,9 +45,9 @@ s('with a variation strength the seed stays and the variation seed counts up (A1
   assert.equal(batch.images.map((i) => [i.metadata.seed, i.metadata.variationSeed]), [[11, 99], [11, 100]]);
 });
 
-s('txt2img --from re-runs an image byte for byte', () => {
+s('txt2img --from re-runs an image byte for byte (seeds, sampler, CLIP skip, weighting, quantization)', () => {
   const out = tempDir();
-  const first = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--sampler', 'DPM++ 2M Karras', '--steps', '3', '--seed', '5', '--variation-seed', '8', '--variation-strength', '0.2', '-n', 'blur', '--quiet', '-o', join(out, 'a.png')]);
+  const first = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--sampler', 'DPM++ 2M Karras', '--steps', '3', '--seed', '5', '--variation-seed', '8', '--variation-strength', '0.2', '-n', 'blur', '--clip-skip', '2', '--prompt-weighting', 'comfy', '--quantize', 'int8-matmul', '--quiet', '-o', join(out, 'a.png')]);
   assert.is(first.status, 0, first.stderr);
   const again = diffuse(['txt2img', '--from', join(out, 'a.png'), '--model', TINY_SD, '--quiet', '-o', join(out, 'b.png')]);
   assert.is(again.status, 0, again.stderr);

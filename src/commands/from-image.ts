@@ -35,6 +35,8 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('cfgRescale', p.extra['CFG Rescale']);
   set('seedMode', p.extra['Seed mode']);
   set('quantize', p.extra.Quantization);
+  set('clipSkip', p.clipSkip);
+  set('promptWeighting', p.extra['Prompt weighting']);
   const rng = RNG_NAMES[p.rng ?? 'GPU'];
   set('rng', rng);
   if ((p.rng ?? 'GPU') === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
