@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -85,10 +85,30 @@ cli('list, verify, a corrupted byte, rm', async () => {
   const bad = await diffuseAsync(['models', 'verify', 'hf:test-org/tiny-sd'], { env });
   assert.is(bad.status, 1);
   assert.match(bad.stdout, /sha256 .*unet/);
+  const derivedBefore = derivedEntries();
+  assert.ok(derivedBefore.some((e) => e.source.startsWith(dir)), 'txt2img cached graphs derived from the model');
   const rm = await diffuseAsync(['models', 'rm', 'hf:test-org/tiny-sd'], { env });
   assert.is(rm.status, 0, rm.stderr);
+  // Its edited and optimised graphs go with it (edited ones hold hard links to its weights); the others stay.
+  const derivedAfter = derivedEntries();
+  assert.not.ok(derivedAfter.some((e) => e.source.startsWith(dir)), JSON.stringify(derivedAfter));
+  assert.ok(derivedAfter.length > 0 && derivedAfter.every((e) => existsSync(e.source)), 'tiny-sd-2\'s graphs are kept');
+  for (const e of derivedBefore.filter((x) => x.source.startsWith(dir))) assert.match(rm.stdout, e.entry);
+  const prune = await diffuseAsync(['models', 'prune'], { env });
+  assert.is(prune.stdout.trim(), 'nothing to prune');
   const gone = await diffuseAsync(['models', 'path', 'hf:test-org/tiny-sd'], { env });
   assert.is(gone.status, 1);
 });
+
+/** The cached derived graphs in the test home and the model file each was made from. */
+function derivedEntries(): { entry: string; source: string }[] {
+  return ['graphs', 'optimized'].flatMap((cache) => {
+    const dir = join(home, cache);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((name) => existsSync(join(dir, name, 'source.json')))
+      .map((name) => ({ entry: join(dir, name), source: (JSON.parse(readFileSync(join(dir, name, 'source.json'), 'utf8')) as { source: string }).source }));
+  });
+}
 
 cli.run();

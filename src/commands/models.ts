@@ -8,6 +8,7 @@ import {
   listModels,
   loadRegistry,
   pullModel,
+  pruneDerivedGraphs,
   removeModel,
   resolveModel,
   TASKS,
@@ -115,6 +116,16 @@ export function registerModels(program: Command): Command {
     .action(async (ref: string) => {
       const removed = await removeModel(ref);
       process.stdout.write(`${removed.kind === 'cache' ? 'deleted' : 'forgot'} ${removed.path}\n`);
+      for (const path of removed.derived ?? []) process.stdout.write(`deleted ${path}\n`);
+    });
+
+  models
+    .command('prune')
+    .description("delete cached edited and optimised graphs whose model is gone (e.g. a folder deleted by hand)")
+    .action(() => {
+      const deleted = pruneDerivedGraphs();
+      for (const path of deleted) process.stdout.write(`deleted ${path}\n`);
+      if (deleted.length === 0) process.stdout.write('nothing to prune\n');
     });
 
   models

@@ -12,6 +12,7 @@ import { parseModelRef, type ModelRef } from './ref.js';
 import { loadRegistry, TASKS, type Registry, type Task } from './registry.js';
 import { pullTargetFor, wantedFiles, type CacheOptions, type FileChoice } from './target.js';
 import { safeJoin } from './safe-path.js';
+import { pruneOrphans } from '../onnx/derived-source.js';
 
 /**
  * The cache as the `diffuse models list | rm | verify` commands see it, and the "is this model
@@ -113,7 +114,7 @@ export interface RemoveOptions extends CacheOptions {
 }
 
 /** `models rm`: deletes a cached repo@revision, or forgets a local id (its folder is kept). */
-export async function removeModel(ref: string | ModelRef, options: RemoveOptions = {}): Promise<{ kind: 'cache' | 'local'; path: string }> {
+export async function removeModel(ref: string | ModelRef, options: RemoveOptions = {}): Promise<{ kind: 'cache' | 'local'; path: string; derived?: string[] }> {
   const root = options.home ?? cacheRoot();
   const parsed = typeof ref === 'string' ? parseModelRef(ref) : ref;
   if (parsed.kind === 'id') {
@@ -132,7 +133,15 @@ export async function removeModel(ref: string | ModelRef, options: RemoveOptions
   } finally {
     await lock.release();
   }
-  return { kind: 'cache', path: paths.base };
+  return { kind: 'cache', path: paths.base, derived: pruneDerivedGraphs(root) };
+}
+
+/**
+ * Deletes the edited and optimised graphs (in the cache's graphs/ and optimized/) whose model is
+ * gone; the edited ones hold hard links to its weights. Returns the folders deleted.
+ */
+export function pruneDerivedGraphs(root: string = cacheRoot()): string[] {
+  return pruneOrphans([join(root, 'graphs'), join(root, 'optimized')]);
 }
 
 export interface VerifyOptions extends CacheOptions {

@@ -2,7 +2,7 @@
  * The model layer's public face, for src/commands (`diffuse models ...`, `--model`) and the
  * pipeline's loader. Nothing here knows about the CLI or the pipeline.
  */
-export { listModels, removeModel, verifyModel, type CachedModel, type LocalListing, type VerifyReport, type VerifyOptions, type RemoveOptions } from './cache.js';
+export { listModels, pruneDerivedGraphs, removeModel, verifyModel, type CachedModel, type LocalListing, type VerifyReport, type VerifyOptions, type RemoveOptions } from './cache.js';
 export { cacheRoot, modelPaths } from './cache-layout.js';
 export * from './errors.js';
 export { hubOptionsFromEnv, DEFAULT_ENDPOINT, type HubOptions } from './hub.js';

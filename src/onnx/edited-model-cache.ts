@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { externalDataLocations } from './initializers.js';
 import { ModelProto } from './proto.js';
+import { SOURCE_FILE, recordSource } from './derived-source.js';
 
 /**
  * Edited copies of an ONNX graph, cached on disk so the surgery runs once per (model, edit).
@@ -97,10 +98,11 @@ function cacheEntry<T>(options: EditOptions) {
       mkdirSync(tmp, { recursive: true });
       writeFileSync(join(tmp, MODEL_FILE), model);
       for (const { rel, file } of external) {
-        if (rel === MODEL_FILE || rel.startsWith(RESULT_FILE)) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
+        if (rel === MODEL_FILE || rel === SOURCE_FILE || rel.startsWith(RESULT_FILE)) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
         linkInto(join(tmp, rel), file);
       }
       writeFileSync(join(tmp, RESULT_FILE), JSON.stringify(result));
+      recordSource(tmp, source);
       try {
         renameSync(tmp, dir);
       } catch (err) {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, s
 import { arch, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { recordSource } from './derived-source.js';
 
 const MODEL = 'model.onnx';
 const DATA = 'model.onnx_data';
@@ -51,6 +52,7 @@ export function cachedOptimizedModel(modelPath: string, cacheDir: string): Optim
         modelPath: join(staging, MODEL),
         dataFileName: DATA,
         commit: () => {
+          recordSource(staging, modelPath);
           writeFileSync(join(staging, DONE), '');
           try {
             renameSync(staging, entry);
