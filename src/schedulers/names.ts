@@ -7,7 +7,7 @@ import { dpm2, dpm2Ancestral, dpmpp2m, dpmpp2sAncestral, euler, eulerAncestral, 
 import { dpmpp2mSde, dpmpp3mSde, dpmppSde } from './k-samplers-sde.js';
 import { SCHEDULES, type TimestepRule } from './schedules.js';
 import type { Sampler } from './types.js';
-import { VP_SAMPLERS } from './vp-samplers.js';
+import { COMFY_UNIPC_SAMPLERS, VP_SAMPLERS } from './vp-samplers.js';
 
 export interface SamplerSpec {
   /**
@@ -41,6 +41,11 @@ export interface SamplerSpec {
   diffusersKarras?: 'vp-rounded';
   /** Two model evaluations per step but the last (A1111's "second_order"). */
   secondOrder?: true;
+  /**
+   * ComfyUI's own sampler (no diffusers or A1111 equivalent): txt2img starts from noise times
+   * sqrt(sigma_max² + 1), ComfyUI's noise_scaling at full denoise, on every schedule.
+   */
+  comfyStart?: true;
 }
 
 export const SAMPLER_SPECS = {
@@ -63,6 +68,8 @@ export const SAMPLER_SPECS = {
   deis: { family: 'vp', diffusers: 'DEISMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DEIS', a1111Schedule: 'normal' },
   lcm: { family: 'vp', diffusers: 'LCMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'LCM', a1111Schedule: 'lcm', normalSchedule: 'lcm' },
   ddpm: { family: 'vp', diffusers: 'DDPMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'DDPM', a1111Schedule: 'normal' },
+  uni_pc: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'UniPC (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
+  uni_pc_bh2: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'UniPC bh2 (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
 } as const satisfies Record<string, SamplerSpec>;
 
 export type SamplerId = keyof typeof SAMPLER_SPECS;
@@ -82,12 +89,14 @@ export const SAMPLERS: Record<string, Sampler> = {
   dpmpp_2m_sde_heun: dpmpp2mSde('heun'),
   dpmpp_3m_sde: dpmpp3mSde,
   ...VP_SAMPLERS,
+  ...COMFY_UNIPC_SAMPLERS,
 };
 
 /**
  * Other spellings: k-diffusion function names, ComfyUI ids (its *_gpu variants differ only in
  * where the Brownian tree lives) and A1111's k_* aliases. Matching ignores case. ComfyUI's
- * `uni_pc` is deliberately absent: it is another UniPC variant (bh1, order 3, stops at 0.001).
+ * `uni_pc` is its own id, not an alias of `unipc` (diffusers'): another variant (bh1, order 3,
+ * stops at sigma 0.001).
  */
 const SAMPLER_ALIASES: Record<string, SamplerId> = {
   euler_ancestral: 'euler_a',

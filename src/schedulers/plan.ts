@@ -107,7 +107,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
   const sigmaLast = sigmas[sigmas.length - 1];
   const vpStart = spec.family === 'vp' || (isNormal && spec.diffusersInit === 'vp') || diffusersKarras;
   const eulerLeading = isNormal && spacingFor(model, spec.timestepRule) === 'leading';
-  const initNoiseScale = vpStart || eulerLeading ? Math.sqrt(sigmaMax * sigmaMax + 1) : sigmaMax;
+  const initNoiseScale = vpStart || eulerLeading || spec.comfyStart ? Math.sqrt(sigmaMax * sigmaMax + 1) : sigmaMax;
   const finalScale = vpStart ? 1 / Math.sqrt(1 + sigmaLast * sigmaLast) : 1;
 
   const startLatents = (noise: Latents, init?: Latents): Latents => {
