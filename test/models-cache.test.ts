@@ -181,7 +181,7 @@ test('rm deletes a cached model; for a local id it forgets the name and keeps th
   try {
     await pullModel('tiny', f.base);
     const removed = await removeModel('tiny', f.cache);
-    assert.equal(removed, { kind: 'cache', path: modelPaths(f.home, REPO, 'main').base });
+    assert.equal(removed, { kind: 'cache', path: modelPaths(f.home, REPO, 'main').base, derived: [] });
     assert.not.ok(existsSync(removed.path));
     assert.ok(existsSync(join(f.home, 'models')));
 
