@@ -72,7 +72,7 @@ test('unknown names raise UnknownSamplerError listing the valid ones', () => {
     assert.ok(e.valid.includes('euler_a') && e.valid.includes('DPM++ 2M Karras'));
     assert.match(e.message, 'unknown sampler "Euler b"');
   }
-  assert.throws(() => resolveSampler('euler', 'polyexponential'), (e: unknown) => e instanceof UnknownSamplerError && e.kind === 'schedule');
+  assert.throws(() => resolveSampler('euler', 'vp'), (e: unknown) => e instanceof UnknownSamplerError && e.kind === 'schedule');
 });
 
 test('a1111Name writes the ≥1.9 form and reads back to the same pair', () => {

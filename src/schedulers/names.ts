@@ -128,6 +128,9 @@ const SAMPLER_ALIASES: Record<string, SamplerId> = {
  * compute k-diffusion's linspace-in-t sigmas (our `uniform`); we write "Normal" for diffusers'
  * spacing (our `normal`), which A1111 has no exact label for, and read it back the same way.
  * A1111's "Beta" spaces sigma, not timesteps; ours is ComfyUI's, so "Beta" is only approximate there.
+ * "KL Optimal" and "Align Your Steps" are A1111's own computations (the `_a1111` ids): an exact
+ * A1111 label means A1111's semantics, as for sampler names, while `kl_optimal` in any other
+ * spelling is ComfyUI's. ComfyUI-only schedules get labels of the same style.
  */
 const SCHEDULE_LABELS: Record<string, string> = {
   normal: 'Normal',
@@ -139,6 +142,13 @@ const SCHEDULE_LABELS: Record<string, string> = {
   ddim_uniform: 'DDIM',
   beta: 'Beta',
   lcm: 'LCM',
+  kl_optimal_a1111: 'KL Optimal',
+  kl_optimal: 'KL Optimal (ComfyUI)',
+  align_your_steps_a1111: 'Align Your Steps',
+  align_your_steps: 'Align Your Steps (ComfyUI)',
+  align_your_steps_sdxl: 'Align Your Steps SDXL (ComfyUI)',
+  polyexponential: 'Polyexponential',
+  linear_quadratic: 'Linear Quadratic',
 };
 
 const SCHEDULE_ALIASES: Record<string, string> = { sgmuniform: 'sgm_uniform', ddim: 'ddim_uniform' };
@@ -175,8 +185,10 @@ function samplerByA1111Name(name: string): SamplerId | undefined {
   return (Object.keys(SAMPLER_SPECS) as SamplerId[]).find((id) => normalize(SAMPLER_SPECS[id].a1111) === key);
 }
 
-/** A schedule id from our id, a ComfyUI id or an A1111 label; undefined for "Automatic". */
+/** A schedule id from an A1111 label (exact spelling first), our id or a ComfyUI id; undefined for "Automatic". */
 function scheduleByName(name: string): string | undefined {
+  const byLabel = Object.keys(SCHEDULE_LABELS).find((id) => SCHEDULE_LABELS[id] === name.trim());
+  if (byLabel) return byLabel;
   const key = normalize(name).replace(/[\s-]+/g, '_');
   if (key === 'automatic') return undefined;
   if (key in SCHEDULES) return key;

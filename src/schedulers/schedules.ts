@@ -227,11 +227,130 @@ function beta(model: DiscreteSchedule, steps: number, alpha = 0.6, betaParam = 0
   return withZero(picked);
 }
 
+/** ComfyUI's kl_optimal_scheduler / A1111's kl_optimal: uniform in arctan(sigma), float32 tensor ops. */
+function klOptimalRamp(fractions: ArrayLike<number>, atanMin: number, atanMax: number): Float64Array {
+  return Float64Array.from(fractions, (w) => f32(Math.tan(f32(f32(w * atanMin) + f32(f32(1 - w) * atanMax)))));
+}
+
+/**
+ * ComfyUI kl_optimal_scheduler (arXiv:2404.14507, via A1111 PR 15608): n sigmas from sigma_max
+ * to sigma_min, then 0. ComfyUI divides by n - 1 and so returns [nan, 0] for one step; here one
+ * step is [sigma_max, 0], what the formula means. tan near pi/2 magnifies its argument's error
+ * ~sigma-fold, so the arctans are float32 exactly as torch holds them.
+ */
+export function klOptimalSigmas(n: number, sigmaMin: number, sigmaMax: number): Float64Array {
+  const fractions = Float64Array.from({ length: n }, (_, i) => (n > 1 ? f32(i / (n - 1)) : 0));
+  return withZero(klOptimalRamp(fractions, f32(Math.atan(sigmaMin)), f32(Math.atan(sigmaMax))));
+}
+
+/**
+ * A1111's "KL Optimal": n + 1 sigmas from sigma_max down to sigma_min itself, no final 0, so
+ * sampling stops at sigma_min (the image keeps that much noise); ComfyUI's ends in 0 instead.
+ */
+export function klOptimalA1111Sigmas(n: number, sigmaMin: number, sigmaMax: number): Float64Array {
+  const fractions = Float64Array.from({ length: n + 1 }, (_, i) => f32(i / n));
+  return klOptimalRamp(fractions, f32(Math.atan(f32(sigmaMin))), f32(Math.atan(f32(sigmaMax))));
+}
+
+/**
+ * k-diffusion get_sigmas_polyexponential (A1111 "Polyexponential", rho = 1 as A1111 defaults):
+ * log sigma is a power of a linear ramp; rho = 1 is exactly `exponential` up to float32 rounding order.
+ */
+export function polyexponentialSigmas(n: number, sigmaMin: number, sigmaMax: number, rho = 1): Float64Array {
+  const span = f32(Math.log(sigmaMax) - Math.log(sigmaMin));
+  const logMin = f32(Math.log(sigmaMin));
+  return withZero(torchLinspace32(1, 0, n).map((r) => f32(Math.exp(f32(f32(f32(r ** rho) * span) + logMin)))));
+}
+
+/**
+ * ComfyUI linear_quadratic_schedule (from Genmo's Mochi): sigma / sigma_max falls linearly to
+ * threshold_noise over the first half of the steps, then quadratically to 0. Python floats,
+ * then one float32 tensor times the model's float32 sigma_max.
+ */
+export function linearQuadraticSigmas(steps: number, sigmaMax: number, thresholdNoise = 0.025): Float64Array {
+  let schedule: number[];
+  if (steps === 1) {
+    schedule = [1, 0];
+  } else {
+    const linearSteps = Math.floor(steps / 2);
+    const stepDiff = linearSteps - thresholdNoise * steps;
+    const quadraticSteps = steps - linearSteps;
+    const quadraticCoef = stepDiff / (linearSteps * quadraticSteps ** 2);
+    const linearCoef = thresholdNoise / linearSteps - (2 * stepDiff) / quadraticSteps ** 2;
+    const constant = quadraticCoef * linearSteps ** 2;
+    const rising = [
+      ...Array.from({ length: linearSteps }, (_, i) => (i * thresholdNoise) / linearSteps),
+      ...Array.from({ length: quadraticSteps }, (_, k) => {
+        const i = linearSteps + k;
+        return quadraticCoef * i ** 2 + linearCoef * i + constant;
+      }),
+      1,
+    ];
+    schedule = rising.map((x) => 1 - x);
+  }
+  const max = f32(sigmaMax);
+  return Float64Array.from(schedule, (x) => f32(f32(x) * max));
+}
+
+/**
+ * NVIDIA's Align Your Steps noise levels (research.nvidia.com/labs/toronto-ai/AlignYourSteps),
+ * 10 steps, descending. ComfyUI's AlignYourStepsScheduler carries them to 10 decimals; A1111's
+ * table is rounded to 3, and several of its SD 1.x values differ in the third decimal too
+ * (3.861 vs 3.8637, 2.697 vs 2.6946, ...).
+ */
+export const AYS_NOISE_LEVELS = {
+  sd1: [14.6146412293, 6.4745760956, 3.8636745985, 2.694615152, 1.8841921177, 1.3943805092, 0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582],
+  sdxl: [14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141, 0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582],
+  sd1A1111: [14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029],
+} as const;
+
+/** np.interp(x, xp, fp) for ascending xp, numpy's formula (slope times offset from the left knot). */
+function numpyInterp(x: number, xp: Float64Array, fp: ArrayLike<number>): number {
+  const last = xp.length - 1;
+  if (x <= xp[0]) return fp[0];
+  if (x >= xp[last]) return fp[last];
+  let j = 0;
+  while (xp[j + 1] <= x) j++;
+  if (xp[j] === x) return fp[j];
+  const slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+  return slope * (x - xp[j]) + fp[j];
+}
+
+/** The AYS authors' loglinear_interp: a descending table resampled to `count` points, linear in log sigma. */
+function logLinearInterp(levels: readonly number[], count: number): Float64Array {
+  const xs = numpyLinspace(0, 1, levels.length);
+  const logs = levels.map(Math.log).reverse();
+  const out = numpyLinspace(0, 1, count).map((x) => Math.exp(numpyInterp(x, xs, logs)));
+  return out.reverse();
+}
+
+/**
+ * ComfyUI AlignYourStepsScheduler at full denoise: the table resampled to steps + 1 points, the
+ * last (sigma_min) replaced by 0, so the final step jumps from the next level straight to 0.
+ */
+export function alignYourStepsSigmas(levels: readonly number[], steps: number): Float64Array {
+  const sigmas = steps + 1 === levels.length ? Float64Array.from(levels) : logLinearInterp(levels, steps + 1);
+  sigmas[steps] = 0;
+  return sigmas.map(f32);
+}
+
+/**
+ * A1111's "Align Your Steps": the table resampled to `steps` points (sigma_min kept as the last
+ * one), then a 0 appended. One step therefore starts at sigma_min (0.029), as A1111 does.
+ */
+export function alignYourStepsA1111Sigmas(levels: readonly number[], steps: number): Float64Array {
+  return withZero(steps === levels.length ? levels : logLinearInterp(levels, steps));
+}
+
 /**
  * The schedules by name. `normal` is diffusers' (the model's own spaced timesteps);
  * `uniform` is k-diffusion's default get_sigmas, which ComfyUI calls "normal" and A1111 "Uniform"
  * (and A1111's "Normal" computes the same). karras and exponential span the model's whole sigma
  * range as k-diffusion, A1111 and ComfyUI do. `lcm` (LCMScheduler's timesteps) comes from vp-samplers.ts.
+ * Where ComfyUI and A1111 compute the same name differently, the plain id is ComfyUI's (as `beta`)
+ * and `<id>_a1111` is A1111's: kl_optimal (A1111 stops at sigma_min, no 0) and align_your_steps
+ * (A1111 rounds the table and appends 0 after sigma_min). The AYS tables are SD 1.x's (and
+ * SDXL's under its own id), fixed noise levels whatever the model's own sigma range.
  */
 export const SCHEDULES: Record<string, Schedule> = {
   normal: (model, steps) => normalSigmas(model, steps),
@@ -242,5 +361,12 @@ export const SCHEDULES: Record<string, Schedule> = {
   simple,
   ddim_uniform: ddimUniform,
   beta: (model, steps) => beta(model, steps),
+  kl_optimal: (model, steps) => klOptimalSigmas(steps, model.sigmaMin, model.sigmaMax),
+  kl_optimal_a1111: (model, steps) => klOptimalA1111Sigmas(steps, model.sigmaMin, model.sigmaMax),
+  align_your_steps: (_model, steps) => alignYourStepsSigmas(AYS_NOISE_LEVELS.sd1, steps),
+  align_your_steps_sdxl: (_model, steps) => alignYourStepsSigmas(AYS_NOISE_LEVELS.sdxl, steps),
+  align_your_steps_a1111: (_model, steps) => alignYourStepsA1111Sigmas(AYS_NOISE_LEVELS.sd1A1111, steps),
+  linear_quadratic: (model, steps) => linearQuadraticSigmas(steps, model.sigmaMax),
+  polyexponential: (model, steps) => polyexponentialSigmas(steps, model.sigmaMin, model.sigmaMax),
   ...VP_SCHEDULES,
 };
