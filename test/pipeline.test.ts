@@ -85,6 +85,8 @@ for (const c of manifest.txt2img) {
       rng: 'cpu',
       seedMode: 'diffusers',
       ...sampling,
+      // DPMSolverMultistepScheduler's SDE draws plain noise from the generator, no Brownian tree.
+      sdeNoise: 'plain',
       // diffusers hands eta only to schedulers whose step() takes it.
       ...(c.scheduler.class === 'DDIMScheduler' ? { eta: c.eta } : {}),
       width: c.width,

@@ -35,6 +35,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('cfgRescale', p.extra['CFG Rescale']);
   set('seedMode', p.extra['Seed mode']);
   set('quantize', p.extra.Quantization);
+  set('sdeNoise', p.extra['SDE noise']);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.extra['Prompt weighting']);
   const rng = RNG_NAMES[p.rng ?? 'GPU'];

@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { DEVICES, type Device } from '../onnx/session.js';
 import { QUANTIZATIONS, type Quantization } from '../pipeline/quantize.js';
 import type { RngKind } from '../rng/types.js';
-import type { SeedMode } from '../pipeline/types.js';
+import type { SdeNoise, SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/conditioning.js';
 import type { CondPadding } from '../text/prompt-pad.js';
 
@@ -24,6 +24,7 @@ export interface Settings {
   variationStrength: number;
   rng: RngKind;
   seedMode: SeedMode;
+  sdeNoise: SdeNoise;
   eta: number | undefined;
   width: number | undefined;
   height: number | undefined;
@@ -130,6 +131,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
+  spec({ key: 'sdeNoise', flags: '--sde-noise <source>', description: "noise of the SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): brownian (k-diffusion's Brownian tree, as A1111 and ComfyUI) or plain (the seed's stream, as diffusers' DPMSolverMultistep SDE)", parse: parseChoice(['brownian', 'plain'] as const), default: 'brownian', configurable: true }),
   spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true, unset: "the sampler's own" }),
   spec({ key: 'width', flags: '-W, --width <px>', description: "image width, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),
   spec({ key: 'height', flags: '-H, --height <px>', description: "image height, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),

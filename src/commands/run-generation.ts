@@ -80,6 +80,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       seed,
       rng: settings.rng,
       seedMode: settings.seedMode,
+      sdeNoise: settings.sdeNoise,
       ...sampling,
       ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
       ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
@@ -156,6 +157,7 @@ function promptFields(bundle: ModelBundle, settings: Settings, prompts: string[]
     ...(used.length ? { 'TI hashes': used.map(([name, hash]) => `${name}: ${hash}`).join(', ') } : {}),
     ...(settings.promptWeighting !== 'a1111' ? { 'Prompt weighting': settings.promptWeighting } : {}),
     ...(settings.quantize !== 'none' ? { Quantization: settings.quantize } : {}),
+    ...(settings.sdeNoise !== 'brownian' ? { 'SDE noise': settings.sdeNoise } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import { padCondUncond } from '../text/prompt-pad.js';
 import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './load.js';
 import { modelHash } from './model-hash.js';
-import { batchNoise, imageSeed } from './noise.js';
+import { batchNoise, imageSeed, samplerNoise } from './noise.js';
 import { blendKept, keptRegion } from './kept-region.js';
 import { overlay } from '../image/composite.js';
 import { startingPoint } from './start.js';
@@ -101,7 +101,7 @@ export async function generate(
       ? start.image
       : scaled(
           await plan.sampler(denoiser, start.x, plan.sigmas, {
-            noise: noise.batch,
+            noise: samplerNoise(request, plan.sigmas, latentDims, noise.batch),
             model: bundle.schedule,
             ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
             ...(plan.truncatedFrom ? { truncatedFrom: plan.truncatedFrom } : {}),

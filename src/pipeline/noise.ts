@@ -1,6 +1,8 @@
 import { createRng } from '../rng/index.js';
 import type { Rng } from '../rng/types.js';
 import type { NoiseSource } from '../schedulers/types.js';
+import { SAMPLER_SPECS, type SamplerId, type SamplerSpec } from '../schedulers/index.js';
+import { brownianSigmaRange, brownianTreeNoise } from '../rng/brownian-tree.js';
 import type { GenerationRequest } from './types.js';
 import { slerpNoise } from './variation.js';
 
@@ -51,4 +53,27 @@ export function batchNoise(
 export function imageSeed(request: Pick<GenerationRequest, 'seed' | 'seedMode' | 'variation'>, index: number): number {
   if (request.seedMode === 'diffusers' || (request.variation && request.variation.strength > 0)) return request.seed;
   return request.seed + index;
+}
+
+/**
+ * The noise the sampler draws during the loop. SDE samplers get k-diffusion's Brownian tree over
+ * the sigmas they walk: one tree per image seeded as the image (A1111's per-image seeds) or one
+ * for the whole batch (seedMode 'diffusers': ComfyUI's single seed), on the request's generator
+ * (A1111 builds its trees on the GPU: --rng philox). Everything else continues the seed's stream.
+ */
+export function samplerNoise(
+  request: Pick<GenerationRequest, 'seed' | 'rng' | 'seedMode' | 'batchSize' | 'variation' | 'sampler' | 'sdeNoise'>,
+  sigmas: ArrayLike<number>,
+  latentDims: readonly [number, number, number],
+  stream: NoiseSource,
+): NoiseSource {
+  const spec = SAMPLER_SPECS[request.sampler as SamplerId] as SamplerSpec | undefined;
+  if (!spec?.brownianNoise || (request.sdeNoise ?? 'brownian') === 'plain') return stream;
+  const perImageSeeds = request.seedMode !== 'diffusers' && request.batchSize > 1;
+  return brownianTreeNoise({
+    shape: [request.batchSize, ...latentDims],
+    seed: perImageSeeds ? Array.from({ length: request.batchSize }, (_, i) => imageSeed(request, i)) : request.seed,
+    ...brownianSigmaRange(sigmas),
+    tree: { rng: request.rng },
+  });
 }

@@ -10,6 +10,8 @@ import type { CondPadding } from '../text/prompt-pad.js';
  */
 export type SeedMode = 'a1111' | 'diffusers';
 
+export type SdeNoise = 'brownian' | 'plain';
+
 /** One call of the pipeline: every setting of every image it makes. */
 export interface GenerationRequest {
   prompt: string;
@@ -32,6 +34,13 @@ export interface GenerationRequest {
   /** Canonical sampler and schedule ids (see src/schedulers/names.ts). */
   sampler: string;
   schedule: string;
+  /**
+   * Where SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde) get their noise: k-diffusion's
+   * Brownian tree seeded like the images (default; A1111, ComfyUI, diffusers' DPMSolverSDEScheduler
+   * with noise_sampler_seed), or plain draws continuing the seed's stream (diffusers'
+   * DPMSolverMultistepScheduler with sde-dpmsolver++).
+   */
+  sdeNoise?: SdeNoise;
   /** Ancestral/DDIM eta; the sampler's own default when undefined. */
   eta?: number;
   /** A1111's and ComfyUI's DPM2 drop the next-to-last sigma; set by resolveSampler. */

@@ -1,11 +1,13 @@
 /**
- * k-diffusion's DPM-Solver++ SDE samplers (k_diffusion/sampling.py, v0.1.1). k-diffusion defaults
- * their noise to a Brownian tree (torchsde) seeded from the seed; here the noise comes from
+ * k-diffusion's DPM-Solver++ SDE samplers (k_diffusion/sampling.py, v0.1.1). The noise comes from
  * options.noise, called with the same (sigma, sigmaNext) intervals and in the same order as
- * k-diffusion calls its noise_sampler, so replaying the reference's draws reproduces it exactly.
+ * k-diffusion calls its noise_sampler: the pipeline passes k-diffusion's default Brownian tree
+ * (src/rng/brownian-tree.ts) or a plain stream (diffusers' DPMSolverMultistep SDE).
  */
 import { addNoise, addScaled, ancestralStep, combine, report, toD } from './k-samplers.js';
 import type { Latents, Sampler } from './types.js';
+
+const f32 = Math.fround;
 
 /** DPM-Solver++ (stochastic), r = 1/2; eta defaults to 1. Two noise draws per step. */
 export const dpmppSde: Sampler = async (denoise, x, sigmas, options) => {
@@ -24,17 +26,24 @@ export const dpmppSde: Sampler = async (denoise, x, sigmas, options) => {
       const sigmaS = Math.exp(-(t + h * r));
       const fac = 1 / (2 * r);
 
+      // The noise sampler's query points as k-diffusion computes them, in float32 tensors: a
+      // Brownian tree rounds times to 1e-6, so its noise depends on their last bits.
+      const tQuery = f32(-f32(Math.log(f32(sigma))));
+      const tNextQuery = f32(-f32(Math.log(f32(sigmas[i + 1]))));
+      const sQuery = f32(tQuery + f32(f32(tNextQuery - tQuery) * r));
+      const [from, mid, to] = [tQuery, sQuery, tNextQuery].map((v) => f32(Math.exp(-v)));
+
       const step1 = ancestralStep(sigma, sigmaS, eta);
       const s1 = -Math.log(step1.down);
       let x2 = combine(step1.down / sigma, x, -Math.expm1(t - s1), denoised);
-      x2 = addNoise(x2, options, step1.up, sigma, sigmaS);
+      x2 = addNoise(x2, options, step1.up, from, mid);
       const denoised2 = await denoise(x2, sigmaS);
 
       const step2 = ancestralStep(sigma, sigmas[i + 1], eta);
       const t2 = -Math.log(step2.down);
       const blended = combine(1 - fac, denoised, fac, denoised2);
       x = combine(step2.down / sigma, x, -Math.expm1(t - t2), blended);
-      x = addNoise(x, options, step2.up, sigma, sigmas[i + 1]);
+      x = addNoise(x, options, step2.up, from, to);
     }
     report(options, i, sigmas, x, denoised);
   }

@@ -46,6 +46,8 @@ export interface SamplerSpec {
    * sqrt(sigma_max² + 1), ComfyUI's noise_scaling at full denoise, on every schedule.
    */
   comfyStart?: true;
+  /** k-diffusion draws this sampler's noise from a Brownian tree by default (A1111, ComfyUI do too). */
+  brownianNoise?: true;
 }
 
 export const SAMPLER_SPECS = {
@@ -57,10 +59,10 @@ export const SAMPLER_SPECS = {
   lms: { family: 'k', diffusers: 'LMSDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'LMS', a1111Schedule: 'uniform' },
   dpmpp_2s_a: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ 2S a', a1111Schedule: 'karras', secondOrder: true },
   dpmpp_2m: { family: 'k', diffusers: 'DPMSolverMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M', a1111Schedule: 'karras', diffusersKarras: 'vp-rounded' },
-  dpmpp_sde: { family: 'k', diffusers: 'DPMSolverSDEScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ SDE', a1111Schedule: 'karras', secondOrder: true },
-  dpmpp_2m_sde: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded' },
-  dpmpp_2m_sde_heun: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++, heun)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE Heun', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded' },
-  dpmpp_3m_sde: { family: 'k', diffusers: '(none)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 3M SDE', a1111Schedule: 'exponential', discardPenultimateSigma: 'a1111' },
+  dpmpp_sde: { family: 'k', diffusers: 'DPMSolverSDEScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ SDE', a1111Schedule: 'karras', secondOrder: true, brownianNoise: true },
+  dpmpp_2m_sde: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded', brownianNoise: true },
+  dpmpp_2m_sde_heun: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++, heun)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE Heun', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded', brownianNoise: true },
+  dpmpp_3m_sde: { family: 'k', diffusers: '(none)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 3M SDE', a1111Schedule: 'exponential', discardPenultimateSigma: 'a1111', brownianNoise: true },
   ddim: { family: 'vp', diffusers: 'DDIMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'DDIM', a1111Schedule: 'normal' },
   pndm: { family: 'vp', diffusers: 'PNDMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'PLMS', a1111Schedule: 'normal' },
   pndm_prk: { family: 'vp', diffusers: 'PNDMScheduler(skip_prk_steps=False)', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'PNDM PRK', a1111Schedule: 'normal' },
