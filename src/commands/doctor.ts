@@ -5,6 +5,7 @@ import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { cacheRoot, listModels, verifyModel } from '../models/index.js';
 import { probeProvider, type ProviderStatus } from '../onnx/probe.js';
+import { int8Support } from '../onnx/cpu-features.js';
 import { formatBytes } from './pull-progress.js';
 import { VERSION } from '../version.js';
 
@@ -59,6 +60,7 @@ export function registerDoctor(program: Command): Command {
         platform: `${process.platform}-${process.arch}`,
         onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
         providers: providers.map((p) => ({ ...p, advice: advice(p) })),
+        int8: int8Support(),
         cache: { path: root, freeBytes: await freeBytes(root) },
         models,
         local,
@@ -77,6 +79,7 @@ export function registerDoctor(program: Command): Command {
         if (p.advice) out.push(`        ${chalk.dim(p.advice)}`);
       }
       const free = report.cache.freeBytes === undefined ? 'unknown' : formatBytes(report.cache.freeBytes);
+      out.push(`int8 (--quantize): ${report.int8.note}`);
       out.push(`cache: ${report.cache.path} (${free} free)`);
       if (models.length === 0 && local.length === 0) out.push(`  no models installed; 'diffuse models list' shows what can be pulled`);
       for (const m of models) {
