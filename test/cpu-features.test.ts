@@ -12,7 +12,7 @@ test('VNNI (AVX-512 or AVX) is full speed; AVX2 alone may saturate; no AVX2 is s
   assert.is(avx2.vnni, false);
   assert.match(avx2.note, /saturate/);
   assert.match(int8Support(cpuinfo('sse4_2'), 'x64').note, /no AVX2/);
-  assert.is(int8Support(undefined, 'x64').vnni, undefined);
+  assert.is(int8Support(null, 'x64').vnni, undefined);
   assert.is(int8Support(cpuinfo('avx512_vnni'), 'arm64').vnni, undefined);
 });
 

@@ -11,19 +11,19 @@ export interface Int8Support {
   note: string;
 }
 
-export function int8Support(cpuinfo: string | undefined = readCpuinfo(), arch: string = process.arch): Int8Support {
+export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string = process.arch): Int8Support {
   if (arch !== 'x64') return { vnni: undefined, note: `${arch}: ONNX Runtime's int8 kernels for this architecture; compare quality with the same seed` };
-  if (cpuinfo === undefined) return { vnni: undefined, note: 'CPU features unknown on this system; compare --quantize int8 with the same seed' };
+  if (cpuinfo === null) return { vnni: undefined, note: 'CPU features unknown on this system; compare --quantize int8 with the same seed' };
   const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
   if (flags.has('avx512_vnni') || flags.has('avx_vnni')) return { vnni: true, note: 'VNNI present: int8 runs at full precision and speed' };
   if (flags.has('avx2')) return { vnni: false, note: 'AVX2 without VNNI: int8 products can saturate (ONNX Runtime\'s warning); compare quality with the same seed' };
   return { vnni: false, note: 'no AVX2: int8 runs on slower kernels; --quantize int8 may not pay off' };
 }
 
-function readCpuinfo(): string | undefined {
+function readCpuinfo(): string | null {
   try {
     return readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
-    return undefined;
+    return null;
   }
 }
