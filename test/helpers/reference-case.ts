@@ -23,11 +23,25 @@ const SAMPLERS: Record<string, string> = {
   PNDMScheduler: 'pndm',
   UniPCMultistepScheduler: 'unipc',
   LMSDiscreteScheduler: 'lms',
+  HeunDiscreteScheduler: 'heun',
+  KDPM2DiscreteScheduler: 'dpm2',
+  KDPM2AncestralDiscreteScheduler: 'dpm2_a',
+  DEISMultistepScheduler: 'deis',
+  DDPMScheduler: 'ddpm',
 };
 
-/** The request that reproduces a case from the seed alone (one generator for the batch, as diffusers). */
+/** The sampler a scheduler class is, or with DPMSolverMultistep's SDE algorithm, becomes. */
+function samplerFor(c: ReferenceCase): string | undefined {
+  const sde = c.scheduler.overrides.algorithm_type === 'sde-dpmsolver++';
+  return sde && c.scheduler.class === 'DPMSolverMultistepScheduler' ? 'dpmpp_2m_sde' : SAMPLERS[c.scheduler.class];
+}
+
+/**
+ * The request that reproduces a case from the seed alone (one generator for the batch, as diffusers;
+ * SDE samplers draw their step noise from it too, as DPMSolverMultistep's SDE: `sdeNoise: 'plain'`).
+ */
 export function referenceRequest(c: ReferenceCase, extra: Partial<GenerationRequest> = {}): GenerationRequest {
-  const sampler = SAMPLERS[c.scheduler.class];
+  const sampler = samplerFor(c);
   if (!sampler) throw new Error(`no sampler for ${c.scheduler.class}`);
   return {
     prompt: c.prompt,
@@ -39,6 +53,7 @@ export function referenceRequest(c: ReferenceCase, extra: Partial<GenerationRequ
     rng: 'cpu',
     seedMode: 'diffusers',
     sampler,
+    sdeNoise: 'plain',
     schedule: c.scheduler.overrides.use_karras_sigmas ? 'karras' : 'normal',
     width: c.width,
     height: c.height,
