@@ -120,7 +120,8 @@ def _first_unet_call(pipe):
     return captured, pipe.unet.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-def _run_case(pipe, case: ImageCase, images, writer: RefWriter) -> dict[str, object]:
+def run_case(pipe, case: ImageCase, images, writer: RefWriter, decode: bool = True) -> dict[str, object]:
+    """One pipeline run and its record; decode=False leaves out the decoded image (.bin and PNGs)."""
     name = f"{case.kind}.{case.name}"
     width, height = case.size
     image, mask = images[case.size]
@@ -172,7 +173,7 @@ def _run_case(pipe, case: ImageCase, images, writer: RefWriter) -> dict[str, obj
             "timestep": float(timestep.reshape(-1)[0]),
         },
         "final_latents": writer.array(f"{name}.final-latents", final),
-        **cases.decode_and_save(writer, pipe, name, final),
+        **(cases.decode_and_save(writer, pipe, name, final) if decode else {}),
     }
 
 
@@ -195,7 +196,7 @@ def write_references(txt2img_pipe, inpaint_pipe: StableDiffusionInpaintPipeline,
     for case in CASES:
         pipe = pipes[case.kind]
         pipe.scheduler = base_scheduler
-        records.append(_run_case(pipe, case, images, writer))
+        records.append(run_case(pipe, case, images, writer))
     for p in pipes.values():
         p.scheduler = base_scheduler
     return {

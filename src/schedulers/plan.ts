@@ -56,11 +56,18 @@ function dropPenultimate(sigmas: Float64Array): Float64Array {
  * diffusers cuts PNDM's timestep list, which repeats its second entry for the Heun warm-up
  * (751, 501, 501, 251, 1), at the same index as the others: from the third entry on that keeps
  * one more timestep than our list of distinct ones, and the PLMS warm-up starts over there
- * (751, 501 | 501, 251, 1 runs 501, 251, 1). A cut after the first entry (501, 501, ...) has no
- * such equivalent and is left at the plain index.
+ * (751, 501 | 501, 251, 1 runs 501, 251, 1). A cut after the first entry keeps the repeat
+ * (501, 501, 251, 1), which we walk as it is: the warm-up then evaluates twice at 501 and
+ * corrects from one stride above it (vp-pndm.ts), as diffusers' counter does.
  */
-function pndmStart(sampler: string, normal: boolean, startStep: number): number {
-  return sampler === 'pndm' && normal && startStep >= 2 ? startStep - 1 : startStep;
+function pndmCut(full: Float64Array, sampler: string, normal: boolean, cut: number): { startStep: number; sigmas: Float64Array } {
+  if (sampler !== 'pndm' || !normal || cut === 0) return { startStep: cut, sigmas: full.slice(cut) };
+  if (cut >= 2) return { startStep: cut - 1, sigmas: full.slice(cut - 1) };
+  if (full.length <= 2) return { startStep: cut, sigmas: full.slice(cut) }; // one step, all cut
+  const sigmas = new Float64Array(full.length);
+  sigmas[0] = full[1];
+  sigmas.set(full.subarray(1), 1);
+  return { startStep: 1, sigmas };
 }
 
 /** diffusers' img2img: init_timestep = min(int(steps * strength), steps), t_start = steps - init_timestep. */
@@ -101,8 +108,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     ? (sigma: number) => Math.round(model.sigmaToT(sigma))
     : (sigma: number) => ownTimesteps.get(sigma) ?? model.sigmaToT(sigma);
 
-  const startStep = pndmStart(request.sampler, isNormal, startStepFor(steps, request.strength));
-  const sigmas = full.slice(startStep);
+  const { startStep, sigmas } = pndmCut(full, request.sampler, isNormal, startStepFor(steps, request.strength));
   const sigmaMax = sigmas[0];
   const sigmaLast = sigmas[sigmas.length - 1];
   const vpStart = spec.family === 'vp' || (isNormal && spec.diffusersInit === 'vp') || diffusersKarras;

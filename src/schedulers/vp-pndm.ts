@@ -135,7 +135,7 @@ function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
           const above = stride !== undefined && isOnGrid(here) ? pointAtTimestep(model, here.t + stride) : points[0];
           xvp = prevSample(model, firstSample, above, here, mean(e.output, ets[0]));
           if (options.truncatedFrom) {
-            // diffusers' img2img cut (see planSampling's pndmStart): its list no longer repeats this
+            // diffusers' img2img cut (see planSampling's pndmCut): its list has no second call at this
             // timestep, so the corrected sample is next read at the following timestep, one level early.
             options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i]), denoised: e.x0 });
             continue;
