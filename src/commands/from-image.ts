@@ -41,6 +41,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   const rng = RNG_NAMES[p.rng ?? 'GPU'];
   set('rng', rng);
   if ((p.rng ?? 'GPU') === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
+  if (p.vae) notes.push(`the image was decoded with VAE "${p.vae}"${p.vaeHash ? ` (hash ${p.vaeHash})` : ''}; pass --vae to choose it`);
   if (p.model) notes.push(`the image was made with model "${p.model}"${p.modelHash ? ` (hash ${p.modelHash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes };
 }

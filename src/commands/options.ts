@@ -39,6 +39,7 @@ export interface Settings {
   vaeTiling: boolean;
   optimizedCache: string;
   attention: 'fused' | 'plain';
+  vae: string | undefined;
   quantize: Quantization;
   promptWeighting: PromptWeighting;
   padCond: 'none' | CondPadding;
@@ -128,6 +129,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'promptWeighting', flags: '--prompt-weighting <mode>', description: "prompt syntax: a1111 ((emphasis:1.2), [edits:10], BREAK, long prompts), comfy (same syntax, ComfyUI's weighting), none (plain text, 77 tokens, as diffusers)", parse: parseChoice(['a1111', 'comfy', 'none'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'padCond', flags: '--pad-cond <how>', description: "prompt and negative of different lengths: none (two UNet calls, A1111's default), empty-chunks or v0 (A1111's padding options)", parse: parseChoice(['none', 'empty-chunks', 'v0'] as const), default: 'none', configurable: true }),
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
+  spec({ key: 'vae', flags: '--vae <dir>', description: "another VAE instead of the model's: a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseString), default: undefined, configurable: true, unset: "the model's" }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),

@@ -59,6 +59,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
+    ...(settings.vae ? { vae: settings.vae } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
   });
   try {
@@ -207,6 +208,7 @@ export function toInfotext(m: ImageMetadata, jobFields: Record<string, string> =
     height: m.height,
     modelHash: m.modelHash,
     model: m.model,
+    ...(m.vae !== undefined ? { vae: m.vae, vaeHash: m.vaeHash! } : {}),
     ...(m.denoisingStrength !== undefined ? { denoisingStrength: m.denoisingStrength } : {}),
     ...(m.variationSeed !== undefined ? { variationSeed: m.variationSeed, variationSeedStrength: m.variationStrength! } : {}),
     rng: m.rng === 'philox' ? 'NV' : 'CPU',

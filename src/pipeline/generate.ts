@@ -7,7 +7,7 @@ import { encodeConditioning } from './conditioning.js';
 import { padCondUncond } from '../text/prompt-pad.js';
 import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './load.js';
-import { modelHash } from './model-hash.js';
+import { modelHash, sha256File } from './model-hash.js';
 import { batchNoise, imageSeed, samplerNoise } from './noise.js';
 import { blendKept, keptRegion } from './kept-region.js';
 import { overlay } from '../image/composite.js';
@@ -115,6 +115,7 @@ export async function generate(
 
   listener({ kind: 'stage', stage: 'decode' });
   const hash = await modelHash(files.dir);
+  const vae = bundle.vae ? { vae: bundle.vae.name, vaeHash: (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : {};
   const names = a1111Name(request.sampler, request.schedule);
   const images: GeneratedImage[] = [];
   const invScale = Math.fround(files.vaeScalingFactor);
@@ -143,6 +144,7 @@ export async function generate(
         height: decoded.height,
         model: bundle.name,
         modelHash: hash,
+        ...vae,
         rng: request.rng,
         seedMode: request.seedMode,
         ...(request.eta !== undefined ? { eta: request.eta } : {}),

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { openSession, type Device, type OpenedSession, type SessionSettings } from '../onnx/session.js';
 import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
-import { ModelLoadError } from '../errors.js';
+import { ModelLoadError, UsageError } from '../errors.js';
 import { componentPath, readModelFiles, requirePart, type ModelFiles } from './model-files.js';
 import { prepareTextEncoderModel, TextEncoder } from './text-encoder.js';
 import { readEmbeddingsDir, type EmbeddingTokens } from '../text/embeddings.js';
@@ -22,6 +22,11 @@ export interface LoadOptions {
   threads?: number;
   /** Load the VAE encoder too (img2img, inpaint, outpaint). */
   withEncoder?: boolean;
+  /**
+   * Another VAE instead of the model's (A1111's and ComfyUI's VAE choice): a folder holding
+   * vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout.
+   */
+  vae?: string;
   /** Load the folder's depth estimator (depth2img without a depth map). */
   withDepthEstimator?: boolean;
   /** A1111 numbering: 1 (default) = the last layer's hidden states. */
@@ -59,6 +64,8 @@ export interface ModelBundle {
   unet: Unet;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
+  /** The VAE given instead of the model's: its folder name and decoder graph (A1111's "VAE" fields). */
+  vae?: { name: string; decoderPath: string };
   depthEstimator?: DepthEstimator;
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
@@ -73,11 +80,12 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}),
   };
+  const vaeDir = options.vae ? vaeFolder(options.vae) : files.dir;
   const paths = {
     text: requirePart(files.dir, 'text_encoder'),
     unet: requirePart(files.dir, 'unet'),
-    decoder: requirePart(files.dir, 'vae_decoder'),
-    encoder: options.withEncoder ? requirePart(files.dir, 'vae_encoder') : undefined,
+    decoder: requirePart(vaeDir, 'vae_decoder'),
+    encoder: options.withEncoder ? requirePart(vaeDir, 'vae_encoder') : undefined,
     depth: options.withDepthEstimator ? requirePart(files.dir, 'depth_estimator') : undefined,
   };
   requirePart(files.dir, 'tokenizer', 'vocab.json');
@@ -114,7 +122,8 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
     paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
   ]);
-  const bundle = assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
+  const assembled = assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
+  const bundle = options.vae ? { ...assembled, vae: { name: basename(vaeDir), decoderPath: paths.decoder } } : assembled;
   if (!depth || !depthConfig) return bundle;
   return {
     ...bundle,
@@ -123,6 +132,15 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
       await Promise.all([bundle.release(), depth.session.release()]);
     },
   };
+}
+
+/** --vae: a folder with the VAE graphs, refused in one line when it has none. */
+function vaeFolder(path: string): string {
+  const dir = resolve(path);
+  if (!existsSync(join(dir, 'vae_decoder', 'model.onnx'))) {
+    throw new UsageError(`--vae ${path}: no vae_decoder/model.onnx there; pass a VAE folder in the diffusers ONNX layout (vae_decoder/, and vae_encoder/ for img2img)`);
+  }
+  return dir;
 }
 
 /** What a bundle holds besides its sessions. */

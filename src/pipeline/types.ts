@@ -112,6 +112,9 @@ export interface ImageMetadata {
   height: number;
   model: string;
   modelHash: string;
+  /** Set when a VAE other than the model's decoded the image (A1111's "VAE" and "VAE hash"). */
+  vae?: string;
+  vaeHash?: string;
   rng: RngKind;
   seedMode: SeedMode;
   eta?: number;
