@@ -25,7 +25,7 @@ export function registerImg2img(program: Command): Command {
   const cmd = initOptions(program.command('img2img').description('repaint a picture guided by a prompt').argument('<prompt>', 'what to draw'));
   cmd.option('--strength <x>', 'how much changes: 0 keeps the picture (VAE round trip), 1 starts from noise', '0.75');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
-    await runGeneration({ prompt, flags, task: 'img2img', job: () => img2imgJob(flags) });
+    await runGeneration({ prompts: [prompt], flags, task: 'img2img', job: () => img2imgJob(flags) });
   });
 }
 
@@ -33,7 +33,7 @@ export function registerInpaint(program: Command): Command {
   const cmd = maskOptions(initOptions(program.command('inpaint').description('repaint the masked part of a picture').argument('<prompt>', 'what to draw there')));
   cmd.option('--strength <x>', 'how much the masked area changes (1: from noise)', '1');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
-    await runGeneration({ prompt, flags, task: 'inpaint', job: (files) => inpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
+    await runGeneration({ prompts: [prompt], flags, task: 'inpaint', job: (files) => inpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
   });
 }
 
@@ -46,7 +46,7 @@ export function registerOutpaint(program: Command): Command {
     .option('--pass-size <px>', "largest extension per pass (default: half the model's native size)")
     .option('--strength <x>', 'how much the new area follows the fill (1: from noise)', '1');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
-    await runGeneration({ prompt, flags, task: 'inpaint', job: (files) => outpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
+    await runGeneration({ prompts: [prompt], flags, task: 'inpaint', job: (files) => outpaintJob(flags, files.sampleSize * files.vaeScaleFactor) });
   });
 }
 
@@ -55,6 +55,6 @@ export function registerDepth2img(program: Command): Command {
     .option('--depth-map <path>', "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture")
     .option('--strength <x>', 'how much changes: 0 keeps the picture, 1 starts from noise (the depth still holds)', '0.8');
   return addGenerationOptions(cmd).action(async (prompt: string, flags: GenerationFlags & ImageFlags) => {
-    await runGeneration({ prompt, flags, task: 'depth2img', job: (files) => depth2imgJob(flags, files.dir) });
+    await runGeneration({ prompts: [prompt], flags, task: 'depth2img', job: (files) => depth2imgJob(flags, files.dir) });
   });
 }

@@ -23,7 +23,8 @@ import type { Settings } from './options.js';
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
 
 export interface GenerationInput {
-  prompt: string;
+  /** One prompt, or several (txt2img --prompts-file) run one after another on the loaded model. */
+  prompts: readonly string[];
   flags: GenerationFlags;
   task: Task;
   /** img2img, inpaint, outpaint: reads and checks the input pictures; gets the model's files (not yet loaded). */
@@ -45,7 +46,6 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   const files = readModelFiles(model.dir);
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
   const sampling = resolveSampling(settings);
-  const seed = settings.seed ?? randomSeed();
   const job = input.job ? await input.job(files) : undefined;
 
   const bundle = await loadModel(model.dir, {
@@ -55,7 +55,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     quantize: settings.quantize,
-    parkTextEncoder: true,
+    // Between prompts of a --prompts-file the text encoder is needed again: keep it open there.
+    parkTextEncoder: input.prompts.length === 1,
     ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
@@ -70,31 +71,35 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     if (width % ratio !== 0 || height % ratio !== 0) {
       throw new UsageError(`--width and --height must be multiples of ${ratio} for this model (got ${width}x${height})`);
     }
-    const base: GenerationRequest = {
-      prompt: input.prompt,
-      negativePrompt: settings.negativePrompt,
-      promptWeighting: settings.promptWeighting,
-      condPadding: settings.padCond,
-      steps: settings.steps,
-      cfgScale: settings.cfgScale,
-      cfgRescale: settings.cfgRescale,
-      seed,
-      rng: settings.rng,
-      seedMode: settings.seedMode,
-      sdeNoise: settings.sdeNoise,
-      ...sampling,
-      ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
-      ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
-      width,
-      height,
-      batchSize: settings.batchSize,
-      vaeTiling: settings.vaeTiling,
-    };
-    const progress = progressView({ quiet: Boolean(flags.quiet) });
-    warnMissingEmbeddings(bundle, [input.prompt, settings.negativePrompt], settings.embeddingsDir);
-    const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [input.prompt, settings.negativePrompt]), ...job?.infotext }, job?.finish);
-    if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
-    else await runBatches(bundle, base, job, settings, progress, writer);
+    for (const prompt of input.prompts) {
+      // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
+      const seed = settings.seed ?? randomSeed();
+      const base: GenerationRequest = {
+        prompt,
+        negativePrompt: settings.negativePrompt,
+        promptWeighting: settings.promptWeighting,
+        condPadding: settings.padCond,
+        steps: settings.steps,
+        cfgScale: settings.cfgScale,
+        cfgRescale: settings.cfgRescale,
+        seed,
+        rng: settings.rng,
+        seedMode: settings.seedMode,
+        sdeNoise: settings.sdeNoise,
+        ...sampling,
+        ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
+        ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
+        width,
+        height,
+        batchSize: settings.batchSize,
+        vaeTiling: settings.vaeTiling,
+      };
+      const progress = progressView({ quiet: Boolean(flags.quiet) });
+      warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
+      const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [prompt, settings.negativePrompt]), ...job?.infotext }, job?.finish);
+      if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
+      else await runBatches(bundle, base, job, settings, progress, writer);
+    }
   } finally {
     await bundle.release();
   }

@@ -17,8 +17,9 @@ export interface CliResult {
 }
 
 /** Runs the real binary, as a user's shell would, with no TTY. */
-export function diffuse(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+export function diffuse(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
+    ...(options.input !== undefined ? { input: options.input } : {}),
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', DIFFUSE_HOME: HOME, ...options.env },
     encoding: 'utf8',
