@@ -36,6 +36,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('seedMode', p.extra['Seed mode']);
   set('quantize', p.extra.Quantization);
   set('sdeNoise', p.extra['SDE noise']);
+  set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.extra['Prompt weighting']);
   const rng = RNG_NAMES[p.rng ?? 'GPU'];

@@ -25,6 +25,7 @@ export interface Settings {
   rng: RngKind;
   seedMode: SeedMode;
   sdeNoise: SdeNoise;
+  ensd: number;
   eta: number | undefined;
   width: number | undefined;
   height: number | undefined;
@@ -134,6 +135,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'sdeNoise', flags: '--sde-noise <source>', description: "noise of the SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): brownian (k-diffusion's Brownian tree, as A1111 and ComfyUI) or plain (the seed's stream, as diffusers' DPMSolverMultistep SDE)", parse: parseChoice(['brownian', 'plain'] as const), default: 'brownian', configurable: true }),
+  spec({ key: 'ensd', flags: '--ensd <n>', description: "A1111's eta noise seed delta: the noise ancestral steps draw comes from seed + n (to reproduce A1111 images that record ENSD)", parse: parseInteger(0, 2 ** 31 - 1), default: 0, configurable: true }),
   spec({ key: 'eta', flags: '--eta <x>', description: 'noise of ancestral and DDIM steps (sampler default when absent)', parse: optional(parseNumber(0, 10)), default: undefined, configurable: true, unset: "the sampler's own" }),
   spec({ key: 'width', flags: '-W, --width <px>', description: "image width, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),
   spec({ key: 'height', flags: '-H, --height <px>', description: "image height, a multiple of 8 (default: the model's native size)", parse: parseSize, default: undefined, configurable: true, unset: "the model's native size" }),

@@ -152,6 +152,7 @@ export async function generate(
         batchPos: b,
         ...(request.init ? { denoisingStrength: request.init.strength } : {}),
         ...(request.variation ? { variationSeed: request.variation.seed + b, variationStrength: request.variation.strength } : {}),
+        ...(request.ensd ? { ensd: request.ensd } : {}),
       },
     });
   }

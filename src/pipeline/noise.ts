@@ -19,7 +19,7 @@ export interface BatchNoise {
 }
 
 export function batchNoise(
-  request: Pick<GenerationRequest, 'seed' | 'rng' | 'seedMode' | 'batchSize' | 'variation'>,
+  request: Pick<GenerationRequest, 'seed' | 'rng' | 'seedMode' | 'batchSize' | 'variation' | 'ensd'>,
   latentDims: readonly [number, number, number],
 ): BatchNoise {
   const { seed, rng, seedMode, batchSize, variation } = request;
@@ -32,18 +32,30 @@ export function batchNoise(
     variationNoise.forEach((sub, i) => out.set(slerpNoise(variation.strength, noise.subarray(i * perImage, (i + 1) * perImage), sub, latentDims), i * perImage));
     return out;
   };
+  // A1111's ImageRNG: once the starting noise is drawn, ENSD re-seeds every image's generator.
+  const ensd = request.ensd ?? 0;
   if (seedMode === 'diffusers' || batchSize === 1) {
-    const gen = createRng(rng, seed);
+    let gen = createRng(rng, seed);
     const batch = () => gen.randn(perImage * batchSize);
-    return { initial: () => mixed(batch()), batch, single: (n) => gen.randn(n) };
+    const initial = () => {
+      const x = mixed(batch());
+      if (ensd) gen = createRng(rng, seed + ensd);
+      return x;
+    };
+    return { initial, batch, single: (n) => gen.randn(n) };
   }
-  const gens: Rng[] = Array.from({ length: batchSize }, (_, i) => createRng(rng, imageSeed(request, i)));
+  let gens: Rng[] = Array.from({ length: batchSize }, (_, i) => createRng(rng, imageSeed(request, i)));
   const batch = () => {
     const out = new Float32Array(perImage * batchSize);
     gens.forEach((gen, i) => out.set(gen.randn(perImage), i * perImage));
     return out;
   };
-  return { initial: () => mixed(batch()), batch, single: (n) => gens[0]!.randn(n) };
+  const initial = () => {
+    const x = mixed(batch());
+    if (ensd) gens = Array.from({ length: batchSize }, (_, i) => createRng(rng, imageSeed(request, i) + ensd));
+    return x;
+  };
+  return { initial, batch, single: (n) => gens[0]!.randn(n) };
 }
 
 /**

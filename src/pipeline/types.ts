@@ -41,6 +41,11 @@ export interface GenerationRequest {
    * DPMSolverMultistepScheduler with sde-dpmsolver++).
    */
   sdeNoise?: SdeNoise;
+  /**
+   * A1111's "Eta noise seed delta" (ENSD): after the starting noise, the noise drawn during the
+   * loop (ancestral and DDIM-eta steps) comes from generators re-seeded with seed + ensd.
+   */
+  ensd?: number;
   /** Ancestral/DDIM eta; the sampler's own default when undefined. */
   eta?: number;
   /** A1111's and ComfyUI's DPM2 drop the next-to-last sigma; set by resolveSampler. */
@@ -122,6 +127,8 @@ export interface ImageMetadata {
   batchPos: number;
   variationSeed?: number;
   variationStrength?: number;
+  /** A1111's "ENSD", when set. */
+  ensd?: number;
   /** img2img/inpaint: A1111's "Denoising strength". */
   denoisingStrength?: number;
 }
