@@ -86,6 +86,9 @@ export function samplerNoise(
     shape: [request.batchSize, ...latentDims],
     seed: perImageSeeds ? Array.from({ length: request.batchSize }, (_, i) => imageSeed(request, i)) : request.seed,
     ...brownianSigmaRange(sigmas),
-    tree: { rng: request.rng },
+    // A larger interval cache than torchsde's 45 (values do not depend on it): consecutive
+    // queries share ancestors, and re-deriving them was a third of the time (65 -> 44 ms per
+    // query at 4x64x64, 13 MB of cache).
+    tree: { rng: request.rng, cacheSize: 200 },
   });
 }
