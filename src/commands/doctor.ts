@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { cacheRoot, listModels, verifyModel } from '../models/index.js';
-import { probeProvider, type ProviderStatus } from '../onnx/probe.js';
+import { probeProviderIsolated, type ProviderStatus } from '../onnx/probe.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import { formatBytes } from './pull-progress.js';
 import { VERSION } from '../version.js';
@@ -45,7 +45,7 @@ export function registerDoctor(program: Command): Command {
     .description('check Node, ONNX Runtime, execution providers, cache and models')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const providers = await Promise.all((['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const).map(probeProvider));
+      const providers = await Promise.all((['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const).map(probeProviderIsolated));
       const root = cacheRoot();
       const { cached, local } = await listModels();
       const models = await Promise.all(

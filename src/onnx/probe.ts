@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { ort } from './runtime.js';
 import { describeCause } from '../errors.js';
 import type { Device } from './session.js';
@@ -56,4 +58,32 @@ export async function probeProvider(provider: Exclude<Device, 'auto'>): Promise<
   } catch (err) {
     return { provider, works: false, detail: describeCause(err) };
   }
+}
+
+const PROBE_TIMEOUT_MS = 60_000;
+
+/**
+ * probeProvider in a child process: GPU runtimes write straight to the process's stderr (Dawn's
+ * Vulkan loader, CUDA) and a broken driver can crash the process, neither of which should reach
+ * `diffuse doctor`'s output or end it.
+ */
+export function probeProviderIsolated(provider: Exclude<Device, 'auto'>): Promise<ProviderStatus> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./probe-child.js', import.meta.url)), provider], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(stdout) as ProviderStatus);
+      } catch {
+        const last = stderr.trim().split('\n').pop() ?? '';
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        resolve({ provider, works: false, detail: `the probe process ${how}${last ? `: ${last.slice(0, 200)}` : ''}` });
+      }
+    });
+  });
 }
