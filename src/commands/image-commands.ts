@@ -7,6 +7,7 @@ import { runGeneration, type GenerationFlags } from './run-generation.js';
 function initOptions(cmd: Command, resizable = true): Command {
   cmd.option('-i, --init-image <path>', 'the picture to start from (PNG, JPEG, WebP)');
   if (resizable) cmd.option('--resize-mode <mode>', 'fit the picture to --width/--height: just-resize, crop-and-resize, resize-and-fill', 'just-resize');
+  cmd.option('--strength-mode <mode>', "how --strength becomes steps: diffusers (int(steps x strength)) or a1111 (one step more, never the whole schedule)", 'diffusers');
   return cmd.option('--vae-latents <mode>', "encode the picture to the VAE's mean, or a sample drawn with the seed (diffusers)", 'sample');
 }
 

@@ -6,7 +6,7 @@ import type { Raster } from '../image/raster.js';
 import { fitToSize, type ResizeMode } from '../image/resize-modes.js';
 import { crop, cropPlane, matchAspect, maskBox, pasteBack } from '../image/composite.js';
 import { fillMasked } from '../image/mask-fill.js';
-import type { GenerationRequest } from '../pipeline/types.js';
+import type { GenerationRequest, StrengthMode } from '../pipeline/types.js';
 import { sha256File } from '../pipeline/model-hash.js';
 import { hasDepthEstimator } from '../pipeline/model-files.js';
 import { parseInteger, parseNumber } from './options.js';
@@ -46,6 +46,7 @@ export interface ImageFlags {
   overlap?: string;
   passSize?: string;
   depthMap?: string;
+  strengthMode?: string;
 }
 
 const RESIZE_MODES: readonly ResizeMode[] = ['just-resize', 'crop-and-resize', 'resize-and-fill'];
@@ -83,6 +84,12 @@ function strengthOf(flags: ImageFlags, fallback: number): number {
   return flags.strength === undefined ? fallback : parseNumber(0, 1)(flags.strength, '--strength');
 }
 
+/** --strength-mode, and its infotext field when not diffusers'. */
+function strengthModeOf(flags: ImageFlags): { strengthMode: StrengthMode; infotext: Record<string, string> } {
+  const strengthMode = choice(flags.strengthMode, ['diffusers', 'a1111'] as const, '--strength-mode', 'diffusers');
+  return { strengthMode, infotext: strengthMode === 'a1111' ? { 'Strength mode': 'a1111' } : {} };
+}
+
 function latentsMode(flags: ImageFlags): 'sample' | 'mean' {
   return choice(flags.vaeLatents, ['sample', 'mean'] as const, '--vae-latents', 'sample');
 }
@@ -95,13 +102,14 @@ export async function img2imgJob(flags: ImageFlags, defaultStrength = 0.75): Pro
   const image = (await readInput(flags.initImage, '--init-image', { width, height, resizeMode })).rgb;
   const strength = strengthOf(flags, defaultStrength);
   const latents = latentsMode(flags);
+  const mode = strengthModeOf(flags);
   return {
     width,
     height,
     strength,
     passCount: 1,
-    pass: async () => ({ init: { image, strength, latents }, width, height }),
-    infotext: { 'Init image hash': (await sha256File(flags.initImage)).slice(0, 10), 'Resize mode': resizeMode },
+    pass: async () => ({ init: { image, strength, latents, strengthMode: mode.strengthMode }, width, height }),
+    infotext: { 'Init image hash': (await sha256File(flags.initImage)).slice(0, 10), 'Resize mode': resizeMode, ...mode.infotext },
   };
 }
 
@@ -232,6 +240,7 @@ export async function outpaintJob(flags: ImageFlags, nativeSize: number): Promis
   const passSize = flags.passSize === undefined ? Math.max(8, Math.floor(nativeSize / 2 / 8) * 8) : multipleOf8(parseInteger(8, 4096)(flags.passSize, '--pass-size'), '--pass-size');
   const strength = strengthOf(flags, 1);
   const latents = latentsMode(flags);
+  const mode = strengthModeOf(flags);
   const passes = extensionPasses(ext, passSize);
   return {
     width: w0 + ext.left + ext.right,
@@ -246,7 +255,7 @@ export async function outpaintJob(flags: ImageFlags, nativeSize: number): Promis
       // Past twice the overlap the old picture stays exactly as it was.
       const guard = outpaintMask(canvas.width, canvas.height, step, 2 * overlap);
       const overlay = soft.map((v, i) => (guard[i] === 0 ? 0 : v));
-      return { init: { image: canvas, strength, latents }, mask: { values: hard, overlay }, width: canvas.width, height: canvas.height };
+      return { init: { image: canvas, strength, latents, strengthMode: mode.strengthMode }, mask: { values: hard, overlay }, width: canvas.width, height: canvas.height };
     },
     infotext: {
       'Init image hash': (await sha256File(flags.initImage)).slice(0, 10),
@@ -254,6 +263,7 @@ export async function outpaintJob(flags: ImageFlags, nativeSize: number): Promis
       'Outpaint fill': fill,
       Overlap: String(overlap),
       'Mask blur': String(blur),
+      ...mode.infotext,
     },
   };
 }

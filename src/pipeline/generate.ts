@@ -54,7 +54,7 @@ export async function generate(
     schedule: request.schedule,
     steps: request.steps,
     discardPenultimateSigma: request.discardPenultimateSigma ?? false,
-    ...(request.init ? { strength: request.init.strength } : {}),
+    ...(request.init ? { strength: request.init.strength, ...(request.init.strengthMode ? { strengthMode: request.init.strengthMode } : {}) } : {}),
   });
   const noise = batchNoise(request, latentDims);
   if (request.initialNoise && request.initialNoise.length !== perImage * batch) {

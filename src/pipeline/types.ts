@@ -12,6 +12,8 @@ export type SeedMode = 'a1111' | 'diffusers';
 
 export type SdeNoise = 'brownian' | 'plain';
 
+export type StrengthMode = 'diffusers' | 'a1111';
+
 /** One call of the pipeline: every setting of every image it makes. */
 export interface GenerationRequest {
   prompt: string;
@@ -75,6 +77,11 @@ export interface InitImage {
   image: Raster;
   /** How much of the schedule runs: 0 returns the VAE round trip, 1 starts from the noisiest step. */
   strength: number;
+  /**
+   * How strength becomes steps: diffusers' int(steps × strength) steps (default), or A1111's
+   * int(min(strength, 0.999) × steps) + 1 from the same schedule.
+   */
+  strengthMode?: StrengthMode;
   /** The encoder's mean, or a draw from its distribution with the seed (diffusers' default). */
   latents: 'sample' | 'mean';
   /**

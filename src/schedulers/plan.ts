@@ -17,6 +17,8 @@ export interface PlanRequest {
   steps: number;
   /** img2img strength in (0, 1]; 1 or absent starts from pure noise. */
   strength?: number;
+  /** diffusers' cut of the schedule for a strength (default), or A1111's (one step more). */
+  strengthMode?: 'diffusers' | 'a1111';
   /** Run the schedule for steps + 1 and drop the next-to-last sigma (A1111/ComfyUI DPM2). */
   discardPenultimateSigma?: boolean;
 }
@@ -70,6 +72,15 @@ function pndmCut(full: Float64Array, sampler: string, normal: boolean, cut: numb
   return { startStep: 1, sigmas };
 }
 
+/**
+ * AUTOMATIC1111's img2img (setup_img2img_steps without "fix steps"): t_enc = int(min(strength,
+ * 0.999) × steps) and the sampler walks sigmas[steps - t_enc - 1:], t_enc + 1 steps — one more
+ * than diffusers for the same numbers, and never the whole schedule.
+ */
+function a1111StartStep(steps: number, strength: number): number {
+  return steps - Math.floor(Math.min(strength, 0.999) * steps) - 1;
+}
+
 /** diffusers' img2img: init_timestep = min(int(steps * strength), steps), t_start = steps - init_timestep. */
 function startStepFor(steps: number, strength: number | undefined): number {
   if (strength === undefined || strength >= 1) return 0;
@@ -108,7 +119,10 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     ? (sigma: number) => Math.round(model.sigmaToT(sigma))
     : (sigma: number) => ownTimesteps.get(sigma) ?? model.sigmaToT(sigma);
 
-  const { startStep, sigmas } = pndmCut(full, request.sampler, isNormal, startStepFor(steps, request.strength));
+  const a1111Cut = request.strengthMode === 'a1111' && request.strength !== undefined;
+  const { startStep, sigmas } = a1111Cut
+    ? { startStep: a1111StartStep(steps, request.strength!), sigmas: full.slice(a1111StartStep(steps, request.strength!)) }
+    : pndmCut(full, request.sampler, isNormal, startStepFor(steps, request.strength));
   const sigmaMax = sigmas[0];
   const sigmaLast = sigmas[sigmas.length - 1];
   const vpStart = spec.family === 'vp' || (isNormal && spec.diffusersInit === 'vp') || diffusersKarras;
@@ -133,7 +147,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     finalScale,
     timestepOf,
     startStep,
-    ...(isNormal && startStep > 0 ? { truncatedFrom: { sigmas: full, start: startStep } } : {}),
+    ...(isNormal && startStep > 0 && !a1111Cut ? { truncatedFrom: { sigmas: full, start: startStep } } : {}),
     inferenceSteps: isNormal ? steps : undefined,
     startLatents,
   };
