@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     graphCache: join(benchCache(), 'graphs'),
     optimizedCache: join(benchCache(), 'optimized'),
     ...(args.quantize ? { quantize: args.quantize } : {}),
+    ...(args.int8Format ? { int8Format: args.int8Format } : {}),
   });
   const loadMs = performance.now() - t0;
 

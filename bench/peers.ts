@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_PROMPT, benchCache, type WorkerArgs } from './settings.js';
+import { INT8_FORMATS } from '../src/onnx/quantize-int8.js';
 
 /** One tool's measurements for one size, as its worker prints them (tools/bench_common.py's fields). */
 export interface PeerResult {
@@ -129,6 +130,9 @@ export const PEERS: Peer[] = [
   diffusePeer('diffuse', SD15_ONNX),
   diffusePeer('diffuse int8', SD15_ONNX, { quantize: 'int8' }),
   diffusePeer('diffuse int8-matmul', SD15_ONNX, { quantize: 'int8-matmul' }),
+  // Each weight format by name, whatever this CPU would choose (src/onnx/cpu-features.ts).
+  ...INT8_FORMATS.map((f) => diffusePeer(`diffuse int8 ${f}`, SD15_ONNX, { quantize: 'int8', int8Format: f })),
+  ...INT8_FORMATS.map((f) => diffusePeer(`diffuse int8-matmul ${f}`, SD15_ONNX, { quantize: 'int8-matmul', int8Format: f })),
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),

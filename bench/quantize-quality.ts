@@ -4,14 +4,19 @@
  * the decoded 8-bit image, on the benchmark's full-size models (random weights: the numbers
  * describe the arithmetic, not a trained model's looks). Writes bench/results/quality-<date>.{json,md}.
  *
- *   npm run bench:quality -- [--size 512] [--seeds 1,2] [--no-write]
+ *   npm run bench:quality -- [--size 512] [--seeds 1,2] [--formats u8s8,u8u8,u8s7] [--no-write]
+ *
+ * Every int8 weight format is run, not only the one this CPU would choose, so a results file
+ * shows what each costs here (u8s8 saturates on CPUs without VNNI).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import type { Quantization } from '../src/pipeline/quantize.js';
+import { INT8_FORMATS, type Int8Format } from '../src/onnx/quantize-int8.js';
+import { cpuLine, describeCpu } from './cpu.js';
 import type { GenerationRequest, GenerationResult } from '../src/pipeline/types.js';
 import { LCM_ONNX, SD15_ONNX } from './peers.js';
 import { BENCH_PROMPT, benchCache } from './settings.js';
@@ -21,6 +26,7 @@ const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '512' },
     seeds: { type: 'string', default: '1,2' },
+    formats: { type: 'string', default: INT8_FORMATS.join(',') },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -39,11 +45,12 @@ const CASES: Case[] = [
   { model: LCM_ONNX, label: 'LCM, 4 steps, guidance 8', request: { ...base, sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }, modes: ['int8'] },
 ];
 
-async function run(model: string, quantize: Quantization, requests: GenerationRequest[]): Promise<GenerationResult[]> {
+async function run(model: string, quantize: Quantization, format: Int8Format | undefined, requests: GenerationRequest[]): Promise<GenerationResult[]> {
   const bundle = await loadModel(model, {
     device: 'cpu',
     fuseAttention: true,
     quantize,
+    ...(format ? { int8Format: format } : {}),
     graphCache: join(benchCache(), 'graphs'),
     optimizedCache: join(benchCache(), 'optimized'),
   });
@@ -58,31 +65,41 @@ async function run(model: string, quantize: Quantization, requests: GenerationRe
 
 async function main(): Promise<void> {
   const seeds = values.seeds.split(',').map(Number);
-  const rows: { case: string; mode: string; seed: number; cosine: number; psnrDb: number }[] = [];
+  const formats = values.formats.split(',') as Int8Format[];
+  const unknown = formats.filter((f) => !INT8_FORMATS.includes(f));
+  if (unknown.length > 0) throw new Error(`--formats: unknown ${unknown.join(', ')} (known: ${INT8_FORMATS.join(', ')})`);
+  const cpu = describeCpu();
+  const rows: { case: string; mode: string; format: string; seed: number; cosine: number; psnrDb: number }[] = [];
   for (const c of CASES) {
+    if (!existsSync(c.model)) {
+      process.stderr.write(`bench: ${c.label} skipped: ${c.model} not built\n`);
+      continue;
+    }
     const requests = seeds.map((seed) => ({ ...c.request, seed }));
-    const reference = await run(c.model, 'none', requests);
+    const reference = await run(c.model, 'none', undefined, requests);
     for (const mode of c.modes) {
-      const results = await run(c.model, mode, requests);
-      results.forEach((r, i) => {
-        const row = { case: c.label, mode, seed: seeds[i]!, cosine: cosine(reference[i]!.latents, r.latents), psnrDb: psnr(reference[i]!.images[0]!.image.data, r.images[0]!.image.data) };
-        process.stderr.write(`${JSON.stringify(row)}\n`);
-        rows.push(row);
-      });
+      for (const format of formats) {
+        const results = await run(c.model, mode, format, requests);
+        results.forEach((r, i) => {
+          const row = { case: c.label, mode, format, seed: seeds[i]!, cosine: cosine(reference[i]!.latents, r.latents), psnrDb: psnr(reference[i]!.images[0]!.image.data, r.images[0]!.image.data) };
+          process.stderr.write(`${JSON.stringify(row)}\n`);
+          rows.push(row);
+        });
+      }
     }
   }
   const table = [
-    '| model and sampling | --quantize | seed | cosine of final latents | PSNR of the image (dB) |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.case} | ${r.mode} | ${r.seed} | ${r.cosine.toFixed(5)} | ${r.psnrDb.toFixed(2)} |`),
+    '| model and sampling | --quantize | weights | seed | cosine of final latents | PSNR of the image (dB) |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.case} | ${r.mode} | ${r.format}${r.format === cpu.int8Format ? ' (this CPU\'s)' : ''} | ${r.seed} | ${r.cosine.toFixed(5)} | ${r.psnrDb.toFixed(2)} |`),
   ].join('\n');
-  const header = `Quantized vs float on the same weights, prompt and seed, ${size}x${size}, CPU (bench models, random weights).\n`;
+  const header = `Quantized vs float on the same weights, prompt and seed, ${size}x${size}, CPU (bench models, random weights).\nCPU: ${cpuLine(cpu)}.\n`;
   console.log(`${header}\n${table}`);
   if (values['no-write']) return;
   const date = new Date().toISOString().slice(0, 16).replace(/:/g, '');
   const dir = new URL('../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(new URL(`quality-${date}.json`, dir), `${JSON.stringify({ date, size, seeds, rows }, null, 2)}\n`);
+  writeFileSync(new URL(`quality-${date}.json`, dir), `${JSON.stringify({ date, size, seeds, cpu, rows }, null, 2)}\n`);
   writeFileSync(new URL(`quality-${date}.md`, dir), `# Quantization quality ${date}\n\n${header}\n${table}\n`);
   process.stderr.write(`bench: wrote bench/results/quality-${date}.{json,md}\n`);
 }

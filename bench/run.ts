@@ -8,6 +8,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { cpuLine, describeCpu } from './cpu.js';
 import { parseArgs } from 'node:util';
 import { measure, type Row } from './measure.js';
 import { PEERS } from './peers.js';
@@ -28,7 +29,7 @@ const { values } = parseArgs({
 function machine(): Record<string, string | number> {
   const ortVersion = (JSON.parse(readFileSync(new URL('../../node_modules/onnxruntime-node/package.json', import.meta.url), 'utf8')) as { version: string }).version;
   return {
-    cpu: cpus()[0]?.model ?? 'unknown',
+    cpu: cpuLine(describeCpu()),
     logicalCores: cpus().length,
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Int8Format } from '../src/onnx/quantize-int8.js';
 
 /** The same prompt every tool gets (tools/bench_common.py has it too). */
 export const BENCH_PROMPT = 'a photograph of an astronaut riding a horse';
@@ -16,6 +17,8 @@ export interface WorkerArgs {
   seed: number;
   /** diffuse only: --quantize. */
   quantize?: 'int8' | 'int8-matmul';
+  /** diffuse only: the int8 weight format (default: this CPU's, see src/onnx/cpu-features.ts). */
+  int8Format?: Int8Format;
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
   lcm?: boolean;
 }

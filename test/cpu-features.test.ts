@@ -5,7 +5,7 @@ import { int8Support } from '../src/onnx/cpu-features.js';
 /** What `diffuse doctor` says about --quantize int8, from /proc/cpuinfo's flags line. */
 const cpuinfo = (flags: string) => `processor\t: 0\nmodel name\t: test\nflags\t\t: fpu sse2 ${flags}\n\nprocessor\t: 1\n`;
 
-test('VNNI (AVX-512 or AVX) is full speed; AVX2 alone may saturate; no AVX2 is slow; unknown elsewhere', () => {
+test('VNNI (AVX-512 or AVX) gets int8 weights; AVX2 alone may saturate; no AVX2 is slow; unknown elsewhere', () => {
   assert.is(int8Support(cpuinfo('avx2 avx512f avx512_vnni'), 'x64').vnni, true);
   assert.is(int8Support(cpuinfo('avx2 avx_vnni'), 'x64').vnni, true);
   const avx2 = int8Support(cpuinfo('avx2 fma'), 'x64');
@@ -14,6 +14,18 @@ test('VNNI (AVX-512 or AVX) is full speed; AVX2 alone may saturate; no AVX2 is s
   assert.match(int8Support(cpuinfo('sse4_2'), 'x64').note, /no AVX2/);
   assert.is(int8Support(null, 'x64').vnni, undefined);
   assert.is(int8Support(cpuinfo('avx512_vnni'), 'arm64').vnni, undefined);
+});
+
+test('the weight format: u8s8 only where its products cannot saturate (VNNI, arm64), u8u8 on every other x86', () => {
+  assert.is(int8Support(cpuinfo('avx2 avx512f avx512_vnni'), 'x64').format, 'u8s8');
+  assert.is(int8Support(cpuinfo('avx2 avx_vnni'), 'x64').format, 'u8s8');
+  // AVX-512 without VNNI (Skylake-SP) still adds u8·s8 pairs in 16 bits.
+  assert.is(int8Support(cpuinfo('avx2 avx512f avx512bw'), 'x64').format, 'u8u8');
+  assert.is(int8Support(cpuinfo('avx2 fma'), 'x64').format, 'u8u8');
+  assert.is(int8Support(cpuinfo('sse4_2'), 'x64').format, 'u8u8');
+  assert.is(int8Support(null, 'x64').format, 'u8u8');
+  assert.is(int8Support(null, 'arm64').format, 'u8s8');
+  for (const flags of ['avx2 fma', 'avx2 avx512_vnni']) assert.match(int8Support(cpuinfo(flags), 'x64').note, new RegExp(int8Support(cpuinfo(flags), 'x64').format));
 });
 
 test.run();

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import { ElemType, ModelProto } from '../src/onnx/proto.js';
 import { initializers, readFloatInitializer, type InitializerInfo } from '../src/onnx/initializers.js';
 import { identityModel } from '../src/onnx/probe.js';
-import { QuantizationError, activationQuantization, quantizationTargets, quantizeInt8 } from '../src/onnx/quantize-int8.js';
+import { INT8_FORMATS, QuantizationError, activationQuantization, quantizationTargets, quantizeInt8 } from '../src/onnx/quantize-int8.js';
+import { int8Support } from '../src/onnx/cpu-features.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
@@ -39,7 +40,7 @@ function wideRanges(model: Uint8Array): Map<string, { min: number; max: number }
   return new Map(targets.convs.flatMap((c) => [c.node.inputs[0]!, c.node.outputs[0]!]).map((a) => [a, { min: -8, max: 8 }]));
 }
 
-const quantized = quantizeInt8(source, dirname(UNET), wideRanges(source));
+const quantized = quantizeInt8(source, dirname(UNET), wideRanges(source), 'u8s8');
 const qGraph = ModelProto.decode(quantized.model).graph;
 const ops = (opType: string) => qGraph.nodes.filter((n) => n.opType === opType);
 const sourceGraph = ModelProto.decode(source).graph;
@@ -75,31 +76,52 @@ graph('every MatMul by a weight becomes DynamicQuantizeMatMul, with its bias Add
   assert.is(ops('Add').length, sourceGraph.nodes.filter((n) => n.opType === 'Add').length - folded);
 });
 
-/** The values of an int8 initialiser of the rewritten graph (raw_data, field 9). */
-function int8Values(name: string): Int8Array {
-  const raw = qInits.get(name)!.msg.first(9)!.data;
-  return new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+/** The integer weights and zero points of a rewritten graph's initialisers (raw_data, field 9), as signed values. */
+function storedIntegers(inits: Map<string, InitializerInfo>, name: string): Int32Array {
+  const init = inits.get(name)!;
+  const raw = init.msg.first(9)!.data;
+  return init.elemType === ElemType.UINT8 ? Int32Array.from(raw) : Int32Array.from(new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength));
 }
 
-graph('weights dequantize to within half a step of the originals (per output channel)', () => {
-  let checked = 0;
-  for (const conv of ops('Conv')) {
-    const dq = ops('DequantizeLinear').find((n) => n.outputs[0] === conv.inputs[1]);
-    if (!dq) continue;
-    const originalName = dq.inputs[0]!.replace(/\/int8::q\d+$/, '');
-    const original = readFloatInitializer(sourceInits.get(originalName)!, dirname(UNET));
-    const q = int8Values(dq.inputs[0]!);
-    const scales = readFloatInitializer(qInits.get(dq.inputs[1]!) as InitializerInfo, '');
-    const perChannel = original.length / scales.length;
-    for (let i = 0; i < original.length; i++) {
-      const s = scales[Math.floor(i / perChannel)]!;
-      assert.ok(Math.abs(q[i]! * s - original[i]!) <= s / 2 + 1e-7, `${originalName}[${i}]`);
+for (const format of INT8_FORMATS) {
+  graph(`${format}: weights dequantize to within half a step of the originals (per output channel), on the format's grid`, () => {
+    const q = format === 'u8s8' ? quantized : quantizeInt8(source, dirname(UNET), wideRanges(source), format);
+    const g = ModelProto.decode(q.model).graph;
+    const inits = new Map(initializers(g).map((i) => [i.name, i]));
+    const dqs = g.nodes.filter((n) => n.opType === 'DequantizeLinear');
+    const bound = format === 'u8s7' ? 63 : 127;
+    const storedType = format === 'u8u8' ? ElemType.UINT8 : ElemType.INT8;
+    let checked = 0;
+    for (const conv of g.nodes.filter((n) => n.opType === 'Conv')) {
+      const dq = dqs.find((n) => n.outputs[0] === conv.inputs[1]);
+      if (!dq) continue;
+      const originalName = dq.inputs[0]!.replace(/\/int8::q\d+$/, '');
+      const original = readFloatInitializer(sourceInits.get(originalName)!, dirname(UNET));
+      assert.is(inits.get(dq.inputs[0]!)!.elemType, storedType);
+      const stored = storedIntegers(inits, dq.inputs[0]!);
+      const zeroPoints = storedIntegers(inits, dq.inputs[2]!);
+      const scales = readFloatInitializer(inits.get(dq.inputs[1]!) as InitializerInfo, '');
+      // ONNX Runtime's QLinearConv takes one zero point for all channels.
+      assert.ok(zeroPoints.every((z) => z === (format === 'u8u8' ? 128 : 0)), `${originalName} zero points`);
+      const perChannel = original.length / scales.length;
+      for (let i = 0; i < original.length; i++) {
+        const c = Math.floor(i / perChannel);
+        const v = stored[i]! - zeroPoints[c]!;
+        assert.ok(Math.abs(v) <= bound, `${originalName}[${i}] = ${v} outside ±${bound}`);
+        assert.ok(Math.abs(v * scales[c]! - original[i]!) <= scales[c]! / 2 + 1e-7, `${originalName}[${i}]`);
+      }
+      checked++;
     }
-    checked++;
-  }
-  assert.is(checked, quantized.convs);
-  assert.ok(quantized.model.length < source.length / 2, `${quantized.model.length} bytes vs ${source.length}`);
-});
+    assert.is(checked, q.convs);
+    for (const mm of g.nodes.filter((n) => n.opType === 'DynamicQuantizeMatMul')) {
+      assert.is(inits.get(mm.inputs[1]!)!.elemType, storedType);
+      // uint8 weights need their zero point (128 per column); int8 ones use the default 0.
+      if (format === 'u8u8') assert.ok(storedIntegers(inits, mm.inputs[3]!).every((z) => z === 128), mm.name);
+      else assert.is(mm.inputs[3] ?? '', '');
+    }
+    assert.ok(q.model.length < source.length / 2, `${q.model.length} bytes vs ${source.length}`);
+  });
+}
 
 graph('activation grids represent zero exactly and cover the recorded range', () => {
   for (const range of [{ min: -3, max: 5 }, { min: 0.5, max: 2 }, { min: -4, max: -1 }, { min: 0, max: 0 }]) {
@@ -111,7 +133,7 @@ graph('activation grids represent zero exactly and cover the recorded range', ()
 });
 
 graph('without calibrated ranges only the MatMuls are quantized', () => {
-  const matmulsOnly = quantizeInt8(source, dirname(UNET), undefined);
+  const matmulsOnly = quantizeInt8(source, dirname(UNET), undefined, 'u8s8');
   assert.is(matmulsOnly.convs, 0);
   assert.is(matmulsOnly.matmuls, quantized.matmuls);
   const nodes = ModelProto.decode(matmulsOnly.model).graph.nodes;
@@ -120,8 +142,8 @@ graph('without calibrated ranges only the MatMuls are quantized', () => {
 });
 
 graph('a graph with nothing to quantize, or without a calibrated range, is refused', () => {
-  assert.throws(() => quantizeInt8(identityModel(), '', new Map()), (e: unknown) => e instanceof QuantizationError && /float32 export/.test((e as Error).message));
-  assert.throws(() => quantizeInt8(source, dirname(UNET), new Map()), (e: unknown) => e instanceof QuantizationError && /no range/.test((e as Error).message));
+  assert.throws(() => quantizeInt8(identityModel(), '', new Map(), 'u8s8'), (e: unknown) => e instanceof QuantizationError && /float32 export/.test((e as Error).message));
+  assert.throws(() => quantizeInt8(source, dirname(UNET), new Map(), 'u8s8'), (e: unknown) => e instanceof QuantizationError && /no range/.test((e as Error).message));
 });
 
 graph.run();
@@ -203,6 +225,43 @@ pipeline('int8-matmul: no calibration, the VAE as exported, and near-lossless', 
   }
 });
 
+pipeline('int8-matmul per weight format: u8u8 and u8s7 exact everywhere; u8s8 saturates exactly where this CPU lacks VNNI', async () => {
+  // Measured on an AVX2 EPYC without VNNI, seed 11: u8s8 0.99580, u8u8 0.99997, u8s7 0.99996 (cosine to float).
+  const cache = mkdtempSync(join(tmpdir(), 'diffuse-int8-'));
+  const support = int8Support();
+  const request = tinyRequest({ seed: 11, steps: 8 });
+  const reference = await generate(float, request);
+  const latents: Record<string, Float32Array> = {};
+  try {
+    for (const format of INT8_FORMATS) {
+      const q = await loadModel(TINY_SD, { device: 'cpu', graphCache: cache, fuseAttention: true, quantize: 'int8-matmul', int8Format: format });
+      try {
+        assert.equal(q.quantization, { mode: 'int8-matmul', format });
+        latents[format] = (await generate(q, request)).latents;
+      } finally {
+        await q.release();
+      }
+    }
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+  for (const format of ['u8u8', 'u8s7'] as const) {
+    const cos = cosine(reference.latents, latents[format]!);
+    assert.ok(cos >= 0.9999, `${format}: cosine ${cos}`);
+  }
+  const s8 = cosine(reference.latents, latents.u8s8!);
+  if (process.arch === 'x64' && support.vnni === false) {
+    // vpmaddubsw adds u8·s8 pairs into 16 bits with saturation (AVX2, AVX-512 without VNNI).
+    assert.ok(s8 < 0.999, `u8s8 without VNNI: cosine ${s8}, expected the saturation's loss`);
+  } else if (support.vnni === true) {
+    // VNNI's products accumulate in 32 bits: the same integer sums as u8u8's.
+    const same = cosine(latents.u8s8!, latents.u8u8!);
+    assert.ok(same >= 0.999999, `u8s8 vs u8u8 with VNNI: cosine ${same}`);
+  } else {
+    assert.ok(s8 >= 0.9999, `u8s8 on ${process.arch}: cosine ${s8}`);
+  }
+});
+
 for (const fixture of ['tiny-lcm', 'tiny-sd-inpaint', 'tiny-sd-depth'] as const) {
   pipeline(`${fixture}: calibrates with its own sampling and inputs, and stays close to float`, async () => {
     const model = assembleModel(fixture);
@@ -255,7 +314,7 @@ cli('the image records Quantization: int8; an unknown mode is a usage error', ()
   assert.is(ok.status, 0, ok.stderr);
   const meta = readGenerationMetadata(readFileSync(out));
   assert.is(meta.kind, 'a1111');
-  if (meta.kind === 'a1111') assert.is(meta.parameters.extra.Quantization, 'int8');
+  if (meta.kind === 'a1111') assert.is(meta.parameters.extra.Quantization, `int8 (${int8Support().format})`);
   const bad = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int4', '-o', join(dir, 'bad.png')]);
   assert.is(bad.status, 2);
   assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
@@ -264,3 +323,33 @@ cli('the image records Quantization: int8; an unknown mode is a usage error', ()
 });
 
 cli.run();
+
+const formatCli = suite('--int8-format on the command line');
+
+formatCli('a chosen format is recorded, --from restores u8s7 (it rounds differently) and leaves the exact formats to the CPU', () => {
+  const dir = tempDir();
+  const first = join(dir, 's7.png');
+  const run = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int8-matmul', '--int8-format', 'u8s7', '--steps', '2', '--seed', '3', '-o', first, '--quiet']);
+  assert.is(run.status, 0, run.stderr);
+  const quantization = (file: string): string | undefined => {
+    const meta = readGenerationMetadata(readFileSync(file));
+    return meta.kind === 'a1111' ? meta.parameters.extra.Quantization : undefined;
+  };
+  assert.is(quantization(first), 'int8-matmul (u8s7)');
+  const again = join(dir, 'again.png');
+  const rerun = diffuse(['txt2img', '--from', first, '--model', TINY_SD, '-o', again, '--quiet']);
+  assert.is(rerun.status, 0, rerun.stderr);
+  assert.is(quantization(again), 'int8-matmul (u8s7)');
+  assert.ok(readFileSync(again).equals(readFileSync(first)), 'the same settings make the same file');
+  const exact = join(dir, 'exact.png');
+  assert.is(diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int8-matmul', '--int8-format', 'u8u8', '--steps', '2', '-o', exact, '--quiet']).status, 0);
+  const fromExact = join(dir, 'from-exact.png');
+  assert.is(diffuse(['txt2img', '--from', exact, '--model', TINY_SD, '-o', fromExact, '--quiet']).status, 0);
+  assert.is(quantization(fromExact), `int8-matmul (${int8Support().format})`);
+  const bad = diffuse(['txt2img', 'a fox', '--model', TINY_SD, '--quantize', 'int8', '--int8-format', 'u4', '-o', join(dir, 'bad.png')]);
+  assert.is(bad.status, 2);
+  assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /--int8-format/);
+});
+
+formatCli.run();

@@ -6,19 +6,17 @@ import { dirname } from 'node:path';
 import { cacheRoot, listModels, verifyModel } from '../models/index.js';
 import { probeProviderIsolated, type ProviderStatus } from '../onnx/probe.js';
 import { int8Support } from '../onnx/cpu-features.js';
+import { cudaInstallCommand } from '../onnx/cuda-install.js';
 import { formatBytes } from './pull-progress.js';
 import { VERSION } from '../version.js';
 
-const CUDA_HINT =
-  'CUDA needs ONNX Runtime\'s CUDA build: reinstall with `npm install -g diffuse --onnxruntime-node-install=cuda12` ' +
-  '(or in a project: `npm install onnxruntime-node --onnxruntime-node-install=cuda12`), with CUDA 12 and cuDNN 9 on the library path';
 
 /** Why a provider is not usable, in terms of what the user can do about it. */
 function advice(status: ProviderStatus): string {
   if (status.works) return '';
   switch (status.provider) {
     case 'cuda':
-      return CUDA_HINT;
+      return `CUDA needs onnxruntime-node's CUDA provider: \`${cudaInstallCommand()}\` downloads it; CUDA 12 and cuDNN 9 must be on the library path`;
     case 'dml':
       return 'DirectML is built into onnxruntime-node on Windows only';
     case 'coreml':

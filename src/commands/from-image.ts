@@ -34,7 +34,9 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('eta', p.extra.Eta);
   set('cfgRescale', p.extra['CFG Rescale']);
   set('seedMode', p.extra['Seed mode']);
-  set('quantize', p.extra.Quantization);
+  const quantization = parseQuantization(p.extra.Quantization);
+  set('quantize', quantization?.mode);
+  set('int8Format', quantization?.format);
   set('sdeNoise', p.extra['SDE noise']);
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
@@ -45,4 +47,16 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   if (p.vae) notes.push(`the image was decoded with VAE "${p.vae}"${p.vaeHash ? ` (hash ${p.vaeHash})` : ''}; pass --vae to choose it`);
   if (p.model) notes.push(`the image was made with model "${p.model}"${p.modelHash ? ` (hash ${p.modelHash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes };
+}
+
+/**
+ * "int8 (u8u8)" → int8 and its weight format. u8s8 and u8u8 are the same integer arithmetic where
+ * each runs exactly (VNNI; every x86), so only the 7-bit u8s7, which rounds differently, is restored;
+ * the others leave the format to this CPU's exact one.
+ */
+function parseQuantization(text: string | undefined): { mode: string; format?: string } | undefined {
+  if (text === undefined) return undefined;
+  const m = /^([\w-]+)(?: \((\w+)\))?$/.exec(text.trim());
+  if (!m) return { mode: text };
+  return { mode: m[1]!, ...(m[2] === 'u8s7' ? { format: m[2] } : {}) };
 }

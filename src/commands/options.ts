@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import { DEVICES, type Device } from '../onnx/session.js';
 import { QUANTIZATIONS, type Quantization } from '../pipeline/quantize.js';
+import { INT8_FORMATS, type Int8Format } from '../onnx/quantize-int8.js';
 import type { RngKind } from '../rng/types.js';
 import type { SdeNoise, SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/conditioning.js';
@@ -42,6 +43,7 @@ export interface Settings {
   attention: 'fused' | 'plain';
   vae: string | undefined;
   quantize: Quantization;
+  int8Format: 'auto' | Int8Format;
   promptWeighting: PromptWeighting;
   padCond: 'none' | CondPadding;
   clipSkip: number;
@@ -144,6 +146,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'vaeTiling', flags: '--vae-tiling', description: "decode in overlapping tiles (diffusers' tiled_decode): bounded memory for large images", parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'attention', flags: '--attention <how>', description: "fused: the UNet's attention as ONNX Runtime's MultiHeadAttention (faster, about half the memory at 512x512, same numbers to 1e-6); plain: as exported", parse: parseChoice(['fused', 'plain'] as const), default: 'fused', configurable: true }),
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),
+  spec({ key: 'int8Format', flags: '--int8-format <format>', description: "how --quantize stores weights: auto (this CPU's exact format: u8s8 with VNNI, u8u8 elsewhere on x86; see diffuse doctor), u8s8, u8u8, or u8s7 (7-bit weights, ONNX Runtime's reduce-range)", parse: parseChoice(['auto', ...INT8_FORMATS] as const), default: 'auto', configurable: true }),
   spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),

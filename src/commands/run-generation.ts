@@ -55,6 +55,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     quantize: settings.quantize,
+    ...(settings.int8Format !== 'auto' ? { int8Format: settings.int8Format } : {}),
     // Between prompts of a --prompts-file the text encoder is needed again: keep it open there.
     parkTextEncoder: input.prompts.length === 1,
     ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
@@ -163,7 +164,7 @@ function promptFields(bundle: ModelBundle, settings: Settings, prompts: string[]
     ...(settings.clipSkip > 1 ? { 'Clip skip': String(settings.clipSkip) } : {}),
     ...(used.length ? { 'TI hashes': used.map(([name, hash]) => `${name}: ${hash}`).join(', ') } : {}),
     ...(settings.promptWeighting !== 'a1111' ? { 'Prompt weighting': settings.promptWeighting } : {}),
-    ...(settings.quantize !== 'none' ? { Quantization: settings.quantize } : {}),
+    ...(bundle.quantization ? { Quantization: `${bundle.quantization.mode} (${bundle.quantization.format})` } : {}),
     ...(settings.sdeNoise !== 'brownian' ? { 'SDE noise': settings.sdeNoise } : {}),
   };
 }

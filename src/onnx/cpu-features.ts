@@ -1,23 +1,30 @@
 import { readFileSync } from 'node:fs';
+import type { Int8Format } from './quantize-int8.js';
 
 /**
- * Whether this CPU runs --quantize int8 well. ONNX Runtime's x86 int8 kernels multiply uint8
- * activations by int8 weights; with VNNI (AVX-512 VNNI or AVX-VNNI) the products accumulate in
- * 32 bits, while plain AVX2 adds pairs into 16 bits with saturation, which ONNX Runtime's
- * quantization guide warns can cost accuracy. Read from /proc/cpuinfo (Linux); elsewhere unknown.
+ * How this CPU runs --quantize int8, and so which weight format the quantizer writes. ONNX
+ * Runtime's x86 int8 kernels multiply uint8 activations by int8 weights; with VNNI (AVX-512 VNNI
+ * or AVX-VNNI) the products accumulate in 32 bits, while AVX2 and AVX-512 without VNNI add pairs
+ * into 16 bits with saturation, which ONNX Runtime's quantization guide warns about. Its two
+ * remedies are uint8 weights (u8×u8 kernels widen before multiplying) and 7-bit "reduce range"
+ * weights; u8u8 keeps the 8-bit grid, so it gives the numbers VNNI gives (measured: README).
+ * ARM's int8 kernels widen too. Read from /proc/cpuinfo (Linux); elsewhere the safe format.
  */
 export interface Int8Support {
   vnni: boolean | undefined;
+  /** The weight format that runs exactly here. */
+  format: Int8Format;
   note: string;
 }
 
 export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string = process.arch): Int8Support {
-  if (arch !== 'x64') return { vnni: undefined, note: `${arch}: ONNX Runtime's int8 kernels for this architecture; compare quality with the same seed` };
-  if (cpuinfo === null) return { vnni: undefined, note: 'CPU features unknown on this system; compare --quantize int8 with the same seed' };
+  if (arch === 'arm64') return { vnni: undefined, format: 'u8s8', note: "arm64: ONNX Runtime's int8 kernels widen the products, int8 weights (u8s8) are exact" };
+  if (arch !== 'x64') return { vnni: undefined, format: 'u8u8', note: `${arch}: uint8 weights (u8u8), exact on every kernel; compare quality with the same seed` };
+  if (cpuinfo === null) return { vnni: undefined, format: 'u8u8', note: 'CPU features unknown on this system: uint8 weights (u8u8), exact on every x86 CPU' };
   const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
-  if (flags.has('avx512_vnni') || flags.has('avx_vnni')) return { vnni: true, note: 'VNNI present: int8 runs at full precision and speed' };
-  if (flags.has('avx2')) return { vnni: false, note: 'AVX2 without VNNI: int8 products can saturate (ONNX Runtime\'s warning); compare quality with the same seed' };
-  return { vnni: false, note: 'no AVX2: int8 runs on slower kernels; --quantize int8 may not pay off' };
+  if (flags.has('avx512_vnni') || flags.has('avx_vnni')) return { vnni: true, format: 'u8s8', note: 'VNNI present: int8 weights (u8s8), exact and fastest' };
+  if (flags.has('avx2')) return { vnni: false, format: 'u8u8', note: "AVX2 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here" };
+  return { vnni: false, format: 'u8u8', note: 'no AVX2: uint8 weights (u8u8) on slower kernels; --quantize int8 may not pay off' };
 }
 
 function readCpuinfo(): string | null {

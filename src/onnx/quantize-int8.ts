@@ -20,8 +20,24 @@ import { ElemType, Message, ModelProto, messageField, type GraphProto, type Node
  */
 
 const MIN_CHANNELS = 16;
-/** Symmetric int8: ±127, so the weight grid is centred on zero (the zero point is 0). */
-const INT8_MAX = 127;
+
+/**
+ * How weights are stored, chosen per CPU (src/onnx/cpu-features.ts), activations always uint8:
+ * - u8s8: int8 weights, ±127. x86 without VNNI multiplies uint8 by int8 with vpmaddubsw, which
+ *   adds pairs of products into 16 bits with saturation (255·127·2 > 32767), so this format is
+ *   exact only with VNNI (and on ARM).
+ * - u8u8: the same ±127 grid stored as uint8 with zero point 128; ONNX Runtime's u8×u8 kernels
+ *   widen to 16 bits before multiplying, so the integer sums are exact on every x86 CPU and
+ *   equal u8s8's on VNNI. Costs kernel speed where VNNI would not have saturated.
+ * - u8s7: ONNX Runtime's "reduce range": int8 weights within ±63, so u8·s7 pairs stay below
+ *   32767 on the fast kernels, at one bit less weight precision.
+ */
+export const INT8_FORMATS = ['u8s8', 'u8u8', 'u8s7'] as const;
+export type Int8Format = (typeof INT8_FORMATS)[number];
+
+/** The symmetric weight grid's bound: the zero point is 0 (int8) or 128 (uint8). */
+const weightMax = (format: Int8Format): number => (format === 'u8s7' ? 63 : 127);
+const UINT8_ZERO = 128;
 const GRAPH = { node: 1, initializer: 5, output: 12 } as const;
 
 export interface ConvTarget {
@@ -126,8 +142,8 @@ export function addRangeOutputs(model: Uint8Array): { model: Uint8Array; activat
   return { model: proto.encode(), activations };
 }
 
-/** Per-channel symmetric int8 along `axis` of a [rows, cols] view: scales and values. */
-function quantizeSymmetric(values: Float32Array, rows: number, cols: number, perRow: boolean): { q: Int8Array; scales: Float32Array } {
+/** Per-channel symmetric weights within ±qmax along rows or columns of a [rows, cols] view: scales and values. */
+function quantizeSymmetric(values: Float32Array, rows: number, cols: number, perRow: boolean, qmax: number): { q: Int8Array; scales: Float32Array } {
   const channels = perRow ? rows : cols;
   const amax = new Float32Array(channels);
   for (let r = 0; r < rows; r++) {
@@ -138,12 +154,12 @@ function quantizeSymmetric(values: Float32Array, rows: number, cols: number, per
     }
   }
   // An all-zero channel gets scale 1: its values quantize to 0 either way, and no division by 0.
-  const scales = Float32Array.from(amax, (a) => (a > 0 ? a / INT8_MAX : 1));
+  const scales = Float32Array.from(amax, (a) => (a > 0 ? a / qmax : 1));
   const q = new Int8Array(values.length);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const s = scales[perRow ? r : c]!;
-      q[r * cols + c] = Math.max(-INT8_MAX, Math.min(INT8_MAX, Math.round(values[r * cols + c]! / s)));
+      q[r * cols + c] = Math.max(-qmax, Math.min(qmax, Math.round(values[r * cols + c]! / s)));
     }
   }
   return { q, scales };
@@ -160,6 +176,14 @@ export function activationQuantization(range: Range): { scale: number; zeroPoint
 const initializerName = (tensor: Message): string => tensor.string(TENSOR.name) ?? '';
 
 const bytesOf = (a: Int8Array | Int32Array | Uint8Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Quantized weights and their per-channel zero points as `format` stores them. */
+function storedWeights(q: Int8Array, channels: number, format: Int8Format): { elemType: number; data: Uint8Array; zeroPoints: Uint8Array } {
+  if (format === 'u8u8') {
+    return { elemType: ElemType.UINT8, data: Uint8Array.from(q, (v) => v + UINT8_ZERO), zeroPoints: new Uint8Array(channels).fill(UINT8_ZERO) };
+  }
+  return { elemType: ElemType.INT8, data: bytesOf(q), zeroPoints: new Uint8Array(channels) };
+}
 
 class GraphWriter {
   readonly nodes: Message[] = [];
@@ -197,9 +221,10 @@ interface ActivationQdq {
 
 /**
  * `ranges` holds the calibrated activation ranges the convolutions need; without them (undefined)
- * only the MatMuls are quantized, which needs no calibration.
+ * only the MatMuls are quantized, which needs no calibration. `format` is how weights are stored
+ * (see INT8_FORMATS).
  */
-export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined): QuantizedModel {
+export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined, format: Int8Format): QuantizedModel {
   const proto = ModelProto.decode(model);
   if (defaultOpset(proto) < 13) throw new QuantizationError(`it needs opset 13 or newer (per-channel DequantizeLinear); this graph imports opset ${defaultOpset(proto)}`);
   const graph = proto.graph;
@@ -241,7 +266,7 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
     const output = node.outputs[0]!;
     const [outC = 0, ...kernel] = weight.dims;
     const perChannel = kernel.reduce((a, b) => a * b, 1);
-    const { q, scales } = quantizeSymmetric(readFloatInitializer(weight, modelDir), outC, perChannel, true);
+    const { q, scales } = quantizeSymmetric(readFloatInitializer(weight, modelDir), outC, perChannel, true, weightMax(format));
 
     // One QuantizeLinear per activation, where it is produced; a DequantizeLinear per consumer
     // (ORT fuses a DQ → Conv → Q group only when the DQ feeds that one node).
@@ -255,9 +280,10 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
     const dqIn = w.name(`${input}/dequantized`);
     push(before, node.msg, makeNode('DequantizeLinear', w.name(`${input}/DQ`), [qin.quantized, qin.scale, qin.zeroPoint], [dqIn]));
 
-    const qWeight = w.init(`${weight.name}/int8`, ElemType.INT8, weight.dims, bytesOf(q));
+    const stored = storedWeights(q, outC, format);
+    const qWeight = w.init(`${weight.name}/int8`, stored.elemType, weight.dims, stored.data);
     const wScale = w.floats(`${weight.name}/scale`, [outC], scales);
-    const wZero = w.init(`${weight.name}/zero_point`, ElemType.INT8, [outC], new Uint8Array(outC));
+    const wZero = w.init(`${weight.name}/zero_point`, stored.elemType, [outC], stored.zeroPoints);
     const dqWeight = w.name(`${weight.name}/dequantized`);
     push(before, node.msg, makeNode('DequantizeLinear', w.name(`${weight.name}/DQ`), [qWeight, wScale, wZero], [dqWeight], [intAttribute('axis', 0)]));
 
@@ -291,8 +317,11 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   for (const { node, weight } of targets.matmuls) {
     const [k = 0, n = 0] = weight.dims;
-    const { q, scales } = quantizeSymmetric(readFloatInitializer(weight, modelDir), k, n, false);
-    const inputs = [node.inputs[0]!, w.init(`${weight.name}/int8`, ElemType.INT8, [k, n], bytesOf(q)), w.floats(`${weight.name}/scale`, [n], scales), ''];
+    const { q, scales } = quantizeSymmetric(readFloatInitializer(weight, modelDir), k, n, false, weightMax(format));
+    const stored = storedWeights(q, n, format);
+    // An int8 B's zero point is 0, the input's default; uint8 needs its 128 spelled out.
+    const zeroPoint = format === 'u8u8' ? w.init(`${weight.name}/zero_point`, ElemType.UINT8, [n], stored.zeroPoints) : '';
+    const inputs = [node.inputs[0]!, w.init(`${weight.name}/int8`, stored.elemType, [k, n], stored.data), w.floats(`${weight.name}/scale`, [n], scales), zeroPoint];
     let output = node.outputs[0]!;
     // Fold a following bias Add ([n] weight, this MatMul its only input) into the node.
     const next = consumers.get(output);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { ort } from './runtime.js';
 import { cachedOptimizedModel, type OptimizedModelCache } from './optimized-cache.js';
 import { ModelLoadError, UsageError, describeCause } from '../errors.js';
+import { cudaInstallCommand } from './cuda-install.js';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type Device = (typeof DEVICES)[number];
@@ -35,8 +36,8 @@ export interface OpenedSession {
 
 /**
  * Opens one graph on the requested provider. `auto` falls back towards the CPU when a
- * provider's library is not installed (onnxruntime-node ships CUDA only when installed with
- * --onnxruntime-node-install=cuda12), so a GPU-less machine still works without flags.
+ * provider's library is not installed (onnxruntime-node has CUDA only once its install script
+ * downloaded it: cuda-install.ts), so a GPU-less machine still works without flags.
  */
 export async function openSession(path: string, settings: SessionSettings): Promise<OpenedSession> {
   if (!existsSync(path)) throw new ModelLoadError(`model file not found: ${path}`);
@@ -58,7 +59,7 @@ export async function openSession(path: string, settings: SessionSettings): Prom
   if (settings.device !== 'auto' && settings.device !== 'cpu' && /provider|backend|\.so|\.dll|not (found|available|supported)/i.test(reason)) {
     const hint =
       settings.device === 'cuda'
-        ? "it needs onnxruntime-node's CUDA build: npm install -g diffuse --onnxruntime-node-install=cuda12"
+        ? `it needs onnxruntime-node's CUDA provider: install it with \`${cudaInstallCommand()}\` (CUDA 12 and cuDNN 9 on the library path)`
         : "run 'diffuse doctor' to see which providers work";
     throw new UsageError(`execution provider '${settings.device}' is not available here (${reason}); ${hint}`, { cause: lastError });
   }

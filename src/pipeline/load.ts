@@ -12,7 +12,9 @@ import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
 import { Unet } from './unet.js';
-import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type Ranges, type UnetKind } from './quantize.js';
+import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type QuantizationChoice, type Ranges, type UnetKind } from './quantize.js';
+import { int8Support } from '../onnx/cpu-features.js';
+import type { Int8Format } from '../onnx/quantize-int8.js';
 import { generate } from './generate.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
@@ -41,6 +43,8 @@ export interface LoadOptions {
   fuseAttention?: boolean;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only. */
   quantize?: Quantization;
+  /** How int8 weights are stored (default: the format this CPU runs exactly, see cpu-features). */
+  int8Format?: Int8Format;
   /**
    * Free the text encoder while the UNet and VAE run (less peak memory; a later image with a new
    * prompt reopens it, about 0.3 s for SD 1.5 from the optimised-graph cache).
@@ -70,6 +74,8 @@ export interface ModelBundle {
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
   provider: Exclude<Device, 'auto'>;
+  /** What --quantize made of the graphs, when it ran. */
+  quantization?: QuantizationChoice;
   release(): Promise<void>;
 }
 
@@ -108,12 +114,13 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     embeddings: prepared.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
   };
-  const graphs =
-    options.quantize && options.quantize !== 'none'
-      ? await int8Graphs(options.quantize, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
-          options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
-        )
-      : { unet: unetSource, decoder: paths.decoder };
+  const quantization: QuantizationChoice | undefined =
+    options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
+  const graphs = quantization
+    ? await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
+        options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
+      )
+    : { unet: unetSource, decoder: paths.decoder };
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
   const [text, unet, decoder, encoder, depth] = await Promise.all([
     openSession(prepared.path, settings),
@@ -123,7 +130,11 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
   ]);
   const assembled = assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
-  const bundle = options.vae ? { ...assembled, vae: { name: basename(vaeDir), decoderPath: paths.decoder } } : assembled;
+  const bundle = {
+    ...assembled,
+    ...(options.vae ? { vae: { name: basename(vaeDir), decoderPath: paths.decoder } } : {}),
+    ...(quantization ? { quantization } : {}),
+  };
   if (!depth || !depthConfig) return bundle;
   return {
     ...bundle,

@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import { rmSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
 import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
-import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Range } from '../onnx/quantize-int8.js';
+import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type Range } from '../onnx/quantize-int8.js';
 import type { OpenedSession } from '../onnx/session.js';
 import type { ort } from '../onnx/runtime.js';
 import { createRaster } from '../image/raster.js';
@@ -32,13 +32,20 @@ export type Ranges = Map<string, Range>;
  */
 export type Calibrate = (graphs: { unet: CalibrationGraph; decoder: CalibrationGraph }) => Promise<{ unet: Ranges; decoder: Ranges }>;
 
+/** A quantized model's settings: the mode asked for and the weight format this CPU runs exactly. */
+export interface QuantizationChoice {
+  mode: Exclude<Quantization, 'none'>;
+  format: Int8Format;
+}
+
 /**
  * int8 copies of the UNet and the VAE decoder, cached per source graph (its bytes and weights, as
- * every edited graph). On a miss both are calibrated by one short run of the pipeline on the
- * float graphs with range outputs added, then quantized; the calibration graphs are deleted.
+ * every edited graph) and weight format. On a miss both are calibrated by one short run of the
+ * pipeline on the float graphs with range outputs added, then quantized; the calibration graphs
+ * are deleted. Calibration does not depend on the format.
  */
 export async function int8Graphs(
-  mode: Exclude<Quantization, 'none'>,
+  { mode, format }: QuantizationChoice,
   paths: { unet: string; decoder: string },
   cacheDir: string,
   calibrate: Calibrate,
@@ -51,9 +58,9 @@ export async function int8Graphs(
       source,
       cacheDir,
       label: `${label}-${mode}`,
-      editKey: { quantize: mode, version: INT8_VERSION },
+      editKey: { quantize: mode, format, version: INT8_VERSION },
       edit: async (model, sourceDir) => {
-        const q = quantize(model, sourceDir, mode === 'int8' ? (await ranges())[part] : undefined, label);
+        const q = quantize(model, sourceDir, mode === 'int8' ? (await ranges())[part] : undefined, format, label);
         return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls } };
       },
     });
@@ -63,9 +70,9 @@ export async function int8Graphs(
   return { unet, decoder: mode === 'int8' ? await quantized(paths.decoder, 'vae-decoder', 'decoder') : paths.decoder };
 }
 
-function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, label: string): ReturnType<typeof quantizeInt8> {
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string): ReturnType<typeof quantizeInt8> {
   try {
-    return quantizeInt8(model, sourceDir, ranges);
+    return quantizeInt8(model, sourceDir, ranges, format);
   } catch (err) {
     if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize the ${label} to int8: ${err.message}; run without --quantize`, { cause: err });
     throw err;

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { int8Support } from '../src/onnx/cpu-features.js';
+
+/**
+ * What a results file needs to say about the CPU for its numbers to be read right: the model
+ * name alone ("AMD EPYC") hides the family and the instruction sets that decide int8's kernels.
+ */
+export interface CpuDescription {
+  model: string;
+  family?: string;
+  modelNumber?: string;
+  /** The instruction sets ONNX Runtime's kernels choose between. */
+  features: string[];
+  int8Format: string;
+}
+
+const FEATURES = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8'];
+
+export function describeCpu(): CpuDescription {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // not Linux: the model name is all there is
+  }
+  const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  const family = field('cpu family');
+  const modelNumber = field('model');
+  return {
+    model: cpus()[0]?.model ?? 'unknown',
+    ...(family ? { family } : {}),
+    ...(modelNumber ? { modelNumber } : {}),
+    features: FEATURES.filter((f) => flags.has(f)),
+    int8Format: int8Support(info || null).format,
+  };
+}
+
+export function cpuLine(cpu: CpuDescription): string {
+  const id = cpu.family ? ` (family ${cpu.family}, model ${cpu.modelNumber ?? '?'})` : '';
+  return `${cpu.model}${id}; ${cpu.features.join(' ') || 'no AVX2'}; int8 format ${cpu.int8Format}`;
+}
