@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cudaInstallCommand } from '../src/onnx/cuda-install.js';
-import { diffuse } from './helpers/cli.js';
+import { ROOT, diffuse } from './helpers/cli.js';
 
 /**
  * The CUDA install path up to the download, which this network cannot reach: the command diffuse
@@ -38,10 +38,11 @@ function runPrinted(command: string, env: NodeJS.ProcessEnv): Promise<{ status: 
   return new Promise((resolve) => child.on('exit', (status) => resolve({ status, output })));
 }
 
-test('the printed CUDA command runs onnxruntime-node\'s install script with cuda12, which goes to NuGet', async () => {
+test('the printed CUDA command makes onnxruntime-node\'s install script fetch the CUDA provider from NuGet, also inside npm\'s environment', async () => {
   const proxy = await refusingProxy();
   try {
-    const run = await runPrinted(cudaInstallCommand(), { GLOBAL_AGENT_HTTP_PROXY: proxy.url });
+    // npm_config_local_prefix and npm_package_json make the script think it is a local install: the flag must override that.
+    const run = await runPrinted(cudaInstallCommand(), { GLOBAL_AGENT_HTTP_PROXY: proxy.url, npm_config_local_prefix: ROOT.replace(/\/$/, ''), npm_package_json: `${ROOT}package.json` });
     if (process.platform === 'linux' && process.arch === 'x64') {
       assert.equal(proxy.connects, ['api.nuget.org:443'], run.output);
       assert.is.not(run.status, 0, 'the refused download fails the script');
@@ -54,7 +55,7 @@ test('the printed CUDA command runs onnxruntime-node\'s install script with cuda
 test('skip leaves the script without any connection', async () => {
   const proxy = await refusingProxy();
   try {
-    const run = await runPrinted(cudaInstallCommand().replace('=cuda12', '=skip'), { GLOBAL_AGENT_HTTP_PROXY: proxy.url });
+    const run = await runPrinted(cudaInstallCommand().replace('=true', '=skip'), { GLOBAL_AGENT_HTTP_PROXY: proxy.url });
     assert.is(run.status, 0, run.output);
     assert.equal(proxy.connects, []);
   } finally {
