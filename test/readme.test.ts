@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/commands/options.js';
+import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/options.js';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLER_SPECS } from '../src/schedulers/index.js';
 import { ROOT, diffuse } from './helpers/cli.js';

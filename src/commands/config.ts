@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { loadConfig, resolveSettings } from '../config.js';
-import { GENERATION_OPTIONS, flagName, type OptionSpec } from './options.js';
+import { loadConfig, resolveSettings } from '../settings/config.js';
+import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../settings/options.js';
 
 export function registerConfig(program: Command): Command {
   return program

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { GENERATION_OPTIONS, type OptionSpec } from './options.js';
+import { GENERATION_OPTIONS, type OptionSpec } from '../settings/options.js';
 
 /** Flags shared by every generating subcommand, from the one options table. */
 export function addGenerationOptions(cmd: Command): Command {

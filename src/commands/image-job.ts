@@ -9,7 +9,7 @@ import { fillMasked } from '../image/mask-fill.js';
 import type { GenerationRequest, StrengthMode } from '../pipeline/types.js';
 import { sha256File } from '../pipeline/model-hash.js';
 import { hasDepthEstimator } from '../pipeline/model-files.js';
-import { parseInteger, parseNumber } from './options.js';
+import { parseInteger, parseNumber } from '../settings/options.js';
 
 /** What img2img, inpaint and outpaint add to a request, per pass (outpaint may need several). */
 export interface ImageJob {

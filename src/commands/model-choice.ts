@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
 import { UsageError } from '../errors.js';
-import type { SettingSource } from '../config.js';
-import type { SettingKey, Settings } from './options.js';
+import type { SettingSource } from '../settings/config.js';
+import type { SettingKey, Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadRegistry, resolveModel } from '../models/index.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { explainPrompt, formatExplanation } from '../text/prompt-explain.js';
-import { parseInteger } from './options.js';
+import { parseInteger } from '../settings/options.js';
 
 /** Shows how a prompt is read: schedule, 75-token chunks, tokens and their weights. Needs only the model's tokenizer. */
 export function registerPrompt(program: Command): Command {

@@ -1,4 +1,4 @@
-import { loadConfig, resolveSettings } from '../config.js';
+import { loadConfig, resolveSettings } from '../settings/config.js';
 import { UsageError } from '../errors.js';
 import { encodePng } from '../image/encode-png.js';
 import { formatInfotext, type GenerationParameters } from '../image/infotext.js';
@@ -8,7 +8,8 @@ import { writeFileAtomic } from '../image/write.js';
 import { cacheRoot, type Task } from '../models/index.js';
 import { join } from 'node:path';
 import { generate } from '../pipeline/generate.js';
-import { loadModel, type ModelBundle } from '../pipeline/load.js';
+import { loadModel } from '../pipeline/load.js';
+import type { ModelBundle } from '../pipeline/bundle.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, ImageMetadata } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
@@ -17,7 +18,7 @@ import { VERSION } from '../version.js';
 import type { ImageJob } from './image-job.js';
 import { chooseModel, folderRecommendation, withRecommended } from './model-choice.js';
 import { progressView, type ProgressView } from './progress.js';
-import type { Settings } from './options.js';
+import type { Settings } from '../settings/options.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };

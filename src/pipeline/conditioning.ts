@@ -2,16 +2,9 @@ import { expandEmbeddingTokens } from '../text/embeddings.js';
 import { batchChunks, CHUNK_TOKENS, encoderInputIds, emptyChunk, tokenizeLine, type ChunkTokenIds } from '../text/prompt-chunks.js';
 import { promptSchedule } from '../text/prompt-schedule.js';
 import { applyComfyWeights, weightBatches } from '../text/prompt-weights.js';
-import type { ModelBundle } from './load.js';
+import type { ModelBundle } from './bundle.js';
 import type { Conditioning } from './text-encoder.js';
-
-/**
- * How a prompt's syntax is read. 'a1111': AUTOMATIC1111's grammar (emphasis, BREAK, prompt
- * editing) in 75-token chunks, weights with its mean restoration. 'comfy': the same parse with
- * ComfyUI's weighting (towards the empty prompt's encoding). 'none': the text as diffusers'
- * pipeline reads it, one 77-token window, truncated.
- */
-export type PromptWeighting = 'a1111' | 'comfy' | 'none';
+import type { PromptWeighting } from './types.js';
 
 /** A prompt's conditioning over the run: A1111 switches per denoiser call for edited prompts. */
 export interface ScheduledConditioning {

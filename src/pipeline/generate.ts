@@ -6,7 +6,7 @@ import { applyGuidance } from './guidance.js';
 import { encodeConditioning } from './conditioning.js';
 import { padCondUncond } from '../text/prompt-pad.js';
 import { guidanceCondition } from './lcm.js';
-import type { ModelBundle } from './load.js';
+import type { ModelBundle } from './bundle.js';
 import { modelHash, sha256File } from './model-hash.js';
 import { batchNoise, imageSeed, samplerNoise } from './noise.js';
 import { blendKept, keptRegion } from './kept-region.js';

@@ -1,7 +1,7 @@
 import { ModelLoadError } from '../errors.js';
 import { rasterToTensor } from '../image/tensor-image.js';
 import type { Raster } from '../image/raster.js';
-import type { ModelBundle } from './load.js';
+import type { ModelBundle } from './bundle.js';
 
 const f = Math.fround;
 

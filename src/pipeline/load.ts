@@ -1,23 +1,24 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { openSession, type Device, type OpenedSession, type SessionSettings } from '../onnx/session.js';
+import { openSession, type Device, type SessionSettings } from '../onnx/session.js';
 import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { ModelLoadError, UsageError } from '../errors.js';
-import { componentPath, readModelFiles, requirePart, type ModelFiles } from './model-files.js';
-import { prepareTextEncoderModel, TextEncoder } from './text-encoder.js';
-import { readEmbeddingsDir, type EmbeddingTokens } from '../text/embeddings.js';
+import { componentPath, readModelFiles, requirePart } from './model-files.js';
+import { prepareTextEncoderModel } from './text-encoder.js';
+import { readEmbeddingsDir } from '../text/embeddings.js';
 import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
-import { Unet } from './unet.js';
-import { calibrationRequests, int8Graphs, recordRanges, type Calibrate, type Quantization, type QuantizationChoice, type Ranges, type UnetKind } from './quantize.js';
+import { int8Graphs, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
-import { generate } from './generate.js';
-import { VaeDecoder, VaeEncoder } from './vae.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
+import { assemble, type BundleParts, type ModelBundle } from './bundle.js';
+import { calibrator } from './calibrate.js';
+
+export type { ModelBundle } from './bundle.js';
 
 export interface LoadOptions {
   device: Device;
@@ -52,31 +53,6 @@ export interface LoadOptions {
   parkTextEncoder?: boolean;
   /** Told when loading does something slow once (calibrating a model for int8). */
   onNote?: (message: string) => void;
-}
-
-/** Everything one model needs to generate, loaded once and reused across images. */
-export interface ModelBundle {
-  files: ModelFiles;
-  /** Display name: the folder's name (A1111's "Model:" field). */
-  name: string;
-  tokenizer: ClipTokenizer;
-  textEncoder: TextEncoder;
-  /** Embeddings added to the text encoder: the token ids of their trigger word and of their vectors. */
-  embeddings: EmbeddingTokens[];
-  /** Names and hashes of those embeddings, for the metadata (A1111's "TI hashes"). */
-  embeddingHashes: Record<string, string>;
-  unet: Unet;
-  vaeDecoder: VaeDecoder;
-  vaeEncoder?: VaeEncoder;
-  /** The VAE given instead of the model's: its folder name and decoder graph (A1111's "VAE" fields). */
-  vae?: { name: string; decoderPath: string };
-  depthEstimator?: DepthEstimator;
-  schedule: DiscreteSchedule;
-  /** The provider the UNet runs on (auto resolved). */
-  provider: Exclude<Device, 'auto'>;
-  /** What --quantize made of the graphs, when it ran. */
-  quantization?: QuantizationChoice;
-  release(): Promise<void>;
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
@@ -152,72 +128,6 @@ function vaeFolder(path: string): string {
     throw new UsageError(`--vae ${path}: no vae_decoder/model.onnx there; pass a VAE folder in the diffusers ONNX layout (vae_decoder/, and vae_encoder/ for img2img)`);
   }
   return dir;
-}
-
-/** What a bundle holds besides its sessions. */
-interface BundleParts {
-  files: ModelFiles;
-  tokenizer: ClipTokenizer;
-  schedule: DiscreteSchedule;
-  hiddenOutput: string;
-  embeddings: EmbeddingTokens[];
-  embeddingHashes: Record<string, string>;
-}
-
-function assemble(
-  parts: BundleParts,
-  sessions: { text: OpenedSession; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined },
-  reopenText?: () => Promise<OpenedSession>,
-): ModelBundle {
-  const { text, unet, decoder, encoder } = sessions;
-  const textEncoder = new TextEncoder(text, { hiddenOutput: parts.hiddenOutput, ...(reopenText ? { reopen: reopenText } : {}) });
-  const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
-  return {
-    files: parts.files,
-    name: basename(parts.files.dir),
-    tokenizer: parts.tokenizer,
-    textEncoder,
-    embeddings: parts.embeddings,
-    embeddingHashes: parts.embeddingHashes,
-    unet: new Unet(unet),
-    vaeDecoder: new VaeDecoder(decoder),
-    ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
-    schedule: parts.schedule,
-    provider: unet.provider,
-    release: async () => {
-      await Promise.all([textEncoder.release(), ...opened.map((s) => s.session.release())]);
-    },
-  };
-}
-
-/**
- * Calibration runs the pipeline itself on the float graphs with range outputs: the activations
- * are those of real trajectories, not of synthetic inputs. The graphs are opened without the
- * optimised-graph cache (they are used once).
- */
-function calibrator(parts: BundleParts, textPath: string, settings: SessionSettings): Calibrate {
-  return async (graphs) => {
-    const once: SessionSettings = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
-    const ranges = { unet: new Map() as Ranges, decoder: new Map() as Ranges };
-    const [text, unet, decoder] = await Promise.all([openSession(textPath, once), openSession(graphs.unet.path, once), openSession(graphs.decoder.path, once)]);
-    const channels = new Unet(unet).inChannels;
-    const kind: UnetKind = channels === 9 ? 'inpainting' : channels === parts.files.latentChannels + 1 ? 'depth' : 'plain';
-    const encoder = kind === 'plain' ? undefined : await openSession(requirePart(parts.files.dir, 'vae_encoder'), once);
-    const bundle = assemble(parts, {
-      text,
-      unet: recordRanges(unet, graphs.unet.activations, ranges.unet),
-      decoder: recordRanges(decoder, graphs.decoder.activations, ranges.decoder),
-      encoder,
-    });
-    try {
-      const lcm = bundle.unet.timestepCondDim !== undefined;
-      const nativeSize = parts.files.sampleSize * parts.files.vaeScaleFactor;
-      for (const request of calibrationRequests({ nativeSize, lcm, unet: kind })) await generate(bundle, request);
-    } finally {
-      await bundle.release();
-    }
-    return ranges;
-  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { SamplingPlan } from '../schedulers/index.js';
 import { binariseMask, encodeImage, imagePixels, maskedPixels, nearestResize } from './image-latents.js';
-import type { ModelBundle } from './load.js';
+import type { ModelBundle } from './bundle.js';
 import type { BatchNoise } from './noise.js';
 import type { GenerationRequest } from './types.js';
 import { depthChannel } from './depth-map.js';

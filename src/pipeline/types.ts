@@ -1,6 +1,5 @@
 import type { Raster } from '../image/raster.js';
 import type { RngKind } from '../rng/types.js';
-import type { PromptWeighting } from './conditioning.js';
 import type { CondPadding } from '../text/prompt-pad.js';
 
 /**
@@ -9,6 +8,14 @@ import type { CondPadding } from '../text/prompt-pad.js';
  * seeded once draws the whole batch tensor, as a diffusers pipeline given one torch.Generator.
  */
 export type SeedMode = 'a1111' | 'diffusers';
+
+/**
+ * How a prompt's syntax is read. 'a1111': AUTOMATIC1111's grammar (emphasis, BREAK, prompt
+ * editing) in 75-token chunks, weights with its mean restoration. 'comfy': the same parse with
+ * ComfyUI's weighting (towards the empty prompt's encoding). 'none': the text as diffusers'
+ * pipeline reads it, one 77-token window, truncated.
+ */
+export type PromptWeighting = 'a1111' | 'comfy' | 'none';
 
 export type SdeNoise = 'brownian' | 'plain';
 

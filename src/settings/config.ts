@@ -1,6 +1,6 @@
 import { cosmiconfig } from 'cosmiconfig';
-import { UsageError } from './errors.js';
-import { GENERATION_OPTIONS, flagName, type OptionSpec, type SettingKey, type Settings } from './commands/options.js';
+import { UsageError } from '../errors.js';
+import { GENERATION_OPTIONS, flagName, type OptionSpec, type SettingKey, type Settings } from './options.js';
 
 export type SettingSource = 'default' | 'config' | 'flag';
 

@@ -4,7 +4,7 @@ import { QUANTIZATIONS, type Quantization } from '../pipeline/quantize.js';
 import { INT8_FORMATS, type Int8Format } from '../onnx/quantize-int8.js';
 import type { RngKind } from '../rng/types.js';
 import type { SdeNoise, SeedMode } from '../pipeline/types.js';
-import type { PromptWeighting } from '../pipeline/conditioning.js';
+import type { PromptWeighting } from '../pipeline/types.js';
 import type { CondPadding } from '../text/prompt-pad.js';
 
 /**
