@@ -1,14 +1,32 @@
 import { Command, CommanderError } from 'commander';
 import chalk from 'chalk';
 import { DiffuseError } from './errors.js';
-import { registerTxt2img } from './commands/txt2img.js';
-import { registerInfo } from './commands/info.js';
-import { registerConfig } from './commands/config.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerModels } from './commands/models.js';
-import { registerPrompt } from './commands/prompt.js';
-import { registerDepth2img, registerImg2img, registerInpaint, registerOutpaint } from './commands/image-commands.js';
 import { VERSION } from './version.js';
+
+type Define = (cmd: Command) => Command;
+
+/**
+ * Every subcommand, named and described here so `diffuse --help` lists them without loading any:
+ * a command's code (and ONNX Runtime, sharp, ...) loads only when that command runs.
+ */
+const COMMANDS: readonly { name: string; description: string; load: () => Promise<Define> }[] = [
+  { name: 'txt2img', description: 'generate images from a text prompt', load: async () => (await import('./commands/txt2img.js')).defineTxt2img },
+  { name: 'img2img', description: 'repaint a picture guided by a prompt', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('img2img') },
+  { name: 'inpaint', description: 'repaint the masked part of a picture', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('inpaint') },
+  { name: 'outpaint', description: 'extend a picture beyond its borders', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('outpaint') },
+  { name: 'depth2img', description: 'repaint a picture keeping its depth layout (depth-conditioned models)', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('depth2img') },
+  { name: 'models', description: 'list, download, verify and remove models', load: async () => (await import('./commands/models.js')).defineModels },
+  { name: 'prompt', description: 'show how a prompt is parsed: edits per step, chunks, tokens, weights', load: async () => (await import('./commands/prompt.js')).definePrompt },
+  { name: 'info', description: 'print the generation parameters stored in a PNG (diffuse, AUTOMATIC1111, ComfyUI)', load: async () => (await import('./commands/info.js')).defineInfo },
+  { name: 'config', description: 'show the effective settings and where each comes from (default, config file)', load: async () => (await import('./commands/config.js')).defineConfig },
+  { name: 'doctor', description: 'check Node, ONNX Runtime, execution providers, cache and models', load: async () => (await import('./commands/doctor.js')).defineDoctor },
+];
+
+/** The subcommand a command line runs (or asks help for): its first word that is not an option. */
+function invoked(argv: string[]): string | undefined {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  return words[0] === 'help' ? words[1] : words[0];
+}
 
 /**
  * The one place that turns failures into what a terminal user sees: one line, the exit code
@@ -27,10 +45,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--verbose', 'print stack traces and extra detail')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [registerTxt2img, registerImg2img, registerInpaint, registerOutpaint, registerDepth2img, registerModels, registerPrompt, registerInfo, registerConfig, registerDoctor]) {
-    register(program);
-  }
   try {
+    const wanted = invoked(argv);
+    for (const c of COMMANDS) {
+      const cmd = program.command(c.name).description(c.description);
+      if (c.name === wanted) await (await c.load())(cmd);
+    }
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {

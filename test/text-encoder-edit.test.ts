@@ -5,9 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ModelLoadError, UsageError } from '../src/errors.js';
 import { cachedModelEdit } from '../src/onnx/edited-model-cache.js';
-import { DATA_LOCATION_EXTERNAL, GRAPH_INITIALIZER, TENSOR, externalDataLocations } from '../src/onnx/initializers.js';
-import { Message, ModelProto, messageField, stringField } from '../src/onnx/proto.js';
+import { externalDataLocations } from '../src/onnx/initializers.js';
+import { ModelProto } from '../src/onnx/proto.js';
 import { openSession } from '../src/onnx/session.js';
+import { writeExternalDataVariant } from './helpers/external-data.js';
 import { findEncoderStructure, editTextEncoder } from '../src/onnx/text-encoder-edit.js';
 import { TextEncoder, prepareTextEncoderModel, type TextEncoderVariant } from '../src/pipeline/text-encoder.js';
 import { readEmbedding } from '../src/text/embeddings.js';
@@ -117,30 +118,8 @@ test('edits are cached by source hash and edit: the second request does no surge
   assert.equal(readdirSync(dir).length, 2, 'no temporary folders left behind');
 });
 
-/** The fixture with every initialiser above 1 KB moved to model.onnx_data, as large exports are written. */
-function writeExternalDataVariant(dir: string): string {
-  const model = ModelProto.decode(new Uint8Array(readFileSync(SOURCE)));
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const init of model.graph.msg.messages(GRAPH_INITIALIZER)) {
-    const raw = init.first(TENSOR.rawData)?.data;
-    if (!raw || raw.length <= 1024) continue;
-    const entry = (key: string, value: string) => messageField(TENSOR.externalData, new Message([stringField(1, key), stringField(2, value)]));
-    init.set(TENSOR.rawData, []);
-    init.set(TENSOR.externalData, [entry('location', 'model.onnx_data'), entry('offset', String(offset)), entry('length', String(raw.length))]);
-    init.setInt(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL);
-    chunks.push(raw);
-    offset += raw.length;
-  }
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'model.onnx_data'), Buffer.concat(chunks));
-  const path = join(dir, 'model.onnx');
-  writeFileSync(path, model.encode());
-  return path;
-}
-
 test('external-data models: the edited graph still finds its weights', async () => {
-  const source = writeExternalDataVariant(join(cacheRoot, 'external-src'));
+  const source = writeExternalDataVariant(SOURCE, join(cacheRoot, 'external-src'));
   assert.ok(readFileSync(source).length < 300_000, 'weights really moved out of model.onnx (6.6 MB inline)');
   const emb = readEmbedding(join(DIR, 'tiny-emb.pt'));
   const variant: TextEncoderVariant = { clipSkip: 2, embeddings: [emb] };

@@ -37,10 +37,8 @@ async function freeBytes(path: string): Promise<number | undefined> {
   }
 }
 
-export function registerDoctor(program: Command): Command {
-  return program
-    .command('doctor')
-    .description('check Node, ONNX Runtime, execution providers, cache and models')
+export function defineDoctor(cmd: Command): Command {
+  return cmd
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
       const providers = await Promise.all((['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const).map(probeProviderIsolated));

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ImageIOError, UsageError } from '../errors.js';
 import { readGenerationMetadata } from '../image/metadata.js';
+import { recordedSettings } from '../image/infotext.js';
 
 /** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
 const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
@@ -15,7 +16,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   });
   const meta = readGenerationMetadata(bytes);
   if (meta.kind !== 'a1111') throw new UsageError(`--from: ${path} carries no A1111-style parameters to re-run`);
-  const p = meta.parameters;
+  const p = recordedSettings(meta.parameters);
   const flags: Record<string, unknown> = {};
   const notes: string[] = [];
   const set = (key: string, value: unknown) => {
@@ -29,34 +30,24 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('height', p.height);
   set('sampler', p.sampler);
   set('schedule', p.scheduleType);
-  set('variationSeed', p.variationSeed);
-  set('variationStrength', p.variationSeedStrength);
-  set('eta', p.extra.Eta);
-  set('cfgRescale', p.extra['CFG Rescale']);
-  set('seedMode', p.extra['Seed mode']);
-  const quantization = parseQuantization(p.extra.Quantization);
-  set('quantize', quantization?.mode);
-  set('int8Format', quantization?.format);
-  set('sdeNoise', p.extra['SDE noise']);
+  set('variationSeed', p.variation?.seed);
+  set('variationStrength', p.variation?.strength);
+  set('eta', p.eta);
+  set('cfgRescale', p.cfgRescale);
+  set('seedMode', p.seedMode);
+  set('quantize', p.quantization?.mode);
+  // u8s8 and u8u8 are the same integer arithmetic where each runs exactly (VNNI; every x86), so
+  // only the 7-bit u8s7, which rounds differently, is restored; the others leave it to this CPU.
+  set('int8Format', p.quantization?.format === 'u8s7' ? 'u8s7' : undefined);
+  set('sdeNoise', p.sdeNoise);
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
-  set('promptWeighting', p.extra['Prompt weighting']);
-  const rng = RNG_NAMES[p.rng ?? 'GPU'];
+  set('promptWeighting', p.promptWeighting);
+  const rng = RNG_NAMES[p.rng];
   set('rng', rng);
-  if ((p.rng ?? 'GPU') === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
-  if (p.vae) notes.push(`the image was decoded with VAE "${p.vae}"${p.vaeHash ? ` (hash ${p.vaeHash})` : ''}; pass --vae to choose it`);
-  if (p.model) notes.push(`the image was made with model "${p.model}"${p.modelHash ? ` (hash ${p.modelHash})` : ''}; pass --model to choose it`);
+  if (p.rng === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
+  if (p.vae?.name) notes.push(`the image was decoded with VAE "${p.vae.name}"${p.vae.hash ? ` (hash ${p.vae.hash})` : ''}; pass --vae to choose it`);
+  if (p.model?.name) notes.push(`the image was made with model "${p.model.name}"${p.model.hash ? ` (hash ${p.model.hash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes };
 }
 
-/**
- * "int8 (u8u8)" → int8 and its weight format. u8s8 and u8u8 are the same integer arithmetic where
- * each runs exactly (VNNI; every x86), so only the 7-bit u8s7, which rounds differently, is restored;
- * the others leave the format to this CPU's exact one.
- */
-function parseQuantization(text: string | undefined): { mode: string; format?: string } | undefined {
-  if (text === undefined) return undefined;
-  const m = /^([\w-]+)(?: \((\w+)\))?$/.exec(text.trim());
-  if (!m) return { mode: text };
-  return { mode: m[1]!, ...(m[2] === 'u8s7' ? { format: m[2] } : {}) };
-}

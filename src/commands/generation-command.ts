@@ -1,18 +1,17 @@
 import type { Command } from 'commander';
-import { GENERATION_OPTIONS, type OptionSpec } from '../settings/options.js';
+import { defaultFor, optionsFor, type GeneratingCommand, type OptionSpec } from '../settings/options.js';
 
-/** Flags shared by every generating subcommand, from the one options table. */
-export function addGenerationOptions(cmd: Command): Command {
-  for (const o of GENERATION_OPTIONS as readonly OptionSpec[]) {
-    cmd.option(o.flags, `${o.description}${defaultText(o)}`);
-  }
+/** A generating subcommand's flags, from the one options table. */
+export function addGenerationOptions(cmd: Command, command: GeneratingCommand): Command {
+  for (const o of optionsFor(command)) cmd.option(o.flags, `${o.description}${defaultText(o, command)}`);
   return cmd
     .option('--json', 'print one JSON record per image on stdout (path, seed, parameters, timings)')
     .option('-q, --quiet', 'no progress output')
     .option('--config <path>', 'read settings from this config file instead of searching for one');
 }
 
-function defaultText(o: OptionSpec): string {
-  if (o.default === undefined || o.default === '' || o.default === false) return '';
-  return ` (default: ${String(o.default)})`;
+function defaultText(o: OptionSpec, command: GeneratingCommand): string {
+  const value = defaultFor(o, command);
+  if (value === undefined || value === '' || value === false) return '';
+  return ` (default: ${String(value)})`;
 }

@@ -3,10 +3,8 @@ import type { Command } from 'commander';
 import { ImageIOError } from '../errors.js';
 import { readGenerationMetadata } from '../image/metadata.js';
 
-export function registerInfo(program: Command): Command {
-  return program
-    .command('info')
-    .description('print the generation parameters stored in a PNG (diffuse, AUTOMATIC1111, ComfyUI)')
+export function defineInfo(cmd: Command): Command {
+  return cmd
     .argument('<image>', 'PNG file')
     .option('--json', 'print the parameters as JSON')
     .action(async (path: string, opts: { json?: boolean }) => {

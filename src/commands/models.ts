@@ -28,8 +28,7 @@ function print(json: boolean | undefined, value: unknown, text: () => string): v
 }
 
 /** Registry, Hub downloads and the cache; the library is src/models, this is only its CLI. */
-export function registerModels(program: Command): Command {
-  const models = program.command('models').description('list, download, verify and remove models');
+export function defineModels(models: Command): Command {
 
   models
     .command('list')

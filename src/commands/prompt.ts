@@ -6,10 +6,8 @@ import { explainPrompt, formatExplanation } from '../text/prompt-explain.js';
 import { parseInteger } from '../settings/options.js';
 
 /** Shows how a prompt is read: schedule, 75-token chunks, tokens and their weights. Needs only the model's tokenizer. */
-export function registerPrompt(program: Command): Command {
-  return program
-    .command('prompt')
-    .description('show how a prompt is parsed: edits per step, chunks, tokens, weights')
+export function definePrompt(cmd: Command): Command {
+  return cmd
     .argument('<prompt>')
     .option('--explain', 'print the breakdown (the default and only mode)')
     .option('-m, --model <ref>', "whose tokenizer to use (default: the registry's default)")

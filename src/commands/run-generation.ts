@@ -1,24 +1,24 @@
+import { join } from 'node:path';
 import { loadConfig, resolveSettings } from '../settings/config.js';
 import { UsageError } from '../errors.js';
 import { encodePng } from '../image/encode-png.js';
-import { formatInfotext, type GenerationParameters } from '../image/infotext.js';
+import { metadataInfotext } from '../image/infotext.js';
 import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
-import type { Raster } from '../image/raster.js';
 import { writeFileAtomic } from '../image/write.js';
 import { cacheRoot, type Task } from '../models/index.js';
-import { join } from 'node:path';
+import type { ModelBundle } from '../pipeline/bundle.js';
+import { checkRequest } from '../pipeline/check-request.js';
 import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
-import type { ModelBundle } from '../pipeline/bundle.js';
-import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
-import type { GeneratedImage, GenerationRequest, GenerationResult, ImageMetadata } from '../pipeline/types.js';
+import { readModelFiles } from '../pipeline/model-files.js';
+import { nthBatch } from '../pipeline/seeds.js';
+import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
-import { VERSION } from '../version.js';
-import type { ImageJob } from './image-job.js';
+import type { GeneratingCommand, Settings } from '../settings/options.js';
+import { readImageTask, type ImageTask } from '../settings/request.js';
 import { chooseModel, folderRecommendation, withRecommended } from './model-choice.js';
-import { progressView, type ProgressView } from './progress.js';
-import type { Settings } from '../settings/options.js';
+import { progressView } from './progress.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -27,32 +27,38 @@ export interface GenerationInput {
   /** One prompt, or several (txt2img --prompts-file) run one after another on the loaded model. */
   prompts: readonly string[];
   flags: GenerationFlags;
-  task: Task;
-  /** img2img, inpaint, outpaint: reads and checks the input pictures; gets the model's files (not yet loaded). */
-  job?: (files: ModelFiles) => Promise<ImageJob>;
+  command: GeneratingCommand;
 }
 
+/** The registry's task a subcommand needs a model for (outpainting is inpainting). */
+const TASK: Record<GeneratingCommand, Task> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', outpaint: 'inpaint', depth2img: 'depth2img' };
+
 /**
- * Shared by every generating subcommand: settings → validated request → one pipeline →
- * PNGs with their parameters. Everything a user can get wrong is checked before the model
- * loads, and no file is written until its image exists.
+ * Shared by every generating subcommand: flags and config → settings → requests → the one
+ * pipeline → PNGs with their parameters. Everything a user can get wrong is checked before the
+ * model loads, and no file is written until its image exists.
  */
 export async function runGeneration(input: GenerationInput): Promise<void> {
-  const { flags } = input;
+  const { flags, command } = input;
   const config = await loadConfig(process.cwd(), flags.config);
-  const resolved = resolveSettings(config, flags);
+  const resolved = resolveSettings(config, flags, command);
   resolveSampling(resolved.settings);
   const target = await resolveOutputTarget(resolved.settings.output);
-  const model = await chooseModel(resolved.settings, input.task, Boolean(flags.quiet));
+  const model = await chooseModel(resolved.settings, TASK[command], Boolean(flags.quiet));
   const files = readModelFiles(model.dir);
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
   const sampling = resolveSampling(settings);
-  const job = input.job ? await input.job(files) : undefined;
+  const task = await readImageTask(command, settings, files);
+  if (!flags.quiet) for (const note of task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
+  const native = files.sampleSize * files.vaeScaleFactor;
+  const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
+  const requestFor = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields });
+  checkRequest(files, requestFor(input.prompts[0]!, 0));
 
   const bundle = await loadModel(model.dir, {
     device: settings.device,
-    withEncoder: Boolean(job),
-    withDepthEstimator: Boolean(job?.depthEstimator),
+    withEncoder: Boolean(task),
+    withDepthEstimator: Boolean(task?.depthEstimator),
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     quantize: settings.quantize,
@@ -66,107 +72,60 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     ...(settings.threads ? { threads: settings.threads } : {}),
   });
   try {
-    const native = bundle.files.sampleSize * bundle.files.vaeScaleFactor;
-    const width = job?.width ?? settings.width ?? native;
-    const height = job?.height ?? settings.height ?? native;
-    const ratio = bundle.files.vaeScaleFactor;
-    if (width % ratio !== 0 || height % ratio !== 0) {
-      throw new UsageError(`--width and --height must be multiples of ${ratio} for this model (got ${width}x${height})`);
-    }
     for (const prompt of input.prompts) {
       // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
-      const seed = settings.seed ?? randomSeed();
-      const base: GenerationRequest = {
-        prompt,
-        negativePrompt: settings.negativePrompt,
-        promptWeighting: settings.promptWeighting,
-        condPadding: settings.padCond,
-        steps: settings.steps,
-        cfgScale: settings.cfgScale,
-        cfgRescale: settings.cfgRescale,
-        seed,
-        rng: settings.rng,
-        seedMode: settings.seedMode,
-        sdeNoise: settings.sdeNoise,
-        ...sampling,
-        ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
-        ...(settings.ensd > 0 ? { ensd: settings.ensd } : {}),
-        ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
-        width,
-        height,
-        batchSize: settings.batchSize,
-        vaeTiling: settings.vaeTiling,
-      };
-      const progress = progressView({ quiet: Boolean(flags.quiet) });
+      const request = requestFor(prompt, settings.seed ?? randomSeed());
       warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
-      const writer = imageWriter(target, settings, Boolean(flags.json), { ...promptFields(bundle, settings, [prompt, settings.negativePrompt]), ...job?.infotext }, job?.finish);
-      if (job && job.passCount > 1) await runPasses(bundle, base, job, settings, progress, writer);
-      else await runBatches(bundle, base, job, settings, progress, writer);
+      await runBatches(bundle, request, task, settings, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)));
     }
   } finally {
     await bundle.release();
   }
 }
 
+/** The settings every request of the run shares, before the sampler and the task's fields. */
+function baseRequest(settings: Settings, prompt: string, seed: number): Omit<GenerationRequest, 'sampler' | 'schedule' | 'width' | 'height'> {
+  return {
+    prompt,
+    negativePrompt: settings.negativePrompt,
+    promptWeighting: settings.promptWeighting,
+    condPadding: settings.padCond,
+    steps: settings.steps,
+    cfgScale: settings.cfgScale,
+    cfgRescale: settings.cfgRescale,
+    seed,
+    rng: settings.rng,
+    seedMode: settings.seedMode,
+    sdeNoise: settings.sdeNoise,
+    ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
+    ...(settings.ensd > 0 ? { ensd: settings.ensd } : {}),
+    ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
+    batchSize: settings.batchSize,
+    vaeTiling: settings.vaeTiling,
+  };
+}
+
 type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;
 
-async function runBatches(bundle: ModelBundle, base: GenerationRequest, job: ImageJob | undefined, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
+async function runBatches(bundle: ModelBundle, base: GenerationRequest, task: ImageTask | undefined, settings: Settings, quiet: boolean, write: Writer): Promise<void> {
+  const progress = progressView({ quiet });
   for (let batch = 0; batch < settings.batchCount; batch++) {
-    const seed = nextSeed(base.seed, batch, settings);
-    const variation = base.variation ? { variation: { ...base.variation, seed: base.variation.seed + batch * settings.batchSize } } : {};
-    const request = { ...base, seed, ...variation, ...(job ? await job.pass(0, undefined, seed) : {}) };
-    const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : 'sampling';
-    const result = await generate(bundle, request, progress.listener(label));
+    const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : task && base.outpaint ? 'outpaint' : 'sampling';
+    const result = await generate(bundle, nthBatch(base, batch), progress.listener(label));
     progress.stop();
     await write(result.images, result.timings, batch * settings.batchSize, batch);
   }
 }
 
-/** The first seed of batch number `batch`: seeds count on across batches (A1111), except with a variation strength. */
-function nextSeed(seed: number, batch: number, settings: Settings): number {
-  if (settings.variationStrength > 0) return seed;
-  return settings.seedMode === 'diffusers' ? seed + batch : seed + batch * settings.batchSize;
-}
-
-/** Outpainting in several passes: each image goes through them alone, each pass starting from the last. */
-async function runPasses(bundle: ModelBundle, base: GenerationRequest, job: ImageJob, settings: Settings, progress: ProgressView, write: Writer): Promise<void> {
-  const count = settings.batchSize * settings.batchCount;
-  for (let i = 0; i < count; i++) {
-    const seed = settings.variationStrength > 0 ? base.seed : base.seed + i;
-    const variation = base.variation ? { variation: { ...base.variation, seed: base.variation.seed + i } } : {};
-    let previous: Raster | undefined;
-    let result: GenerationResult | undefined;
-    for (let p = 0; p < job.passCount; p++) {
-      const request = { ...base, seed, ...variation, batchSize: 1, ...(await job.pass(p, previous, seed)) };
-      result = await generate(bundle, request, progress.listener(`image ${i + 1}/${count}, pass ${p + 1}/${job.passCount}`));
-      progress.stop();
-      previous = result.images[0]!.image;
-    }
-    await write(result!.images, result!.timings, i, Math.floor(i / settings.batchSize));
-  }
-}
-
-function imageWriter(target: OutputTarget, settings: Settings, json: boolean, extra: Record<string, string>, finish?: (image: Raster) => Raster): Writer {
+function writer(target: OutputTarget, settings: Settings, json: boolean): Writer {
   return async (images, timings, firstIndex, batch) => {
     const outputs = planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
     for (const [i, image] of images.entries()) {
-      const png = await encodePng(finish ? finish(image.image) : image.image, [{ keyword: 'parameters', text: formatInfotext(toInfotext(image.metadata, extra)) }]);
+      const png = await encodePng(image.image, [{ keyword: 'parameters', text: metadataInfotext(image.metadata) }]);
       const planned = outputs[i]!;
       const path = await writeFileAtomic(planned.path, png, { ifExists: planned.ifExists });
-      process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: { ...image.metadata, ...extra }, timings })}\n` : `${path}\n`);
+      process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: image.metadata, timings })}\n` : `${path}\n`);
     }
-  };
-}
-
-/** A1111's "Clip skip" and "TI hashes" (embeddings the prompts use), and our weighting and quantization when not the defaults. */
-function promptFields(bundle: ModelBundle, settings: Settings, prompts: string[]): Record<string, string> {
-  const used = Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name)));
-  return {
-    ...(settings.clipSkip > 1 ? { 'Clip skip': String(settings.clipSkip) } : {}),
-    ...(used.length ? { 'TI hashes': used.map(([name, hash]) => `${name}: ${hash}`).join(', ') } : {}),
-    ...(settings.promptWeighting !== 'a1111' ? { 'Prompt weighting': settings.promptWeighting } : {}),
-    ...(bundle.quantization ? { Quantization: `${bundle.quantization.mode} (${bundle.quantization.format})` } : {}),
-    ...(settings.sdeNoise !== 'brownian' ? { 'SDE noise': settings.sdeNoise } : {}),
   };
 }
 
@@ -196,32 +155,4 @@ function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' 
 function nameVars(image: GeneratedImage, index: number, batch: number): OutputNameVars {
   const m = image.metadata;
   return { seed: image.seed, index, batch, prompt: m.prompt, model: m.model, sampler: m.sampler, steps: m.steps, cfg: m.cfgScale, width: m.width, height: m.height, date: new Date() };
-}
-
-/** Our metadata in A1111's infotext vocabulary ("RNG: CPU" / "NV" as A1111 writes them). */
-export function toInfotext(m: ImageMetadata, jobFields: Record<string, string> = {}): GenerationParameters {
-  const extra: Record<string, string> = { ...jobFields };
-  if (m.eta !== undefined) extra.Eta = String(m.eta);
-  if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
-  if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';
-  return {
-    prompt: m.prompt,
-    negativePrompt: m.negativePrompt,
-    steps: m.steps,
-    sampler: m.sampler,
-    scheduleType: m.scheduleType,
-    cfgScale: m.cfgScale,
-    seed: m.seed,
-    width: m.width,
-    height: m.height,
-    modelHash: m.modelHash,
-    model: m.model,
-    ...(m.vae !== undefined ? { vae: m.vae, vaeHash: m.vaeHash! } : {}),
-    ...(m.denoisingStrength !== undefined ? { denoisingStrength: m.denoisingStrength } : {}),
-    ...(m.variationSeed !== undefined ? { variationSeed: m.variationSeed, variationSeedStrength: m.variationStrength! } : {}),
-    ...(m.ensd !== undefined ? { ensd: m.ensd } : {}),
-    rng: m.rng === 'philox' ? 'NV' : 'CPU',
-    version: `diffuse ${VERSION}`,
-    extra,
-  };
 }

@@ -16,6 +16,9 @@
 //   * a prompt line that starts with "Negative prompt:" (everything from there on reads as the negative);
 //   * a parameters line with fewer than 3 "key: value" pairs (it reads as part of the prompt).
 
+import type { ImageMetadata } from './image-metadata.js';
+import { VERSION } from '../version.js';
+
 export interface GenerationParameters {
   prompt: string;
   /** '' when absent. */
@@ -218,4 +221,125 @@ export function parseInfotext(text: string): GenerationParameters {
     assign(params, key!, unquote(raw!));
   }
   return params;
+}
+
+// ---- diffuse's metadata in A1111's vocabulary, and back ------------------------------------------
+// The one place that knows the labels: A1111's own where it has them ("Denoising strength", "Clip
+// skip", "TI hashes", "Mask blur", "Inpaint area", ...), ours in the same style where it has none.
+
+/** The parameters A1111 would read for an image made with these settings. */
+export function metadataParameters(m: ImageMetadata): GenerationParameters {
+  // Insertion order is the written order for keys A1111 does not place itself.
+  const extra: Record<string, string> = {};
+  if (m.clipSkip > 1) extra['Clip skip'] = String(m.clipSkip);
+  const used = Object.entries(m.embeddings);
+  if (used.length) extra['TI hashes'] = used.map(([name, hash]) => `${name}: ${hash}`).join(', ');
+  if (m.promptWeighting !== 'a1111') extra['Prompt weighting'] = m.promptWeighting;
+  if (m.quantization) extra.Quantization = `${m.quantization.mode} (${m.quantization.format})`;
+  if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
+  if (m.init?.hash) extra['Init image hash'] = m.init.hash;
+  if (m.init?.resizeMode) extra['Resize mode'] = m.init.resizeMode;
+  if (m.outpaint) {
+    const e = m.outpaint.extend;
+    extra.Outpaint = `left=${e.left},right=${e.right},top=${e.top},bottom=${e.bottom}`;
+    extra['Outpaint fill'] = m.outpaint.fill;
+    extra.Overlap = String(m.outpaint.overlap);
+    extra['Mask blur'] = String(m.outpaint.blur);
+  }
+  if (m.init?.strengthMode === 'a1111') extra['Strength mode'] = 'a1111';
+  if (m.depthMap === 'estimated') extra['Depth map'] = 'estimated';
+  else if (m.depthMap) extra['Depth map hash'] = m.depthMap.hash;
+  if (m.mask) {
+    if (m.mask.fromAlpha) extra['Mask source'] = 'alpha';
+    else if (m.mask.hash) extra['Mask hash'] = m.mask.hash;
+    extra['Mask blur'] = String(m.mask.blur);
+    if (m.mask.invert) extra['Mask mode'] = 'Inpaint not masked';
+    extra['Masked content'] = m.mask.content;
+    extra['Inpaint area'] = m.mask.area === 'masked' ? 'Only masked' : 'Whole picture';
+    if (m.mask.area === 'masked' && m.mask.padding !== undefined) extra['Masked area padding'] = String(m.mask.padding);
+  }
+  if (m.eta !== undefined) extra.Eta = String(m.eta);
+  if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
+  if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';
+  return {
+    prompt: m.prompt,
+    negativePrompt: m.negativePrompt,
+    steps: m.steps,
+    sampler: m.sampler,
+    scheduleType: m.scheduleType,
+    cfgScale: m.cfgScale,
+    seed: m.seed,
+    width: m.width,
+    height: m.height,
+    modelHash: m.modelHash,
+    model: m.model,
+    ...(m.vae ? { vae: m.vae.name, vaeHash: m.vae.hash } : {}),
+    ...(m.init ? { denoisingStrength: m.init.strength } : {}),
+    ...(m.variationSeed !== undefined ? { variationSeed: m.variationSeed, variationSeedStrength: m.variationStrength! } : {}),
+    ...(m.ensd !== undefined ? { ensd: m.ensd } : {}),
+    rng: m.rng === 'philox' ? 'NV' : 'CPU',
+    version: `diffuse ${VERSION}`,
+    extra,
+  };
+}
+
+/** An image's metadata as its PNG `parameters` chunk. */
+export function metadataInfotext(m: ImageMetadata): string {
+  return formatInfotext(metadataParameters(m));
+}
+
+/** What an infotext records that a run can take again, in diffuse's vocabulary (for --from). */
+export interface RecordedSettings {
+  prompt: string;
+  negativePrompt: string;
+  steps?: number;
+  cfgScale?: number;
+  seed?: number;
+  width?: number;
+  height?: number;
+  /** As written: an A1111 display name or one of ours. */
+  sampler?: string;
+  scheduleType?: string;
+  variation?: { seed?: number; strength?: number };
+  eta?: string;
+  cfgRescale?: string;
+  seedMode?: string;
+  quantization?: { mode: string; format?: string };
+  sdeNoise?: string;
+  ensd?: number;
+  clipSkip?: number;
+  promptWeighting?: string;
+  /** A1111's "RNG": CPU, NV, or GPU (its default when absent, CUDA's generator). */
+  rng: 'CPU' | 'NV' | 'GPU' | string;
+  model?: { name?: string; hash?: string };
+  vae?: { name?: string; hash?: string };
+}
+
+export function recordedSettings(p: GenerationParameters): RecordedSettings {
+  const quantization = /^([\w-]+)(?: \((\w+)\))?$/.exec((p.extra.Quantization ?? '').trim());
+  const defined = <T extends object>(o: T): T | undefined => (Object.values(o).some((v) => v !== undefined) ? o : undefined);
+  const out: RecordedSettings = {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    steps: p.steps,
+    cfgScale: p.cfgScale,
+    seed: p.seed,
+    width: p.width,
+    height: p.height,
+    sampler: p.sampler,
+    scheduleType: p.scheduleType,
+    eta: p.extra.Eta,
+    cfgRescale: p.extra['CFG Rescale'],
+    seedMode: p.extra['Seed mode'],
+    ...(p.extra.Quantization !== undefined ? { quantization: quantization ? { mode: quantization[1]!, ...(quantization[2] ? { format: quantization[2] } : {}) } : { mode: p.extra.Quantization } } : {}),
+    sdeNoise: p.extra['SDE noise'],
+    ensd: p.ensd,
+    clipSkip: p.clipSkip,
+    promptWeighting: p.extra['Prompt weighting'],
+    rng: p.rng ?? 'GPU',
+  };
+  const variation = defined({ seed: p.variationSeed, strength: p.variationSeedStrength });
+  const model = defined({ name: p.model, hash: p.modelHash });
+  const vae = defined({ name: p.vae, hash: p.vaeHash });
+  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}) };
 }

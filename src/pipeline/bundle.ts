@@ -30,6 +30,8 @@ export interface ModelBundle {
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
   provider: Exclude<Device, 'auto'>;
+  /** The text encoder layer the conditioning comes from (A1111 numbering: 1 = the last). */
+  clipSkip: number;
   /** What --quantize made of the graphs, when it ran. */
   quantization?: QuantizationChoice;
   release(): Promise<void>;
@@ -41,6 +43,7 @@ export interface BundleParts {
   tokenizer: ClipTokenizer;
   schedule: DiscreteSchedule;
   hiddenOutput: string;
+  clipSkip: number;
   embeddings: EmbeddingTokens[];
   embeddingHashes: Record<string, string>;
 }
@@ -57,6 +60,7 @@ export function assemble(
     files: parts.files,
     name: basename(parts.files.dir),
     tokenizer: parts.tokenizer,
+    clipSkip: parts.clipSkip,
     textEncoder,
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,

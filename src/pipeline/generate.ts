@@ -1,213 +1,57 @@
-import { UsageError } from '../errors.js';
-import { a1111Name, makeDenoiser, modelCalls, planSampling } from '../schedulers/index.js';
-import { tensorToRasters } from '../image/tensor-image.js';
-import type { Conditioning } from './text-encoder.js';
-import { applyGuidance } from './guidance.js';
-import { encodeConditioning } from './conditioning.js';
-import { padCondUncond } from '../text/prompt-pad.js';
-import { guidanceCondition } from './lcm.js';
+import { checkRequest } from './check-request.js';
 import type { ModelBundle } from './bundle.js';
-import { modelHash, sha256File } from './model-hash.js';
-import { batchNoise, imageSeed, samplerNoise } from './noise.js';
-import { blendKept, keptRegion } from './kept-region.js';
-import { overlay } from '../image/composite.js';
-import { startingPoint } from './start.js';
-import { tiledDecode } from './vae-tiling.js';
+import { denoisePass, type PassResult } from './denoise.js';
+import { metadataFor } from './metadata.js';
+import { nthImage } from './seeds.js';
+import { inpaintPass, withoutTasks, type PlannedPass } from './tasks/inpaint.js';
+import { outpaintPlan } from './tasks/outpaint.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
 
 /**
- * The one denoising pipeline: prompt → conditioning → noise → sampler loop over the UNet →
- * VAE decode → RGB. Every subcommand is a request to this function.
+ * The pipeline's one entry: a request (txt2img, or with an init picture, a mask, an outpaint
+ * extension, a depth map) → its images, each with its metadata. Tasks are resolved here into
+ * passes of the one denoising loop (denoise.ts): inpainting's mask handling and masked-area crop
+ * (tasks/inpaint.ts), outpainting's passes (tasks/outpaint.ts).
  */
-export async function generate(
+export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
+  checkRequest(bundle.files, request);
+  const metadata = await metadataFor(bundle, request);
+  if (request.outpaint) return outpaint(bundle, request, listener, metadata);
+  const planned: PlannedPass = request.init && request.mask ? await inpaintPass(request, request.init, request.mask) : { pass: withoutTasks(request) };
+  const result = await denoisePass(bundle, planned.pass, listener);
+  const images = result.images.map(({ image, seed }, batchPos): GeneratedImage => {
+    // A1111 records the size it painted (the crop's, for "Only masked").
+    return { image: planned.finish ? planned.finish(image) : image, seed, metadata: metadata({ seed, batchPos }) };
+  });
+  return { images, latents: result.latents, timings: result.timings };
+}
+
+/** Each image of the batch grows alone through its passes, each pass starting from the last one's picture. */
+async function outpaint(
   bundle: ModelBundle,
   request: GenerationRequest,
-  listener: PipelineListener = () => {},
+  listener: PipelineListener,
+  metadata: Awaited<ReturnType<typeof metadataFor>>,
 ): Promise<GenerationResult> {
-  const started = performance.now();
-  const { files } = bundle;
-  const ratio = files.vaeScaleFactor;
-  if (request.width % ratio !== 0 || request.height % ratio !== 0) {
-    throw new UsageError(`width and height must be multiples of ${ratio} for this model (got ${request.width}x${request.height})`);
-  }
-  const batch = request.batchSize;
-  const latentDims = [files.latentChannels, request.height / ratio, request.width / ratio] as const;
-  const perImage = latentDims[0] * latentDims[1] * latentDims[2];
-
-  listener({ kind: 'stage', stage: 'encode' });
-  // LCM-distilled UNets take the guidance scale as an embedding and run on the prompt alone.
-  const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
-  const guided = !timestepCond && request.cfgScale > 1;
-  const weighting = request.promptWeighting ?? 'a1111';
-  // Prompt editing runs on the clock of denoiser calls, as A1111's.
-  const calls = modelCalls(request.sampler, request.steps);
-  const cond = await encodeConditioning(bundle, request.prompt, calls, weighting);
-  const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, calls, weighting) : undefined;
-  const padding = request.condPadding ?? 'none';
-  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting)).at(0).data : new Float32Array(0);
-  await bundle.textEncoder.park();
-  const encodedAt = performance.now();
-
-  const plan = planSampling({
-    model: bundle.schedule,
-    sampler: request.sampler,
-    schedule: request.schedule,
-    steps: request.steps,
-    discardPenultimateSigma: request.discardPenultimateSigma ?? false,
-    ...(request.init ? { strength: request.init.strength, ...(request.init.strengthMode ? { strengthMode: request.init.strengthMode } : {}) } : {}),
-  });
-  const noise = batchNoise(request, latentDims);
-  if (request.initialNoise && request.initialNoise.length !== perImage * batch) {
-    throw new UsageError(`initial latents have ${request.initialNoise.length} values; expected ${perImage * batch}`);
-  }
-  const start = await startingPoint(bundle, request, plan, noise, latentDims);
-
-  const channels = latentDims[0] + (start.extraChannels ? start.extraChannels.length / batch / (latentDims[1] * latentDims[2]) : 0);
-  const predict = (sample: Float32Array, t: number, contexts: Conditioning[]): Promise<Float32Array> => {
-    const context = batchContext(contexts, batch);
-    const n = contexts.length * batch;
-    return bundle.unet.predict(sample, [n, channels, latentDims[1], latentDims[2]], t, context.data, [n, context.tokens, context.width], timestepCond);
-  };
-  const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
-    if (padding === 'none' || u.tokens === c.tokens) return [u, c];
-    const both = padCondUncond(c.data, u.data, c.width, padding, emptyPrompt);
-    return [
-      { data: both.uncond, tokens: both.uncond.length / u.width, width: u.width },
-      { data: both.cond, tokens: both.cond.length / c.width, width: c.width },
-    ];
-  };
-  let call = 0;
-  const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
-    const c = cond.at(call);
-    const u0 = uncond?.at(call);
-    call++;
-    const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
-    if (!u0) return predict(withExtra, t, [c]);
-    const [u, cp] = padded(u0, c);
-    // One batched call where both sides have as many tokens; else two calls, as A1111 does by default.
-    const [outU, outC] =
-      u.tokens === cp.tokens
-        ? splitHalves(await predict(concat(withExtra, withExtra), t, [u, cp]))
-        : [await predict(withExtra, t, [u]), await predict(withExtra, t, [cp])];
-    return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
-  };
-  listener({ kind: 'stage', stage: 'denoise' });
-  const total = plan.sigmas.length - 1;
-  const keep = start.keep && start.image ? { image: start.image, keep: start.keep } : undefined;
-  const denoiser = keptRegion(makeDenoiser(bundle.schedule, net, { timestepOf: plan.timestepOf }), keep);
-  // Strength 0 runs no step: the result is the init image's VAE round trip.
-  const latents =
-    request.init?.strength === 0 && start.image
-      ? start.image
-      : scaled(
-          await plan.sampler(denoiser, start.x, plan.sigmas, {
-            noise: samplerNoise(request, plan.sigmas, latentDims, noise.batch),
-            model: bundle.schedule,
-            ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
-            ...(plan.truncatedFrom ? { truncatedFrom: plan.truncatedFrom } : {}),
-            ...(request.eta !== undefined ? { eta: request.eta } : {}),
-            onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
-          }),
-          plan.finalScale,
-        );
-  const final = keep ? blendKept(latents, keep) : latents;
-  const denoisedAt = performance.now();
-
-  listener({ kind: 'stage', stage: 'decode' });
-  const hash = await modelHash(files.dir);
-  const vae = bundle.vae ? { vae: bundle.vae.name, vaeHash: (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : {};
-  const names = a1111Name(request.sampler, request.schedule);
+  const native = bundle.files.sampleSize * bundle.files.vaeScaleFactor;
   const images: GeneratedImage[] = [];
-  const invScale = Math.fround(files.vaeScalingFactor);
-  for (let b = 0; b < batch; b++) {
-    const slice = final.subarray(b * perImage, (b + 1) * perImage);
-    const unscaled = new Float32Array(perImage);
-    for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
-    const decoded = request.vaeTiling
-      ? await tiledDecode(bundle.vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
-      : await bundle.vaeDecoder.decode(unscaled, latentDims);
-    const seed = imageSeed(request, b);
-    const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
-    images.push({
-      image: request.init && request.mask?.overlay ? overlay(request.init.image, raster, request.mask.overlay) : raster,
-      seed,
-      metadata: {
-        prompt: request.prompt,
-        negativePrompt: request.negativePrompt,
-        steps: request.steps,
-        sampler: names.sampler,
-        scheduleType: names.scheduleType,
-        cfgScale: request.cfgScale,
-        cfgRescale: request.cfgRescale,
-        seed,
-        width: decoded.width,
-        height: decoded.height,
-        model: bundle.name,
-        modelHash: hash,
-        ...vae,
-        rng: request.rng,
-        seedMode: request.seedMode,
-        ...(request.eta !== undefined ? { eta: request.eta } : {}),
-        batchSize: batch,
-        batchPos: b,
-        ...(request.init ? { denoisingStrength: request.init.strength } : {}),
-        ...(request.variation ? { variationSeed: request.variation.seed + b, variationStrength: request.variation.strength } : {}),
-        ...(request.ensd ? { ensd: request.ensd } : {}),
-      },
-    });
+  const latents: Float32Array[] = [];
+  const timings = { textEncoder: 0, denoise: 0, vaeDecode: 0, total: 0 };
+  for (let i = 0; i < request.batchSize; i++) {
+    const one = nthImage(request, i);
+    const plan = outpaintPlan(one, request.outpaint!, native);
+    let picture = request.init!.image;
+    let last: PassResult | undefined;
+    for (let p = 0; p < plan.passes; p++) {
+      listener({ kind: 'pass', image: i + 1, images: request.batchSize, pass: p + 1, passes: plan.passes });
+      last = await denoisePass(bundle, await plan.pass(p, picture), listener);
+      picture = last.images[0]!.image;
+      for (const k of ['textEncoder', 'denoise', 'vaeDecode', 'total'] as const) timings[k] += last.timings[k];
+    }
+    latents.push(last!.latents);
+    images.push({ image: picture, seed: one.seed, metadata: metadata({ seed: one.seed, batchPos: i }) });
   }
-  const done = performance.now();
-  return {
-    images,
-    latents: final,
-    timings: {
-      textEncoder: encodedAt - started,
-      denoise: denoisedAt - encodedAt,
-      vaeDecode: done - denoisedAt,
-      total: done - started,
-    },
-  };
-}
-
-function splitHalves(out: Float32Array): [Float32Array, Float32Array] {
-  const half = out.length / 2;
-  return [out.subarray(0, half), out.subarray(half)];
-}
-
-/** [groups..., each repeated for every image of the batch], as diffusers lays out the UNet batch. */
-function batchContext(groups: Conditioning[], batch: number): Conditioning {
-  const first = groups[0]!;
-  const size = first.data.length;
-  const data = new Float32Array(size * groups.length * batch);
-  groups.forEach((g, gi) => {
-    for (let b = 0; b < batch; b++) data.set(g.data, (gi * batch + b) * size);
-  });
-  return { data, tokens: first.tokens, width: first.width };
-}
-
-/** [batch, C, h, w] latents and [batch, E, h, w] extra channels → [batch, C + E, h, w]. */
-function interleaveChannels(x: Float32Array, extra: Float32Array, batch: number): Float32Array {
-  const a = x.length / batch;
-  const e = extra.length / batch;
-  const out = new Float32Array(x.length + extra.length);
-  for (let b = 0; b < batch; b++) {
-    out.set(x.subarray(b * a, (b + 1) * a), b * (a + e));
-    out.set(extra.subarray(b * e, (b + 1) * e), b * (a + e) + a);
-  }
-  return out;
-}
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-function scaled(x: Float32Array, factor: number): Float32Array {
-  if (factor === 1) return x;
-  const f = Math.fround(factor);
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i]! * f;
-  return out;
+  const all = new Float32Array(latents.reduce((n, l) => n + l.length, 0));
+  latents.reduce((at, l) => (all.set(l, at), at + l.length), 0);
+  return { images, latents: all, timings };
 }

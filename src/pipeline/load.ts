@@ -87,6 +87,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     tokenizer,
     schedule,
     hiddenOutput: prepared.hiddenOutput,
+    clipSkip: options.clipSkip ?? 1,
     embeddings: prepared.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
   };

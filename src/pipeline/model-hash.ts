@@ -1,29 +1,78 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { externalDataLocations } from '../onnx/initializers.js';
+import { ModelProto } from '../onnx/proto.js';
+import { cacheRoot } from '../models/index.js';
 
 const memo = new Map<string, Promise<string>>();
 
 /**
  * A1111 records "Model hash" as the first 10 hex digits of the checkpoint's SHA-256. A diffusers
- * folder has no single checkpoint; the UNet graph is what makes a model itself, so its
- * model.onnx stands in.
+ * folder has no single checkpoint; the UNet is what makes a model itself, so its graph and the
+ * weights it reads stand in: the SHA-256 of model.onnx followed by each external-data file in
+ * the order the graph names them (a graph without external data hashes as model.onnx alone).
+ * Two fine-tunes exported with one graph then differ, as their weights do. Hashing gigabytes takes
+ * seconds, so results are kept in $DIFFUSE_HOME/hashes.json per file path, size and mtime.
  */
 export function modelHash(dir: string): Promise<string> {
   let hash = memo.get(dir);
   if (!hash) {
-    hash = sha256File(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
+    hash = weightsHash(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
     memo.set(dir, hash);
   }
   return hash;
 }
 
-export function sha256File(path: string): Promise<string> {
+async function weightsHash(graph: string): Promise<string> {
+  const bytes = readFileSync(graph);
+  const files = [graph, ...externalDataLocations(ModelProto.decode(bytes).graph).map((l) => join(dirname(graph), l))];
+  const key = files.map((f) => `${realpathSync(f)}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('|');
+  const cache = readCache();
+  const known = cache[key];
+  if (known) return known;
+  const h = createHash('sha256');
+  for (const file of files) await feed(h, file);
+  const digest = h.digest('hex');
+  writeCache({ ...readCache(), [key]: digest });
+  return digest;
+}
+
+const cacheFile = (): string => join(cacheRoot(), 'hashes.json');
+
+function readCache(): Record<string, string> {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(cacheFile(), 'utf8'));
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Best effort: a cache that cannot be written only costs the next run the hashing. */
+function writeCache(entries: Record<string, string>): void {
+  const file = cacheFile();
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(tmp, JSON.stringify(entries));
+    renameSync(tmp, file);
+  } catch {
+    // read-only cache folder: hash again next time
+  }
+}
+
+function feed(h: ReturnType<typeof createHash>, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
     createReadStream(path)
       .on('data', (chunk) => h.update(chunk))
       .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
+      .on('end', () => resolve());
   });
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  await feed(h, path);
+  return h.digest('hex');
 }

@@ -5,6 +5,7 @@ import { SAMPLER_SPECS, type SamplerId, type SamplerSpec } from '../schedulers/i
 import { brownianSigmaRange, brownianTreeNoise } from '../rng/brownian-tree.js';
 import type { GenerationRequest } from './types.js';
 import { slerpNoise } from './variation.js';
+import { imageSeed } from './seeds.js';
 
 export interface BatchNoise {
   /** The starting noise: the first draw of `batch`, mixed with the variation noise when asked. */
@@ -56,15 +57,6 @@ export function batchNoise(
     return x;
   };
   return { initial, batch, single: (n) => gens[0]!.randn(n) };
-}
-
-/**
- * The seed of image i of a batch: seed + i as A1111 counts, except that with a variation
- * strength A1111 keeps the seed and counts up the variation seed instead.
- */
-export function imageSeed(request: Pick<GenerationRequest, 'seed' | 'seedMode' | 'variation'>, index: number): number {
-  if (request.seedMode === 'diffusers' || (request.variation && request.variation.strength > 0)) return request.seed;
-  return request.seed + index;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { SamplingPlan } from '../schedulers/index.js';
 import { binariseMask, encodeImage, imagePixels, maskedPixels, nearestResize } from './image-latents.js';
 import type { ModelBundle } from './bundle.js';
 import type { BatchNoise } from './noise.js';
-import type { GenerationRequest } from './types.js';
+import type { PassRequest } from './types.js';
 import { depthChannel } from './depth-map.js';
 import { UsageError } from '../errors.js';
 
@@ -35,7 +35,7 @@ function repeat(data: Float32Array, times: number): Float32Array {
  */
 export async function startingPoint(
   bundle: ModelBundle,
-  request: GenerationRequest,
+  request: PassRequest,
   plan: SamplingPlan,
   noise: BatchNoise,
   latentDims: readonly [number, number, number],
@@ -86,7 +86,7 @@ function fillMaskedLatents(image: Float32Array, noise: Float32Array, mask: Float
  * depth UNet cannot run without depth, and a map means nothing to other UNets. Without a map the
  * model's own estimator reads the init image, as diffusers does.
  */
-async function depthInput(bundle: ModelBundle, request: GenerationRequest, [c, h, w]: readonly [number, number, number]): Promise<Float32Array | undefined> {
+async function depthInput(bundle: ModelBundle, request: PassRequest, [c, h, w]: readonly [number, number, number]): Promise<Float32Array | undefined> {
   const depthUnet = bundle.unet.inChannels === c + 1;
   if (!depthUnet) {
     if (!request.depth) return undefined;

@@ -1,4 +1,6 @@
+import type { ImageMetadata } from '../image/image-metadata.js';
 import type { Raster } from '../image/raster.js';
+import type { ResizeMode } from '../image/resize-modes.js';
 import type { RngKind } from '../rng/types.js';
 import type { CondPadding } from '../text/prompt-pad.js';
 
@@ -66,11 +68,13 @@ export interface GenerationRequest {
   variation?: { seed: number; strength: number };
   /** Decode in overlapping tiles (diffusers' tiled_decode): bounded memory at large sizes. */
   vaeTiling?: boolean;
-  /** img2img and inpaint: the picture to start from. */
+  /** img2img, inpaint, outpaint, depth2img: the picture to start from. */
   init?: InitImage;
-  /** inpaint: which pixels to repaint. */
+  /** inpaint: which pixels of the picture to repaint, and how. */
   mask?: InpaintMask;
-  /** depth2img: the depth the picture follows (depth-conditioned UNets only). */
+  /** outpaint: grow the picture's canvas and paint the new area. */
+  outpaint?: Outpaint;
+  /** depth2img: the depth the picture follows (depth-conditioned UNets only); absent, the model's estimator reads the picture. */
   depth?: DepthMap;
   /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
@@ -79,8 +83,14 @@ export interface GenerationRequest {
   initialNoise?: Float32Array;
 }
 
+/**
+ * The picture img2img, inpaint, outpaint and depth2img start from. Its size: exactly the request's
+ * width and height, except for inpainting a masked area (the whole picture; width and height
+ * size the painted crop) and outpainting (the picture to extend; width and height are the grown
+ * canvas).
+ */
 export interface InitImage {
-  /** RGB at exactly the request's width and height (the command resizes). */
+  /** RGB. */
   image: Raster;
   /** How much of the schedule runs: 0 returns the VAE round trip, 1 starts from the noisiest step. */
   strength: number;
@@ -91,11 +101,50 @@ export interface InitImage {
   strengthMode?: StrengthMode;
   /** The encoder's mean, or a draw from its distribution with the seed (diffusers' default). */
   latents: 'sample' | 'mean';
+  /** Where the picture came from, recorded in the metadata (A1111's "Init image hash", "Resize mode"). */
+  source?: { hash: string; resizeMode?: ResizeMode };
+}
+
+export type MaskedContent = 'original' | 'fill' | 'latent-noise' | 'latent-nothing';
+
+export interface InpaintMask {
+  /** [height, width] of the picture: 1 repaints, 0 keeps (binarised at 0.5 for the model, as diffusers does). */
+  values: Float32Array;
+  /** Repaint where the mask is 0 instead (A1111's "Inpaint not masked"). */
+  invert?: boolean;
+  /** Feather radius in pixels (A1111's "Mask blur"): the mask is blurred before the model and the overlay see it. */
+  blur?: number;
   /**
-   * inpaint: what the masked area starts from in latent space (A1111's "Masked content"): the
-   * picture's own latents (default), the seed's noise, or zeros.
+   * Blend the result into the picture through this [height, width] plane in [0, 1], so every pixel
+   * where it is 0 keeps its value exactly; 'mask': through the (blurred) mask, as A1111 does.
+   * Absent: the model's output as it is (diffusers).
    */
-  maskedContent?: 'latent-noise' | 'latent-nothing';
+  overlay?: Float32Array | 'mask';
+  /** What the masked area starts from (A1111's "Masked content"): the picture (default), its surrounding colours, the seed's noise, or zeros. */
+  content?: MaskedContent;
+  /**
+   * 'whole' (default): the whole picture at the request's size. 'masked': a crop around the mask
+   * (grown by `padding`, default 32, to the request's aspect), painted at the request's size and
+   * pasted back through the overlay (A1111's "Only masked").
+   */
+  area?: 'whole' | 'masked';
+  padding?: number;
+  /** Where the mask came from, recorded in the metadata: its file's short hash, or the picture's alpha. */
+  source?: { hash: string } | 'alpha';
+}
+
+/** Outpainting: the picture grows by `extend` pixels per side, painted in passes of at most `passSize`. */
+export interface Outpaint {
+  /** Multiples of 8. */
+  extend: { left: number; right: number; top: number; bottom: number };
+  /** Pre-fill of the new area (default 'stretch'). */
+  fill?: 'stretch' | 'blur' | 'noise';
+  /** How far into the old picture the seam is repainted (default 16, a multiple of 8). */
+  overlap?: number;
+  /** Feather of the seam (default 8). */
+  blur?: number;
+  /** Largest extension per pass (default: half the model's native size). */
+  passSize?: number;
 }
 
 /** A depth map at any size and in any units (larger = nearer, as DPT/MiDaS), [height, width] row-major. */
@@ -103,48 +152,18 @@ export interface DepthMap {
   values: Float32Array;
   width: number;
   height: number;
+  /** Its file's short hash, recorded in the metadata. */
+  hash?: string;
 }
 
-export interface InpaintMask {
-  /** [height, width]: 1 repaints, 0 keeps; binarised at 0.5 for the model, as diffusers does. */
-  values: Float32Array;
-  /**
-   * [height, width] in [0, 1]: the result is blended into the original through it (A1111's
-   * overlay), so every pixel where it is 0 keeps its original value exactly. Usually the
-   * blurred mask; absent, the model's output is returned as is (diffusers).
-   */
-  overlay?: Float32Array;
-}
-
-/** The settings recorded with an image, in the vocabulary of AUTOMATIC1111's infotext. */
-export interface ImageMetadata {
-  prompt: string;
-  negativePrompt: string;
-  steps: number;
-  /** A1111 display names, e.g. "DPM++ 2M" and "Karras". */
-  sampler: string;
-  scheduleType: string;
-  cfgScale: number;
-  cfgRescale: number;
-  seed: number;
-  width: number;
-  height: number;
-  model: string;
-  modelHash: string;
-  /** Set when a VAE other than the model's decoded the image (A1111's "VAE" and "VAE hash"). */
-  vae?: string;
-  vaeHash?: string;
-  rng: RngKind;
-  seedMode: SeedMode;
-  eta?: number;
-  batchSize: number;
-  batchPos: number;
-  variationSeed?: number;
-  variationStrength?: number;
-  /** A1111's "ENSD", when set. */
-  ensd?: number;
-  /** img2img/inpaint: A1111's "Denoising strength". */
-  denoisingStrength?: number;
+/**
+ * One denoising pass, what src/pipeline/denoise.ts runs: a request whose task fields (mask
+ * handling, inpaint area, outpaint passes) src/pipeline/tasks/ has resolved into a picture of the
+ * pass's size and the mask the model sees.
+ */
+export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint'> {
+  init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
+  mask?: { values: Float32Array; overlay?: Float32Array };
 }
 
 export interface Timings {
@@ -168,8 +187,12 @@ export interface GenerationResult {
   timings: Timings;
 }
 
+export type { ImageMetadata };
+
 export type PipelineEvent =
   | { kind: 'stage'; stage: 'encode' | 'denoise' | 'decode' }
-  | { kind: 'step'; step: number; total: number };
+  | { kind: 'step'; step: number; total: number }
+  /** Outpainting: image `image` of `images` starts its pass `pass` of `passes`. */
+  | { kind: 'pass'; image: number; images: number; pass: number; passes: number };
 
 export type PipelineListener = (event: PipelineEvent) => void;

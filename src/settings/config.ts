@@ -1,6 +1,6 @@
 import { cosmiconfig } from 'cosmiconfig';
 import { UsageError } from '../errors.js';
-import { GENERATION_OPTIONS, flagName, type OptionSpec, type SettingKey, type Settings } from './options.js';
+import { GENERATION_OPTIONS, defaultFor, flagName, type GeneratingCommand, type OptionSpec, type SettingKey, type Settings } from './options.js';
 
 export type SettingSource = 'default' | 'config' | 'flag';
 
@@ -35,8 +35,11 @@ export async function loadConfig(cwd = process.cwd(), explicitPath?: string): Pr
   }
 }
 
-/** defaults < config file < flags; every value goes through its option's parser. */
-export function resolveSettings(config: LoadedConfig, flags: Record<string, unknown>): ResolvedSettings {
+/**
+ * defaults (the subcommand's, when one is given) < config file < flags; every value goes through
+ * its option's parser.
+ */
+export function resolveSettings(config: LoadedConfig, flags: Record<string, unknown>, command?: GeneratingCommand): ResolvedSettings {
   const known = new Map((GENERATION_OPTIONS as readonly OptionSpec[]).map((o) => [o.key as string, o]));
   for (const key of Object.keys(config.values)) {
     const o = known.get(key);
@@ -53,7 +56,7 @@ export function resolveSettings(config: LoadedConfig, flags: Record<string, unkn
       settings[o.key] = o.parse(config.values[o.key], `${o.key} in ${config.path}`);
       sources[o.key] = 'config';
     } else {
-      settings[o.key] = o.default;
+      settings[o.key] = command ? defaultFor(o, command) : o.default;
       sources[o.key] = 'default';
     }
   }

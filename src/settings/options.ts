@@ -6,6 +6,16 @@ import type { RngKind } from '../rng/types.js';
 import type { SdeNoise, SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/types.js';
 import type { CondPadding } from '../text/prompt-pad.js';
+import type { ResizeMode } from '../image/resize-modes.js';
+import { OUTPAINT_FILLS, type Extension, type OutpaintFill } from '../image/outpaint-canvas.js';
+import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
+import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from '../pipeline/tasks/outpaint.js';
+import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
+
+/** The subcommands that generate: each takes the options whose `commands` name it (all of them by default). */
+export const GENERATING_COMMANDS = ['txt2img', 'img2img', 'inpaint', 'outpaint', 'depth2img'] as const;
+export type GeneratingCommand = (typeof GENERATING_COMMANDS)[number];
+const IMAGE_COMMANDS = ['img2img', 'inpaint', 'outpaint', 'depth2img'] as const;
 
 /**
  * One table of generation options. It drives the commander flags of every generating
@@ -48,6 +58,23 @@ export interface Settings {
   padCond: 'none' | CondPadding;
   clipSkip: number;
   embeddingsDir: string | undefined;
+  initImage: string | undefined;
+  resizeMode: ResizeMode;
+  strength: number;
+  strengthMode: StrengthMode;
+  vaeLatents: 'sample' | 'mean';
+  mask: string | undefined;
+  maskFromAlpha: boolean;
+  invertMask: boolean;
+  maskBlur: number;
+  inpaintArea: 'whole' | 'masked';
+  maskedPadding: number;
+  maskedContent: MaskedContent;
+  extend: Extension | undefined;
+  fill: OutpaintFill;
+  overlap: number;
+  passSize: number | undefined;
+  depthMap: string | undefined;
 }
 
 export type SettingKey = keyof Settings;
@@ -62,6 +89,10 @@ export interface OptionSpec<K extends SettingKey = SettingKey> {
   configurable: boolean;
   /** What an unset (undefined) value means, for `diffuse config`. */
   unset?: string;
+  /** The subcommands that take it (default: every generating one). */
+  commands?: readonly GeneratingCommand[];
+  /** Defaults that differ per subcommand (img2img's strength is 0.75, inpaint's 1). */
+  defaultFor?: Partial<Record<GeneratingCommand, Settings[K]>>;
 }
 
 function spec<K extends SettingKey>(s: OptionSpec<K>): OptionSpec<K> {
@@ -109,12 +140,38 @@ function optional<T>(parse: (raw: unknown, label: string) => T) {
   return (raw: unknown, label: string): T | undefined => (raw === undefined ? undefined : parse(raw, label));
 }
 
-/** Multiples of 8 as diffusers requires; checked again against the model's own latent ratio at load. */
-const parseSize = optional((raw: unknown, label: string): number => {
-  const n = parseInteger(8, 8192)(raw, label);
-  if (n % 8 !== 0) throw new UsageError(`${label} must be a multiple of 8 (got ${n}; try ${Math.max(8, Math.round(n / 8) * 8)})`);
-  return n;
-});
+/** Multiples of 8, as Stable Diffusion's VAE needs (the model's own latent ratio is checked by the pipeline). */
+export function parseMultipleOf8(min: number, max: number) {
+  return (raw: unknown, label: string): number => {
+    const n = parseInteger(min, max)(raw, label);
+    if (n % 8 !== 0) throw new UsageError(`${label} must be a multiple of 8 (got ${n}; try ${Math.max(8, Math.round(n / 8) * 8)})`);
+    return n;
+  };
+}
+
+const parseSize = optional(parseMultipleOf8(8, 8192));
+
+/** "128" (every side) or "left=128,right=0,top=64,bottom=256", each side once. */
+function parseExtension(raw: unknown, label: string): Extension {
+  const text = String(raw).trim();
+  const side = parseMultipleOf8(0, 4096);
+  if (/^\d+$/.test(text)) {
+    const v = side(text, `${label} size`);
+    return { left: v, right: v, top: v, bottom: v };
+  }
+  const ext: Extension = { left: 0, right: 0, top: 0, bottom: 0 };
+  const seen = new Set<string>();
+  for (const part of text.split(',')) {
+    const [name, value] = part.split('=').map((p) => p.trim());
+    if (!name || value === undefined || !(name in ext)) {
+      throw new UsageError(`${label}: cannot read '${part}'; write left=N,right=N,top=N,bottom=N (multiples of 8)`);
+    }
+    if (seen.has(name)) throw new UsageError(`${label}: ${name} is given twice`);
+    seen.add(name);
+    ext[name as keyof Extension] = side(value, `${label} ${name}`);
+  }
+  return ext;
+}
 
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -153,8 +210,36 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'output', flags: '-o, --output <path>', description: 'a .png file, or a folder (images named by the template {seed}-{prompt})', parse: parseString, default: 'outputs', configurable: true }),
   spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'offline', flags: '--offline', description: 'never touch the network: use only models already in the cache', parse: parseBoolean, default: false, configurable: true }),
+  // img2img, inpaint, outpaint, depth2img: the picture, and how it becomes the request's init.
+  spec({ key: 'initImage', flags: '-i, --init-image <path>', description: 'the picture to start from (PNG, JPEG, WebP)', parse: optional(parseString), default: undefined, configurable: false, commands: IMAGE_COMMANDS, unset: 'none' }),
+  spec({ key: 'resizeMode', flags: '--resize-mode <mode>', description: 'fit the picture to --width/--height: just-resize, crop-and-resize, resize-and-fill', parse: parseChoice(['just-resize', 'crop-and-resize', 'resize-and-fill'] as const), default: 'just-resize', configurable: true, commands: ['img2img', 'inpaint', 'depth2img'] }),
+  spec({ key: 'strength', flags: '--strength <x>', description: 'how much changes: 0 keeps the picture (VAE round trip), 1 starts from noise', parse: parseNumber(0, 1), default: 0.75, configurable: true, commands: IMAGE_COMMANDS, defaultFor: { depth2img: 0.8, inpaint: 1, outpaint: 1 } }),
+  spec({ key: 'strengthMode', flags: '--strength-mode <mode>', description: 'how --strength becomes steps: diffusers (int(steps x strength)) or a1111 (one step more, never the whole schedule)', parse: parseChoice(['diffusers', 'a1111'] as const), default: 'diffusers', configurable: true, commands: IMAGE_COMMANDS }),
+  spec({ key: 'vaeLatents', flags: '--vae-latents <mode>', description: "encode the picture to the VAE's mean, or a sample drawn with the seed (diffusers)", parse: parseChoice(['sample', 'mean'] as const), default: 'sample', configurable: true, commands: IMAGE_COMMANDS }),
+  spec({ key: 'mask', flags: '--mask <path>', description: 'white repaints, black keeps; another size of the same aspect is resized', parse: optional(parseString), default: undefined, configurable: false, commands: ['inpaint'], unset: 'none' }),
+  spec({ key: 'maskFromAlpha', flags: '--mask-from-alpha', description: "repaint the init image's transparent pixels", parse: parseBoolean, default: false, configurable: true, commands: ['inpaint'] }),
+  spec({ key: 'invertMask', flags: '--invert-mask', description: 'repaint the black area instead', parse: parseBoolean, default: false, configurable: true, commands: ['inpaint'] }),
+  spec({ key: 'maskBlur', flags: '--mask-blur <px>', description: 'feather the mask edge (the result blends into the original through it); outpaint: the seam', parse: parseInteger(0, 64), default: 4, configurable: true, commands: ['inpaint', 'outpaint'], defaultFor: { outpaint: DEFAULT_SEAM_BLUR } }),
+  spec({ key: 'inpaintArea', flags: '--inpaint-area <area>', description: 'whole (the whole picture at --width/--height) or masked (a crop around the mask, painted at full resolution and pasted back)', parse: parseChoice(['whole', 'masked'] as const), default: 'whole', configurable: true, commands: ['inpaint'] }),
+  spec({ key: 'maskedPadding', flags: '--masked-padding <px>', description: 'with --inpaint-area masked: context around the mask', parse: parseInteger(0, 1024), default: DEFAULT_MASKED_PADDING, configurable: true, commands: ['inpaint'] }),
+  spec({ key: 'maskedContent', flags: '--masked-content <what>', description: 'what the masked area starts from: original, fill (surrounding colours), latent-noise, latent-nothing', parse: parseChoice(['original', 'fill', 'latent-noise', 'latent-nothing'] as const), default: 'original', configurable: true, commands: ['inpaint'] }),
+  spec({ key: 'extend', flags: '--extend <sides>', description: 'pixels to add: 128 (every side) or left=128,right=128,top=0,bottom=256 (multiples of 8)', parse: optional(parseExtension), default: undefined, configurable: true, commands: ['outpaint'], unset: 'none' }),
+  spec({ key: 'fill', flags: '--fill <how>', description: 'pre-fill of the new area: stretch (edge pixels), blur, noise', parse: parseChoice(OUTPAINT_FILLS), default: 'stretch', configurable: true, commands: ['outpaint'] }),
+  spec({ key: 'overlap', flags: '--overlap <px>', description: 'how far into the old picture the seam is repainted (multiple of 8)', parse: parseMultipleOf8(0, 256), default: DEFAULT_OVERLAP, configurable: true, commands: ['outpaint'] }),
+  spec({ key: 'passSize', flags: '--pass-size <px>', description: "largest extension per pass (default: half the model's native size)", parse: optional(parseMultipleOf8(8, 4096)), default: undefined, configurable: true, commands: ['outpaint'], unset: "half the model's native size" }),
+  spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseString), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
   spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
+
+/** The options of one subcommand, in table order. */
+export function optionsFor(command: GeneratingCommand): OptionSpec[] {
+  return (GENERATION_OPTIONS as readonly OptionSpec[]).filter((o) => !o.commands || o.commands.includes(command));
+}
+
+/** An option's default for a subcommand. */
+export function defaultFor(o: OptionSpec, command: GeneratingCommand): unknown {
+  return o.defaultFor?.[command] ?? o.default;
+}
 
 export function optionSpec(key: SettingKey): OptionSpec {
   const found = (GENERATION_OPTIONS as readonly OptionSpec[]).find((o) => o.key === key);

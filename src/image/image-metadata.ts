@@ -1,0 +1,76 @@
+/**
+ * What one generated image records about how it was made, typed, in diffuse's own vocabulary.
+ * The pipeline fills it; src/image/infotext.ts alone turns it into AUTOMATIC1111's labels and
+ * back. Values that are names (sampler, schedule type) are already A1111's display names.
+ */
+export interface ImageMetadata {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  /** A1111 display names, e.g. "DPM++ 2M" and "Karras". */
+  sampler: string;
+  scheduleType: string;
+  cfgScale: number;
+  /** Guidance rescale; 0 is off. */
+  cfgRescale: number;
+  seed: number;
+  width: number;
+  height: number;
+  /** Display name: the folder's name (A1111's "Model"). */
+  model: string;
+  modelHash: string;
+  /** A VAE other than the model's (A1111's "VAE" and "VAE hash"). */
+  vae?: { name: string; hash: string };
+  rng: 'cpu' | 'philox';
+  seedMode: 'a1111' | 'diffusers';
+  eta?: number;
+  batchSize: number;
+  batchPos: number;
+  /** A1111's variation seed of this image and its strength. */
+  variationSeed?: number;
+  variationStrength?: number;
+  /** A1111's eta noise seed delta, when set. */
+  ensd?: number;
+  /** A1111 numbering: 1 is the last layer. */
+  clipSkip: number;
+  /** Textual-inversion embeddings the prompts used: name → short hash (A1111's "TI hashes"). */
+  embeddings: Record<string, string>;
+  promptWeighting: 'a1111' | 'comfy' | 'none';
+  quantization?: { mode: string; format: string };
+  /** Where SDE samplers' noise came from, for the samplers that draw it. */
+  sdeNoise: 'brownian' | 'plain';
+  /** img2img, inpaint, outpaint, depth2img. */
+  init?: InitRecord;
+  mask?: MaskRecord;
+  outpaint?: OutpaintRecord;
+  /** depth2img: the depth map given (its hash), or estimated by the model's depth estimator. */
+  depthMap?: 'estimated' | { hash: string };
+}
+
+export interface InitRecord {
+  /** A1111's "Denoising strength". */
+  strength: number;
+  strengthMode: 'diffusers' | 'a1111';
+  /** Short sha256 of the picture's file, when it came from one. */
+  hash?: string;
+  resizeMode?: 'just-resize' | 'crop-and-resize' | 'resize-and-fill';
+}
+
+export interface MaskRecord {
+  /** Short sha256 of the mask's file; absent when it came from the picture's alpha. */
+  hash?: string;
+  fromAlpha: boolean;
+  blur: number;
+  invert: boolean;
+  content: 'original' | 'fill' | 'latent-noise' | 'latent-nothing';
+  area: 'whole' | 'masked';
+  /** area 'masked': context kept around the mask. */
+  padding?: number;
+}
+
+export interface OutpaintRecord {
+  extend: { left: number; right: number; top: number; bottom: number };
+  fill: 'stretch' | 'blur' | 'noise';
+  overlap: number;
+  blur: number;
+}

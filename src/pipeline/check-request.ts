@@ -1,0 +1,43 @@
+import { UsageError } from '../errors.js';
+import type { ModelFiles } from './model-files.js';
+import type { GenerationRequest } from './types.js';
+
+/**
+ * What can be wrong with a request before any model runs: sizes the VAE cannot make, task fields
+ * that do not fit together or do not fit the picture. generate() checks every request; callers
+ * that read files first (the CLI) check before loading the model, so a mistake costs nothing.
+ */
+export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request: GenerationRequest): void {
+  const ratio = files.vaeScaleFactor;
+  checkSize(request.width, request.height, ratio);
+  const { init, mask, outpaint } = request;
+  if ((mask || outpaint || request.depth) && !init) throw new UsageError('a mask, an outpaint extension or a depth map needs the picture it applies to (init)');
+  if (!init) return;
+  const { width: w, height: h } = init.image;
+  if (outpaint) {
+    const e = outpaint.extend;
+    if (mask) throw new UsageError('outpaint makes its own mask: a request cannot have both');
+    if (e.left + e.right + e.top + e.bottom === 0) throw new UsageError('outpaint: every side of the extension is 0, nothing to do');
+    checkSize(w, h, ratio);
+    if (w + e.left + e.right !== request.width || h + e.top + e.bottom !== request.height) {
+      throw new UsageError(`outpaint: a ${w}x${h} picture grown by left ${e.left}, right ${e.right}, top ${e.top}, bottom ${e.bottom} is not the request's ${request.width}x${request.height}`);
+    }
+    return;
+  }
+  if (mask) {
+    if (mask.values.length !== w * h) throw new UsageError(`the mask has ${mask.values.length} values; the picture is ${w}x${h}`);
+    const repaints = mask.invert ? mask.values.some((v) => v < 0.5) : mask.values.some((v) => v >= 0.5);
+    if (!repaints) throw new UsageError('the mask has no white (repaint) area: nothing to do (white repaints, black keeps; --invert-mask flips it)');
+    if (mask.area === 'masked') return;
+  }
+  if (w !== request.width || h !== request.height) throw new UsageError(`the picture is ${w}x${h}; this request paints ${request.width}x${request.height} (resize it first)`);
+}
+
+/** Width and height the model's VAE can make: multiples of its latent ratio. */
+export function checkSize(width: number, height: number, ratio: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < ratio || height < ratio || width % ratio !== 0 || height % ratio !== 0) {
+    throw new UsageError(`width and height must be multiples of ${ratio} for this model (got ${width}x${height}; try ${roundTo(width, ratio)}x${roundTo(height, ratio)})`);
+  }
+}
+
+const roundTo = (n: number, ratio: number): number => Math.max(ratio, Math.round(n / ratio) * ratio);

@@ -1,0 +1,83 @@
+import type { ImageMetadata } from '../image/image-metadata.js';
+import { a1111Name } from '../schedulers/index.js';
+import type { ModelBundle } from './bundle.js';
+import { modelHash, sha256File } from './model-hash.js';
+import { DEFAULT_MASKED_PADDING } from './tasks/inpaint.js';
+import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from './tasks/outpaint.js';
+import type { GenerationRequest } from './types.js';
+
+/** What differs between the images of one request. */
+export interface ImageFacts {
+  seed: number;
+  batchPos: number;
+}
+
+/** Per request: what every image of it records (the model's hashes are read once and remembered). */
+export async function metadataFor(bundle: ModelBundle, request: GenerationRequest): Promise<(facts: ImageFacts) => ImageMetadata> {
+  const hash = await modelHash(bundle.files.dir);
+  const vae = bundle.vae ? { name: bundle.vae.name, hash: (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : undefined;
+  const names = a1111Name(request.sampler, request.schedule);
+  const prompts = [request.prompt, request.negativePrompt];
+  const embeddings = Object.fromEntries(Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name))));
+  const { init, mask, outpaint } = request;
+  return ({ seed, batchPos }) => ({
+    prompt: request.prompt,
+    negativePrompt: request.negativePrompt,
+    steps: request.steps,
+    sampler: names.sampler,
+    scheduleType: names.scheduleType,
+    cfgScale: request.cfgScale,
+    cfgRescale: request.cfgRescale,
+    seed,
+    width: request.width,
+    height: request.height,
+    model: bundle.name,
+    modelHash: hash,
+    ...(vae ? { vae } : {}),
+    rng: request.rng,
+    seedMode: request.seedMode,
+    ...(request.eta !== undefined ? { eta: request.eta } : {}),
+    batchSize: request.batchSize,
+    batchPos,
+    ...(request.variation ? { variationSeed: request.variation.seed + batchPos, variationStrength: request.variation.strength } : {}),
+    ...(request.ensd ? { ensd: request.ensd } : {}),
+    clipSkip: bundle.clipSkip,
+    embeddings,
+    promptWeighting: request.promptWeighting ?? 'a1111',
+    ...(bundle.quantization ? { quantization: bundle.quantization } : {}),
+    sdeNoise: request.sdeNoise ?? 'brownian',
+    ...(init
+      ? {
+          init: {
+            strength: init.strength,
+            strengthMode: init.strengthMode ?? 'diffusers',
+            ...(init.source ? { hash: init.source.hash, ...(init.source.resizeMode ? { resizeMode: init.source.resizeMode } : {}) } : {}),
+          },
+        }
+      : {}),
+    ...(mask
+      ? {
+          mask: {
+            ...(mask.source && mask.source !== 'alpha' ? { hash: mask.source.hash } : {}),
+            fromAlpha: mask.source === 'alpha',
+            blur: mask.blur ?? 0,
+            invert: mask.invert ?? false,
+            content: mask.content ?? 'original',
+            area: mask.area ?? 'whole',
+            ...(mask.area === 'masked' ? { padding: mask.padding ?? DEFAULT_MASKED_PADDING } : {}),
+          },
+        }
+      : {}),
+    ...(outpaint
+      ? { outpaint: { extend: outpaint.extend, fill: outpaint.fill ?? 'stretch', overlap: outpaint.overlap ?? DEFAULT_OVERLAP, blur: outpaint.blur ?? DEFAULT_SEAM_BLUR } }
+      : {}),
+    ...depthRecord(bundle, request),
+  });
+}
+
+/** depth2img: the map given (by its file's hash), or the model's estimate. */
+function depthRecord(bundle: ModelBundle, { init, depth }: GenerationRequest): Pick<ImageMetadata, 'depthMap'> {
+  if (!init || bundle.unet.inChannels !== bundle.files.latentChannels + 1) return {};
+  if (!depth) return { depthMap: 'estimated' };
+  return depth.hash ? { depthMap: { hash: depth.hash } } : {};
+}

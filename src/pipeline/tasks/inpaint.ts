@@ -1,0 +1,59 @@
+import { crop, cropPlane, matchAspect, maskBox, pasteBack } from '../../image/composite.js';
+import { fillMasked } from '../../image/mask-fill.js';
+import { blurMask, invertMask } from '../../image/mask.js';
+import type { Raster } from '../../image/raster.js';
+import { fitToSize } from '../../image/resize-modes.js';
+import type { GenerationRequest, InitImage, InpaintMask, PassRequest } from '../types.js';
+
+/** A1111's "Only masked padding" default: context kept around the mask's bounding box. */
+export const DEFAULT_MASKED_PADDING = 32;
+
+/** A pass and what turns its picture into the result (pasting a painted crop back into the whole). */
+export interface PlannedPass {
+  pass: PassRequest;
+  finish?: (painted: Raster) => Raster;
+}
+
+/**
+ * Inpainting as A1111 runs it around the one denoising loop: the mask inverted and feathered as
+ * asked, the masked area pre-filled or left to latent noise, and either the whole picture painted
+ * at the request's size or (area 'masked') a crop around the mask painted at that size and pasted
+ * back through the overlay. The request is checked (check-request.ts).
+ */
+export async function inpaintPass(request: GenerationRequest, init: InitImage, mask: InpaintMask): Promise<PlannedPass> {
+  const { width: w, height: h } = init.image;
+  const values = mask.invert ? invertMask(mask.values) : mask.values;
+  const blurred = await blurMask(values, w, h, mask.blur ?? 0);
+  const overlay = mask.overlay === 'mask' ? blurred : mask.overlay;
+  const content = mask.content ?? 'original';
+  const image = content === 'fill' ? fillMasked(init.image, values) : init.image;
+  const passInit = { ...withoutSource(init), image, ...(content === 'latent-noise' || content === 'latent-nothing' ? { maskedContent: content } : {}) };
+  const base = withoutTasks(request);
+  if ((mask.area ?? 'whole') === 'whole') {
+    return { pass: { ...base, init: passInit, mask: { values: blurred, ...(overlay ? { overlay } : {}) } } };
+  }
+  const { width: pw, height: ph } = request;
+  const box = matchAspect(maskBox(blurred, w, h, mask.padding ?? DEFAULT_MASKED_PADDING)!, pw / ph, w, h);
+  const cropMask = resizePlane(cropPlane(blurred, w, box), box.x1 - box.x0, box.y1 - box.y0, pw, ph);
+  return {
+    pass: { ...base, init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'just-resize') }, mask: { values: cropMask } },
+    finish: (painted) => pasteBack(init.image, painted, box, overlay ?? blurred),
+  };
+}
+
+/** The request as one pass: no task fields left. */
+export function withoutTasks(request: GenerationRequest): PassRequest {
+  const { init, mask: _mask, outpaint: _outpaint, ...rest } = request;
+  return { ...rest, ...(init ? { init: withoutSource(init) } : {}) };
+}
+
+function withoutSource(init: InitImage): PassRequest['init'] & object {
+  const { source: _source, ...rest } = init;
+  return rest;
+}
+
+/** A [0, 1] plane resized like a picture (through an 8-bit raster, as PIL resizes an L-mode mask). */
+function resizePlane(plane: Float32Array, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
+  const raster: Raster = { width, height, channels: 1, data: Uint8Array.from(plane, (v) => Math.round(v * 255)) };
+  return Float32Array.from(fitToSize(raster, outWidth, outHeight, 'just-resize').data, (v) => v / 255);
+}
