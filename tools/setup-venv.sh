@@ -17,4 +17,5 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt"
+"$venv/bin/python" -m pip install --quiet --no-deps -r "$here/requirements-nodeps.txt"
 "$venv/bin/python" -c 'import torch, diffusers, transformers, optimum, onnx, onnxruntime; print("venv ready:", torch.__version__, diffusers.__version__)'
