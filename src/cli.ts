@@ -20,6 +20,7 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'info', description: 'print the generation parameters stored in a PNG (diffuse, AUTOMATIC1111, ComfyUI)', load: async () => (await import('./commands/info.js')).defineInfo },
   { name: 'config', description: 'show the effective settings and where each comes from (default, config file)', load: async () => (await import('./commands/config.js')).defineConfig },
   { name: 'doctor', description: 'check Node, ONNX Runtime, execution providers, cache and models', load: async () => (await import('./commands/doctor.js')).defineDoctor },
+  { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 
 /** The subcommand a command line runs (or asks help for): its first word that is not an option. */
