@@ -8,6 +8,7 @@ import { rgbToGray } from '../src/image/preprocess/gray.js';
 import { invert } from '../src/image/preprocess/invert.js';
 import { threshold } from '../src/image/preprocess/threshold.js';
 import type { Channels, Raster } from '../src/image/raster.js';
+import { everyColour } from './helpers/every-colour.js';
 
 // References from tools/make_preprocess_refs.py: OpenCV 4.11's cv2.Canny (aperture 3, L1 and L2 gradients;
 // identical with several threads, one thread and IPP off) on RGB and grey images, 18 threshold settings on a
@@ -58,14 +59,7 @@ test('Canny on the grey conversion equals OpenCV on its own conversion', () => {
 });
 
 test("OpenCV's RGB2GRAY on all 2^24 colours", () => {
-  const n = 1 << 24;
-  const data = new Uint8Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    data[3 * i] = i >>> 16;
-    data[3 * i + 1] = (i >>> 8) & 255;
-    data[3 * i + 2] = i & 255;
-  }
-  const grey = rgbToGray({ width: 4096, height: 4096, channels: 3, data });
+  const grey = rgbToGray(everyColour());
   assert.is(createHash('sha256').update(grey.data).digest('hex'), refs.gray.rgb2gray);
 });
 

@@ -17,7 +17,7 @@ const sdxl = refs.cases.find((c) => c.name === 'sdxl-256x256')!;
 const text = refs.cases.find((c) => c.text !== null)!;
 const diffusers = refs.cases.find((c) => c.order === 'rgb')!;
 
-const rgba = async (path: string) => {
+const pixelsOf = async (path: string) => {
   const { rgb, alpha } = await loadImage(readFileSync(path), { alpha: 'drop' });
   return { rgb: rgb.data, alpha: alpha?.data };
 };
@@ -31,7 +31,7 @@ test('embed writes the library’s pixels and keeps the PNG’s text chunks; det
   const r = diffuse(['watermark', 'embed', input, '-o', marked]);
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, 'the SDXL watermark (48 bits, channel order bgr)');
-  assert.ok(Buffer.from((await rgba(marked)).rgb).equals(Buffer.from((await rgba(join(DIR, sdxl.output))).rgb)), 'pixels equal the library output');
+  assert.ok(Buffer.from((await pixelsOf(marked)).rgb).equals(Buffer.from((await pixelsOf(join(DIR, sdxl.output))).rgb)), 'pixels equal the library output');
   assert.equal(pngTextRecord(readPngText(readFileSync(marked))), { parameters: 'a lighthouse\nSteps: 20, Seed: 1', workflow: '{"nodes":[]}' });
   const d = diffuse(['watermark', 'detect', marked]);
   assert.is(d.status, 0, d.stderr);
@@ -56,7 +56,7 @@ test('text payloads: embed --text, detect --expect, and --bits N alone reads the
   const out = tempDir();
   const marked = join(out, 'v1.png');
   assert.is(diffuse(['watermark', 'embed', join(DIR, text.input), '-o', marked, '--text', text.text!]).status, 0);
-  assert.ok(Buffer.from((await rgba(marked)).rgb).equals(Buffer.from((await rgba(join(DIR, text.output))).rgb)));
+  assert.ok(Buffer.from((await pixelsOf(marked)).rgb).equals(Buffer.from((await pixelsOf(join(DIR, text.output))).rgb)));
   const d = diffuse(['watermark', 'detect', marked, '--expect', text.text!]);
   assert.is(d.status, 0, d.stdout + d.stderr);
   assert.match(d.stdout, `of 136 bits agree with "${text.text}"`);
@@ -78,7 +78,7 @@ test('embed keeps alpha, refuses to overwrite unless asked, and marks with --bit
   writeFileSync(input, await encodePng(withAlpha));
   const marked = join(out, 'marked.png');
   assert.is(diffuse(['watermark', 'embed', input, '-o', marked, '--bits', '1011', '--channel-order', 'rgb']).status, 0);
-  const result = await rgba(marked);
+  const result = await pixelsOf(marked);
   assert.ok(result.alpha && result.alpha.every((a, i) => a === 255 - (i % 200)), 'alpha unchanged');
   const again = diffuse(['watermark', 'embed', input, '-o', marked]);
   assert.is(again.status, 1);

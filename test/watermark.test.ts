@@ -10,6 +10,7 @@ import { detectWatermark } from '../src/image/watermark/detect.js';
 import { comparePayload } from '../src/image/watermark/match.js';
 import { type ChannelOrder, fromYuv, toYuv } from '../src/image/watermark/opencv-yuv.js';
 import { SDXL_WATERMARK_BITS, bitString, bitsFromString, bitsFromText, textFromBits } from '../src/image/watermark/payload.js';
+import { everyColour } from './helpers/every-colour.js';
 
 // References from tools/make_watermark_refs.py: invisible-watermark 0.2.0's WatermarkEncoder/Decoder
 // ("dwtDct") with OpenCV 4.11 and PyWavelets 1.8 on three images (256x256; 261x253, odd; 262x254, not a
@@ -46,20 +47,8 @@ function firstMismatch(actual: Uint8Array, expected: Uint8Array): string | undef
   return i < 0 ? undefined : `sample ${i} (pixel ${Math.floor(i / 3)}): ${actual[i]} != ${expected[i]}`;
 }
 
-/** All 2^24 byte triples, one per pixel, in index order: the fixture's exhaustive input. */
-function everyTriple(): Raster {
-  const n = 1 << 24;
-  const data = new Uint8Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    data[3 * i] = i >>> 16;
-    data[3 * i + 1] = (i >>> 8) & 255;
-    data[3 * i + 2] = i & 255;
-  }
-  return { width: 4096, height: 4096, channels: 3, data };
-}
-
 test("OpenCV's 8-bit BGR2YUV and YUV2BGR, all 2^24 inputs each", () => {
-  const triples = everyTriple();
+  const triples = everyColour();
   // 'rgb' hands the bytes to OpenCV unchanged: the first byte is its blue, as in the fixture's BGR image
   const planes = toYuv(triples, 'rgb');
   const yuv = new Uint8Array(triples.data.length);

@@ -3,7 +3,7 @@
 // rarely known.
 
 import type { Raster } from '../raster.js';
-import { type WatermarkOptions, readWatermark } from './dwt-dct.js';
+import { readWatermark } from './dwt-dct.js';
 import { type PayloadMatch, comparePayload } from './match.js';
 import type { ChannelOrder } from './opencv-yuv.js';
 import type { Bit } from './payload.js';
@@ -19,8 +19,7 @@ export function detectWatermark(image: Raster, expected: readonly Bit[], orders:
   if (orders.length === 0) throw new RangeError('no channel order to read');
   let best: WatermarkDetection | undefined;
   for (const channelOrder of orders) {
-    const options: WatermarkOptions = { channelOrder };
-    const decoded = readWatermark(image, expected.length, options);
+    const decoded = readWatermark(image, expected.length, { channelOrder });
     const match = comparePayload(decoded, expected, orders.length);
     if (!best || match.matchedBits > best.matchedBits) best = { ...match, channelOrder, decoded };
   }

@@ -10,7 +10,7 @@ import type { Bit } from './payload.js';
  * message that means at least 36 bits: Stability's own detector calls 36 and more "very likely watermarked"
  * (no false positive among 10,000 real images in their test).
  */
-export const CHANCE_LIMIT = 1e-3;
+export const CHANCE_LIMIT = 1 / 1000;
 
 export interface PayloadMatch {
   matchedBits: number;
@@ -43,5 +43,5 @@ export function comparePayload(decoded: readonly Bit[], expected: readonly Bit[]
   // tail / 2^n as a double; exact enough for reporting, while the verdict below compares integers
   const scale = 10n ** 18n;
   const chance = Math.min(1, Number((tail * scale) / total) / 1e18);
-  return { matchedBits, totalBits: n, chance, matches: tail * BigInt(1 / CHANCE_LIMIT) < total };
+  return { matchedBits, totalBits: n, chance, matches: tail * BigInt(Math.round(1 / CHANCE_LIMIT)) < total };
 }
