@@ -1,11 +1,58 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { EmbeddingError } from './embedding-error.js';
 
 /**
  * Just enough of the ZIP format to read torch.save archives: the central directory (ZIP64
  * included, which torch writes even for tiny files), stored and deflated entries. Every offset
- * and size is checked against the buffer, so a truncated or forged archive fails cleanly.
+ * and size is checked against the archive's length, so a truncated or forged archive fails
+ * cleanly. The archive is a buffer (embeddings) or a file read piecewise (checkpoints of
+ * gigabytes: only the directory and the pieces asked for are ever in memory).
  */
+
+/** Random access to the archive's bytes. */
+export interface ByteSource {
+  readonly length: number;
+  /** `length` bytes at `at`, already checked to lie inside the source. */
+  bytes(at: number, length: number): Uint8Array;
+  close(): void;
+}
+
+function memorySource(data: Uint8Array): ByteSource {
+  return { length: data.length, bytes: (at, length) => data.subarray(at, at + length), close: () => undefined };
+}
+
+/** Reads through a window so parsing the directory field by field costs few system calls. */
+function fileSource(path: string): ByteSource {
+  const fd = openSync(path, 'r');
+  const length = fstatSync(fd).size;
+  const WINDOW = 1 << 16;
+  let window: Uint8Array = new Uint8Array(0);
+  let windowAt = 0;
+  const readAt = (at: number, n: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    let done = 0;
+    while (done < n) {
+      const got = readSync(fd, out, done, n - done, at + done);
+      if (got === 0) fail(`file ended at byte ${at + done} (it changed while being read?)`);
+      done += got;
+    }
+    return out;
+  };
+  return {
+    length,
+    bytes(at, n) {
+      if (n > WINDOW) return readAt(at, n);
+      if (at < windowAt || at + n > windowAt + window.length) {
+        // A fresh buffer, never refilled in place: bytes handed out earlier stay valid.
+        windowAt = at;
+        window = readAt(at, Math.min(WINDOW, length - at));
+      }
+      return window.subarray(at - windowAt, at - windowAt + n);
+    },
+    close: () => closeSync(fd),
+  };
+}
 
 const SIG = { eocd: 0x06054b50, zip64Locator: 0x07064b50, zip64Eocd: 0x06064b50, central: 0x02014b50, local: 0x04034b50 } as const;
 const EOCD_SIZE = 22;
@@ -24,31 +71,35 @@ function fail(message: string): never {
 }
 
 class Reader {
-  readonly view: DataView;
-
-  constructor(readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  constructor(readonly source: ByteSource) {}
 
   need(at: number, length: number, what: string): void {
-    if (at < 0 || at + length > this.bytes.length) fail(`${what} at byte ${at} runs past the end of the file (truncated?)`);
+    if (at < 0 || length < 0 || at + length > this.source.length) fail(`${what} at byte ${at} runs past the end of the file (truncated?)`);
+  }
+
+  private view(at: number, length: number): DataView {
+    this.need(at, length, 'field');
+    const b = this.source.bytes(at, length);
+    return new DataView(b.buffer, b.byteOffset, length);
   }
 
   u16(at: number): number {
-    this.need(at, 2, 'field');
-    return this.view.getUint16(at, true);
+    return this.view(at, 2).getUint16(0, true);
   }
 
   u32(at: number): number {
-    this.need(at, 4, 'field');
-    return this.view.getUint32(at, true);
+    return this.view(at, 4).getUint32(0, true);
   }
 
   u64(at: number): number {
-    this.need(at, 8, 'field');
-    const value = this.view.getBigUint64(at, true);
+    const value = this.view(at, 8).getBigUint64(0, true);
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) fail(`size ${value} at byte ${at} is absurd`);
     return Number(value);
+  }
+
+  bytes(at: number, length: number, what: string): Uint8Array {
+    this.need(at, length, what);
+    return this.source.bytes(at, length);
   }
 }
 
@@ -56,8 +107,28 @@ export class ZipArchive {
   private readonly entries = new Map<string, Entry>();
   private readonly reader: Reader;
 
-  constructor(bytes: Uint8Array) {
-    this.reader = new Reader(bytes);
+  /** An archive in memory, or (through ZipArchive.open) a file. */
+  constructor(data: Uint8Array | ByteSource) {
+    const source = data instanceof Uint8Array ? memorySource(data) : data;
+    this.reader = new Reader(source);
+    try {
+      this.readDirectory();
+    } catch (err) {
+      source.close();
+      throw err;
+    }
+  }
+
+  /** A zip file on disk, read piecewise; close() it when done. */
+  static open(path: string): ZipArchive {
+    return new ZipArchive(fileSource(path));
+  }
+
+  close(): void {
+    this.reader.source.close();
+  }
+
+  private readDirectory(): void {
     const r = this.reader;
     const eocd = findEocd(r);
     let count = r.u16(eocd + 10);
@@ -80,8 +151,8 @@ export class ZipArchive {
       const nameLength = r.u16(at + 28);
       const extraLength = r.u16(at + 30);
       const commentLength = r.u16(at + 32);
-      r.need(at + 46, nameLength + extraLength, 'entry name');
-      const name = new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength));
+      const name = new TextDecoder().decode(r.bytes(at + 46, nameLength, 'entry name').slice());
+      r.need(at + 46 + nameLength, extraLength, 'entry extra field');
       const entry: Entry = { method: r.u16(at + 10), compressedSize: r.u32(at + 20), size: r.u32(at + 24), localOffset: r.u32(at + 42) };
       readZip64Extra(r, at + 46 + nameLength, extraLength, entry);
       this.entries.set(name, entry);
@@ -97,14 +168,37 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
+  /** The entry's size once extracted. */
+  size(name: string): number {
+    const entry = this.entries.get(name);
+    if (!entry) fail(`archive has no '${name}'`);
+    return entry.size;
+  }
+
+  /** Where a stored (uncompressed) entry's data starts in the archive. */
+  private dataStart(name: string, entry: Entry): number {
+    const r = this.reader;
+    if (r.u32(entry.localOffset) !== SIG.local) fail(`local header of '${name}' is corrupt`);
+    return entry.localOffset + 30 + r.u16(entry.localOffset + 26) + r.u16(entry.localOffset + 28);
+  }
+
+  /**
+   * `length` bytes from `offset` into a stored entry, without reading the rest of it (torch
+   * stores tensor data uncompressed); deflated entries are inflated whole first.
+   */
+  readRange(name: string, offset: number, length: number): Uint8Array {
+    const entry = this.entries.get(name);
+    if (!entry) fail(`archive has no '${name}'`);
+    if (offset < 0 || length < 0 || offset + length > entry.size) fail(`range ${offset}+${length} lies outside '${name}' (${entry.size} bytes)`);
+    if (entry.method !== 0) return this.read(name).subarray(offset, offset + length);
+    if (entry.size !== entry.compressedSize) fail(`stored entry '${name}' has inconsistent sizes`);
+    return this.reader.bytes(this.dataStart(name, entry) + offset, length, `data of '${name}'`);
+  }
+
   read(name: string): Uint8Array {
     const entry = this.entries.get(name);
     if (!entry) fail(`archive has no '${name}'`);
-    const r = this.reader;
-    if (r.u32(entry.localOffset) !== SIG.local) fail(`local header of '${name}' is corrupt`);
-    const start = entry.localOffset + 30 + r.u16(entry.localOffset + 26) + r.u16(entry.localOffset + 28);
-    r.need(start, entry.compressedSize, `data of '${name}'`);
-    const raw = r.bytes.subarray(start, start + entry.compressedSize);
+    const raw = this.reader.bytes(this.dataStart(name, entry), entry.compressedSize, `data of '${name}'`);
     if (entry.method === 0) {
       if (entry.size !== entry.compressedSize) fail(`stored entry '${name}' has inconsistent sizes`);
       return raw;
@@ -122,9 +216,13 @@ export class ZipArchive {
 }
 
 function findEocd(r: Reader): number {
-  const last = r.bytes.length - EOCD_SIZE;
-  for (let at = last; at >= 0 && at >= last - MAX_COMMENT; at--) {
-    if (r.view.getUint32(at, true) === SIG.eocd) return at;
+  const last = r.source.length - EOCD_SIZE;
+  const from = Math.max(0, last - MAX_COMMENT);
+  if (last < 0) fail('no end-of-directory record (not a zip archive, or truncated)');
+  const tail = r.bytes(from, last + 4 - from, 'end of directory');
+  const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  for (let at = last; at >= from; at--) {
+    if (view.getUint32(at - from, true) === SIG.eocd) return at;
   }
   fail('no end-of-directory record (not a zip archive, or truncated)');
 }
