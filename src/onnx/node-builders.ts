@@ -10,8 +10,8 @@ export const MS_DOMAIN = 'com.microsoft';
 const MODEL_OPSET_IMPORT = 8;
 const OPSET = { domain: 1, version: 2 } as const;
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
-const ATTRIBUTE = { name: 1, f: 2, i: 3, ints: 8, type: 20 } as const;
-const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2 } as const;
+const ATTRIBUTE = { name: 1, f: 2, i: 3, s: 4, ints: 8, type: 20 } as const;
+const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
 
 export function floatAttribute(name: string, value: number): Message {
   const data = new Uint8Array(4);
@@ -21,6 +21,14 @@ export function floatAttribute(name: string, value: number): Message {
 
 export function intAttribute(name: string, value: number): Message {
   return new Message([stringField(ATTRIBUTE.name, name), intField(ATTRIBUTE.i, value), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.INT)]);
+}
+
+export function intsAttribute(name: string, values: readonly number[]): Message {
+  return new Message([stringField(ATTRIBUTE.name, name), ...values.map((v) => intField(ATTRIBUTE.ints, v)), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.INTS)]);
+}
+
+export function stringAttribute(name: string, value: string): Message {
+  return new Message([stringField(ATTRIBUTE.name, name), stringField(ATTRIBUTE.s, value), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.STRING)]);
 }
 
 /** A NodeProto message; `domain` only for non-default operator sets (com.microsoft). */

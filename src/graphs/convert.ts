@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { buildClipText } from './clip-text.js';
+import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
+import { detectSingleFile } from './detect.js';
+import { CheckpointError, ConversionError } from './errors.js';
+import type { ModelConfig, Prediction } from './model-config.js';
+import { CONVERTER_VERSION, writeModelFolder, type CheckpointRecord } from './model-folder.js';
+import type { GraphBuilder, WeightType } from './onnx-builder.js';
+import { probePrediction } from './prediction-probe.js';
+import { buildUnet } from './unet.js';
+import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
+import { ComponentWeights } from './weights.js';
+
+/**
+ * A single-file checkpoint to a diffusers ONNX folder the pipeline loads like any other: the
+ * model is read off the file (detect.ts), every graph is built and checked against the weights
+ * before a byte is written, the weights stream through one tensor at a time, and the folder is
+ * assembled beside its destination and renamed into place, so a failure leaves nothing behind.
+ */
+
+export type Precision = 'fp32' | 'fp16';
+
+export interface ConvertOptions {
+  precision: Precision;
+  /** SD 2.x's ε or v; by default SD 1.x, inpainting and depth models are ε and SD 2.x is probed. */
+  prediction?: Prediction;
+  /** The checkpoint's hashes, recorded for the metadata (A1111's Model hash). */
+  hashes?: { sha256: string; a1111Hash: string; a1111OldHash: string };
+  onProgress?: (event: ConvertProgress) => void;
+}
+
+export interface ConvertProgress {
+  stage: 'write' | 'probe';
+  /** Bytes of weights written so far, of `total`. */
+  done: number;
+  total: number;
+}
+
+export interface ConvertedModel {
+  dir: string;
+  config: ModelConfig;
+  record: CheckpointRecord;
+}
+
+const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const;
+const DATA_FILE = 'model.onnx_data';
+
+/** SD 2.x v-models are trained at 768 px (96 latents); the others at 512. */
+function withNativeSize(config: Omit<ModelConfig, 'prediction'>, prediction: Prediction): ModelConfig {
+  const latents = config.family === 'sd2' && config.variant === 'base' && prediction === 'v_prediction' ? 96 : 64;
+  const pixels = latents * 2 ** (config.vae.blockOutChannels.length - 1);
+  return { ...config, prediction, unet: { ...config.unet, sampleSize: latents }, vae: { ...config.vae, sampleSize: pixels } };
+}
+
+function buildGraphs(store: OpenedStore, detected: ReturnType<typeof detectSingleFile>, weightType: WeightType): Record<(typeof COMPONENTS)[number], { graph: GraphBuilder; weights: ComponentWeights }> {
+  const { config, locators } = detected;
+  const text = new ComponentWeights('text encoder', store, locators.textEncoder);
+  const unet = new ComponentWeights('UNet', store, locators.unet);
+  const encoder = new ComponentWeights('VAE encoder', store, locators.vae);
+  const decoder = new ComponentWeights('VAE decoder', store, locators.vae);
+  return {
+    text_encoder: { graph: buildClipText(text, config.textEncoder, weightType), weights: text },
+    unet: { graph: buildUnet(unet, config.unet, weightType), weights: unet },
+    vae_encoder: { graph: buildVaeEncoder(encoder, config.vae, weightType), weights: encoder },
+    vae_decoder: { graph: buildVaeDecoder(decoder, config.vae, weightType), weights: decoder },
+  };
+}
+
+export async function convertCheckpoint(source: string, outDir: string, options: ConvertOptions): Promise<ConvertedModel> {
+  if (existsSync(outDir)) throw new ConversionError(`${outDir} already exists; converting writes a new folder (remove it or choose another)`);
+  const store = await openWeightFile(source);
+  const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const detected = detectSingleFile(store);
+    const weightType: WeightType = options.precision === 'fp16' ? 'float16' : 'float32';
+    let graphs;
+    try {
+      graphs = buildGraphs(store, detected, weightType);
+    } catch (err) {
+      if (err instanceof RangeError) throw new CheckpointError(`${source}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const total = COMPONENTS.reduce((n, c) => n + graphs[c].graph.weights.reduce((m, w) => m + w.dims.reduce((a, b) => a * b, 1), 0), 0) * (weightType === 'float32' ? 4 : 2);
+    let done = 0;
+    await mkdir(tmp, { recursive: true });
+    for (const component of COMPONENTS) {
+      await graphs[component].graph.write(join(tmp, component), DATA_FILE, (bytes) => {
+        done += bytes;
+        options.onProgress?.({ stage: 'write', done, total });
+      });
+    }
+    const decided = await decidePrediction(detected.config, options, join(tmp, 'unet', 'model.onnx'));
+    const config = withNativeSize(detected.config, decided.prediction);
+    const record: CheckpointRecord = {
+      name: basename(source, extname(source)),
+      file: basename(source),
+      ...(options.hashes ?? {}),
+      family: config.family,
+      variant: config.variant,
+      prediction: config.prediction,
+      predictionFrom: decided.from,
+      precision: options.precision,
+      converter: CONVERTER_VERSION,
+    };
+    const weightMap = Object.fromEntries(COMPONENTS.map((c) => [c, graphs[c].weights.records]));
+    await writeModelFolder(tmp, config, record, weightMap);
+    await rename(tmp, outDir);
+    return { dir: outDir, config, record };
+  } finally {
+    await store.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function decidePrediction(config: Omit<ModelConfig, 'prediction'>, options: ConvertOptions, unetPath: string): Promise<{ prediction: Prediction; from: CheckpointRecord['predictionFrom'] }> {
+  if (options.prediction) return { prediction: options.prediction, from: 'option' };
+  if (config.family === 'sd1' || config.variant !== 'base') return { prediction: 'epsilon', from: 'family' };
+  options.onProgress?.({ stage: 'probe', done: 0, total: 1 });
+  const probe = await probePrediction(unetPath, { in: config.unet.inChannels, context: config.unet.crossAttentionDim });
+  return { prediction: probe.prediction, from: 'probe' };
+}

@@ -1,0 +1,149 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeClipTokenizer } from './clip-tokenizer-files.js';
+import type { ModelConfig } from './model-config.js';
+import type { WeightRecord } from './weights.js';
+
+/**
+ * Everything of the diffusers ONNX layout besides the graphs: model_index.json, each component's
+ * config.json (what optimum writes beside model.onnx, in diffusers' and transformers' keys, which
+ * src/pipeline/model-files.ts reads), the scheduler config, the tokenizer, and two records of
+ * the conversion: checkpoint.json (where the model came from, A1111's hashes) and
+ * weight-map.json (which checkpoint tensor each initialiser holds).
+ */
+
+/** What checkpoint.json records; the pipeline's metadata reads `name`, `a1111Hash`, `a1111OldHash`. */
+export interface CheckpointRecord {
+  /** The checkpoint's file name without extension: A1111's "Model". */
+  name: string;
+  file: string;
+  sha256?: string;
+  /** First 10 hex digits of the file's SHA-256: A1111's "Model hash". */
+  a1111Hash?: string;
+  /** A1111's old hash: SHA-256 of 64 KiB at offset 1 MiB, 8 hex digits. */
+  a1111OldHash?: string;
+  family: ModelConfig['family'];
+  variant: ModelConfig['variant'];
+  prediction: ModelConfig['prediction'];
+  /** How the prediction type was decided. */
+  predictionFrom: 'family' | 'option' | 'probe' | 'config';
+  precision: 'fp32' | 'fp16';
+  converter: number;
+}
+
+export const CHECKPOINT_RECORD = 'checkpoint.json';
+export const WEIGHT_MAP = 'weight-map.json';
+/** Bumped when a change to the builders changes the graphs a checkpoint converts to. */
+export const CONVERTER_VERSION = 1;
+
+const PIPELINES: Readonly<Record<ModelConfig['variant'], string>> = {
+  base: 'StableDiffusionPipeline',
+  inpaint: 'StableDiffusionInpaintPipeline',
+  depth: 'StableDiffusionDepth2ImgPipeline',
+};
+
+/** SD 1.x/2.x's training schedule (stable-diffusion-v1-5's scheduler_config.json) with the model's prediction type. */
+function schedulerConfig(config: ModelConfig): Record<string, unknown> {
+  return {
+    _class_name: 'PNDMScheduler',
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    beta_start: 0.00085,
+    clip_sample: false,
+    num_train_timesteps: 1000,
+    prediction_type: config.prediction,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    steps_offset: 1,
+    timestep_spacing: 'leading',
+    trained_betas: null,
+  };
+}
+
+function unetJson(config: ModelConfig): Record<string, unknown> {
+  const u = config.unet;
+  return {
+    _class_name: 'UNet2DConditionModel',
+    act_fn: 'silu',
+    // diffusers' (misnamed) attention_head_dim holds the number of heads.
+    attention_head_dim: u.heads.every((h) => h === u.heads[0]) ? u.heads[0] : u.heads,
+    block_out_channels: u.blockOutChannels,
+    cross_attention_dim: u.crossAttentionDim,
+    down_block_types: u.downBlockTypes,
+    flip_sin_to_cos: u.flipSinToCos,
+    freq_shift: u.freqShift,
+    in_channels: u.inChannels,
+    layers_per_block: u.layersPerBlock,
+    norm_eps: u.normEps,
+    norm_num_groups: u.normGroups,
+    out_channels: u.outChannels,
+    sample_size: u.sampleSize,
+    transformer_layers_per_block: u.transformerLayersPerBlock,
+    up_block_types: u.upBlockTypes,
+    use_linear_projection: u.useLinearProjection,
+  };
+}
+
+function vaeJson(config: ModelConfig): Record<string, unknown> {
+  const v = config.vae;
+  return {
+    _class_name: 'AutoencoderKL',
+    act_fn: 'silu',
+    block_out_channels: v.blockOutChannels,
+    down_block_types: v.blockOutChannels.map(() => 'DownEncoderBlock2D'),
+    in_channels: v.inChannels,
+    latent_channels: v.latentChannels,
+    layers_per_block: v.layersPerBlock,
+    norm_num_groups: v.normGroups,
+    out_channels: v.outChannels,
+    sample_size: v.sampleSize,
+    scaling_factor: v.scalingFactor,
+    up_block_types: v.blockOutChannels.map(() => 'UpDecoderBlock2D'),
+  };
+}
+
+function textEncoderJson(config: ModelConfig): Record<string, unknown> {
+  const t = config.textEncoder;
+  return {
+    architectures: ['CLIPTextModel'],
+    model_type: 'clip_text_model',
+    // SD's configs: with eos_token_id 2, transformers pools at the highest id (end of text).
+    bos_token_id: 0,
+    eos_token_id: 2,
+    pad_token_id: 1,
+    hidden_act: t.activation,
+    hidden_size: t.hidden,
+    intermediate_size: t.intermediate,
+    layer_norm_eps: t.layerNormEps,
+    max_position_embeddings: t.positions,
+    num_attention_heads: t.heads,
+    num_hidden_layers: t.layers,
+    vocab_size: t.vocabSize,
+  };
+}
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>): Promise<void> {
+  await writeJson(join(dir, 'model_index.json'), {
+    _class_name: PIPELINES[config.variant],
+    requires_safety_checker: false,
+    scheduler: ['diffusers', 'PNDMScheduler'],
+    text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+    tokenizer: ['transformers', 'CLIPTokenizer'],
+    unet: ['diffusers', 'OnnxRuntimeModel'],
+    vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+    vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
+  });
+  await mkdir(join(dir, 'scheduler'), { recursive: true });
+  await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), schedulerConfig(config));
+  await writeJson(join(dir, 'unet', 'config.json'), unetJson(config));
+  await writeJson(join(dir, 'vae_encoder', 'config.json'), vaeJson(config));
+  await writeJson(join(dir, 'vae_decoder', 'config.json'), vaeJson(config));
+  await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config));
+  await writeClipTokenizer(join(dir, 'tokenizer'), config.family);
+  await writeJson(join(dir, WEIGHT_MAP), weights);
+  await writeJson(join(dir, CHECKPOINT_RECORD), record);
+}
