@@ -1,0 +1,87 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as ort from 'onnxruntime-node';
+import { convertCheckpoint } from '../src/graphs/convert.js';
+import { editTextEncoder } from '../src/onnx/text-encoder-edit.js';
+import { compare, readF32 } from './helpers/fixtures.js';
+import { tempDir } from './helpers/cli.js';
+import { GRAPH_FIXTURES, graphFixture, readRecipe, syntheticInput, writeCheckpoint, type ArrayRef } from './helpers/synthetic-checkpoint.js';
+
+/**
+ * Each graph built from a single-file checkpoint against the torch module diffusers/transformers
+ * load from the same file (through diffusers' own single-file converters), on the same inputs,
+ * in float32: SD 1.x, SD 2.x (OpenCLIP, linear projections, 64-wide heads), 9-channel
+ * inpainting and 5-channel depth UNets, files stored as F16, BF16 and F32. Held to 1e-5 of
+ * the reference's largest magnitude: ONNX Runtime and torch sum in different orders (seen:
+ * text encoder <= 7.1e-7, UNet <= 2.7e-6, VAE <= 1.8e-6).
+ */
+const TOLERANCE = 1e-5;
+
+const run = async (path: string, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> => {
+  const session = await ort.InferenceSession.create(path, { graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  try {
+    const out = await session.run(feeds);
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+  } finally {
+    await session.release();
+  }
+};
+
+function near(what: string, actual: Float32Array, expected: ArrayRef): void {
+  const e = compare(actual, readF32(join(GRAPH_FIXTURES, expected.file)));
+  assert.ok(e.relToMax < TOLERANCE, `${what}: off by ${e.maxAbs} (${e.relToMax.toExponential(2)} of max)`);
+}
+
+const float = (data: Float32Array, shape: readonly number[]): ort.Tensor => new ort.Tensor('float32', data, shape);
+
+for (const name of ['sd1', 'sd2v', 'inpaint', 'depth']) {
+  const fixture = graphFixture(name);
+  const S = suite(`graphs built from ${name} (${fixture.family}, ${fixture.dtype}) = torch`);
+  let dir = '';
+  S.before(async () => {
+    const work = tempDir();
+    const file = writeCheckpoint(work, name);
+    dir = (await convertCheckpoint(file, join(work, 'onnx'), { precision: 'fp32', prediction: 'epsilon' })).dir;
+  });
+
+  S('text encoder: last_hidden_state and pooler_output', async () => {
+    const ids = new ort.Tensor('int32', Int32Array.from(fixture.text.input_ids), [1, fixture.text.input_ids.length]);
+    const out = await run(join(dir, 'text_encoder', 'model.onnx'), { input_ids: ids });
+    near('last_hidden_state', out['last_hidden_state']!, fixture.text.last_hidden_state);
+    near('pooler_output', out['pooler_output']!, fixture.text.pooler_output);
+  });
+
+  S('text encoder: CLIP skip 2 by the pipeline`s own graph edit = final_layer_norm(hidden_states[-2])', async () => {
+    const edited = editTextEncoder(new Uint8Array(readFileSync(join(dir, 'text_encoder', 'model.onnx'))), { clipSkip: 2 });
+    const path = join(dir, 'text_encoder', 'clip-skip-2.onnx');
+    writeFileSync(path, edited.model);
+    const ids = new ort.Tensor('int32', Int32Array.from(fixture.text.input_ids), [1, fixture.text.input_ids.length]);
+    const out = await run(path, { input_ids: ids });
+    near('clip skip 2', out[edited.hiddenOutput]!, fixture.text.clip_skip_2);
+  });
+
+  for (const c of fixture.unet) {
+    S(`UNet: ${c.sample.shape.join('x')} latents at t=${c.timestep}`, async () => {
+      const seed = readRecipe(name).seed;
+      const out = await run(join(dir, 'unet', 'model.onnx'), {
+        sample: float(syntheticInput(seed, c.sample.index, c.sample.shape), c.sample.shape),
+        timestep: float(Float32Array.of(c.timestep), [1]),
+        encoder_hidden_states: float(syntheticInput(seed, c.context.index, c.context.shape), c.context.shape),
+      });
+      near('out_sample', out['out_sample']!, c.out_sample);
+    });
+  }
+
+  S('VAE decoder and encoder', async () => {
+    const seed = readRecipe(name).seed;
+    const { decoder, encoder } = fixture.vae;
+    const decoded = await run(join(dir, 'vae_decoder', 'model.onnx'), { latent_sample: float(syntheticInput(seed, decoder.latent_sample.index, decoder.latent_sample.shape), decoder.latent_sample.shape) });
+    near('decoded', decoded['sample']!, decoder.sample);
+    const encoded = await run(join(dir, 'vae_encoder', 'model.onnx'), { sample: float(syntheticInput(seed, encoder.sample.index, encoder.sample.shape), encoder.sample.shape) });
+    near('latent_parameters', encoded['latent_parameters']!, encoder.latent_parameters);
+  });
+
+  S.run();
+}
