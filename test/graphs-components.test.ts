@@ -36,17 +36,27 @@ function near(what: string, actual: Float32Array, expected: ArrayRef): void {
 
 const float = (data: Float32Array, shape: readonly number[]): ort.Tensor => new ort.Tensor('float32', data, shape);
 
-for (const name of ['sd1', 'sd2v', 'inpaint', 'depth']) {
+/** The safetensors files written from their recipes, and mini's torch.save training checkpoint (read by the pickle reader). */
+const SOURCES: Array<{ name: string; file: (work: string) => string; label: string }> = [
+  ...['sd1', 'sd2v', 'inpaint', 'depth'].map((name) => ({ name, file: (work: string) => writeCheckpoint(work, name), label: `${name}.safetensors` })),
+  { name: 'mini', file: () => join(GRAPH_FIXTURES, 'mini.ckpt'), label: 'mini.ckpt (PyTorch Lightning layout, one level)' },
+];
+
+for (const { name, file: source, label } of SOURCES) {
   const fixture = graphFixture(name);
-  const S = suite(`graphs built from ${name} (${fixture.family}, ${fixture.dtype}) = torch`);
-  let dir = '';
-  S.before(async () => {
-    const work = tempDir();
-    const file = writeCheckpoint(work, name);
-    dir = (await convertCheckpoint(file, join(work, 'onnx'), { precision: 'fp32', prediction: 'epsilon' })).dir;
-  });
+  const S = suite(`graphs built from ${label} (${fixture.family}, ${fixture.dtype}) = torch`);
+  // Converted once, on first use: a failure fails every test (uvu does not report a throwing before hook).
+  let conversion: Promise<string> | undefined;
+  const converted = (): Promise<string> => {
+    conversion ??= (async () => {
+      const work = tempDir();
+      return (await convertCheckpoint(source(work), join(work, 'onnx'), { precision: 'fp32', prediction: 'epsilon' })).dir;
+    })();
+    return conversion;
+  };
 
   S('text encoder: last_hidden_state and pooler_output', async () => {
+    const dir = await converted();
     const ids = new ort.Tensor('int32', Int32Array.from(fixture.text.input_ids), [1, fixture.text.input_ids.length]);
     const out = await run(join(dir, 'text_encoder', 'model.onnx'), { input_ids: ids });
     near('last_hidden_state', out['last_hidden_state']!, fixture.text.last_hidden_state);
@@ -54,6 +64,7 @@ for (const name of ['sd1', 'sd2v', 'inpaint', 'depth']) {
   });
 
   S('text encoder: CLIP skip 2 by the pipeline`s own graph edit = final_layer_norm(hidden_states[-2])', async () => {
+    const dir = await converted();
     const edited = editTextEncoder(new Uint8Array(readFileSync(join(dir, 'text_encoder', 'model.onnx'))), { clipSkip: 2 });
     const path = join(dir, 'text_encoder', 'clip-skip-2.onnx');
     writeFileSync(path, edited.model);
@@ -64,6 +75,7 @@ for (const name of ['sd1', 'sd2v', 'inpaint', 'depth']) {
 
   for (const c of fixture.unet) {
     S(`UNet: ${c.sample.shape.join('x')} latents at t=${c.timestep}`, async () => {
+      const dir = await converted();
       const seed = readRecipe(name).seed;
       const out = await run(join(dir, 'unet', 'model.onnx'), {
         sample: float(syntheticInput(seed, c.sample.index, c.sample.shape), c.sample.shape),
@@ -75,6 +87,7 @@ for (const name of ['sd1', 'sd2v', 'inpaint', 'depth']) {
   }
 
   S('VAE decoder and encoder', async () => {
+    const dir = await converted();
     const seed = readRecipe(name).seed;
     const { decoder, encoder } = fixture.vae;
     const decoded = await run(join(dir, 'vae_decoder', 'model.onnx'), { latent_sample: float(syntheticInput(seed, decoder.latent_sample.index, decoder.latent_sample.shape), decoder.latent_sample.shape) });

@@ -43,7 +43,7 @@ SPECS = [
     Spec("sd2v", "sd2", "BF16", 12, FULL_VOCAB, 128, 2, (64, 128), (True, False), 1, 4, (32, 64), "v_prediction"),
     Spec("inpaint", "sd1", "F32", 13, 1000, 64, 2, (32, 64), (True, True), 1, 9, (32, 64)),
     Spec("depth", "sd2", "F16", 14, 1000, 64, 2, (64, 128), (False, True), 1, 5, (32, 64)),
-    Spec("mini", "sd1", "F16", 15, 1000, 32, 1, (32,), (True,), 1, 4, (32,)),
+    Spec("mini", "sd1", "F16", 15, 1000, 32, 2, (32,), (True,), 1, 4, (32,)),
 ]
 
 

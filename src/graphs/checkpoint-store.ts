@@ -23,7 +23,8 @@ export interface OpenedStore extends TensorStore {
 }
 
 const READ_DTYPES: Readonly<Record<string, StoredFloat>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
-const TORCH_DTYPES: Readonly<Record<StoredFloat, string>> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64' };
+/** torch storage types by safetensors' dtype names, for one vocabulary in messages. */
+const TORCH_DTYPES: Readonly<Record<string, string>> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL' };
 
 function refuseDtype(label: string, key: string, dtype: string): never {
   throw new CheckpointError(`${label}: tensor ${key} is ${dtype}; only F16, BF16 and F32 weights are read (re-save the checkpoint in one of those)`);
@@ -82,12 +83,13 @@ function openTorch(path: string): OpenedStore {
     keys: () => tensors.keys(),
     describe(key) {
       const t = tensors.get(key);
-      return t && { shape: t.shape, dtype: TORCH_DTYPES[t.dtype] };
+      return t && { shape: t.shape, dtype: TORCH_DTYPES[t.dtype]! };
     },
     async read(key) {
       const t = tensors.get(key);
       if (!t) throw new CheckpointError(`${path}: no tensor ${key}`);
-      if (t.dtype === 'float64') refuseDtype(path, key, 'F64');
+      const dtype = TORCH_DTYPES[t.dtype]!;
+      if (!(dtype in READ_DTYPES)) refuseDtype(path, key, dtype);
       try {
         return t.read();
       } catch (err) {

@@ -5,6 +5,7 @@ import { basename, extname, join } from 'node:path';
 import { buildClipText } from './clip-text.js';
 import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
 import { detectSingleFile } from './detect.js';
+import { DiffuseError, UsageError, describeCause } from '../errors.js';
 import { CheckpointError, ConversionError } from './errors.js';
 import type { ModelConfig, Prediction } from './model-config.js';
 import { CONVERTER_VERSION, writeModelFolder, type CheckpointRecord } from './model-folder.js';
@@ -70,7 +71,7 @@ function buildGraphs(store: OpenedStore, detected: ReturnType<typeof detectSingl
 }
 
 export async function convertCheckpoint(source: string, outDir: string, options: ConvertOptions): Promise<ConvertedModel> {
-  if (existsSync(outDir)) throw new ConversionError(`${outDir} already exists; converting writes a new folder (remove it or choose another)`);
+  if (existsSync(outDir)) throw new UsageError(`${outDir} already exists; converting writes a new folder (remove it or choose another)`);
   const store = await openWeightFile(source);
   const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
@@ -85,12 +86,17 @@ export async function convertCheckpoint(source: string, outDir: string, options:
     }
     const total = COMPONENTS.reduce((n, c) => n + graphs[c].graph.weights.reduce((m, w) => m + w.dims.reduce((a, b) => a * b, 1), 0), 0) * (weightType === 'float32' ? 4 : 2);
     let done = 0;
-    await mkdir(tmp, { recursive: true });
-    for (const component of COMPONENTS) {
-      await graphs[component].graph.write(join(tmp, component), DATA_FILE, (bytes) => {
-        done += bytes;
-        options.onProgress?.({ stage: 'write', done, total });
-      });
+    try {
+      await mkdir(tmp, { recursive: true });
+      for (const component of COMPONENTS) {
+        await graphs[component].graph.write(join(tmp, component), DATA_FILE, (bytes) => {
+          done += bytes;
+          options.onProgress?.({ stage: 'write', done, total });
+        });
+      }
+    } catch (err) {
+      if (err instanceof DiffuseError) throw err;
+      throw new ConversionError(`cannot write the converted model beside ${outDir}: ${describeCause(err)} (free some disk space or choose another folder)`, { cause: err });
     }
     const decided = await decidePrediction(detected.config, options, join(tmp, 'unet', 'model.onnx'));
     const config = withNativeSize(detected.config, decided.prediction);

@@ -82,7 +82,7 @@ export function detectSingleFile(store: TensorStore): DetectedModel {
     !family && 'a text encoder (cond_stage_model.transformer.* or cond_stage_model.model.*)',
   ].filter((m): m is string => typeof m === 'string');
   if (missing.length) {
-    refuse(store, `not a complete Stable Diffusion checkpoint: it has no ${missing.join(', no ')} (a LoRA, VAE or UNet-only file? pass a full model checkpoint)`);
+    refuse(store, `not a complete Stable Diffusion checkpoint: missing ${missing.join(', ')} (a LoRA, VAE or UNet-only file? pass a full model checkpoint)`);
   }
   const text = family === 'sd1' ? clipText(keys) : openClipText(keys);
   const unet = unetConfig(keys, family!);

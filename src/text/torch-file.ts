@@ -22,10 +22,23 @@ export class TorchTensor extends HostValue implements FloatTensor {
   }
 }
 
+/** Integer storages, which model checkpoints carry beside the weights (CLIP's position ids): listed, never decoded. */
+export type StoredInteger = 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+
+const INTEGER_BYTES: Record<StoredInteger, number> = { int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+
+function elementBytes(dtype: StoredFloat | StoredInteger): number {
+  return dtype in STORED_FLOAT_BYTES ? STORED_FLOAT_BYTES[dtype as StoredFloat] : INTEGER_BYTES[dtype as StoredInteger];
+}
+
+function isFloat(dtype: StoredFloat | StoredInteger): dtype is StoredFloat {
+  return dtype in STORED_FLOAT_BYTES;
+}
+
 /** A storage of the archive: its bytes are read only for the range a tensor spans. */
 class Storage extends HostValue {
   constructor(
-    readonly dtype: StoredFloat,
+    readonly dtype: StoredFloat | StoredInteger,
     readonly numel: number,
     private readonly zip: ZipArchive,
     private readonly entry: string,
@@ -34,8 +47,10 @@ class Storage extends HostValue {
   }
 
   values(begin: number, count: number): Float32Array {
-    const size = STORED_FLOAT_BYTES[this.dtype];
-    return decodeFloats(this.zip.readRange(this.entry, begin * size, count * size), this.dtype, count);
+    const dtype = this.dtype;
+    if (!isFloat(dtype)) fail(`${this.entry} holds ${dtype} values, which are not read as weights`);
+    const size = STORED_FLOAT_BYTES[dtype];
+    return decodeFloats(this.zip.readRange(this.entry, begin * size, count * size), dtype, count);
   }
 }
 
@@ -50,7 +65,7 @@ export class TorchTensorRef extends HostValue {
     super();
   }
 
-  get dtype(): StoredFloat {
+  get dtype(): StoredFloat | StoredInteger {
     return this.storage.dtype;
   }
 
@@ -145,11 +160,14 @@ function allowList(tensor: (ref: TorchTensorRef) => PickleValue): SafeGlobal[] {
 
 /**
  * What PyTorch Lightning training checkpoints (SD 1.x's original .ckpt files) carry beside the
- * weights: the ModelCheckpoint callback's state and numpy scalars for its counters. Each becomes
- * an inert record that nothing reads; no Python object is ever created.
+ * weights: the ModelCheckpoint callback's state, numpy scalars for its counters, integer buffers.
+ * Each becomes an inert record that nothing reads; no Python object is ever created.
  */
 const LIGHTNING_EXTRAS: SafeGlobal[] = [
   safeGlobal('pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint', { construct: true }),
+  ...Object.entries({ LongStorage: 'int64', IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8', BoolStorage: 'bool' }).map(
+    ([name, dtype]) => safeGlobal(`torch.${name}`, { tag: dtype }),
+  ),
   ...['numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar', 'numpy.dtype', '_codecs.encode'].map((name) =>
     safeGlobal(name, { call: (args) => new PickleObject(name, args) }),
   ),
@@ -169,15 +187,15 @@ function readArchive(zip: ZipArchive, allowed: readonly SafeGlobal[]): PickleVal
       // ('storage', <torch.XStorage>, key, location, numel)
       const items = pid instanceof PickleTuple ? pid.items : [];
       const [kind, type, key, , numel] = items;
-      const dtype = typeof type === 'object' && type !== null && 'tag' in type ? (type.tag as StoredFloat | undefined) : undefined;
+      const dtype = typeof type === 'object' && type !== null && 'tag' in type ? (type.tag as StoredFloat | StoredInteger | undefined) : undefined;
       if (kind !== 'storage' || !dtype || typeof key !== 'string' || typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
-        fail('unsupported persistent id (only float storages are read)');
+        fail('unsupported persistent id (only tensor storages are read)');
       }
       let storage = storages.get(key);
       if (!storage) {
         const entry = `${prefix}data/${key}`;
         const size = zip.size(entry);
-        if (size !== numel * STORED_FLOAT_BYTES[dtype]) fail(`storage ${key} holds ${size} bytes, expected ${numel} x ${dtype}`);
+        if (size !== numel * elementBytes(dtype)) fail(`storage ${key} holds ${size} bytes, expected ${numel} x ${dtype}`);
         storage = new Storage(dtype, numel, zip, entry);
         storages.set(key, storage);
       }
@@ -189,7 +207,7 @@ function readArchive(zip: ZipArchive, allowed: readonly SafeGlobal[]): PickleVal
 /** Reads `bytes` (a whole torch.save file); tensors come back as TorchTensor, dicts as Map. */
 export function readTorchFile(bytes: Uint8Array): PickleValue {
   if (bytes[0] === 0x80) fail('legacy (pre-1.6) torch format is not supported; re-save it with a recent PyTorch or convert it to .safetensors');
-  return readArchive(new ZipArchive(bytes), allowList((ref) => new TorchTensor(ref.shape, ref.read(), ref.dtype)));
+  return readArchive(new ZipArchive(bytes), allowList((ref) => new TorchTensor(ref.shape, ref.read(), ref.dtype as StoredFloat)));
 }
 
 export interface TorchCheckpoint {

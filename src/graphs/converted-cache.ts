@@ -1,0 +1,98 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hashCheckpoint, type CheckpointHashes } from './checkpoint-hash.js';
+import { convertCheckpoint, type ConvertProgress, type Precision } from './convert.js';
+import type { Prediction } from './model-config.js';
+import { CHECKPOINT_RECORD, CONVERTER_VERSION } from './model-folder.js';
+
+/**
+ * `--model ./dreamshaper_8.safetensors`: the checkpoint is converted once into a cache folder
+ * named after its SHA-256 (and the precision, and the prediction type when one was forced),
+ * and every later use finds that folder. Hashing a multi-gigabyte file takes a while, so the
+ * hash is remembered per (real path, size, mtime), as A1111 keeps its cache.json.
+ *
+ *   <cacheDir>/hashes.json                          real path -> size, mtime, hashes
+ *   <cacheDir>/<sha256 first 16>-<precision>[-<prediction>]/   the diffusers ONNX folder
+ */
+
+export type EnsureProgress = ConvertProgress | { stage: 'hash'; done: number; total: number };
+
+export interface EnsureOptions {
+  precision?: Precision;
+  prediction?: Prediction;
+  onProgress?: (event: EnsureProgress) => void;
+}
+
+/** Extensions `--model` treats as a single-file checkpoint rather than a model folder. */
+export const CHECKPOINT_EXTENSIONS = ['.safetensors', '.ckpt', '.pt', '.pth', '.sft'] as const;
+
+/** Whether `path` is a file (not a model folder) that `--model` should convert. */
+export function isCheckpointFile(path: string): boolean {
+  return existsSync(path) && statSync(path).isFile();
+}
+
+interface KnownHash extends CheckpointHashes {
+  size: number;
+  mtimeMs: number;
+}
+
+const HASHES = 'hashes.json';
+
+async function readHashes(cacheDir: string): Promise<Record<string, KnownHash>> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(join(cacheDir, HASHES), 'utf8'));
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, KnownHash>) : {};
+  } catch {
+    // Missing or damaged: hashes are recomputed, nothing else depends on the file.
+    return {};
+  }
+}
+
+/** The file's hashes, from hashes.json when the file is unchanged since they were computed. */
+export async function checkpointHashes(path: string, cacheDir: string, onProgress?: EnsureOptions['onProgress']): Promise<CheckpointHashes> {
+  const real = await realpath(path);
+  const { size, mtimeMs } = await stat(real);
+  const known = (await readHashes(cacheDir))[real];
+  if (known && known.size === size && known.mtimeMs === mtimeMs) return { sha256: known.sha256, a1111Hash: known.a1111Hash, a1111OldHash: known.a1111OldHash };
+  let done = 0;
+  const hashes = await hashCheckpoint(real, (bytes) => onProgress?.({ stage: 'hash', done: (done += bytes), total: size }));
+  await mkdir(cacheDir, { recursive: true });
+  // Re-read before writing: another process may have added its own file meanwhile.
+  const all = { ...(await readHashes(cacheDir)), [real]: { ...hashes, size, mtimeMs } };
+  const tmp = join(cacheDir, `${HASHES}.${process.pid}.tmp`);
+  await writeFile(tmp, JSON.stringify(all, null, 1));
+  await rename(tmp, join(cacheDir, HASHES));
+  return hashes;
+}
+
+export function convertedFolderName(sha256: string, options: Pick<EnsureOptions, 'precision' | 'prediction'>): string {
+  const prediction = options.prediction ? `-${options.prediction === 'v_prediction' ? 'v' : 'eps'}` : '';
+  return `${sha256.slice(0, 16)}-${options.precision ?? 'fp32'}${prediction}`;
+}
+
+/** Folders appear by rename only when finished, so an entry without a current record is an older converter's. */
+function isComplete(dir: string): boolean {
+  try {
+    const record = JSON.parse(readFileSync(join(dir, CHECKPOINT_RECORD), 'utf8')) as { converter?: unknown };
+    return record.converter === CONVERTER_VERSION;
+  } catch {
+    return false;
+  }
+}
+
+/** The diffusers ONNX folder of `checkpointPath`, converting it first when the cache has none. */
+export async function ensureConvertedModel(checkpointPath: string, cacheDir: string, options: EnsureOptions = {}): Promise<string> {
+  const hashes = await checkpointHashes(checkpointPath, cacheDir, options.onProgress);
+  const dir = join(cacheDir, convertedFolderName(hashes.sha256, options));
+  if (isComplete(dir)) return dir;
+  await rm(dir, { recursive: true, force: true });
+  try {
+    await convertCheckpoint(checkpointPath, dir, { precision: options.precision ?? 'fp32', hashes, ...(options.prediction ? { prediction: options.prediction } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  } catch (err) {
+    // Another process finished the same conversion first: theirs is identical.
+    if (isComplete(dir)) return dir;
+    throw err;
+  }
+  return dir;
+}
