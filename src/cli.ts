@@ -20,7 +20,7 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'info', description: 'print the generation parameters stored in a PNG (diffuse, AUTOMATIC1111, ComfyUI)', load: async () => (await import('./commands/info.js')).defineInfo },
   { name: 'config', description: 'show the effective settings and where each comes from (default, config file)', load: async () => (await import('./commands/config.js')).defineConfig },
   { name: 'doctor', description: 'check Node, ONNX Runtime, execution providers, cache and models', load: async () => (await import('./commands/doctor.js')).defineDoctor },
-  { name: 'convert', description: 'convert a single-file checkpoint (A1111/Civitai .safetensors or .ckpt, SD 1.x/2.x) to a diffusers ONNX folder', load: async () => (await import('./commands/convert.js')).defineConvert },
+  { name: 'convert', description: 'convert a single-file checkpoint (A1111/Civitai .safetensors or .ckpt, SD 1.x/2.x) or a diffusers PyTorch folder to a diffusers ONNX folder', load: async () => (await import('./commands/convert.js')).defineConvert },
   { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 

@@ -7,13 +7,14 @@ import { convertCheckpoint } from '../src/graphs/convert.js';
 import { editTextEncoder } from '../src/onnx/text-encoder-edit.js';
 import { compare, readF32 } from './helpers/fixtures.js';
 import { tempDir } from './helpers/cli.js';
-import { GRAPH_FIXTURES, graphFixture, readRecipe, syntheticInput, writeCheckpoint, type ArrayRef } from './helpers/synthetic-checkpoint.js';
+import { GRAPH_FIXTURES, graphFixture, readRecipe, syntheticInput, writeCheckpoint, writeDiffusersFolder, type ArrayRef } from './helpers/synthetic-checkpoint.js';
 
 /**
  * Each graph built from a single-file checkpoint against the torch module diffusers/transformers
  * load from the same file (through diffusers' own single-file converters), on the same inputs,
  * in float32: SD 1.x, SD 2.x (OpenCLIP, linear projections, 64-wide heads), 9-channel
- * inpainting and 5-channel depth UNets, files stored as F16, BF16 and F32. Held to 1e-5 of
+ * inpainting and 5-channel depth UNets, files stored as F16, BF16 and F32, a torch .ckpt and a
+ * diffusers folder (configs and diffusers' names instead of the LDM layout). Held to 1e-5 of
  * the reference's largest magnitude: ONNX Runtime and torch sum in different orders (seen:
  * text encoder <= 7.1e-7, UNet <= 2.7e-6, VAE <= 1.8e-6).
  */
@@ -40,6 +41,7 @@ const float = (data: Float32Array, shape: readonly number[]): ort.Tensor => new 
 const SOURCES: Array<{ name: string; file: (work: string) => string; label: string }> = [
   ...['sd1', 'sd2v', 'inpaint', 'depth'].map((name) => ({ name, file: (work: string) => writeCheckpoint(work, name), label: `${name}.safetensors` })),
   { name: 'mini', file: () => join(GRAPH_FIXTURES, 'mini.ckpt'), label: 'mini.ckpt (PyTorch Lightning layout, one level)' },
+  { name: 'sd1', file: (work: string) => writeDiffusersFolder(join(work, 'sd1-diffusers'), 'sd1'), label: 'sd1 as a diffusers folder' },
 ];
 
 for (const { name, file: source, label } of SOURCES) {

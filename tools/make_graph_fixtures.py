@@ -32,6 +32,7 @@ from transformers import CLIPTextModel  # noqa: E402
 
 from fixtures_io import RefWriter  # noqa: E402
 from graph_fixture_models import SPECS, Spec, ldm_layout, text_config, text_model, unet_model, vae_model  # noqa: E402
+from fixtures_models import SD15_SCHEDULER_CONFIG  # noqa: E402
 from graph_fixture_refs import probe_ref, text_ids, text_refs, txt2img_ref, unet_refs, vae_refs  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
 from ldm_keys import clip_to_ldm, open_clip_to_ldm, unet_to_ldm, vae_to_ldm  # noqa: E402
@@ -105,6 +106,37 @@ def lightning_ckpt(checkpoint: dict[str, torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
+def diffusers_folder(spec: Spec, recipe: dict, modules: dict) -> dict:
+    """The same weights as a diffusers (PyTorch) folder: per component a recipe whose tensors take the single file's
+    value streams under diffusers' names (ldm_keys renames each back to its single-file key), and the configs."""
+    stream = {entry[0]: t for t, entry in enumerate(recipe["tensors"])}
+    by_key = {entry[0]: entry for entry in recipe["tensors"]}
+    files = {}
+    for part, file, state, to_ldm in (
+        ("unet", "unet/diffusion_pytorch_model.safetensors", modules["unet"].state_dict(), lambda d: unet_to_ldm(d, dict(modules["unet"].config))),
+        ("vae", "vae/diffusion_pytorch_model.safetensors", modules["vae"].state_dict(), lambda d: vae_to_ldm(d, len(spec.vae_channels))),
+        ("text_encoder", "text_encoder/model.safetensors", modules["text_encoder"].state_dict(), clip_to_ldm),
+    ):
+        entries = []
+        for name, tensor in state.items():
+            (ldm,) = to_ldm({name: tensor}).keys()
+            source = by_key[ldm]
+            entries.append([name, source[1], list(tensor.shape), *source[3:6], stream[ldm]])
+        files[file] = {"seed": recipe["seed"], "tensors": entries}
+        got = tensors(files[file])
+        for name, tensor in state.items():
+            if not torch.equal(got[name].float(), tensor):
+                raise AssertionError(f"diffusers folder recipe: {name} differs from the loaded module's")
+    configs = {
+        "model_index.json": {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.32.2"},
+        "unet/config.json": dict(modules["unet"].config),
+        "vae/config.json": dict(modules["vae"].config),
+        "text_encoder/config.json": modules["text_encoder"].config.to_dict(),
+        "scheduler/scheduler_config.json": {"_class_name": "PNDMScheduler", **SD15_SCHEDULER_CONFIG, "prediction_type": spec.prediction},
+    }
+    return {"files": files, "configs": json.loads(json.dumps(configs, default=list))}
+
+
 def build(spec: Spec, writer: RefWriter) -> dict:
     layout, integers = ldm_layout(spec)
     recipe = recipe_for(spec.seed, layout, spec.dtype, integers)
@@ -122,6 +154,8 @@ def build(spec: Spec, writer: RefWriter) -> dict:
         entry["probe"] = probe_ref(modules["unet"], spec)
     if spec.name in ("sd1", "sd2v"):
         entry["txt2img"] = txt2img_ref(writer, spec, modules, TOKENIZER_DIR)
+    if spec.name == "sd1":
+        write_gzip_text(OUT / "sd1.diffusers.json.gz", json.dumps(diffusers_folder(spec, recipe, modules), separators=(",", ":")))
     if spec.name == "mini":
         (OUT / "mini.ckpt").write_bytes(lightning_ckpt(checkpoint))
     return entry

@@ -51,12 +51,14 @@ def fill_for(key: str, shape: list[int]) -> tuple[str, int, float]:
 
 
 def tensor_of(seed: int, index: int, entry: list) -> torch.Tensor:
-    key, dtype, shape, kind, scale_exp, mean = entry
+    """An optional 7th field names the stream (another file's tensor index) to take the values from."""
+    key, dtype, shape, kind, scale_exp, mean = entry[:6]
+    stream = entry[6] if len(entry) > 6 else index
     count = math.prod(shape)
     if kind == "arange":
         data = torch.arange(count, dtype=torch.int64)
     else:
-        data = torch.from_numpy(values(seed, index, count, scale_exp, mean)).to(DTYPES[dtype][1])
+        data = torch.from_numpy(values(seed, stream, count, scale_exp, mean)).to(DTYPES[dtype][1])
     return data.reshape(shape)
 
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { convertCheckpoint, type Precision } from '../graphs/convert.js';
@@ -24,6 +25,20 @@ export function convertedCache(): string {
 }
 
 /**
+ * `--model ./model.safetensors`: the cached conversion, made first (with progress on stderr) when
+ * there is none. The generating commands' model choice (src/commands/model-choice.ts chooseModel)
+ * calls this for a --model that is a file.
+ */
+export async function modelFromCheckpoint(path: string, quiet: boolean): Promise<string> {
+  const progress = convertProgress({ quiet });
+  try {
+    return await ensureConvertedModel(resolve(path), convertedCache(), { onProgress: progress.listener });
+  } finally {
+    progress.stop();
+  }
+}
+
+/**
  * `diffuse convert <file>`: a single-file checkpoint (.safetensors, .ckpt) to a diffusers ONNX
  * folder, in the cache (what `--model <file>` would use) or at -o; --id registers it as a local
  * model. Prints the folder's path on stdout.
@@ -38,7 +53,7 @@ export function defineConvert(cmd: Command): Command {
     .option('-q, --quiet', 'no progress')
     .action(async (file: string, flags: ConvertFlags) => {
       const path = resolve(file);
-      if (!isCheckpointFile(path)) throw new UsageError(`${file} is not a file; pass a checkpoint (.safetensors or .ckpt)`);
+      if (!existsSync(path)) throw new UsageError(`${file} does not exist; pass a checkpoint (.safetensors, .ckpt) or a diffusers model folder`);
       const precision = flags.precision as Precision;
       if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be fp32 or fp16 (got '${flags.precision}')`);
       const prediction = flags.prediction === undefined ? undefined : PREDICTIONS[flags.prediction];
@@ -48,8 +63,8 @@ export function defineConvert(cmd: Command): Command {
       let dir: string;
       try {
         if (flags.output) {
-          const hashes = await checkpointHashes(path, convertedCache(), progress.listener);
-          dir = (await convertCheckpoint(path, resolve(flags.output), { ...options, hashes, onProgress: progress.listener })).dir;
+          const hashes = isCheckpointFile(path) ? await checkpointHashes(path, convertedCache(), progress.listener) : undefined;
+          dir = (await convertCheckpoint(path, resolve(flags.output), { ...options, ...(hashes ? { hashes } : {}), onProgress: progress.listener })).dir;
         } else {
           dir = await ensureConvertedModel(path, convertedCache(), { ...options, onProgress: progress.listener });
         }

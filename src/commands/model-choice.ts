@@ -4,6 +4,8 @@ import { UsageError } from '../errors.js';
 import type { SettingSource } from '../settings/config.js';
 import type { SettingKey, Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
+import { modelFromCheckpoint } from './convert.js';
+import { isCheckpointFile } from '../graphs/converted-cache.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
 
 export interface ChosenModel {
@@ -17,6 +19,7 @@ export interface ChosenModel {
  * command that fetches it — a script never starts a multi-gigabyte download by surprise.
  */
 export async function chooseModel(settings: Settings, task: Task, quiet: boolean): Promise<ChosenModel> {
+  if (settings.model && isCheckpointFile(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
   const base = { offline: settings.offline, task };

@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { buildClipText } from './clip-text.js';
-import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
-import { detectSingleFile } from './detect.js';
+import { openModelSource, type ModelSource } from './model-source.js';
 import { DiffuseError, UsageError, describeCause } from '../errors.js';
 import { CheckpointError, ConversionError } from './errors.js';
 import type { ModelConfig, Prediction } from './model-config.js';
@@ -16,8 +15,8 @@ import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
 import { ComponentWeights } from './weights.js';
 
 /**
- * A single-file checkpoint to a diffusers ONNX folder the pipeline loads like any other: the
- * model is read off the file (detect.ts), every graph is built and checked against the weights
+ * A single-file checkpoint (or a diffusers PyTorch folder) to a diffusers ONNX folder the pipeline
+ * loads like any other: the model is read off the file (detect.ts), every graph is built and checked against the weights
  * before a byte is written, the weights stream through one tensor at a time, and the folder is
  * assembled beside its destination and renamed into place, so a failure leaves nothing behind.
  */
@@ -49,19 +48,21 @@ export interface ConvertedModel {
 const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const;
 const DATA_FILE = 'model.onnx_data';
 
-/** SD 2.x v-models are trained at 768 px (96 latents); the others at 512. */
+/** Single files do not say their native size: SD 2.x v-models are trained at 768 px (96 latents), the others at 512. */
 function withNativeSize(config: Omit<ModelConfig, 'prediction'>, prediction: Prediction): ModelConfig {
   const latents = config.family === 'sd2' && config.variant === 'base' && prediction === 'v_prediction' ? 96 : 64;
   const pixels = latents * 2 ** (config.vae.blockOutChannels.length - 1);
   return { ...config, prediction, unet: { ...config.unet, sampleSize: latents }, vae: { ...config.vae, sampleSize: pixels } };
 }
 
-function buildGraphs(store: OpenedStore, detected: ReturnType<typeof detectSingleFile>, weightType: WeightType): Record<(typeof COMPONENTS)[number], { graph: GraphBuilder; weights: ComponentWeights }> {
-  const { config, locators } = detected;
-  const text = new ComponentWeights('text encoder', store, locators.textEncoder);
-  const unet = new ComponentWeights('UNet', store, locators.unet);
-  const encoder = new ComponentWeights('VAE encoder', store, locators.vae);
-  const decoder = new ComponentWeights('VAE decoder', store, locators.vae);
+type Built = Record<(typeof COMPONENTS)[number], { graph: GraphBuilder; weights: ComponentWeights }>;
+
+function buildGraphs(source: ModelSource, weightType: WeightType): Built {
+  const { config } = source;
+  const text = new ComponentWeights('text encoder', source.textEncoder.store, source.textEncoder.locate);
+  const unet = new ComponentWeights('UNet', source.unet.store, source.unet.locate);
+  const encoder = new ComponentWeights('VAE encoder', source.vae.store, source.vae.locate);
+  const decoder = new ComponentWeights('VAE decoder', source.vae.store, source.vae.locate);
   return {
     text_encoder: { graph: buildClipText(text, config.textEncoder, weightType), weights: text },
     unet: { graph: buildUnet(unet, config.unet, weightType), weights: unet },
@@ -72,14 +73,13 @@ function buildGraphs(store: OpenedStore, detected: ReturnType<typeof detectSingl
 
 export async function convertCheckpoint(source: string, outDir: string, options: ConvertOptions): Promise<ConvertedModel> {
   if (existsSync(outDir)) throw new UsageError(`${outDir} already exists; converting writes a new folder (remove it or choose another)`);
-  const store = await openWeightFile(source);
+  const model = await openModelSource(source);
   const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const detected = detectSingleFile(store);
     const weightType: WeightType = options.precision === 'fp16' ? 'float16' : 'float32';
     let graphs;
     try {
-      graphs = buildGraphs(store, detected, weightType);
+      graphs = buildGraphs(model, weightType);
     } catch (err) {
       if (err instanceof RangeError) throw new CheckpointError(`${source}: ${err.message}`, { cause: err });
       throw err;
@@ -98,8 +98,8 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       if (err instanceof DiffuseError) throw err;
       throw new ConversionError(`cannot write the converted model beside ${outDir}: ${describeCause(err)} (free some disk space or choose another folder)`, { cause: err });
     }
-    const decided = await decidePrediction(detected.config, options, join(tmp, 'unet', 'model.onnx'));
-    const config = withNativeSize(detected.config, decided.prediction);
+    const decided = await decidePrediction(model, options, join(tmp, 'unet', 'model.onnx'));
+    const config = model.prediction ? { ...model.config, prediction: decided.prediction } : withNativeSize(model.config, decided.prediction);
     const record: CheckpointRecord = {
       name: basename(source, extname(source)),
       file: basename(source),
@@ -112,17 +112,19 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       converter: CONVERTER_VERSION,
     };
     const weightMap = Object.fromEntries(COMPONENTS.map((c) => [c, graphs[c].weights.records]));
-    await writeModelFolder(tmp, config, record, weightMap);
+    await writeModelFolder(tmp, config, record, weightMap, model.tokenizerDir);
     await rename(tmp, outDir);
     return { dir: outDir, config, record };
   } finally {
-    await store.close();
+    await model.close();
     await rm(tmp, { recursive: true, force: true });
   }
 }
 
-async function decidePrediction(config: Omit<ModelConfig, 'prediction'>, options: ConvertOptions, unetPath: string): Promise<{ prediction: Prediction; from: CheckpointRecord['predictionFrom'] }> {
+async function decidePrediction(model: ModelSource, options: ConvertOptions, unetPath: string): Promise<{ prediction: Prediction; from: CheckpointRecord['predictionFrom'] }> {
+  const { config } = model;
   if (options.prediction) return { prediction: options.prediction, from: 'option' };
+  if (model.prediction) return { prediction: model.prediction, from: 'config' };
   if (config.family === 'sd1' || config.variant !== 'base') return { prediction: 'epsilon', from: 'family' };
   options.onProgress?.({ stage: 'probe', done: 0, total: 1 });
   const probe = await probePrediction(unetPath, { in: config.unet.inChannels, context: config.unet.crossAttentionDim });

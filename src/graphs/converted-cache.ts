@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashCheckpoint, type CheckpointHashes } from './checkpoint-hash.js';
 import { convertCheckpoint, type ConvertProgress, type Precision } from './convert.js';
@@ -24,10 +25,7 @@ export interface EnsureOptions {
   onProgress?: (event: EnsureProgress) => void;
 }
 
-/** Extensions `--model` treats as a single-file checkpoint rather than a model folder. */
-export const CHECKPOINT_EXTENSIONS = ['.safetensors', '.ckpt', '.pt', '.pth', '.sft'] as const;
-
-/** Whether `path` is a file (not a model folder) that `--model` should convert. */
+/** Whether `path` is a file (a model folder is loaded as it is) that `--model` should convert. */
 export function isCheckpointFile(path: string): boolean {
   return existsSync(path) && statSync(path).isFile();
 }
@@ -81,14 +79,33 @@ function isComplete(dir: string): boolean {
   }
 }
 
-/** The diffusers ONNX folder of `checkpointPath`, converting it first when the cache has none. */
+/**
+ * What identifies a diffusers folder in the cache: its files' real paths, sizes and times (a
+ * folder has no single checkpoint to hash, and A1111 gives it no Model hash).
+ */
+async function folderKey(dir: string): Promise<string> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = await Promise.all(
+    entries
+      .filter((e) => e.isFile())
+      .map(async (e) => {
+        const path = await realpath(join(e.parentPath, e.name));
+        const { size, mtimeMs } = await stat(path);
+        return [path, size, mtimeMs] as const;
+      }),
+  );
+  return createHash('sha256').update(JSON.stringify(files.sort((a, b) => (a[0] < b[0] ? -1 : 1)))).digest('hex');
+}
+
+/** The diffusers ONNX folder of a checkpoint (or diffusers folder), converting it first when the cache has none. */
 export async function ensureConvertedModel(checkpointPath: string, cacheDir: string, options: EnsureOptions = {}): Promise<string> {
-  const hashes = await checkpointHashes(checkpointPath, cacheDir, options.onProgress);
-  const dir = join(cacheDir, convertedFolderName(hashes.sha256, options));
+  const folder = statSync(checkpointPath).isDirectory();
+  const hashes = folder ? undefined : await checkpointHashes(checkpointPath, cacheDir, options.onProgress);
+  const dir = join(cacheDir, convertedFolderName(hashes?.sha256 ?? `d${await folderKey(checkpointPath)}`, options));
   if (isComplete(dir)) return dir;
   await rm(dir, { recursive: true, force: true });
   try {
-    await convertCheckpoint(checkpointPath, dir, { precision: options.precision ?? 'fp32', hashes, ...(options.prediction ? { prediction: options.prediction } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+    await convertCheckpoint(checkpointPath, dir, { precision: options.precision ?? 'fp32', ...(hashes ? { hashes } : {}), ...(options.prediction ? { prediction: options.prediction } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   } catch (err) {
     // Another process finished the same conversion first: theirs is identical.
     if (isComplete(dir)) return dir;

@@ -1,4 +1,5 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeClipTokenizer } from './clip-tokenizer-files.js';
 import type { ModelConfig } from './model-config.js';
@@ -122,11 +123,22 @@ function textEncoderJson(config: ModelConfig): Record<string, unknown> {
   };
 }
 
+/** checkpoint.json of a converted folder, or undefined for any other folder (what the metadata needs: name and hashes). */
+export function readCheckpointRecord(dir: string): CheckpointRecord | undefined {
+  try {
+    const record = JSON.parse(readFileSync(join(dir, CHECKPOINT_RECORD), 'utf8')) as CheckpointRecord;
+    return typeof record.name === 'string' ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>): Promise<void> {
+/** `tokenizerDir`: a tokenizer folder to copy (a diffusers folder's) instead of CLIP's. */
+export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>, tokenizerDir?: string): Promise<void> {
   await writeJson(join(dir, 'model_index.json'), {
     _class_name: PIPELINES[config.variant],
     requires_safety_checker: false,
@@ -143,7 +155,8 @@ export async function writeModelFolder(dir: string, config: ModelConfig, record:
   await writeJson(join(dir, 'vae_encoder', 'config.json'), vaeJson(config));
   await writeJson(join(dir, 'vae_decoder', 'config.json'), vaeJson(config));
   await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config));
-  await writeClipTokenizer(join(dir, 'tokenizer'), config.family);
+  if (tokenizerDir) await cp(tokenizerDir, join(dir, 'tokenizer'), { recursive: true });
+  else await writeClipTokenizer(join(dir, 'tokenizer'), config.family);
   await writeJson(join(dir, WEIGHT_MAP), weights);
   await writeJson(join(dir, CHECKPOINT_RECORD), record);
 }

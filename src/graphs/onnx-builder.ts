@@ -38,8 +38,9 @@ const ENTRY = { key: 1, value: 2 } as const;
 /** Opset 17: LayerNormalization is a standard op from there; IR 8 is its IR version. */
 export const OPSET_VERSION = 17;
 const IR_VERSION = 8;
-/** External data offsets aligned to pages, as onnx's own writer aligns large tensors. */
+/** Tensors of a megabyte or more start on a page, as onnx's own writer aligns them (small ones are packed). */
 const DATA_ALIGNMENT = 4096;
+const ALIGN_FROM_BYTES = 1 << 20;
 
 function attribute(name: string, value: AttributeValue): Message {
   if (typeof value === 'number') return intAttribute(name, value);
@@ -159,7 +160,7 @@ export class GraphBuilder {
       let offset = 0;
       for (const weight of this.weights) {
         const bytes = this.encodeWeight(await weight.read());
-        offset = Math.ceil(offset / DATA_ALIGNMENT) * DATA_ALIGNMENT;
+        if (bytes.length >= ALIGN_FROM_BYTES) offset = Math.ceil(offset / DATA_ALIGNMENT) * DATA_ALIGNMENT;
         await handle.write(bytes, 0, bytes.length, offset);
         initializers.push(externalInitializer(weight, this.weightType === 'float32' ? ElemType.FLOAT : ElemType.FLOAT16, dataFile, offset, bytes.length));
         offset += bytes.length;

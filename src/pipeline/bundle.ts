@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { Device, OpenedSession } from '../onnx/session.js';
+import { readCheckpointRecord } from '../graphs/model-folder.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { EmbeddingTokens } from '../text/embeddings.js';
@@ -13,7 +14,7 @@ import { VaeDecoder, VaeEncoder } from './vae.js';
 /** Everything one model needs to generate, loaded once and reused across images. */
 export interface ModelBundle {
   files: ModelFiles;
-  /** Display name: the folder's name (A1111's "Model:" field). */
+  /** Display name (A1111's "Model:" field): the checkpoint's file name for converted models, else the folder's name. */
   name: string;
   tokenizer: ClipTokenizer;
   textEncoder: TextEncoder;
@@ -58,7 +59,7 @@ export function assemble(
   const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
   return {
     files: parts.files,
-    name: basename(parts.files.dir),
+    name: readCheckpointRecord(parts.files.dir)?.name ?? basename(parts.files.dir),
     tokenizer: parts.tokenizer,
     clipSkip: parts.clipSkip,
     textEncoder,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { floatToHalf } from '../../src/onnx/dtype.js';
 import { FIXTURES, readJson } from './fixtures.js';
 
@@ -12,8 +12,8 @@ import { FIXTURES, readJson } from './fixtures.js';
 
 export const GRAPH_FIXTURES = join(FIXTURES, 'graphs');
 
-/** [key, dtype, shape, kind, scale exponent, mean] */
-export type RecipeEntry = [string, string, number[], 'uniform' | 'arange', number, number];
+/** [key, dtype, shape, kind, scale exponent, mean, value stream (default: the entry's index)] */
+export type RecipeEntry = [string, string, number[], 'uniform' | 'arange', number, number, number?];
 
 export interface Recipe {
   seed: number;
@@ -50,13 +50,13 @@ export function syntheticInput(seed: number, index: number, shape: readonly numb
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
 
 function encode(entry: RecipeEntry, seed: number, index: number): Uint8Array {
-  const [, dtype, shape, kind, scaleExp, mean] = entry;
+  const [, dtype, shape, kind, scaleExp, mean, stream] = entry;
   const count = shape.reduce((a, b) => a * b, 1);
   if (kind === 'arange') {
     if (dtype === 'I64') return new Uint8Array(BigInt64Array.from({ length: count }, (_, i) => BigInt(i)).buffer);
     return new Uint8Array(Int32Array.from({ length: count }, (_, i) => i).buffer);
   }
-  const values = syntheticValues(seed, index, count, scaleExp, mean);
+  const values = syntheticValues(seed, stream ?? index, count, scaleExp, mean);
   if (dtype === 'F32') return new Uint8Array(Float32Array.from(values).buffer);
   if (dtype === 'F16') return new Uint8Array(Uint16Array.from(values, (v) => floatToHalf(v)).buffer);
   if (dtype === 'BF16') return new Uint8Array(Uint16Array.from(new Uint32Array(Float32Array.from(values).buffer), (bits) => bits >>> 16).buffer);
@@ -99,6 +99,22 @@ export function writeCheckpoint(dir: string, name: string, file = `${name}.safet
   const path = join(dir, file);
   writeFileSync(path, checkpointBytes(edit ? edit(recipe) : recipe));
   return path;
+}
+
+/**
+ * A recipe's weights as a diffusers (PyTorch) folder (tools/make_graph_fixtures.py's
+ * diffusers_folder: the same values under diffusers' names), with tiny-sd's tokenizer.
+ */
+export function writeDiffusersFolder(dir: string, name: string): string {
+  const layout = readJson<{ files: Record<string, Recipe>; configs: Record<string, unknown> }>(join(GRAPH_FIXTURES, `${name}.diffusers.json.gz`));
+  const write = (rel: string, data: Uint8Array | string): void => {
+    mkdirSync(dirname(join(dir, rel)), { recursive: true });
+    writeFileSync(join(dir, rel), data);
+  };
+  for (const [rel, recipe] of Object.entries(layout.files)) write(rel, checkpointBytes(recipe));
+  for (const [rel, config] of Object.entries(layout.configs)) write(rel, JSON.stringify(config));
+  cpSync(join(FIXTURES, 'tiny-sd', 'tokenizer'), join(dir, 'tokenizer'), { recursive: true });
+  return dir;
 }
 
 /** A reference array and where an input was drawn from (tools/graph_fixture_refs.py). */

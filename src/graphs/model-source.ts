@@ -1,0 +1,42 @@
+import { statSync } from 'node:fs';
+import { openWeightFile } from './checkpoint-store.js';
+import { detectSingleFile } from './detect.js';
+import { openDiffusersFolder } from './diffusers-folder.js';
+import type { Locator } from './ldm-keys.js';
+import type { ModelConfig, Prediction } from './model-config.js';
+import type { TensorStore } from './weights.js';
+
+/**
+ * Where a model's weights come from, whatever the layout: a single-file checkpoint (one store,
+ * LDM key names) or a diffusers folder (one store per component, diffusers' own names).
+ */
+
+export interface ComponentSource {
+  store: TensorStore;
+  locate: Locator;
+}
+
+export interface ModelSource {
+  config: Omit<ModelConfig, 'prediction'>;
+  textEncoder: ComponentSource;
+  unet: ComponentSource;
+  vae: ComponentSource;
+  /** The prediction type the source states (a diffusers folder's scheduler config); single files state none. */
+  prediction?: Prediction;
+  /** A tokenizer folder to carry over as it is (a diffusers folder's). */
+  tokenizerDir?: string;
+  close(): Promise<void>;
+}
+
+export async function openModelSource(path: string): Promise<ModelSource> {
+  if (statSync(path).isDirectory()) return openDiffusersFolder(path);
+  const store = await openWeightFile(path);
+  try {
+    const { config, locators } = detectSingleFile(store);
+    const component = (locate: Locator): ComponentSource => ({ store, locate });
+    return { config, textEncoder: component(locators.textEncoder), unet: component(locators.unet), vae: component(locators.vae), close: () => store.close() };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
