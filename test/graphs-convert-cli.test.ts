@@ -117,6 +117,21 @@ S('the tokenizer a conversion writes is CLIP`s (the vocabulary derived from the 
   assert.equal(sd1Tokenizer.encode('a lighthouse on a cliff'), (await ClipTokenizer.fromDirectory(tinySd)).encode('a lighthouse on a cliff'));
 });
 
+S('txt2img --model <file>: converted on first use (progress on stderr), found in the cache after; the image names the checkpoint', () => {
+  const home = tempDir('diffuse-convert-home-');
+  const file = writeCheckpoint(tempDir(), 'sd1');
+  const out = tempDir();
+  const run = (name: string) => diffuse(['txt2img', 'a fox', '--model', file, '--steps', '2', '-W', '32', '-H', '32', '--seed', '1', '-o', join(out, name)], { env: { DIFFUSE_HOME: home } });
+  const first = run('1.png');
+  assert.is(first.status, 0, first.stderr);
+  assert.match(first.stderr, /converting/);
+  const second = run('2.png');
+  assert.is(second.status, 0, second.stderr);
+  assert.not.match(second.stderr, /converting|hashing/);
+  assert.equal(readFileSync(join(out, '1.png')), readFileSync(join(out, '2.png')));
+  assert.match(readFileSync(join(out, '1.png')).toString('latin1'), /Model: sd1[,\n]/);
+});
+
 S('a missing file is a usage error', () => {
   const r = diffuse(['convert', '/nonexistent/model.safetensors', '-q']);
   assert.is(r.status, 2);
