@@ -134,7 +134,9 @@ def diffusers_folder(spec: Spec, recipe: dict, modules: dict) -> dict:
         "text_encoder/config.json": modules["text_encoder"].config.to_dict(),
         "scheduler/scheduler_config.json": {"_class_name": "PNDMScheduler", **SD15_SCHEDULER_CONFIG, "prediction_type": spec.prediction},
     }
-    return {"files": files, "configs": json.loads(json.dumps(configs, default=list))}
+    # diffusers' private keys (_use_default_values is a set, in no fixed order) are left out, as diffusers ignores them.
+    public = {path: {k: v for k, v in config.items() if not k.startswith("_use")} for path, config in configs.items()}
+    return {"files": files, "configs": json.loads(json.dumps(public, default=list))}
 
 
 def build(spec: Spec, writer: RefWriter) -> dict:

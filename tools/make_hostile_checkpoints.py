@@ -4,7 +4,7 @@ Each .safetensors file breaks one rule of the format; verdicts.json records whet
 (safe_open, reading every tensor) accepts it and, if not, its error, so the test holds diffuse's reader to
 the library's rules file by file. evil.ckpt is a torch.save archive whose pickle calls os.system when
 unpickled (a REDUCE of posix.system): diffuse must refuse it without running anything (the command would
-create the marker file named in verdicts.json). legacy.ckpt is a pre-1.6 (non-zip) torch pickle.
+create the marker file named in verdicts.json). legacy.ckpt begins as a pre-1.6 (non-zip) torch file does.
 
 Usage: /opt/diffuse-venv/bin/python tools/make_hostile_checkpoints.py
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import shutil
 import struct
 from pathlib import Path
@@ -58,9 +59,10 @@ class Evil:
 def torch_files() -> dict[str, bytes]:
     evil = io.BytesIO()
     torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2)}, "payload": Evil()}, evil)
-    legacy = io.BytesIO()
-    torch.save({"state_dict": {"x": torch.zeros(2)}}, legacy, _use_new_zipfile_serialization=False)
-    return {"evil.ckpt": evil.getvalue(), "legacy.ckpt": legacy.getvalue()}
+    # How a pre-1.6 torch file starts (its magic number, protocol version, then pickles); torch.save's own
+    # legacy writer names storages by memory address, so it is not byte-reproducible.
+    legacy = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001, {"state_dict": {}}))
+    return {"evil.ckpt": evil.getvalue(), "legacy.ckpt": legacy}
 
 
 def verdict(path: Path) -> str:
