@@ -16,9 +16,10 @@ import { ComponentWeights } from './weights.js';
 
 /**
  * A single-file checkpoint (or a diffusers PyTorch folder) to a diffusers ONNX folder the pipeline
- * loads like any other: the model is read off the file (detect.ts), every graph is built and checked against the weights
- * before a byte is written, the weights stream through one tensor at a time, and the folder is
- * assembled beside its destination and renamed into place, so a failure leaves nothing behind.
+ * loads like any other: the model is read off the file (detect.ts), every graph is built and
+ * checked against the weights before a byte is written, the weights stream through one tensor at
+ * a time, and the folder is assembled beside its destination and renamed into place, so a
+ * failure leaves nothing behind.
  */
 
 export type Precision = 'fp32' | 'fp16';
@@ -99,7 +100,7 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       throw new ConversionError(`cannot write the converted model beside ${outDir}: ${describeCause(err)} (free some disk space or choose another folder)`, { cause: err });
     }
     const decided = await decidePrediction(model, options, join(tmp, 'unet', 'model.onnx'));
-    const config = model.prediction ? { ...model.config, prediction: decided.prediction } : withNativeSize(model.config, decided.prediction);
+    const config = model.statesSize ? { ...model.config, prediction: decided.prediction } : withNativeSize(model.config, decided.prediction);
     const record: CheckpointRecord = {
       name: basename(source, extname(source)),
       file: basename(source),

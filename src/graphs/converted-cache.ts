@@ -64,7 +64,7 @@ export async function checkpointHashes(path: string, cacheDir: string, onProgres
   return hashes;
 }
 
-export function convertedFolderName(sha256: string, options: Pick<EnsureOptions, 'precision' | 'prediction'>): string {
+function convertedFolderName(sha256: string, options: Pick<EnsureOptions, 'precision' | 'prediction'>): string {
   const prediction = options.prediction ? `-${options.prediction === 'v_prediction' ? 'v' : 'eps'}` : '';
   return `${sha256.slice(0, 16)}-${options.precision ?? 'fp32'}${prediction}`;
 }

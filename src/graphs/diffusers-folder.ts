@@ -143,6 +143,7 @@ export async function openDiffusersFolder(dir: string): Promise<ModelSource> {
     unet: { store: unetStore, locate: sameNames },
     vae: { store: vaeStore, locate: sameNames },
     prediction,
+    statesSize: true,
     ...(existsSync(join(dir, 'tokenizer', 'vocab.json')) ? { tokenizerDir: join(dir, 'tokenizer') } : {}),
     close: async () => {
       await Promise.all(stores.map((s) => s.close()));

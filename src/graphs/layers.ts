@@ -31,11 +31,6 @@ export function linear(net: Net, path: string, x: string, inFeatures: number, ou
   return net.g.op('Add', [net.g.weight(net.w.take(`${path}.bias`, 'as-is', [out])), y], scope);
 }
 
-/** Output features of the Linear at `path`. */
-export function linearOut(net: Net, path: string): number {
-  return net.w.shape(`${path}.weight`)[0]!;
-}
-
 export interface ConvOptions {
   stride?: number;
   /** [top, left, bottom, right]; default: "same" padding for odd kernels. */
@@ -51,10 +46,6 @@ export function conv2d(net: Net, path: string, x: string, inChannels: number, ou
   const pads = options.pads ?? [(kh! - 1) / 2, (kw! - 1) / 2, (kh! - 1) / 2, (kw! - 1) / 2];
   const stride = options.stride ?? 1;
   return net.g.op('Conv', [x, weight, bias], scopeOf(path), { kernel_shape: [kh!, kw!], pads, strides: [stride, stride], dilations: [1, 1], group: 1 });
-}
-
-export function convOut(net: Net, path: string): number {
-  return net.w.shape(`${path}.weight`)[0]!;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface ModelSource {
   vae: ComponentSource;
   /** The prediction type the source states (a diffusers folder's scheduler config); single files state none. */
   prediction?: Prediction;
+  /** Whether the configs give the native image size (a diffusers folder's do, a single file cannot). */
+  statesSize: boolean;
   /** A tokenizer folder to carry over as it is (a diffusers folder's). */
   tokenizerDir?: string;
   close(): Promise<void>;
@@ -34,7 +36,7 @@ export async function openModelSource(path: string): Promise<ModelSource> {
   try {
     const { config, locators } = detectSingleFile(store);
     const component = (locate: Locator): ComponentSource => ({ store, locate });
-    return { config, textEncoder: component(locators.textEncoder), unet: component(locators.unet), vae: component(locators.vae), close: () => store.close() };
+    return { config, textEncoder: component(locators.textEncoder), unet: component(locators.unet), vae: component(locators.vae), statesSize: false, close: () => store.close() };
   } catch (err) {
     await store.close();
     throw err;

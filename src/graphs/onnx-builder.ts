@@ -36,7 +36,7 @@ const DIMENSION = { dimValue: 1, dimParam: 2 } as const;
 const ENTRY = { key: 1, value: 2 } as const;
 
 /** Opset 17: LayerNormalization is a standard op from there; IR 8 is its IR version. */
-export const OPSET_VERSION = 17;
+const OPSET_VERSION = 17;
 const IR_VERSION = 8;
 /** Tensors of a megabyte or more start on a page, as onnx's own writer aligns them (small ones are packed). */
 const DATA_ALIGNMENT = 4096;

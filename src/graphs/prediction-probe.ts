@@ -16,7 +16,7 @@ export interface ProbeResult {
   statistic: number;
 }
 
-export const PROBE = { value: 0.5, timestep: 999, size: 8, tokens: 2, threshold: -1 } as const;
+const PROBE = { value: 0.5, timestep: 999, size: 8, tokens: 2, threshold: -1 } as const;
 
 export async function probePrediction(unetPath: string, channels: { in: number; context: number }): Promise<ProbeResult> {
   const { session } = await openSession(unetPath, { device: 'cpu' });

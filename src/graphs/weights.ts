@@ -60,10 +60,6 @@ export class ComponentWeights {
     return { source, shape };
   }
 
-  has(name: string): boolean {
-    return this.source(name) !== undefined;
-  }
-
   /** The tensor's shape as stored (rows applied), for reading hyper-parameters off the weights. */
   shape(name: string): number[] {
     const found = this.source(name);
