@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import * as ort from 'onnxruntime-node';
 import { convertCheckpoint } from '../src/graphs/convert.js';
 import { editTextEncoder } from '../src/onnx/text-encoder-edit.js';
+import { fuseAttention } from '../src/onnx/fuse-attention.js';
 import { compare, readF32 } from './helpers/fixtures.js';
 import { tempDir } from './helpers/cli.js';
 import { GRAPH_FIXTURES, graphFixture, readRecipe, syntheticInput, writeCheckpoint, writeDiffusersFolder, type ArrayRef } from './helpers/synthetic-checkpoint.js';
@@ -87,6 +88,22 @@ for (const { name, file: source, label } of SOURCES) {
       near('out_sample', out['out_sample']!, c.out_sample);
     });
   }
+
+  S('UNet with the pipeline`s attention fusion: every attention becomes MultiHeadAttention, same outputs', async () => {
+    const dir = await converted();
+    const fused = fuseAttention(new Uint8Array(readFileSync(join(dir, 'unet', 'model.onnx'))));
+    assert.ok(fused.fused > 0 && fused.skipped === 0, `${fused.fused} fused, ${fused.skipped} left`);
+    const path = join(dir, 'unet', 'fused.onnx');
+    writeFileSync(path, fused.model);
+    const c = fixture.unet[0]!;
+    const seed = readRecipe(name).seed;
+    const out = await run(path, {
+      sample: float(syntheticInput(seed, c.sample.index, c.sample.shape), c.sample.shape),
+      timestep: float(Float32Array.of(c.timestep), [1]),
+      encoder_hidden_states: float(syntheticInput(seed, c.context.index, c.context.shape), c.context.shape),
+    });
+    near('fused out_sample', out['out_sample']!, c.out_sample);
+  });
 
   S('VAE decoder and encoder', async () => {
     const dir = await converted();
