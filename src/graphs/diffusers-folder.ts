@@ -4,7 +4,7 @@ import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
 import { CheckpointError } from './errors.js';
 import { sameNames } from './ldm-keys.js';
 import type { DownBlock, Family, Prediction, TextEncoderConfig, UnetConfig, UpBlock, VaeConfig, Variant } from './model-config.js';
-import type { ModelSource } from './model-source.js';
+import type { ModelSource } from './source.js';
 
 /**
  * A diffusers (PyTorch) model folder: unet/, vae/, text_encoder/ with their config.json and
