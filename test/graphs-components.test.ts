@@ -2,12 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { scratch } from './helpers/scratch.js';
 import * as ort from 'onnxruntime-node';
 import { convertCheckpoint } from '../src/graphs/convert.js';
 import { editTextEncoder } from '../src/onnx/text-encoder-edit.js';
 import { fuseAttention } from '../src/onnx/fuse-attention.js';
 import { compare, readF32 } from './helpers/fixtures.js';
-import { tempDir } from './helpers/cli.js';
 import { GRAPH_FIXTURES, graphFixture, readRecipe, syntheticInput, writeCheckpoint, writeDiffusersFolder, type ArrayRef } from './helpers/synthetic-checkpoint.js';
 
 /**
@@ -48,6 +48,7 @@ const SOURCES: Array<{ name: string; file: (work: string) => string; label: stri
 for (const { name, file: source, label } of SOURCES) {
   const fixture = graphFixture(name);
   const S = suite(`graphs built from ${label} (${fixture.family}, ${fixture.dtype}) = torch`);
+  const tempDir = scratch(S);
   // Converted once, on first use: a failure fails every test (uvu does not report a throwing before hook).
   let conversion: Promise<string> | undefined;
   const converted = (): Promise<string> => {

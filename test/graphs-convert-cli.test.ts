@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { scratch } from './helpers/scratch.js';
 import * as ort from 'onnxruntime-node';
 import { clipMerges, clipVocab } from '../src/graphs/clip-tokenizer-files.js';
 import { probePrediction } from '../src/graphs/prediction-probe.js';
@@ -9,7 +10,7 @@ import { readCheckpointRecord } from '../src/graphs/model-folder.js';
 import { readLocalModels } from '../src/models/index.js';
 import { editTextEncoder } from '../src/onnx/text-encoder-edit.js';
 import { ClipTokenizer } from '../src/text/clip-tokenizer.js';
-import { diffuse, tempDir } from './helpers/cli.js';
+import { diffuse } from './helpers/cli.js';
 import { FIXTURES, compare } from './helpers/fixtures.js';
 import { graphFixture, readRecipe, syntheticInput, writeCheckpoint } from './helpers/synthetic-checkpoint.js';
 
@@ -21,6 +22,8 @@ import { graphFixture, readRecipe, syntheticInput, writeCheckpoint } from './hel
  */
 
 const S = suite('diffuse convert');
+
+const tempDir = scratch(S);
 const sd1 = graphFixture('sd1');
 
 function convert(args: string[], home: string): string {

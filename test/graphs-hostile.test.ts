@@ -2,9 +2,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { scratch } from './helpers/scratch.js';
 import { openWeightFile } from '../src/graphs/checkpoint-store.js';
 import { CheckpointError } from '../src/graphs/errors.js';
-import { diffuse, tempDir } from './helpers/cli.js';
+import { diffuse } from './helpers/cli.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { writeCheckpoint, type Recipe } from './helpers/synthetic-checkpoint.js';
 
@@ -37,6 +38,8 @@ function convertRefused(file: string): { stderr: string; left: string[] } {
 }
 
 const S = suite('hostile and incomplete checkpoints');
+
+const tempDir = scratch(S);
 
 for (const [name, verdict] of Object.entries(verdicts.safetensors)) {
   const said = verdict === 'ok' ? 'accepted' : `refused (${verdict.replace(/^.*: /, '')})`;

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { scratch } from './helpers/scratch.js';
 import { convertCheckpoint } from '../src/graphs/convert.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
 import { compare, readF32 } from './helpers/fixtures.js';
-import { tempDir } from './helpers/cli.js';
 import { referenceRequest } from './helpers/reference-case.js';
 import { GRAPH_FIXTURES, graphFixture, writeCheckpoint } from './helpers/synthetic-checkpoint.js';
 
@@ -24,6 +24,7 @@ for (const name of ['sd1', 'sd2v'] as const) {
   const fixture = graphFixture(name);
   const c = fixture.txt2img!;
   const S = suite(`txt2img from ${name}.safetensors = diffusers StableDiffusionPipeline`);
+  const tempDir = scratch(S);
   S(`${c.name}: ${c.num_inference_steps} Euler steps, CFG ${c.guidance_scale}`, async () => {
     const work = tempDir();
     const prediction = c.scheduler.overrides['prediction_type'] as 'epsilon' | 'v_prediction';
