@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -120,7 +121,7 @@ S('the tokenizer a conversion writes is CLIP`s (the vocabulary derived from the 
   assert.equal(sd1Tokenizer.encode('a lighthouse on a cliff'), (await ClipTokenizer.fromDirectory(tinySd)).encode('a lighthouse on a cliff'));
 });
 
-S('txt2img --model <file>: converted on first use (progress on stderr), found in the cache after; the image names the checkpoint', () => {
+S('txt2img --model <file>: converted on first use (progress on stderr), found in the cache after; the image names the checkpoint and its A1111 hash', () => {
   const home = tempDir('diffuse-convert-home-');
   const file = writeCheckpoint(tempDir(), 'sd1');
   const out = tempDir();
@@ -133,6 +134,8 @@ S('txt2img --model <file>: converted on first use (progress on stderr), found in
   assert.not.match(second.stderr, /converting|hashing/);
   assert.equal(readFileSync(join(out, '1.png')), readFileSync(join(out, '2.png')));
   assert.match(readFileSync(join(out, '1.png')).toString('latin1'), /Model: sd1[,\n]/);
+  const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
+  assert.match(readFileSync(join(out, '1.png')).toString('latin1'), new RegExp(`Model hash: ${sha.slice(0, 10)}[,\n]`));
 });
 
 S('a missing file is a usage error', () => {

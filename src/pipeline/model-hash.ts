@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { externalDataLocations } from '../onnx/initializers.js';
 import { ModelProto } from '../onnx/proto.js';
 import { cacheRoot } from '../models/index.js';
+import { readCheckpointRecord } from '../graphs/model-folder.js';
 
 const memo = new Map<string, Promise<string>>();
 
@@ -14,11 +15,14 @@ const memo = new Map<string, Promise<string>>();
  * the order the graph names them (a graph without external data hashes as model.onnx alone).
  * Two fine-tunes exported with one graph then differ, as their weights do. Hashing gigabytes takes
  * seconds, so results are kept in $DIFFUSE_HOME/hashes.json per file path, size and mtime.
+ * A folder converted from a checkpoint records A1111's own hash of that file, the value A1111
+ * and Civitai show for it.
  */
 export function modelHash(dir: string): Promise<string> {
   let hash = memo.get(dir);
   if (!hash) {
-    hash = weightsHash(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
+    const checkpoint = readCheckpointRecord(dir)?.a1111Hash;
+    hash = checkpoint ? Promise.resolve(checkpoint) : weightsHash(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
     memo.set(dir, hash);
   }
   return hash;
