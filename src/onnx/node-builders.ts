@@ -23,6 +23,7 @@ export function intAttribute(name: string, value: number): Message {
   return new Message([stringField(ATTRIBUTE.name, name), intField(ATTRIBUTE.i, value), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.INT)]);
 }
 
+/** Unpacked, one varint per value: onnx.proto is proto2, where that is the canonical form. */
 export function intsAttribute(name: string, values: readonly number[]): Message {
   return new Message([stringField(ATTRIBUTE.name, name), ...values.map((v) => intField(ATTRIBUTE.ints, v)), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.INTS)]);
 }
