@@ -11,6 +11,7 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { TINY_SD } from './helpers/cli.js';
 import { compare } from './helpers/fixtures.js';
+import { normals as normals64 } from './helpers/random.js';
 import { tinyRequest } from './helpers/tiny-model.js';
 
 /**
@@ -27,20 +28,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'diffuse-fuse-attention-'));
 
 const original = new Uint8Array(readFileSync(SOURCE));
 const fusedModel = fuseAttention(original);
+const normals = (count: number, seed: number): Float32Array => Float32Array.from(normals64(count, seed));
 const opCount = (model: Uint8Array, opType: string): number => ModelProto.decode(model).graph.nodes.filter((n) => n.opType === opType).length;
-
-/** A fixed-seed standard normal stream (mulberry32 + Box-Muller): the same inputs every run. */
-function normals(count: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
-  return Float32Array.from({ length: count }, () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
 
 async function runUnet(path: string, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
