@@ -194,7 +194,7 @@ const SAME_VALUES = new Set(['Cast', 'Reshape', 'Identity', 'Flatten', 'Squeeze'
  * The Gather that looks token ids up: the one reading the conventional table name, else the
  * only Gather whose table is a 2-D initialiser and whose indices come from input_ids.
  */
-function tokenGather(graph: GraphProto, index: GraphIndex): { node: NodeProto; vocab: number; width: number; elemType: number } {
+function tokenGather(graph: GraphProto, index: GraphIndex): { node: NodeProto; table: string; vocab: number; width: number; elemType: number } {
   const inits = new Map(initializers(graph).map((i) => [i.name, i]));
   // optimum de-duplicates equal weights through Identity nodes: look through them.
   const tableOf = (value: string): string => {
@@ -217,7 +217,12 @@ function tokenGather(graph: GraphProto, index: GraphIndex): { node: NodeProto; v
   if (hits.length !== 1) fail(`expected one token-embedding Gather, found ${hits.length}`);
   const table = inits.get(tableOf(hits[0]!.inputs[0]!))!;
   if (table.elemType !== ElemType.FLOAT && table.elemType !== ElemType.FLOAT16) fail(`token table ${table.name} has element type ${table.elemType}`);
-  return { node: hits[0]!, vocab: table.dims[0]!, width: table.dims[1]!, elemType: table.elemType };
+  return { node: hits[0]!, table: table.name, vocab: table.dims[0]!, width: table.dims[1]!, elemType: table.elemType };
+}
+
+/** The token-embedding lookup of a CLIP text encoder graph: its Gather, the table's size and element type. */
+export function findTokenGather(graph: GraphProto): ReturnType<typeof tokenGather> {
+  return tokenGather(graph, new GraphIndex(graph));
 }
 
 function addEmbeddings(graph: GraphProto, embeddings: readonly EmbeddingRows[]): number[][] {
