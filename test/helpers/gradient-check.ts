@@ -65,12 +65,13 @@ export interface CheckOptions {
   /** At most this many coordinates per input are differenced (a fixed spread of them). */
   maxCoordinates?: number;
   seed?: number;
+  pinShapes?: Record<string, number[]>;
 }
 
 export async function checkGradient(options: CheckOptions): Promise<CheckResult> {
   const forward = await session(options.model);
   const output = options.output ?? forward.outputNames[0]!;
-  const graph = buildGradientGraph(options.model, { wrt: options.wrt, outputs: [output] });
+  const graph = buildGradientGraph(options.model, { wrt: options.wrt, outputs: [output], ...(options.pinShapes ? { pinShapes: options.pinShapes } : {}) });
   const backward = await session(graph.model);
   const double = (options.feeds[options.wrt[0]!]!.elemType ?? DataType.FLOAT) === DataType.DOUBLE;
   const h = options.h ?? (double ? 1e-4 : 1e-2);

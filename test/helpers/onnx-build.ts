@@ -1,3 +1,4 @@
+import { floatInitializer } from '../../src/onnx/initializers.js';
 import { makeNode } from '../../src/onnx/node-builders.js';
 import { ElemType, Message, intField, messageField, stringField } from '../../src/onnx/proto.js';
 import { encodeTensor } from '../../src/train/autodiff/tensor.js';
@@ -50,13 +51,18 @@ function valueInfo(v: ValueSpec): Message {
   return new Message([stringField(1, v.name), messageField(2, new Message([messageField(1, tensorType)]))]);
 }
 
+function initializer(c: ConstSpec): Message {
+  if (c.elemType === ElemType.FLOAT16) return floatInitializer(c.name, c.elemType, c.dims, Float32Array.from(c.data));
+  return encodeTensor(c.name, { elemType: c.elemType ?? ElemType.FLOAT, dims: [...c.dims], data: Array.from(c.data) });
+}
+
 const opsetImport = (domain: string, version: number): Message => new Message([stringField(1, domain), intField(2, version)]);
 
 export function buildModel(spec: ModelSpec): Uint8Array {
   const graph = new Message([
     ...spec.nodes.map((n, i) => messageField(1, makeNode(n.op, n.name ?? `${n.op}_${i}`, n.inputs, n.outputs, n.attrs ?? [], n.domain))),
     stringField(2, 'test'),
-    ...(spec.initializers ?? []).map((c) => messageField(5, encodeTensor(c.name, { elemType: c.elemType ?? ElemType.FLOAT, dims: [...c.dims], data: Array.from(c.data) }))),
+    ...(spec.initializers ?? []).map((c) => messageField(5, initializer(c))),
     ...spec.inputs.map((v) => messageField(11, valueInfo(v))),
     ...spec.outputs.map((v) => messageField(12, valueInfo(v))),
   ]);
