@@ -20,8 +20,8 @@ export interface BackwardPass {
   seeds: ReadonlyMap<string, string>;
   /** The forward value a rule reads, possibly a recomputed copy. */
   fwd: (node: IrNode, value: string) => string;
-  /** Called before a node's rule runs (recomputation hooks in here). */
-  before?: (node: IrNode) => void;
+  /** Called before a node's rule runs, with every gradient accumulated so far (recomputation hooks in here). */
+  before?: (node: IrNode, pending: ReadonlyMap<string, string>) => void;
 }
 
 export function emitBackward(e: Emitter, pass: BackwardPass): Map<string, string> {
@@ -39,8 +39,8 @@ export function emitBackward(e: Emitter, pass: BackwardPass): Map<string, string
   for (const node of [...activity.nodes].reverse()) {
     const gradOut = node.outputs.map((o) => grads.get(o));
     if (gradOut.every((g) => g === undefined)) continue;
-    pass.before?.(node);
     e.scope(`${node.name || node.opType}/grad`);
+    pass.before?.(node, grads);
     const ctx: VjpContext = {
       node,
       opset: pass.opset,
