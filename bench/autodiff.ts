@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { cachedModelEdit } from '../src/onnx/edited-model-cache.js';
-import { buildGradientGraph, type GradientGraphInfo, type GradientGraphOptions } from '../src/train/autodiff/gradient-graph.js';
+import { GRADIENT_GRAPH_VERSION, buildGradientGraph, type GradientGraphInfo, type GradientGraphOptions } from '../src/train/autodiff/gradient-graph.js';
 import { readPeakRssMb } from './proc.js';
 import { benchCache } from './settings.js';
 
@@ -14,7 +14,6 @@ import { benchCache } from './settings.js';
  *
  *   npm run build && node dist/bench/autodiff.js --unet ~/.cache/diffuse-bench/sd15/onnx/unet --latent 32
  *   node dist/bench/autodiff.js --unet <dir> --latent 32 --mode forward     (the plain forward, for comparison)
- *   ... --segments 4      gradient checkpointing (checkpointSegments)
  *   ... --no-prepack      ONNX Runtime's session.disable_prepacking: weights are not copied into
  *                         packed layouts per consuming node (forward and backward both read each weight)
  *   ... --no-arena        ONNX Runtime's CPU arena off (its power-of-two growth hides what is really in use)
@@ -34,7 +33,6 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     mode: { type: 'string', default: 'gradient' },
     'wrt-sample': { type: 'boolean', default: false },
-    segments: { type: 'string', default: '1' },
     'no-prepack': { type: 'boolean', default: false },
     'no-arena': { type: 'boolean', default: false },
     'opt-level': { type: 'string', default: 'all' },
@@ -77,14 +75,13 @@ async function main(): Promise<void> {
       wrt: values['wrt-sample'] ? ['encoder_hidden_states', 'sample'] : ['encoder_hidden_states'],
       loss: { kind: 'mse', output: 'out_sample' },
       pinShapes: shapes,
-      checkpointSegments: Number(values.segments),
     };
     const started = performance.now();
     const entry = cachedModelEdit<GradientGraphInfo>({
       source,
       cacheDir: join(benchCache(), 'graphs'),
       label: 'unet-gradient',
-      editKey: options,
+      editKey: { options, version: GRADIENT_GRAPH_VERSION },
       edit: (bytes) => {
         const { model, ...info } = buildGradientGraph(bytes, options);
         return { model, result: info };
@@ -121,7 +118,6 @@ async function main(): Promise<void> {
       mode: values.mode,
       latent,
       batch,
-      segments: Number(values.segments),
       prepack: !values['no-prepack'],
       arena: !values['no-arena'],
       optLevel: values['opt-level'],

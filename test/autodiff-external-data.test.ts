@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cachedModelEdit } from '../src/onnx/edited-model-cache.js';
-import { buildGradientGraph, type GradientGraphInfo, type GradientGraphOptions } from '../src/train/autodiff/gradient-graph.js';
+import { GRADIENT_GRAPH_VERSION, buildGradientGraph, type GradientGraphInfo, type GradientGraphOptions } from '../src/train/autodiff/gradient-graph.js';
 import { TINY_SD } from './helpers/cli.js';
 import { writeExternalDataVariant } from './helpers/external-data.js';
 import { normals } from './helpers/random.js';
@@ -28,7 +28,7 @@ function gradientEntry(source: string, cacheDir: string) {
     source,
     cacheDir,
     label: 'unet-gradient',
-    editKey: options,
+    editKey: { options, version: GRADIENT_GRAPH_VERSION },
     edit: (bytes) => {
       const { model, ...info } = buildGradientGraph(bytes, options);
       return { model, result: info };

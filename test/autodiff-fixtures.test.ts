@@ -17,8 +17,6 @@ import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
  * MSE loss at batch 2). Both sides compute in float32 with different summation orders, and
  * the UNet's backward runs through ~550 differentiated nodes: gradients must agree within
  * 1e-5 of their largest entry (seen ≤ 1.7e-6), forward outputs (and the loss) within 1e-5.
- * Two cases run again with gradient checkpointing (the backward recomputes segments of the
- * forward), against the same references.
  */
 const GRADIENT_TOLERANCE = 1e-5;
 const FORWARD_TOLERANCE = 1e-5;
@@ -50,17 +48,14 @@ function modelBytes(c: RefCase): Uint8Array {
   return c.cut_token_embedding ? takeInputsEmbeds(bytes).model : bytes;
 }
 
-const CHECKPOINTED = new Set(['text-encoder', 'unet-mse-batch2']);
-const runs = refs.cases.flatMap((c) => [{ c, segments: 1 }, ...(CHECKPOINTED.has(c.name) ? [{ c, segments: 3 }] : [])]);
-
-for (const { c, segments } of runs) {
-  test(`${c.name}${segments > 1 ? `, checkpointed in ${segments} segments` : ''}: gradients equal torch autograd`, async () => {
+for (const c of refs.cases) {
+  test(`${c.name}: gradients equal torch autograd`, async () => {
     const wrt = Object.keys(c.grads);
     const pinShapes: Record<string, number[]> = Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, v.shape]));
     if (c.timestep) pinShapes.timestep = [c.timestep.length];
     // The cut encoder still reads input_ids' shape (folded away once pinned: it is not fed).
     if (c.cut_token_embedding) pinShapes.input_ids = c.inputs.inputs_embeds!.shape.slice(0, 2);
-    const options: GradientGraphOptions = { wrt, pinShapes, checkpointSegments: segments, ...(c.objective.kind === 'mse' ? { loss: { kind: 'mse', output: c.output } } : { outputs: [c.output] }) };
+    const options: GradientGraphOptions = { wrt, pinShapes, ...(c.objective.kind === 'mse' ? { loss: { kind: 'mse', output: c.output } } : { outputs: [c.output] }) };
     const graph = buildGradientGraph(modelBytes(c), options);
     const feeds: Record<string, ort.Tensor> = Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, f32(read(v), v.shape)]));
     if (c.timestep) feeds.timestep = f32(Float32Array.from(c.timestep), [c.timestep.length]);
@@ -78,7 +73,7 @@ for (const { c, segments } of runs) {
       }
       for (const w of wrt) {
         const { relToMax } = compare(out[graph.gradOutputs[w]!]!.data as Float32Array, read(c.grads[w]!));
-        console.log(`  ${c.name} (${segments} segment${segments > 1 ? 's' : ''}) d/d ${w}: ${relToMax.toExponential(2)} of max (${graph.stats.differentiatedNodes} nodes differentiated)`);
+        console.log(`  ${c.name} d/d ${w}: ${relToMax.toExponential(2)} of max (${graph.stats.differentiatedNodes} nodes differentiated)`);
         assert.ok(relToMax <= GRADIENT_TOLERANCE, `gradient w.r.t. ${w} off by ${relToMax} of max`);
       }
     } finally {
@@ -86,33 +81,6 @@ for (const { c, segments } of runs) {
     }
   });
 }
-
-/** Forward activations (outputs of the source's nodes, not folded to constants) that nodes added by the gradient pass read. */
-function keptForBackward(source: Uint8Array, combined: Uint8Array): number {
-  const graph = ModelProto.decode(combined).graph;
-  const constants = new Set(initializers(graph).map((i) => i.name));
-  const forward = new Set(ModelProto.decode(source).graph.nodes.flatMap((n) => n.outputs).filter((o) => !constants.has(o)));
-  const added = graph.nodes.filter((n) => !n.outputs.some((o) => forward.has(o)));
-  return new Set(added.flatMap((n) => n.inputs).filter((v) => forward.has(v))).size;
-}
-
-test('checkpointing: the backward reads a fraction of the forward activations, recomputing the rest', () => {
-  const source = new Uint8Array(readFileSync(join(FIXTURES, 'tiny-sd/unet/model.onnx')));
-  const options = (segments: number): GradientGraphOptions => ({
-    wrt: ['sample', 'encoder_hidden_states'],
-    loss: { kind: 'mse', output: 'out_sample' },
-    pinShapes: { sample: [1, 4, 16, 16], timestep: [1], encoder_hidden_states: [1, 77, 32] },
-    checkpointSegments: segments,
-  });
-  const plain = keptForBackward(source, buildGradientGraph(source, options(1)).model);
-  const checkpointed = buildGradientGraph(source, options(4)).model;
-  const kept = keptForBackward(source, checkpointed);
-  console.log(`  forward values read by the backward: ${plain} plain, ${kept} in 4 segments`);
-  assert.ok(kept < plain / 3, `${kept} of ${plain} still kept`);
-  const ops = ModelProto.decode(checkpointed).graph.nodes;
-  assert.ok(ops.some((n) => n.name.includes('recompute/')), 'segments are recomputed');
-  assert.ok(ops.some((n) => n.opType === 'Where' && n.outputs.some((o) => ops.some((m) => m.opType === 'Add' && m.inputs.includes(o)))), 'behind a gate');
-});
 
 test('the cut text encoder computes what the original does from the looked-up rows', async () => {
   const source = new Uint8Array(readFileSync(join(FIXTURES, 'tiny-sd/text_encoder/model.onnx')));

@@ -1,7 +1,6 @@
 import type { Activity } from './activity.js';
 import type { Emitter } from './emitter.js';
 import { ShapeError, UnsupportedOpError } from './errors.js';
-import type { IrNode } from './ir.js';
 import type { GradientRule, VjpContext } from './rules/rule.js';
 import type { ValueFacts } from './shapes.js';
 
@@ -18,10 +17,6 @@ export interface BackwardPass {
   opset: number;
   /** Seeds: the upstream gradient of each differentiated output. */
   seeds: ReadonlyMap<string, string>;
-  /** The forward value a rule reads, possibly a recomputed copy. */
-  fwd: (node: IrNode, value: string) => string;
-  /** Called before a node's rule runs, with every gradient accumulated so far (recomputation hooks in here). */
-  before?: (node: IrNode, pending: ReadonlyMap<string, string>) => void;
 }
 
 export function emitBackward(e: Emitter, pass: BackwardPass): Map<string, string> {
@@ -40,7 +35,6 @@ export function emitBackward(e: Emitter, pass: BackwardPass): Map<string, string
     const gradOut = node.outputs.map((o) => grads.get(o));
     if (gradOut.every((g) => g === undefined)) continue;
     e.scope(`${node.name || node.opType}/grad`);
-    pass.before?.(node, grads);
     const ctx: VjpContext = {
       node,
       opset: pass.opset,
@@ -52,7 +46,8 @@ export function emitBackward(e: Emitter, pass: BackwardPass): Map<string, string
       },
       elemType: (value) => factsOf(value).elemType,
       constant: (value) => facts.get(value)?.value,
-      fwd: (value) => pass.fwd(node, value),
+      // Every forward value is kept; a recomputing backward would hand out copies here.
+      fwd: (value) => value,
       gradOut,
       needs: activity.needs.get(node)!,
       unsupported: (reason) => {

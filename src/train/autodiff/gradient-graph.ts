@@ -4,7 +4,6 @@ import { findActivity, variedValues } from './activity.js';
 import { analyze, analyzeNodes, pinInputShapes } from './analyze.js';
 import { assemble, type TensorSpec } from './assemble.js';
 import { emitBackward } from './backward.js';
-import { SegmentRecompute, planSegments } from './checkpoint.js';
 import { Emitter } from './emitter.js';
 import { AutodiffError, GradientRequestError, PrecisionError } from './errors.js';
 import { irNodeOf, readGraph, type IrGraph, type IrNode } from './ir.js';
@@ -45,12 +44,6 @@ export interface GradientGraphOptions {
   loss?: MeanSquaredErrorLoss;
   /** Static shapes of inputs whose declared shapes have symbolic dimensions. */
   pinShapes?: Readonly<Record<string, readonly number[]>>;
-  /**
-   * Gradient checkpointing: cut the forward into this many segments and recompute each one's
-   * activations during its backward instead of keeping them (about one more forward pass of
-   * time for a fraction of the memory; see checkpoint.ts). 1 (the default) keeps everything.
-   */
-  checkpointSegments?: number;
 }
 
 /** Everything about a built graph but its bytes (JSON-able: a cache entry's record). */
@@ -75,6 +68,9 @@ export interface GradientGraph extends GradientGraphInfo {
 }
 
 export const LOSS_OUTPUT = 'loss';
+
+/** Part of a cache key for built graphs (with the source's hash and the options): bumped when the same options build a different graph. */
+export const GRADIENT_GRAPH_VERSION = 1;
 
 function allNames(graph: IrGraph): Set<string> {
   return new Set([
@@ -148,18 +144,7 @@ export function buildGradientGraph(model: Uint8Array, options: GradientGraphOpti
   if (options.loss) seeds.set(LOSS_OUTPUT, e.scalar(1, facts.get(LOSS_OUTPUT)!.elemType));
   const seedInputs: TensorSpec[] = options.loss ? [] : targets.map((o) => spec(o, claim(`${o}_grad`)));
   seedInputs.forEach((s, k) => seeds.set(targets[k]!, s.name));
-  const segments = options.checkpointSegments ?? 1;
-  if (!Number.isInteger(segments) || segments < 1) throw new GradientRequestError(`checkpointSegments must be a whole number >= 1, got ${segments}`);
-  const recompute = segments > 1 ? new SegmentRecompute(e, planSegments(graph.nodes.filter((n) => !folded.has(n)), activity, facts, segments), facts) : undefined;
-  const grads = emitBackward(e, {
-    activity,
-    facts,
-    rules: GRADIENT_RULES,
-    opset: graph.opset,
-    seeds,
-    fwd: (node, v) => recompute?.read(node, v) ?? v,
-    ...(recompute ? { before: (node: IrNode, pending: ReadonlyMap<string, string>) => recompute.enter(node, pending) } : {}),
-  });
+  const grads = emitBackward(e, { activity, facts, rules: GRADIENT_RULES, opset: graph.opset, seeds });
   e.scope('autodiff');
   const gradOutputs: Record<string, string> = {};
   for (const w of options.wrt) {
