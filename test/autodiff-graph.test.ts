@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DiffuseError } from '../src/errors.js';
 import { fuseAttention } from '../src/onnx/fuse-attention.js';
-import { MS_DOMAIN, intAttribute, intsAttribute, stringAttribute } from '../src/onnx/node-builders.js';
-import { ModelProto } from '../src/onnx/proto.js';
+import { MS_DOMAIN, intAttribute, intsAttribute, makeNode, stringAttribute } from '../src/onnx/node-builders.js';
+import { Message, ModelProto, intField, messageField, stringField } from '../src/onnx/proto.js';
 import { AutodiffError, GradientRequestError, PrecisionError, ShapeError, UnsupportedOpError } from '../src/train/autodiff/errors.js';
 import { buildGradientGraph } from '../src/train/autodiff/gradient-graph.js';
 import { DataType } from '../src/train/autodiff/tensor.js';
@@ -128,6 +128,34 @@ test('shape arithmetic folds once shapes are pinned: no Shape, Gather or Concat 
   assert.equal(graph.outputs.find((o) => o.name === 'y')!.dims, [2, 6, 2]);
   const r = await checkGradient({ model, wrt: ['x'], feeds: { x: feed([2, 3, 4], 1) }, pinShapes });
   assert.ok(r.fd <= TOLERANCE && r.adjoint <= TOLERANCE, `fd ${r.fd}, adjoint ${r.adjoint}`);
+});
+
+/** y = If(flag) then x·x else −x, the branches reading x from the outer graph; z = 2z' (off the If's path). */
+function withIf(): Uint8Array {
+  const branch = (name: string, op: string, inputs: string[]) =>
+    new Message([
+      messageField(1, makeNode(op, `${name}_node`, inputs, [`${name}_out`])),
+      stringField(2, name),
+      messageField(12, new Message([stringField(1, `${name}_out`)])),
+    ]);
+  const graphAttribute = (name: string, g: Message) => new Message([stringField(1, name), messageField(6, g), intField(20, 5)]);
+  return buildModel({
+    inputs: [{ name: 'x', elemType: D, dims: [3] }, { name: 'flag', elemType: DataType.BOOL, dims: [] }, { name: 'z', elemType: D, dims: [3] }],
+    outputs: [{ name: 'y', elemType: D }, { name: 'w', elemType: D }],
+    nodes: [
+      { op: 'Tanh', inputs: ['x'], outputs: ['tx'] },
+      { op: 'If', inputs: ['flag'], outputs: ['y'], attrs: [graphAttribute('then_branch', branch('then', 'Mul', ['tx', 'tx'])), graphAttribute('else_branch', branch('else', 'Neg', ['tx']))], name: 'choose' },
+      { op: 'Add', inputs: ['z', 'z'], outputs: ['w'] },
+    ],
+  });
+}
+
+test('control flow: what subgraphs read from the outer graph counts as their input', async () => {
+  const model = withIf();
+  // Off the path: the If's outer read (tx) survives the pruning, the gradient of w is built.
+  const graph = buildGradientGraph(model, { wrt: ['z'], outputs: ['w'] });
+  assert.equal(graph.outputs.map((o) => o.name), ['w', 'z_grad']);
+  refuses(() => buildGradientGraph(model, { wrt: ['x'], outputs: ['y'] }), UnsupportedOpError, /If node 'choose': no gradient rule/);
 });
 
 function refuses(make: () => unknown, type: new (...args: never[]) => AutodiffError, message: RegExp): void {

@@ -34,6 +34,9 @@ const ruleOf = (rules: ReadonlyMap<string, GradientRule>, node: IrNode) => (node
 const differentiable = (rules: ReadonlyMap<string, GradientRule>, node: IrNode): ReadonlySet<number> =>
   new Set(ruleOf(rules, node)?.differentiable(node) ?? node.inputs.map((_, i) => i));
 
+/** Float outputs, and outputs of ops whose type is not known here (so that they are refused rather than passed over). */
+const mayCarryGradient = (elemType: number): boolean => elemType === 0 || FLOAT_TYPES.has(elemType);
+
 /** The float values that depend on `wrt` through differentiable edges. */
 export function variedValues(
   nodes: readonly IrNode[],
@@ -46,8 +49,8 @@ export function variedValues(
   for (const node of nodes) {
     if (folded.has(node)) continue;
     const through = differentiable(rules, node);
-    if (!node.inputs.some((v, i) => v !== '' && through.has(i) && varied.has(v))) continue;
-    for (const out of node.outputs) if (out !== '' && FLOAT_TYPES.has(facts.get(out)?.elemType ?? 0)) varied.add(out);
+    if (!node.inputs.some((v, i) => v !== '' && through.has(i) && varied.has(v)) && !node.implicitInputs.some((v) => varied.has(v))) continue;
+    for (const out of node.outputs) if (out !== '' && mayCarryGradient(facts.get(out)?.elemType ?? 0)) varied.add(out);
   }
   return varied;
 }
@@ -64,7 +67,7 @@ export function findActivity(
   const useful = new Set(targets);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
-    if (node.outputs.some((o) => useful.has(o))) for (const v of node.inputs) useful.add(v);
+    if (node.outputs.some((o) => useful.has(o))) for (const v of [...node.inputs, ...node.implicitInputs]) useful.add(v);
   }
   const active = nodes.filter((n) => !folded.has(n) && n.outputs.some((o) => varied.has(o) && useful.has(o)));
   const needs = new Map<IrNode, boolean[]>();

@@ -58,9 +58,9 @@ export function assemble(a: Assembly): Assembled {
   const graphMsg = graph.proto.graph.msg;
   const nodeField = new Map(graphMsg.all(GRAPH.node).map((f) => [f.child, f]));
   const forward = graph.nodes.filter((n) => !a.folded.has(n));
-  const candidates: Array<{ msg: Message; field?: Field }> = [
-    ...forward.map((n) => ({ msg: n.msg, ...(nodeField.get(n.msg) ? { field: nodeField.get(n.msg)! } : {}) })),
-    ...a.extraNodes.map((msg) => ({ msg })),
+  const candidates: Array<{ msg: Message; reads: string[]; field?: Field }> = [
+    ...forward.map((n) => ({ msg: n.msg, reads: [...n.inputs, ...n.implicitInputs], ...(nodeField.get(n.msg) ? { field: nodeField.get(n.msg)! } : {}) })),
+    ...a.extraNodes.map((msg) => ({ msg, reads: inputsOf(msg) })),
   ];
   // Liveness from the outputs back.
   const needed = new Set(a.outputs.map((o) => o.name));
@@ -69,7 +69,7 @@ export function assemble(a: Assembly): Assembled {
     const c = candidates[k]!;
     if (!outputsOf(c.msg).some((o) => needed.has(o))) continue;
     kept.push(c);
-    for (const v of inputsOf(c.msg)) if (v !== '') needed.add(v);
+    for (const v of c.reads) if (v !== '') needed.add(v);
   }
   kept.reverse();
   const foldedOutputs = [...a.folded].flatMap((n) => n.outputs.filter((o) => needed.has(o)));

@@ -26,8 +26,6 @@ export interface Attribute {
   floats?: number[];
   ints?: number[];
   strings?: string[];
-  /** Control flow (If/Loop/Scan bodies): never differentiated. */
-  hasGraph: boolean;
 }
 
 export interface IrNode {
@@ -38,6 +36,8 @@ export interface IrNode {
   inputs: string[];
   outputs: string[];
   attrs: Map<string, Attribute>;
+  /** Outer values the node's subgraphs (If/Loop/Scan bodies) read: dependencies the inputs do not show. */
+  implicitInputs: string[];
   msg: Message;
 }
 
@@ -73,7 +73,7 @@ function floats(msg: Message): number[] {
 
 function decodeAttribute(msg: Message): Attribute {
   const fField = msg.first(ATTR.f);
-  const attr: Attribute = { hasGraph: msg.first(6) !== undefined || msg.first(11) !== undefined };
+  const attr: Attribute = {};
   if (fField) attr.f = f32(fField.data);
   const i = msg.int(ATTR.i);
   if (i !== undefined) attr.i = Number(i);
@@ -90,6 +90,25 @@ function decodeAttribute(msg: Message): Attribute {
   return attr;
 }
 
+/** Every value read inside the subgraphs, minus what they produce themselves (an over-approximation is safe). */
+function subgraphReads(node: NodeProto): string[] {
+  const reads = new Set<string>();
+  const produced = new Set<string>();
+  const walk = (n: NodeProto): void => {
+    for (const a of n.attributes) {
+      for (const g of a.subgraphs) {
+        for (const inner of g.nodes) {
+          inner.inputs.forEach((v) => reads.add(v));
+          inner.outputs.forEach((v) => produced.add(v));
+          walk(inner);
+        }
+      }
+    }
+  };
+  walk(node);
+  return [...reads].filter((v) => v !== '' && !produced.has(v));
+}
+
 function irNode(node: NodeProto): IrNode {
   return {
     name: node.name,
@@ -98,6 +117,7 @@ function irNode(node: NodeProto): IrNode {
     inputs: node.inputs,
     outputs: node.outputs,
     attrs: new Map(node.attributes.map((a) => [a.name, decodeAttribute(a.msg)])),
+    implicitInputs: subgraphReads(node),
     msg: node.msg,
   };
 }

@@ -190,7 +190,8 @@ export function inferNode({ node, opset, ins }: ShapeInput): ValueFacts[] {
   const type0 = x?.elemType ?? 0;
   const one = (elemType: number, dims: number[] | undefined): ValueFacts[] => [dims ? { elemType, dims } : { elemType }];
   const op = node.opType;
-  if (node.domain !== '' && node.domain !== 'ai.onnx') return node.outputs.map(() => ({ elemType: type0 }));
+  // Ops not known here: type unknown (0), which activity analysis treats as possibly float.
+  if (node.domain !== '' && node.domain !== 'ai.onnx') return node.outputs.map(() => ({ elemType: 0 }));
   if (SAME_SHAPE_UNARY.has(op)) return one(type0, xd);
   if (BROADCAST_SAME_TYPE.has(op)) {
     const all = ins.map(dimsOf);
@@ -347,7 +348,7 @@ export function inferNode({ node, opset, ins }: ShapeInput): ValueFacts[] {
       return one(type0, all.every((d) => d) ? einsumShape(node, all as number[][]) : undefined);
     }
     default:
-      return node.outputs.map(() => ({ elemType: type0 }));
+      return node.outputs.map(() => ({ elemType: 0 }));
   }
 }
 
