@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { brownianSigmaRange, brownianTreeNoise, BrownianTree } from '../src/rng/brownian-tree.js';
 import { SeedSequence } from '../src/rng/seed-sequence.js';
 import { dpmpp2mSde, dpmpp3mSde } from '../src/schedulers/k-samplers-sde.js';
+import { denoiserOf } from '../src/schedulers/denoiser.js';
 import type { DiscreteSchedule, Sampler } from '../src/schedulers/types.js';
 
 // Fixtures: tools/make_brownian_refs.py (numpy 1.26.4, torch 2.5.1 CPU, torchsde 0.2.6,
@@ -160,8 +161,8 @@ test('k-diffusion 2M/3M SDE loops with Brownian noise end to end', async () => {
     loops++;
     const sigmas = Float64Array.from(c.sigmas);
     const noise = brownianTreeNoise({ shape: c.shape, seed: toSeed(c.seed), ...brownianSigmaRange(sigmas) });
-    const denoise = async (x: Float32Array) => x.map((v) => Math.fround(v * Math.fround(0.8)));
-    const out = await sampler(c)(denoise, Float32Array.from(slice(c.x0)), sigmas, { model, noise });
+    const denoise = denoiserOf(model, async (x: Float32Array) => x.map((v) => Math.fround(v * Math.fround(0.8))));
+    const out = await sampler(c)(denoise, Float32Array.from(slice(c.x0)), sigmas, { noise });
     const expected = slice(c.out);
     let maxAbs = 0;
     let scale = 0;

@@ -72,8 +72,8 @@ const REQUEST = {
   rng: 'cpu' as const,
   seedMode: 'diffusers' as const,
   // Leading spacing gives integer timesteps, which an int64 timestep carries exactly.
-  sampler: 'euler',
-  schedule: 'normal',
+  sampler: 'euler' as const,
+  schedule: 'normal' as const,
   width: 32,
   height: 32,
 };

@@ -48,7 +48,7 @@ test('a damaged entry is dropped and rebuilt', async () => {
 
 test('a whole generation is the same from the cache', async () => {
   const cache = tempDir('diffuse-optimized-');
-  const request = { prompt: 'a cat', negativePrompt: 'dog', steps: 3, cfgScale: 7, cfgRescale: 0, seed: 9, rng: 'cpu' as const, seedMode: 'a1111' as const, sampler: 'dpmpp_2m', schedule: 'karras', width: 32, height: 32, batchSize: 1 };
+  const request = { prompt: 'a cat', negativePrompt: 'dog', steps: 3, cfgScale: 7, cfgRescale: 0, seed: 9, rng: 'cpu' as const, seedMode: 'a1111' as const, sampler: 'dpmpp_2m' as const, schedule: 'karras' as const, width: 32, height: 32, batchSize: 1 };
   const fresh = await loadModel(TINY_SD, { device: 'cpu', optimizedCache: cache });
   const a = await generate(fresh, request);
   await fresh.release();

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generate } from '../src/pipeline/generate.js';
-import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
+import { discreteSchedule, type SamplerId, type ScheduleId, type SchedulerConfig } from '../src/schedulers/index.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { withModel } from './helpers/tiny-model.js';
 
@@ -41,11 +41,11 @@ const DIR = join(FIXTURES, 'pipeline');
 const manifest = readJson<{ txt2img: Case[] }>(join(DIR, 'cases.json'));
 
 /** Which diffuse (sampler, schedule) a diffusers scheduler class and its overrides are. */
-function samplingFor(c: Case): { sampler: string; schedule: string } | undefined {
+function samplingFor(c: Case): { sampler: SamplerId; schedule: ScheduleId } | undefined {
   const o = c.scheduler.overrides;
-  const schedule = o.use_karras_sigmas ? 'karras' : o.use_exponential_sigmas ? 'exponential' : 'normal';
+  const schedule: ScheduleId = o.use_karras_sigmas ? 'karras' : o.use_exponential_sigmas ? 'exponential' : 'normal';
   const sde = o.algorithm_type === 'sde-dpmsolver++';
-  const table: Record<string, string> = {
+  const table: Record<string, SamplerId> = {
     PNDMScheduler: 'pndm',
     DDIMScheduler: 'ddim',
     EulerDiscreteScheduler: 'euler',

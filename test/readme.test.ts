@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/options.js';
 import { loadRegistry } from '../src/models/index.js';
-import { SCHEDULES, SAMPLER_SPECS } from '../src/schedulers/index.js';
+import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
 import { ROOT, diffuse } from './helpers/cli.js';
 
 /** The README documents what the code has: every flag, command, schedule, sampler and registry id. */
@@ -22,7 +22,7 @@ test('every subcommand is in the README', () => {
 });
 
 test('every sampler, schedule and registry id is in the README', () => {
-  for (const id of Object.keys(SAMPLER_SPECS)) assert.ok(readme.includes(`\`${id}\``), `sampler ${id}`);
+  for (const id of Object.keys(SAMPLERS)) assert.ok(readme.includes(`\`${id}\``), `sampler ${id}`);
   for (const id of Object.keys(SCHEDULES)) assert.ok(readme.includes(`\`${id}\``), `schedule ${id}`);
   for (const m of loadRegistry().models) assert.ok(readme.includes(`\`${m.id}\``), `model ${m.id}`);
 });

@@ -14,11 +14,12 @@ import {
   planSampling,
   type DiscreteSchedule,
   type NoiseSource,
+  type SamplerId,
   type SchedulerConfig,
 } from '../src/schedulers/index.js';
 
 interface KCase {
-  sampler: string;
+  sampler: SamplerId;
   schedule: string;
   prediction: string;
   sigmas: number[];
@@ -26,7 +27,7 @@ interface KCase {
   out: number[];
 }
 interface DiffusersCase {
-  sampler: string;
+  sampler: SamplerId;
   variant: string;
   prediction: string;
   steps: number;
@@ -117,7 +118,7 @@ for (const c of loops.k_diffusion) {
     const model = modelFor({ ...SD15, prediction_type: c.prediction });
     const sigmas = Float64Array.from(c.sigmas, f32);
     const { noise, used } = replayedNoise();
-    const x = await SAMPLERS[c.sampler](makeDenoiser(model, dummyNet), scaled(xNoise, sigmas[0]), sigmas, { model, noise });
+    const x = await SAMPLERS[c.sampler].fn(makeDenoiser(model, dummyNet), scaled(xNoise, sigmas[0]), sigmas, { noise });
     const err = relError(x, c.out);
     note(`k-diffusion ${c.sampler}`, err);
     assert.is(used(), c.noise_used, 'noise draws');
@@ -139,7 +140,7 @@ for (const c of loops.diffusers) {
     const denoise = makeDenoiser(model, dummyNet, { timestepOf: () => seen.shift()! });
     const start = VP_IN_DIFFUSERS.has(c.sampler) ? Math.sqrt(sigmas[0] ** 2 + 1) : c.init_noise_sigma;
     const { noise } = replayedNoise();
-    const x = await SAMPLERS[c.sampler](denoise, scaled(xNoise, start), sigmas, { model, noise });
+    const x = await SAMPLERS[c.sampler].fn(denoise, scaled(xNoise, start), sigmas, { noise });
     const err = relError(x, c.out);
     note(`diffusers ${c.sampler}`, err);
     assert.is(seen.length, 0, 'network calls');
@@ -158,8 +159,7 @@ for (const c of loops.diffusers) {
     const start = VP_IN_DIFFUSERS.has(c.sampler) ? Math.sqrt(expected[0] ** 2 + 1) : c.init_noise_sigma;
     assert.ok(Math.abs(plan.initNoiseScale - start) <= 1e-6 * start, `init noise ${plan.initNoiseScale} vs ${start}`);
     const { noise } = replayedNoise();
-    const denoise = makeDenoiser(model, dummyNet, { timestepOf: plan.timestepOf });
-    const x = await plan.sampler(denoise, plan.startLatents(xNoise), plan.sigmas, { model, noise });
+    const x = await plan.sampler(plan.denoiser(dummyNet), plan.startLatents(xNoise), plan.sigmas, { noise });
     const err = relError(scaled(x, plan.finalScale), c.out);
     note(`plan ${c.sampler}`, err);
     assert.ok(err <= LOOP_TOL, `relative error ${err}`);

@@ -7,8 +7,11 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  SAMPLER_SPECS,
+  SAMPLERS,
+  SAMPLER_IDS,
   SCHEDULES,
+  SCHEDULE_IDS,
+  denoiserOf,
   UnknownSamplerError,
   a1111Name,
   discreteSchedule,
@@ -21,8 +24,10 @@ const sd15: SchedulerConfig = JSON.parse(
   readFileSync(new URL('../../test/fixtures/samplers/schedules.json', import.meta.url), 'utf8'),
 ).models.sd15.config;
 
-const resolves = (name: string, schedule: string | undefined, sampler: string, expected: string, discard = false) =>
-  assert.equal(resolveSampler(name, schedule), { sampler, schedule: expected, discardPenultimateSigma: discard }, `${name} / ${schedule}`);
+const resolves = (name: string, schedule: string | undefined, sampler: string, expected: string, discard = false) => {
+  const r = resolveSampler(name, schedule);
+  assert.equal({ sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma }, { sampler, schedule: expected, discardPenultimateSigma: discard }, `${name} / ${schedule}`);
+};
 
 test('our ids and aliases default to diffusers-style `normal`', () => {
   resolves('euler_a', undefined, 'euler_a', 'normal');
@@ -79,8 +84,8 @@ test('a1111Name writes the ≥1.9 form and reads back to the same pair', () => {
   assert.equal(a1111Name('dpmpp_2m', 'karras'), { sampler: 'DPM++ 2M', scheduleType: 'Karras' });
   assert.equal(a1111Name('euler_a', 'normal'), { sampler: 'Euler a', scheduleType: 'Normal' });
   assert.equal(a1111Name('dpmpp_2m_sde', 'exponential'), { sampler: 'DPM++ 2M SDE', scheduleType: 'Exponential' });
-  for (const sampler of Object.keys(SAMPLER_SPECS)) {
-    for (const schedule of Object.keys(SCHEDULES)) {
+  for (const sampler of SAMPLER_IDS) {
+    for (const schedule of SCHEDULE_IDS) {
       const named = a1111Name(sampler, schedule);
       const back = resolveSampler(named.sampler, named.scheduleType);
       assert.equal([back.sampler, back.schedule], [sampler, schedule], `${sampler} / ${schedule}`);
@@ -94,7 +99,7 @@ test('plan: img2img starts at diffusers t_start = steps - min(int(steps * streng
   const img2img = planSampling({ model, sampler: 'euler', schedule: 'normal', steps: 10, strength: 0.55 });
   assert.is(img2img.startStep, 5);
   assert.equal(Array.from(img2img.sigmas), Array.from(full.sigmas.slice(5)));
-  assert.is(img2img.inferenceSteps, 10);
+  assert.is(img2img.denoiser(async (x) => x).grid?.inferenceSteps, 10);
   const noise = new Float32Array([1, -2]);
   const init = new Float32Array([0.5, 0.25]);
   assert.equal(Array.from(img2img.startLatents(noise, init)), [
@@ -122,21 +127,21 @@ test('plan: initial noise scale per family and schedule', () => {
 test('plan: discarding the penultimate sigma (A1111/ComfyUI DPM2) and LCM`s own timesteps', () => {
   const model = discreteSchedule(sd15);
   const plan = planSampling({ model, sampler: 'dpm2', schedule: 'karras', steps: 10, discardPenultimateSigma: true });
-  const longer = SCHEDULES.karras(model, 11);
+  const longer = SCHEDULES.karras(model, 11, SAMPLERS.dpm2).sigmas;
   assert.equal(Array.from(plan.sigmas), [...Array.from(longer.slice(0, 10)), 0]);
   const lcm = planSampling({ model, sampler: 'lcm', schedule: 'normal', steps: 4 });
-  assert.equal(Array.from(lcm.sigmas), Array.from(SCHEDULES.lcm(model, 4)));
+  assert.equal(Array.from(lcm.sigmas), Array.from(SCHEDULES.lcm(model, 4, SAMPLERS.lcm).sigmas));
 });
 
 test('prompt editing clock: second-order samplers make 2 * steps - 1 model calls (A1111 total_steps)', async () => {
   const { modelCalls } = await import('../src/schedulers/index.js');
   assert.is(modelCalls('euler', 10), 10);
-  for (const s of ['heun', 'dpm2', 'dpm2_a', 'dpmpp_2s_a', 'dpmpp_sde']) assert.is(modelCalls(s, 10), 19, s);
+  for (const s of ['heun', 'dpm2', 'dpm2_a', 'dpmpp_2s_a', 'dpmpp_sde'] as const) assert.is(modelCalls(s, 10), 19, s);
   // The count is what the sampler really does: Heun's last step is an Euler step.
   const model = discreteSchedule(sd15);
   const plan = planSampling({ model, sampler: 'heun', schedule: 'karras', steps: 10 });
   let calls = 0;
-  await plan.sampler(async (x) => (calls++, x.map(() => 0)), new Float32Array(4).fill(1), plan.sigmas, { model, noise: () => new Float32Array(4) });
+  await plan.sampler(denoiserOf(plan.model, async (x) => (calls++, x.map(() => 0))), new Float32Array(4).fill(1), plan.sigmas, { noise: () => new Float32Array(4) });
   assert.is(calls, modelCalls('heun', 10));
 });
 

@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { discreteSchedule, SCHEDULES, type SchedulerConfig } from '../src/schedulers/index.js';
-import { diffusersTimesteps, normalSigmas, betaPpf, type TimestepRule } from '../src/schedulers/schedules.js';
+import { discreteSchedule, SAMPLERS, SCHEDULES, type DiffusersClassId, type SchedulerConfig } from '../src/schedulers/index.js';
+import { betaPpf } from '../src/schedulers/schedules.js';
+import { diffusersTimesteps, normalSigmas } from '../src/schedulers/diffusers-timesteps.js';
+import type { TimestepRule } from '../src/schedulers/diffusers-classes.js';
 
 interface ModelRef {
   config: SchedulerConfig;
@@ -27,6 +29,9 @@ interface Refs {
   beta_ppf: { a: number; b: number; p: number[]; x: number[] }[];
   diffusers_karras: Record<string, number[]>;
 }
+
+/** The references read every model as EulerDiscreteScheduler.from_config does. */
+const EULER = { class: 'EulerDiscreteScheduler' } as const;
 
 const refs: Refs = JSON.parse(
   readFileSync(new URL('../../test/fixtures/samplers/schedules.json', import.meta.url), 'utf8'),
@@ -56,7 +61,7 @@ const ULP32 = 2 ** -23;
 const ZSNR_TOL = 1e-5;
 for (const [name, ref] of Object.entries(refs.models)) {
   test(`model ${name}: alphas_cumprod and sigmas match diffusers`, () => {
-    const model = discreteSchedule(ref.config);
+    const model = discreteSchedule(ref.config, EULER);
     const acErr = maxRelError(model.alphasCumprod, f32s(ref.alphas_cumprod));
     assert.ok(name === 'zsnr' ? acErr <= ZSNR_TOL : acErr === 0, `alphas_cumprod ${acErr}`);
     const err = maxRelError(model.sigmas, f32s(ref.sigmas));
@@ -67,7 +72,7 @@ for (const [name, ref] of Object.entries(refs.models)) {
   // k-diffusion interpolates in float32 and we in float64: 2e-4 absolute in t (up to 999, so
   // ~1e-7 relative; zero-SNR sigmas carry a few ulps more) and 1e-6 relative in sigma.
   test(`model ${name}: sigmaToT / tToSigma match k-diffusion`, () => {
-    const model = discreteSchedule(ref.config);
+    const model = discreteSchedule(ref.config, EULER);
     f32s(ref.sigma_to_t.sigma).forEach((sigma, i) => {
       const err = Math.abs(model.sigmaToT(sigma) - ref.sigma_to_t.t[i]);
       assert.ok(err < 2e-4, `sigma_to_t(${sigma}) ${err}`);
@@ -80,7 +85,7 @@ for (const [name, ref] of Object.entries(refs.models)) {
 }
 
 test('zero terminal SNR clamps the last alpha_cumprod to 2**-24 as diffusers does', () => {
-  const model = discreteSchedule(refs.models.zsnr.config);
+  const model = discreteSchedule(refs.models.zsnr.config, EULER);
   assert.is(model.alphasCumprod[999], 2 ** -24);
   assert.ok(Number.isFinite(model.sigmaMax) && model.sigmaMax > 4000);
 });
@@ -90,20 +95,23 @@ test('zero terminal SNR clamps the last alpha_cumprod to 2**-24 as diffusers doe
 const SCHEDULE_TOL = 4 * ULP32;
 
 for (const [modelName, bySteps] of Object.entries(refs.schedules)) {
-  const model = discreteSchedule(refs.models[modelName].config);
+  const model = discreteSchedule(refs.models[modelName].config, EULER);
   const tol = modelName === 'zsnr' ? ZSNR_TOL : SCHEDULE_TOL;
   for (const [steps, byName] of Object.entries(bySteps)) {
     test(`schedules ${modelName} steps=${steps}: k-diffusion / ComfyUI schedules`, () => {
-      for (const name of ['karras', 'exponential', 'uniform', 'sgm_uniform', 'simple', 'ddim_uniform', 'beta']) {
-        const err = maxRelError(SCHEDULES[name](model, Number(steps)), byName[name] as number[]);
+      for (const name of ['karras', 'exponential', 'uniform', 'sgm_uniform', 'simple', 'ddim_uniform', 'beta'] as const) {
+        const err = maxRelError(SCHEDULES[name](model, Number(steps), SAMPLERS.euler).sigmas, byName[name] as number[]);
         assert.ok(err <= tol, `${name}: ${err}`);
       }
     });
 
     test(`schedules ${modelName} steps=${steps}: diffusers set_timesteps per family and spacing`, () => {
+      // The reference's classes: the rule is the class's, and so is the default spacing.
+      const classOf: Record<string, DiffusersClassId> = { euler: 'EulerDiscreteScheduler', dpmsolver: 'DPMSolverMultistepScheduler', ddim: 'DDIMScheduler' };
       for (const rule of ['euler', 'dpmsolver', 'ddim'] as TimestepRule[]) {
         for (const spacing of ['default', 'leading', 'linspace', 'trailing']) {
-          const config = spacing === 'default' ? model : discreteSchedule({ ...refs.models[modelName].config, timestep_spacing: spacing });
+          const file = refs.models[modelName].config;
+          const config = discreteSchedule(spacing === 'default' ? file : { ...file, timestep_spacing: spacing }, { class: classOf[rule] });
           const ref = byName[`normal_${rule}_${spacing}`] as NormalRef;
           const ts = diffusersTimesteps(config, Number(steps), rule);
           assert.equal(Array.from(ts, Math.fround), ref.timesteps, `${rule}/${spacing} timesteps`);
@@ -118,9 +126,9 @@ for (const [modelName, bySteps] of Object.entries(refs.schedules)) {
 }
 
 test('SCHEDULES.normal is EulerDiscreteScheduler.set_timesteps for the config as shipped', () => {
-  const model = discreteSchedule(refs.models.sd15.config);
+  const model = discreteSchedule(refs.models.sd15.config, { class: 'EulerDiscreteScheduler' });
   const ref = refs.schedules.sd15['10'].normal_euler_default as NormalRef;
-  assert.ok(maxRelError(SCHEDULES.normal(model, 10), ref.sigmas!) <= SCHEDULE_TOL);
+  assert.ok(maxRelError(SCHEDULES.normal(model, 10, SAMPLERS.euler).sigmas, ref.sigmas!) <= SCHEDULE_TOL);
 });
 
 test('beta ppf matches scipy.stats.beta.ppf', () => {

@@ -16,7 +16,7 @@ const BATCH_TOLERANCE = 1e-5;
 const s = suite('SDE samplers: Brownian-tree noise in the pipeline');
 const model = withModel(s);
 
-for (const sampler of ['dpmpp_2m_sde', 'dpmpp_sde', 'dpmpp_3m_sde']) {
+for (const sampler of ['dpmpp_2m_sde', 'dpmpp_sde', 'dpmpp_3m_sde'] as const) {
   s(`${sampler}: image i of an A1111 batch = the single image of seed + i; plain differs`, async () => {
     const request = tinyRequest({ sampler, schedule: 'karras', steps: 5, seed: 40 });
     const batch = await generate(model(), { ...request, batchSize: 2 });

@@ -8,13 +8,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeDenoiser } from '../src/schedulers/denoiser.js';
 import { discreteSchedule } from '../src/schedulers/model.js';
-import { COMFY_UNIPC_SAMPLERS, VP_SAMPLERS } from '../src/schedulers/vp-samplers.js';
-import { planSampling, resolveSampler } from '../src/schedulers/index.js';
+import { SAMPLERS, planSampling, resolveSampler, type ScheduleId } from '../src/schedulers/index.js';
 
 interface Case {
   variant: 'bh1' | 'bh2';
   predictionType: string;
-  schedule: string;
+  schedule: ScheduleId;
   steps: number;
   sigmas: number[];
   final: number[];
@@ -46,12 +45,12 @@ function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): numbe
 /** The dummy UNet the references ran (tools/make_vp_refs.py). */
 const dummyUnet = async (xIn: Float32Array, t: number) => Float32Array.from(xIn, (v) => Math.tanh(0.5 * v + 0.1 * Math.sin(t / 100)));
 
-async function run(c: Case, sampler = COMFY_UNIPC_SAMPLERS[c.variant === 'bh1' ? 'uni_pc' : 'uni_pc_bh2']) {
+async function run(c: Case, sampler = SAMPLERS[c.variant === 'bh1' ? 'uni_pc' : 'uni_pc_bh2'].fn) {
   const model = discreteSchedule({ ...SD15, prediction_type: c.predictionType });
   const denoise = makeDenoiser(model, dummyUnet);
   const sigmas = Float64Array.from(c.sigmas);
   const x = Float32Array.from(refs.initLatents, (v) => v * Math.fround(Math.sqrt(Math.fround(1 + Math.fround(sigmas[0] * sigmas[0])))));
-  return sampler(denoise, x, sigmas, { model, noise: () => assert.unreachable('uni_pc draws no noise') as never });
+  return sampler(denoise, x, sigmas, { noise: () => assert.unreachable('uni_pc draws no noise') as never });
 }
 
 test('ComfyUI uni_pc and uni_pc_bh2 match sample_unipc', async () => {
@@ -67,12 +66,11 @@ test('ComfyUI uni_pc and uni_pc_bh2 match sample_unipc', async () => {
 test('as the CLI plans them (--sampler uni_pc|uni_pc_bh2): the same sigmas, start and result', async () => {
   for (const c of refs.cases) {
     const model = discreteSchedule({ ...SD15, prediction_type: c.predictionType });
-    const id = c.variant === 'bh1' ? 'uni_pc' : 'uni_pc_bh2';
+    const id = c.variant === 'bh1' ? ('uni_pc' as const) : ('uni_pc_bh2' as const);
     const plan = planSampling({ model, sampler: id, schedule: c.schedule, steps: c.steps, discardPenultimateSigma: false });
     assert.ok(relError(plan.sigmas, c.sigmas) < 1e-6, `${id} ${c.schedule} sigmas`);
     const x = plan.startLatents(Float32Array.from(refs.initLatents));
-    const denoise = makeDenoiser(model, dummyUnet, { timestepOf: plan.timestepOf });
-    const out = await plan.sampler(denoise, x, plan.sigmas, { model, noise: () => assert.unreachable('uni_pc draws no noise') as never });
+    const out = await plan.sampler(plan.denoiser(dummyUnet), x, plan.sigmas, { noise: () => assert.unreachable('uni_pc draws no noise') as never });
     assert.ok(relError(out, c.final) < TOLERANCE, `${id} ${c.predictionType} ${c.schedule} ${c.steps}`);
   }
   assert.is(resolveSampler('UniPC bh2 (ComfyUI)').sampler, 'uni_pc_bh2');
@@ -80,7 +78,7 @@ test('as the CLI plans them (--sampler uni_pc|uni_pc_bh2): the same sigmas, star
 
 test("diffusers' unipc is a different sampler on the same sigmas", async () => {
   const c = refs.cases.find((k) => k.variant === 'bh2' && k.schedule === 'karras' && k.steps === 10) as Case;
-  assert.ok(relError(await run(c, VP_SAMPLERS.unipc), c.final) > 1e-3);
+  assert.ok(relError(await run(c, SAMPLERS.unipc.fn), c.final) > 1e-3);
 });
 
 test.run();

@@ -11,8 +11,8 @@ import * as assert from 'uvu/assert';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { makeDenoiser } from '../src/schedulers/denoiser.js';
 import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/model.js';
+import { SAMPLERS, SCHEDULES, type SamplerId } from '../src/schedulers/index.js';
 import type { DiscreteSchedule, Latents, SamplerOptions } from '../src/schedulers/types.js';
-import { VP_SAMPLERS, VP_SCHEDULES } from '../src/schedulers/vp-samplers.js';
 import { lcmTimesteps } from '../src/schedulers/vp-lcm.js';
 
 interface Case {
@@ -55,7 +55,7 @@ const SD15: SchedulerConfig = {
 };
 
 /** Our sampler for each diffusers scheduler setup of the fixture. */
-const SAMPLER_OF: Record<string, string> = {
+const SAMPLER_OF: Record<string, SamplerId> = {
   ddim: 'ddim',
   'ddim_eta0.5': 'ddim',
   pndm: 'pndm',
@@ -72,16 +72,22 @@ const SAMPLER_OF: Record<string, string> = {
  */
 const TOLERANCE = 1e-5;
 
+/** The config as the case's scheduler class reads it (Cls.from_config with the case's overrides). */
 function modelFor(c: Case): DiscreteSchedule {
-  return discreteSchedule({ ...SD15, prediction_type: c.predictionType, rescale_betas_zero_snr: c.rescaleBetasZeroSnr });
+  const config = { ...SD15, prediction_type: c.predictionType, rescale_betas_zero_snr: c.rescaleBetasZeroSnr };
+  return discreteSchedule(config, { class: SAMPLERS[SAMPLER_OF[c.scheduler]].diffusers });
 }
 
 /** The fixture's stand-in UNet, out = tanh(0.5 * x_in + 0.1 * sin(t / 100)), behind the pipeline's denoiser. */
-function dummyDenoiser(model: DiscreteSchedule, calls: number[]) {
-  return makeDenoiser(model, async (xIn, t) => {
-    calls.push(t);
-    return Float32Array.from(xIn, (v) => Math.tanh(0.5 * v + 0.1 * Math.sin(t / 100)));
-  });
+function dummyDenoiser(model: DiscreteSchedule, calls: number[], inferenceSteps?: number) {
+  return makeDenoiser(
+    model,
+    async (xIn, t) => {
+      calls.push(t);
+      return Float32Array.from(xIn, (v) => Math.tanh(0.5 * v + 0.1 * Math.sin(t / 100)));
+    },
+    inferenceSteps ? { grid: { inferenceSteps } } : {},
+  );
 }
 
 interface Run {
@@ -97,15 +103,14 @@ async function run(c: Case, withInferenceSteps: boolean): Promise<Run> {
   const calls: number[] = [];
   let noiseUsed = 0;
   const options: SamplerOptions = {
-    model,
     eta: c.eta,
     noise: () => {
       assert.ok(noiseUsed < c.noise.length, 'more noise draws than diffusers made');
       return Float32Array.from(c.noise[noiseUsed++]);
     },
-    ...(withInferenceSteps ? { inferenceSteps: c.steps } : {}),
   };
-  const result = await VP_SAMPLERS[SAMPLER_OF[c.scheduler]](dummyDenoiser(model, calls), x, sigmas, options);
+  const denoise = dummyDenoiser(model, calls, withInferenceSteps ? c.steps : undefined);
+  const result = await SAMPLERS[SAMPLER_OF[c.scheduler]].fn(denoise, x, sigmas, options);
   return { result, calls, noiseUsed };
 }
 
@@ -147,7 +152,7 @@ test('every scheduler loop matches diffusers: final latents, UNet timesteps and 
   console.log('  max relative error per scheduler:', Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', '));
 });
 
-test('without inferenceSteps, DDIM and PNDM step to the next sigma: diffusers exactly unless spacing is uneven', async () => {
+test('without diffusers\' grid, DDIM and PNDM step to the next sigma: diffusers exactly unless spacing is uneven', async () => {
   for (const c of refs.cases) {
     if (!['ddim', 'ddim_eta0.5', 'pndm', 'pndm_prk'].includes(c.scheduler)) continue;
     const { result } = await run(c, false);
@@ -164,7 +169,7 @@ test('the lcm schedule is LCMScheduler.set_timesteps (original_inference_steps 5
   const model = discreteSchedule(SD15);
   for (const [steps, timesteps] of Object.entries(refs.lcmTimesteps)) {
     assert.equal(lcmTimesteps(model, Number(steps)), timesteps, `${steps} steps`);
-    const sigmas = VP_SCHEDULES.lcm(model, Number(steps));
+    const sigmas = SCHEDULES.lcm(model, Number(steps), SAMPLERS.lcm).sigmas;
     assert.equal(Array.from(sigmas), [...timesteps.map((t) => model.sigmas[t]), 0]);
   }
   assert.throws(() => lcmTimesteps(model, 51), /at most 50/);
@@ -175,7 +180,7 @@ test('pndm_prk refuses fewer than 4 steps, as diffusers cannot run them', async 
   const sigmas = Float64Array.from([model.sigmas[667], model.sigmas[334], model.sigmas[1], 0]);
   let message = '';
   try {
-    await VP_SAMPLERS.pndm_prk(async (x) => x, new Float32Array(4), sigmas, { model, noise: () => new Float32Array(4) });
+    await SAMPLERS.pndm_prk.fn(dummyDenoiser(model, []), new Float32Array(4), sigmas, { noise: () => new Float32Array(4) });
   } catch (e) {
     message = (e as Error).message;
   }

@@ -139,10 +139,10 @@ function warnMissingEmbeddings(bundle: ModelBundle, prompts: string[], dir: stri
   }
 }
 
-function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma'> {
+function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
   try {
     const r = resolveSampler(settings.sampler, settings.schedule);
-    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma };
+    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: r.noiseTable };
   } catch (err) {
     if (err instanceof UnknownSamplerError) {
       const flag = err.kind === 'sampler' ? '--sampler' : '--schedule';

@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { makeDenoiser, modelCalls, planSampling } from '../schedulers/index.js';
+import { modelCalls, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
 import type { Conditioning } from './text-encoder.js';
 import { applyGuidance } from './guidance.js';
@@ -57,6 +57,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
     schedule: request.schedule,
     steps: request.steps,
     discardPenultimateSigma: request.discardPenultimateSigma ?? false,
+    ...(request.noiseTable ? { noiseTable: request.noiseTable } : {}),
     ...(request.init ? { strength: request.init.strength, ...(request.init.strengthMode ? { strengthMode: request.init.strengthMode } : {}) } : {}),
   });
   const noise = batchNoise(request, latentDims);
@@ -97,7 +98,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   listener({ kind: 'stage', stage: 'denoise' });
   const total = plan.sigmas.length - 1;
   const keep = start.keep && start.image ? { image: start.image, keep: start.keep } : undefined;
-  const denoiser = keptRegion(makeDenoiser(bundle.schedule, net, { timestepOf: plan.timestepOf }), keep);
+  const denoiser = keptRegion(plan.denoiser(net), keep);
   // Strength 0 runs no step: the result is the init image's VAE round trip.
   const latents =
     request.init?.strength === 0 && start.image
@@ -105,9 +106,6 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
       : scaled(
           await plan.sampler(denoiser, start.x, plan.sigmas, {
             noise: samplerNoise(request, plan.sigmas, latentDims, noise.batch),
-            model: bundle.schedule,
-            ...(plan.inferenceSteps !== undefined ? { inferenceSteps: plan.inferenceSteps } : {}),
-            ...(plan.truncatedFrom ? { truncatedFrom: plan.truncatedFrom } : {}),
             ...(request.eta !== undefined ? { eta: request.eta } : {}),
             onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
           }),

@@ -1,4 +1,4 @@
-import type { Denoiser } from '../schedulers/types.js';
+import { wrapDenoiser, type Denoiser } from '../schedulers/index.js';
 
 /** The init image's latents and, per latent pixel, 1 where they are kept. */
 export interface KeptRegion {
@@ -14,7 +14,7 @@ export interface KeptRegion {
  */
 export function keptRegion(denoise: Denoiser, region: KeptRegion | undefined): Denoiser {
   if (!region) return denoise;
-  return async (x, sigma) => blendKept(await denoise(x, sigma), region);
+  return wrapDenoiser(denoise, async (x, sigma) => blendKept(await denoise(x, sigma), region));
 }
 
 export function blendKept(latents: Float32Array, { image, keep }: KeptRegion): Float32Array {

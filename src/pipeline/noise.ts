@@ -1,7 +1,7 @@
 import { createRng } from '../rng/index.js';
 import type { Rng } from '../rng/types.js';
 import type { NoiseSource } from '../schedulers/types.js';
-import { SAMPLER_SPECS, type SamplerId, type SamplerSpec } from '../schedulers/index.js';
+import { SAMPLERS } from '../schedulers/index.js';
 import { brownianSigmaRange, brownianTreeNoise } from '../rng/brownian-tree.js';
 import type { GenerationRequest } from './types.js';
 import { slerpNoise } from './variation.js';
@@ -71,8 +71,7 @@ export function samplerNoise(
   latentDims: readonly [number, number, number],
   stream: NoiseSource,
 ): NoiseSource {
-  const spec = SAMPLER_SPECS[request.sampler as SamplerId] as SamplerSpec | undefined;
-  if (!spec?.brownianNoise || (request.sdeNoise ?? 'brownian') === 'plain') return stream;
+  if (!('brownianNoise' in SAMPLERS[request.sampler]) || (request.sdeNoise ?? 'brownian') === 'plain') return stream;
   const perImageSeeds = request.seedMode !== 'diffusers' && request.batchSize > 1;
   return brownianTreeNoise({
     shape: [request.batchSize, ...latentDims],

@@ -136,8 +136,8 @@ export type UnetKind = 'plain' | 'inpainting' | 'depth';
 export function calibrationRequests(options: { nativeSize: number; lcm: boolean; unet: UnetKind }): GenerationRequest[] {
   const size = Math.max(64, Math.round(options.nativeSize / 2 / 8) * 8);
   const sampling = options.lcm
-    ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }
-    : { sampler: 'euler', schedule: 'karras', steps: 10, cfgScale: 7.5 };
+    ? ({ sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 } as const)
+    : ({ sampler: 'euler', schedule: 'karras', steps: 10, cfgScale: 7.5 } as const);
   const prompts = [
     ['a photograph of a lighthouse on a rocky coast at sunset, dramatic clouds, highly detailed', 'blurry, low quality'],
     ['portrait of an old woman, oil painting, soft light', ''],

@@ -3,6 +3,7 @@ import type { Raster } from '../image/raster.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 import type { RngKind } from '../rng/types.js';
 import type { CondPadding } from '../text/prompt-pad.js';
+import type { NoiseTable, SamplerId, ScheduleId } from '../schedulers/index.js';
 
 /**
  * How the images of one batch get their noise. 'a1111': image i uses seed + i with its own
@@ -43,8 +44,8 @@ export interface GenerationRequest {
   rng: RngKind;
   seedMode: SeedMode;
   /** Canonical sampler and schedule ids (see src/schedulers/names.ts). */
-  sampler: string;
-  schedule: string;
+  sampler: SamplerId;
+  schedule: ScheduleId;
   /**
    * Where SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde) get their noise: k-diffusion's
    * Brownian tree seeded like the images (default; A1111, ComfyUI, diffusers' DPMSolverSDEScheduler
@@ -61,6 +62,8 @@ export interface GenerationRequest {
   eta?: number;
   /** A1111's and ComfyUI's DPM2 drop the next-to-last sigma; set by resolveSampler. */
   discardPenultimateSigma?: boolean;
+  /** Whose training sigmas the run uses (A1111's, ComfyUI's or diffusers'); set by resolveSampler, default diffusers'. */
+  noiseTable?: NoiseTable;
   width: number;
   height: number;
   batchSize: number;

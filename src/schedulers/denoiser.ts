@@ -1,4 +1,4 @@
-import type { Denoiser, DiscreteSchedule, Latents } from './types.js';
+import type { Denoiser, DiffusersGrid, DiscreteSchedule, Latents } from './types.js';
 
 /**
  * The network as the sampling core sees it: the model input (x scaled by c_in, so the
@@ -14,6 +14,18 @@ export interface DenoiserOptions {
    * (k-diffusion); a plan passes diffusers' own timesteps for the `normal` schedule.
    */
   timestepOf?: (sigma: number) => number;
+  /** diffusers' grid when the sigmas are a scheduler's own timesteps (a plan sets it). */
+  grid?: DiffusersGrid;
+}
+
+/** A denoiser from a function of (x, sigma), carrying a model and grid. */
+export function denoiserOf(model: DiscreteSchedule, fn: (x: Latents, sigma: number) => Promise<Latents>, grid?: DiffusersGrid): Denoiser {
+  return Object.assign(fn, grid ? { model, grid } : { model });
+}
+
+/** Another function of (x, sigma) with the model and grid of `inner` (a wrapper around it, for instance). */
+export function wrapDenoiser(inner: Denoiser, fn: (x: Latents, sigma: number) => Promise<Latents>): Denoiser {
+  return denoiserOf(inner.model, fn, inner.grid);
 }
 
 /**
@@ -22,7 +34,7 @@ export interface DenoiserOptions {
  */
 export function makeDenoiser(model: DiscreteSchedule, net: NetFn, opts: DenoiserOptions = {}): Denoiser {
   const timestepOf = opts.timestepOf ?? model.sigmaToT;
-  return async (x: Latents, sigma: number): Promise<Latents> => {
+  return denoiserOf(model, async (x: Latents, sigma: number): Promise<Latents> => {
     const cIn = 1 / Math.sqrt(sigma * sigma + 1);
     const xIn = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) xIn[i] = x[i] * cIn;
@@ -45,5 +57,5 @@ export function makeDenoiser(model: DiscreteSchedule, net: NetFn, opts: Denoiser
         break;
     }
     return denoised;
-  };
+  }, opts.grid);
 }

@@ -4,34 +4,25 @@
  * Use with any epsilon / v-prediction network:
  *
  * ```ts
- * import { discreteSchedule, makeDenoiser, planSampling, resolveSampler } from './schedulers/index.js';
+ * import { discreteSchedule, planSampling, resolveSampler } from './schedulers/index.js';
  *
  * const model = discreteSchedule(JSON.parse(schedulerConfigJson)); // diffusers scheduler_config.json
- * const { sampler, schedule } = resolveSampler('DPM++ 2M Karras'); // or ('dpmpp_2m', 'karras')
- * const plan = planSampling({ model, sampler, schedule, steps: 20 });
+ * const { sampler, schedule, noiseTable } = resolveSampler('DPM++ 2M Karras'); // or ('dpmpp_2m', 'karras')
+ * const plan = planSampling({ model, sampler, schedule, noiseTable, steps: 20 });
  * // net(xIn, t, sigma): the UNet on the scaled latents (classifier-free guidance inside), returning
  * // epsilon or v as the config's prediction_type says.
- * const denoise = makeDenoiser(model, net, { timestepOf: plan.timestepOf });
+ * const denoise = plan.denoiser(net);               // carries plan.model and diffusers' grid
  * let x = plan.startLatents(unitNoise);              // unitNoise: Float32Array of N(0, 1)
  * const noise = () => rng.randn(x.length);          // ancestral / SDE noise, a continuing stream
- * x = await plan.sampler(denoise, x, plan.sigmas, { model, noise, inferenceSteps: plan.inferenceSteps });
- * const latents = x.map((v) => v * plan.finalScale); // what diffusers hands the VAE
+ * x = await plan.sampler(denoise, x, plan.sigmas, { noise });
+ * const latents = x.map((v) => v * plan.finalScale); // what the reference hands the VAE
  * ```
  */
-export { discreteSchedule, type SchedulerConfig } from './model.js';
-export { SCHEDULES, type TimestepRule } from './schedules.js';
-export { makeDenoiser, type DenoiserOptions, type NetFn } from './denoiser.js';
-export {
-  SAMPLERS,
-  SAMPLER_SPECS,
-  modelCalls,
-  UnknownSamplerError,
-  a1111Name,
-  resolveSampler,
-  samplerNames,
-  type ResolvedSampler,
-  type SamplerId,
-  type SamplerSpec,
-} from './names.js';
+export { discreteSchedule, type ModelOptions, type SchedulerConfig } from './model.js';
+export { DIFFUSERS_CLASSES, type DiffusersClassId } from './diffusers-classes.js';
+export { SCHEDULES, SCHEDULE_IDS, type Schedule, type ScheduleId } from './schedule-table.js';
+export { SAMPLERS, SAMPLER_IDS, type SamplerEntry, type SamplerId, type SamplerTraits } from './sampler-table.js';
+export { denoiserOf, makeDenoiser, wrapDenoiser, type DenoiserOptions, type NetFn } from './denoiser.js';
+export { modelCalls, UnknownSamplerError, a1111Name, resolveSampler, samplerNames, type ResolvedSampler } from './names.js';
 export { planSampling, type PlanRequest, type SamplingPlan } from './plan.js';
 export type * from './types.js';

@@ -131,8 +131,9 @@ export const dpm2Ancestral: Sampler = async (denoise, x, sigmas, options) => {
 export const lms: Sampler = async (denoise, x, sigmas, options) => {
   const order = 4;
   const ds: Latents[] = [];
-  const full = options.truncatedFrom?.sigmas ?? sigmas;
-  const start = options.truncatedFrom?.start ?? 0;
+  // diffusers' img2img keeps LMS's order and weights keyed to the whole schedule's steps.
+  const full = denoise.grid?.cut?.sigmas ?? sigmas;
+  const start = denoise.grid?.cut?.start ?? 0;
   for (let i = 0; i < sigmas.length - 1; i++) {
     const denoised = await denoise(x, sigmas[i]);
     ds.push(toD(x, sigmas[i], denoised));

@@ -1,19 +1,20 @@
-import type { DiscreteSchedule, PredictionType, TimestepSpacing } from './types.js';
+/**
+ * A model's training noise schedule from its diffusers scheduler_config.json, as one diffusers
+ * scheduler class reads it (diffusers-classes.ts), with the sigmas of diffusers' float32 betas or
+ * of the float64 betas AUTOMATIC1111 and ComfyUI compute (noise-tables.ts).
+ */
+import { type ClassConfig, type DiffusersClassId, ownClass, resolveConfig } from './diffusers-classes.js';
+import { ldmTable } from './noise-tables.js';
+import type { DiscreteSchedule, NoiseTable, PredictionType, TimestepSpacing, X0Limit } from './types.js';
 
-/** The fields of a diffusers scheduler_config.json this module reads; others are ignored. */
-export interface SchedulerConfig {
-  _class_name?: string;
-  num_train_timesteps?: number;
-  beta_start?: number;
-  beta_end?: number;
-  beta_schedule?: string;
-  trained_betas?: number[] | null;
-  prediction_type?: string;
-  timestep_spacing?: string;
-  steps_offset?: number;
-  set_alpha_to_one?: boolean;
-  rescale_betas_zero_snr?: boolean;
-  [key: string]: unknown;
+/** A diffusers scheduler_config.json object; the keys diffuse reads are listed in ClassConfig. */
+export type SchedulerConfig = Record<string, unknown>;
+
+export interface ModelOptions {
+  /** The diffusers class whose defaults fill the keys the file leaves out; default the file's _class_name. */
+  class?: DiffusersClassId;
+  /** Whose arithmetic makes the sigmas; default diffusers'. */
+  table?: NoiseTable;
 }
 
 const f32 = Math.fround;
@@ -40,11 +41,9 @@ export function torchLinspace32(start: number, end: number, n: number): Float64A
  * diffusers' betas, computed as diffusers computes them: float32 torch tensors. The precision
  * matters: float64 betas move sigma_max by ~1e-6 relative, far above the 1e-7 we want to agree to.
  */
-function betasOf(config: SchedulerConfig, n: number): Float64Array {
+function betasOf(config: ClassConfig, n: number): Float64Array {
   if (config.trained_betas) return Float64Array.from(config.trained_betas, f32);
-  const schedule = config.beta_schedule ?? 'linear';
-  const start = config.beta_start ?? 0.0001;
-  const end = config.beta_end ?? 0.02;
+  const { beta_schedule: schedule, beta_start: start, beta_end: end } = config;
   switch (schedule) {
     case 'linear':
       return torchLinspace32(start, end, n);
@@ -89,22 +88,6 @@ function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
   return out;
 }
 
-function spacingOf(config: SchedulerConfig): TimestepSpacing | undefined {
-  const spacing = config.timestep_spacing;
-  if (spacing !== undefined && spacing !== 'leading' && spacing !== 'trailing' && spacing !== 'linspace') {
-    throw new Error(`unsupported timestep_spacing "${spacing}" (leading, trailing, linspace)`);
-  }
-  return spacing;
-}
-
-function predictionTypeOf(config: SchedulerConfig): PredictionType {
-  const type = config.prediction_type ?? 'epsilon';
-  if (type !== 'epsilon' && type !== 'v_prediction' && type !== 'sample') {
-    throw new Error(`unsupported prediction_type "${type}" (epsilon, v_prediction, sample)`);
-  }
-  return type;
-}
-
 /** Index i with sorted[i] <= value < sorted[i + 1], or -1 below the range (sorted ascending). */
 function lowerIndex(sorted: Float64Array, value: number): number {
   let lo = -1;
@@ -117,15 +100,55 @@ function lowerIndex(sorted: Float64Array, value: number): number {
   return lo;
 }
 
-/** The model's training noise schedule from a diffusers scheduler_config.json object. */
-export function discreteSchedule(config: SchedulerConfig): DiscreteSchedule {
-  const n = config.num_train_timesteps ?? 1000;
+function predictionTypeOf(config: ClassConfig): PredictionType {
+  const type = config.prediction_type;
+  if (type !== 'epsilon' && type !== 'v_prediction' && type !== 'sample') {
+    throw new Error(`unsupported prediction_type "${type}" (epsilon, v_prediction, sample)`);
+  }
+  return type;
+}
+
+function spacingOf(config: ClassConfig): TimestepSpacing {
+  const spacing = config.timestep_spacing;
+  if (spacing !== 'leading' && spacing !== 'trailing' && spacing !== 'linspace') {
+    throw new Error(`unsupported timestep_spacing "${spacing}" (leading, trailing, linspace)`);
+  }
+  return spacing;
+}
+
+function finalSigmasOf(config: ClassConfig): 'zero' | 'sigma_min' {
+  const type = config.final_sigmas_type;
+  if (type !== 'zero' && type !== 'sigma_min') throw new Error(`unsupported final_sigmas_type "${type}" (zero, sigma_min)`);
+  return type;
+}
+
+function x0LimitOf(config: ClassConfig): X0Limit {
+  if (config.thresholding) return { kind: 'threshold', ratio: config.dynamic_thresholding_ratio, maxValue: config.sample_max_value };
+  return config.clip_sample ? { kind: 'clip', range: config.clip_sample_range } : { kind: 'none' };
+}
+
+/** alphas_cumprod and sigmas as diffusers computes them: float32 torch ops throughout. */
+function diffusersTable(config: ClassConfig): { alphasCumprod: Float64Array; sigmas: Float64Array } {
+  const n = config.num_train_timesteps;
   let betas = betasOf(config, n);
   if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
   const alphasCumprod = cumprod32(betas.map((b) => f32(1 - b)));
   // Zero terminal SNR makes the last sigma infinite; diffusers clamps alpha_cumprod there to 2**-24.
   if (config.rescale_betas_zero_snr) alphasCumprod[n - 1] = 2 ** -24;
-  const sigmas = alphasCumprod.map((a) => f32(Math.sqrt(f32(f32(1 - a) / a))));
+  return { alphasCumprod, sigmas: alphasCumprod.map((a) => f32(Math.sqrt(f32(f32(1 - a) / a)))) };
+}
+
+/**
+ * The model's training noise schedule: the file's keys over the defaults of `options.class` (its
+ * own _class_name by default), sigmas from `options.table`. A table A1111 or ComfyUI cannot build
+ * for this config (zero terminal SNR) falls back to diffusers'; `noiseTable` says which was used.
+ */
+export function discreteSchedule(config: SchedulerConfig, options: ModelOptions = {}): DiscreteSchedule {
+  const schedulerClass = options.class ?? ownClass(config);
+  const resolved = resolveConfig(config, schedulerClass);
+  const n = resolved.num_train_timesteps;
+  const ldm = options.table && options.table !== 'diffusers' ? ldmTable(resolved, options.table) : undefined;
+  const { alphasCumprod, sigmas } = ldm ?? diffusersTable(resolved);
   const logSigmas = sigmas.map(Math.log);
 
   const sigmaToT = (sigma: number): number => {
@@ -145,16 +168,22 @@ export function discreteSchedule(config: SchedulerConfig): DiscreteSchedule {
   };
 
   return {
+    config,
+    schedulerClass,
+    noiseTable: ldm ? options.table! : 'diffusers',
     numTrainTimesteps: n,
-    predictionType: predictionTypeOf(config),
+    predictionType: predictionTypeOf(resolved),
     alphasCumprod,
     sigmas,
     sigmaMin: sigmas[0],
     sigmaMax: sigmas[n - 1],
     sigmaToT,
     tToSigma,
-    finalAlphaCumprod: (config.set_alpha_to_one ?? true) ? 1 : alphasCumprod[0],
-    timestepSpacing: spacingOf(config),
-    stepsOffset: config.steps_offset ?? 0,
+    finalAlphaCumprod: resolved.set_alpha_to_one ? 1 : alphasCumprod[0],
+    timestepSpacing: spacingOf(resolved),
+    stepsOffset: resolved.steps_offset,
+    finalSigmas: finalSigmasOf(resolved),
+    x0Limit: x0LimitOf(resolved),
+    originalInferenceSteps: resolved.original_inference_steps,
   };
 }

@@ -1,127 +1,53 @@
 /**
  * Sampler and schedule names: our ids (k-diffusion/ComfyUI style), their aliases, and
  * AUTOMATIC1111's display names in both the old combined form ("DPM++ 2M Karras") and the
- * ≥1.9 form ("Sampler: DPM++ 2M" + "Schedule type: Karras").
+ * ≥1.9 form ("Sampler: DPM++ 2M" + "Schedule type: Karras"); and which noise table a spelling
+ * claims (resolveSampler).
  */
-import { dpm2, dpm2Ancestral, dpmpp2m, dpmpp2sAncestral, euler, eulerAncestral, heun, lms } from './k-samplers.js';
-import { dpmpp2mSde, dpmpp3mSde, dpmppSde } from './k-samplers-sde.js';
-import { SCHEDULES, type TimestepRule } from './schedules.js';
-import type { Sampler } from './types.js';
-import { COMFY_UNIPC_SAMPLERS, VP_SAMPLERS } from './vp-samplers.js';
-
-export interface SamplerSpec {
-  /**
-   * `k`: a k-diffusion sampler, started from noise * sigma_max as k-diffusion does;
-   * `vp`: a diffusers variance-preserving scheduler, started from unit-variance x_vp.
-   */
-  family: 'k' | 'vp';
-  /** The diffusers scheduler the `normal` schedule reproduces. */
-  diffusers: string;
-  /** Which set_timesteps that diffusers scheduler uses (see TimestepRule). */
-  timestepRule: TimestepRule;
-  /**
-   * How that diffusers scheduler scales the initial noise: `euler` = init_noise_sigma of the
-   * Euler family (sigma_max, or sqrt(sigma_max² + 1) with leading spacing); `vp` = unit x_vp.
-   */
-  diffusersInit: 'euler' | 'vp';
-  /** AUTOMATIC1111's display name. */
-  a1111: string;
-  /** The schedule A1111 uses for this sampler under "Automatic". */
-  a1111Schedule: string;
-  /** A1111 and ComfyUI run this k-sampler on steps + 1 sigmas with the next-to-last dropped. */
-  discardPenultimateSigma?: 'a1111+comfyui' | 'a1111';
-  /** The schedule that stands for `normal` when the diffusers scheduler ignores timestep_spacing. */
-  normalSchedule?: string;
-  /**
-   * diffusers' scheduler for this sampler also runs the k-diffusion Karras sigmas (SD's linspace
-   * spacing), but from unit-variance x_vp and with the network's timesteps rounded to integers
-   * (DPMSolverMultistep). With `karras`, diffuse follows it — as ComfyUI does too, which
-   * scales the first noise by sqrt(sigma² + 1) and quantises timesteps.
-   */
-  diffusersKarras?: 'vp-rounded';
-  /** Two model evaluations per step but the last (A1111's "second_order"). */
-  secondOrder?: true;
-  /**
-   * ComfyUI's own sampler (no diffusers or A1111 equivalent): txt2img starts from noise times
-   * sqrt(sigma_max² + 1), ComfyUI's noise_scaling at full denoise, on every schedule.
-   */
-  comfyStart?: true;
-  /** k-diffusion draws this sampler's noise from a Brownian tree by default (A1111, ComfyUI do too). */
-  brownianNoise?: true;
-}
-
-export const SAMPLER_SPECS = {
-  euler: { family: 'k', diffusers: 'EulerDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Euler', a1111Schedule: 'uniform' },
-  euler_a: { family: 'k', diffusers: 'EulerAncestralDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Euler a', a1111Schedule: 'uniform' },
-  heun: { family: 'k', diffusers: 'HeunDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'Heun', a1111Schedule: 'uniform', secondOrder: true },
-  dpm2: { family: 'k', diffusers: 'KDPM2DiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui', secondOrder: true },
-  dpm2_a: { family: 'k', diffusers: 'KDPM2AncestralDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM2 a', a1111Schedule: 'karras', discardPenultimateSigma: 'a1111+comfyui', secondOrder: true },
-  lms: { family: 'k', diffusers: 'LMSDiscreteScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'LMS', a1111Schedule: 'uniform' },
-  dpmpp_2s_a: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ 2S a', a1111Schedule: 'karras', secondOrder: true },
-  dpmpp_2m: { family: 'k', diffusers: 'DPMSolverMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M', a1111Schedule: 'karras', diffusersKarras: 'vp-rounded' },
-  dpmpp_sde: { family: 'k', diffusers: 'DPMSolverSDEScheduler', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'DPM++ SDE', a1111Schedule: 'karras', secondOrder: true, brownianNoise: true },
-  dpmpp_2m_sde: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded', brownianNoise: true },
-  dpmpp_2m_sde_heun: { family: 'k', diffusers: 'DPMSolverMultistepScheduler(sde-dpmsolver++, heun)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 2M SDE Heun', a1111Schedule: 'exponential', diffusersKarras: 'vp-rounded', brownianNoise: true },
-  dpmpp_3m_sde: { family: 'k', diffusers: '(none)', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DPM++ 3M SDE', a1111Schedule: 'exponential', discardPenultimateSigma: 'a1111', brownianNoise: true },
-  ddim: { family: 'vp', diffusers: 'DDIMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'DDIM', a1111Schedule: 'normal' },
-  pndm: { family: 'vp', diffusers: 'PNDMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'PLMS', a1111Schedule: 'normal' },
-  pndm_prk: { family: 'vp', diffusers: 'PNDMScheduler(skip_prk_steps=False)', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'PNDM PRK', a1111Schedule: 'normal' },
-  unipc: { family: 'vp', diffusers: 'UniPCMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'UniPC', a1111Schedule: 'normal' },
-  deis: { family: 'vp', diffusers: 'DEISMultistepScheduler', timestepRule: 'dpmsolver', diffusersInit: 'vp', a1111: 'DEIS', a1111Schedule: 'normal' },
-  lcm: { family: 'vp', diffusers: 'LCMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'LCM', a1111Schedule: 'lcm', normalSchedule: 'lcm' },
-  ddpm: { family: 'vp', diffusers: 'DDPMScheduler', timestepRule: 'ddim', diffusersInit: 'vp', a1111: 'DDPM', a1111Schedule: 'normal' },
-  uni_pc: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'UniPC (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
-  uni_pc_bh2: { family: 'k', diffusers: '(none)', timestepRule: 'euler', diffusersInit: 'euler', a1111: 'UniPC bh2 (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
-} as const satisfies Record<string, SamplerSpec>;
-
-export type SamplerId = keyof typeof SAMPLER_SPECS;
-
-/** The sampler functions by id: the k-diffusion ones here, the VP ones from vp-samplers.ts. */
-export const SAMPLERS: Record<string, Sampler> = {
-  euler,
-  euler_a: eulerAncestral,
-  heun,
-  dpm2,
-  dpm2_a: dpm2Ancestral,
-  lms,
-  dpmpp_2s_a: dpmpp2sAncestral,
-  dpmpp_2m: dpmpp2m,
-  dpmpp_sde: dpmppSde,
-  dpmpp_2m_sde: dpmpp2mSde('midpoint'),
-  dpmpp_2m_sde_heun: dpmpp2mSde('heun'),
-  dpmpp_3m_sde: dpmpp3mSde,
-  ...VP_SAMPLERS,
-  ...COMFY_UNIPC_SAMPLERS,
-};
+import { SAMPLERS, SAMPLER_IDS, samplerEntry, type SamplerId } from './sampler-table.js';
+import { SCHEDULES, type ScheduleId } from './schedule-table.js';
+import type { NoiseTable } from './types.js';
 
 /**
- * Other spellings: k-diffusion function names, ComfyUI ids (its *_gpu variants differ only in
- * where the Brownian tree lives) and A1111's k_* aliases. Matching ignores case. ComfyUI's
- * `uni_pc` is its own id, not an alias of `unipc` (diffusers'): another variant (bh1, order 3,
- * stops at sigma 0.001).
+ * ComfyUI's sampler ids where they differ from ours (its *_gpu variants differ only in where the
+ * Brownian tree lives). ComfyUI's `uni_pc` is its own id, not an alias of `unipc` (diffusers'):
+ * another variant (bh1, order 3, stops at sigma 0.001).
  */
-const SAMPLER_ALIASES: Record<string, SamplerId> = {
+const COMFY_ALIASES: Record<string, SamplerId> = {
   euler_ancestral: 'euler_a',
+  dpm_2: 'dpm2',
+  dpm_2_ancestral: 'dpm2_a',
+  dpmpp_2s_ancestral: 'dpmpp_2s_a',
+  dpmpp_sde_gpu: 'dpmpp_sde',
+  dpmpp_2m_sde_gpu: 'dpmpp_2m_sde',
+  dpmpp_3m_sde_gpu: 'dpmpp_3m_sde',
+};
+
+/** ComfyUI's own samplers, under ids that are ComfyUI's too. */
+const COMFY_IDS: ReadonlySet<SamplerId> = new Set(['uni_pc', 'uni_pc_bh2']);
+
+/** A1111's k_* aliases. */
+const A1111_ALIASES: Record<string, SamplerId> = {
   k_euler: 'euler',
   k_euler_a: 'euler_a',
   k_euler_ancestral: 'euler_a',
   k_heun: 'heun',
-  dpm_2: 'dpm2',
   k_dpm_2: 'dpm2',
-  dpm_2_ancestral: 'dpm2_a',
-  dpm2_ancestral: 'dpm2_a',
   k_dpm_2_a: 'dpm2_a',
   k_lms: 'lms',
-  dpmpp_2s_ancestral: 'dpmpp_2s_a',
   k_dpmpp_2s_a: 'dpmpp_2s_a',
   k_dpmpp_2m: 'dpmpp_2m',
   k_dpmpp_sde: 'dpmpp_sde',
-  dpmpp_sde_gpu: 'dpmpp_sde',
   k_dpmpp_2m_sde: 'dpmpp_2m_sde',
-  dpmpp_2m_sde_gpu: 'dpmpp_2m_sde',
   k_dpmpp_2m_sde_heun: 'dpmpp_2m_sde_heun',
   k_dpmpp_3m_sde: 'dpmpp_3m_sde',
-  dpmpp_3m_sde_gpu: 'dpmpp_3m_sde',
+};
+
+/** Other spellings: k-diffusion function names. Matching ignores case. */
+const SAMPLER_ALIASES: Record<string, SamplerId> = {
+  ...COMFY_ALIASES,
+  ...A1111_ALIASES,
+  dpm2_ancestral: 'dpm2_a',
   plms: 'pndm',
 };
 
@@ -134,7 +60,7 @@ const SAMPLER_ALIASES: Record<string, SamplerId> = {
  * A1111 label means A1111's semantics, as for sampler names, while `kl_optimal` in any other
  * spelling is ComfyUI's. ComfyUI-only schedules get labels of the same style.
  */
-const SCHEDULE_LABELS: Record<string, string> = {
+const SCHEDULE_LABELS: Record<ScheduleId, string> = {
   normal: 'Normal',
   uniform: 'Uniform',
   karras: 'Karras',
@@ -151,9 +77,14 @@ const SCHEDULE_LABELS: Record<string, string> = {
   align_your_steps_sdxl: 'Align Your Steps SDXL (ComfyUI)',
   polyexponential: 'Polyexponential',
   linear_quadratic: 'Linear Quadratic',
+  lu_lambdas: 'Lu Lambdas',
 };
 
-const SCHEDULE_ALIASES: Record<string, string> = { sgmuniform: 'sgm_uniform', ddim: 'ddim_uniform' };
+/** Schedules only A1111 computes this way, and ones only ComfyUI has: their spellings claim that tool's noise table. */
+const A1111_SCHEDULES: ReadonlySet<ScheduleId> = new Set(['kl_optimal_a1111', 'align_your_steps_a1111']);
+const COMFY_SCHEDULES: ReadonlySet<ScheduleId> = new Set(['simple', 'ddim_uniform', 'beta', 'kl_optimal', 'linear_quadratic', 'align_your_steps', 'align_your_steps_sdxl']);
+
+const SCHEDULE_ALIASES: Record<string, ScheduleId> = { sgmuniform: 'sgm_uniform', ddim: 'ddim_uniform' };
 
 /** An unknown sampler or schedule name; the CLI reports it as a usage error. */
 export class UnknownSamplerError extends Error {
@@ -169,31 +100,36 @@ export class UnknownSamplerError extends Error {
 
 export interface ResolvedSampler {
   sampler: SamplerId;
-  schedule: string;
+  schedule: ScheduleId;
   /** Run the schedule for steps + 1 and drop its next-to-last sigma (A1111/ComfyUI DPM2). */
   discardPenultimateSigma: boolean;
+  /**
+   * The training sigmas the names claim (see resolveSampler): A1111's or ComfyUI's float64-beta
+   * table, or diffusers' float32 one.
+   */
+  noiseTable: NoiseTable;
 }
 
 const normalize = (name: string) => name.trim().toLowerCase();
 
 function samplerById(name: string): SamplerId | undefined {
   const key = normalize(name).replace(/[\s-]+/g, '_');
-  if (key in SAMPLER_SPECS) return key as SamplerId;
+  if (key in SAMPLERS) return key as SamplerId;
   return SAMPLER_ALIASES[key];
 }
 
-function samplerByA1111Name(name: string): SamplerId | undefined {
+function samplerByLabel(name: string): SamplerId | undefined {
   const key = normalize(name);
-  return (Object.keys(SAMPLER_SPECS) as SamplerId[]).find((id) => normalize(SAMPLER_SPECS[id].a1111) === key);
+  return SAMPLER_IDS.find((id) => normalize(SAMPLERS[id].label) === key);
 }
 
 /** A schedule id from an A1111 label (exact spelling first), our id or a ComfyUI id; undefined for "Automatic". */
-function scheduleByName(name: string): string | undefined {
-  const byLabel = Object.keys(SCHEDULE_LABELS).find((id) => SCHEDULE_LABELS[id] === name.trim());
+function scheduleByName(name: string): ScheduleId | undefined {
+  const byLabel = (Object.keys(SCHEDULE_LABELS) as ScheduleId[]).find((id) => SCHEDULE_LABELS[id] === name.trim());
   if (byLabel) return byLabel;
   const key = normalize(name).replace(/[\s-]+/g, '_');
   if (key === 'automatic') return undefined;
-  if (key in SCHEDULES) return key;
+  if (key in SCHEDULES) return key as ScheduleId;
   const alias = SCHEDULE_ALIASES[key.replace(/_/g, '')] ?? SCHEDULE_ALIASES[key];
   if (alias) return alias;
   throw new UnknownSamplerError('schedule', name, [...Object.keys(SCHEDULES), ...Object.values(SCHEDULE_LABELS), 'Automatic']);
@@ -203,21 +139,43 @@ function scheduleByName(name: string): string | undefined {
  * How many denoiser calls a run makes, the clock A1111 runs prompt editing on (its total_steps:
  * 2 * steps - 1 for second-order samplers).
  */
-export function modelCalls(sampler: string, steps: number): number {
-  const spec = SAMPLER_SPECS[sampler as SamplerId] as SamplerSpec | undefined;
-  return spec?.secondOrder ? 2 * steps - 1 : steps;
+export function modelCalls(sampler: SamplerId, steps: number): number {
+  return samplerEntry(sampler).secondOrder ? 2 * steps - 1 : steps;
 }
 
 /** Every name resolveSampler accepts, for help texts and errors. */
 export function samplerNames(): string[] {
   const labels = Object.values(SCHEDULE_LABELS);
-  const a1111 = Object.values(SAMPLER_SPECS).map((s) => s.a1111);
-  return [
-    ...Object.keys(SAMPLER_SPECS),
-    ...Object.keys(SAMPLER_ALIASES),
-    ...a1111,
-    ...a1111.flatMap((name) => labels.map((label) => `${name} ${label}`)),
-  ];
+  const names = SAMPLER_IDS.map((id) => SAMPLERS[id].label);
+  return [...SAMPLER_IDS, ...Object.keys(SAMPLER_ALIASES), ...names, ...names.flatMap((name) => labels.map((label) => `${name} ${label}`))];
+}
+
+/**
+ * Which tool's training sigmas a spelling claims. A1111 and ComfyUI build SD's sigmas from
+ * float64 betas, diffusers from float32 ones (noise-tables.ts): a run that names A1111's or
+ * ComfyUI's sampler or schedule gets that tool's table, in this order:
+ * 1. `normal` is diffusers' spacing, which neither tool has: diffusers' table (this is also how an
+ *    infotext's "Schedule type: Normal" reads back);
+ * 2. a sampler written as A1111 writes it ("DPM++ 2M", "Euler a", k_* aliases) for a sampler A1111
+ *    has: A1111's;
+ * 3. a sampler written as only ComfyUI writes it (euler_ancestral, dpm_2, *_gpu, uni_pc): ComfyUI's;
+ * 4. a schedule only A1111 computes so (kl_optimal_a1111, align_your_steps_a1111): A1111's;
+ *    one only ComfyUI has (simple, ddim_uniform, beta, kl_optimal, linear_quadratic, align_your_steps): ComfyUI's;
+ * 5. anything else (our ids, which ComfyUI shares, with karras, exponential, uniform, ...): diffusers'.
+ */
+function noiseTableOf(sampler: SamplerId, schedule: ScheduleId, spelling: 'a1111' | 'comfyui' | 'ours'): NoiseTable {
+  if (schedule === 'normal') return 'diffusers';
+  if (spelling === 'a1111' && samplerEntry(sampler).a1111) return 'a1111';
+  if (spelling === 'comfyui') return 'comfyui';
+  if (A1111_SCHEDULES.has(schedule)) return 'a1111';
+  if (COMFY_SCHEDULES.has(schedule)) return 'comfyui';
+  return 'diffusers';
+}
+
+function spellingOf(name: string): 'a1111' | 'comfyui' | 'ours' {
+  const key = normalize(name).replace(/[\s-]+/g, '_');
+  if (key in A1111_ALIASES) return 'a1111';
+  return key in COMFY_ALIASES || COMFY_IDS.has(key as SamplerId) ? 'comfyui' : 'ours';
 }
 
 /**
@@ -228,28 +186,29 @@ export function samplerNames(): string[] {
  *   optionally with a schedule suffix ("DPM++ 2M Karras"): the schedule is
  *   the suffix, else the `schedule` argument (A1111's "Schedule type"), else A1111's "Automatic"
  *   choice for that sampler (Karras for DPM++ 2M, Uniform for Euler, ...), as A1111 ≥1.9 reads it.
+ * The spelling also picks the noise table (noiseTableOf).
  */
 export function resolveSampler(name: string, schedule?: string): ResolvedSampler {
   // "Euler" is A1111's name and "euler" our id: an exact A1111 spelling means A1111's semantics.
-  const exactA1111 = Object.values(SAMPLER_SPECS).some((spec) => spec.a1111 === name.trim());
-  const byId = exactA1111 ? undefined : samplerById(name);
+  const exactLabel = SAMPLER_IDS.some((id) => SAMPLERS[id].label === name.trim());
+  const byId = exactLabel ? undefined : samplerById(name);
   if (byId) {
-    const scheduleId = (schedule && scheduleByName(schedule)) ?? 'normal';
-    const spec = SAMPLER_SPECS[byId] as SamplerSpec;
+    const scheduleId = (schedule && scheduleByName(schedule)) || 'normal';
     return {
       sampler: byId,
       schedule: scheduleId,
       // diffusers' KDPM2 keeps every sigma; ComfyUI's dpm_2 on a k-schedule drops one.
-      discardPenultimateSigma: spec.discardPenultimateSigma === 'a1111+comfyui' && scheduleId !== 'normal',
+      discardPenultimateSigma: samplerEntry(byId).discardPenultimateSigma === 'a1111+comfyui' && scheduleId !== 'normal',
+      noiseTable: noiseTableOf(byId, scheduleId, spellingOf(name)),
     };
   }
-  let sampler = samplerByA1111Name(name);
+  let sampler = samplerByLabel(name);
   let scheduleId = schedule === undefined ? undefined : scheduleByName(schedule);
   if (!sampler) {
-    for (const [id, label] of Object.entries(SCHEDULE_LABELS)) {
+    for (const [id, label] of Object.entries(SCHEDULE_LABELS) as [ScheduleId, string][]) {
       const suffix = ` ${label.toLowerCase()}`;
       if (normalize(name).endsWith(suffix)) {
-        sampler = samplerByA1111Name(normalize(name).slice(0, -suffix.length));
+        sampler = samplerByLabel(normalize(name).slice(0, -suffix.length));
         if (sampler) {
           scheduleId = id;
           break;
@@ -258,19 +217,20 @@ export function resolveSampler(name: string, schedule?: string): ResolvedSampler
     }
   }
   if (!sampler) throw new UnknownSamplerError('sampler', name, samplerNames());
-  const spec = SAMPLER_SPECS[sampler] as SamplerSpec;
+  const entry = samplerEntry(sampler);
+  const resolvedSchedule = scheduleId ?? entry.a1111Schedule;
   return {
     sampler,
-    schedule: scheduleId ?? spec.a1111Schedule,
-    discardPenultimateSigma: spec.discardPenultimateSigma !== undefined,
+    schedule: resolvedSchedule,
+    discardPenultimateSigma: entry.discardPenultimateSigma !== undefined,
+    noiseTable: noiseTableOf(sampler, resolvedSchedule, 'a1111'),
   };
 }
 
 /** A1111 ≥1.9 infotext fields for a (sampler, schedule) pair: "Sampler: X, Schedule type: Y". */
-export function a1111Name(sampler: string, schedule: string): { sampler: string; scheduleType: string } {
-  const id = samplerById(sampler);
-  if (!id) throw new UnknownSamplerError('sampler', sampler, Object.keys(SAMPLER_SPECS));
+export function a1111Name(sampler: SamplerId, schedule: ScheduleId): { sampler: string; scheduleType: string } {
+  if (!(sampler in SAMPLERS)) throw new UnknownSamplerError('sampler', sampler, SAMPLER_IDS);
   const label = SCHEDULE_LABELS[schedule];
   if (!label) throw new UnknownSamplerError('schedule', schedule, Object.keys(SCHEDULE_LABELS));
-  return { sampler: SAMPLER_SPECS[id].a1111, scheduleType: label };
+  return { sampler: SAMPLERS[sampler].label, scheduleType: label };
 }

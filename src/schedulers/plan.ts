@@ -1,19 +1,20 @@
 /**
- * The glue between a generic pipeline and the sampling core: which sigmas to walk, what to
- * multiply the initial noise by, which timestep the network sees, and how to hand the result to
- * the VAE, for a (sampler, schedule) pair. Where diffusers and k-diffusion disagree, `normal`
- * follows diffusers (its scheduler for that sampler) and the k-schedules follow k-diffusion.
+ * The glue between a generic pipeline and the sampling core, for a (sampler, schedule) pair: the
+ * model as the sampler's class reads it, the schedule's result (sigmas, timesteps, start and end
+ * scales), an img2img cut of it, and the denoiser that carries all that to the sampler.
  */
-import { SAMPLERS, SAMPLER_SPECS, UnknownSamplerError, type SamplerId, type SamplerSpec } from './names.js';
-import { SCHEDULES, diffusersTimesteps, normalSigmas, spacingFor } from './schedules.js';
-import type { DiscreteSchedule, Latents, Sampler } from './types.js';
+import { makeDenoiser, type NetFn } from './denoiser.js';
+import { discreteSchedule } from './model.js';
+import { SAMPLERS, samplerEntry, type SamplerId } from './sampler-table.js';
+import { SCHEDULES, type ScheduleId } from './schedule-table.js';
+import type { Denoiser, DiscreteSchedule, Latents, NoiseTable, Sampler } from './types.js';
+import { UnknownSamplerError } from './names.js';
 
 export interface PlanRequest {
+  /** The model as loaded (its scheduler_config.json); the plan reads it again as the sampler's class. */
   model: DiscreteSchedule;
-  /** A sampler id (see resolveSampler for other spellings). */
-  sampler: string;
-  /** A schedule id from SCHEDULES. */
-  schedule: string;
+  sampler: SamplerId;
+  schedule: ScheduleId;
   steps: number;
   /** img2img strength in (0, 1]; 1 or absent starts from pure noise. */
   strength?: number;
@@ -21,24 +22,26 @@ export interface PlanRequest {
   strengthMode?: 'diffusers' | 'a1111';
   /** Run the schedule for steps + 1 and drop the next-to-last sigma (A1111/ComfyUI DPM2). */
   discardPenultimateSigma?: boolean;
+  /** Whose training sigmas to use (resolveSampler's choice); default diffusers'. */
+  noiseTable?: NoiseTable;
 }
 
 export interface SamplingPlan {
   sampler: Sampler;
-  /** Descending sigmas the sampler walks, ending in 0. */
+  /** The training schedule the run uses: the sampler's class's reading of the config, in the chosen table. */
+  model: DiscreteSchedule;
+  /** Descending sigmas the sampler walks. */
   sigmas: Float64Array;
-  /** What diffusers (`normal`) or k-diffusion (k-schedules) multiplies unit noise by for txt2img. */
+  /** What unit noise is multiplied by for txt2img. */
   initNoiseScale: number;
-  /** Converts the sampler's output (sigma space at sigmas[last]) to the latents diffusers decodes. */
+  /** Converts the sampler's output (at sigmas[last]) to the latents the reference decodes. */
   finalScale: number;
-  /** The timestep the network sees at a sigma: diffusers' own for `normal`, else log-sigma interpolation. */
+  /** The timestep the network sees at a sigma. */
   timestepOf: (sigma: number) => number;
   /** The first step of the full schedule this plan runs from (img2img), 0 for txt2img. */
   startStep: number;
-  /** For SamplerOptions.truncatedFrom: set when `normal` cuts the schedule (diffusers img2img). */
-  truncatedFrom?: { sigmas: Float64Array; start: number };
-  /** Pass as SamplerOptions.inferenceSteps: set for `normal` (diffusers' step count, img2img included). */
-  inferenceSteps?: number;
+  /** The network wrapped as the denoiser this plan's sampler expects (model, timesteps, diffusers' grid). */
+  denoiser(net: NetFn): Denoiser;
   /**
    * Starting latents in sigma space: unit noise times initNoiseScale, or with an img2img init
    * (the encoded image) that image noised to sigmas[0] (diffusers' add_noise, x0 + sigma * noise
@@ -62,8 +65,8 @@ function dropPenultimate(sigmas: Float64Array): Float64Array {
  * (501, 501, 251, 1), which we walk as it is: the warm-up then evaluates twice at 501 and
  * corrects from one stride above it (vp-pndm.ts), as diffusers' counter does.
  */
-function pndmCut(full: Float64Array, sampler: string, normal: boolean, cut: number): { startStep: number; sigmas: Float64Array } {
-  if (sampler !== 'pndm' || !normal || cut === 0) return { startStep: cut, sigmas: full.slice(cut) };
+function pndmCut(full: Float64Array, cut: number): { startStep: number; sigmas: Float64Array } {
+  if (cut === 0) return { startStep: cut, sigmas: full.slice(cut) };
   if (cut >= 2) return { startStep: cut - 1, sigmas: full.slice(cut - 1) };
   if (full.length <= 2) return { startStep: cut, sigmas: full.slice(cut) }; // one step, all cut
   const sigmas = new Float64Array(full.length);
@@ -89,66 +92,45 @@ function startStepFor(steps: number, strength: number | undefined): number {
 }
 
 export function planSampling(request: PlanRequest): SamplingPlan {
-  const { model, steps } = request;
+  const { steps } = request;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
-  if (!(request.sampler in SAMPLER_SPECS) || !SAMPLERS[request.sampler]) {
-    throw new UnknownSamplerError('sampler', request.sampler, Object.keys(SAMPLERS));
-  }
-  const schedule = SCHEDULES[request.schedule];
-  if (!schedule) throw new UnknownSamplerError('schedule', request.schedule, Object.keys(SCHEDULES));
-  const spec = SAMPLER_SPECS[request.sampler as SamplerId] as SamplerSpec;
-  const isNormal = request.schedule === 'normal';
+  if (!(request.sampler in SAMPLERS)) throw new UnknownSamplerError('sampler', request.sampler, Object.keys(SAMPLERS));
+  if (!(request.schedule in SCHEDULES)) throw new UnknownSamplerError('schedule', request.schedule, Object.keys(SCHEDULES));
+  const entry = samplerEntry(request.sampler);
+  const model = discreteSchedule(request.model.config, { class: entry.diffusers, ...(request.noiseTable ? { table: request.noiseTable } : {}) });
 
   const scheduleSteps = request.discardPenultimateSigma ? steps + 1 : steps;
-  let full =
-    isNormal && spec.normalSchedule
-      ? SCHEDULES[spec.normalSchedule](model, scheduleSteps)
-      : isNormal
-        ? normalSigmas(model, scheduleSteps, spec.timestepRule)
-        : schedule(model, scheduleSteps);
-  if (request.discardPenultimateSigma) full = dropPenultimate(full);
-
-  // diffusers feeds the network its own timesteps, which for fractional `linspace` timesteps are
-  // not quite sigma_to_t of the linearly interpolated sigma.
-  const ownTimesteps = new Map<number, number>();
-  if (isNormal && !spec.normalSchedule && !request.discardPenultimateSigma) {
-    diffusersTimesteps(model, steps, spec.timestepRule).forEach((t, i) => ownTimesteps.set(full[i], t));
-  }
-  const diffusersKarras = request.schedule === 'karras' && spec.diffusersKarras === 'vp-rounded';
-  const timestepOf = diffusersKarras
-    ? (sigma: number) => Math.round(model.sigmaToT(sigma))
-    : (sigma: number) => ownTimesteps.get(sigma) ?? model.sigmaToT(sigma);
+  const result = SCHEDULES[request.schedule](model, scheduleSteps, entry);
+  const full = request.discardPenultimateSigma ? dropPenultimate(result.sigmas) : result.sigmas;
 
   const a1111Cut = request.strengthMode === 'a1111' && request.strength !== undefined;
-  const { startStep, sigmas } = a1111Cut
-    ? { startStep: a1111StartStep(steps, request.strength!), sigmas: full.slice(a1111StartStep(steps, request.strength!)) }
-    : pndmCut(full, request.sampler, isNormal, startStepFor(steps, request.strength));
+  const start = a1111Cut ? a1111StartStep(steps, request.strength!) : startStepFor(steps, request.strength);
+  const { startStep, sigmas } =
+    entry.plmsList && result.grid && !a1111Cut ? pndmCut(full, start) : { startStep: start, sigmas: full.slice(start) };
   const sigmaMax = sigmas[0];
-  const sigmaLast = sigmas[sigmas.length - 1];
-  const vpStart = spec.family === 'vp' || (isNormal && spec.diffusersInit === 'vp') || diffusersKarras;
-  const eulerLeading = isNormal && spacingFor(model, spec.timestepRule) === 'leading';
-  const initNoiseScale = vpStart || eulerLeading || spec.comfyStart ? Math.sqrt(sigmaMax * sigmaMax + 1) : sigmaMax;
-  const finalScale = vpStart ? 1 / Math.sqrt(1 + sigmaLast * sigmaLast) : 1;
+  const timestepOf = result.timestepOf ?? model.sigmaToT;
+  const grid = result.grid && { ...result.grid, ...(startStep > 0 && !a1111Cut ? { cut: { sigmas: full, start: startStep } } : {}) };
 
   const startLatents = (noise: Latents, init?: Latents): Latents => {
     const out = new Float32Array(noise.length);
     if (init) {
       for (let i = 0; i < out.length; i++) out[i] = init[i] + noise[i] * sigmaMax;
     } else {
-      for (let i = 0; i < out.length; i++) out[i] = noise[i] * initNoiseScale;
+      for (let i = 0; i < out.length; i++) out[i] = noise[i] * result.initNoiseScale;
     }
     return out;
   };
 
   return {
-    sampler: SAMPLERS[request.sampler],
+    sampler: entry.fn,
+    model,
     sigmas,
-    initNoiseScale,
-    finalScale,
+    initNoiseScale: result.initNoiseScale,
+    finalScale: result.finalScale,
     timestepOf,
     startStep,
-    ...(isNormal && startStep > 0 && !a1111Cut ? { truncatedFrom: { sigmas: full, start: startStep } } : {}),
-    inferenceSteps: isNormal ? steps : undefined,
+    denoiser: (net) => makeDenoiser(model, net, { timestepOf, ...(grid ? { grid } : {}) }),
     startLatents,
   };
 }
+

@@ -1,96 +1,20 @@
 /**
- * Sigma schedules, independent of the sampler (ComfyUI's two axes). Each returns descending
- * sigmas ending in 0, rounded to float32 because every reference hands its sampler float32
- * sigmas; the arithmetic mirrors the reference's (torch float32 or numpy float64) step by step.
+ * The sigma functions of k-diffusion, ComfyUI and A1111, independent of the sampler (ComfyUI's
+ * two axes). Each returns descending sigmas, ending in 0 unless the reference stops above it,
+ * rounded to float32 because every reference hands its sampler float32 sigmas; the arithmetic
+ * mirrors the reference's (torch float32 or numpy float64) step by step. schedule-table.ts names them.
  */
 import { torchLinspace32 } from './model.js';
-import type { DiscreteSchedule, Schedule, TimestepSpacing } from './types.js';
-import { VP_SCHEDULES } from './vp-samplers.js';
+import { numpyInterp, numpyLinspace, roundHalfEven } from './numpy.js';
+import type { DiscreteSchedule } from './types.js';
 
 const f32 = Math.fround;
 
-/** numpy's round: half to even. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** np.linspace(start, stop, n) in float64: start + i * step, the last element exactly stop. */
-function numpyLinspace(start: number, stop: number, n: number, endpoint = true): Float64Array {
-  const out = new Float64Array(n);
-  if (n === 1) {
-    out[0] = start;
-    return out;
-  }
-  const div = endpoint ? n - 1 : n;
-  const step = (stop - start) / div;
-  for (let i = 0; i < n; i++) out[i] = i * step + start;
-  if (endpoint && n > 1) out[n - 1] = stop;
-  return out;
-}
-
-/** np.arange(start, 0, -step) with a float step, as numpy sizes it: ceil(start / step) elements. */
-function numpyArangeDown(start: number, step: number): Float64Array {
-  const n = Math.ceil(start / step);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = start - i * step;
-  return out;
-}
-
-/**
- * Which diffusers scheduler family's set_timesteps to follow: they space the same config
- * differently. `euler`: EulerDiscrete, EulerAncestral, Heun, KDPM2(+Ancestral), LMS, DPMSolverSDE
- * (linspace left fractional); `ddim`: DDIM, DDPM, PNDM (linspace rounded); `dpmsolver`:
- * DPMSolverMultistep, UniPC, DEIS (n + 1 points, the last dropped).
- */
-export type TimestepRule = 'euler' | 'ddim' | 'dpmsolver';
-
-/** The timestep_spacing a diffusers scheduler of this family defaults to when the config has none. */
-export function spacingFor(model: DiscreteSchedule, rule: TimestepRule): TimestepSpacing {
-  return model.timestepSpacing ?? (rule === 'ddim' ? 'leading' : 'linspace');
-}
-
-/** Descending inference timesteps as diffusers' set_timesteps computes them for a rule. */
-export function diffusersTimesteps(model: DiscreteSchedule, steps: number, rule: TimestepRule = 'euler'): Float64Array {
-  const T = model.numTrainTimesteps;
-  const spacing = spacingFor(model, rule);
-  if (spacing === 'trailing') {
-    return numpyArangeDown(T, T / steps).map((t) => roundHalfEven(t) - 1);
-  }
-  if (rule === 'dpmsolver') {
-    const ascending =
-      spacing === 'linspace'
-        ? numpyLinspace(0, T - 1, steps + 1).map(roundHalfEven)
-        : numpyLinspace(0, steps, steps + 1).map((i) => i * Math.floor(T / (steps + 1)) + model.stepsOffset);
-    return ascending.slice(1).reverse();
-  }
-  if (spacing === 'linspace') {
-    const ts = numpyLinspace(0, T - 1, steps);
-    return (rule === 'ddim' ? ts.map(roundHalfEven) : ts.map(f32)).reverse();
-  }
-  const ratio = Math.floor(T / steps);
-  return Float64Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + model.stepsOffset);
-}
-
-/** np.interp over the training sigmas: diffusers interpolates sigma linearly, not in log-sigma. */
-function interpSigma(model: DiscreteSchedule, t: number): number {
-  const last = model.numTrainTimesteps - 1;
-  if (t <= 0) return model.sigmas[0];
-  if (t >= last) return model.sigmas[last];
-  const low = Math.floor(t);
-  const w = t - low;
-  return w === 0 ? model.sigmas[low] : (model.sigmas[low + 1] - model.sigmas[low]) * w + model.sigmas[low];
-}
-
-function withZero(sigmas: ArrayLike<number>): Float64Array {
+/** Sigmas rounded to float32 as the references hand them to their samplers, then a final 0. */
+export function withZero(sigmas: ArrayLike<number>): Float64Array {
   const out = new Float64Array(sigmas.length + 1);
   for (let i = 0; i < sigmas.length; i++) out[i] = f32(sigmas[i]);
   return out;
-}
-
-/** diffusers' own schedule: the model's timesteps under its timestep_spacing, then a final 0. */
-export function normalSigmas(model: DiscreteSchedule, steps: number, rule: TimestepRule = 'euler'): Float64Array {
-  return withZero(diffusersTimesteps(model, steps, rule).map((t) => interpSigma(model, t)));
 }
 
 /** k-diffusion's DiscreteSchedule.t_to_sigma in float32 (log-sigma interpolation). */
@@ -116,13 +40,24 @@ export function exponentialSigmas(n: number, sigmaMin: number, sigmaMax: number)
   return withZero(torchLinspace32(Math.log(sigmaMax), Math.log(sigmaMin), n).map((v) => f32(Math.exp(v))));
 }
 
+/**
+ * diffusers' use_lu_lambdas (DPMSolverMultistep, Lu et al.'s uniform log-SNR steps): numpy float64
+ * from the float32 logs of the model's extreme sigmas; with rho 1 it is `exponential` computed
+ * another way.
+ */
+export function luLambdaSigmas(n: number, sigmaMin: number, sigmaMax: number): Float64Array {
+  const lambdaMin = f32(Math.log(sigmaMin));
+  const lambdaMax = f32(Math.log(sigmaMax));
+  return withZero(numpyLinspace(0, 1, n).map((r) => Math.exp(lambdaMax + r * (lambdaMin - lambdaMax))));
+}
+
 /** k-diffusion DiscreteSchedule.get_sigmas(n) (A1111 "Uniform", ComfyUI "normal"): linspace in t. */
-function uniform(model: DiscreteSchedule, steps: number): Float64Array {
+export function uniform(model: DiscreteSchedule, steps: number): Float64Array {
   return withZero(torchLinspace32(model.numTrainTimesteps - 1, 0, steps).map((t) => tToSigma32(model, t)));
 }
 
 /** ComfyUI/A1111 sgm_uniform: steps + 1 points in t, the last (t = 0) dropped. */
-function sgmUniform(model: DiscreteSchedule, steps: number): Float64Array {
+export function sgmUniform(model: DiscreteSchedule, steps: number): Float64Array {
   const ts = torchLinspace32(model.numTrainTimesteps - 1, 0, steps + 1).subarray(0, steps);
   return withZero(ts.map((t) => tToSigma32(model, t)));
 }
@@ -193,7 +128,7 @@ export function betaPpf(p: number, a: number, b: number): number {
 }
 
 /** ComfyUI simple_scheduler: every (len/steps)-th training sigma from the top. */
-function simple(model: DiscreteSchedule, steps: number): Float64Array {
+export function simple(model: DiscreteSchedule, steps: number): Float64Array {
   const n = model.sigmas.length;
   const stride = n / steps;
   return withZero(Array.from({ length: steps }, (_, x) => model.sigmas[n - 1 - Math.trunc(x * stride)]));
@@ -203,7 +138,7 @@ function simple(model: DiscreteSchedule, steps: number): Float64Array {
  * ComfyUI ddim_scheduler: training sigmas 1, 1 + stride, ... with stride len // steps, so it can
  * yield more steps than asked when steps does not divide the training range.
  */
-function ddimUniform(model: DiscreteSchedule, steps: number): Float64Array {
+export function ddimUniform(model: DiscreteSchedule, steps: number): Float64Array {
   const n = model.sigmas.length;
   const stride = Math.max(Math.floor(n / steps), 1);
   const picked: number[] = [];
@@ -215,7 +150,7 @@ function ddimUniform(model: DiscreteSchedule, steps: number): Float64Array {
  * ComfyUI beta_scheduler (arXiv:2407.12173, alpha = beta = 0.6): Beta quantiles of
  * 1 - linspace(0, 1, steps, endpoint=False) pick training timesteps; repeats are dropped.
  */
-function beta(model: DiscreteSchedule, steps: number, alpha = 0.6, betaParam = 0.6): Float64Array {
+export function beta(model: DiscreteSchedule, steps: number, alpha = 0.6, betaParam = 0.6): Float64Array {
   const total = model.sigmas.length - 1;
   const picked: number[] = [];
   let last = -1;
@@ -304,18 +239,6 @@ export const AYS_NOISE_LEVELS = {
   sd1A1111: [14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029],
 } as const;
 
-/** np.interp(x, xp, fp) for ascending xp, numpy's formula (slope times offset from the left knot). */
-function numpyInterp(x: number, xp: Float64Array, fp: ArrayLike<number>): number {
-  const last = xp.length - 1;
-  if (x <= xp[0]) return fp[0];
-  if (x >= xp[last]) return fp[last];
-  let j = 0;
-  while (xp[j + 1] <= x) j++;
-  if (xp[j] === x) return fp[j];
-  const slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
-  return slope * (x - xp[j]) + fp[j];
-}
-
 /** The AYS authors' loglinear_interp: a descending table resampled to `count` points, linear in log sigma. */
 function logLinearInterp(levels: readonly number[], count: number): Float64Array {
   const xs = numpyLinspace(0, 1, levels.length);
@@ -341,32 +264,3 @@ export function alignYourStepsSigmas(levels: readonly number[], steps: number): 
 export function alignYourStepsA1111Sigmas(levels: readonly number[], steps: number): Float64Array {
   return withZero(steps === levels.length ? levels : logLinearInterp(levels, steps));
 }
-
-/**
- * The schedules by name. `normal` is diffusers' (the model's own spaced timesteps);
- * `uniform` is k-diffusion's default get_sigmas, which ComfyUI calls "normal" and A1111 "Uniform"
- * (and A1111's "Normal" computes the same). karras and exponential span the model's whole sigma
- * range as k-diffusion, A1111 and ComfyUI do. `lcm` (LCMScheduler's timesteps) comes from vp-samplers.ts.
- * Where ComfyUI and A1111 compute the same name differently, the plain id is ComfyUI's (as `beta`)
- * and `<id>_a1111` is A1111's: kl_optimal (A1111 stops at sigma_min, no 0) and align_your_steps
- * (A1111 rounds the table and appends 0 after sigma_min). The AYS tables are SD 1.x's (and
- * SDXL's under its own id), fixed noise levels whatever the model's own sigma range.
- */
-export const SCHEDULES: Record<string, Schedule> = {
-  normal: (model, steps) => normalSigmas(model, steps),
-  karras: (model, steps) => karrasSigmas(steps, model.sigmaMin, model.sigmaMax),
-  exponential: (model, steps) => exponentialSigmas(steps, model.sigmaMin, model.sigmaMax),
-  uniform,
-  sgm_uniform: sgmUniform,
-  simple,
-  ddim_uniform: ddimUniform,
-  beta: (model, steps) => beta(model, steps),
-  kl_optimal: (model, steps) => klOptimalSigmas(steps, model.sigmaMin, model.sigmaMax),
-  kl_optimal_a1111: (model, steps) => klOptimalA1111Sigmas(steps, model.sigmaMin, model.sigmaMax),
-  align_your_steps: (_model, steps) => alignYourStepsSigmas(AYS_NOISE_LEVELS.sd1, steps),
-  align_your_steps_sdxl: (_model, steps) => alignYourStepsSigmas(AYS_NOISE_LEVELS.sdxl, steps),
-  align_your_steps_a1111: (_model, steps) => alignYourStepsA1111Sigmas(AYS_NOISE_LEVELS.sd1A1111, steps),
-  linear_quadratic: (model, steps) => linearQuadraticSigmas(steps, model.sigmaMax),
-  polyexponential: (model, steps) => polyexponentialSigmas(steps, model.sigmaMin, model.sigmaMax),
-  ...VP_SCHEDULES,
-};

@@ -12,8 +12,31 @@
 /** Latent tensor data, flat, in NCHW order. Shapes are carried by the caller. */
 export type Latents = Float32Array;
 
-/** Predicts x0 from noisy latents x at noise level sigma (sigma > 0). */
-export type Denoiser = (x: Latents, sigma: number) => Promise<Latents>;
+/**
+ * diffusers' bookkeeping for a walk over one of its schedulers' own timestep lists (the `normal`
+ * schedule): what its step arithmetic needs beyond the sigmas.
+ */
+export interface DiffusersGrid {
+  /** num_inference_steps: DDIM and PNDM step by num_train_timesteps // it, not to the next sigma. */
+  readonly inferenceSteps: number;
+  /**
+   * img2img: the whole schedule the walk was cut from and the index of its first sigma there.
+   * diffusers keys some state to the absolute step (LMS's order and coefficients, the singlestep
+   * DPM-Solver's order list) and cuts PNDM's list with its repeated timestep (vp-pndm.ts).
+   */
+  readonly cut?: { readonly sigmas: Float64Array; readonly start: number };
+}
+
+/**
+ * Predicts x0 from noisy latents x at noise level sigma (sigma > 0). Like k-diffusion's `model`
+ * argument, it also carries the model's training schedule, and for a diffusers scheduler's own
+ * timesteps the grid its step arithmetic needs; samplers read them from here.
+ */
+export interface Denoiser {
+  (x: Latents, sigma: number): Promise<Latents>;
+  readonly model: DiscreteSchedule;
+  readonly grid?: DiffusersGrid;
+}
 
 /**
  * A stream of standard normal noise the size of the latents. Successive calls continue the
@@ -39,26 +62,14 @@ export interface StepInfo {
   denoised: Latents;
 }
 
+/** What every sampler understands; anything particular to one sampler is a parameter of its factory. */
 export interface SamplerOptions {
   /** Source of fresh noise for ancestral and SDE samplers. */
   noise: NoiseSource;
-  /** The model's discrete noise schedule (some samplers need timesteps or alphas). */
-  model: DiscreteSchedule;
-  /** Ancestral/DDIM eta; each sampler documents its default. */
+  /** Ancestral/DDIM/TCD eta; each sampler documents its default. */
   eta?: number;
   /** Noise multiplier for ancestral/SDE samplers (k-diffusion's s_noise), default 1. */
   sNoise?: number;
-  /**
-   * diffusers' num_inference_steps when sigmas are (a suffix of) its `normal` timesteps; DDIM and
-   * PNDM use it to step like diffusers (t - N // steps). SamplingPlan.inferenceSteps carries it.
-   */
-  inferenceSteps?: number;
-  /**
-   * img2img under `normal`: the whole schedule the sigmas were cut from and where the cut is.
-   * diffusers' LMS keys its order and coefficients to the absolute step, so its first img2img
-   * steps use high-order weights over the skipped sigmas; k-diffusion restarts at order 1.
-   */
-  truncatedFrom?: { sigmas: Float64Array; start: number };
   onStep?: (info: StepInfo) => void;
 }
 
@@ -70,11 +81,31 @@ export type Sampler = (
   options: SamplerOptions,
 ) => Promise<Latents>;
 
+/** Where a model's sigmas come from: diffusers' float32 betas, or the float64 LDM betas A1111 and ComfyUI use. */
+export type NoiseTable = 'diffusers' | 'a1111' | 'comfyui';
+
 /**
- * The training-time noise schedule of a model (diffusers' scheduler_config.json):
- * alphas_cumprod over num_train_timesteps and conversions between sigma and timestep.
+ * What diffusers' DDIM and DDPM do to the predicted x0 before stepping (clip_sample,
+ * thresholding): nothing, a clamp to [-range, range], or dynamic thresholding (Imagen) at a
+ * quantile of |x0| per image, clamped to [1, maxValue].
+ */
+export type X0Limit =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'clip'; readonly range: number }
+  | { readonly kind: 'threshold'; readonly ratio: number; readonly maxValue: number };
+
+/**
+ * The training-time noise schedule of a model (diffusers' scheduler_config.json, read as one
+ * diffusers scheduler class reads it): alphas_cumprod over num_train_timesteps, conversions
+ * between sigma and timestep, and the settings of that class the sampling core uses.
  */
 export interface DiscreteSchedule {
+  /** The scheduler_config.json object this was made from, keys as the file has them. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** The diffusers scheduler class whose defaults fill the keys the file leaves out. */
+  readonly schedulerClass: string;
+  /** Whose arithmetic made the sigmas (see model.ts). */
+  readonly noiseTable: NoiseTable;
   readonly numTrainTimesteps: number;
   readonly predictionType: PredictionType;
   /** Float64, length numTrainTimesteps. */
@@ -89,18 +120,34 @@ export interface DiscreteSchedule {
   tToSigma(t: number): number;
   /**
    * alpha_cumprod a DDIM-style step lands on after the last timestep: 1 with the config's
-   * set_alpha_to_one, else alphas_cumprod[0] (Stable Diffusion's configs say false).
+   * set_alpha_to_one, else alphas_cumprod[0].
    */
   readonly finalAlphaCumprod: number;
-  /**
-   * The config's timestep_spacing, used by the `normal` schedule. Undefined when the config does
-   * not set it: each diffusers scheduler class then applies its own default (diffusers does not
-   * carry a default of the config's _class_name over to another scheduler class).
-   */
-  readonly timestepSpacing?: TimestepSpacing;
+  /** The class's timestep_spacing (the file's, else the class default). */
+  readonly timestepSpacing: TimestepSpacing;
   /** The config's steps_offset, added to `leading` timesteps. */
   readonly stepsOffset: number;
+  /** final_sigmas_type: where the class's own schedule ends, 0 or the smallest training sigma. */
+  readonly finalSigmas: 'zero' | 'sigma_min';
+  /** DDIM/DDPM: what happens to the predicted x0. */
+  readonly x0Limit: X0Limit;
+  /** LCM/TCD: the distillation's step count (original_inference_steps). */
+  readonly originalInferenceSteps: number;
 }
 
-/** A schedule turns a model and a step count into the sigmas a sampler walks. */
-export type Schedule = (model: DiscreteSchedule, steps: number) => Float64Array;
+/**
+ * What a schedule gives a run, in one place: the sigmas to walk, the timestep the network sees,
+ * how the starting noise is scaled and how the result becomes the latents the VAE decodes.
+ */
+export interface ScheduleResult {
+  /** Descending sigmas, ending in 0 (or where the schedule stops). */
+  sigmas: Float64Array;
+  /** The timestep the network sees at a sigma; absent, the model's log-sigma interpolation (k-diffusion). */
+  timestepOf?: (sigma: number) => number;
+  /** What txt2img multiplies unit noise by. */
+  initNoiseScale: number;
+  /** Converts the sampler's output at the last sigma to the latents the reference decodes. */
+  finalScale: number;
+  /** Set when the sigmas are a diffusers scheduler's own timesteps (see DiffusersGrid). */
+  grid?: { inferenceSteps: number };
+}

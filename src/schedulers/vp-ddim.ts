@@ -11,9 +11,9 @@ import { ddimTarget, diffusersPrediction, diffusersStride, fromVp, pointAtSigma,
  * default); with eta > 0 each step draws one noise tensor, the last step included.
  */
 export const ddim: Sampler = async (denoise, x, sigmas, options) => {
-  const { model } = options;
+  const { model } = denoise;
   const eta = options.eta ?? 0;
-  const stride = diffusersStride(options);
+  const stride = diffusersStride(denoise);
   const steps = sigmas.length - 1;
   let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {
@@ -40,7 +40,7 @@ export const ddim: Sampler = async (denoise, x, sigmas, options) => {
  * timestep diffusers uses alpha_prev = 1, not final_alpha_cumprod.
  */
 export const ddpm: Sampler = async (denoise, x, sigmas, options) => {
-  const { model } = options;
+  const { model } = denoise;
   const steps = sigmas.length - 1;
   let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {

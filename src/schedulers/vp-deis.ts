@@ -20,7 +20,7 @@ function indFn(t: number, b: number, c: number): number {
  * result is diffusers' VP latents there, alphas_cumprod[0] whatever set_alpha_to_one says.
  */
 export const deis: Sampler = async (denoise, x, sigmas, options) => {
-  const { model } = options;
+  const { model } = denoise;
   const steps = sigmas.length - 1;
   const walk = Float64Array.from(sigmas);
   if (!(walk[steps] > 0)) walk[steps] = model.sigmas[0];

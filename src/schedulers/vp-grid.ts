@@ -9,7 +9,7 @@
  * for DDIM/PNDM, alphas_cumprod[0] for DEIS, 1 for UniPC/LCM/DDPM). Ending above 0, it returns
  * ordinary sigma-space latents at the last sigma.
  */
-import type { DiscreteSchedule, Latents, SamplerOptions } from './types.js';
+import type { Denoiser, DiscreteSchedule, Latents } from './types.js';
 
 /** A noise level as diffusers' VP schedulers index it. */
 export interface VpPoint {
@@ -64,11 +64,12 @@ export function isOnGrid(point: VpPoint): boolean {
 }
 
 /**
- * num_train_timesteps // num_inference_steps when the caller tells us diffusers' step count:
- * DDIM and PNDM step by it rather than to the next sigma.
+ * num_train_timesteps // num_inference_steps when the denoiser carries diffusers' grid: DDIM and
+ * PNDM step by it rather than to the next sigma.
  */
-export function diffusersStride(options: SamplerOptions): number | undefined {
-  return options.inferenceSteps ? Math.floor(options.model.numTrainTimesteps / options.inferenceSteps) : undefined;
+export function diffusersStride(denoise: Denoiser): number | undefined {
+  const steps = denoise.grid?.inferenceSteps;
+  return steps ? Math.floor(denoise.model.numTrainTimesteps / steps) : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@
  * diffusers' LCMScheduler: its timestep selection and its consistency step (boundary-condition
  * scalings, then fresh noise to the next timestep).
  */
-import type { DiscreteSchedule, Sampler, Schedule } from './types.js';
+import type { DiscreteSchedule, Sampler } from './types.js';
 import { diffusersPrediction, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
 
 /** LCMScheduler's timestep_scaling default: c_skip/c_out see t * 10. */
@@ -11,11 +11,11 @@ const TIMESTEP_SCALING = 10;
 const SIGMA_DATA = 0.5;
 
 /**
- * LCMScheduler.set_timesteps(steps): of the distillation's skipping schedule
- * k - 1, 2k - 1, ..., N - 1 (k = N // originalSteps), descending, take indices
- * floor(linspace(0, originalSteps, steps, endpoint=False)). 4 steps: 999, 759, 499, 259.
+ * LCMScheduler.set_timesteps(steps) (TCDScheduler's is the same): of the distillation's skipping
+ * schedule k - 1, 2k - 1, ..., N - 1 (k = N // original_inference_steps), descending, take
+ * indices floor(linspace(0, original_inference_steps, steps, endpoint=False)). 4 steps: 999, 759, 499, 259.
  */
-export function lcmTimesteps(model: DiscreteSchedule, steps: number, originalSteps = 50): number[] {
+export function lcmTimesteps(model: DiscreteSchedule, steps: number, originalSteps = model.originalInferenceSteps): number[] {
   if (steps > originalSteps) {
     throw new Error(`LCM runs at most ${originalSteps} steps (original_inference_steps), got ${steps}`);
   }
@@ -25,21 +25,13 @@ export function lcmTimesteps(model: DiscreteSchedule, steps: number, originalSte
   return Array.from({ length: steps }, (_, i) => descending[Math.floor(i * spacing)]);
 }
 
-/** The `lcm` schedule: lcmTimesteps' training sigmas, then 0. */
-export const lcmSchedule: Schedule = (model, steps) => {
-  const ts = lcmTimesteps(model, steps);
-  const sigmas = new Float64Array(ts.length + 1);
-  ts.forEach((t, i) => (sigmas[i] = model.sigmas[t]));
-  return sigmas;
-};
-
 /**
  * LCMScheduler.step: denoised = c_out(t) * x0 + c_skip(t) * x_vp, then, except after the last
  * step, x_vp = sqrt(a_next) * denoised + sqrt(1 - a_next) * noise (one draw per step). The last
  * step returns denoised itself, which is what the pipeline decodes.
  */
 export const lcm: Sampler = async (denoise, x, sigmas, options) => {
-  const { model } = options;
+  const { model } = denoise;
   const steps = sigmas.length - 1;
   let xvp = toVp(x, sigmas[0]);
   for (let i = 0; i < steps; i++) {

@@ -108,10 +108,10 @@ async function rungeKuttaStep(
 
 function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
   return async (denoise: Denoiser, x: Latents, sigmas: Float64Array, options: SamplerOptions) => {
-    const { model } = options;
+    const { model } = denoise;
     const steps = sigmas.length - 1;
     if (rungeKuttaWarmup && steps < 4) throw new Error(`PNDM with Runge-Kutta warm-up needs at least 4 steps, got ${steps}`);
-    const stride = diffusersStride(options);
+    const stride = diffusersStride(denoise);
     const points = Array.from(sigmas, (s) => pointAtSigma(model, s));
     let xvp = toVp(x, sigmas[0]);
     // diffusers' cur_sample: the pseudo-Heun warm-up redoes the first step from here.
@@ -134,7 +134,7 @@ function pndmSampler(rungeKuttaWarmup: boolean): Sampler {
           // then evaluate again at the same timestep. Only that second output enters the history.
           const above = stride !== undefined && isOnGrid(here) ? pointAtTimestep(model, here.t + stride) : points[0];
           xvp = prevSample(model, firstSample, above, here, mean(e.output, ets[0]));
-          if (options.truncatedFrom) {
+          if (denoise.grid?.cut) {
             // diffusers' img2img cut (see planSampling's pndmCut): its list has no second call at this
             // timestep, so the corrected sample is next read at the following timestep, one level early.
             options.onStep?.({ step: i, total: steps, sigma: sigmas[i], x: vpResult(xvp, sigmas[i]), denoised: e.x0 });

@@ -1,5 +1,5 @@
 import type { GenerationRequest } from '../../src/pipeline/types.js';
-import type { SchedulerConfig } from '../../src/schedulers/index.js';
+import type { SamplerId, SchedulerConfig } from '../../src/schedulers/index.js';
 
 /** The fields every diffusers pipeline reference case records (tools/fixtures_refs_*.py). */
 export interface ReferenceCase {
@@ -15,7 +15,7 @@ export interface ReferenceCase {
   scheduler: { class: string; overrides: Record<string, unknown>; config: SchedulerConfig };
 }
 
-const SAMPLERS: Record<string, string> = {
+const SAMPLERS: Record<string, SamplerId> = {
   DDIMScheduler: 'ddim',
   EulerDiscreteScheduler: 'euler',
   EulerAncestralDiscreteScheduler: 'euler_a',
@@ -31,7 +31,7 @@ const SAMPLERS: Record<string, string> = {
 };
 
 /** The sampler a scheduler class is, or with DPMSolverMultistep's SDE algorithm, becomes. */
-function samplerFor(c: ReferenceCase): string | undefined {
+function samplerFor(c: ReferenceCase): SamplerId | undefined {
   const sde = c.scheduler.overrides.algorithm_type === 'sde-dpmsolver++';
   return sde && c.scheduler.class === 'DPMSolverMultistepScheduler' ? 'dpmpp_2m_sde' : SAMPLERS[c.scheduler.class];
 }
