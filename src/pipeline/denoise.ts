@@ -98,7 +98,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   listener({ kind: 'stage', stage: 'denoise' });
   const total = plan.sigmas.length - 1;
   const keep = start.keep && start.image ? { image: start.image, keep: start.keep } : undefined;
-  const denoiser = keptRegion(plan.denoiser(net), keep);
+  const denoiser = keptRegion(plan.denoiser(net, batch), keep);
   // Strength 0 runs no step: the result is the init image's VAE round trip.
   const latents =
     request.init?.strength === 0 && start.image

@@ -31,6 +31,7 @@ export interface ClassConfig {
   sample_max_value: number;
   final_sigmas_type: string;
   original_inference_steps: number;
+  lower_order_final: boolean;
 }
 
 /** Values for keys a class does not accept: what the class then does. */
@@ -52,6 +53,7 @@ const NEUTRAL: ClassConfig = {
   sample_max_value: 1,
   final_sigmas_type: 'zero',
   original_inference_steps: 50,
+  lower_order_final: true,
 };
 
 /**
@@ -77,6 +79,8 @@ export interface DiffusersClass {
    * interpolates its midpoints; diffuse keeps k-diffusion's DPM2 there).
    */
   readonly roundsSigmaTimesteps?: true;
+  /** Its own list always ends above 0, whatever final_sigmas_type says: DEIS (at sigma_min; with use_karras_sigmas, at its last sigma again). */
+  readonly endsAtSigmaMin?: true;
 }
 
 const EULER_BETAS = { beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear' } as const;
@@ -125,14 +129,14 @@ export const DIFFUSERS_CLASSES = {
   LMSDiscreteScheduler: { defaults: { ...COMMON, ...EULER_BETAS, ...SPACED('linspace') }, timesteps: 'euler', init: 'sigma' },
   DPMSolverSDEScheduler: { defaults: { ...COMMON, ...K_BETAS, ...SPACED('linspace') }, timesteps: 'euler', init: 'sigma' },
   DPMSolverMultistepScheduler: {
-    defaults: { ...COMMON, ...EULER_BETAS, ...SPACED('linspace'), ...THRESHOLDING, final_sigmas_type: 'zero', rescale_betas_zero_snr: false },
+    defaults: { ...COMMON, ...EULER_BETAS, ...SPACED('linspace'), ...THRESHOLDING, final_sigmas_type: 'zero', rescale_betas_zero_snr: false, lower_order_final: true },
     timesteps: 'dpmsolver',
     init: 'unit',
     roundsSigmaTimesteps: true,
   },
   // No timestep_spacing: its set_timesteps always spaces like DPMSolverMultistep's linspace.
   DPMSolverSinglestepScheduler: {
-    defaults: { ...COMMON, ...EULER_BETAS, ...THRESHOLDING, final_sigmas_type: 'zero' },
+    defaults: { ...COMMON, ...EULER_BETAS, ...THRESHOLDING, final_sigmas_type: 'zero', lower_order_final: false },
     timesteps: 'dpmsolver',
     init: 'unit',
     roundsSigmaTimesteps: true,
@@ -144,10 +148,11 @@ export const DIFFUSERS_CLASSES = {
     roundsSigmaTimesteps: true,
   },
   DEISMultistepScheduler: {
-    defaults: { ...COMMON, ...EULER_BETAS, ...SPACED('linspace'), ...THRESHOLDING },
+    defaults: { ...COMMON, ...EULER_BETAS, ...SPACED('linspace'), ...THRESHOLDING, lower_order_final: true },
     timesteps: 'dpmsolver',
     init: 'unit',
     roundsSigmaTimesteps: true,
+    endsAtSigmaMin: true,
   },
   LCMScheduler: {
     defaults: { ...COMMON, ...LCM_BETAS, ...SPACED('leading'), ...CLIPPING(false), ...THRESHOLDING, set_alpha_to_one: true, rescale_betas_zero_snr: false, original_inference_steps: 50 },

@@ -25,4 +25,5 @@ export { SAMPLERS, SAMPLER_IDS, type SamplerEntry, type SamplerId, type SamplerT
 export { denoiserOf, makeDenoiser, wrapDenoiser, type DenoiserOptions, type NetFn } from './denoiser.js';
 export { modelCalls, UnknownSamplerError, a1111Name, resolveSampler, samplerNames, type ResolvedSampler } from './names.js';
 export { planSampling, type PlanRequest, type SamplingPlan } from './plan.js';
+export { ddimInverse, planInversion, type InversionPlan } from './inversion.js';
 export type * from './types.js';

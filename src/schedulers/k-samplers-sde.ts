@@ -4,7 +4,7 @@
  * k-diffusion calls its noise_sampler: the pipeline passes k-diffusion's default Brownian tree
  * (src/rng/brownian-tree.ts) or a plain stream (diffusers' DPMSolverMultistep SDE).
  */
-import { addNoise, addScaled, ancestralStep, combine, report, toD } from './k-samplers.js';
+import { addNoise, addScaled, ancestralStep, combine, firstOrderLast, report, toD } from './k-samplers.js';
 import type { Latents, Sampler } from './types.js';
 
 const f32 = Math.fround;
@@ -67,7 +67,7 @@ export function dpmpp2mSde(solverType: SolverType): Sampler {
         const etaH = eta * h;
         const decay = -Math.expm1(-h - etaH);
         x = combine((sigmas[i + 1] / sigmas[i]) * Math.exp(-etaH), x, decay, denoised);
-        if (oldDenoised) {
+        if (oldDenoised && !firstOrderLast(denoise, sigmas, i)) {
           const r = hLast / h;
           const weight = solverType === 'heun' ? (decay / (-h - etaH) + 1) / r : (0.5 * decay) / r;
           const next = new Float32Array(x.length);

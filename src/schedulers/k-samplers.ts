@@ -6,17 +6,22 @@
 import { lmsCoefficients } from './k-samplers-lms.js';
 import type { Denoiser, Latents, Sampler, SamplerOptions } from './types.js';
 
-/** (x - denoised) / sigma: the Karras ODE derivative. */
+/**
+ * (x - denoised) / sigma: the Karras ODE derivative, a float32 op at a time as torch computes it
+ * (at sigmas in the thousands, zero-SNR models, x - denoised cancels and the roundings show).
+ */
 export function toD(x: Latents, sigma: number, denoised: Latents): Latents {
   const d = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) d[i] = (x[i] - denoised[i]) / sigma;
+  const s = Math.fround(sigma);
+  for (let i = 0; i < x.length; i++) d[i] = Math.fround(x[i] - denoised[i]) / s;
   return d;
 }
 
-/** x + d * dt */
+/** x + d * dt, float32 op by op (dt is the float32 difference of two sigmas in the references). */
 export function addScaled(x: Latents, d: Latents, dt: number): Latents {
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] + d[i] * dt;
+  const step = Math.fround(dt);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] + Math.fround(d[i] * step);
   return out;
 }
 
@@ -65,21 +70,24 @@ export const eulerAncestral: Sampler = async (denoise, x, sigmas, options) => {
   return x;
 };
 
+/** One Heun step from sigma to sigmaNext (an Euler step onto 0); also the denoised estimate at sigma. */
+export async function heunStep(denoise: Denoiser, x: Latents, sigma: number, sigmaNext: number): Promise<{ x: Latents; denoised: Latents }> {
+  const denoised = await denoise(x, sigma);
+  const d = toD(x, sigma, denoised);
+  const dt = sigmaNext - sigma;
+  if (sigmaNext === 0) return { x: addScaled(x, d, dt), denoised };
+  const x2 = addScaled(x, d, dt);
+  const d2 = toD(x2, sigmaNext, await denoise(x2, sigmaNext));
+  const next = new Float32Array(x.length);
+  for (let k = 0; k < x.length; k++) next[k] = x[k] + Math.fround((d[k] + d2[k]) / 2) * dt;
+  return { x: next, denoised };
+}
+
 export const heun: Sampler = async (denoise, x, sigmas, options) => {
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const denoised = await denoise(x, sigmas[i]);
-    const d = toD(x, sigmas[i], denoised);
-    const dt = sigmas[i + 1] - sigmas[i];
-    if (sigmas[i + 1] === 0) {
-      x = addScaled(x, d, dt);
-    } else {
-      const x2 = addScaled(x, d, dt);
-      const d2 = toD(x2, sigmas[i + 1], await denoise(x2, sigmas[i + 1]));
-      const next = new Float32Array(x.length);
-      for (let k = 0; k < x.length; k++) next[k] = x[k] + Math.fround((d[k] + d2[k]) / 2) * dt;
-      x = next;
-    }
-    report(options, i, sigmas, x, denoised);
+    const step = await heunStep(denoise, x, sigmas[i], sigmas[i + 1]);
+    x = step.x;
+    report(options, i, sigmas, x, step.denoised);
   }
   return x;
 };
@@ -180,6 +188,16 @@ export const dpmpp2sAncestral: Sampler = async (denoise, x, sigmas, options) => 
   return x;
 };
 
+/**
+ * diffusers' DPMSolverMultistep lower_order_final: on its own list (the denoiser carries the grid)
+ * under 15 steps the last step is first order. It matters only when that step stops above 0
+ * (final_sigmas_type sigma_min); a step onto 0 lands on the x0 estimate either way.
+ */
+export function firstOrderLast(denoise: Denoiser, sigmas: Float64Array, i: number): boolean {
+  const steps = (denoise.grid?.cut?.sigmas ?? sigmas).length - 1;
+  return i === sigmas.length - 2 && denoise.grid !== undefined && denoise.model.lowerOrderFinal && steps < 15;
+}
+
 /** DPM-Solver++(2M). */
 export const dpmpp2m: Sampler = async (denoise, x, sigmas, options) => {
   let oldDenoised: Latents | undefined;
@@ -191,7 +209,7 @@ export const dpmpp2m: Sampler = async (denoise, x, sigmas, options) => {
     } else {
       const h = Math.log(sigmas[i]) - Math.log(sigmas[i + 1]);
       let target = denoised;
-      if (oldDenoised) {
+      if (oldDenoised && !firstOrderLast(denoise, sigmas, i)) {
         const r = (Math.log(sigmas[i - 1]) - Math.log(sigmas[i])) / h;
         target = combine(1 + 1 / (2 * r), denoised, -1 / (2 * r), oldDenoised);
       }

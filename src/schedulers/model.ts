@@ -133,9 +133,14 @@ function diffusersTable(config: ClassConfig): { alphasCumprod: Float64Array; sig
   let betas = betasOf(config, n);
   if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
   const alphasCumprod = cumprod32(betas.map((b) => f32(1 - b)));
-  // Zero terminal SNR makes the last sigma infinite; diffusers clamps alpha_cumprod there to 2**-24.
-  if (config.rescale_betas_zero_snr) alphasCumprod[n - 1] = 2 ** -24;
-  return { alphasCumprod, sigmas: alphasCumprod.map((a) => f32(Math.sqrt(f32(f32(1 - a) / a)))) };
+  const sigmas = alphasCumprod.map((a) => f32(Math.sqrt(f32(f32(1 - a) / a))));
+  if (config.rescale_betas_zero_snr) {
+    // Zero terminal SNR makes the last sigma infinite; diffusers clamps alpha_cumprod there to 2**-24,
+    // and torch's float32 pow(2**24 - 1, 0.5) gives 4096, one ulp above the correctly rounded root.
+    alphasCumprod[n - 1] = 2 ** -24;
+    sigmas[n - 1] = 4096;
+  }
+  return { alphasCumprod, sigmas };
 }
 
 /**
@@ -185,5 +190,6 @@ export function discreteSchedule(config: SchedulerConfig, options: ModelOptions 
     finalSigmas: finalSigmasOf(resolved),
     x0Limit: x0LimitOf(resolved),
     originalInferenceSteps: resolved.original_inference_steps,
+    lowerOrderFinal: resolved.lower_order_final,
   };
 }

@@ -24,7 +24,7 @@ const COMFY_ALIASES: Record<string, SamplerId> = {
 };
 
 /** ComfyUI's own samplers, under ids that are ComfyUI's too. */
-const COMFY_IDS: ReadonlySet<SamplerId> = new Set(['uni_pc', 'uni_pc_bh2']);
+const COMFY_IDS: ReadonlySet<SamplerId> = new Set(['uni_pc', 'uni_pc_bh2', 'dpm_fast', 'dpm_adaptive']);
 
 /** A1111's k_* aliases. */
 const A1111_ALIASES: Record<string, SamplerId> = {

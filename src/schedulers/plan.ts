@@ -40,8 +40,11 @@ export interface SamplingPlan {
   timestepOf: (sigma: number) => number;
   /** The first step of the full schedule this plan runs from (img2img), 0 for txt2img. */
   startStep: number;
-  /** The network wrapped as the denoiser this plan's sampler expects (model, timesteps, diffusers' grid). */
-  denoiser(net: NetFn): Denoiser;
+  /**
+   * The network wrapped as the denoiser this plan's sampler expects (model, timesteps, diffusers'
+   * grid), for latents holding `batch` images (default 1).
+   */
+  denoiser(net: NetFn, batch?: number): Denoiser;
   /**
    * Starting latents in sigma space: unit noise times initNoiseScale, or with an img2img init
    * (the encoded image) that image noised to sigmas[0] (diffusers' add_noise, x0 + sigma * noise
@@ -129,7 +132,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     finalScale: result.finalScale,
     timestepOf,
     startStep,
-    denoiser: (net) => makeDenoiser(model, net, { timestepOf, ...(grid ? { grid } : {}) }),
+    denoiser: (net, batch) => makeDenoiser(model, net, { timestepOf, ...(grid ? { grid } : {}), ...(batch ? { batch } : {}) }),
     startLatents,
   };
 }

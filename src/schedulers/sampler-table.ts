@@ -4,8 +4,11 @@
  * the traits declared here (schedule-table.ts), never a sampler id.
  */
 import type { DiffusersClassId } from './diffusers-classes.js';
+import { dpmpp2s } from './dpm-singlestep.js';
+import { dpmAdaptive, dpmFast } from './k-samplers-dpm-solver.js';
 import { dpm2, dpm2Ancestral, dpmpp2m, dpmpp2sAncestral, euler, eulerAncestral, heun, lms } from './k-samplers.js';
 import { dpmpp2mSde, dpmpp3mSde, dpmppSde } from './k-samplers-sde.js';
+import { restart } from './restart.js';
 import type { ScheduleId } from './schedule-table.js';
 import type { Sampler } from './types.js';
 import { comfyUniPcBh1, comfyUniPcBh2 } from './vp-comfy-unipc.js';
@@ -13,6 +16,7 @@ import { ddim, ddpm } from './vp-ddim.js';
 import { deis } from './vp-deis.js';
 import { lcm } from './vp-lcm.js';
 import { pndm, pndmPrk } from './vp-pndm.js';
+import { tcd } from './vp-tcd.js';
 import { unipc } from './vp-unipc.js';
 
 /** What a schedule may know about the sampler it feeds. */
@@ -80,6 +84,14 @@ export const SAMPLERS = {
   ddpm: { fn: ddpm, family: 'vp', diffusers: 'DDPMScheduler', exact: true, label: 'DDPM', a1111Schedule: 'normal' },
   uni_pc: { fn: comfyUniPcBh1, family: 'k', diffusers: 'EulerDiscreteScheduler', exact: false, label: 'UniPC (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
   uni_pc_bh2: { fn: comfyUniPcBh2, family: 'k', diffusers: 'EulerDiscreteScheduler', exact: false, label: 'UniPC bh2 (ComfyUI)', a1111Schedule: 'uniform', comfyStart: true },
+  // diffusers' DPMSolverSinglestepScheduler (A1111's "DPM++ 2S a" is k-diffusion's ancestral one, above).
+  dpmpp_2s: { fn: dpmpp2s, family: 'k', diffusers: 'DPMSolverSinglestepScheduler', exact: true, label: 'DPM++ 2S', a1111Schedule: 'normal' },
+  // eta is TCD's gamma, default 0.3.
+  tcd: { fn: tcd, family: 'vp', diffusers: 'TCDScheduler', exact: true, label: 'TCD', a1111Schedule: 'normal' },
+  // k-diffusion's DPM-Solver over a sigma range; A1111 passes them its ancestral eta (1), k-diffusion and ComfyUI 0.
+  dpm_fast: { fn: dpmFast, family: 'k', diffusers: 'EulerDiscreteScheduler', exact: false, label: 'DPM fast', a1111: true, a1111Schedule: 'uniform' },
+  dpm_adaptive: { fn: dpmAdaptive, family: 'k', diffusers: 'EulerDiscreteScheduler', exact: false, label: 'DPM adaptive', a1111: true, a1111Schedule: 'uniform' },
+  restart: { fn: restart, family: 'k', diffusers: 'EulerDiscreteScheduler', exact: false, label: 'Restart', a1111: true, a1111Schedule: 'karras', secondOrder: true },
 } as const satisfies Record<string, SamplerEntry>;
 
 export type SamplerId = keyof typeof SAMPLERS;

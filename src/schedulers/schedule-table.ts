@@ -13,7 +13,7 @@
  * Every other schedule is k-diffusion's convention: noise * sigmas[0] for k-family samplers,
  * unit-variance x_vp for VP ones.
  */
-import { DIFFUSERS_CLASSES } from './diffusers-classes.js';
+import { DIFFUSERS_CLASSES, type DiffusersClass } from './diffusers-classes.js';
 import { diffusersTimesteps, normalSigmas } from './diffusers-timesteps.js';
 import type { SamplerTraits } from './sampler-table.js';
 import {
@@ -71,7 +71,11 @@ function dpmSolverKind(fn: Sigmas): Schedule {
     const cls = DIFFUSERS_CLASSES[sampler.diffusers];
     if (!sampler.exact || !('roundsSigmaTimesteps' in cls)) return plain(model, steps, sampler);
     const sigmas = fn(model, steps);
-    return { sigmas, timestepOf: (sigma) => Math.round(model.sigmaToT(sigma)), ...ends(sigmas, true, true) };
+    // DEIS repeats its last sigma (a last step of length 0); the others end at final_sigmas_type's.
+    if ('endsAtSigmaMin' in cls && cls.endsAtSigmaMin) sigmas[steps] = sigmas[steps - 1];
+    else if (model.finalSigmas === 'sigma_min') sigmas[steps] = model.sigmas[0];
+    // The class's own list, so its step arithmetic applies (diffusers' grid).
+    return { sigmas, timestepOf: (sigma) => Math.round(model.sigmaToT(sigma)), ...ends(sigmas, true, true), grid: { inferenceSteps: steps } };
   };
 }
 
@@ -82,8 +86,9 @@ function dpmSolverKind(fn: Sigmas): Schedule {
  * unit-variance x_vp for the VP schedulers).
  */
 const normal: Schedule = (model, steps, sampler) => {
-  const cls = DIFFUSERS_CLASSES[sampler.diffusers];
+  const cls: DiffusersClass = DIFFUSERS_CLASSES[sampler.diffusers];
   const sigmas = normalSigmas(model, steps, cls.timesteps);
+  if (cls.endsAtSigmaMin) sigmas[steps] = model.sigmas[0];
   // diffusers feeds the network its own timesteps, which for fractional `linspace` timesteps are
   // not quite sigma_to_t of the linearly interpolated sigma.
   const own = new Map<number, number>();

@@ -36,6 +36,8 @@ export interface Denoiser {
   (x: Latents, sigma: number): Promise<Latents>;
   readonly model: DiscreteSchedule;
   readonly grid?: DiffusersGrid;
+  /** Images in the latents (default 1), for the steps that work per image (dynamic thresholding). */
+  readonly batch?: number;
 }
 
 /**
@@ -133,6 +135,8 @@ export interface DiscreteSchedule {
   readonly x0Limit: X0Limit;
   /** LCM/TCD: the distillation's step count (original_inference_steps). */
   readonly originalInferenceSteps: number;
+  /** DPMSolverSinglestep: lower_order_final (the others' steps lower their order at the end anyway). */
+  readonly lowerOrderFinal: boolean;
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
- * diffusers' DDIMScheduler and DDPMScheduler steps (clip_sample and thresholding off, as Stable
- * Diffusion ships them), run on diffusers' VP latents between sigma-space denoiser calls.
+ * diffusers' DDIMScheduler and DDPMScheduler steps, run on diffusers' VP latents between
+ * sigma-space denoiser calls, with the config's clip_sample or thresholding (vp-x0-limit.ts).
  */
 import type { Sampler } from './types.js';
 import { ddimTarget, diffusersPrediction, diffusersStride, fromVp, pointAtSigma, toVp, vpResult } from './vp-grid.js';
+import { limitX0 } from './vp-x0-limit.js';
 
 /**
  * DDIMScheduler.step: x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - std²) eps + std * noise with
@@ -22,7 +23,9 @@ export const ddim: Sampler = async (denoise, x, sigmas, options) => {
     const aPrev = ddimTarget(model, sigmas, i, stride).alpha;
     const xIn = fromVp(xvp, here.sigma);
     const denoised = await denoise(xIn, here.sigma);
-    const { x0, eps } = diffusersPrediction(model, xvp, here, xIn, denoised);
+    const { x0: raw, eps } = diffusersPrediction(model, xvp, here, xIn, denoised);
+    // The limit reaches x0 only: the direction term keeps the network's own epsilon.
+    const x0 = limitX0(raw, model.x0Limit, denoise.batch);
     const std = eta * Math.sqrt(((1 - aPrev) / (1 - aT)) * (1 - aT / aPrev));
     const cX0 = Math.sqrt(aPrev);
     const cEps = Math.sqrt(1 - aPrev - std * std);
@@ -49,7 +52,7 @@ export const ddpm: Sampler = async (denoise, x, sigmas, options) => {
     const aPrev = sigmas[i + 1] > 0 ? pointAtSigma(model, sigmas[i + 1]).alpha : 1;
     const xIn = fromVp(xvp, here.sigma);
     const denoised = await denoise(xIn, here.sigma);
-    const { x0 } = diffusersPrediction(model, xvp, here, xIn, denoised);
+    const x0 = limitX0(diffusersPrediction(model, xvp, here, xIn, denoised).x0, model.x0Limit, denoise.batch);
     const stepAlpha = aT / aPrev;
     const stepBeta = 1 - stepAlpha;
     const cX0 = (Math.sqrt(aPrev) * stepBeta) / (1 - aT);
