@@ -6,9 +6,10 @@
  * - A1111: LatentDiffusion.register_schedule stores alphas_cumprod as float32, and k-diffusion's
  *   CompVisDenoiser takes ((1 - a) / a) ** 0.5 of that in float32;
  * - ComfyUI: ModelSamplingDiscrete takes the square root in float64 and rounds the sigmas once.
- * For SD 1.x that moves sigma_max from diffusers' 14.6146421 (float32 betas) to 14.6146412
- * (A1111) and 14.6146402 (ComfyUI) — a few ulps that reach every k-schedule. diffusers' own
- * float32 table is model.ts's.
+ * For SD 1.x that moves sigma_max from diffusers' 14.6146469 (float32 betas) to 14.6146421
+ * (A1111) and 14.6146412 (ComfyUI), and ComfyUI's sigma_min from 0.0291675 to 0.0291672 (1.3e-5
+ * relative) — differences that reach every k-schedule.
+ * diffusers' own float32 table is model.ts's.
  */
 import type { ClassConfig } from './diffusers-classes.js';
 
