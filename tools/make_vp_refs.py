@@ -1,4 +1,4 @@
-"""Reference runs of diffusers' timestep-defined schedulers for src/schedulers/vp-samplers.ts.
+"""Reference runs of diffusers' timestep-defined schedulers for src/schedulers/vp-*.ts.
 
 Each case runs a full denoising loop the way a diffusers pipeline does (initial latents from the
 generator, scale_model_input, UNet, scheduler.step with the same generator), over a 2x4x4x4 latent,
