@@ -40,6 +40,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   // only the 7-bit u8s7, which rounds differently, is restored; the others leave it to this CPU.
   set('int8Format', p.quantization?.format === 'u8s7' ? 'u8s7' : undefined);
   set('sdeNoise', p.sdeNoise);
+  set('sigmaTable', p.sigmaTable);
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.promptWeighting);

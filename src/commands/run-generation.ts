@@ -142,7 +142,7 @@ function warnMissingEmbeddings(bundle: ModelBundle, prompts: string[], dir: stri
 function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
   try {
     const r = resolveSampler(settings.sampler, settings.schedule);
-    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: r.noiseTable };
+    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: settings.sigmaTable === 'auto' ? r.noiseTable : settings.sigmaTable };
   } catch (err) {
     if (err instanceof UnknownSamplerError) {
       const flag = err.kind === 'sampler' ? '--sampler' : '--schedule';

@@ -37,6 +37,8 @@ export interface ImageMetadata {
   embeddings: Record<string, string>;
   promptWeighting: 'a1111' | 'comfy' | 'none';
   quantization?: { mode: string; format: string };
+  /** The model's sigma table, when it is not the one the recorded sampler and schedule names imply. */
+  sigmaTable?: 'diffusers' | 'a1111' | 'comfyui';
   /** Where SDE samplers' noise came from, for the samplers that draw it. */
   sdeNoise: 'brownian' | 'plain';
   /** img2img, inpaint, outpaint, depth2img. */

@@ -237,6 +237,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (m.promptWeighting !== 'a1111') extra['Prompt weighting'] = m.promptWeighting;
   if (m.quantization) extra.Quantization = `${m.quantization.mode} (${m.quantization.format})`;
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
+  if (m.sigmaTable) extra['Sigma table'] = SIGMA_TABLE_LABELS[m.sigmaTable];
   if (m.init?.hash) extra['Init image hash'] = m.init.hash;
   if (m.init?.resizeMode) extra['Resize mode'] = m.init.resizeMode;
   if (m.outpaint) {
@@ -283,6 +284,8 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   };
 }
 
+const SIGMA_TABLE_LABELS = { diffusers: 'diffusers', a1111: 'A1111', comfyui: 'ComfyUI' } as const;
+
 /** An image's metadata as its PNG `parameters` chunk. */
 export function metadataInfotext(m: ImageMetadata): string {
   return formatInfotext(metadataParameters(m));
@@ -306,6 +309,7 @@ export interface RecordedSettings {
   seedMode?: string;
   quantization?: { mode: string; format?: string };
   sdeNoise?: string;
+  sigmaTable?: 'diffusers' | 'a1111' | 'comfyui';
   ensd?: number;
   clipSkip?: number;
   promptWeighting?: string;
@@ -333,6 +337,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     seedMode: p.extra['Seed mode'],
     ...(p.extra.Quantization !== undefined ? { quantization: quantization ? { mode: quantization[1]!, ...(quantization[2] ? { format: quantization[2] } : {}) } : { mode: p.extra.Quantization } } : {}),
     sdeNoise: p.extra['SDE noise'],
+    sigmaTable: (Object.keys(SIGMA_TABLE_LABELS) as (keyof typeof SIGMA_TABLE_LABELS)[]).find((k) => SIGMA_TABLE_LABELS[k] === p.extra['Sigma table']),
     ensd: p.ensd,
     clipSkip: p.clipSkip,
     promptWeighting: p.extra['Prompt weighting'],

@@ -1,5 +1,5 @@
 import type { ImageMetadata } from '../image/image-metadata.js';
-import { a1111Name } from '../schedulers/index.js';
+import { a1111Name, resolveSampler } from '../schedulers/index.js';
 import type { ModelBundle } from './bundle.js';
 import { modelHash, sha256File } from './model-hash.js';
 import { DEFAULT_MASKED_PADDING } from './tasks/inpaint.js';
@@ -17,6 +17,9 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
   const hash = await modelHash(bundle.files.dir);
   const vae = bundle.vae ? { name: bundle.vae.name, hash: (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : undefined;
   const names = a1111Name(request.sampler, request.schedule);
+  // Recorded only where reading the names back would pick another table (--from restores it).
+  const table = request.noiseTable ?? 'diffusers';
+  const sigmaTable = resolveSampler(names.sampler, names.scheduleType).noiseTable === table ? {} : { sigmaTable: table };
   const prompts = [request.prompt, request.negativePrompt];
   const embeddings = Object.fromEntries(Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name))));
   const { init, mask, outpaint } = request;
@@ -46,6 +49,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     promptWeighting: request.promptWeighting ?? 'a1111',
     ...(bundle.quantization ? { quantization: bundle.quantization } : {}),
     sdeNoise: request.sdeNoise ?? 'brownian',
+    ...sigmaTable,
     ...(init
       ? {
           init: {

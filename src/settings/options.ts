@@ -6,6 +6,7 @@ import type { RngKind } from '../rng/types.js';
 import type { SdeNoise, SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/types.js';
 import type { CondPadding } from '../text/prompt-pad.js';
+import type { NoiseTable } from '../schedulers/index.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 import { OUTPAINT_FILLS, type Extension, type OutpaintFill } from '../image/outpaint-canvas.js';
 import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
@@ -30,6 +31,7 @@ export interface Settings {
   cfgRescale: number;
   sampler: string;
   schedule: string | undefined;
+  sigmaTable: 'auto' | NoiseTable;
   seed: number | undefined;
   variationSeed: number | undefined;
   variationStrength: number;
@@ -183,6 +185,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'cfgRescale', flags: '--cfg-rescale <x>', description: 'guidance rescale for v-prediction models (0 = off, 0.7 typical)', parse: parseNumber(0, 1), default: 0, configurable: true }),
   spec({ key: 'sampler', flags: '--sampler <name>', description: "sampler id (euler_a, dpmpp_2m, ...) or A1111 name ('DPM++ 2M Karras')", parse: parseString, default: 'euler_a', configurable: true }),
   spec({ key: 'schedule', flags: '--schedule <name>', description: "noise schedule: normal, karras, exponential, uniform, sgm_uniform, simple, ddim_uniform, beta, kl_optimal, align_your_steps, linear_quadratic, polyexponential, lcm (and A1111's variants: see the README; default: the sampler's own)", parse: optional(parseString), default: undefined, configurable: true, unset: "the sampler's own" }),
+  spec({ key: 'sigmaTable', flags: '--sigma-table <table>', description: "the model's sigmas as diffusers (float32 betas), a1111 or comfyui (LDM's float64 betas) compute them; auto: as the names say (A1111's sampler names and schedules use A1111's, ComfyUI-only ones ComfyUI's, normal and our ids diffusers')", parse: parseChoice(['auto', 'diffusers', 'a1111', 'comfyui'] as const), default: 'auto', configurable: true }),
   spec({ key: 'seed', flags: '--seed <n>', description: `seed of the first image (0..${MAX_SEED}); random when absent, always recorded`, parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
   spec({ key: 'variationSeed', flags: '--variation-seed <n>', description: "A1111's variation seed: the noise is slerped towards this seed's (random when a strength is given without it)", parse: optional(parseInteger(0, MAX_SEED)), default: undefined, configurable: false }),
   spec({ key: 'variationStrength', flags: '--variation-strength <x>', description: 'how far towards the variation seed (0 = none, 1 = that seed)', parse: parseNumber(0, 1), default: 0, configurable: false }),
