@@ -21,7 +21,8 @@
 export { discreteSchedule, type ModelOptions, type SchedulerConfig } from './model.js';
 export { DIFFUSERS_CLASSES, type DiffusersClassId } from './diffusers-classes.js';
 export { SCHEDULES, SCHEDULE_IDS, type Schedule, type ScheduleId } from './schedule-table.js';
-export { SAMPLERS, SAMPLER_IDS, type SamplerEntry, type SamplerId, type SamplerTraits } from './sampler-table.js';
+export { SAMPLERS, SAMPLER_IDS, type SamplerEntry, type SamplerId } from './sampler-table.js';
+export type { SamplerTraits } from './sampler-traits.js';
 export { denoiserOf, makeDenoiser, wrapDenoiser, type DenoiserOptions, type NetFn } from './denoiser.js';
 export { modelCalls, UnknownSamplerError, a1111Name, resolveSampler, samplerNames, type ResolvedSampler } from './names.js';
 export { planSampling, type PlanRequest, type SamplingPlan } from './plan.js';

@@ -3,12 +3,12 @@
  * The sampler and the schedule are independent axes (ComfyUI's KSampler): a schedule reads only
  * the traits declared here (schedule-table.ts), never a sampler id.
  */
-import type { DiffusersClassId } from './diffusers-classes.js';
 import { dpmpp2s } from './dpm-singlestep.js';
 import { dpmAdaptive, dpmFast } from './k-samplers-dpm-solver.js';
 import { dpm2, dpm2Ancestral, dpmpp2m, dpmpp2sAncestral, euler, eulerAncestral, heun, lms } from './k-samplers.js';
 import { dpmpp2mSde, dpmpp3mSde, dpmppSde } from './k-samplers-sde.js';
 import { restart } from './restart.js';
+import type { SamplerTraits } from './sampler-traits.js';
 import type { ScheduleId } from './schedule-table.js';
 import type { Sampler } from './types.js';
 import { comfyUniPcBh1, comfyUniPcBh2 } from './vp-comfy-unipc.js';
@@ -19,28 +19,6 @@ import { pndm, pndmPrk } from './vp-pndm.js';
 import { tcd } from './vp-tcd.js';
 import { unipc } from './vp-unipc.js';
 
-/** What a schedule may know about the sampler it feeds. */
-export interface SamplerTraits {
-  /**
-   * `k`: sigma-space latents, started from noise * sigmas[0] as k-diffusion does; `vp`: a diffusers
-   * variance-preserving scheduler, started from unit-variance x_vp and returning what diffusers
-   * decodes (vp-grid.ts).
-   */
-  readonly family: 'k' | 'vp';
-  /**
-   * The diffusers scheduler class whose set_timesteps and init_noise_sigma are this sampler's
-   * `normal` schedule, and whose defaults fill the keys a scheduler_config.json leaves out.
-   */
-  readonly diffusers: DiffusersClassId;
-  /**
-   * The sampler is that class's algorithm, so diffusers' handling of other sigma kinds applies too
-   * (DPMSolverMultistep's use_karras_sigmas: rounded timesteps, unit-variance start). False: diffusers
-   * has no such sampler and the class only lends its timesteps.
-   */
-  readonly exact: boolean;
-  /** ComfyUI's own sampler: txt2img starts from noise * sqrt(sigma_max² + 1) (ComfyUI's full-denoise noise_scaling) on every schedule. */
-  readonly comfyStart?: true;
-}
 
 export interface SamplerEntry extends SamplerTraits {
   readonly fn: Sampler;

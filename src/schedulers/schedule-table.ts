@@ -15,7 +15,7 @@
  */
 import { DIFFUSERS_CLASSES, type DiffusersClass } from './diffusers-classes.js';
 import { diffusersTimesteps, normalSigmas } from './diffusers-timesteps.js';
-import type { SamplerTraits } from './sampler-table.js';
+import type { SamplerTraits } from './sampler-traits.js';
 import {
   AYS_NOISE_LEVELS,
   alignYourStepsA1111Sigmas,
