@@ -41,6 +41,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('int8Format', p.quantization?.format === 'u8s7' ? 'u8s7' : undefined);
   set('sdeNoise', p.sdeNoise);
   set('sigmaTable', p.sigmaTable);
+  set('watermark', p.watermark === 'sdxl' ? true : p.watermark?.startsWith('text=') ? p.watermark.slice(5) : undefined);
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.promptWeighting);

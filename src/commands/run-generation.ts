@@ -5,6 +5,7 @@ import { encodePng } from '../image/encode-png.js';
 import { metadataInfotext } from '../image/infotext.js';
 import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
 import { writeFileAtomic } from '../image/write.js';
+import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
 import { cacheRoot, type Task } from '../models/index.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
 import { checkRequest } from '../pipeline/check-request.js';
@@ -102,7 +103,12 @@ function baseRequest(settings: Settings, prompt: string, seed: number): Omit<Gen
     ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
     batchSize: settings.batchSize,
     vaeTiling: settings.vaeTiling,
+    ...(settings.watermark === false ? {} : { watermark: watermarkOf(settings.watermark) }),
   };
+}
+
+function watermarkOf(setting: true | string): NonNullable<GenerationRequest['watermark']> {
+  return setting === true ? { bits: SDXL_WATERMARK_BITS, label: 'sdxl' } : { bits: bitsFromText(setting), label: `text=${setting}` };
 }
 
 type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;

@@ -45,6 +45,8 @@ export interface ImageMetadata {
   init?: InitRecord;
   mask?: MaskRecord;
   outpaint?: OutpaintRecord;
+  /** The invisible watermark embedded: 'sdxl' (the SDXL message) or text=… */
+  watermark?: string;
   /** depth2img: the depth map given (its hash), or estimated by the model's depth estimator. */
   depthMap?: 'estimated' | { hash: string };
 }

@@ -259,6 +259,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     extra['Inpaint area'] = m.mask.area === 'masked' ? 'Only masked' : 'Whole picture';
     if (m.mask.area === 'masked' && m.mask.padding !== undefined) extra['Masked area padding'] = String(m.mask.padding);
   }
+  if (m.watermark) extra.Watermark = m.watermark;
   if (m.eta !== undefined) extra.Eta = String(m.eta);
   if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
   if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';
@@ -310,6 +311,8 @@ export interface RecordedSettings {
   quantization?: { mode: string; format?: string };
   sdeNoise?: string;
   sigmaTable?: 'diffusers' | 'a1111' | 'comfyui';
+  /** 'sdxl' or text=… as the image records it. */
+  watermark?: string;
   ensd?: number;
   clipSkip?: number;
   promptWeighting?: string;
@@ -337,6 +340,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     seedMode: p.extra['Seed mode'],
     ...(p.extra.Quantization !== undefined ? { quantization: quantization ? { mode: quantization[1]!, ...(quantization[2] ? { format: quantization[2] } : {}) } : { mode: p.extra.Quantization } } : {}),
     sdeNoise: p.extra['SDE noise'],
+    watermark: p.extra.Watermark,
     sigmaTable: (Object.keys(SIGMA_TABLE_LABELS) as (keyof typeof SIGMA_TABLE_LABELS)[]).find((k) => SIGMA_TABLE_LABELS[k] === p.extra['Sigma table']),
     ensd: p.ensd,
     clipSkip: p.clipSkip,

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { WatermarkImageTooSmallError, watermarkFits } from '../image/watermark/dwt-dct.js';
 import type { ModelFiles } from './model-files.js';
 import type { GenerationRequest } from './types.js';
 
@@ -11,6 +12,11 @@ export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request:
   const ratio = files.vaeScaleFactor;
   checkSize(request.width, request.height, ratio);
   const { init, mask, outpaint } = request;
+  if (request.watermark) {
+    // The finished image's size: the whole picture when a masked area is painted into it.
+    const final = mask?.area === 'masked' && init ? init.image : request;
+    if (!watermarkFits(final.width, final.height)) throw new WatermarkImageTooSmallError(final.width, final.height);
+  }
   if ((mask || outpaint || request.depth) && !init) throw new UsageError('a mask, an outpaint extension or a depth map needs the picture it applies to (init)');
   if (!init) return;
   const { width: w, height: h } = init.image;

@@ -1,4 +1,5 @@
 import { checkRequest } from './check-request.js';
+import { embedWatermark } from '../image/watermark/dwt-dct.js';
 import type { ModelBundle } from './bundle.js';
 import { denoisePass, type PassResult } from './denoise.js';
 import { metadataFor } from './metadata.js';
@@ -15,6 +16,13 @@ import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListe
  */
 export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
   checkRequest(bundle.files, request);
+  const result = await unmarked(bundle, request, listener);
+  const mark = request.watermark;
+  if (!mark) return result;
+  return { ...result, images: result.images.map((img) => ({ ...img, image: embedWatermark(img.image, mark.bits) })) };
+}
+
+async function unmarked(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener): Promise<GenerationResult> {
   const metadata = await metadataFor(bundle, request);
   if (request.outpaint) return outpaint(bundle, request, listener, metadata);
   const planned: PlannedPass = request.init && request.mask ? await inpaintPass(request, request.init, request.mask) : { pass: withoutTasks(request) };

@@ -76,6 +76,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
       ? { outpaint: { extend: outpaint.extend, fill: outpaint.fill ?? 'stretch', overlap: outpaint.overlap ?? DEFAULT_OVERLAP, blur: outpaint.blur ?? DEFAULT_SEAM_BLUR } }
       : {}),
     ...depthRecord(bundle, request),
+    ...(request.watermark ? { watermark: request.watermark.label } : {}),
   });
 }
 

@@ -80,6 +80,11 @@ export interface GenerationRequest {
   /** depth2img: the depth the picture follows (depth-conditioned UNets only); absent, the model's estimator reads the picture. */
   depth?: DepthMap;
   /**
+   * An invisible watermark embedded in every finished image (invisible-watermark's dwtDct, as
+   * Stability's SDXL scripts and diffusers mark theirs); images need at least 256×256 pixels.
+   */
+  watermark?: Watermark;
+  /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
    */
@@ -150,6 +155,12 @@ export interface Outpaint {
   passSize?: number;
 }
 
+/** A watermark payload and what the metadata calls it ('sdxl' for the SDXL message, text=… for a text). */
+export interface Watermark {
+  bits: readonly (0 | 1)[];
+  label: string;
+}
+
 /** A depth map at any size and in any units (larger = nearer, as DPT/MiDaS), [height, width] row-major. */
 export interface DepthMap {
   values: Float32Array;
@@ -164,7 +175,7 @@ export interface DepthMap {
  * handling, inpaint area, outpaint passes) src/pipeline/tasks/ has resolved into a picture of the
  * pass's size and the mask the model sees.
  */
-export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint'> {
+export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark'> {
   init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
   mask?: { values: Float32Array; overlay?: Float32Array };
 }

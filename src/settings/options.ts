@@ -60,6 +60,7 @@ export interface Settings {
   padCond: 'none' | CondPadding;
   clipSkip: number;
   embeddingsDir: string | undefined;
+  watermark: boolean | string;
   initImage: string | undefined;
   resizeMode: ResizeMode;
   strength: number;
@@ -131,6 +132,13 @@ function parseChoice<T extends string>(choices: readonly T[]) {
 }
 
 const parseString = (raw: unknown): string => String(raw);
+/** true (the flag alone, or `true` in a config) for the SDXL message, a text for its UTF-8 bytes. */
+const parseWatermark = (raw: unknown, label: string): boolean | string => {
+  if (raw === true || raw === 'true') return true;
+  if (raw === false || raw === 'false') return false;
+  if (typeof raw !== 'string' || raw === '') throw new UsageError(`${label} takes nothing (the SDXL message) or a text (got '${String(raw)}')`);
+  return raw;
+};
 const parseBoolean = (raw: unknown, label: string): boolean => {
   if (typeof raw === 'boolean') return raw;
   if (raw === 'true') return true;
@@ -207,6 +215,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'attention', flags: '--attention <how>', description: "fused: the UNet's attention as ONNX Runtime's MultiHeadAttention (faster, about half the memory at 512x512, same numbers to 1e-6); plain: as exported", parse: parseChoice(['fused', 'plain'] as const), default: 'fused', configurable: true }),
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),
   spec({ key: 'int8Format', flags: '--int8-format <format>', description: "how --quantize stores weights: auto (this CPU's exact format: u8s8 with VNNI, u8u8 elsewhere on x86; see diffuse doctor), u8s8, u8u8, or u8s7 (7-bit weights, ONNX Runtime's reduce-range)", parse: parseChoice(['auto', ...INT8_FORMATS] as const), default: 'auto', configurable: true }),
+  spec({ key: 'watermark', flags: '--watermark [text]', description: "embed an invisible watermark (invisible-watermark's dwtDct) in every image: the SDXL message of Stability's scripts and diffusers, or this text; images need 256x256 pixels or more; diffuse watermark detect reads it", parse: parseWatermark, default: false, configurable: true }),
   spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),
