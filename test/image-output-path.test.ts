@@ -30,6 +30,10 @@ test('default template and every placeholder', () => {
     '2024-06-11_090503_3_1_sd15_Euler_a_20_7.5_512x768.png',
   );
   assert.is(renderFileName('{date}/{seed}.png', vars()), `2024-06-11${sep}42.png`);
+  // {name:N} keeps N characters of any placeholder; the template's image extension is kept.
+  assert.is(renderFileName('{prompt:5}-{model:2}.webp', vars()), 'a_cat-sd.webp');
+  assert.is(renderFileName('{seed}.JPG', vars()), '42.JPG');
+  assert.is(renderFileName('{seed}.txt', vars()), '42.txt.png');
 });
 
 test('values are made file-name safe; names are trimmed, bounded and never Windows-reserved', () => {
@@ -45,7 +49,7 @@ test('values are made file-name safe; names are trimmed, bounded and never Windo
 });
 
 test('template mistakes are NameTemplateError', () => {
-  for (const template of ['{foo}', '{toString}', '{seed', 'seed}', '../{seed}', '{seed}/../x', '/abs/{seed}', '{prompt}']) {
+  for (const template of ['{foo}', '{toString}', '{seed', 'seed}', '../{seed}', '{seed}/../x', '/abs/{seed}', '{prompt}', '{prompt:x}', '{prompt:0}']) {
     assert.throws(() => renderFileName(template, vars({ prompt: '' })), (e: unknown) => e instanceof NameTemplateError && e.exitCode === 2, template);
   }
 });
@@ -61,12 +65,16 @@ test('-o: file, folder, or unsupported format', async () => {
     assert.equal(await resolveOutputTarget('new.png/', cwd), { kind: 'folder', dir: join(cwd, 'new.png') });
     assert.equal(await resolveOutputTarget('existing.png', cwd), { kind: 'folder', dir: join(cwd, 'existing.png') });
     assert.equal(await resolveOutputTarget('/abs/x.png', cwd), { kind: 'file', path: '/abs/x.png' });
-    for (const bad of ['out.jpg', 'out.WEBP']) {
+    assert.equal(await resolveOutputTarget('out.jpg', cwd), { kind: 'file', path: join(cwd, 'out.jpg') });
+    assert.equal(await resolveOutputTarget('OUT.WEBP', cwd), { kind: 'file', path: join(cwd, 'OUT.WEBP') });
+    assert.equal(await resolveOutputTarget('a/b/{seed}-{prompt:40}.avif', cwd), { kind: 'folder', dir: join(cwd, 'a/b'), template: '{seed}-{prompt:40}.avif' });
+    assert.equal(await resolveOutputTarget('{model}/{seed}', cwd), { kind: 'folder', dir: cwd, template: '{model}/{seed}' });
+    for (const bad of ['out.gif', 'out.TIFF', 'x/{seed}.bmp', 'x/{nope}.png']) {
       try {
         await resolveOutputTarget(bad, cwd);
         assert.unreachable(bad);
       } catch (err) {
-        assert.instance(err, UnsupportedOutputFormatError);
+        assert.ok(err instanceof UnsupportedOutputFormatError || err instanceof NameTemplateError, bad);
         assert.instance(err, DiffuseError);
         assert.is((err as DiffuseError).exitCode, 2); // a usage error
       }
@@ -98,6 +106,8 @@ test('plans: numbered files for a batch, template names in a folder, no collisio
     planOutputs(folder, [vars(), vars(), vars()], { template: '{model}', overwrite: true }).map((p) => [p.path, p.ifExists]),
     [[join('/o', 'sd15.png'), 'overwrite'], [join('/o', 'sd15-1.png'), 'overwrite'], [join('/o', 'sd15-2.png'), 'overwrite']],
   );
+  const templated = { kind: 'folder', dir: '/o', template: '{model}.webp' } as const;
+  assert.equal(planOutputs(templated, [vars(), vars()], { overwrite: true }).map((p) => p.path), [join('/o', 'sd15.webp'), join('/o', 'sd15-1.webp')]);
 });
 
 test.run();

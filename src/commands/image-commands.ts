@@ -14,6 +14,6 @@ const PROMPTS: Record<Exclude<GeneratingCommand, 'txt2img'>, string> = {
 export function defineImageCommand(command: Exclude<GeneratingCommand, 'txt2img'>) {
   return (cmd: Command): Command =>
     addGenerationOptions(cmd.argument('<prompt>', PROMPTS[command]), command).action(async (text: string, flags: GenerationFlags) => {
-      await runGeneration({ prompts: [text], flags, command });
+      await runGeneration({ jobs: [{ prompt: text }], flags, command });
     });
 }

@@ -1,12 +1,10 @@
 import { createInterface } from 'node:readline/promises';
 import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
 import { UsageError } from '../errors.js';
-import type { SettingSource } from '../settings/config.js';
-import type { SettingKey, Settings } from '../settings/options.js';
+import type { Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
 import { modelFromCheckpoint } from './convert.js';
 import { isCheckpointFile } from '../graphs/converted-cache.js';
-import type { ModelFiles } from '../pipeline/model-files.js';
 
 export interface ChosenModel {
   dir: string;
@@ -58,27 +56,4 @@ async function confirm(question: string): Promise<boolean> {
   } finally {
     rl.close();
   }
-}
-
-/**
- * What a model folder says about itself where the registry does not: an LCM-distilled model
- * (its scheduler is LCMScheduler) wants the lcm sampler, few steps and its embedded guidance.
- */
-export function folderRecommendation(files: ModelFiles): RegistryEntry['recommended'] | undefined {
-  const scheduler = files.modelIndex.scheduler;
-  const cls = Array.isArray(scheduler) ? scheduler[1] : undefined;
-  return cls === 'LCMScheduler' ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfg: 8 } : undefined;
-}
-
-/** Recommended sampler, schedule, steps and CFG stand in for values the user did not set. */
-export function withRecommended(settings: Settings, sources: Record<SettingKey, SettingSource>, r: RegistryEntry['recommended'] | undefined): Settings {
-  if (!r) return settings;
-  const out = { ...settings };
-  if (sources.sampler === 'default') {
-    out.sampler = r.sampler;
-    if (sources.schedule === 'default') out.schedule = r.schedule;
-  }
-  if (sources.steps === 'default') out.steps = r.steps;
-  if (sources.cfgScale === 'default') out.cfgScale = r.cfg;
-  return out;
 }

@@ -1,123 +1,94 @@
-import { join } from 'node:path';
 import { loadConfig, resolveSettings } from '../settings/config.js';
-import { UsageError } from '../errors.js';
-import { encodePng } from '../image/encode-png.js';
+import { imageFormatOf } from '../image/image-format.js';
+import { encodeImage } from '../image/encode-image.js';
 import { metadataInfotext } from '../image/infotext.js';
 import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
 import { writeFileAtomic } from '../image/write.js';
-import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
-import { cacheRoot, type Task } from '../models/index.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
-import { checkRequest } from '../pipeline/check-request.js';
 import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
-import { readModelFiles } from '../pipeline/model-files.js';
 import { nthBatch } from '../pipeline/seeds.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
-import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
+import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, type PreparedGeneration } from '../settings/generation-plan.js';
+import { checkOptionValues } from '../settings/option-values.js';
 import type { GeneratingCommand, Settings } from '../settings/options.js';
-import { readImageTask, type ImageTask } from '../settings/request.js';
-import { chooseModel, folderRecommendation, withRecommended } from './model-choice.js';
+import { chooseModel, type ChosenModel } from './model-choice.js';
 import { progressView } from './progress.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
 
+/** One prompt to run; `values` (a JSONL prompts line) override the flags, with `where` naming them in messages. */
+export interface GenerationJob {
+  prompt: string;
+  values?: Record<string, unknown>;
+  where?: string;
+}
+
 export interface GenerationInput {
-  /** One prompt, or several (txt2img --prompts-file) run one after another on the loaded model. */
-  prompts: readonly string[];
+  /** One job, or several (txt2img --prompts-file) run on as few model loads as they allow. */
+  jobs: readonly GenerationJob[];
   flags: GenerationFlags;
   command: GeneratingCommand;
 }
 
-/** The registry's task a subcommand needs a model for (outpainting is inpainting). */
-const TASK: Record<GeneratingCommand, Task> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', outpaint: 'inpaint', depth2img: 'depth2img' };
+interface PlannedJob {
+  prompt: string;
+  prepared: PreparedGeneration;
+  target: OutputTarget;
+}
 
 /**
  * Shared by every generating subcommand: flags and config → settings → requests → the one
- * pipeline → PNGs with their parameters. Everything a user can get wrong is checked before the
- * model loads, and no file is written until its image exists.
+ * pipeline → images with their parameters. Everything a user can get wrong is checked before a
+ * model loads, and no file is written until its image exists. Jobs that need the same model load
+ * share one.
  */
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags, command } = input;
   const config = await loadConfig(process.cwd(), flags.config);
-  const resolved = resolveSettings(config, flags, command);
-  resolveSampling(resolved.settings);
-  const target = await resolveOutputTarget(resolved.settings.output);
-  const model = await chooseModel(resolved.settings, TASK[command], Boolean(flags.quiet));
-  const files = readModelFiles(model.dir);
-  const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
-  const sampling = resolveSampling(settings);
-  const task = await readImageTask(command, settings, files);
-  if (!flags.quiet) for (const note of task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-  const native = files.sampleSize * files.vaeScaleFactor;
-  const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
-  const requestFor = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields });
-  checkRequest(files, requestFor(input.prompts[0]!, 0));
-
-  const bundle = await loadModel(model.dir, {
-    device: settings.device,
-    withEncoder: Boolean(task),
-    withDepthEstimator: Boolean(task?.depthEstimator),
-    clipSkip: settings.clipSkip,
-    fuseAttention: settings.attention === 'fused',
-    quantize: settings.quantize,
-    ...(settings.int8Format !== 'auto' ? { int8Format: settings.int8Format } : {}),
-    // Between prompts of a --prompts-file the text encoder is needed again: keep it open there.
-    parkTextEncoder: input.prompts.length === 1,
-    ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
-    ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
-    ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
-    ...(settings.vae ? { vae: settings.vae } : {}),
-    ...(settings.threads ? { threads: settings.threads } : {}),
-  });
-  try {
-    for (const prompt of input.prompts) {
-      // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
-      const request = requestFor(prompt, settings.seed ?? randomSeed());
-      warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
-      await runBatches(bundle, request, task, settings, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)));
-    }
-  } finally {
-    await bundle.release();
+  const models = new Map<string, Promise<ChosenModel>>();
+  const planned: PlannedJob[] = [];
+  for (const job of input.jobs) {
+    if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
+    const resolved = resolveSettings(config, { ...flags, ...job.values }, command);
+    resolveSampling(resolved.settings);
+    const target = await resolveOutputTarget(resolved.settings.output);
+    const key = JSON.stringify([resolved.settings.model, resolved.settings.offline]);
+    if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
+    const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
+    if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
+    planned.push({ prompt: job.prompt, prepared, target });
   }
-}
-
-/** The settings every request of the run shares, before the sampler and the task's fields. */
-function baseRequest(settings: Settings, prompt: string, seed: number): Omit<GenerationRequest, 'sampler' | 'schedule' | 'width' | 'height'> {
-  return {
-    prompt,
-    negativePrompt: settings.negativePrompt,
-    promptWeighting: settings.promptWeighting,
-    condPadding: settings.padCond,
-    steps: settings.steps,
-    cfgScale: settings.cfgScale,
-    cfgRescale: settings.cfgRescale,
-    seed,
-    rng: settings.rng,
-    seedMode: settings.seedMode,
-    sdeNoise: settings.sdeNoise,
-    ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
-    ...(settings.ensd > 0 ? { ensd: settings.ensd } : {}),
-    ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
-    batchSize: settings.batchSize,
-    vaeTiling: settings.vaeTiling,
-    ...(settings.watermark === false ? {} : { watermark: watermarkOf(settings.watermark) }),
-  };
-}
-
-function watermarkOf(setting: true | string): NonNullable<GenerationRequest['watermark']> {
-  return setting === true ? { bits: SDXL_WATERMARK_BITS, label: 'sdxl' } : { bits: bitsFromText(setting), label: `text=${setting}` };
+  for (const group of loadGroups(planned)) {
+    const bundle = await loadModel(group.modelDir, {
+      ...group.load,
+      // Between prompts the text encoder is needed again: keep it open there.
+      parkTextEncoder: input.jobs.length === 1,
+      ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
+    });
+    try {
+      for (const { prompt, prepared, target } of group.jobs) {
+        const { settings } = prepared;
+        // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
+        const request = prepared.request(prompt, settings.seed ?? randomSeed());
+        warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
+        const label = settings.batchCount > 1 ? 'batch' : prepared.task && request.outpaint ? 'outpaint' : 'sampling';
+        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)));
+      }
+    } finally {
+      await bundle.release();
+    }
+  }
 }
 
 type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;
 
-async function runBatches(bundle: ModelBundle, base: GenerationRequest, task: ImageTask | undefined, settings: Settings, quiet: boolean, write: Writer): Promise<void> {
+async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings: Settings, label: string, quiet: boolean, write: Writer): Promise<void> {
   const progress = progressView({ quiet });
   for (let batch = 0; batch < settings.batchCount; batch++) {
-    const label = settings.batchCount > 1 ? `batch ${batch + 1}/${settings.batchCount}` : task && base.outpaint ? 'outpaint' : 'sampling';
-    const result = await generate(bundle, nthBatch(base, batch), progress.listener(label));
+    const result = await generate(bundle, nthBatch(base, batch), progress.listener(label === 'batch' ? `batch ${batch + 1}/${settings.batchCount}` : label));
     progress.stop();
     await write(result.images, result.timings, batch * settings.batchSize, batch);
   }
@@ -127,9 +98,9 @@ function writer(target: OutputTarget, settings: Settings, json: boolean): Writer
   return async (images, timings, firstIndex, batch) => {
     const outputs = planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
     for (const [i, image] of images.entries()) {
-      const png = await encodePng(image.image, [{ keyword: 'parameters', text: metadataInfotext(image.metadata) }]);
       const planned = outputs[i]!;
-      const path = await writeFileAtomic(planned.path, png, { ifExists: planned.ifExists });
+      const bytes = await encodeImage(image.image, imageFormatOf(planned.path) ?? 'png', { parameters: metadataInfotext(image.metadata), quality: settings.quality });
+      const path = await writeFileAtomic(planned.path, bytes, { ifExists: planned.ifExists });
       process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: image.metadata, timings })}\n` : `${path}\n`);
     }
   };
@@ -142,19 +113,6 @@ function warnMissingEmbeddings(bundle: ModelBundle, prompts: string[], dir: stri
     for (const match of prompt.matchAll(/embedding:([\w.-]+)/g)) {
       if (!loaded.has(match[1]!)) process.stderr.write(`warning: embedding '${match[1]}' is not in ${dir ?? 'any --embeddings-dir'}; the prompt uses its name as plain text\n`);
     }
-  }
-}
-
-function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
-  try {
-    const r = resolveSampler(settings.sampler, settings.schedule);
-    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: settings.sigmaTable === 'auto' ? r.noiseTable : settings.sigmaTable };
-  } catch (err) {
-    if (err instanceof UnknownSamplerError) {
-      const flag = err.kind === 'sampler' ? '--sampler' : '--schedule';
-      throw new UsageError(`${flag}: unknown ${err.kind} '${err.input}' (try: ${err.valid.slice(0, 20).join(', ')}${err.valid.length > 20 ? ', ...' : ''})`, { cause: err });
-    }
-    throw err;
   }
 }
 

@@ -3,33 +3,38 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { flagsFromImage } from './from-image.js';
 import { addGenerationOptions } from './generation-command.js';
-import { runGeneration, type GenerationFlags } from './run-generation.js';
+import { runGeneration, type GenerationFlags, type GenerationJob } from './run-generation.js';
 
 export function defineTxt2img(txt2img: Command): Command {
   const cmd = txt2img
     .argument('[prompt]', 'what to draw (optional with --from or --prompts-file)')
     .option('--from <image.png>', "re-run the settings stored in a PNG (diffuse's or AUTOMATIC1111's); flags given here win")
-    .option('--prompts-file <path>', 'one prompt per line (- reads standard input; blank lines and # comments skipped), each run with the same settings on one loaded model');
+    .option('--prompts-file <path>', 'one prompt per line (- reads standard input; blank lines and # comments skipped), or JSON lines {"prompt": ..., "steps": ...} whose options override the flags; run on as few model loads as they allow');
   return addGenerationOptions(cmd, 'txt2img').action(async (prompt: string | undefined, flags: GenerationFlags & { from?: string; promptsFile?: string }) => {
     if (flags.promptsFile !== undefined) {
       if (prompt !== undefined || flags.from) throw new UsageError('--prompts-file gives the prompts: pass no prompt argument and no --from with it');
-      await runGeneration({ prompts: await readPromptsFile(flags.promptsFile), flags, command: 'txt2img' });
+      await runGeneration({ jobs: await readPromptsFile(flags.promptsFile), flags, command: 'txt2img' });
       return;
     }
     if (!flags.from) {
       if (prompt === undefined) throw new UsageError("missing the prompt: diffuse txt2img \"what to draw\" (or --from image.png, or --prompts-file file)");
-      await runGeneration({ prompts: [prompt], flags, command: 'txt2img' });
+      await runGeneration({ jobs: [{ prompt }], flags, command: 'txt2img' });
       return;
     }
     const recorded = await flagsFromImage(flags.from);
     if (!flags.quiet) for (const note of recorded.notes) process.stderr.write(`note: ${note}\n`);
     const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-    await runGeneration({ prompts: [prompt ?? recorded.prompt], flags: { ...recorded.flags, ...given }, command: 'txt2img' });
+    await runGeneration({ jobs: [{ prompt: prompt ?? recorded.prompt }], flags: { ...recorded.flags, ...given }, command: 'txt2img' });
   });
 }
 
-/** The prompts of a --prompts-file: one per line, blank lines and lines starting with # skipped. */
-async function readPromptsFile(path: string): Promise<string[]> {
+/**
+ * The jobs of a --prompts-file: one prompt per line, blank lines and lines starting with # skipped.
+ * A file whose first such line is a JSON object ({"prompt": ...) is JSON lines, each an object with
+ * the prompt and any options of the table (config-file keys) for that line alone, as A1111's
+ * "Prompts from file" script takes per-line options.
+ */
+async function readPromptsFile(path: string): Promise<GenerationJob[]> {
   let text: string;
   try {
     text = path === '-' ? await readStream(process.stdin) : await readFile(path, 'utf8');
@@ -37,9 +42,24 @@ async function readPromptsFile(path: string): Promise<string[]> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(`--prompts-file: cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
   }
-  const prompts = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  if (prompts.length === 0) throw new UsageError(`--prompts-file: ${path} has no prompts (one per line; # starts a comment line)`);
-  return prompts;
+  const lines = text.split(/\r?\n/).map((l, i) => ({ text: l.trim(), number: i + 1 })).filter((l) => l.text !== '' && !l.text.startsWith('#'));
+  if (lines.length === 0) throw new UsageError(`--prompts-file: ${path} has no prompts (one per line; # starts a comment line)`);
+  if (!/^\{\s*"/.test(lines[0]!.text)) return lines.map((l) => ({ prompt: l.text }));
+  const name = path === '-' ? 'standard input' : path;
+  return lines.map((l) => jsonLine(l.text, `${name} line ${l.number}`));
+}
+
+function jsonLine(text: string, where: string): GenerationJob {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${where}: not valid JSON (${(err as Error).message}); in a JSON-lines prompts file every line is an object`, { cause: err });
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`${where}: a JSON object is expected, {"prompt": "...", ...options}`);
+  const { prompt, ...values } = value as Record<string, unknown>;
+  if (typeof prompt !== 'string') throw new UsageError(`${where}: "prompt" must be a string`);
+  return { prompt, values, where };
 }
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<string> {

@@ -94,7 +94,7 @@ interface DetectFlags {
 }
 
 async function embed(path: string, flags: EmbedFlags): Promise<void> {
-  if (extname(flags.output).toLowerCase() !== '.png') throw new UnsupportedOutputFormatError(flags.output);
+  if (extname(flags.output).toLowerCase() !== '.png') throw new UnsupportedOutputFormatError(flags.output, 'only .png output is supported here (it keeps the text chunks, and lossy formats erase the mark)');
   const payload = payloadOf(flags.text, flags.bits, '--text', '--bits');
   const channelOrder = orderOption(flags.channelOrder, ['bgr', 'rgb']) as ChannelOrder;
   const { bytes, image } = await readInput(path);

@@ -19,10 +19,13 @@ export class OutputNotWritableError extends ImageError {
   }
 }
 
-/** `-o` names a file whose extension we cannot write with generation metadata. */
+/** `-o` names a file whose extension we cannot write (with generation metadata, or for this command). */
 export class UnsupportedOutputFormatError extends ImageError {
-  constructor(readonly path: string) {
-    super(`${path}: only .png output is supported (it is the format that carries the generation parameters)`, 2);
+  constructor(
+    readonly path: string,
+    allowed = 'diffuse writes .png, .jpg, .webp and .avif (the formats that carry the generation parameters)',
+  ) {
+    super(`${path}: ${allowed}`, 2);
   }
 }
 

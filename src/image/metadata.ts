@@ -1,10 +1,11 @@
-// Which tool's generation metadata a PNG carries, decoded as far as we understand it.
+// Which tool's generation metadata an image carries, decoded as far as we understand it.
 
+import { exifContainer, exifUserComment } from './exif/read.js';
 import { type GenerationParameters, parseInfotext } from './infotext.js';
 import { pngTextRecord, readPngText } from './png-text.js';
 
 export type GenerationMetadata =
-  /** A1111-style "parameters" text (A1111, Forge, SD.Next, diffuse, many ComfyUI save nodes). */
+  /** A1111-style "parameters" text (A1111, Forge, SD.Next, diffuse, many ComfyUI save nodes), or A1111's EXIF UserComment. */
   | { kind: 'a1111'; infotext: string; parameters: GenerationParameters }
   /**
    * ComfyUI's SaveImage: "prompt" is the executed API graph, "workflow" the editor graph, both JSON.
@@ -25,9 +26,17 @@ function parseJsonOrRaw(text: string | undefined): unknown {
   }
 }
 
-/** Classify the text chunks of a PNG file's bytes. "parameters" wins when a file has both kinds. */
-export function readGenerationMetadata(png: Uint8Array): GenerationMetadata {
-  const text = pngTextRecord(readPngText(png));
+/**
+ * Classify a file's metadata. PNG: its text chunks, "parameters" winning when a file has both kinds.
+ * JPEG, WebP, AVIF: the EXIF UserComment, as A1111's PNG Info reads it.
+ */
+export function readGenerationMetadata(file: Uint8Array): GenerationMetadata {
+  const bytes = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
+  if (exifContainer(bytes)) {
+    const comment = exifUserComment(bytes);
+    return comment ? { kind: 'a1111', infotext: comment, parameters: parseInfotext(comment) } : { kind: 'none' };
+  }
+  const text = pngTextRecord(readPngText(bytes));
   const infotext = text['parameters'];
   if (infotext !== undefined) return { kind: 'a1111', infotext, parameters: parseInfotext(infotext) };
   if (text['prompt'] !== undefined || text['workflow'] !== undefined) {

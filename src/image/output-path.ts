@@ -1,31 +1,35 @@
 // Where generated images go, from the CLI's `-o`:
 //
-//   -o out.png       a file. Several images: out-1.png, out-2.png, ... (zero-padded to the count's width:
-//                    out-01.png ... out-12.png, so they sort). An existing file is an error unless overwriting:
-//                    the user named that exact file.
-//   -o results/      a folder (so is an existing directory, or any name not ending in .png; created if
+//   -o out.png       a file (.png, .jpg/.jpeg, .webp or .avif: the extension is the format). Several images:
+//                    out-1.png, out-2.png, ... (zero-padded to the count's width: out-01.png ... out-12.png, so
+//                    they sort). An existing file is an error unless overwriting: the user named that exact file.
+//   -o results/      a folder (so is an existing directory, or any name without an image extension; created if
 //   -o results       missing). Names come from a template, DEFAULT_NAME_TEMPLATE unless given. A name that is
 //   (no -o)          taken gets -1, -2, ... (never clobbers, never fails), unless overwriting.
 //                    No -o means the current directory.
-//   -o out.jpg       an error: only PNG carries the generation parameters.
+//   -o 'out/{seed}-{prompt:40}.webp'
+//                    a folder and a template: the path up to the first segment with a placeholder is the folder,
+//                    the rest names each image (its extension, .png by default, is the format).
+//   -o out.gif       an error: the formats above are the ones that carry the generation parameters.
 //
 // Template placeholders (values are made file-name safe: path separators, characters Windows forbids and
 // control characters become '_', whitespace runs become '_'):
 //   {seed} {index} (0-based position in this run) {batch} (0-based position in its batch) {prompt} (first
 //   PROMPT_CHARS characters) {date} (YYYY-MM-DD) {time} (HHMMSS), local time {model} {sampler} {steps}
-//   {cfg} {width} {height}
+//   {cfg} {width} {height}; {name:N} keeps the first N characters of any of them ({prompt:40}).
 // A template may contain '/' to make subfolders ("{date}/{seed}"), but may not climb out of the folder.
 
 import { stat } from 'node:fs/promises';
 import { extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { NameTemplateError, UnsupportedOutputFormatError } from './errors.js';
+import { imageFormatOf } from './image-format.js';
 import type { ExistingFilePolicy } from './write.js';
 
 export const DEFAULT_NAME_TEMPLATE = '{seed}-{prompt}';
 const PROMPT_CHARS = 64;
 // Leaves room under the common 255-byte limit for a -NNNN suffix and the extension.
 const MAX_SEGMENT_BYTES = 200;
-const OTHER_IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.bmp', '.avif', '.heic', '.jxl']);
+const OTHER_IMAGE_EXTENSIONS = new Set(['.gif', '.tif', '.tiff', '.bmp', '.heic', '.jxl']);
 
 export interface OutputNameVars {
   seed: number;
@@ -42,7 +46,8 @@ export interface OutputNameVars {
   date: Date;
 }
 
-export type OutputTarget = { kind: 'file'; path: string } | { kind: 'folder'; dir: string };
+/** A folder's template, when -o gave one, names its images instead of DEFAULT_NAME_TEMPLATE. */
+export type OutputTarget = { kind: 'file'; path: string } | { kind: 'folder'; dir: string; template?: string };
 
 export interface PlannedOutput {
   path: string;
@@ -96,35 +101,49 @@ function finishSegment(segment: string, template: string): string {
 
 function renderSegment(segment: string, template: string, vars: OutputNameVars): string {
   if (/[{}]/.test(segment.replace(/\{[^{}]*\}/g, ''))) throw new NameTemplateError(template, 'unbalanced { or }');
-  return segment.replace(/\{([^{}]*)\}/g, (_, name: string) => {
+  return segment.replace(/\{([^{}]*)\}/g, (_, placeholder: string) => {
+    const [, name = '', chars] = /^([^:]*)(?::(\d+))?$/.exec(placeholder) ?? [];
     const render = Object.hasOwn(PLACEHOLDERS, name) ? PLACEHOLDERS[name] : undefined;
-    if (!render) throw new NameTemplateError(template, `unknown placeholder {${name}}`);
-    return sanitizeNamePart(render(vars));
+    if (!render) throw new NameTemplateError(template, `unknown placeholder {${placeholder}}`);
+    const value = render(vars);
+    return sanitizeNamePart(chars === undefined ? value : [...value].slice(0, Number(chars)).join(''));
   });
 }
 
-/** The relative path (with .png) a template gives for one image. */
+/** The relative path a template gives for one image, with the template's image extension (.png when it has none). */
 export function renderFileName(template: string, vars: OutputNameVars): string {
-  const body = template.replace(/\.png$/i, '');
+  const ext = extname(template);
+  const known = imageFormatOf(template) !== undefined;
+  const body = known ? template.slice(0, -ext.length) : template;
   if (isAbsolute(body)) throw new NameTemplateError(template, 'must be relative to the output folder');
   // Placeholder values cannot contain separators, so the template's own segments are the path's segments.
   const segments = body.split(/[\\/]/);
   if (segments.includes('..')) throw new NameTemplateError(template, 'may not leave the output folder');
-  return `${segments.map((s) => finishSegment(renderSegment(s, template, vars), template)).join(sep)}.png`;
+  return `${segments.map((s) => finishSegment(renderSegment(s, template, vars), template)).join(sep)}${known ? ext : '.png'}`;
 }
 
 /** Decide whether `-o` names a file or a folder (see the header). `output` undefined means the current directory. */
 export async function resolveOutputTarget(output: string | undefined, cwd: string = process.cwd()): Promise<OutputTarget> {
   if (output === undefined || output === '') return { kind: 'folder', dir: cwd };
+  const segments = output.split(/[\\/]/);
+  const templated = segments.findIndex((s) => /[{}]/.test(s));
+  if (templated >= 0) {
+    const template = segments.slice(templated).join('/');
+    if (OTHER_IMAGE_EXTENSIONS.has(extname(template).toLowerCase())) throw new UnsupportedOutputFormatError(template);
+    renderFileName(template, EXAMPLE_VARS);
+    return { kind: 'folder', dir: resolve(cwd, segments.slice(0, templated).join('/') || '.'), template };
+  }
   const full = resolve(cwd, output);
   if (/[\\/]$/.test(output)) return { kind: 'folder', dir: full };
   const existing = await stat(full).catch(() => undefined);
   if (existing?.isDirectory()) return { kind: 'folder', dir: full };
-  const ext = extname(output).toLowerCase();
-  if (ext === '.png') return { kind: 'file', path: full };
-  if (OTHER_IMAGE_EXTENSIONS.has(ext)) throw new UnsupportedOutputFormatError(full);
+  if (imageFormatOf(output)) return { kind: 'file', path: full };
+  if (OTHER_IMAGE_EXTENSIONS.has(extname(output).toLowerCase())) throw new UnsupportedOutputFormatError(full);
   return { kind: 'folder', dir: full };
 }
+
+/** Renders a template once before anything runs, so its mistakes cost nothing. */
+const EXAMPLE_VARS: OutputNameVars = { seed: 1, index: 0, batch: 0, prompt: 'p', model: 'm', sampler: 's', steps: 1, cfg: 1, width: 8, height: 8, date: new Date(0) };
 
 /**
  * One output path per image, in order. In a folder without overwrite, repeated names are left to
@@ -137,7 +156,8 @@ export function planOutputs(
   images: readonly OutputNameVars[],
   options: { template?: string; overwrite?: boolean } = {},
 ): PlannedOutput[] {
-  const { template = DEFAULT_NAME_TEMPLATE, overwrite = false } = options;
+  const { overwrite = false } = options;
+  const template = (target.kind === 'folder' ? target.template : undefined) ?? options.template ?? DEFAULT_NAME_TEMPLATE;
   if (target.kind === 'file') {
     const ifExists: ExistingFilePolicy = overwrite ? 'overwrite' : 'error';
     if (images.length === 1) return [{ path: target.path, ifExists }];
@@ -152,7 +172,8 @@ export function planOutputs(
     const name = renderFileName(template, vars);
     const count = seen.get(name) ?? 0;
     seen.set(name, count + 1);
-    const unique = count === 0 ? name : `${name.slice(0, -'.png'.length)}-${count}.png`;
+    const ext = extname(name);
+    const unique = count === 0 ? name : `${name.slice(0, -ext.length)}-${count}${ext}`;
     return { path: join(target.dir, unique), ifExists: 'overwrite' };
   });
 }

@@ -9,6 +9,7 @@ import type { CondPadding } from '../text/prompt-pad.js';
 import type { NoiseTable } from '../schedulers/index.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 import { OUTPAINT_FILLS, type Extension, type OutpaintFill } from '../image/outpaint-canvas.js';
+import { DEFAULT_QUALITY } from '../image/encode-image.js';
 import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from '../pipeline/tasks/outpaint.js';
 import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
@@ -47,6 +48,7 @@ export interface Settings {
   device: Device;
   threads: number | undefined;
   output: string;
+  quality: number;
   overwrite: boolean;
   offline: boolean;
   yes: boolean;
@@ -219,7 +221,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),
-  spec({ key: 'output', flags: '-o, --output <path>', description: 'a .png file, or a folder (images named by the template {seed}-{prompt})', parse: parseString, default: 'outputs', configurable: true }),
+  spec({ key: 'output', flags: '-o, --output <path>', description: "a .png, .jpg, .webp or .avif file, a folder (images named {seed}-{prompt}.png), or a folder and a name template ('out/{seed}-{prompt:40}.webp')", parse: parseString, default: 'outputs', configurable: true }),
+  spec({ key: 'quality', flags: '--quality <n>', description: "JPEG, WebP and AVIF quality (A1111's default); the parameters go into EXIF as A1111 writes them", parse: parseInteger(1, 100), default: DEFAULT_QUALITY, configurable: true }),
   spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'offline', flags: '--offline', description: 'never touch the network: use only models already in the cache', parse: parseBoolean, default: false, configurable: true }),
   // img2img, inpaint, outpaint, depth2img: the picture, and how it becomes the request's init.

@@ -1,0 +1,149 @@
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
+import { cacheRoot, type RegistryEntry, type Task } from '../models/index.js';
+import { checkRequest } from '../pipeline/check-request.js';
+import type { LoadOptions } from '../pipeline/load.js';
+import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
+import type { GenerationRequest } from '../pipeline/types.js';
+import { randomSeed } from '../rng/index.js';
+import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
+import type { ResolvedSettings, SettingSource } from './config.js';
+import type { GeneratingCommand, SettingKey, Settings } from './options.js';
+import { readImageTask, type ImageTask } from './request.js';
+
+/** The registry's task a subcommand needs a model for (outpainting is inpainting). */
+export const MODEL_TASK: Record<GeneratingCommand, Task> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', outpaint: 'inpaint', depth2img: 'depth2img' };
+
+/**
+ * Settings and a model folder turned into what the pipeline takes: the requests of a run (one per
+ * prompt and seed) and how to load the model for them. Every generating path (the subcommands,
+ * --prompts-file lines, build manifests) goes through here, so a setting means the same everywhere.
+ */
+export interface PreparedGeneration {
+  /** The settings with the model's recommendations standing in for values nobody set. */
+  settings: Settings;
+  files: ModelFiles;
+  /** The files of img2img, inpaint, outpaint and depth2img, read once. */
+  task: ImageTask | undefined;
+  request(prompt: string, seed: number): GenerationRequest;
+  modelDir: string;
+  /** Everything loadModel needs but the caller's own choices (parkTextEncoder, onNote). */
+  load: LoadOptions;
+}
+
+export async function prepareGeneration(command: GeneratingCommand, resolved: Pick<ResolvedSettings, 'settings' | 'sources'>, model: { dir: string; entry?: RegistryEntry }): Promise<PreparedGeneration> {
+  const files = readModelFiles(model.dir);
+  const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
+  const sampling = resolveSampling(settings);
+  const task = await readImageTask(command, settings, files);
+  const native = files.sampleSize * files.vaeScaleFactor;
+  const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
+  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields });
+  checkRequest(files, request('', 0));
+  return { settings, files, task, request, modelDir: model.dir, load: loadOptions(settings, task) };
+}
+
+function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptions {
+  return {
+    device: settings.device,
+    withEncoder: Boolean(task),
+    withDepthEstimator: Boolean(task?.depthEstimator),
+    clipSkip: settings.clipSkip,
+    fuseAttention: settings.attention === 'fused',
+    quantize: settings.quantize,
+    ...(settings.int8Format !== 'auto' ? { int8Format: settings.int8Format } : {}),
+    ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
+    ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
+    ...(settings.vae ? { vae: settings.vae } : {}),
+    ...(settings.threads ? { threads: settings.threads } : {}),
+  };
+}
+
+/** Jobs that one loaded model serves, in the order they first appear, and the load that serves them all. */
+export interface LoadGroup<T> {
+  modelDir: string;
+  load: LoadOptions;
+  jobs: T[];
+}
+
+/**
+ * Jobs grouped by the model load they need, so each model loads once: what differs only in the parts
+ * to open (the VAE encoder, the depth estimator) shares one load that opens every part any job needs.
+ */
+export function loadGroups<T extends { prepared: PreparedGeneration }>(jobs: readonly T[]): LoadGroup<T>[] {
+  const groups = new Map<string, LoadGroup<T>>();
+  for (const job of jobs) {
+    const { withEncoder, withDepthEstimator, ...shared } = job.prepared.load;
+    const key = JSON.stringify([job.prepared.modelDir, Object.entries(shared).sort(([a], [b]) => a.localeCompare(b))]);
+    const group = groups.get(key) ?? { modelDir: job.prepared.modelDir, load: { ...shared }, jobs: [] };
+    group.load = { ...group.load, withEncoder: Boolean(group.load.withEncoder || withEncoder), withDepthEstimator: Boolean(group.load.withDepthEstimator || withDepthEstimator) };
+    group.jobs.push(job);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
+/** The settings every request of a run shares, before the sampler and the task's fields. */
+function baseRequest(settings: Settings, prompt: string, seed: number): Omit<GenerationRequest, 'sampler' | 'schedule' | 'width' | 'height'> {
+  return {
+    prompt,
+    negativePrompt: settings.negativePrompt,
+    promptWeighting: settings.promptWeighting,
+    condPadding: settings.padCond,
+    steps: settings.steps,
+    cfgScale: settings.cfgScale,
+    cfgRescale: settings.cfgRescale,
+    seed,
+    rng: settings.rng,
+    seedMode: settings.seedMode,
+    sdeNoise: settings.sdeNoise,
+    ...(settings.eta !== undefined ? { eta: settings.eta } : {}),
+    ...(settings.ensd > 0 ? { ensd: settings.ensd } : {}),
+    ...(settings.variationStrength > 0 ? { variation: { seed: settings.variationSeed ?? randomSeed(), strength: settings.variationStrength } } : {}),
+    batchSize: settings.batchSize,
+    vaeTiling: settings.vaeTiling,
+    ...(settings.watermark === false ? {} : { watermark: watermarkOf(settings.watermark) }),
+  };
+}
+
+function watermarkOf(setting: true | string): NonNullable<GenerationRequest['watermark']> {
+  return setting === true ? { bits: SDXL_WATERMARK_BITS, label: 'sdxl' } : { bits: bitsFromText(setting), label: `text=${setting}` };
+}
+
+/** --sampler and --schedule to the request's ids and noise table, refused in one line when unknown. */
+export function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
+  try {
+    const r = resolveSampler(settings.sampler, settings.schedule);
+    return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: settings.sigmaTable === 'auto' ? r.noiseTable : settings.sigmaTable };
+  } catch (err) {
+    if (err instanceof UnknownSamplerError) {
+      const flag = err.kind === 'sampler' ? '--sampler' : '--schedule';
+      throw new UsageError(`${flag}: unknown ${err.kind} '${err.input}' (try: ${err.valid.slice(0, 20).join(', ')}${err.valid.length > 20 ? ', ...' : ''})`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/**
+ * What a model folder says about itself where the registry does not: an LCM-distilled model
+ * (its scheduler is LCMScheduler) wants the lcm sampler, few steps and its embedded guidance.
+ */
+export function folderRecommendation(files: ModelFiles): RegistryEntry['recommended'] | undefined {
+  const scheduler = files.modelIndex.scheduler;
+  const cls = Array.isArray(scheduler) ? scheduler[1] : undefined;
+  return cls === 'LCMScheduler' ? { sampler: 'lcm', schedule: 'normal', steps: 4, cfg: 8 } : undefined;
+}
+
+/** Recommended sampler, schedule, steps and CFG stand in for values the user did not set. */
+export function withRecommended(settings: Settings, sources: Record<SettingKey, SettingSource>, r: RegistryEntry['recommended'] | undefined): Settings {
+  if (!r) return settings;
+  const out = { ...settings };
+  if (sources.sampler === 'default') {
+    out.sampler = r.sampler;
+    if (sources.schedule === 'default') out.schedule = r.schedule;
+  }
+  if (sources.steps === 'default') out.steps = r.steps;
+  if (sources.cfgScale === 'default') out.cfgScale = r.cfg;
+  return out;
+}
