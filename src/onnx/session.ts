@@ -17,6 +17,13 @@ export interface SessionSettings {
    * tens of seconds for a full-size UNet.
    */
   optimizedCache?: string;
+  /**
+   * A forward+backward graph (src/train/autodiff): 'extended' optimisation, no prepacking, no
+   * arena. 'all' gives each forward Conv an NCHWc copy of its weight that the backward does not
+   * share, and prepacking packs each weight once per consuming node, doubling the weights in
+   * memory (bench/README.md); the arena's power-of-two growth adds gigabytes at 512².
+   */
+  gradient?: boolean;
 }
 
 /** Which execution providers `auto` tries, best first, on this platform. */
@@ -45,10 +52,10 @@ export async function openSession(path: string, settings: SessionSettings): Prom
   let lastError: unknown;
   for (const provider of order) {
     try {
-      if (provider === 'cpu' && settings.optimizedCache) {
+      if (provider === 'cpu' && settings.optimizedCache && !settings.gradient) {
         return { ...(await openCached(path, settings.optimizedCache, settings.threads)), provider };
       }
-      const session = await ort.InferenceSession.create(path, sessionOptions(provider, settings.threads));
+      const session = await ort.InferenceSession.create(path, settings.gradient ? gradientSessionOptions(provider, settings.threads) : sessionOptions(provider, settings.threads));
       return { session, provider };
     } catch (err) {
       lastError = err;
@@ -100,6 +107,10 @@ function sessionOptions(provider: Exclude<Device, 'auto'>, threads?: number): or
     // Warnings about unused initialisers and the like are noise to a CLI user.
     logSeverityLevel: 3,
   };
+}
+
+function gradientSessionOptions(provider: Exclude<Device, 'auto'>, threads?: number): ort.InferenceSession.SessionOptions {
+  return { ...sessionOptions(provider, threads), graphOptimizationLevel: 'extended', enableCpuMemArena: false, extra: { session: { disable_prepacking: '1' } } };
 }
 
 export interface TensorInfo {

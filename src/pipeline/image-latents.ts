@@ -21,12 +21,19 @@ export async function encodeImage(
   const encoder = bundle.vaeEncoder;
   if (!encoder) throw new ModelLoadError('this model has no vae_encoder/model.onnx, which img2img and inpaint need');
   const out = await encoder.encode(pixels, height, width);
-  const scale = f(bundle.files.vaeScalingFactor);
-  if (encoder.output === 'sample') return out.data.map((v) => f(v * scale));
-  const n = out.data.length / 2;
-  const mean = out.data.subarray(0, n);
-  const logvar = out.data.subarray(n);
-  const eps = mode === 'sample' ? draw(n) : undefined;
+  if (encoder.output === 'sample') return out.data.map((v) => f(v * f(bundle.files.vaeScalingFactor)));
+  return latentsFromParameters(out.data, bundle.files.vaeScalingFactor, mode === 'sample' ? draw(out.data.length / 2) : undefined);
+}
+
+/**
+ * The encoder's (mean, logvar) → scaled latents: the mean, or with `eps` the sample
+ * mean + exp(clamp(logvar, -30, 20) / 2) · eps, times the scaling factor, in float32.
+ */
+export function latentsFromParameters(parameters: Float32Array, scalingFactor: number, eps: Float32Array | undefined): Float32Array {
+  const scale = f(scalingFactor);
+  const n = parameters.length / 2;
+  const mean = parameters.subarray(0, n);
+  const logvar = parameters.subarray(n);
   const latents = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const value = eps ? f(mean[i]! + f(f(Math.exp(f(0.5 * Math.min(Math.max(logvar[i]!, -30), 20)))) * eps[i]!)) : mean[i]!;

@@ -22,6 +22,17 @@ export class Mt19937 {
     }
   }
 
+  /** The whole state (624 words and the read position), to save a run and resume it. */
+  snapshot(): { words: number[]; next: number } {
+    return { words: Array.from(this.state), next: this.next };
+  }
+
+  restore(snapshot: { words: readonly number[]; next: number }): void {
+    if (snapshot.words.length !== N || !(snapshot.next >= 0 && snapshot.next <= N)) throw new RangeError('not an mt19937 state');
+    this.state.set(snapshot.words);
+    this.next = snapshot.next;
+  }
+
   /** The next 32-bit output, as an unsigned integer. */
   nextU32(): number {
     if (this.next >= N) this.twist();

@@ -14,6 +14,11 @@ import type { Rng } from './types.js';
  */
 export type TorchCpuKernel = 'avx2' | 'default';
 
+export interface TorchCpuRngState {
+  mt: { words: number[]; next: number };
+  cachedNormal?: number;
+}
+
 const F = Math.fround;
 /** c10::pi<double> * 2: the scalar kernel computes its angle in double. */
 const TWO_PI = 2 * Math.PI;
@@ -54,6 +59,39 @@ export class TorchCpuRng implements Rng {
     if (n >= 16) this.normalFill(out);
     else for (let i = 0; i < n; i++) out[i] = F(this.normalDouble());
     return out;
+  }
+
+  /** torch.randint(low, high, (n,), generator=g) for ranges under 2^32: (32-bit output mod range) + low. */
+  randint(low: number, high: number, n: number): number[] {
+    const range = high - low;
+    if (!(Number.isInteger(low) && Number.isInteger(high) && range >= 1 && range < TWO_POW_32)) throw new RangeError(`randint range [${low}, ${high}) is not supported`);
+    return Array.from({ length: n }, () => (this.mt.nextU32() % range) + low);
+  }
+
+  /** torch.rand(n, generator=g) in float32: 24 bits of one 32-bit output per value. */
+  rand(n: number): Float32Array {
+    return Float32Array.from({ length: n }, () => this.uniformFloat());
+  }
+
+  /** torch.randperm(n, generator=g) for small n (torch's "old behaviour" below 2^32 / 20): Fisher-Yates from the front. */
+  randperm(n: number): number[] {
+    if (!(Number.isInteger(n) && n >= 0 && n < TWO_POW_32 / 20)) throw new RangeError(`randperm of ${n} is not supported`);
+    const r = Array.from({ length: n }, (_, i) => i);
+    for (let i = 0; i < n - 1; i++) {
+      const z = this.mt.nextU32() % (n - i);
+      [r[i], r[i + z]] = [r[i + z]!, r[i]!];
+    }
+    return r;
+  }
+
+  /** The generator's state (torch's get_state holds the same: the twister and the cached double normal). */
+  snapshot(): TorchCpuRngState {
+    return { mt: this.mt.snapshot(), ...(this.cachedNormal !== undefined ? { cachedNormal: this.cachedNormal } : {}) };
+  }
+
+  restore(state: TorchCpuRngState): void {
+    this.mt.restore(state.mt);
+    this.cachedNormal = state.cachedNormal;
   }
 
   private uniformFloat(): number {

@@ -83,6 +83,11 @@ export class ClipTokenizer {
     this.bpe = new BytePairEncoder(files.vocab, ranks, this.unkTokenId, CLIP_VERBATIM_WORDS);
   }
 
+  /** Whether the vocabulary or the added tokens hold this exact token (e.g. 'cat</w>'). */
+  hasToken(token: string): boolean {
+    return this.vocab.has(token) || this.addedByLength.some((t) => t.content === token);
+  }
+
   /** Token ids of the prompt, without BOS/EOS and without truncation. */
   encode(text: string): number[] {
     const ids: number[] = [];
