@@ -14,9 +14,11 @@ torch.Generator calls in the same order: per item randperm (per epoch) / randint
 batch randn (the VAE sample's eps), randn (noise), randint (timesteps).
 
 Cases:
+- schedules: get_scheduler's rate per step for each schedule, with and without warmup;
+- adamw: torch.optim.AdamW's parameter after six steps of given gradients and rates;
 - draws: the first batches of the stream (image, template, flip, timesteps, the first eps and noise values);
 - gradient: one batch of two at the initial vectors: loss and d loss / d placeholder rows (torch autograd);
-- curve: a whole run (object templates, flips, centre crop, batch 2, accumulation 2, cosine rate with warmup):
+- curve: a 200-step run (object templates, flips, centre crop, batch 2, accumulation 2, cosine rate with warmup):
   the loss of every step and the final vectors.
 """
 from __future__ import annotations
@@ -258,6 +260,39 @@ def curve_case(writer: RefWriter, setup: Setup, steps: int) -> dict[str, object]
     }
 
 
+def schedules_case() -> dict[str, object]:
+    """get_scheduler's rate for each step (LambdaLR: the rate optimizer step k uses), base 0.01, 50 steps, warmup 10."""
+    out = {}
+    for name in ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts"]:
+        for warmup in (0, 10):
+            opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+            sched = get_scheduler(name, optimizer=opt, num_warmup_steps=warmup, num_training_steps=50, num_cycles=2 if name == "cosine_with_restarts" else 1)
+            rates = []
+            for _ in range(50):
+                rates.append(opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+            out[f"{name}/{warmup}"] = rates
+    return out
+
+
+def adamw_case(writer: RefWriter) -> dict[str, object]:
+    """torch.optim.AdamW on a 2x32 parameter for 6 steps with given gradients and rates (weight decay 0.01)."""
+    g = torch.Generator().manual_seed(9)
+    param = torch.nn.Parameter(torch.randn((2, 32), generator=g))
+    initial = param.detach().clone()
+    opt = torch.optim.AdamW([param], lr=1.0, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    rates = [5e-3, 5e-3, 1e-2, 2e-2, 1e-3, 5e-3]
+    grads = []
+    for i, rate in enumerate(rates):
+        opt.param_groups[0]["lr"] = rate
+        grad = torch.randn((2, 32), generator=g) * (10.0 ** (i - 3))
+        grads.append(grad)
+        param.grad = grad.clone()
+        opt.step()
+    return {"rates": rates, "initial": writer.array("adamw_initial", initial), "grads": writer.array("adamw_grads", torch.stack(grads)), "final": writer.array("adamw_final", param.detach())}
+
+
 def main() -> None:
     torch.set_num_threads(1)
     writer = RefWriter(OUT)
@@ -270,8 +305,10 @@ def main() -> None:
         "resolution": RESOLUTION,
         "placeholder_ids": setup.placeholder_ids,
         "draws": draws_case(),
+        "schedules": schedules_case(),
+        "adamw": adamw_case(writer),
         "gradient": gradient_case(writer, setup),
-        "curve": curve_case(writer, setup, steps=300),
+        "curve": curve_case(writer, setup, steps=200),
     }
     writer.files.add("refs.json.gz")
     with gzip.open(OUT / "refs.json.gz", "wt") as f:

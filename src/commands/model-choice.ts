@@ -16,7 +16,7 @@ export interface ChosenModel {
  * downloaded with --yes, after a question on a terminal, and otherwise refused with the exact
  * command that fetches it — a script never starts a multi-gigabyte download by surprise.
  */
-export async function chooseModel(settings: Settings, task: Task, quiet: boolean): Promise<ChosenModel> {
+export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' | 'yes'>, task: Task, quiet: boolean): Promise<ChosenModel> {
   if (settings.model && isCheckpointFile(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;

@@ -125,7 +125,7 @@ export function parseNumber(min: number, max = Infinity) {
   };
 }
 
-function parseChoice<T extends string>(choices: readonly T[]) {
+export function parseChoice<T extends string>(choices: readonly T[]) {
   return (raw: unknown, label: string): T => {
     const v = String(raw).toLowerCase() as T;
     if (!choices.includes(v)) throw new UsageError(`${label} must be one of ${choices.join(', ')} (got '${String(raw)}')`);

@@ -39,6 +39,8 @@ export function lrSchedule(options: LrOptions): LrSchedule {
     }
     return a1111Schedule(text, options.steps);
   }
+  // diffusers' "constant" ignores its warmup steps; a warmup asked for would silently do nothing.
+  if (options.schedule === 'constant' && options.warmup > 0) throw new TrainInputError('--lr-warmup needs a schedule that warms up: --lr-schedule constant_with_warmup, linear, cosine or cosine_with_restarts');
   const base = rateValue(text);
   const factor = lambdaFor(options);
   return { rate: (k) => base * factor(k), steps: options.steps, describe: `${base} ${options.schedule}${options.warmup ? `, warmup ${options.warmup}` : ''}` };
@@ -55,8 +57,7 @@ function lambdaFor({ schedule, warmup, steps, cycles = 1 }: LrOptions): (k: numb
   const progress = (k: number): number => (k - warmup) / Math.max(1, steps - warmup);
   switch (schedule) {
     case 'constant':
-      // diffusers' "constant" ignores warmup; asking for warmup means constant_with_warmup.
-      return warmup > 0 ? (k) => warm(k) ?? 1 : () => 1;
+      return () => 1;
     case 'constant_with_warmup':
       return (k) => warm(k) ?? 1;
     case 'linear':

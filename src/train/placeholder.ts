@@ -19,7 +19,8 @@ export interface Placeholder {
 /** A1111 names the embedding after its file, and the file after the token. */
 const FILE_NAME_UNSAFE = /[\u0000-\u001f/\\:*?"<>|]/;
 
-export function placeholderFor(tokenizer: ClipTokenizer, token: string, vectors: number, vocab: number): Placeholder {
+/** Refuses a token diffusers' script would refuse (already in the vocabulary) or a file name cannot hold. */
+export function checkPlaceholderToken(tokenizer: ClipTokenizer, token: string, vectors: number): void {
   if (token.trim() === '' || token !== token.trim() || /\s/.test(token)) throw new TrainInputError(`--token '${token}': the token must be one word without spaces (e.g. <my-cat>)`);
   if (FILE_NAME_UNSAFE.test(token) && !/^<[^<>]+>$/.test(token)) throw new TrainInputError(`--token '${token}' has characters a file name cannot hold; the embedding is saved as <token>.safetensors`);
   if (!Number.isInteger(vectors) || vectors < 1 || vectors > MAX_EMBEDDING_VECTORS) throw new TrainInputError(`--vectors must be from 1 to ${MAX_EMBEDDING_VECTORS} (got ${vectors})`);
@@ -30,7 +31,10 @@ export function placeholderFor(tokenizer: ClipTokenizer, token: string, vectors:
       throw new TrainInputError(`--token '${token}': the tokenizer already contains the token ${name}; pick a word it does not know (e.g. <${token.replace(/[<>]/g, '')}-ti>)`);
     }
   }
-  return { token, ids: names.map((_, i) => vocab + i) };
+}
+
+export function placeholderFor(token: string, vectors: number, vocab: number): Placeholder {
+  return { token, ids: Array.from({ length: vectors }, (_, i) => vocab + i) };
 }
 
 /** The token ids of the initialising text (without BOS/EOS). */

@@ -17,7 +17,7 @@ import { TrainError, TrainInputError } from './errors.js';
 import { openTrainSessions, type TrainSessions } from './gradient-sessions.js';
 import { lossAndGradient, type PredictionType } from './loss-step.js';
 import { lrSchedule } from './lr-schedule.js';
-import { captionIds, initWordIds, initialVectors, placeholderFor } from './placeholder.js';
+import { captionIds, checkPlaceholderToken, initWordIds, initialVectors, placeholderFor } from './placeholder.js';
 import { changedSetting, readState, writeState, STATE_VERSION, type TrainState } from './state.js';
 import { captionFor, fillTemplate } from './templates.js';
 import type { TrainHooks, TrainRequest, TrainResult } from './types.js';
@@ -88,6 +88,8 @@ export async function train(request: TrainRequest, hooks: TrainHooks): Promise<T
   const latent = request.resolution / files.vaeScaleFactor;
   const latentDims = [files.latentChannels, latent, latent] as const;
   const latentSize = files.latentChannels * latent * latent;
+  checkPlaceholderToken(tokenizer, request.token, request.vectors);
+  const initIds = initWordIds(tokenizer, request.initWord);
   const paths = listImages(request.imagesDir);
   const outputs = trainOutputs(request);
   checkWritable(request.outputDir);
@@ -115,11 +117,11 @@ export async function train(request: TrainRequest, hooks: TrainHooks): Promise<T
   const shape = { batch: request.batchSize, latentChannels: files.latentChannels, latentHeight: latent, latentWidth: latent, sequence: tokenizer.modelMaxLength };
   let sessions: TrainSessions | undefined = await openTrainSessions(request.modelDir, shape, place);
   try {
-    const placeholder = placeholderFor(tokenizer, request.token, request.vectors, sessions.vocab);
+    const placeholder = placeholderFor(request.token, request.vectors, sessions.vocab);
     const fresh = (): TrainState => ({
       version: STATE_VERSION,
       step: 0,
-      vectors: initialVectors(sessions!.table, sessions!.width, initWordIds(tokenizer, request.initWord), request.vectors),
+      vectors: initialVectors(sessions!.table, sessions!.width, initIds, request.vectors),
       adam: newAdamWState(request.vectors * sessions!.width),
       draws: new TrainingDraws(request.seed, drawShape()).snapshot(),
       losses: [],
@@ -184,14 +186,17 @@ export async function train(request: TrainRequest, hooks: TrainHooks): Promise<T
       const done = k + 1;
       hooks.onEvent({ kind: 'step', step: done, steps, loss, lr: rate, seconds: (performance.now() - started) / 1000 });
       const stop = hooks.stopRequested();
-      if ((request.saveEvery > 0 && done % request.saveEvery === 0) || (stop && done < steps)) await saveAll(done);
+      // The last step's file is the embedding itself.
+      if (done < steps && ((request.saveEvery > 0 && done % request.saveEvery === 0) || stop)) await saveAll(done);
       if (hooks.preview && request.previewEvery > 0 && done % request.previewEvery === 0 && !stop) {
         // The gradient graphs close meanwhile: a preview loads the model for inference, and both at once would not fit at 512².
-        await sessions.release();
+        await sessions!.release();
         sessions = undefined;
         await hooks.preview(done, embeddingBytes(done));
-        sessions = await openTrainSessions(request.modelDir, shape, place);
-        ctx.sessions = sessions;
+        if (done < steps) {
+          sessions = await openTrainSessions(request.modelDir, shape, place);
+          ctx.sessions = sessions;
+        }
       }
       if (stop && done < steps) {
         interrupted = true;
