@@ -21,6 +21,7 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'config', description: 'show the effective settings and where each comes from (default, config file)', load: async () => (await import('./commands/config.js')).defineConfig },
   { name: 'doctor', description: 'check Node, ONNX Runtime, execution providers, cache and models', load: async () => (await import('./commands/doctor.js')).defineDoctor },
   { name: 'convert', description: 'convert a single-file checkpoint (A1111/Civitai .safetensors or .ckpt, SD 1.x/2.x) or a diffusers PyTorch folder to a diffusers ONNX folder', load: async () => (await import('./commands/convert.js')).defineConvert },
+  { name: 'embed-train', description: 'train a textual-inversion embedding for a new word from a folder of pictures (on ONNX Runtime, no PyTorch)', load: async () => (await import('./commands/embed-train.js')).defineEmbedTrain },
   { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 
