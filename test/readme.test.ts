@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/options.js';
+import { TRAIN_OPTIONS } from '../src/commands/embed-train-options.js';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
 import { ROOT, diffuse } from './helpers/cli.js';
@@ -12,6 +13,10 @@ const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
 test('every generation option of the options table is in the README', () => {
   for (const o of GENERATION_OPTIONS as readonly OptionSpec[]) assert.ok(readme.includes(`\`${flagName(o)}`) || readme.includes(` ${flagName(o)}`), `${flagName(o)} is documented`);
+});
+
+test("every embed-train option is in the README's table", () => {
+  for (const o of TRAIN_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
 });
 
 test('every subcommand is in the README', () => {
