@@ -88,7 +88,7 @@ async function runTraining(settings: TrainSettings, quiet: boolean): Promise<voi
         try {
           writeFileSync(join(dir, `${settings.token}.safetensors`), embedding);
           await runGeneration({
-            prompts: [previewPrompt],
+            jobs: [{ prompt: previewPrompt }],
             flags: { model: model.dir, embeddingsDir: dir, seed: String(seed), output: join(settings.output, 'previews', `${settings.token}-${step}.png`), overwrite: true, quiet: true, device: settings.device, ...(settings.threads ? { threads: String(settings.threads) } : {}) },
             command: 'txt2img',
           });
