@@ -16,7 +16,7 @@ GRAPH_DIRS = ("text_encoder", "unet", "vae_encoder", "vae_decoder")
 ONNX_DTYPES = {v: k for k, v in onnx.TensorProto.DataType.items()}
 
 
-def _float_timestep_unet_config(unet_config, text_projection_dim: int):
+def _float_timestep_unet_config(unet_config, text_projection_dim: int, aesthetics: bool = False):
     """optimum's UNet export config, but tracing `timestep` as float32 instead of int64.
 
     diffusers feeds the UNet fractional timesteps (Karras/Euler/LMS/Heun sigmas mapped back to t); an int64
@@ -33,9 +33,16 @@ def _float_timestep_unet_config(unet_config, text_projection_dim: int):
 
     # The two extra fields are the ones optimum adds to the UNet config before building its own export config.
     config = SimpleNamespace(
-        **dict(unet_config), text_encoder_projection_dim=text_projection_dim, requires_aesthetics_score=False
+        **dict(unet_config), text_encoder_projection_dim=text_projection_dim, requires_aesthetics_score=aesthetics
     )
     return FloatTimestepUNetOnnxConfig(config, task="semantic-segmentation", int_dtype="int64", float_dtype="fp32")
+
+
+def _unet_extras(pipe) -> tuple[int, bool]:
+    """What optimum adds to the UNet config: the pooled text width (SDXL: text_encoder_2's; a refiner has only that
+    encoder) and whether time_ids carry an aesthetic score (SDXL refiners)."""
+    encoder = getattr(pipe, "text_encoder_2", None) or pipe.text_encoder
+    return encoder.config.projection_dim, bool(pipe.config.get("requires_aesthetics_score", False))
 
 
 def export_onnx(torch_dir: Path, work_dir: Path, task: str, pipe) -> Path:
@@ -52,7 +59,7 @@ def export_onnx(torch_dir: Path, work_dir: Path, task: str, pipe) -> Path:
         library_name="diffusers",
         do_validation=True,
         local_files_only=True,
-        custom_onnx_configs={"unet": _float_timestep_unet_config(pipe.unet.config, pipe.text_encoder.config.projection_dim)},
+        custom_onnx_configs={"unet": _float_timestep_unet_config(pipe.unet.config, *_unet_extras(pipe))},
     )
     return work_dir
 
