@@ -204,18 +204,26 @@ def _finish(writer: RefWriter, pipe, prefix: str, record: dict[str, object], fin
     return record
 
 
+def skipped_embeds(pipe, negative: str, clip_skip: int) -> dict[str, torch.Tensor]:
+    """Both prompts read clip_skip layers earlier. diffusers' encode_prompt applies clip_skip to the prompt only (its
+    negative branch always takes hidden_states[-2]); A1111 and diffuse skip on both, so each is encoded as a prompt."""
+    with torch.no_grad():
+        pe, _, pp, _ = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False, clip_skip=clip_skip)
+        ne, _, np_, _ = pipe.encode_prompt(negative, do_classifier_free_guidance=False, clip_skip=clip_skip)
+    return {"prompt_embeds": pe, "negative_prompt_embeds": ne, "pooled_prompt_embeds": pp, "negative_pooled_prompt_embeds": np_}
+
+
 def txt2img_case(pipe, case, writer: RefWriter) -> dict[str, object]:
     name, cls, overrides, steps, guidance, negative, seed, (width, height), batch, clip_skip = case
     _with_scheduler(pipe, cls, overrides)
+    text = {"prompt": PROMPT, "negative_prompt": negative} if clip_skip is None else skipped_embeds(pipe, negative, clip_skip)
     final = pipe(
-        prompt=PROMPT,
-        negative_prompt=negative,
+        **text,
         num_inference_steps=steps,
         guidance_scale=guidance,
         width=width,
         height=height,
         num_images_per_prompt=batch,
-        clip_skip=clip_skip,
         generator=torch.Generator("cpu").manual_seed(seed),
         output_type="latent",
     ).images
@@ -270,8 +278,12 @@ def conditioning_refs(base, refiner, writer: RefWriter) -> list[dict[str, object
     """encode_prompt's outputs and the time ids, to test the conditioning alone."""
     out = []
     for clip_skip in (None, 1):
-        with torch.no_grad():
-            pe, ne, pp, np_ = base.encode_prompt(PROMPT, negative_prompt=NEGATIVE, do_classifier_free_guidance=True, clip_skip=clip_skip)
+        if clip_skip is None:
+            with torch.no_grad():
+                pe, ne, pp, np_ = base.encode_prompt(PROMPT, negative_prompt=NEGATIVE, do_classifier_free_guidance=True)
+        else:
+            e = skipped_embeds(base, NEGATIVE, clip_skip)
+            pe, ne, pp, np_ = e["prompt_embeds"], e["negative_prompt_embeds"], e["pooled_prompt_embeds"], e["negative_pooled_prompt_embeds"]
         tag = f"base.clip-skip-{clip_skip or 0}"
         out.append({
             "name": tag,
@@ -327,7 +339,7 @@ def main() -> None:
             "bin": "raw little-endian float32, C order, shape in the entry",
             "seed": "torch.Generator('cpu').manual_seed(seed) given to the pipeline; latents=None",
             "negative_prompt": "null: not given, so diffusers zeroes the negative conditioning (force_zeros_for_empty_prompt)",
-            "clip_skip": "diffusers' clip_skip (hidden_states[-(clip_skip + 2)]); null = penultimate layer",
+            "clip_skip": "diffusers' clip_skip (hidden_states[-(clip_skip + 2)]) for prompt and negative prompt alike (encoded separately: encode_prompt skips on the prompt only); null = penultimate layer",
             "final_latents": "output_type='latent': before / scaling_factor",
             "png": "the pipeline's own PIL output: round(image * 255) of its float postprocess",
             "refiner": "base(denoising_end=switch, output_type='latent') then refiner(image=those latents, denoising_start=switch), one generator",

@@ -7,17 +7,39 @@ import type { EmbeddingTokens } from '../text/embeddings.js';
 import type { DepthEstimator } from './depth-estimator.js';
 import type { ModelFiles } from './model-files.js';
 import type { QuantizationChoice } from './quantize.js';
-import { TextEncoder } from './text-encoder.js';
+import { TextEncoder, type HiddenOutput } from './text-encoder.js';
 import { Unet } from './unet.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
+
+/** One text encoder and its tokenizer. */
+export interface TextEncoderSlot {
+  tokenizer: ClipTokenizer;
+  textEncoder: TextEncoder;
+}
+
+/**
+ * SDXL's conditioning: the penultimate hidden states of its text encoders concatenated per token
+ * (CLIP ViT-L's then OpenCLIP ViT-bigG's; a refiner has the second alone), the last encoder's
+ * pooled projection as `text_embeds`, and the micro-conditioning `time_ids` the UNet declares.
+ */
+export interface SdxlParts {
+  encoders: TextEncoderSlot[];
+  /** model_index.json's force_zeros_for_empty_prompt: an empty negative prompt conditions on zeros (SDXL base). */
+  forceZerosForEmptyPrompt: boolean;
+}
 
 /** Everything one model needs to generate, loaded once and reused across images. */
 export interface ModelBundle {
   files: ModelFiles;
   /** Display name (A1111's "Model:" field): the checkpoint's file name for converted models, else the folder's name. */
   name: string;
+  /** The (first) text encoder and its tokenizer: SD 1.x/2.x's only one, SDXL's first (sdxl.encoders[0]). */
   tokenizer: ClipTokenizer;
   textEncoder: TextEncoder;
+  /** SDXL models: all their text encoders and how the UNet's added conditioning is made. */
+  sdxl?: SdxlParts;
+  /** The SDXL refiner loaded beside this model (LoadOptions.refiner), used when a request sets refinerSwitch. */
+  refiner?: ModelBundle;
   /** Embeddings added to the text encoder: the token ids of their trigger word and of their vectors. */
   embeddings: EmbeddingTokens[];
   /** Names and hashes of those embeddings, for the metadata (A1111's "TI hashes"). */
@@ -38,31 +60,49 @@ export interface ModelBundle {
   release(): Promise<void>;
 }
 
+/** A text encoder graph to open and what to read from it. */
+export interface TextEncoderPart {
+  path: string;
+  tokenizer: ClipTokenizer;
+  hiddenOutput: HiddenOutput;
+  pooledOutput?: string;
+}
+
 /** What a bundle holds besides its sessions. */
 export interface BundleParts {
   files: ModelFiles;
-  tokenizer: ClipTokenizer;
+  /** One text encoder (SD 1.x/2.x), or SDXL's in concatenation order. */
+  texts: TextEncoderPart[];
+  sdxl?: Omit<SdxlParts, 'encoders'>;
   schedule: DiscreteSchedule;
-  hiddenOutput: string;
   clipSkip: number;
   embeddings: EmbeddingTokens[];
   embeddingHashes: Record<string, string>;
 }
 
+/** Sessions in the order of parts.texts; reopenText (parked encoders) reopens the i-th. */
 export function assemble(
   parts: BundleParts,
-  sessions: { text: OpenedSession; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined },
-  reopenText?: () => Promise<OpenedSession>,
+  sessions: { texts: OpenedSession[]; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined },
+  reopenText?: (i: number) => Promise<OpenedSession>,
 ): ModelBundle {
-  const { text, unet, decoder, encoder } = sessions;
-  const textEncoder = new TextEncoder(text, { hiddenOutput: parts.hiddenOutput, ...(reopenText ? { reopen: reopenText } : {}) });
+  const { texts, unet, decoder, encoder } = sessions;
+  const slots: TextEncoderSlot[] = parts.texts.map((part, i) => ({
+    tokenizer: part.tokenizer,
+    textEncoder: new TextEncoder(texts[i]!, {
+      hiddenOutput: part.hiddenOutput,
+      ...(part.pooledOutput ? { pooledOutput: part.pooledOutput } : {}),
+      ...(reopenText ? { reopen: () => reopenText(i) } : {}),
+    }),
+  }));
   const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
   return {
     files: parts.files,
     name: readCheckpointRecord(parts.files.dir)?.name ?? basename(parts.files.dir),
-    tokenizer: parts.tokenizer,
+    tokenizer: slots[0]!.tokenizer,
     clipSkip: parts.clipSkip,
-    textEncoder,
+    textEncoder: slots[0]!.textEncoder,
+    ...(parts.sdxl ? { sdxl: { ...parts.sdxl, encoders: slots } } : {}),
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,
     unet: new Unet(unet),
@@ -71,8 +111,12 @@ export function assemble(
     schedule: parts.schedule,
     provider: unet.provider,
     release: async () => {
-      await Promise.all([textEncoder.release(), ...opened.map((s) => s.session.release())]);
+      await Promise.all([...slots.map((s) => s.textEncoder.release()), ...opened.map((s) => s.session.release())]);
     },
   };
 }
 
+/** Frees every text encoder until a new prompt needs it (see TextEncoder.park). */
+export async function parkTextEncoders(bundle: ModelBundle): Promise<void> {
+  await Promise.all((bundle.sdxl?.encoders ?? [bundle]).map((slot) => slot.textEncoder.park()));
+}

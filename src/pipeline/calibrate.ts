@@ -10,16 +10,20 @@ import { Unet } from './unet.js';
  * are those of real trajectories, not of synthetic inputs. The graphs are opened without the
  * optimised-graph cache (they are used once).
  */
-export function calibrator(parts: BundleParts, textPath: string, settings: SessionSettings): Calibrate {
+export function calibrator(parts: BundleParts, settings: SessionSettings): Calibrate {
   return async (graphs) => {
     const once: SessionSettings = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
     const ranges = { unet: new Map() as Ranges, decoder: new Map() as Ranges };
-    const [text, unet, decoder] = await Promise.all([openSession(textPath, once), openSession(graphs.unet.path, once), openSession(graphs.decoder.path, once)]);
+    const [texts, unet, decoder] = await Promise.all([
+      Promise.all(parts.texts.map((t) => openSession(t.path, once))),
+      openSession(graphs.unet.path, once),
+      openSession(graphs.decoder.path, once),
+    ]);
     const channels = new Unet(unet).inChannels;
     const kind: UnetKind = channels === 9 ? 'inpainting' : channels === parts.files.latentChannels + 1 ? 'depth' : 'plain';
     const encoder = kind === 'plain' ? undefined : await openSession(requirePart(parts.files.dir, 'vae_encoder'), once);
     const bundle = assemble(parts, {
-      text,
+      texts,
       unet: recordRanges(unet, graphs.unet.activations, ranges.unet),
       decoder: recordRanges(decoder, graphs.decoder.activations, ranges.decoder),
       encoder,

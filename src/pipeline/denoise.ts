@@ -1,12 +1,9 @@
 import { UsageError } from '../errors.js';
 import { modelCalls, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
-import type { Conditioning } from './text-encoder.js';
-import { applyGuidance } from './guidance.js';
-import { encodeConditioning } from './conditioning.js';
-import { padCondUncond } from '../text/prompt-pad.js';
-import { guidanceCondition } from './lcm.js';
 import type { ModelBundle } from './bundle.js';
+import { guidedNet } from './guided-net.js';
+import { refinerStage } from './tasks/refiner.js';
 import { batchNoise, samplerNoise } from './noise.js';
 import { imageSeed } from './seeds.js';
 import { blendKept, keptRegion } from './kept-region.js';
@@ -38,19 +35,13 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   const perImage = latentDims[0] * latentDims[1] * latentDims[2];
 
   listener({ kind: 'stage', stage: 'encode' });
-  // LCM-distilled UNets take the guidance scale as an embedding and run on the prompt alone.
-  const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
-  const guided = !timestepCond && request.cfgScale > 1;
-  const weighting = request.promptWeighting ?? 'a1111';
+  const refiner = refinerStage(bundle, request);
   // Prompt editing runs on the clock of denoiser calls, as A1111's.
   const calls = modelCalls(request.sampler, request.steps);
-  const cond = await encodeConditioning(bundle, request.prompt, calls, weighting);
-  const uncond = guided ? await encodeConditioning(bundle, request.negativePrompt, calls, weighting) : undefined;
-  const padding = request.condPadding ?? 'none';
-  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting)).at(0).data : new Float32Array(0);
-  await bundle.textEncoder.park();
+  const latentSize = [latentDims[1], latentDims[2]] as const;
+  const baseNet = await guidedNet(bundle, request, calls, latentSize);
+  const refinerNet = refiner && (await guidedNet(refiner.bundle, request, calls, latentSize));
   const encodedAt = performance.now();
-
   const plan = planSampling({
     model: bundle.schedule,
     sampler: request.sampler,
@@ -66,34 +57,12 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   }
   const start = await startingPoint(bundle, request, plan, noise, latentDims);
 
-  const channels = latentDims[0] + (start.extraChannels ? start.extraChannels.length / batch / (latentDims[1] * latentDims[2]) : 0);
-  const predict = (sample: Float32Array, t: number, contexts: Conditioning[]): Promise<Float32Array> => {
-    const context = batchContext(contexts, batch);
-    const n = contexts.length * batch;
-    return bundle.unet.predict(sample, [n, channels, latentDims[1], latentDims[2]], t, context.data, [n, context.tokens, context.width], timestepCond);
-  };
-  const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
-    if (padding === 'none' || u.tokens === c.tokens) return [u, c];
-    const both = padCondUncond(c.data, u.data, c.width, padding, emptyPrompt);
-    return [
-      { data: both.uncond, tokens: both.uncond.length / u.width, width: u.width },
-      { data: both.cond, tokens: both.cond.length / c.width, width: c.width },
-    ];
-  };
   let call = 0;
-  const net = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
-    const c = cond.at(call);
-    const u0 = uncond?.at(call);
-    call++;
+  let refining = false;
+  const net = async (xIn: Float32Array, t: number, sigma: number): Promise<Float32Array> => {
     const withExtra = start.extraChannels ? interleaveChannels(xIn, start.extraChannels, batch) : xIn;
-    if (!u0) return predict(withExtra, t, [c]);
-    const [u, cp] = padded(u0, c);
-    // One batched call where both sides have as many tokens; else two calls, as A1111 does by default.
-    const [outU, outC] =
-      u.tokens === cp.tokens
-        ? splitHalves(await predict(concat(withExtra, withExtra), t, [u, cp]))
-        : [await predict(withExtra, t, [u]), await predict(withExtra, t, [cp])];
-    return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
+    refining ||= refiner?.switchesAt(sigma) ?? false;
+    return (refining ? refinerNet! : baseNet)(withExtra, t, call++);
   };
   listener({ kind: 'stage', stage: 'denoise' });
   const total = plan.sigmas.length - 1;
@@ -121,9 +90,11 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
     const slice = final.subarray(b * perImage, (b + 1) * perImage);
     const unscaled = new Float32Array(perImage);
     for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
+    // After a refiner switch the refiner's VAE decodes, as in A1111 (the refiner is then the loaded model) and diffusers.
+    const vaeDecoder = refining ? refiner!.bundle.vaeDecoder : bundle.vaeDecoder;
     const decoded = request.vaeTiling
-      ? await tiledDecode(bundle.vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
-      : await bundle.vaeDecoder.decode(unscaled, latentDims);
+      ? await tiledDecode(vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
+      : await vaeDecoder.decode(unscaled, latentDims);
     const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
     images.push({ image: request.init && request.mask?.overlay ? overlay(request.init.image, raster, request.mask.overlay) : raster, seed: imageSeed(request, b) });
   }
@@ -140,22 +111,6 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   };
 }
 
-function splitHalves(out: Float32Array): [Float32Array, Float32Array] {
-  const half = out.length / 2;
-  return [out.subarray(0, half), out.subarray(half)];
-}
-
-/** [groups..., each repeated for every image of the batch], as diffusers lays out the UNet batch. */
-function batchContext(groups: Conditioning[], batch: number): Conditioning {
-  const first = groups[0]!;
-  const size = first.data.length;
-  const data = new Float32Array(size * groups.length * batch);
-  groups.forEach((g, gi) => {
-    for (let b = 0; b < batch; b++) data.set(g.data, (gi * batch + b) * size);
-  });
-  return { data, tokens: first.tokens, width: first.width };
-}
-
 /** [batch, C, h, w] latents and [batch, E, h, w] extra channels → [batch, C + E, h, w]. */
 function interleaveChannels(x: Float32Array, extra: Float32Array, batch: number): Float32Array {
   const a = x.length / batch;
@@ -165,13 +120,6 @@ function interleaveChannels(x: Float32Array, extra: Float32Array, batch: number)
     out.set(x.subarray(b * a, (b + 1) * a), b * (a + e));
     out.set(extra.subarray(b * e, (b + 1) * e), b * (a + e) + a);
   }
-  return out;
-}
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
   return out;
 }
 

@@ -5,9 +5,9 @@ import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { ModelLoadError, UsageError } from '../errors.js';
-import { componentPath, readModelFiles, requirePart } from './model-files.js';
+import { componentPath, hasPart, readModelFiles, requirePart } from './model-files.js';
 import { prepareTextEncoderModel } from './text-encoder.js';
-import { readEmbeddingsDir } from '../text/embeddings.js';
+import { readEmbeddingsDir, type TextualInversion } from '../text/embeddings.js';
 import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
@@ -15,7 +15,7 @@ import { int8Graphs, type Quantization, type QuantizationChoice } from './quanti
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
-import { assemble, type BundleParts, type ModelBundle } from './bundle.js';
+import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart } from './bundle.js';
 import { calibrator } from './calibrate.js';
 
 export type { ModelBundle } from './bundle.js';
@@ -63,15 +63,13 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}),
   };
   const vaeDir = options.vae ? vaeFolder(options.vae) : files.dir;
+  const sdxl = hasPart(files.dir, 'text_encoder_2');
   const paths = {
-    text: requirePart(files.dir, 'text_encoder'),
     unet: requirePart(files.dir, 'unet'),
     decoder: requirePart(vaeDir, 'vae_decoder'),
     encoder: options.withEncoder ? requirePart(vaeDir, 'vae_encoder') : undefined,
     depth: options.withDepthEstimator ? requirePart(files.dir, 'depth_estimator') : undefined,
   };
-  requirePart(files.dir, 'tokenizer', 'vocab.json');
-  const tokenizer = await ClipTokenizer.fromDirectory(componentPath(files.dir, 'tokenizer', ''));
   let schedule: DiscreteSchedule;
   try {
     schedule = discreteSchedule(files.schedulerConfig);
@@ -79,34 +77,36 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     throw new ModelLoadError(`scheduler/scheduler_config.json: ${(err as Error).message}`, { cause: err });
   }
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
-  const embeddings = options.embeddingsDir ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
-  const prepared = prepareTextEncoderModel(paths.text, { ...(options.clipSkip ? { clipSkip: options.clipSkip } : {}), embeddings }, graphCache);
+  const clipSkip = options.clipSkip ?? 1;
+  const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
+  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, options.embeddingsDir) : await singleTextPart(files.dir, clipSkip, embeddings, graphCache);
   const unetSource = options.fuseAttention ? fusedUnet(paths.unet, graphCache) : paths.unet;
+  const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,
-    tokenizer,
+    texts: text.texts,
+    ...(sdxl ? { sdxl: { forceZerosForEmptyPrompt: forceZerosForEmptyPrompt(files.modelIndex) } } : {}),
     schedule,
-    hiddenOutput: prepared.hiddenOutput,
-    clipSkip: options.clipSkip ?? 1,
-    embeddings: prepared.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
+    clipSkip,
+    embeddings: text.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
   };
   const quantization: QuantizationChoice | undefined =
     options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
   const graphs = quantization
-    ? await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, prepared.path, settings), () =>
+    ? await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
         options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
       )
     : { unet: unetSource, decoder: paths.decoder };
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
-  const [text, unet, decoder, encoder, depth] = await Promise.all([
-    openSession(prepared.path, settings),
+  const [texts, unet, decoder, encoder, depth] = await Promise.all([
+    Promise.all(parts.texts.map((t) => openSession(t.path, settings))),
     openSession(graphs.unet, settings),
     openSession(graphs.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
     paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
   ]);
-  const assembled = assemble(parts, { text, unet, decoder, encoder }, options.parkTextEncoder ? () => openSession(prepared.path, settings) : undefined);
+  const assembled = assemble(parts, { texts, unet, decoder, encoder }, options.parkTextEncoder ? (i) => openSession(parts.texts[i]!.path, settings) : undefined);
   const bundle = {
     ...assembled,
     ...(options.vae ? { vae: { name: basename(vaeDir), decoderPath: paths.decoder } } : {}),
@@ -120,6 +120,51 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
       await Promise.all([bundle.release(), depth.session.release()]);
     },
   };
+}
+
+interface TextParts {
+  texts: TextEncoderPart[];
+  /** The token ids each embedding's vectors got in the (first) encoder. */
+  embeddings: Array<{ name: string; ids: number[] }>;
+}
+
+/** SD 1.x/2.x: one text encoder, CLIP skip and embeddings edited into its graph. */
+async function singleTextPart(dir: string, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
+  const path = requirePart(dir, 'text_encoder');
+  requirePart(dir, 'tokenizer', 'vocab.json');
+  const tokenizer = await ClipTokenizer.fromDirectory(componentPath(dir, 'tokenizer', ''));
+  const prepared = prepareTextEncoderModel(path, { clipSkip, embeddings }, graphCache);
+  return { texts: [{ path: prepared.path, tokenizer, hiddenOutput: prepared.hiddenOutput }], embeddings: prepared.embeddings };
+}
+
+/**
+ * SDXL: text_encoder/ (CLIP ViT-L) when present and text_encoder_2/ (OpenCLIP ViT-bigG, with the
+ * pooled text_embeds), each read at the penultimate layer, or clipSkip - 1 layers before it as
+ * diffusers' clip_skip = clipSkip - 1 reads both.
+ */
+async function sdxlTextParts(dir: string, clipSkip: number, embeddingsDir: string | undefined): Promise<TextParts> {
+  if (embeddingsDir !== undefined) {
+    throw new UsageError(`--embeddings-dir ${embeddingsDir}: textual-inversion embeddings are not supported for SDXL models yet (their clip_l/clip_g vectors go into both text encoders); leave the option out for this model`);
+  }
+  const layer = { layerFromEnd: clipSkip };
+  const texts: TextEncoderPart[] = [];
+  for (const [graph, tokenizer] of [['text_encoder', 'tokenizer'], ['text_encoder_2', 'tokenizer_2']] as const) {
+    if (graph === 'text_encoder' && !hasPart(dir, graph)) continue;
+    requirePart(dir, tokenizer, 'vocab.json');
+    texts.push({
+      path: requirePart(dir, graph),
+      tokenizer: await ClipTokenizer.fromDirectory(componentPath(dir, tokenizer, '')),
+      hiddenOutput: layer,
+      ...(graph === 'text_encoder_2' ? { pooledOutput: 'text_embeds' } : {}),
+    });
+  }
+  return { texts, embeddings: [] };
+}
+
+/** diffusers' default: true for the SDXL base and inpainting pipelines, false for the img2img (refiner) one. */
+function forceZerosForEmptyPrompt(modelIndex: Record<string, unknown>): boolean {
+  const value = modelIndex.force_zeros_for_empty_prompt;
+  return typeof value === 'boolean' ? value : modelIndex._class_name !== 'StableDiffusionXLImg2ImgPipeline';
 }
 
 /** --vae: a folder with the VAE graphs, refused in one line when it has none. */

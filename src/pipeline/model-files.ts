@@ -23,7 +23,17 @@ export interface ModelFiles {
   vaeSampleSize: number;
 }
 
-export type Component = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder' | 'tokenizer' | 'scheduler' | 'depth_estimator' | 'feature_extractor';
+export type Component =
+  | 'text_encoder'
+  | 'text_encoder_2'
+  | 'unet'
+  | 'vae_decoder'
+  | 'vae_encoder'
+  | 'tokenizer'
+  | 'tokenizer_2'
+  | 'scheduler'
+  | 'depth_estimator'
+  | 'feature_extractor';
 
 export function componentPath(dir: string, component: Component, file = 'model.onnx'): string {
   return join(dir, component, file);
@@ -31,7 +41,12 @@ export function componentPath(dir: string, component: Component, file = 'model.o
 
 /** Whether the folder ships a depth estimator (depth models such as stabilityai/stable-diffusion-2-depth). */
 export function hasDepthEstimator(dir: string): boolean {
-  return existsSync(componentPath(dir, 'depth_estimator'));
+  return hasPart(dir, 'depth_estimator');
+}
+
+/** Whether the folder has this component's graph (SDXL: text_encoder_2/; a refiner lacks text_encoder/). */
+export function hasPart(dir: string, component: Component): boolean {
+  return existsSync(componentPath(dir, component));
 }
 
 export function requirePart(dir: string, component: Component, file = 'model.onnx'): string {

@@ -10,11 +10,36 @@ export interface Conditioning {
   data: Float32Array;
   tokens: number;
   width: number;
+  /** SDXL: the UNet's added conditioning (pooled text embedding, micro-conditioning time ids). */
+  added?: AddedConditioning;
 }
 
+/** What SDXL's UNet takes besides the hidden states (its `text_embeds` and `time_ids` inputs). */
+export interface AddedConditioning {
+  /** The last text encoder's pooled, projected output (diffusers' pooled_prompt_embeds). */
+  textEmbeds: Float32Array;
+  /** Original size, crop and target size (base) or original size, crop and aesthetic score (refiner). */
+  timeIds: Float32Array;
+}
+
+/** One encoder call: the hidden states and, where the encoder has one, the pooled output. */
+export interface EncodedText extends Conditioning {
+  pooled?: Float32Array;
+}
+
+/**
+ * Which output holds the prompt's hidden states: a name (prepareTextEncoderModel's hiddenOutput),
+ * or, for exports that list every layer's states as hidden_states.0 … hidden_states.L (optimum's
+ * SDXL encoders), the layer counted from the end: 0 = the last layer's states, 1 = the
+ * penultimate (SDXL's; no final layer norm, as diffusers' hidden_states[-2]).
+ */
+export type HiddenOutput = string | { layerFromEnd: number };
+
 export interface TextEncoderOptions {
-  /** The output holding the prompt's hidden states (prepareTextEncoderModel's hiddenOutput); default last_hidden_state. */
-  hiddenOutput?: string;
+  /** Default last_hidden_state. */
+  hiddenOutput?: HiddenOutput;
+  /** The output holding the pooled, projected embedding (SDXL's second encoder: text_embeds), read with the hidden states. */
+  pooledOutput?: string;
   /** How to open the graph again after park(); without it park() keeps the graph. */
   reopen?: () => Promise<OpenedSession>;
 }
@@ -27,9 +52,10 @@ export class TextEncoder {
   private readonly idsName: string;
   private readonly idsType: 'int32' | 'int64';
   private readonly outputName: string;
+  private readonly pooledName: string | undefined;
   private opened: OpenedSession | undefined;
   private readonly reopen: (() => Promise<OpenedSession>) | undefined;
-  private readonly remembered = new Map<string, Conditioning>();
+  private readonly remembered = new Map<string, EncodedText>();
 
   constructor(opened: OpenedSession, options: TextEncoderOptions = {}) {
     const ids = findInput(opened.session, 'input_ids');
@@ -40,27 +66,28 @@ export class TextEncoder {
     this.idsName = ids.name;
     this.idsType = ids.type;
     const outputs = outputInfo(opened.session);
-    const hidden = options.hiddenOutput
-      ? outputs.find((o) => o.name === options.hiddenOutput)
-      : (outputs.find((o) => o.name === LAST_HIDDEN_STATE) ?? outputs[0]);
-    if (!hidden) throw new ModelLoadError(`text_encoder/model.onnx has no output ${options.hiddenOutput ?? ''}`.trim());
-    this.outputName = hidden.name;
+    this.outputName = typeof options.hiddenOutput === 'object' ? layerOutput(outputs.map((o) => o.name), options.hiddenOutput.layerFromEnd) : namedOutput(outputs, options.hiddenOutput);
+    if (options.pooledOutput && !outputs.some((o) => o.name === options.pooledOutput)) {
+      throw new ModelLoadError(`the text encoder has no output ${options.pooledOutput} (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+    }
+    this.pooledName = options.pooledOutput;
     this.opened = opened;
     this.reopen = options.reopen;
   }
 
-  async encode(ids: readonly number[]): Promise<Conditioning> {
+  async encode(ids: readonly number[]): Promise<EncodedText> {
     const key = ids.join(',');
     const known = this.remembered.get(key);
-    if (known) return { ...known, data: known.data.slice() };
+    if (known) return copy(known);
     this.opened ??= await this.reopen!();
     const feeds = { [this.idsName]: intTensor(this.idsType, ids, [1, ids.length]) };
-    const result = await this.opened.session.run(feeds, [this.outputName]);
+    const names = this.pooledName ? [this.outputName, this.pooledName] : [this.outputName];
+    const result = await this.opened.session.run(feeds, names);
     const out = result[this.outputName]!;
     const [, tokens, width] = out.dims as number[];
-    const encoded = { data: toFloat32(out), tokens: tokens!, width: width! };
+    const encoded: EncodedText = { data: toFloat32(out), tokens: tokens!, width: width!, ...(this.pooledName ? { pooled: toFloat32(result[this.pooledName]!) } : {}) };
     if (this.remembered.size >= REMEMBERED_PROMPTS) this.remembered.delete(this.remembered.keys().next().value!);
-    this.remembered.set(key, { ...encoded, data: encoded.data.slice() });
+    this.remembered.set(key, copy(encoded));
     return encoded;
   }
 
@@ -80,6 +107,27 @@ export class TextEncoder {
     this.opened = undefined;
     await opened?.session.release();
   }
+}
+
+function namedOutput(outputs: readonly { name: string }[], name: string | undefined): string {
+  const hidden = name ? outputs.find((o) => o.name === name) : (outputs.find((o) => o.name === LAST_HIDDEN_STATE) ?? outputs[0]);
+  if (!hidden) throw new ModelLoadError(`text_encoder/model.onnx has no output ${name ?? ''}`.trim());
+  return hidden.name;
+}
+
+/** hidden_states.{L - fromEnd} of an export whose outputs list hidden_states.0 (the embeddings) … hidden_states.L. */
+function layerOutput(names: readonly string[], fromEnd: number): string {
+  const layers = names.filter((n) => /^hidden_states\.\d+$/.test(n)).length - 1;
+  if (layers < 1) {
+    throw new ModelLoadError(`this SDXL text encoder export has no hidden_states.N outputs (it lists ${names.join(', ')}); export it with optimum, which adds them for SDXL`);
+  }
+  // Layer 0 is the embeddings, not a transformer layer: at most layers - 1 layers can be skipped.
+  if (fromEnd >= layers) throw new UsageError(`--clip-skip asks for the states ${fromEnd} layers before the last, but this text encoder has ${layers} layers: use a smaller --clip-skip`);
+  return `hidden_states.${layers - fromEnd}`;
+}
+
+function copy(e: EncodedText): EncodedText {
+  return { ...e, data: e.data.slice(), ...(e.pooled ? { pooled: e.pooled.slice() } : {}) };
 }
 
 /** What to change in the text encoder graph before opening it. */

@@ -85,10 +85,36 @@ export interface GenerationRequest {
    */
   watermark?: Watermark;
   /**
+   * SDXL refiner: the completed fraction of the schedule (A1111's "Switch at", 0…1) from which the
+   * model's refiner (ModelBundle.refiner) continues the loop; absent, no refiner runs.
+   */
+  refinerSwitch?: number;
+  /** SDXL's micro-conditioning (sizes and crop the UNet is told about, a refiner's aesthetic scores); defaults as diffusers'. */
+  microConditioning?: MicroConditioning;
+  /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
    */
   initialNoise?: Float32Array;
+}
+
+/**
+ * What SDXL's UNet is told about the picture (its `time_ids`). Sizes are [height, width] in pixels,
+ * the crop [top, left]; each negative field falls back to its positive one.
+ */
+export interface MicroConditioning {
+  /** Default: the size painted. */
+  originalSize?: [number, number];
+  /** Default [0, 0]. */
+  cropTopLeft?: [number, number];
+  /** Default: the size painted (base UNets only). */
+  targetSize?: [number, number];
+  negativeOriginalSize?: [number, number];
+  negativeCropTopLeft?: [number, number];
+  negativeTargetSize?: [number, number];
+  /** Refiner UNets: the aesthetic score of the prompt (default 6) and of the negative prompt (default 2.5). */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
 }
 
 /**

@@ -2,18 +2,22 @@ import * as ort from 'onnxruntime-node';
 import { ModelLoadError } from '../errors.js';
 import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
 import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
+import type { AddedConditioning } from './text-encoder.js';
 
 /**
  * The denoising UNet, adapted to what its export declares: a batch dimension that is fixed or
  * dynamic, a timestep of shape [], [1] or [batch] as float or int64, float16 or float32
- * activations, 4 (txt2img) or 9 (inpainting) input channels, and the `timestep_cond` input
- * (guidance-scale embedding) of LCM-distilled UNets.
+ * activations, 4 (txt2img) or 9 (inpainting) input channels, the `timestep_cond` input
+ * (guidance-scale embedding) of LCM-distilled UNets, and SDXL's `text_embeds` and `time_ids`
+ * (optimum's names for diffusers' added_cond_kwargs).
  */
 export class Unet {
   private readonly sample: TensorInfo;
   private readonly timestep: TensorInfo;
   private readonly context: TensorInfo;
   private readonly timestepCond: TensorInfo | undefined;
+  private readonly textEmbeds: TensorInfo | undefined;
+  private readonly timeIds: TensorInfo | undefined;
   private readonly outputName: string;
   readonly floatType: FloatType;
   /** The batch size the graph is fixed to, or undefined when dynamic. */
@@ -21,6 +25,11 @@ export class Unet {
   readonly inChannels: number | undefined;
   /** Width of the `timestep_cond` input (time_cond_proj_dim), or undefined when the graph has none. */
   readonly timestepCondDim: number | undefined;
+  /**
+   * SDXL UNets: the widths of `text_embeds` (the pooled text) and `time_ids` (6: sizes and crop,
+   * as the base; 5: size, crop and aesthetic score, as the refiner); undefined for other UNets.
+   */
+  readonly added: { textEmbeds: number; timeIds: number } | undefined;
 
   constructor(private readonly opened: OpenedSession) {
     const s = opened.session;
@@ -42,6 +51,15 @@ export class Unet {
       }
       this.timestepCondDim = width;
     }
+    this.textEmbeds = findInput(s, 'text_embeds');
+    this.timeIds = findInput(s, 'time_ids');
+    if (this.textEmbeds || this.timeIds) {
+      const [pooled, ids] = [this.textEmbeds?.shape[1], this.timeIds?.shape[1]];
+      if (typeof pooled !== 'number' || typeof ids !== 'number') {
+        throw new ModelLoadError(`unet/model.onnx needs both text_embeds and time_ids with fixed widths (SDXL); it declares ${s.inputNames.join(', ')}`);
+      }
+      this.added = { textEmbeds: pooled, timeIds: ids };
+    }
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
     this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
     this.inChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : undefined;
@@ -62,20 +80,25 @@ export class Unet {
     context: Float32Array,
     contextDims: readonly [number, number, number],
     timestepCond?: Float32Array,
+    added?: AddedConditioning,
   ): Promise<Float32Array> {
     const [batch] = dims;
     if ((timestepCond === undefined) !== (this.timestepCondDim === undefined)) {
       throw new ModelLoadError(this.timestepCondDim === undefined ? 'unet has no timestep_cond input' : 'unet needs timestep_cond (guidance embedding)');
     }
+    if ((added === undefined) !== (this.added === undefined)) {
+      throw new ModelLoadError(this.added === undefined ? 'unet has no text_embeds/time_ids inputs' : 'unet needs text_embeds and time_ids (SDXL)');
+    }
     const step = this.fixedBatch ?? batch;
     if (batch % step !== 0) {
       throw new ModelLoadError(`unet is exported for batch ${step}; cannot run batch ${batch}`);
     }
-    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond);
+    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond, added);
     const out = new Float32Array(sample.length);
     const perSample = sample.length / batch;
     const perContext = context.length / batch;
     const perCond = (timestepCond?.length ?? 0) / batch;
+    const slice = (a: Float32Array, b: number) => a.subarray((b * a.length) / batch, ((b + step) * a.length) / batch);
     for (let b = 0; b < batch; b += step) {
       const part = await this.run(
         sample.subarray(b * perSample, (b + step) * perSample),
@@ -84,6 +107,7 @@ export class Unet {
         context.subarray(b * perContext, (b + step) * perContext),
         [step, contextDims[1], contextDims[2]],
         timestepCond?.subarray(b * perCond, (b + step) * perCond),
+        added ? { textEmbeds: slice(added.textEmbeds, b), timeIds: slice(added.timeIds, b) } : undefined,
       );
       out.set(part, b * perSample);
     }
@@ -97,6 +121,7 @@ export class Unet {
     context: Float32Array,
     contextDims: readonly number[],
     timestepCond: Float32Array | undefined,
+    added: AddedConditioning | undefined,
   ): Promise<Float32Array> {
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.floatType, sample, dims),
@@ -107,8 +132,18 @@ export class Unet {
       const type = this.timestepCond.type === 'float16' ? 'float16' : 'float32';
       feeds[this.timestepCond.name] = floatTensor(type, timestepCond, [dims[0]!, this.timestepCondDim!]);
     }
+    if (this.textEmbeds && this.timeIds && added) {
+      feeds[this.textEmbeds.name] = this.addedTensor(this.textEmbeds, added.textEmbeds, dims[0]!);
+      feeds[this.timeIds.name] = this.addedTensor(this.timeIds, added.timeIds, dims[0]!);
+    }
     const result = await this.opened.session.run(feeds, [this.outputName]);
     return toFloat32(result[this.outputName]!);
+  }
+
+  private addedTensor(input: TensorInfo, values: Float32Array, batch: number): ort.Tensor {
+    const width = input.shape[1] as number;
+    if (values.length !== batch * width) throw new ModelLoadError(`unet input ${input.name} takes ${width} values per image; got ${values.length / batch}`);
+    return floatTensor(input.type === 'float16' ? 'float16' : 'float32', values, [batch, width]);
   }
 
   private timestepTensor(t: number, batch: number): ort.Tensor {

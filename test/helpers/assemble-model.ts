@@ -22,3 +22,17 @@ export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint' | 'tiny-sd
   copyFileSync(join(FIXTURES, fixture, 'model_index.json'), join(dir, 'model_index.json'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A tiny SDXL folder from tiny-sdxl-refiner or tiny-sdxl-inpaint (their UNet, scheduler and
+ * model_index.json) and tiny-sdxl's VAE and text encoders — only the second for the refiner, as
+ * the refiner's own export has.
+ */
+export function assembleSdxl(fixture: 'tiny-sdxl-refiner' | 'tiny-sdxl-inpaint'): AssembledModel {
+  const dir = mkdtempSync(join(tmpdir(), `diffuse-${fixture}-`));
+  const shared = fixture === 'tiny-sdxl-refiner' ? ['text_encoder_2', 'tokenizer_2'] : ['text_encoder', 'tokenizer', 'text_encoder_2', 'tokenizer_2'];
+  for (const part of [...shared, 'vae_decoder', 'vae_encoder']) symlinkSync(join(FIXTURES, 'tiny-sdxl', part), join(dir, part), 'junction');
+  for (const part of ['unet', 'scheduler']) symlinkSync(join(FIXTURES, fixture, part), join(dir, part), 'junction');
+  copyFileSync(join(FIXTURES, fixture, 'model_index.json'), join(dir, 'model_index.json'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

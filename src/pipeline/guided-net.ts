@@ -1,0 +1,91 @@
+import { padCondUncond } from '../text/prompt-pad.js';
+import { parkTextEncoders, type ModelBundle } from './bundle.js';
+import { encodeConditioning, zeroedConditioning } from './conditioning.js';
+import { applyGuidance } from './guidance.js';
+import { guidanceCondition } from './lcm.js';
+import { timeIds } from './micro-conditioning.js';
+import type { Conditioning } from './text-encoder.js';
+import type { PassRequest } from './types.js';
+
+/**
+ * One model's network as the loop calls it: the model input (already carrying any extra UNet
+ * channels), the timestep and the denoiser call's number (prompt editing's clock) in, the guided
+ * prediction out.
+ */
+export type GuidedNet = (sample: Float32Array, t: number, call: number) => Promise<Float32Array>;
+
+/**
+ * Encodes the request's prompts for this model and returns its guided network: classifier-free
+ * guidance over the prompt and negative prompt (one batched UNet call where both have as many
+ * tokens, else two, as A1111 does by default), or the prompt alone for LCM-distilled UNets (the
+ * guidance scale as an embedding) and CFG scales of 1 or less. The text encoders are parked once
+ * the prompts are encoded.
+ */
+export async function guidedNet(bundle: ModelBundle, request: PassRequest, calls: number, latentSize: readonly [number, number]): Promise<GuidedNet> {
+  const batch = request.batchSize;
+  const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
+  const guided = !timestepCond && request.cfgScale > 1;
+  const weighting = request.promptWeighting ?? 'a1111';
+  const ids = (negative: boolean) => (bundle.unet.added ? timeIds(bundle.unet.added.timeIds, request, negative) : undefined);
+  const cond = await encodeConditioning(bundle, request.prompt, calls, weighting, ids(false));
+  // SDXL base: an empty negative prompt conditions on zeros (diffusers' force_zeros_for_empty_prompt, A1111's force_zero_negative_prompt).
+  const zeroNegative = bundle.sdxl?.forceZerosForEmptyPrompt === true && request.negativePrompt === '';
+  const uncond = !guided ? undefined : zeroNegative ? zeroedConditioning(cond, ids(true)!) : await encodeConditioning(bundle, request.negativePrompt, calls, weighting, ids(true));
+  const padding = request.condPadding ?? 'none';
+  const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting, ids(true))).at(0).data : new Float32Array(0);
+  await parkTextEncoders(bundle);
+
+  const predict = (sample: Float32Array, t: number, contexts: Conditioning[]): Promise<Float32Array> => {
+    const context = batchContext(contexts, batch);
+    const n = contexts.length * batch;
+    // Latent channels, plus the mask and masked image (inpainting UNets) or the depth (depth UNets).
+    const channels = sample.length / (n * latentSize[0] * latentSize[1]);
+    return bundle.unet.predict(sample, [n, channels, ...latentSize], t, context.data, [n, context.tokens, context.width], timestepCond, context.added);
+  };
+  const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
+    if (padding === 'none' || u.tokens === c.tokens) return [u, c];
+    const both = padCondUncond(c.data, u.data, c.width, padding, emptyPrompt);
+    return [
+      { ...u, data: both.uncond, tokens: both.uncond.length / u.width },
+      { ...c, data: both.cond, tokens: both.cond.length / c.width },
+    ];
+  };
+  return async (sample, t, call) => {
+    const c = cond.at(call);
+    const u0 = uncond?.at(call);
+    if (!u0) return predict(sample, t, [c]);
+    const [u, cp] = padded(u0, c);
+    const [outU, outC] =
+      u.tokens === cp.tokens
+        ? splitHalves(await predict(concat(sample, sample), t, [u, cp]))
+        : [await predict(sample, t, [u]), await predict(sample, t, [cp])];
+    return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
+  };
+}
+
+function splitHalves(out: Float32Array): [Float32Array, Float32Array] {
+  const half = out.length / 2;
+  return [out.subarray(0, half), out.subarray(half)];
+}
+
+/** [groups..., each repeated for every image of the batch], as diffusers lays out the UNet batch (SDXL's added conditioning too). */
+function batchContext(groups: Conditioning[], batch: number): Conditioning {
+  const first = groups[0]!;
+  const repeated = (pick: (g: Conditioning) => Float32Array): Float32Array => {
+    const size = pick(first).length;
+    const out = new Float32Array(size * groups.length * batch);
+    groups.forEach((g, gi) => {
+      for (let b = 0; b < batch; b++) out.set(pick(g), (gi * batch + b) * size);
+    });
+    return out;
+  };
+  const added = first.added ? { textEmbeds: repeated((g) => g.added!.textEmbeds), timeIds: repeated((g) => g.added!.timeIds) } : undefined;
+  return { data: repeated((g) => g.data), tokens: first.tokens, width: first.width, ...(added ? { added } : {}) };
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
