@@ -10,7 +10,7 @@ import { loadModel } from '../pipeline/load.js';
 import { nthBatch } from '../pipeline/seeds.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
-import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, type PreparedGeneration } from '../settings/generation-plan.js';
+import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
 import { checkOptionValues } from '../settings/option-values.js';
 import type { GeneratingCommand, Settings } from '../settings/options.js';
 import { chooseModel, type ChosenModel } from './model-choice.js';
@@ -43,7 +43,7 @@ interface PlannedJob {
  * Shared by every generating subcommand: flags and config → settings → requests → the one
  * pipeline → images with their parameters. Everything a user can get wrong is checked before a
  * model loads, and no file is written until its image exists. Jobs that need the same model load
- * share one.
+ * share one (prompts whose <lora:…> tags differ need their own: networks change weights).
  */
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags, command } = input;
@@ -59,7 +59,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    planned.push({ prompt: job.prompt, prepared, target });
+    planned.push({ prompt: job.prompt, prepared: withPromptNetworks(prepared, job.prompt), target });
   }
   for (const group of loadGroups(planned)) {
     const bundle = await loadModel(group.modelDir, {
@@ -67,6 +67,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       // Between prompts the text encoder is needed again: keep it open there.
       parkTextEncoder: input.jobs.length === 1,
       ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
+      onWarning: (message: string) => process.stderr.write(`warning: ${message}\n`),
     });
     try {
       for (const { prompt, prepared, target } of group.jobs) {

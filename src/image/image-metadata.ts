@@ -35,6 +35,8 @@ export interface ImageMetadata {
   clipSkip: number;
   /** Textual-inversion embeddings the prompts used: name → short hash (A1111's "TI hashes"). */
   embeddings: Record<string, string>;
+  /** LoRAs merged into the weights: the name the prompt used → A1111's 12-digit hash ("Lora hashes"). */
+  loras?: Record<string, string>;
   promptWeighting: 'a1111' | 'comfy' | 'none';
   quantization?: { mode: string; format: string };
   /** The model's sigma table, when it is not the one the recorded sampler and schedule names imply. */

@@ -234,6 +234,9 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (m.clipSkip > 1) extra['Clip skip'] = String(m.clipSkip);
   const used = Object.entries(m.embeddings);
   if (used.length) extra['TI hashes'] = used.map(([name, hash]) => `${name}: ${hash}`).join(', ');
+  // A1111 drops ':' and ',' from the names so the list stays parseable.
+  const loras = Object.entries(m.loras ?? {});
+  if (loras.length) extra['Lora hashes'] = loras.map(([name, hash]) => `${name.replace(/[:,]/g, '')}: ${hash}`).join(', ');
   if (m.promptWeighting !== 'a1111') extra['Prompt weighting'] = m.promptWeighting;
   if (m.quantization) extra.Quantization = `${m.quantization.mode} (${m.quantization.format})`;
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
@@ -320,6 +323,19 @@ export interface RecordedSettings {
   rng: 'CPU' | 'NV' | 'GPU' | string;
   model?: { name?: string; hash?: string };
   vae?: { name?: string; hash?: string };
+  /** A1111's "Lora hashes": the name each LoRA was called by → its short hash. */
+  loraHashes?: Record<string, string>;
+}
+
+/** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
+function hashList(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of value.split(',')) {
+    const at = item.lastIndexOf(':');
+    if (at > 0) out[item.slice(0, at).trim()] = item.slice(at + 1).trim();
+  }
+  return out;
 }
 
 export function recordedSettings(p: GenerationParameters): RecordedSettings {
@@ -350,5 +366,6 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
   const variation = defined({ seed: p.variationSeed, strength: p.variationSeedStrength });
   const model = defined({ name: p.model, hash: p.modelHash });
   const vae = defined({ name: p.vae, hash: p.vaeHash });
-  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}) };
+  const loraHashes = hashList(p.extra['Lora hashes']);
+  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}), ...(loraHashes ? { loraHashes } : {}) };
 }

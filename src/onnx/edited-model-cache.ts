@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { externalDataLocations } from './initializers.js';
@@ -56,6 +56,15 @@ function linkInto(target: string, file: string): void {
   }
 }
 
+function writeChunks(path: string, chunks: Iterable<Uint8Array>): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const chunk of chunks) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 interface EditOptions {
   source: string;
   cacheDir: string;
@@ -68,6 +77,11 @@ interface EditOptions {
 interface EditedModel<T> {
   model: Uint8Array;
   result: T;
+  /**
+   * New weights the edited graph reads as external data from `file` beside it (a LoRA merge's
+   * merged tensors), written chunk by chunk in order, so they never sit in memory at once.
+   */
+  data?: { file: string; chunks: Iterable<Uint8Array> };
 }
 
 /** An entry's key and place, and how to read or write it; `bytes` is the source model's. */
@@ -91,16 +105,17 @@ function cacheEntry<T>(options: EditOptions) {
     result: JSON.parse(readFileSync(join(dir, RESULT_FILE), 'utf8')) as T,
     hit,
   });
-  const write = ({ model, result }: EditedModel<T>): CachedEdit<T> => {
+  const write = ({ model, result, data }: EditedModel<T>): CachedEdit<T> => {
     // Built aside and renamed into place, so a crash or a concurrent run never leaves half an entry.
     const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       mkdirSync(tmp, { recursive: true });
       writeFileSync(join(tmp, MODEL_FILE), model);
       for (const { rel, file } of external) {
-        if (rel === MODEL_FILE || rel === SOURCE_FILE || rel.startsWith(RESULT_FILE)) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
+        if (rel === MODEL_FILE || rel === SOURCE_FILE || rel.startsWith(RESULT_FILE) || rel === data?.file) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
         linkInto(join(tmp, rel), file);
       }
+      if (data) writeChunks(join(tmp, data.file), data.chunks);
       writeFileSync(join(tmp, RESULT_FILE), JSON.stringify(result));
       recordSource(tmp, source);
       try {

@@ -45,6 +45,8 @@ export interface ModelBundle {
   /** Names and hashes of those embeddings, for the metadata (A1111's "TI hashes"). */
   embeddingHashes: Record<string, string>;
   unet: Unet;
+  /** LoRAs merged into the weights at load: the name the prompt used and A1111's short hash ("Lora hashes"). */
+  loras: Array<{ name: string; hash: string }>;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
   /** The VAE given instead of the model's: its folder name and decoder graph (A1111's "VAE" fields). */
@@ -78,6 +80,7 @@ export interface BundleParts {
   clipSkip: number;
   embeddings: EmbeddingTokens[];
   embeddingHashes: Record<string, string>;
+  loras: Array<{ name: string; hash: string }>;
 }
 
 /** Sessions in the order of parts.texts; reopenText (parked encoders) reopens the i-th. */
@@ -106,6 +109,7 @@ export function assemble(
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,
     unet: new Unet(unet),
+    loras: parts.loras,
     vaeDecoder: new VaeDecoder(decoder),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
     schedule: parts.schedule,

@@ -1,3 +1,4 @@
+import { withoutExtraNetworks } from '../text/extra-networks.js';
 import { padCondUncond } from '../text/prompt-pad.js';
 import { parkTextEncoders, type ModelBundle } from './bundle.js';
 import { encodeConditioning, zeroedConditioning } from './conditioning.js';
@@ -27,7 +28,8 @@ export async function guidedNet(bundle: ModelBundle, request: PassRequest, calls
   const guided = !timestepCond && request.cfgScale > 1;
   const weighting = request.promptWeighting ?? 'a1111';
   const ids = (negative: boolean) => (bundle.unet.added ? timeIds(bundle.unet.added.timeIds, request, negative) : undefined);
-  const cond = await encodeConditioning(bundle, request.prompt, calls, weighting, ids(false));
+  // `<lora:…>`-style tags chose the networks when the model loaded; A1111 encodes the prompt without them.
+  const cond = await encodeConditioning(bundle, withoutExtraNetworks(request.prompt), calls, weighting, ids(false));
   // SDXL base: an empty negative prompt conditions on zeros (diffusers' force_zeros_for_empty_prompt, A1111's force_zero_negative_prompt).
   const zeroNegative = bundle.sdxl?.forceZerosForEmptyPrompt === true && request.negativePrompt === '';
   const uncond = !guided ? undefined : zeroNegative ? zeroedConditioning(cond, ids(true)!) : await encodeConditioning(bundle, request.negativePrompt, calls, weighting, ids(true));

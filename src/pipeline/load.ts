@@ -17,6 +17,7 @@ import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart } from './bundle.js';
 import { calibrator } from './calibrate.js';
+import { applyLoras, type AppliedLoras, type LoraChoice } from '../graphs/lora/apply-loras.js';
 
 export type { ModelBundle } from './bundle.js';
 
@@ -51,8 +52,16 @@ export interface LoadOptions {
    * prompt reopens it, about 0.3 s for SD 1.5 from the optimised-graph cache).
    */
   parkTextEncoder?: boolean;
+  /**
+   * LoRA/LyCORIS files merged into the text encoder and UNet weights (A1111's `<lora:name:te:unet>`):
+   * weights are fixed when a model loads, so LoRAs are a load option, not a request field; each
+   * combination is merged once and cached.
+   */
+  loras?: readonly LoraChoice[];
   /** Told when loading does something slow once (calibrating a model for int8). */
   onNote?: (message: string) => void;
+  /** Told of what loading skipped but did not refuse (LoRA keys that patch nothing). */
+  onWarning?: (message: string) => void;
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
@@ -79,8 +88,10 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const clipSkip = options.clipSkip ?? 1;
   const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
-  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, options.embeddingsDir) : await singleTextPart(files.dir, clipSkip, embeddings, graphCache);
-  const unetSource = options.fuseAttention ? fusedUnet(paths.unet, graphCache) : paths.unet;
+  if (sdxl && options.loras?.length) throw new UsageError(`LoRAs are merged into SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> tags out for this model`);
+  const networks = sdxl ? { textEncoder: '', unet: paths.unet, loras: [] } : await withLoras({ textEncoder: requirePart(files.dir, 'text_encoder'), unet: paths.unet }, options, textWidth(files.dir), graphCache);
+  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, options.embeddingsDir) : await singleTextPart(files.dir, networks.textEncoder, clipSkip, embeddings, graphCache);
+  const unetSource = options.fuseAttention ? fusedUnet(networks.unet, graphCache) : networks.unet;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,
@@ -90,6 +101,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     clipSkip,
     embeddings: text.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
+    loras: networks.loras,
   };
   const quantization: QuantizationChoice | undefined =
     options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
@@ -129,8 +141,7 @@ interface TextParts {
 }
 
 /** SD 1.x/2.x: one text encoder, CLIP skip and embeddings edited into its graph. */
-async function singleTextPart(dir: string, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
-  const path = requirePart(dir, 'text_encoder');
+async function singleTextPart(dir: string, path: string, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
   requirePart(dir, 'tokenizer', 'vocab.json');
   const tokenizer = await ClipTokenizer.fromDirectory(componentPath(dir, 'tokenizer', ''));
   const prepared = prepareTextEncoderModel(path, { clipSkip, embeddings }, graphCache);
@@ -165,6 +176,16 @@ async function sdxlTextParts(dir: string, clipSkip: number, embeddingsDir: strin
 function forceZerosForEmptyPrompt(modelIndex: Record<string, unknown>): boolean {
   const value = modelIndex.force_zeros_for_empty_prompt;
   return typeof value === 'boolean' ? value : modelIndex._class_name !== 'StableDiffusionXLImg2ImgPipeline';
+}
+
+/** The graphs with the LoRAs merged (the given ones without any); unused keys are reported, not refused. */
+async function withLoras(graphs: { textEncoder: string; unet: string }, options: LoadOptions, width: number, cacheDir: string): Promise<Omit<AppliedLoras, 'unused'>> {
+  if (!options.loras?.length) return { ...graphs, loras: [] };
+  const applied = await applyLoras(graphs, options.loras, { textWidth: width }, cacheDir);
+  for (const u of applied.unused) {
+    options.onWarning?.(`LoRA ${u.name}: ${u.count} key${u.count === 1 ? '' : 's'} patch nothing in this model and were skipped (e.g. ${u.examples.join(', ')})`);
+  }
+  return applied;
 }
 
 /** --vae: a folder with the VAE graphs, refused in one line when it has none. */

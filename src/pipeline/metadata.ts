@@ -46,6 +46,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     ...(request.ensd ? { ensd: request.ensd } : {}),
     clipSkip: bundle.clipSkip,
     embeddings,
+    ...(bundle.loras.length ? { loras: Object.fromEntries(bundle.loras.map((l) => [l.name, l.hash])) } : {}),
     promptWeighting: request.promptWeighting ?? 'a1111',
     ...(bundle.quantization ? { quantization: bundle.quantization } : {}),
     sdeNoise: request.sdeNoise ?? 'brownian',

@@ -10,6 +10,7 @@ import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import type { ResolvedSettings, SettingSource } from './config.js';
 import type { GeneratingCommand, SettingKey, Settings } from './options.js';
+import { promptNetworks } from './networks.js';
 import { readImageTask, type ImageTask } from './request.js';
 
 /** The registry's task a subcommand needs a model for (outpainting is inpainting). */
@@ -58,6 +59,12 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     ...(settings.vae ? { vae: settings.vae } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
   };
+}
+
+/** The load a prompt needs: its <lora:…> tags change weights, so they are load options, not request fields. */
+export function withPromptNetworks(prepared: PreparedGeneration, prompt: string): PreparedGeneration {
+  const { loras } = promptNetworks(prompt, prepared.settings);
+  return loras.length ? { ...prepared, load: { ...prepared.load, loras } } : prepared;
 }
 
 /** Jobs that one loaded model serves, in the order they first appear, and the load that serves them all. */

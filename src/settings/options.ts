@@ -63,6 +63,8 @@ export interface Settings {
   clipSkip: number;
   embeddingsDir: string | undefined;
   watermark: boolean | string;
+  loraDir: string | undefined;
+  hypernetworkDir: string | undefined;
   initImage: string | undefined;
   resizeMode: ResizeMode;
   strength: number;
@@ -204,6 +206,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
   spec({ key: 'vae', flags: '--vae <dir>', description: "another VAE instead of the model's: a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseString), default: undefined, configurable: true, unset: "the model's" }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'sdeNoise', flags: '--sde-noise <source>', description: "noise of the SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): brownian (k-diffusion's Brownian tree, as A1111 and ComfyUI) or plain (the seed's stream, as diffusers' DPMSolverMultistep SDE)", parse: parseChoice(['brownian', 'plain'] as const), default: 'brownian', configurable: true }),

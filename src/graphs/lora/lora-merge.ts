@@ -1,0 +1,148 @@
+import { floatToHalf } from '../../onnx/dtype.js';
+import { DATA_LOCATION_EXTERNAL, TENSOR, readFloatInitializer } from '../../onnx/initializers.js';
+import { ElemType, Message, ModelProto, intField, messageField, stringField } from '../../onnx/proto.js';
+import { CheckpointError } from '../errors.js';
+import { UnsupportedModuleError, deltaKind, moduleDelta, type ModuleDelta, type ModuleParts } from './lora-delta.js';
+import { loraTargets, type LoraTarget } from './lora-targets.js';
+
+/**
+ * A graph with LoRA weight changes merged into its weights: W' = W + Σ multiplier × scale × ΔW
+ * (A1111's and diffusers' fuse_lora), the merged tensors written as new external data beside the
+ * edited graph, every other initialiser untouched. Bytes and a folder in, bytes and a stream of
+ * merged tensors out; src/graphs/lora/apply-loras.ts caches the result per combination.
+ */
+
+export interface LoraInput {
+  /** For messages: the LoRA's file. */
+  label: string;
+  /** kohya module name → part → tensor, for this graph's prefix. */
+  modules: ReadonlyMap<string, ModuleParts>;
+  multiplier: number;
+  /** DyLoRA: use only the first `dyn` ranks. */
+  dynDim?: number;
+}
+
+export interface MergeReport {
+  /** Per LoRA, in order: how many modules were merged; those of this graph's prefix that matched no layer, and those of a kind not merged (IA3, OFT, ...). */
+  loras: Array<{ merged: number; unmatched: string[]; unsupported: string[] }>;
+}
+
+export interface MergedGraph {
+  model: Uint8Array;
+  result: MergeReport;
+  data: { file: string; chunks: Iterable<Uint8Array> };
+}
+
+interface Contribution {
+  lora: LoraInput;
+  module: string;
+  parts: ModuleParts;
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The delta in the target's torch shape. An inpainting UNet's conv_in reads 9 channels where a
+ * LoRA made on an ordinary model has 4: the rest get no change (A1111 zero-pads the same way).
+ */
+function fitted(values: Float32Array, target: LoraTarget, label: string, module: string, shape: number[]): Float32Array {
+  const want = target.torchShape;
+  if (values.length === numel(want)) return values;
+  const [out, inWanted] = want as [number, number];
+  const kernel = numel(want.slice(2));
+  const inGiven = values.length / (out * kernel);
+  if (want.length === 4 && Number.isInteger(inGiven) && inGiven < inWanted) {
+    const padded = new Float32Array(numel(want));
+    for (let o = 0; o < out; o++) padded.set(values.subarray(o * inGiven * kernel, (o + 1) * inGiven * kernel), o * inWanted * kernel);
+    return padded;
+  }
+  throw new CheckpointError(
+    `LoRA ${label}: ${module} changes a weight of shape [${shape.join(', ')}], but this model's ${target.module} is [${want.join(', ')}]; the LoRA was made for another model family (SD 1.x, SD 2.x and SDXL LoRAs do not mix)`,
+  );
+}
+
+function deltaOf(parts: ModuleParts, label: string, module: string, dynDim: number | undefined): ModuleDelta {
+  try {
+    return moduleDelta(parts, dynDim);
+  } catch (err) {
+    if (err instanceof UnsupportedModuleError) throw new CheckpointError(`LoRA ${label}: module ${module} ${err.message}; the file is damaged or of an unknown variant`, { cause: err });
+    throw err;
+  }
+}
+
+/** Adds `factor` × the torch-ordered delta to a weight stored as `layout`. */
+function addInto(weight: Float32Array, delta: Float32Array, target: LoraTarget, factor: number): void {
+  if (target.layout === 'out-in') {
+    for (let i = 0; i < weight.length; i++) weight[i]! += factor * delta[i]!;
+    return;
+  }
+  const [out, inner] = target.torchShape as [number, number];
+  for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) weight[i * out + o]! += factor * delta[o * inner + i]!;
+}
+
+function encode(values: Float32Array, elemType: number): Uint8Array {
+  if (elemType === ElemType.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const half = Uint16Array.from(values, (v) => floatToHalf(v));
+  return new Uint8Array(half.buffer);
+}
+
+/** Points an initialiser at `length` bytes of `file` from `offset`, dropping its old data fields. */
+function relocate(tensor: Message, file: string, offset: number, length: number): void {
+  const entry = (key: string, value: string) => messageField(TENSOR.externalData, new Message([stringField(1, key), stringField(2, value)]));
+  tensor.set(TENSOR.rawData, []);
+  tensor.set(TENSOR.floatData, []);
+  tensor.set(TENSOR.externalData, [entry('location', file), entry('offset', String(offset)), entry('length', String(length))]);
+  tensor.set(TENSOR.dataLocation, [intField(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL)]);
+}
+
+export function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'lora_unet_' | 'lora_te_', loras: readonly LoraInput[], dataFile: string): MergedGraph {
+  const proto = ModelProto.decode(model);
+  const targets = loraTargets(proto.graph, prefix);
+  const touched = new Map<LoraTarget, Contribution[]>();
+  const report: MergeReport = { loras: [] };
+  for (const lora of loras) {
+    const entry = { merged: 0, unmatched: [] as string[], unsupported: [] as string[] };
+    report.loras.push(entry);
+    for (const [module, parts] of lora.modules) {
+      if (!module.startsWith(prefix)) continue;
+      const target = targets.get(module);
+      if (!target) {
+        entry.unmatched.push(module);
+        continue;
+      }
+      if (!deltaKind(parts)) {
+        entry.unsupported.push(module);
+        continue;
+      }
+      if (lora.multiplier === 0) continue;
+      const list = touched.get(target) ?? [];
+      list.push({ lora, module, parts });
+      touched.set(target, list);
+      entry.merged++;
+    }
+  }
+  // The originals are read from the source before their tensors are re-pointed at the new file.
+  const plan = [...touched].map(([target, contributions]) => ({ target, contributions, original: Message.decode(target.init.msg.encode()) }));
+  let offset = 0;
+  for (const { target } of plan) {
+    const bytes = numel(target.init.dims) * (target.init.elemType === ElemType.FLOAT ? 4 : 2);
+    if (target.init.elemType !== ElemType.FLOAT && target.init.elemType !== ElemType.FLOAT16) {
+      throw new CheckpointError(`cannot merge a LoRA into ${target.module}: its weight is not float32 or float16 (a quantized graph?)`);
+    }
+    relocate(target.init.msg, dataFile, offset, bytes);
+    offset += bytes;
+  }
+  function* chunks(): Iterable<Uint8Array> {
+    for (const { target, contributions, original } of plan) {
+      const weight = readFloatInitializer({ ...target.init, msg: original }, modelDir).slice();
+      for (const { lora, module, parts } of contributions) {
+        const delta = deltaOf(parts, lora.label, module, lora.dynDim);
+        addInto(weight, fitted(delta.values, target, lora.label, module, delta.shape), target, lora.multiplier * delta.scale);
+      }
+      yield encode(weight, target.init.elemType);
+    }
+  }
+  return { model: proto.encode(), result: report, data: { file: dataFile, chunks: chunks() } };
+}
