@@ -19,6 +19,7 @@ Usage: /opt/diffuse-venv/bin/python tools/make_lora_refs.py   (under a minute; d
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import sys
@@ -92,9 +93,10 @@ def half(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def kohya_locon(mods, g: torch.Generator) -> dict[str, torch.Tensor]:
-    """Rank 4 everywhere; 3x3 convolutions get a 3x3 down and a 1x1 up (LoCon); alpha varies per module."""
+    """Rank 4 everywhere; 3x3 convolutions get a 3x3 down and a 1x1 up (LoCon); one alpha for every module, as kohya
+    writes it (diffusers 0.32 applies one alpha per attention block: per-module alphas are the LyCORIS case's)."""
     sd = {}
-    for i, (key, (_, m)) in enumerate(sorted(targets(mods).items())):
+    for key, (_, m) in sorted(targets(mods).items()):
         rank = 4
         if isinstance(m, torch.nn.Conv2d):
             k = m.kernel_size
@@ -103,7 +105,7 @@ def kohya_locon(mods, g: torch.Generator) -> dict[str, torch.Tensor]:
         else:
             sd[f"{key}.lora_down.weight"] = rand(g, rank, m.in_features)
             sd[f"{key}.lora_up.weight"] = rand(g, m.out_features, rank)
-        sd[f"{key}.alpha"] = torch.tensor(float(1 + i % 4))
+        sd[f"{key}.alpha"] = torch.tensor(2.0)
     return sd
 
 
@@ -208,7 +210,7 @@ def hypernetwork(g: torch.Generator, multiplier: float) -> tuple[bytes, dict]:
             with torch.no_grad():
                 for layer in module.linear:
                     if isinstance(layer, (torch.nn.Linear, torch.nn.LayerNorm)):
-                        layer.weight.copy_(rand(g, *layer.weight.shape, scale=0.5) + (1.0 if isinstance(layer, torch.nn.LayerNorm) else 0.0))
+                        layer.weight.copy_((rand(g, *layer.weight.shape, scale=0.5) + (1.0 if isinstance(layer, torch.nn.LayerNorm) else 0.0)).half().float())
                         layer.bias.copy_(rand(g, *layer.bias.shape, scale=0.5))
         layers[size] = pair
         saved[size] = tuple({k: v.half() for k, v in m.state_dict().items()} for m in pair)
@@ -218,6 +220,12 @@ def hypernetwork(g: torch.Generator, multiplier: float) -> tuple[bytes, dict]:
     buffer = io.BytesIO()
     torch.save(saved, buffer)
     return buffer.getvalue(), layers
+
+
+def addnet_hash(data: bytes) -> str:
+    """A1111's LoRA short hash: SHA-256 of a safetensors file after its header (kohya's addnet hash), 12 hex digits."""
+    n = int.from_bytes(data[:8], "little")
+    return hashlib.sha256(data[8 + n:]).hexdigest()[:12]
 
 
 def main() -> None:
@@ -273,7 +281,8 @@ def main() -> None:
     plain = latents(pipeline(modules()))
     if float((latents(pipeline(mods)) - plain).abs().max()) > 1e-5 * float(plain.abs().max()):
         raise AssertionError("the hypernetwork processor without layers differs from diffusers' own attention")
-    w.manifest("cases.json", {"conventions": "tools/make_lora_refs.py; model: test/fixtures/graphs/sd1.recipe.json.gz; every case: Euler, the scheduler below",
+    hashes = {f: addnet_hash((OUT / f"{f}.safetensors").read_bytes()) for f in ("kohya_locon", "peft", "lycoris")}
+    w.manifest("cases.json", {"hashes": hashes, "conventions": "tools/make_lora_refs.py; model: test/fixtures/graphs/sd1.recipe.json.gz; every case: Euler, the scheduler below",
                              "scheduler": record, "cases": cases})
 
 

@@ -113,7 +113,8 @@ export async function openWeightFile(path: string): Promise<OpenedStore> {
     await handle.close();
   }
   if (ZIP_MAGIC.every((b, i) => head[i] === b)) return openTorch(path);
-  if (head[0] === 0x80) {
+  // A legacy torch pickle opens with PROTO 2 and LONG1 (the magic number); a safetensors header length may start with 0x80 too.
+  if (head[0] === 0x80 && head[1]! <= 5 && head[2] === 0x8a) {
     throw new CheckpointError(`${path} is a legacy (pre-1.6) torch pickle, which diffuse does not read; convert it to .safetensors (or re-save it with a recent PyTorch)`);
   }
   const ext = extname(path).toLowerCase();
