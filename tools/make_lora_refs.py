@@ -10,9 +10,11 @@ converters as tools/make_graph_fixtures.py does), small network files with seede
 - LoHa and LoKr (LyCORIS' kohya-named keys; LoKr with a factored and a full Kronecker factor, LoHa also on a 3x3
   convolution) and a LoRA with a CP `lora_mid` core: diffusers cannot load these, so the merged weights are computed
   here in torch from LyCORIS' definitions (W + multiplier * alpha/rank * dW) and loaded into the modules;
-- an A1111 hypernetwork (.pt as A1111's Hypernetwork.save writes it: sizes 32 and 64 for self-attention, 128 for the
-  text; layer structure [1, 2, 1], layer norm, Hardswish ("swish")), applied by an attention processor that feeds
-  the k and v projections through A1111's HypernetworkModule forward: x + linear(x) * multiplier.
+- an A1111 hypernetwork (.pt as A1111's Hypernetwork.save writes it: sizes 32 and 64, the self-attention widths;
+  layer structure [1, 2, 1], layer norm, Hardswish ("swish")), applied by an attention processor that feeds the k
+  and v projections through A1111's HypernetworkModule forward: x + linear(x) * multiplier;
+- on test/fixtures/tiny-sd (optimum's export; torch modules rebuilt from their seeds) a kohya LoCon file and a
+  hypernetwork whose width 32 is also the text's (cross-attention).
 
 Usage: /opt/diffuse-venv/bin/python tools/make_lora_refs.py   (under a minute; deterministic)
 """
@@ -34,7 +36,7 @@ from transformers import CLIPTokenizer  # noqa: E402
 
 from fixtures_io import RefWriter  # noqa: E402
 from fixtures_cases import scheduler_record  # noqa: E402
-from fixtures_models import SD15_SCHEDULER_CONFIG  # noqa: E402
+from fixtures_models import SD15_SCHEDULER_CONFIG, build_txt2img_pipeline  # noqa: E402
 from graph_fixture_models import SPECS  # noqa: E402
 from make_graph_fixtures import load_modules  # noqa: E402
 from synthetic_checkpoint import tensors  # noqa: E402
@@ -49,6 +51,12 @@ CASE = {"prompt": "a photo of an astronaut riding a horse", "negative_prompt": "
 UNET_LINEAR = ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0",
                "ff.net.0.proj", "ff.net.2"]
 TE_LINEAR = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"]
+
+
+def tiny_modules():
+    """test/fixtures/tiny-sd's torch modules (optimum's export of them is the fixture): rebuilt from their fixed seeds."""
+    pipe = build_txt2img_pipeline(TOKENIZER_DIR)
+    return {"unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder}
 
 
 def modules():
@@ -201,10 +209,10 @@ class HyperProcessor:
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def hypernetwork(g: torch.Generator, multiplier: float) -> tuple[bytes, dict]:
+def hypernetwork(g: torch.Generator, multiplier: float, sizes: tuple[int, ...] = (32, 64)) -> tuple[bytes, dict]:
     structure = [1, 2, 1]
     layers, saved = {}, {}
-    for size in (32, 64, 128):
+    for size in sizes:
         pair = tuple(HypernetworkModule(size, structure, torch.nn.Hardswish, True, multiplier) for _ in range(2))
         for module in pair:
             with torch.no_grad():
@@ -274,6 +282,26 @@ def main() -> None:
         mods["unet"].set_attn_processor(HyperProcessor(layers))
         cases.append({**base, "name": f"hyper-{strength}", "hypernetwork": "hyper", "strength": strength,
                       "final_latents": w.array(f"hyper-{strength}.latents", latents(pipeline(mods)))})
+
+    # The same kinds of file on tiny-sd, whose graphs are optimum's export: MatMul weights without module names,
+    # Gemm time projections, opset 14 (the hypernetwork's layer norm written out).
+    cases.append({**base, "model": "tiny-sd", "name": "tiny-none", "final_latents": w.array("tiny-none.latents", latents(pipeline(tiny_modules())))})
+    tiny_kohya = kohya_locon(tiny_modules(), g)
+    (OUT / "tiny_kohya.safetensors").write_bytes(save(half(tiny_kohya)))
+    w.files.add("tiny_kohya.safetensors")
+    pipe = pipeline(tiny_modules())
+    pipe.load_lora_weights(str(OUT / "tiny_kohya.safetensors"))
+    pipe.fuse_lora(lora_scale=0.8)
+    pipe.unload_lora_weights()
+    cases.append({**base, "model": "tiny-sd", "name": "tiny-kohya-0.8", "lora": "tiny_kohya", "te": 0.8, "unet": 0.8, "final_latents": w.array("tiny-kohya-0.8.latents", latents(pipe))})
+    tiny_hyper, _ = hypernetwork(torch.Generator().manual_seed(98), 1.0, (32, 64))
+    (OUT / "tiny_hyper.pt").write_bytes(tiny_hyper)
+    w.files.add("tiny_hyper.pt")
+    mods = tiny_modules()
+    _, layers = hypernetwork(torch.Generator().manual_seed(98), 0.8, (32, 64))
+    mods["unet"].set_attn_processor(HyperProcessor(layers))
+    cases.append({**base, "model": "tiny-sd", "name": "tiny-hyper-0.8", "hypernetwork": "tiny_hyper", "strength": 0.8,
+                  "final_latents": w.array("tiny-hyper-0.8.latents", latents(pipeline(mods)))})
 
     # A plain pipeline with the processor but no hypernetwork equals the default one: the hook itself changes nothing.
     mods = modules()

@@ -18,6 +18,7 @@ import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart } from './bundle.js';
 import { calibrator } from './calibrate.js';
 import { applyLoras, type AppliedLoras, type LoraChoice } from '../graphs/lora/apply-loras.js';
+import { withHypernetworks, type HypernetworkChoice } from '../graphs/hypernetwork/apply-hypernetworks.js';
 
 export type { ModelBundle } from './bundle.js';
 
@@ -58,6 +59,8 @@ export interface LoadOptions {
    * combination is merged once and cached.
    */
   loras?: readonly LoraChoice[];
+  /** A1111 hypernetworks on the UNet's attention k/v inputs (`<hypernet:name:strength>`), applied in order. */
+  hypernetworks?: readonly HypernetworkChoice[];
   /** Told when loading does something slow once (calibrating a model for int8). */
   onNote?: (message: string) => void;
   /** Told of what loading skipped but did not refuse (LoRA keys that patch nothing). */
@@ -88,10 +91,13 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const clipSkip = options.clipSkip ?? 1;
   const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
-  if (sdxl && options.loras?.length) throw new UsageError(`LoRAs are merged into SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> tags out for this model`);
+  if (sdxl && (options.loras?.length || options.hypernetworks?.length)) {
+    throw new UsageError(`LoRAs and hypernetworks apply to SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> and <hypernet:…> tags out for this model`);
+  }
   const networks = sdxl ? { textEncoder: '', unet: paths.unet, loras: [] } : await withLoras({ textEncoder: requirePart(files.dir, 'text_encoder'), unet: paths.unet }, options, textWidth(files.dir), graphCache);
   const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, options.embeddingsDir) : await singleTextPart(files.dir, networks.textEncoder, clipSkip, embeddings, graphCache);
-  const unetSource = options.fuseAttention ? fusedUnet(networks.unet, graphCache) : networks.unet;
+  const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
+  const unetSource = options.fuseAttention ? fusedUnet(unetWithNetworks, graphCache) : unetWithNetworks;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,

@@ -8,6 +8,8 @@ import { writeCheckpoint } from './synthetic-checkpoint.js';
 export const LORA_FIXTURES = join(FIXTURES, 'lora');
 
 export interface NetworkCase extends Omit<ReferenceCase, 'scheduler'> {
+  /** 'tiny-sd' for test/fixtures/tiny-sd (optimum's export); absent for the converted sd1 graph fixture. */
+  model?: 'tiny-sd';
   lora?: string;
   te?: number;
   unet?: number;
