@@ -309,7 +309,7 @@ def main() -> None:
     plain = latents(pipeline(modules()))
     if float((latents(pipeline(mods)) - plain).abs().max()) > 1e-5 * float(plain.abs().max()):
         raise AssertionError("the hypernetwork processor without layers differs from diffusers' own attention")
-    hashes = {f: addnet_hash((OUT / f"{f}.safetensors").read_bytes()) for f in ("kohya_locon", "peft", "lycoris")}
+    hashes = {f: addnet_hash((OUT / f"{f}.safetensors").read_bytes()) for f in ("kohya_locon", "peft", "lycoris", "tiny_kohya")}
     w.manifest("cases.json", {"hashes": hashes, "conventions": "tools/make_lora_refs.py; model: test/fixtures/graphs/sd1.recipe.json.gz; every case: Euler, the scheduler below",
                              "scheduler": record, "cases": cases})
 

@@ -10,7 +10,7 @@ const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'phil
  * The settings recorded in a PNG (written by diffuse or AUTOMATIC1111) as raw flag values, for
  * `--from`: flags given on the command line still win.
  */
-export async function flagsFromImage(path: string): Promise<{ prompt: string; flags: Record<string, unknown>; notes: string[] }> {
+export async function flagsFromImage(path: string): Promise<{ prompt: string; flags: Record<string, unknown>; notes: string[]; loraHashes?: Record<string, string> }> {
   const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
     throw new ImageIOError(`--from: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
   });
@@ -50,6 +50,6 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   if (p.rng === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
   if (p.vae?.name) notes.push(`the image was decoded with VAE "${p.vae.name}"${p.vae.hash ? ` (hash ${p.vae.hash})` : ''}; pass --vae to choose it`);
   if (p.model?.name) notes.push(`the image was made with model "${p.model.name}"${p.model.hash ? ` (hash ${p.model.hash})` : ''}; pass --model to choose it`);
-  return { prompt: p.prompt, flags, notes };
+  return { prompt: p.prompt, flags, notes, ...(p.loraHashes ? { loraHashes: p.loraHashes } : {}) };
 }
 

@@ -31,6 +31,8 @@ export interface GenerationInput {
   jobs: readonly GenerationJob[];
   flags: GenerationFlags;
   command: GeneratingCommand;
+  /** txt2img --from: the LoRAs the image records (A1111's "Lora hashes"), checked against the files the run loads. */
+  recordedLoras?: Record<string, string>;
 }
 
 interface PlannedJob {
@@ -69,6 +71,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
       onWarning: (message: string) => process.stderr.write(`warning: ${message}\n`),
     });
+    if (input.recordedLoras) warnLoraHashes(bundle.loras, input.recordedLoras);
     try {
       for (const { prompt, prepared, target } of group.jobs) {
         const { settings } = prepared;
@@ -114,6 +117,16 @@ function warnMissingEmbeddings(bundle: ModelBundle, prompts: string[], dir: stri
     for (const match of prompt.matchAll(/embedding:([\w.-]+)/g)) {
       if (!loaded.has(match[1]!)) process.stderr.write(`warning: embedding '${match[1]}' is not in ${dir ?? 'any --embeddings-dir'}; the prompt uses its name as plain text\n`);
     }
+  }
+}
+
+/** --from: each LoRA the image records should load with the same hash (A1111 writes names without ':' and ','). */
+function warnLoraHashes(loaded: ModelBundle['loras'], recorded: Record<string, string>): void {
+  const byName = new Map(loaded.map((l) => [l.name.replace(/[:,]/g, ''), l.hash]));
+  for (const [name, hash] of Object.entries(recorded)) {
+    const found = byName.get(name);
+    if (found === undefined) process.stderr.write(`warning: the image used LoRA ${name} (hash ${hash}), which this run does not load\n`);
+    else if (found !== hash) process.stderr.write(`warning: LoRA ${name} here has hash ${found}, the image was made with ${hash}: another version of the file, so the image will differ\n`);
   }
 }
 

@@ -61,10 +61,11 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
   };
 }
 
-/** The load a prompt needs: its <lora:…> tags change weights, so they are load options, not request fields. */
+/** The load a prompt needs: its <lora:…> and <hypernet:…> tags change weights, so they are load options, not request fields. */
 export function withPromptNetworks(prepared: PreparedGeneration, prompt: string): PreparedGeneration {
-  const { loras } = promptNetworks(prompt, prepared.settings);
-  return loras.length ? { ...prepared, load: { ...prepared.load, loras } } : prepared;
+  const { loras, hypernetworks } = promptNetworks(prompt, prepared.settings);
+  if (!loras.length && !hypernetworks.length) return prepared;
+  return { ...prepared, load: { ...prepared.load, ...(loras.length ? { loras } : {}), ...(hypernetworks.length ? { hypernetworks } : {}) } };
 }
 
 /** Jobs that one loaded model serves, in the order they first appear, and the load that serves them all. */

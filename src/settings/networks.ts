@@ -2,22 +2,25 @@ import { readdirSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { LoraChoice } from '../graphs/lora/apply-loras.js';
+import type { HypernetworkChoice } from '../graphs/hypernetwork/apply-hypernetworks.js';
 import { extractExtraNetworks, type ExtraNetworkTag } from '../text/extra-networks.js';
 import type { Settings } from './options.js';
 
 /**
  * The networks a prompt's tags call for, found in the folders the settings name: `<lora:name:te:unet>`
  * (A1111's extra_networks_lora: te defaults to 1, unet to te; `te=`, `unet=`, `dyn=` by name) in
- * --lora-dir. A name is a file's name without extension anywhere under the folder. The networks
+ * --lora-dir, `<hypernet:name:strength>` (strength 1 by default) in --hypernetwork-dir. A name is a file's name without extension anywhere under the folder. The networks
  * become load options (they change weights); the prompt keeps its tags, which the pipeline drops
  * before encoding, as A1111 does.
  */
 
 export interface PromptNetworks {
   loras: LoraChoice[];
+  hypernetworks: HypernetworkChoice[];
 }
 
 export const LORA_EXTENSIONS = ['.safetensors', '.pt', '.ckpt'] as const;
+export const HYPERNETWORK_EXTENSIONS = ['.pt'] as const;
 
 /** Every file with one of `extensions` under `dir`, by name without extension. */
 function filesByName(dir: string, extensions: readonly string[], flag: string): Map<string, string> {
@@ -71,14 +74,34 @@ function loraChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: strin
   return { path, name, te, unet, ...(dyn !== undefined ? { dyn } : {}) };
 }
 
+function hypernetworkChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: string): HypernetworkChoice {
+  const text = tagText(tag);
+  const name = tag.items[0] ?? '';
+  const path = files.get(name);
+  if (!path) {
+    const known = [...files.keys()].slice(0, 8).join(', ');
+    throw new UsageError(`${text}: no hypernetwork named '${name}' in --hypernetwork-dir ${dir} (${known ? `it has: ${known}` : 'it has none'})`);
+  }
+  // A1111's extra_networks_hypernet: the second item, 1 when absent.
+  return { path, name, strength: tag.items.length > 1 ? number(tag.items[1]!, 'the strength', text) : 1 };
+}
+
+/** The tags of one kind resolved against a folder, refused in one line when the folder is not set. */
+function resolved<T>(tags: ExtraNetworkTag[], kind: string, dir: string | undefined, flag: string, extensions: readonly string[], choose: (t: ExtraNetworkTag, files: Map<string, string>, dir: string) => T): T[] {
+  const mine = tags.filter((t) => t.kind === kind);
+  if (mine.length === 0) return [];
+  if (!dir) throw new UsageError(`the prompt uses ${tagText(mine[0]!)} but no ${flag} is set; pass ${flag} <folder>`);
+  const files = filesByName(dir, extensions, flag);
+  return mine.map((t) => choose(t, files, dir));
+}
+
 /** The networks of one prompt (the positive prompt: A1111 reads no tags from the negative one). */
-export function promptNetworks(prompt: string, settings: Pick<Settings, 'loraDir'>): PromptNetworks {
+export function promptNetworks(prompt: string, settings: Pick<Settings, 'loraDir' | 'hypernetworkDir'>): PromptNetworks {
   const { tags } = extractExtraNetworks(prompt);
-  const loraTags = tags.filter((t) => t.kind === 'lora');
-  if (loraTags.length === 0) return { loras: [] };
-  if (!settings.loraDir) throw new UsageError(`the prompt uses ${tagText(loraTags[0]!)} but no --lora-dir is set; pass --lora-dir <folder of LoRA files>`);
-  const files = filesByName(settings.loraDir, LORA_EXTENSIONS, '--lora-dir');
-  return { loras: loraTags.map((t) => loraChoice(t, files, settings.loraDir!)) };
+  return {
+    loras: resolved(tags, 'lora', settings.loraDir, '--lora-dir', LORA_EXTENSIONS, loraChoice),
+    hypernetworks: resolved(tags, 'hypernet', settings.hypernetworkDir, '--hypernetwork-dir', HYPERNETWORK_EXTENSIONS, hypernetworkChoice),
+  };
 }
 
 /** A key that tells two prompts' networks apart (prompts with the same key share a loaded model). */

@@ -42,11 +42,12 @@ export function parseLoraKey(key: string): LoraKey | undefined {
   const bare = key.startsWith('base_model.model.') ? key.slice('base_model.model.'.length) : key;
   for (const [from, to] of PEFT_PREFIXES) {
     if (!bare.startsWith(from)) continue;
+    const prefix = to as 'lora_unet_' | 'lora_te_';
+    const processor = /^(.*)\.processor\.(to_[qkv]_lora|to_out_lora)\.(down|up)\.weight$/.exec(bare.slice(from.length));
+    if (processor) return { module: kohyaName(prefix, `${processor[1]}.${PROCESSOR_LAYERS[processor[2]!]}`), part: `lora_${processor[3]}.weight` };
     const suffix = PEFT_PARTS.find(([s]) => bare.endsWith(s));
     if (!suffix) return undefined;
-    let path = bare.slice(from.length, bare.length - suffix[0].length);
-    path = path.replace(/\.processor\.(to_[qkv]_lora|to_out_lora)$/, (_, layer: string) => `.${PROCESSOR_LAYERS[layer]}`);
-    return { module: kohyaName(to as 'lora_unet_' | 'lora_te_', path), part: suffix[1] };
+    return { module: kohyaName(prefix, bare.slice(from.length, bare.length - suffix[0].length)), part: suffix[1] };
   }
   // kohya, LyCORIS: the module name up to the first dot, then the part (A1111's split).
   const dot = key.indexOf('.');
