@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { externalDataLocations } from './initializers.js';
@@ -56,15 +56,6 @@ function linkInto(target: string, file: string): void {
   }
 }
 
-function writeChunks(path: string, chunks: Iterable<Uint8Array>): void {
-  const fd = openSync(path, 'w');
-  try {
-    for (const chunk of chunks) writeSync(fd, chunk);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 interface EditOptions {
   source: string;
   cacheDir: string;
@@ -79,9 +70,9 @@ interface EditedModel<T> {
   result: T;
   /**
    * New weights the edited graph reads as external data from `file` beside it (a LoRA merge's
-   * merged tensors), written chunk by chunk in order, so they never sit in memory at once.
+   * merged tensors): an async edit writes them to its staging path, which becomes that file.
    */
-  data?: { file: string; chunks: Iterable<Uint8Array> };
+  data?: { file: string; from: string };
 }
 
 /** An entry's key and place, and how to read or write it; `bytes` is the source model's. */
@@ -115,7 +106,7 @@ function cacheEntry<T>(options: EditOptions) {
         if (rel === MODEL_FILE || rel === SOURCE_FILE || rel.startsWith(RESULT_FILE) || rel === data?.file) throw new ModelLoadError(`${source}: external data named ${rel} clashes with the cache layout`);
         linkInto(join(tmp, rel), file);
       }
-      if (data) writeChunks(join(tmp, data.file), data.chunks);
+      if (data) renameSync(data.from, join(tmp, data.file));
       writeFileSync(join(tmp, RESULT_FILE), JSON.stringify(result));
       recordSource(tmp, source);
       try {
@@ -129,7 +120,8 @@ function cacheEntry<T>(options: EditOptions) {
     }
     return done(false);
   };
-  return { bytes, sourceDir, hit: existsSync(join(dir, RESULT_FILE)), done, write };
+  const staging = () => `${dir}.staging-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return { bytes, sourceDir, hit: existsSync(join(dir, RESULT_FILE)), done, write, staging };
 }
 
 /** The edit runs only when the cache has no entry for (source, editKey). */
@@ -138,10 +130,21 @@ export function cachedModelEdit<T>(options: EditOptions & { edit: (model: Uint8A
   return entry.hit ? entry.done(true) : entry.write(options.edit(entry.bytes));
 }
 
-/** As cachedModelEdit, for edits that run models (calibration); they also get the source's folder for its weights. */
+/**
+ * As cachedModelEdit, for edits that run models (calibration, a merge's products); they also get
+ * the source's folder for its weights and a staging path (in the cache folder, so the finished
+ * file moves into the entry by a rename) where they may write new external data.
+ */
 export async function cachedModelEditAsync<T>(
-  options: EditOptions & { edit: (model: Uint8Array, sourceDir: string) => Promise<EditedModel<T>> },
+  options: EditOptions & { edit: (model: Uint8Array, sourceDir: string, staging: string) => Promise<EditedModel<T>> },
 ): Promise<CachedEdit<T>> {
   const entry = cacheEntry<T>(options);
-  return entry.hit ? entry.done(true) : entry.write(await options.edit(entry.bytes, entry.sourceDir));
+  if (entry.hit) return entry.done(true);
+  const staging = entry.staging();
+  mkdirSync(options.cacheDir, { recursive: true });
+  try {
+    return entry.write(await options.edit(entry.bytes, entry.sourceDir, staging));
+  } finally {
+    rmSync(staging, { force: true });
+  }
 }

@@ -3,6 +3,7 @@
 import type { WeightedText } from './prompt-attention.js';
 import { tokenizeLine, weightedParts, type ChunkOptions, type ChunkTokenIds, type ChunkTokenizer } from './prompt-chunks.js';
 import { promptSchedule, scheduleIsAmbiguous } from './prompt-schedule.js';
+import { withoutExtraNetworks } from './extra-networks.js';
 
 export interface ExplainTokenizer extends ChunkTokenizer {
   decode(ids: readonly number[]): string;
@@ -38,7 +39,8 @@ export function explainPrompt(prompt: string, steps: number, tokenizer: ExplainT
   // A1111 uses an entry while the 0-based step is at most its endStep (reconstruct_cond_batch),
   // so in 1-based steps entry i runs from the previous endStep + 2 to its own endStep + 1.
   let startStep = 1;
-  const schedule = promptSchedule(prompt, steps).flatMap(({ endStep, text }): ExplainedText[] => {
+  // Extra-network tags (<lora:…>) are not text the encoder reads.
+  const schedule = promptSchedule(withoutExtraNetworks(prompt), steps).flatMap(({ endStep, text }): ExplainedText[] => {
     const start = startStep;
     const end = Math.min(endStep + 1, steps);
     startStep = endStep + 2;

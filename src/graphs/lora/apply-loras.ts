@@ -58,7 +58,7 @@ async function mergedGraph(source: string, prefix: 'lora_unet_' | 'lora_te_', fi
     cacheDir,
     label: prefix === 'lora_te_' ? 'text-encoder-lora' : 'unet-lora',
     editKey: { lora: MERGE_VERSION, loras: files.map((f, i) => ({ content: f.contentHash, multiplier: multiplier(choices[i]!), dyn: choices[i]!.dyn ?? null })) },
-    edit: async (model, sourceDir) => {
+    edit: async (model, sourceDir, staging) => {
       const inputs = await Promise.all(
         files.map(async (f, i) => ({
           label: f.name,
@@ -67,7 +67,7 @@ async function mergedGraph(source: string, prefix: 'lora_unet_' | 'lora_te_', fi
           ...(choices[i]!.dyn !== undefined ? { dynDim: choices[i]!.dyn } : {}),
         })),
       );
-      return mergeLoras(model, sourceDir, prefix, inputs, DATA_FILE);
+      return mergeLoras(model, sourceDir, prefix, inputs, { file: DATA_FILE, staging });
     },
   });
   return { path: edited.path, report: edited.result };

@@ -28,25 +28,11 @@ export interface ModuleDelta {
 
 export class UnsupportedModuleError extends Error {}
 
+export type { MatMul } from './delta-matmul.js';
+import type { MatMul } from './delta-matmul.js';
+
 function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
-}
-
-/** [m, k] @ [k, n], accumulated in float64. */
-export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
-  const out = new Float32Array(m * n);
-  const row = new Float64Array(n);
-  for (let i = 0; i < m; i++) {
-    row.fill(0);
-    for (let p = 0; p < k; p++) {
-      const x = a[i * k + p]!;
-      if (x === 0) continue;
-      const off = p * n;
-      for (let j = 0; j < n; j++) row[j]! += x * b[off + j]!;
-    }
-    out.set(row, i * n);
-  }
-  return out;
 }
 
 /** The first dimension by the rest, as torch's reshape(shape[0], -1). */
@@ -62,35 +48,29 @@ function need(parts: ModuleParts, name: string): StoredTensor {
 
 /**
  * A CP (Tucker) core with its two factor matrices: Σ_ij t[i,j,k,l] wa[i,r] wb[j,c] → [r, c, kh, kw]
- * (LyCORIS' make_weight_cp: wa [i, r], wb [j, c]).
+ * (LyCORIS' make_weight_cp: wa [i, r], wb [j, c]), as two products: per kernel position t[:,:,kl] @ wb,
+ * then waᵀ @ that.
  */
-function cpRebuild(t: StoredTensor, wa: StoredTensor, wb: StoredTensor): StoredTensor {
+async function cpRebuild(t: StoredTensor, wa: StoredTensor, wb: StoredTensor, matmul: MatMul): Promise<StoredTensor> {
   const [I, J, K, L] = t.shape as [number, number, number, number];
   const R = wa.shape[1]!;
   const C = wb.shape[1]!;
   const kl = K * L;
-  const out = new Float32Array(R * C * kl);
-  for (let i = 0; i < I; i++) {
-    for (let j = 0; j < J; j++) {
-      const core = t.values.subarray((i * J + j) * kl, (i * J + j + 1) * kl);
-      for (let r = 0; r < R; r++) {
-        const a = wa.values[i * R + r]!;
-        if (a === 0) continue;
-        for (let c = 0; c < C; c++) {
-          const f = a * wb.values[j * C + c]!;
-          const base = (r * C + c) * kl;
-          for (let q = 0; q < kl; q++) out[base + q]! += f * core[q]!;
-        }
-      }
-    }
+  // inner[i, c, q] = Σ_j t[i, j, q] wb[j, c], computed per q from t's [i, j] slice.
+  const inner = new Float32Array(I * C * kl);
+  for (let q = 0; q < kl; q++) {
+    const slice = Float32Array.from({ length: I * J }, (_, ij) => t.values[ij * kl + q]!);
+    const part = await matmul(slice, wb.values, I, J, C);
+    for (let i = 0; i < I; i++) for (let c = 0; c < C; c++) inner[(i * C + c) * kl + q] = part[i * C + c]!;
   }
-  return { shape: [R, C, K, L], values: out };
+  const values = await matmul(transpose2d(wa).values, inner, R, I, C * kl);
+  return { shape: [R, C, K, L], values };
 }
 
-function product(a: StoredTensor, b: StoredTensor): StoredTensor {
+async function product(a: StoredTensor, b: StoredTensor, matmul: MatMul): Promise<StoredTensor> {
   const [m, k] = rows(a);
   const [, n] = rows(b);
-  return { shape: [m, n], values: matmul(a.values, b.values, m, k, n) };
+  return { shape: [m, n], values: await matmul(a.values, b.values, m, k, n) };
 }
 
 function scaleOf(parts: ModuleParts, rank: number | undefined): number {
@@ -100,14 +80,14 @@ function scaleOf(parts: ModuleParts, rank: number | undefined): number {
   return alpha && rank !== undefined ? alpha.values[0]! / rank : 1;
 }
 
-function lora(parts: ModuleParts, dynDim: number | undefined): ModuleDelta {
+async function lora(parts: ModuleParts, dynDim: number | undefined, matmul: MatMul): Promise<ModuleDelta> {
   const up = need(parts, 'lora_up.weight');
   const down = need(parts, 'lora_down.weight');
   const mid = parts.get('lora_mid.weight');
   const rank = down.shape[0]!;
   if (mid) {
     // up [out, n] and down [m, in] (1x1 convolutions), mid [n, m, kh, kw]: the CP rebuild with wa = upᵀ, wb = down.
-    const rebuilt = cpRebuild(mid, transpose2d(up), { shape: rows(down), values: down.values });
+    const rebuilt = await cpRebuild(mid, transpose2d(up), { shape: rows(down), values: down.values }, matmul);
     return { values: rebuilt.values, shape: rebuilt.shape, scale: scaleOf(parts, rank) };
   }
   let [out, r] = rows(up);
@@ -121,7 +101,7 @@ function lora(parts: ModuleParts, dynDim: number | undefined): ModuleDelta {
     r = dynDim;
   }
   const shape = down.shape.length === 4 ? [out, down.shape[1]!, down.shape[2]!, down.shape[3]!] : [out, inner];
-  return { values: matmul(upValues, downValues, out, r, inner), shape, scale: scaleOf(parts, rank) };
+  return { values: await matmul(upValues, downValues, out, r, inner), shape, scale: scaleOf(parts, rank) };
 }
 
 function transpose2d(t: StoredTensor): StoredTensor {
@@ -131,15 +111,15 @@ function transpose2d(t: StoredTensor): StoredTensor {
   return { shape: [n, m], values: out };
 }
 
-function hada(parts: ModuleParts): ModuleDelta {
+async function hada(parts: ModuleParts, matmul: MatMul): Promise<ModuleDelta> {
   const w1a = need(parts, 'hada_w1_a');
   const w1b = need(parts, 'hada_w1_b');
   const w2a = need(parts, 'hada_w2_a');
   const w2b = need(parts, 'hada_w2_b');
   const t1 = parts.get('hada_t1');
   const t2 = parts.get('hada_t2');
-  const one = t1 ? cpRebuild(t1, w1a, w1b) : product(w1a, w1b);
-  const two = t2 ? cpRebuild(t2, w2a, w2b) : product(w2a, w2b);
+  const one = t1 ? await cpRebuild(t1, w1a, w1b, matmul) : await product(w1a, w1b, matmul);
+  const two = t2 ? await cpRebuild(t2, w2a, w2b, matmul) : await product(w2a, w2b, matmul);
   if (one.values.length !== two.values.length) throw new UnsupportedModuleError('has LoHa factors of different sizes');
   const values = one.values.map((v, i) => v * two.values[i]!);
   return { values, shape: one.shape, scale: scaleOf(parts, w1b.shape[0]) };
@@ -167,14 +147,14 @@ function kron(w1: StoredTensor, w2: StoredTensor): StoredTensor {
   return { shape: [a * c, b * d, ...w2.shape.slice(2)], values: out };
 }
 
-function lokr(parts: ModuleParts): ModuleDelta {
+async function lokr(parts: ModuleParts, matmul: MatMul): Promise<ModuleDelta> {
   const w1a = parts.get('lokr_w1_a');
   const w1b = parts.get('lokr_w1_b');
   const w2a = parts.get('lokr_w2_a');
   const w2b = parts.get('lokr_w2_b');
   const t2 = parts.get('lokr_t2');
-  const w1 = parts.get('lokr_w1') ?? (w1a && w1b ? product(w1a, w1b) : undefined);
-  const w2 = parts.get('lokr_w2') ?? (w2a && w2b ? (t2 ? cpRebuild(t2, w2a, w2b) : product(w2a, w2b)) : undefined);
+  const w1 = parts.get('lokr_w1') ?? (w1a && w1b ? await product(w1a, w1b, matmul) : undefined);
+  const w2 = parts.get('lokr_w2') ?? (w2a && w2b ? (t2 ? await cpRebuild(t2, w2a, w2b, matmul) : await product(w2a, w2b, matmul)) : undefined);
   if (!w1 || !w2) throw new UnsupportedModuleError('has an incomplete LoKr pair (lokr_w1 or lokr_w1_a/b, lokr_w2 or lokr_w2_a/b)');
   // A1111: the rank is w2_b's when w2 is factored, else w1_b's, else there is none (scale 1).
   const rank = w2b?.shape[0] ?? w1b?.shape[0];
@@ -195,15 +175,15 @@ export function deltaKind(parts: ReadonlyMap<string, unknown>): DeltaKind | unde
   return undefined;
 }
 
-/** The module's delta; UnsupportedModuleError for parts of a kind not merged. */
-export function moduleDelta(parts: ModuleParts, dynDim?: number): ModuleDelta {
+/** The module's delta (its products on `matmul`); UnsupportedModuleError for parts of a kind not merged. */
+export async function moduleDelta(parts: ModuleParts, matmul: MatMul, dynDim?: number): Promise<ModuleDelta> {
   switch (deltaKind(parts)) {
     case 'lora':
-      return lora(parts, dynDim);
+      return lora(parts, dynDim, matmul);
     case 'loha':
-      return hada(parts);
+      return hada(parts, matmul);
     case 'lokr':
-      return lokr(parts);
+      return lokr(parts, matmul);
     case 'full': {
       const diff = need(parts, 'diff');
       return { values: diff.values, shape: diff.shape, scale: scaleOf(parts, undefined) };

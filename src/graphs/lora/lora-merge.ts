@@ -1,15 +1,17 @@
+import { open } from 'node:fs/promises';
 import { floatToHalf } from '../../onnx/dtype.js';
 import { DATA_LOCATION_EXTERNAL, TENSOR, readFloatInitializer } from '../../onnx/initializers.js';
 import { ElemType, Message, ModelProto, intField, messageField, stringField } from '../../onnx/proto.js';
 import { CheckpointError } from '../errors.js';
-import { UnsupportedModuleError, deltaKind, moduleDelta, type ModuleDelta, type ModuleParts } from './lora-delta.js';
+import { UnsupportedModuleError, deltaKind, moduleDelta, type MatMul, type ModuleDelta, type ModuleParts } from './lora-delta.js';
+import { openMatMul } from './delta-matmul.js';
 import { loraTargets, type LoraTarget } from './lora-targets.js';
 
 /**
  * A graph with LoRA weight changes merged into its weights: W' = W + Σ multiplier × scale × ΔW
  * (A1111's and diffusers' fuse_lora), the merged tensors written as new external data beside the
- * edited graph, every other initialiser untouched. Bytes and a folder in, bytes and a stream of
- * merged tensors out; src/graphs/lora/apply-loras.ts caches the result per combination.
+ * edited graph, every other initialiser untouched. Bytes and a folder in, bytes and a file of
+ * merged tensors (written one tensor at a time) out; apply-loras.ts caches the result per combination.
  */
 
 export interface LoraInput {
@@ -30,7 +32,8 @@ export interface MergeReport {
 export interface MergedGraph {
   model: Uint8Array;
   result: MergeReport;
-  data: { file: string; chunks: Iterable<Uint8Array> };
+  /** The merged tensors, written to `from` (the cache's staging path), for the entry's `file`. */
+  data: { file: string; from: string };
 }
 
 interface Contribution {
@@ -63,14 +66,17 @@ function fitted(values: Float32Array, target: LoraTarget, label: string, module:
   );
 }
 
-function deltaOf(parts: ModuleParts, label: string, module: string, dynDim: number | undefined): ModuleDelta {
+async function deltaOf(parts: ModuleParts, label: string, module: string, dynDim: number | undefined, matmul: MatMul): Promise<ModuleDelta> {
   try {
-    return moduleDelta(parts, dynDim);
+    return await moduleDelta(parts, matmul, dynDim);
   } catch (err) {
     if (err instanceof UnsupportedModuleError) throw new CheckpointError(`LoRA ${label}: module ${module} ${err.message}; the file is damaged or of an unknown variant`, { cause: err });
     throw err;
   }
 }
+
+/** Tile side of the transposing add: both arrays are then walked a cache line at a time. */
+const TILE = 32;
 
 /** Adds `factor` × the torch-ordered delta to a weight stored as `layout`. */
 function addInto(weight: Float32Array, delta: Float32Array, target: LoraTarget, factor: number): void {
@@ -79,7 +85,13 @@ function addInto(weight: Float32Array, delta: Float32Array, target: LoraTarget, 
     return;
   }
   const [out, inner] = target.torchShape as [number, number];
-  for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) weight[i * out + o]! += factor * delta[o * inner + i]!;
+  for (let o0 = 0; o0 < out; o0 += TILE) {
+    const o1 = Math.min(out, o0 + TILE);
+    for (let i0 = 0; i0 < inner; i0 += TILE) {
+      const i1 = Math.min(inner, i0 + TILE);
+      for (let o = o0; o < o1; o++) for (let i = i0; i < i1; i++) weight[i * out + o]! += factor * delta[o * inner + i]!;
+    }
+  }
 }
 
 function encode(values: Float32Array, elemType: number): Uint8Array {
@@ -97,7 +109,7 @@ function relocate(tensor: Message, file: string, offset: number, length: number)
   tensor.set(TENSOR.dataLocation, [intField(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL)]);
 }
 
-export function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'lora_unet_' | 'lora_te_', loras: readonly LoraInput[], dataFile: string): MergedGraph {
+export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'lora_unet_' | 'lora_te_', loras: readonly LoraInput[], data: { file: string; staging: string }): Promise<MergedGraph> {
   const proto = ModelProto.decode(model);
   const targets = loraTargets(proto.graph, prefix);
   const touched = new Map<LoraTarget, Contribution[]>();
@@ -131,18 +143,23 @@ export function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'lora_un
     if (target.init.elemType !== ElemType.FLOAT && target.init.elemType !== ElemType.FLOAT16) {
       throw new CheckpointError(`cannot merge a LoRA into ${target.module}: its weight is not float32 or float16 (a quantized graph?)`);
     }
-    relocate(target.init.msg, dataFile, offset, bytes);
+    relocate(target.init.msg, data.file, offset, bytes);
     offset += bytes;
   }
-  function* chunks(): Iterable<Uint8Array> {
+  const { matmul, release } = await openMatMul();
+  const out = await open(data.staging, 'w');
+  try {
     for (const { target, contributions, original } of plan) {
-      const weight = readFloatInitializer({ ...target.init, msg: original }, modelDir).slice();
+      const weight = readFloatInitializer({ ...target.init, msg: original }, modelDir);
       for (const { lora, module, parts } of contributions) {
-        const delta = deltaOf(parts, lora.label, module, lora.dynDim);
+        const delta = await deltaOf(parts, lora.label, module, lora.dynDim, matmul);
         addInto(weight, fitted(delta.values, target, lora.label, module, delta.shape), target, lora.multiplier * delta.scale);
       }
-      yield encode(weight, target.init.elemType);
+      await out.write(encode(weight, target.init.elemType));
     }
+  } finally {
+    await out.close();
+    await release();
   }
-  return { model: proto.encode(), result: report, data: { file: dataFile, chunks: chunks() } };
+  return { model: proto.encode(), result: report, data: { file: data.file, from: data.staging } };
 }
