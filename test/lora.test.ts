@@ -90,7 +90,7 @@ S('keys that patch nothing are skipped and reported in one warning; bundle recor
   const bundle = await loadModel(model, { device: 'cpu', graphCache: join(work, 'graphs'), loras: [{ path: file, name: 'extra', te: 1, unet: 1 }], onWarning: (m) => warnings.push(m) });
   await bundle.release();
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /^LoRA extra: 3 keys patch nothing in this model and were skipped \(e\.g\. something_else, lora_te_text_model_encoder_layers_9/);
+  assert.match(warnings[0]!, /^LoRA extra: 3 keys skipped — no such layer in this model, or a kind diffuse does not merge \(IA3, OFT, GLoRA\) — e\.g\. something_else, lora_te_text_model_encoder_layers_9/);
   assert.equal(bundle.loras.map((l) => l.name), ['extra']);
   assert.match(bundle.loras[0]!.hash, /^[0-9a-f]{12}$/);
 });

@@ -189,7 +189,7 @@ async function withLoras(graphs: { textEncoder: string; unet: string }, options:
   if (!options.loras?.length) return { ...graphs, loras: [] };
   const applied = await applyLoras(graphs, options.loras, { textWidth: width }, cacheDir);
   for (const u of applied.unused) {
-    options.onWarning?.(`LoRA ${u.name}: ${u.count} key${u.count === 1 ? '' : 's'} patch nothing in this model and were skipped (e.g. ${u.examples.join(', ')})`);
+    options.onWarning?.(`LoRA ${u.name}: ${u.count} key${u.count === 1 ? '' : 's'} skipped — no such layer in this model, or a kind diffuse does not merge (IA3, OFT, GLoRA) — e.g. ${u.examples.join(', ')}`);
   }
   return applied;
 }

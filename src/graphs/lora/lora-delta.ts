@@ -1,3 +1,5 @@
+import type { MatMul } from './delta-matmul.js';
+
 /**
  * The weight change one module of a LoRA/LyCORIS file makes, as torch's [out, in, (kh, kw)]
  * values, from the tensors the file holds for it — the definitions A1111's Lora extension
@@ -27,9 +29,6 @@ export interface ModuleDelta {
 }
 
 export class UnsupportedModuleError extends Error {}
-
-export type { MatMul } from './delta-matmul.js';
-import type { MatMul } from './delta-matmul.js';
 
 function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);

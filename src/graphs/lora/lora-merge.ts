@@ -3,8 +3,8 @@ import { floatToHalf } from '../../onnx/dtype.js';
 import { DATA_LOCATION_EXTERNAL, TENSOR, readFloatInitializer } from '../../onnx/initializers.js';
 import { ElemType, Message, ModelProto, intField, messageField, stringField } from '../../onnx/proto.js';
 import { CheckpointError } from '../errors.js';
-import { UnsupportedModuleError, deltaKind, moduleDelta, type MatMul, type ModuleDelta, type ModuleParts } from './lora-delta.js';
-import { openMatMul } from './delta-matmul.js';
+import { UnsupportedModuleError, deltaKind, moduleDelta, type ModuleDelta, type ModuleParts } from './lora-delta.js';
+import { openMatMul, type MatMul } from './delta-matmul.js';
 import { loraTargets, type LoraTarget } from './lora-targets.js';
 
 /**
@@ -135,7 +135,7 @@ export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'l
       entry.merged++;
     }
   }
-  // The originals are read from the source before their tensors are re-pointed at the new file.
+  // Each tensor's message is copied before it is re-pointed at the new file: the copy still says where the original is.
   const plan = [...touched].map(([target, contributions]) => ({ target, contributions, original: Message.decode(target.init.msg.encode()) }));
   let offset = 0;
   for (const { target } of plan) {
