@@ -103,8 +103,3 @@ export function promptNetworks(prompt: string, settings: Pick<Settings, 'loraDir
     hypernetworks: resolved(tags, 'hypernet', settings.hypernetworkDir, '--hypernetwork-dir', HYPERNETWORK_EXTENSIONS, hypernetworkChoice),
   };
 }
-
-/** A key that tells two prompts' networks apart (prompts with the same key share a loaded model). */
-export function networksKey(n: PromptNetworks): string {
-  return JSON.stringify(n);
-}
