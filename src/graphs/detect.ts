@@ -32,7 +32,8 @@ function headsOf(width: number): number {
   return width / HEAD_WIDTH;
 }
 
-class Keys {
+/** A checkpoint's keys and shapes, for reading a model's structure off them. */
+export class Keys {
   private readonly all: Set<string>;
 
   constructor(readonly store: TensorStore) {

@@ -35,17 +35,19 @@ export interface ConvOptions {
   stride?: number;
   /** [top, left, bottom, right]; default: "same" padding for odd kernels. */
   pads?: [number, number, number, number];
+  /** Default true; TAESD's strided and upsampling convolutions have none. */
+  bias?: boolean;
 }
 
-/** torch.nn.Conv2d with a bias: x [N, in, H, W] -> [N, out, H', W']. */
+/** torch.nn.Conv2d: x [N, in, H, W] -> [N, out, H', W']. */
 export function conv2d(net: Net, path: string, x: string, inChannels: number, outChannels?: number, options: ConvOptions = {}): string {
   const shape = net.w.shape(`${path}.weight`);
   const [out, , kh, kw] = shape;
   const weight = net.g.weight(net.w.take(`${path}.weight`, 'as-is', [outChannels, inChannels, undefined, undefined]));
-  const bias = net.g.weight(net.w.take(`${path}.bias`, 'as-is', [out]));
+  const bias = options.bias === false ? [] : [net.g.weight(net.w.take(`${path}.bias`, 'as-is', [out]))];
   const pads = options.pads ?? [(kh! - 1) / 2, (kw! - 1) / 2, (kh! - 1) / 2, (kw! - 1) / 2];
   const stride = options.stride ?? 1;
-  return net.g.op('Conv', [x, weight, bias], scopeOf(path), { kernel_shape: [kh!, kw!], pads, strides: [stride, stride], dilations: [1, 1], group: 1 });
+  return net.g.op('Conv', [x, weight, ...bias], scopeOf(path), { kernel_shape: [kh!, kw!], pads, strides: [stride, stride], dilations: [1, 1], group: 1 });
 }
 
 /**
