@@ -129,11 +129,10 @@ def taesd_original_name(name: str) -> str:
     return f"{int(index) + (1 if side == 'decoder' else 0)}.{tail}"
 
 
-@torch.no_grad()
-def taesd(w: RefWriter) -> dict:
-    model = AutoencoderTiny().eval()
+def tiny_files(model: AutoencoderTiny, seed: int) -> tuple[dict, dict]:
+    """The module's recipe (diffusers' names, F32; loaded into it) and the original decoder/encoder files' recipes."""
     state = model.state_dict()
-    recipe = recipe_for(TAESD_SEED, state, "F32")
+    recipe = recipe_for(seed, state, "F32")
     model.load_state_dict(tensors(recipe), strict=True)
     files = {}
     for side in ("decoder", "encoder"):
@@ -143,6 +142,13 @@ def taesd(w: RefWriter) -> dict:
         for k, v in tensors(files[side]).items():
             if not torch.equal(v.float(), model.state_dict()[names[k]]):
                 raise AssertionError(f"taesd_{side}: {k} does not rename into AutoencoderTiny")
+    return recipe, files
+
+
+@torch.no_grad()
+def taesd(w: RefWriter) -> dict:
+    model = AutoencoderTiny().eval()
+    recipe, files = tiny_files(model, TAESD_SEED)
     latents_shape, image_shape = [1, 4, 6, 5], [1, 3, 48, 40]
     latents, image = draw(TAESD_SEED, 4000, latents_shape), draw(TAESD_SEED, 4001, image_shape)
     decoded = model.decode(latents).sample
@@ -156,6 +162,24 @@ def taesd(w: RefWriter) -> dict:
         "decoder": {"latent_sample": {"index": 4000, "shape": latents_shape}, "sample": w.array("taesd.decoded", decoded)},
         "encoder": {"sample": {"index": 4001, "shape": image_shape}, "latents": w.array("taesd.encoded", encoded)},
         "_recipes": {"taesd.recipe.json.gz": recipe, "taesd_decoder.recipe.json.gz": files["decoder"], "taesd_encoder.recipe.json.gz": files["encoder"]},
+    }
+
+
+@torch.no_grad()
+def taesd_mini(w: RefWriter) -> dict:
+    """TAESD with one upsampling (2 pixels per latent, as tiny-sd's VAE): the decoder tiny-sd's pipeline tests swap in,
+    and the image it decodes from tiny-sd's PNDM final latents (AutoencoderTiny's scaling factor is 1)."""
+    model = AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16), num_encoder_blocks=(1, 1),
+                            num_decoder_blocks=(1, 1)).eval()
+    _, files = tiny_files(model, TAESD_SEED + 100)
+    case = next(c for c in json.loads((PIPELINE / "cases.json").read_text())["txt2img"] if c["name"] == "pndm")
+    final = torch.from_numpy(np.fromfile(PIPELINE / case["final_latents"]["file"], dtype="<f4").reshape(case["final_latents"]["shape"]))
+    decoded = model.decode(final / model.config.scaling_factor).sample
+    pixels = VaeImageProcessor(vae_scale_factor=2).postprocess(decoded, output_type="np")
+    return {
+        "original": {"decoder": "taesd-mini_decoder.recipe.json.gz", "encoder": "taesd-mini_encoder.recipe.json.gz"},
+        "pipeline": {"case": "pndm", "image": w.array("taesd-mini.pndm.image", pixels)},
+        "_recipes": {"taesd-mini_decoder.recipe.json.gz": files["decoder"], "taesd-mini_encoder.recipe.json.gz": files["encoder"]},
     }
 
 
@@ -192,7 +216,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kl_entry = kl(writer, Path(tmp))
     taesd_entry = taesd(writer)
-    for entry in (kl_entry, taesd_entry):
+    mini_entry = taesd_mini(writer)
+    for entry in (kl_entry, taesd_entry, mini_entry):
         for file, recipe in entry.pop("_recipes").items():
             write_gzip_text(OUT / file, json.dumps(recipe, separators=(",", ":")))
     writer.manifest("cases.json", {
@@ -200,7 +225,7 @@ def main() -> None:
                        "kl.pndm.image: NHWC in [0, 1] before uint8, decoded from pipeline/txt2img.pndm.final-latents.bin",
         "seeds": {"kl": KL_SEED, "taesd": TAESD_SEED, "preview": PREVIEW_SEED},
         "comfyui": os.environ.get("COMFYUI_COMMIT", "unrecorded"),
-        "kl": kl_entry, "taesd": taesd_entry, "latent2rgb": latent2rgb(),
+        "kl": kl_entry, "taesd": taesd_entry, "taesd_mini": mini_entry, "latent2rgb": latent2rgb(),
     })
     size = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {OUT} ({size / 1e6:.2f} MB)")

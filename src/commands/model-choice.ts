@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type Task } from '../models/index.js';
+import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type ResolvedModel, type Task } from '../models/index.js';
 import { UsageError } from '../errors.js';
 import type { Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
@@ -20,12 +20,19 @@ export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' |
   if (settings.model && isCheckpointFile(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
-  const base = { offline: settings.offline, task };
+  return resolveOrPull(ref, { offline: settings.offline, task }, settings.yes, quiet);
+}
+
+/**
+ * A registry or hub reference from the cache; when it is not there, downloaded with --yes or
+ * after a question on a terminal, and otherwise refused with the exact pull command.
+ */
+export async function resolveOrPull(ref: string, base: { offline: boolean; task?: Task }, yes: boolean, quiet: boolean): Promise<ResolvedModel> {
   try {
     return await resolveModel(ref, { ...base, allowDownload: false });
   } catch (err) {
-    if (!(err instanceof ModelNotCachedError) || settings.offline) throw err;
-    if (!settings.yes && !(await confirm(`${ref} is not downloaded yet. Download it now?`))) {
+    if (!(err instanceof ModelNotCachedError) || base.offline) throw err;
+    if (!yes && !(await confirm(`${ref} is not downloaded yet. Download it now?`))) {
       err.message = `${err.message} (or pass --yes to let diffuse download it)`;
       throw err;
     }

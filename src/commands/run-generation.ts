@@ -7,14 +7,19 @@ import { writeFileAtomic } from '../image/write.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
 import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
+import type { ModelFiles } from '../pipeline/model-files.js';
+import { previewer, type Previewer } from '../pipeline/preview.js';
 import { nthBatch } from '../pipeline/seeds.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
 import { checkOptionValues } from '../settings/option-values.js';
 import type { GeneratingCommand, Settings } from '../settings/options.js';
+import { UsageError } from '../errors.js';
+import { encodePng } from '../image/encode-png.js';
 import { chooseModel, type ChosenModel } from './model-choice.js';
 import { progressView } from './progress.js';
+import { chooseVae, installedTaesd, SDXL_SCALING_FACTOR, type ChosenVae } from './vae-choice.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -39,6 +44,8 @@ interface PlannedJob {
   prompt: string;
   prepared: PreparedGeneration;
   target: OutputTarget;
+  /** --preview's file and how often it is redrawn. */
+  preview: { path: string; every: number } | undefined;
 }
 
 /**
@@ -61,7 +68,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    planned.push({ prompt: job.prompt, prepared: withPromptNetworks(prepared, job.prompt), target });
+    planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target, preview: previewOf(prepared.settings) });
   }
   for (const group of loadGroups(planned)) {
     const bundle = await loadModel(group.modelDir, {
@@ -73,13 +80,14 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     });
     if (input.recordedLoras) warnLoraHashes(bundle.loras, input.recordedLoras);
     try {
-      for (const { prompt, prepared, target } of group.jobs) {
+      for (const { prompt, prepared, target, preview } of group.jobs) {
         const { settings } = prepared;
         // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
         const request = prepared.request(prompt, settings.seed ?? randomSeed());
         warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
         const label = settings.batchCount > 1 ? 'batch' : prepared.task && request.outpaint ? 'outpaint' : 'sampling';
-        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)));
+        const previews = preview && previewFile(bundle, prepared.files, preview.path, preview.every);
+        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)), previews);
       }
     } finally {
       await bundle.release();
@@ -89,13 +97,70 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
 
 type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;
 
-async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings: Settings, label: string, quiet: boolean, write: Writer): Promise<void> {
+async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings: Settings, label: string, quiet: boolean, write: Writer, preview?: Previewer): Promise<void> {
   const progress = progressView({ quiet });
   for (let batch = 0; batch < settings.batchCount; batch++) {
-    const result = await generate(bundle, nthBatch(base, batch), progress.listener(label === 'batch' ? `batch ${batch + 1}/${settings.batchCount}` : label));
-    progress.stop();
+    const listener = progress.listener(label === 'batch' ? `batch ${batch + 1}/${settings.batchCount}` : label);
+    let result: GenerationResult;
+    try {
+      result = await generate(bundle, nthBatch(base, batch), preview ? preview.listener(listener) : listener);
+    } catch (err) {
+      // The model is released after this: no preview may still be decoding then.
+      await preview?.finish().catch(() => {});
+      throw err;
+    } finally {
+      progress.stop();
+    }
     await write(result.images, result.timings, batch * settings.batchSize, batch);
+    await preview?.finish();
   }
+}
+
+/**
+ * --vae and --preview's decoder resolved to folders of ONNX graphs (pulled or converted on first
+ * use) before any model loads; the load options then name those folders, so jobs that chose the
+ * same VAE share a load.
+ */
+async function withVaes(prepared: PreparedGeneration, quiet: boolean): Promise<PreparedGeneration> {
+  const { settings, files } = prepared;
+  const vae = settings.vae ? await chooseVae(settings.vae, { offline: settings.offline, yes: settings.yes, quiet }) : undefined;
+  if (settings.vaeTiling && vae?.tiny) throw new UsageError('--vae-tiling does not apply to TAESD (it decodes a 1024x1024 image in well under a gigabyte); leave it out');
+  const preview = settings.preview ? await previewSource(settings, files, vae, quiet) : undefined;
+  const load = { ...prepared.load, ...(preview?.dir ? { previewVae: preview.dir } : {}) };
+  if (vae) load.vae = vae.dir;
+  return { ...prepared, load };
+}
+
+function previewOf(settings: Settings): PlannedJob['preview'] {
+  return settings.preview ? { path: settings.preview, every: settings.previewEvery } : undefined;
+}
+
+/**
+ * --preview: TAESD's decoder when --vae is TAESD or (auto, taesd) one is installed for the model's
+ * latents, else ComfyUI's latent-to-RGB factors. `dir` is a TAESD folder to load beside the model.
+ */
+async function previewSource(settings: Settings, files: ModelFiles, vae: ChosenVae | undefined, quiet: boolean): Promise<{ dir?: string }> {
+  if (settings.previewMethod === 'latent2rgb') return {};
+  if (vae?.tiny) return { dir: vae.dir };
+  const installed = await installedTaesd(files.vaeScalingFactor, quiet);
+  if (installed) return { dir: installed.dir };
+  if (settings.previewMethod === 'taesd') {
+    const id = Math.abs(files.vaeScalingFactor - SDXL_SCALING_FACTOR) < 1e-6 ? 'taesdxl' : 'taesd';
+    throw new UsageError(`--preview-method taesd: ${id} is not installed; run \`diffuse models pull ${id}\` (or use --preview-method latent2rgb)`);
+  }
+  return {};
+}
+
+/** Previews written over one PNG, atomically: a reader sees the last complete picture or the next. */
+function previewFile(bundle: ModelBundle, files: ModelFiles, path: string, every: number): Previewer {
+  return previewer({
+    every,
+    ...(bundle.previewDecoder ? { decoder: bundle.previewDecoder } : {}),
+    latentFormat: Math.abs(files.vaeScalingFactor - SDXL_SCALING_FACTOR) < 1e-6 ? 'sdxl' : 'sd15',
+    onImage: async (image) => {
+      await writeFileAtomic(path, await encodePng(image, []), { ifExists: 'overwrite' });
+    },
+  });
 }
 
 function writer(target: OutputTarget, settings: Settings, json: boolean): Writer {

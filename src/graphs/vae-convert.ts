@@ -72,6 +72,8 @@ interface Built {
   encoder?: { graph: GraphBuilder };
   kind: VaeKind;
   latentChannels: number;
+  /** Channels per resolution level, as diffusers' configs give them: 2^(levels - 1) pixels per latent. */
+  blockOutChannels: number[];
 }
 
 function build(main: { store: OpenedStore; found: DetectedVae }, encoder?: { store: OpenedStore; found: DetectedVae }): Built {
@@ -82,6 +84,7 @@ function build(main: { store: OpenedStore; found: DetectedVae }, encoder?: { sto
     return {
       kind: 'kl',
       latentChannels: config.latentChannels,
+      blockOutChannels: config.blockOutChannels,
       decoder: { graph: buildVaeDecoder(weights('VAE decoder'), config, 'float32') },
       ...(found.hasEncoder ? { encoder: { graph: buildVaeEncoder(weights('VAE encoder'), config, 'float32') } } : {}),
     };
@@ -95,6 +98,8 @@ function build(main: { store: OpenedStore; found: DetectedVae }, encoder?: { sto
   return {
     kind: 'taesd',
     latentChannels: decoder.plan.latentChannels,
+    // One level more than the upsamplings, each before a convolution without bias.
+    blockOutChannels: [decoder.plan.layers[0]!.out, ...decoder.plan.layers.filter((l) => l.kind === 'conv' && !l.bias).map((l) => l.out)],
     decoder: { graph: buildTinyDecoder(new ComponentWeights('TAESD decoder', store, decoder.locate), decoder.plan, 'float32') },
     ...(tinyEncoder ? { encoder: { graph: buildTinyEncoder(new ComponentWeights('TAESD encoder', tinyEncoder.store, tinyEncoder.side.locate), tinyEncoder.side.plan, 'float32') } } : {}),
   };
@@ -103,8 +108,8 @@ function build(main: { store: OpenedStore; found: DetectedVae }, encoder?: { sto
 /** The diffusers config beside each graph: what src/pipeline reads of a VAE folder. */
 function configJson(built: Built): Record<string, unknown> {
   return built.kind === 'taesd'
-    ? { _class_name: 'AutoencoderTiny', latent_channels: built.latentChannels, scaling_factor: 1.0, block_out_channels: [64, 64, 64, 64] }
-    : { _class_name: 'AutoencoderKL', latent_channels: built.latentChannels };
+    ? { _class_name: 'AutoencoderTiny', latent_channels: built.latentChannels, scaling_factor: 1.0, block_out_channels: built.blockOutChannels }
+    : { _class_name: 'AutoencoderKL', latent_channels: built.latentChannels, block_out_channels: built.blockOutChannels };
 }
 
 export async function convertVae(files: { main: string; encoder?: string }, outDir: string, hashes: { sha256: string; a1111Hash: string }): Promise<VaeRecord> {

@@ -21,6 +21,8 @@ export interface ImageMetadata {
   modelHash: string;
   /** A VAE other than the model's (A1111's "VAE" and "VAE hash"). */
   vae?: { name: string; hash: string };
+  /** TAESD decoded (and, for img2img, encoded): A1111's "VAE Decoder: TAESD", "VAE Encoder: TAESD". */
+  tinyVae?: { decode: boolean; encode: boolean };
   rng: 'cpu' | 'philox';
   seedMode: 'a1111' | 'diffusers';
   eta?: number;

@@ -263,6 +263,8 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     if (m.mask.area === 'masked' && m.mask.padding !== undefined) extra['Masked area padding'] = String(m.mask.padding);
   }
   if (m.watermark) extra.Watermark = m.watermark;
+  if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
+  if (m.tinyVae?.decode) extra['VAE Decoder'] = 'TAESD';
   if (m.eta !== undefined) extra.Eta = String(m.eta);
   if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
   if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';

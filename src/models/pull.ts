@@ -10,7 +10,7 @@ import { TransferMeter, type ProgressListener } from './progress.js';
 import { parseModelRef, type ModelRef } from './ref.js';
 import { loadRegistry } from './registry.js';
 import { safeJoin, unsafeRepoPathReason } from './safe-path.js';
-import { pullTargetFor, wantedFiles, type CacheOptions, type FileChoice, type PullTarget } from './target.js';
+import { pullTargetFor, targetChoice, targetPins, wantedFiles, type CacheOptions, type FileChoice, type PullTarget } from './target.js';
 
 export interface PullOptions extends CacheOptions, FileChoice {
   /** Default: HF_ENDPOINT / HF_TOKEN from the environment. */
@@ -44,7 +44,7 @@ async function defaultDiskFree(dir: string): Promise<number> {
 function toItems(hub: HubOptions, target: PullTarget, listing: RepoListing, files: readonly RemoteFile[]): DownloadItem[] {
   return files.map((file) => {
     const item: DownloadItem = { ...file, url: resolveUrl(hub, target.repo, listing.commit ?? target.revision, file.path) };
-    const pin = target.entry?.sha256?.[file.path];
+    const pin = targetPins(target)?.[file.path];
     if (pin) {
       if (file.sha256 && file.sha256 !== pin) {
         throw new HubError(`${target.label}: the Hub's sha256 for ${file.path} (${file.sha256}) differs from the pin in models.json (${pin}); the repo changed since the registry was written`);
@@ -80,7 +80,7 @@ async function pullUnderLock(target: PullTarget, options: PullOptions): Promise<
 
   emit?.({ type: 'listing', repo: target.repo, revision: target.revision });
   const listing = await listRepoFiles(hub, target.repo, target.revision, options.signal);
-  const wanted = wantedFiles(listing.files, registry, options, what);
+  const wanted = wantedFiles(listing.files, registry, targetChoice(target, options), what);
   // Every name is proven safe before anything is created on disk.
   for (const file of wanted) safeJoin(paths.snapshot, file.path);
   const items = toItems(hub, target, listing, wanted);

@@ -53,6 +53,27 @@ export interface RegistryEntry {
   notes?: string;
 }
 
+export const VAE_KINDS = ['taesd'] as const;
+export type VaeKind = (typeof VAE_KINDS)[number];
+
+/** A VAE to pull by name (`diffuse models pull taesd`, `--vae taesd`): the exact files of a Hub repo. */
+export interface VaeEntry {
+  id: string;
+  name: string;
+  kind: VaeKind;
+  /** The latent space it decodes: SD 1.x/2.x's or SDXL's. */
+  family: Family;
+  repo: string;
+  revision: string;
+  /** Repo paths to download (weights in the layout src/graphs reads). */
+  files: string[];
+  /** Approximate download size in bytes. */
+  bytes: number;
+  license: { name: string; url: string };
+  sha256?: Record<string, string>;
+  notes?: string;
+}
+
 export interface Registry {
   version: 1;
   /** The id used when no --model is given. */
@@ -65,6 +86,8 @@ export interface Registry {
   /** Added only when the safety checker is asked for. */
   safetyComponents: string[];
   models: RegistryEntry[];
+  /** VAEs by name; a registry without the key has none. */
+  vaes: VaeEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -143,7 +166,43 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'models'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'models', 'vaes'] as const;
+const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+
+function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  const sha256: Record<string, string> = {};
+  const pins = c.object(raw, path) ?? {};
+  for (const [file, hash] of Object.entries(pins)) {
+    const reason = unsafeRepoPathReason(file);
+    if (reason) c.fail(`${path}["${file}"]`, `unsafe repo path (${reason})`);
+    sha256[file] = c.string(hash, `${path}["${file}"]`, (h) => (SHA256.test(h) ? undefined : 'must be 64 lower-case hex digits'));
+  }
+  return sha256;
+}
+
+function checkVae(c: Checker, raw: unknown, path: string): VaeEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, VAE_KEYS);
+  const license = c.object(obj.license, `${path}.license`) ?? {};
+  c.onlyKeys(license, `${path}.license`, ['name', 'url']);
+  const entry: VaeEntry = {
+    id: c.string(obj.id, `${path}.id`, validateId),
+    name: c.string(obj.name, `${path}.name`),
+    kind: c.oneOf(obj.kind, `${path}.kind`, VAE_KINDS),
+    family: c.oneOf(obj.family, `${path}.family`, FAMILIES),
+    repo: c.string(obj.repo, `${path}.repo`, validateRepoId),
+    revision: c.string(obj.revision, `${path}.revision`, validateRevision),
+    files: c.stringList(obj.files, `${path}.files`, (f) => unsafeRepoPathReason(f)),
+    bytes: c.number(obj.bytes, `${path}.bytes`, 0, 1e12, true),
+    license: { name: c.string(license.name, `${path}.license.name`), url: c.string(license.url, `${path}.license.url`, httpsUrl) },
+  };
+  const sha256 = checkPins(c, obj.sha256, `${path}.sha256`);
+  if (sha256) entry.sha256 = sha256;
+  if (obj.notes !== undefined) entry.notes = c.string(obj.notes, `${path}.notes`);
+  return entry;
+}
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
 
 function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Record<Task, string[]>, safetyComponents: string[]): RegistryEntry | undefined {
@@ -184,16 +243,7 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     if (!known) c.fail(`${path}.componentBytes.${component}`, 'is not a component of any of the entry\'s tasks nor of the safety checker');
   }
 
-  let sha256: Record<string, string> | undefined;
-  if (obj.sha256 !== undefined) {
-    sha256 = {};
-    const pins = c.object(obj.sha256, `${path}.sha256`) ?? {};
-    for (const [file, hash] of Object.entries(pins)) {
-      const reason = unsafeRepoPathReason(file);
-      if (reason) c.fail(`${path}.sha256["${file}"]`, `unsafe repo path (${reason})`);
-      sha256[file] = c.string(hash, `${path}.sha256["${file}"]`, (h) => (SHA256.test(h) ? undefined : 'must be 64 lower-case hex digits'));
-    }
-  }
+  const sha256 = checkPins(c, obj.sha256, `${path}.sha256`);
 
   const entry: RegistryEntry = {
     id: c.string(obj.id, `${path}.id`, validateId),
@@ -245,8 +295,19 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     models.push(entry);
   });
 
+  const vaes: VaeEntry[] = [];
+  if (top.vaes !== undefined) {
+    c.array(top.vaes, '$.vaes', 0).forEach((raw, i) => {
+      const entry = checkVae(c, raw, `$.vaes[${i}]`);
+      if (!entry) return;
+      if (ids.has(entry.id)) c.fail(`$.vaes[${i}].id`, `duplicate id "${entry.id}"`);
+      ids.add(entry.id);
+      vaes.push(entry);
+    });
+  }
+
   const def = c.string(top.default, '$.default', validateId);
-  if (def && !ids.has(def)) c.fail('$.default', `"${def}" is not the id of any model`);
+  if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
   const registry: Registry = {
     version: 1,
     default: def,
@@ -255,6 +316,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     taskComponents,
     safetyComponents,
     models,
+    vaes,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -282,6 +344,10 @@ export function loadRegistry(path?: string): Registry {
 
 export function findEntry(registry: Registry, id: string): RegistryEntry | undefined {
   return registry.models.find((m) => m.id === id);
+}
+
+export function findVae(registry: Registry, id: string): VaeEntry | undefined {
+  return registry.vaes.find((v) => v.id === id);
 }
 
 export interface ComponentOptions {

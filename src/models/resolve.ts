@@ -7,8 +7,8 @@ import { ModelNotCachedError, ModelPathError, UnknownModelError } from './errors
 import { readLocalModels } from './local.js';
 import { pullRepo, type PullOptions } from './pull.js';
 import { parseModelRef, validateRepoId, type ModelRef } from './ref.js';
-import { findEntry, loadRegistry, type RegistryEntry } from './registry.js';
-import { pullTargetFor, type FileChoice } from './target.js';
+import { findEntry, findVae, loadRegistry, type RegistryEntry } from './registry.js';
+import { pullTargetFor, targetChoice, targetPins, type FileChoice } from './target.js';
 
 export interface ResolveOptions extends PullOptions {
   /** Never touch the network; fail with the pull command when the model is not cached. */
@@ -56,10 +56,10 @@ export async function resolveModel(ref: string | ModelRef, options: ResolveOptio
 
   const root = options.home ?? cacheRoot();
   const registry = options.registry ?? loadRegistry();
-  if (parsed.kind === 'id' && !findEntry(registry, parsed.id)) {
+  if (parsed.kind === 'id' && !findEntry(registry, parsed.id) && !findVae(registry, parsed.id)) {
     const local = await readLocalModels(root);
     const model = local[parsed.id];
-    if (!model) throw new UnknownModelError(parsed.id, [...registry.models.map((m) => m.id), ...Object.keys(local)]);
+    if (!model) throw new UnknownModelError(parsed.id, [...registry.models.map((m) => m.id), ...registry.vaes.map((v) => v.id), ...Object.keys(local)]);
     if (!existsSync(model.path)) {
       throw new ModelPathError(`"${parsed.id}" points at ${model.path}, which no longer exists (\`diffuse models rm ${parsed.id}\` forgets it)`);
     }
@@ -67,7 +67,7 @@ export async function resolveModel(ref: string | ModelRef, options: ResolveOptio
   }
   const target = await pullTargetFor(parsed, { home: root, registry });
 
-  const found = await findCachedSnapshot(root, target.repo, target.revision, registry, options, target.entry?.sha256);
+  const found = await findCachedSnapshot(root, target.repo, target.revision, registry, targetChoice(target, options), targetPins(target));
   const withEntry = (r: ResolvedModel): ResolvedModel => (target.entry ? { ...r, entry: target.entry } : r);
   if (found) return withEntry({ dir: found, ref: parsed, source: 'cache' });
   if (options.offline || !options.allowDownload) {

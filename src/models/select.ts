@@ -20,6 +20,15 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
+/** Exactly the named files (a registry VAE's), or a HubNotFoundError naming one the repo lacks. */
+export function selectExact(files: readonly RemoteFile[], paths: readonly string[], what: string): RemoteFile[] {
+  return paths.map((path) => {
+    const file = files.find((f) => f.path === path);
+    if (!file) throw new HubNotFoundError(`${what} has no ${path}`);
+    return file;
+  });
+}
+
 /** The selected files, or a HubNotFoundError naming a component the repo lacks. */
 export function selectFiles(files: readonly RemoteFile[], selection: Selection, what: string): RemoteFile[] {
   if (selection.all) return [...files];

@@ -49,8 +49,15 @@ export interface ModelBundle {
   loras: Array<{ name: string; hash: string }>;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
-  /** The VAE given instead of the model's: its folder name and decoder graph (A1111's "VAE" fields). */
-  vae?: { name: string; decoderPath: string };
+  /** The VAE given instead of the model's (A1111's "VAE" fields, or its "VAE Decoder: TAESD"). */
+  vae?: VaeChoice;
+  /**
+   * Latents are divided by this before decoding and multiplied by it after encoding: the model's
+   * scaling factor, or TAESD's 1 (its latent space is the UNet's own).
+   */
+  vaeScale: number;
+  /** TAESD's decoder for live previews (src/pipeline/preview.ts), when one was loaded. */
+  previewDecoder?: VaeDecoder;
   depthEstimator?: DepthEstimator;
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
@@ -68,6 +75,17 @@ export interface TextEncoderPart {
   tokenizer: ClipTokenizer;
   hiddenOutput: HiddenOutput;
   pooledOutput?: string;
+}
+
+/** Another VAE than the model's, as the metadata records it. */
+export interface VaeChoice {
+  /** A1111's "VAE": a VAE file's name, or the folder's name. */
+  name: string;
+  /** A1111's "VAE hash" when known (a file's SHA-256); else the decoder graph's is computed when needed. */
+  hash?: string;
+  decoderPath: string;
+  /** TAESD: recorded as A1111's "VAE Decoder: TAESD" (and "VAE Encoder" when it encodes) instead. */
+  tiny: boolean;
 }
 
 /** What a bundle holds besides its sessions. */
@@ -113,6 +131,7 @@ export function assemble(
     vaeDecoder: new VaeDecoder(decoder),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
     schedule: parts.schedule,
+    vaeScale: parts.files.vaeScalingFactor,
     provider: unet.provider,
     release: async () => {
       await Promise.all([...slots.map((s) => s.textEncoder.release()), ...opened.map((s) => s.session.release())]);

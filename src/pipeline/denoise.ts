@@ -76,7 +76,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
           await plan.sampler(denoiser, start.x, plan.sigmas, {
             noise: samplerNoise(request, plan.sigmas, latentDims, noise.batch),
             ...(request.eta !== undefined ? { eta: request.eta } : {}),
-            onStep: (info) => listener({ kind: 'step', step: info.step + 1, total }),
+            onStep: (info) => listener({ kind: 'step', step: info.step + 1, total, denoised: info.denoised, latentDims }),
           }),
           plan.finalScale,
         );
@@ -85,13 +85,14 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
 
   listener({ kind: 'stage', stage: 'decode' });
   const images: PassResult['images'] = [];
-  const invScale = Math.fround(files.vaeScalingFactor);
+  if (request.vaeTiling && bundle.vae?.tiny) throw new UsageError('--vae-tiling does not apply to TAESD (it decodes a 1024x1024 image in well under a gigabyte); leave it out');
+  // After a refiner switch the refiner's VAE decodes (with its own scale), as in A1111 (the refiner is then the loaded model) and diffusers.
+  const { vaeDecoder, vaeScale } = refining ? refiner!.bundle : bundle;
+  const invScale = Math.fround(vaeScale);
   for (let b = 0; b < batch; b++) {
     const slice = final.subarray(b * perImage, (b + 1) * perImage);
     const unscaled = new Float32Array(perImage);
     for (let i = 0; i < perImage; i++) unscaled[i] = slice[i]! / invScale;
-    // After a refiner switch the refiner's VAE decodes, as in A1111 (the refiner is then the loaded model) and diffusers.
-    const vaeDecoder = refining ? refiner!.bundle.vaeDecoder : bundle.vaeDecoder;
     const decoded = request.vaeTiling
       ? await tiledDecode(vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
       : await vaeDecoder.decode(unscaled, latentDims);

@@ -21,8 +21,8 @@ export async function encodeImage(
   const encoder = bundle.vaeEncoder;
   if (!encoder) throw new ModelLoadError('this model has no vae_encoder/model.onnx, which img2img and inpaint need');
   const out = await encoder.encode(pixels, height, width);
-  if (encoder.output === 'sample') return out.data.map((v) => f(v * f(bundle.files.vaeScalingFactor)));
-  return latentsFromParameters(out.data, bundle.files.vaeScalingFactor, mode === 'sample' ? draw(out.data.length / 2) : undefined);
+  if (encoder.output === 'sample') return out.data.map((v) => f(v * f(bundle.vaeScale)));
+  return latentsFromParameters(out.data, bundle.vaeScale, mode === 'sample' ? draw(out.data.length / 2) : undefined);
 }
 
 /**

@@ -15,7 +15,10 @@ import { int8Graphs, type Quantization, type QuantizationChoice } from './quanti
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
-import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart } from './bundle.js';
+import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
+import { readVaeRecord } from '../graphs/vae-convert.js';
+import { VaeDecoder } from './vae.js';
+import type { ModelFiles } from './model-files.js';
 import { calibrator } from './calibrate.js';
 import { applyLoras, type AppliedLoras, type LoraChoice } from '../graphs/lora/apply-loras.js';
 import { withHypernetworks, type HypernetworkChoice } from '../graphs/hypernetwork/apply-hypernetworks.js';
@@ -29,9 +32,12 @@ export interface LoadOptions {
   withEncoder?: boolean;
   /**
    * Another VAE instead of the model's (A1111's and ComfyUI's VAE choice): a folder holding
-   * vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout.
+   * vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout, as given or as
+   * src/graphs converts a VAE file into (with vae.json saying what it was).
    */
   vae?: string;
+  /** A TAESD folder (vae_decoder/) whose decoder draws live previews; --vae's own when that is TAESD. */
+  previewVae?: string;
   /** Load the folder's depth estimator (depth2img without a depth map). */
   withDepthEstimator?: boolean;
   /** A1111 numbering: 1 (default) = the last layer's hidden states. */
@@ -74,7 +80,8 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}),
   };
-  const vaeDir = options.vae ? vaeFolder(options.vae) : files.dir;
+  const other = options.vae ? otherVae(options.vae, files, Boolean(options.withEncoder)) : undefined;
+  const vaeDir = other?.dir ?? files.dir;
   const sdxl = hasPart(files.dir, 'text_encoder_2');
   const paths = {
     unet: requirePart(files.dir, 'unet'),
@@ -117,19 +124,23 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
       )
     : { unet: unetSource, decoder: paths.decoder };
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
-  const [texts, unet, decoder, encoder, depth] = await Promise.all([
+  const previewPath = options.previewVae && resolve(options.previewVae) !== other?.dir ? requirePart(resolve(options.previewVae), 'vae_decoder') : undefined;
+  const [texts, unet, decoder, encoder, depth, preview] = await Promise.all([
     Promise.all(parts.texts.map((t) => openSession(t.path, settings))),
     openSession(graphs.unet, settings),
     openSession(graphs.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
     paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
+    previewPath ? openSession(previewPath, settings) : Promise.resolve(undefined),
   ]);
   const assembled = assemble(parts, { texts, unet, decoder, encoder }, options.parkTextEncoder ? (i) => openSession(parts.texts[i]!.path, settings) : undefined);
   const bundle = {
     ...assembled,
-    ...(options.vae ? { vae: { name: basename(vaeDir), decoderPath: paths.decoder } } : {}),
+    ...(other ? { vae: { ...other.choice, decoderPath: paths.decoder }, vaeScale: other.scale ?? assembled.vaeScale } : {}),
     ...(quantization ? { quantization } : {}),
+    ...(preview ? { previewDecoder: new VaeDecoder(preview), release: async () => { await Promise.all([assembled.release(), preview.session.release()]); } } : {}),
   };
+  if (options.previewVae && !preview) bundle.previewDecoder = bundle.vaeDecoder;
   if (!depth || !depthConfig) return bundle;
   return {
     ...bundle,
@@ -194,13 +205,44 @@ async function withLoras(graphs: { textEncoder: string; unet: string }, options:
   return applied;
 }
 
-/** --vae: a folder with the VAE graphs, refused in one line when it has none. */
-function vaeFolder(path: string): string {
+/**
+ * --vae: a folder with the VAE graphs, refused in one line when it has none, has no encoder for an
+ * image task, or makes latents of another width than the model's. TAESD (AutoencoderTiny) works
+ * on the UNet's latents as they are (its own scaling factor, 1); another AutoencoderKL keeps the
+ * model's scaling factor, as A1111 and ComfyUI do.
+ */
+function otherVae(path: string, files: ModelFiles, withEncoder: boolean): { dir: string; choice: Omit<VaeChoice, 'decoderPath'>; scale?: number } {
   const dir = resolve(path);
   if (!existsSync(join(dir, 'vae_decoder', 'model.onnx'))) {
-    throw new UsageError(`--vae ${path}: no vae_decoder/model.onnx there; pass a VAE folder in the diffusers ONNX layout (vae_decoder/, and vae_encoder/ for img2img)`);
+    throw new UsageError(`--vae ${path}: no vae_decoder/model.onnx there; pass a VAE file (.safetensors, .ckpt, .pt), taesd, or a VAE folder in the diffusers ONNX layout (vae_decoder/, and vae_encoder/ for img2img)`);
   }
-  return dir;
+  const record = readVaeRecord(dir);
+  const label = record?.name ?? path;
+  if (withEncoder && !existsSync(join(dir, 'vae_encoder', 'model.onnx'))) {
+    throw new UsageError(`--vae ${label} has no encoder, which img2img, inpaint, outpaint and depth2img need (for TAESD, put taesd_encoder beside taesd_decoder)`);
+  }
+  const config = readVaeConfig(join(dir, 'vae_decoder', 'config.json'));
+  const channels = record?.latentChannels ?? config.latent_channels;
+  if (typeof channels === 'number' && channels !== files.latentChannels) {
+    throw new UsageError(`--vae ${label} reads ${channels}-channel latents but this model makes ${files.latentChannels}; choose a VAE of the model's family`);
+  }
+  const levels = Array.isArray(config.block_out_channels) ? config.block_out_channels.length : undefined;
+  if (levels !== undefined && 2 ** (levels - 1) !== files.vaeScaleFactor) {
+    throw new UsageError(`--vae ${label} makes ${2 ** (levels - 1)} pixels per latent but this model's VAE ${files.vaeScaleFactor}; choose a VAE of the model's family`);
+  }
+  const tiny = record ? record.kind === 'taesd' : config._class_name === 'AutoencoderTiny';
+  const choice = { name: record?.name ?? basename(dir), ...(record && !tiny ? { hash: record.a1111Hash } : {}), tiny };
+  return { dir, choice, ...(tiny ? { scale: typeof config.scaling_factor === 'number' ? config.scaling_factor : 1 } : {}) };
+}
+
+function readVaeConfig(path: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  } catch {
+    // Exports without a config: an AutoencoderKL, as optimum writes SD's.
+    return {};
+  }
 }
 
 /**

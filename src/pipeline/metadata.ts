@@ -15,7 +15,8 @@ export interface ImageFacts {
 /** Per request: what every image of it records (the model's hashes are read once and remembered). */
 export async function metadataFor(bundle: ModelBundle, request: GenerationRequest): Promise<(facts: ImageFacts) => ImageMetadata> {
   const hash = await modelHash(bundle.files.dir);
-  const vae = bundle.vae ? { name: bundle.vae.name, hash: (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : undefined;
+  const vae = bundle.vae && !bundle.vae.tiny ? { name: bundle.vae.name, hash: bundle.vae.hash ?? (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : undefined;
+  const tinyVae = bundle.vae?.tiny ? { decode: true, encode: Boolean(request.init) } : undefined;
   const names = a1111Name(request.sampler, request.schedule);
   // Recorded only where reading the names back would pick another table (--from restores it).
   const table = request.noiseTable ?? 'diffusers';
@@ -37,6 +38,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     model: bundle.name,
     modelHash: hash,
     ...(vae ? { vae } : {}),
+    ...(tinyVae ? { tinyVae } : {}),
     rng: request.rng,
     seedMode: request.seedMode,
     ...(request.eta !== undefined ? { eta: request.eta } : {}),

@@ -231,7 +231,11 @@ export type { ImageMetadata };
 
 export type PipelineEvent =
   | { kind: 'stage'; stage: 'encode' | 'denoise' | 'decode' }
-  | { kind: 'step'; step: number; total: number }
+  /**
+   * A finished step and the denoiser's current x0 estimate of the batch, [batch, ...latentDims]
+   * in the UNet's latent space (what live previews decode); valid during the call only.
+   */
+  | { kind: 'step'; step: number; total: number; denoised: Float32Array; latentDims: readonly [number, number, number] }
   /** Outpainting: image `image` of `images` starts its pass `pass` of `passes`. */
   | { kind: 'pass'; image: number; images: number; pass: number; passes: number };
 

@@ -56,6 +56,9 @@ export interface Settings {
   optimizedCache: string;
   attention: 'fused' | 'plain';
   vae: string | undefined;
+  preview: string | undefined;
+  previewEvery: number;
+  previewMethod: 'auto' | 'taesd' | 'latent2rgb';
   quantize: Quantization;
   int8Format: 'auto' | Int8Format;
   promptWeighting: PromptWeighting;
@@ -143,6 +146,11 @@ const parseWatermark = (raw: unknown, label: string): boolean | string => {
   if (typeof raw !== 'string' || raw === '') throw new UsageError(`${label} takes nothing (the SDXL message) or a text (got '${String(raw)}')`);
   return raw;
 };
+const parsePngPath = (raw: unknown, label: string): string => {
+  const path = String(raw);
+  if (!/\.png$/i.test(path)) throw new UsageError(`${label} must name a .png file (got '${path}')`);
+  return path;
+};
 const parseBoolean = (raw: unknown, label: string): boolean => {
   if (typeof raw === 'boolean') return raw;
   if (raw === 'true') return true;
@@ -204,7 +212,10 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'promptWeighting', flags: '--prompt-weighting <mode>', description: "prompt syntax: a1111 ((emphasis:1.2), [edits:10], BREAK, long prompts), comfy (same syntax, ComfyUI's weighting), none (plain text, 77 tokens, as diffusers)", parse: parseChoice(['a1111', 'comfy', 'none'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'padCond', flags: '--pad-cond <how>', description: "prompt and negative of different lengths: none (two UNet calls, A1111's default), empty-chunks or v0 (A1111's padding options)", parse: parseChoice(['none', 'empty-chunks', 'v0'] as const), default: 'none', configurable: true }),
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
-  spec({ key: 'vae', flags: '--vae <dir>', description: "another VAE instead of the model's: a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseString), default: undefined, configurable: true, unset: "the model's" }),
+  spec({ key: 'vae', flags: '--vae <ref>', description: "another VAE instead of the model's: a VAE file (.safetensors, .ckpt, .pt: A1111's VAE files, diffusers' layout, TAESD's decoder), taesd or taesdxl (the registry's tiny decoders), or a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseString), default: undefined, configurable: true, unset: "the model's" }),
+  spec({ key: 'preview', flags: '--preview <path.png>', description: 'write a live preview of the image being sampled to this PNG (replaced atomically, so image viewers that reload it never see half a file)', parse: optional(parsePngPath), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'previewEvery', flags: '--preview-every <n>', description: 'with --preview: every n sampling steps', parse: parseInteger(1, 1000), default: 1, configurable: true }),
+  spec({ key: 'previewMethod', flags: '--preview-method <how>', description: "with --preview: taesd (the tiny decoder, full size: --vae taesd, or taesd/taesdxl pulled), latent2rgb (ComfyUI's latent-to-RGB factors, 1/8 size), or auto (taesd when installed)", parse: parseChoice(['auto', 'taesd', 'latent2rgb'] as const), default: 'auto', configurable: true }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),

@@ -22,6 +22,7 @@ export interface VaeFixtures {
     decoder: { latent_sample: InputRef; sample: ArrayRef };
     encoder: { sample: InputRef; latents: ArrayRef };
   };
+  taesd_mini: { original: { decoder: string; encoder: string }; pipeline: { case: string; image: ArrayRef } };
   latent2rgb: Record<'sd15' | 'sdxl', { factors: number[][]; bias: number[] | null; scale_factor: number; x0: InputRef & { times: number }; pixels: number[][][] }>;
 }
 
