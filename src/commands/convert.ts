@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { convertCheckpoint, type Precision } from '../graphs/convert.js';
 import { checkpointHashes, ensureConvertedModel, isCheckpointFile } from '../graphs/converted-cache.js';
 import type { Prediction } from '../graphs/model-config.js';
-import { addLocalModel, cacheRoot, loadRegistry } from '../models/index.js';
+import { addLocalModel, cacheRoot, convertedFolder, loadRegistry } from '../models/index.js';
 import { convertProgress } from './convert-progress.js';
 
 interface ConvertFlags {
@@ -19,9 +19,9 @@ interface ConvertFlags {
 const PRECISIONS: readonly Precision[] = ['fp32', 'fp16'];
 const PREDICTIONS: Readonly<Record<string, Prediction>> = { epsilon: 'epsilon', eps: 'epsilon', v: 'v_prediction', v_prediction: 'v_prediction' };
 
-/** Where `--model <file>` and `diffuse convert` keep converted checkpoints. */
+/** Where `--model <file>`, `--vae <file>` and `diffuse convert` keep converted checkpoints. */
 export function convertedCache(): string {
-  return join(cacheRoot(), 'converted');
+  return convertedFolder(cacheRoot());
 }
 
 /**

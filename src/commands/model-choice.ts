@@ -20,7 +20,8 @@ export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' |
   if (settings.model && isCheckpointFile(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
-  return resolveOrPull(ref, { offline: settings.offline, task }, settings.yes, quiet);
+  const resolved = await resolveOrPull(ref, { offline: settings.offline, task }, settings.yes, quiet);
+  return resolved.checkpoint ? { dir: await modelFromCheckpoint(resolved.dir, quiet) } : resolved;
 }
 
 /**

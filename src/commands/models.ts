@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+
 import { UsageError } from '../errors.js';
 import {
   addLocalModel,
@@ -18,6 +18,9 @@ import {
   type Task,
 } from '../models/index.js';
 import { formatBytes, pullProgress } from './pull-progress.js';
+import { isCheckpointFile } from '../graphs/converted-cache.js';
+import { openModelSource } from '../graphs/model-source.js';
+import { join, resolve } from 'node:path';
 
 function parseTask(raw: string | undefined): Task {
   const task = (raw ?? 'txt2img') as Task;
@@ -130,7 +133,7 @@ export function defineModels(models: Command): Command {
 
   models
     .command('prune')
-    .description("delete cached edited and optimised graphs whose model is gone (e.g. a folder deleted by hand)")
+    .description('delete what the cache derived from models that are gone: converted checkpoints and VAE files whose file was deleted, edited and optimised graphs')
     .action(() => {
       const deleted = pruneDerivedGraphs();
       for (const path of deleted) process.stdout.write(`deleted ${path}\n`);
@@ -139,13 +142,16 @@ export function defineModels(models: Command): Command {
 
   models
     .command('add')
-    .description('register a local diffusers ONNX folder under an id')
-    .argument('<dir>')
+    .description('register a local diffusers ONNX folder, or a single-file checkpoint (converted on first use), under an id')
+    .argument('<path>')
     .requiredOption('--id <name>', 'the id to use with --model')
     .option('--force', 'replace an existing registration')
-    .action(async (dir: string, opts: { id: string; force?: boolean }) => {
-      const added = await addLocalModel(cacheRoot(), loadRegistry(), dir, opts.id, { force: Boolean(opts.force) });
-      process.stdout.write(`${opts.id} → ${added.path}\n`);
+    .action(async (path: string, opts: { id: string; force?: boolean }) => {
+      const checkpoint = isCheckpointFile(path);
+      // A file is read enough to know it is a whole SD checkpoint before it gets a name.
+      if (checkpoint) await (await openModelSource(resolve(path))).close();
+      const added = await addLocalModel(cacheRoot(), loadRegistry(), path, opts.id, { force: Boolean(opts.force), checkpoint });
+      process.stdout.write(`${opts.id} → ${added.path}${checkpoint ? ' (a checkpoint: converted on first use)' : ''}\n`);
     });
 
   return models;

@@ -14,6 +14,7 @@ import { probePrediction } from './prediction-probe.js';
 import { buildUnet } from './unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
 import { ComponentWeights } from './weights.js';
+import { recordSource } from '../onnx/derived-source.js';
 
 /**
  * A single-file checkpoint (or a diffusers PyTorch folder) to a diffusers ONNX folder the pipeline
@@ -115,6 +116,8 @@ export async function convertCheckpoint(source: string, outDir: string, options:
     };
     const weightMap = Object.fromEntries(COMPONENTS.map((c) => [c, graphs[c].weights.records]));
     await writeModelFolder(tmp, config, record, weightMap, model.tokenizerDir);
+    // What `models prune` and `models rm` look for: the folder goes when its checkpoint does.
+    recordSource(tmp, source);
     await rename(tmp, outDir);
     return { dir: outDir, config, record };
   } finally {

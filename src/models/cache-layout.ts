@@ -5,7 +5,9 @@ import { join, posix, win32 } from 'node:path';
 /**
  * Where the cache lives and how it is laid out:
  *
- *   <root>/local.json                     folders registered with `diffuse models add`
+ *   <root>/local.json                     folders and checkpoints registered with `diffuse models add`
+ *   <root>/converted/<sha256>-<...>/      checkpoints and VAE files converted to ONNX (src/graphs), each
+ *                                         with source.json naming the file it came from
  *   <root>/models/<org>--<name>@<rev>/
  *       manifest.json                     what was listed and what is verified on disk
  *       lock                              held while a process pulls or removes the model
@@ -54,6 +56,10 @@ export function modelPaths(root: string, repo: string, revision: string): ModelP
 
 export function modelsFolder(root: string): string {
   return join(root, 'models');
+}
+
+export function convertedFolder(root: string): string {
+  return join(root, 'converted');
 }
 
 export function localRegistryPath(root: string): string {

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { cacheRoot, modelPaths, modelsFolder } from './cache-layout.js';
+import { cacheRoot, convertedFolder, modelPaths, modelsFolder } from './cache-layout.js';
 import { CacheError, HubNotFoundError, LocalModelError, ModelsError } from './errors.js';
 import { hashFile } from './hash.js';
 import { readLocalModels, removeLocalModel, type LocalModel } from './local.js';
@@ -12,7 +12,7 @@ import { parseModelRef, type ModelRef } from './ref.js';
 import { loadRegistry, TASKS, type Registry, type Task } from './registry.js';
 import { pullTargetFor, wantedFiles, type CacheOptions, type FileChoice } from './target.js';
 import { safeJoin } from './safe-path.js';
-import { pruneOrphans } from '../onnx/derived-source.js';
+import { pruneOrphans, removeDerivedOf } from '../onnx/derived-source.js';
 
 /**
  * The cache as the `diffuse models list | rm | verify` commands see it, and the "is this model
@@ -113,13 +113,24 @@ export interface RemoveOptions extends CacheOptions {
   lock?: Pick<LockOptions, 'waitMs' | 'staleMs' | 'pollMs'>;
 }
 
-/** `models rm`: deletes a cached repo@revision, or forgets a local id (its folder is kept). */
+/**
+ * `models rm`: deletes a cached repo@revision, or forgets a local id (its folder or file is kept)
+ * and deletes what diffuse made of it in the cache: a checkpoint's conversions, or the converted
+ * folder itself when the id names one (`diffuse convert --id`).
+ */
 export async function removeModel(ref: string | ModelRef, options: RemoveOptions = {}): Promise<{ kind: 'cache' | 'local'; path: string; derived?: string[] }> {
   const root = options.home ?? cacheRoot();
   const parsed = typeof ref === 'string' ? parseModelRef(ref) : ref;
   if (parsed.kind === 'id') {
     const forgotten = await removeLocalModel(root, parsed.id);
-    if (forgotten !== undefined) return { kind: 'local', path: forgotten };
+    if (forgotten !== undefined) {
+      const converted = convertedFolder(root);
+      const inCache = relative(converted, forgotten.path);
+      const own = inCache !== '' && !inCache.startsWith('..') && !inCache.includes(sep) ? [forgotten.path] : [];
+      for (const dir of own) await rm(dir, { recursive: true, force: true });
+      const derived = [...own, ...(forgotten.checkpoint ? removeDerivedOf([converted], forgotten.path) : []), ...pruneDerivedGraphs(root)];
+      return { kind: 'local', path: forgotten.path, ...(derived.length > 0 ? { derived } : {}) };
+    }
   }
   const target = await pullTargetFor(parsed, options);
   const paths = modelPaths(root, target.repo, target.revision);
@@ -137,11 +148,12 @@ export async function removeModel(ref: string | ModelRef, options: RemoveOptions
 }
 
 /**
- * Deletes the edited and optimised graphs (in the cache's graphs/ and optimized/) whose model is
- * gone; the edited ones hold hard links to its weights. Returns the folders deleted.
+ * Deletes what diffuse derived from models that are gone: edited and optimised graphs (in the
+ * cache's graphs/ and optimized/; the edited ones hold hard links to the model's weights) and
+ * converted checkpoints and VAE files (converted/) whose file was deleted. Returns the folders deleted.
  */
 export function pruneDerivedGraphs(root: string = cacheRoot()): string[] {
-  return pruneOrphans([join(root, 'graphs'), join(root, 'optimized')]);
+  return pruneOrphans([convertedFolder(root), join(root, 'graphs'), join(root, 'optimized')]);
 }
 
 export interface VerifyOptions extends CacheOptions {

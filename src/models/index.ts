@@ -3,7 +3,7 @@
  * pipeline's loader. Nothing here knows about the CLI or the pipeline.
  */
 export { listModels, pruneDerivedGraphs, removeModel, verifyModel, type CachedModel, type LocalListing, type VerifyReport, type VerifyOptions, type RemoveOptions } from './cache.js';
-export { cacheRoot, modelPaths } from './cache-layout.js';
+export { cacheRoot, convertedFolder, modelPaths } from './cache-layout.js';
 export * from './errors.js';
 export { hubOptionsFromEnv, DEFAULT_ENDPOINT, type HubOptions } from './hub.js';
 export { addLocalModel, readLocalModels, type LocalModel } from './local.js';

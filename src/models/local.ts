@@ -8,12 +8,16 @@ import { validateId } from './ref.js';
 import type { Registry } from './registry.js';
 
 /**
- * Folders the user registered under a name with `diffuse models add <dir> --id <name>`, kept in
- * <cache root>/local.json. diffuse never writes into or deletes these folders.
+ * Folders and single-file checkpoints the user registered under a name with `diffuse models add
+ * <path> --id <name>`, kept in <cache root>/local.json. diffuse never writes into or deletes
+ * them; a checkpoint is converted on first use into the cache (src/graphs), and that conversion
+ * is what `models rm` deletes.
  */
 export interface LocalModel {
   path: string;
   added: string;
+  /** A single-file checkpoint (or diffusers PyTorch folder) to convert first, not an ONNX folder. */
+  checkpoint?: true;
 }
 
 interface LocalFile {
@@ -27,7 +31,7 @@ export async function readLocalModels(root: string): Promise<Record<string, Loca
   if (raw === undefined) return {};
   const ok =
     typeof raw === 'object' && raw !== null && raw.version === 1 && typeof raw.models === 'object' && raw.models !== null &&
-    Object.entries(raw.models).every(([id, m]) => validateId(id) === undefined && typeof m?.path === 'string' && typeof m?.added === 'string');
+    Object.entries(raw.models).every(([id, m]) => validateId(id) === undefined && typeof m?.path === 'string' && typeof m?.added === 'string' && (m.checkpoint === undefined || m.checkpoint === true));
   if (!ok) throw new CacheError(`${path} is damaged; fix or delete it (it only lists folders added with \`diffuse models add\`)`);
   return raw.models;
 }
@@ -40,29 +44,37 @@ async function writeLocalModels(root: string, models: Record<string, LocalModel>
 export interface AddOptions {
   /** Replace an existing local id of the same name. */
   force?: boolean;
+  /**
+   * `path` is a checkpoint to convert on first use, already checked to be one by the caller (the
+   * models room does not read weights).
+   */
+  checkpoint?: boolean;
 }
 
-/** Registers `dir` (a diffusers ONNX folder) as `id`; ids never shadow registry entries. */
+/** Registers `path` (a diffusers ONNX folder, or a checkpoint) as `id`; ids never shadow registry entries. */
 export async function addLocalModel(root: string, registry: Registry, dir: string, id: string, options: AddOptions = {}): Promise<LocalModel> {
   const problem = validateId(id);
   if (problem) throw new LocalModelError(`model id "${id}" ${problem}`);
-  if (registry.models.some((m) => m.id === id)) throw new LocalModelError(`"${id}" is a registry model id; choose another name`);
+  if (registry.models.some((m) => m.id === id) || registry.vaes.some((v) => v.id === id)) throw new LocalModelError(`"${id}" is a registry id; choose another name`);
   const path = resolve(dir);
-  if (!existsSync(path) || !statSync(path).isDirectory()) throw new LocalModelError(`${path} is not a folder`);
-  if (!existsSync(join(path, 'model_index.json'))) throw new LocalModelError(`${path} has no model_index.json: not a diffusers model folder`);
+  if (!existsSync(path)) throw new LocalModelError(`${path} does not exist`);
+  if (!options.checkpoint) {
+    if (!statSync(path).isDirectory()) throw new LocalModelError(`${path} is not a folder`);
+    if (!existsSync(join(path, 'model_index.json'))) throw new LocalModelError(`${path} has no model_index.json: not a diffusers model folder`);
+  }
   const models = await readLocalModels(root);
   if (models[id] && !options.force) throw new LocalModelError(`"${id}" is already registered for ${models[id]!.path} (use --force to replace it)`);
-  const model: LocalModel = { path, added: new Date().toISOString() };
+  const model: LocalModel = { path, added: new Date().toISOString(), ...(options.checkpoint ? { checkpoint: true as const } : {}) };
   await writeLocalModels(root, { ...models, [id]: model });
   return model;
 }
 
-/** Forgets a local id (the folder itself is left alone). Returns the folder it pointed at. */
-export async function removeLocalModel(root: string, id: string): Promise<string | undefined> {
+/** Forgets a local id (the folder or file itself is left alone). Returns what it pointed at. */
+export async function removeLocalModel(root: string, id: string): Promise<LocalModel | undefined> {
   const models = await readLocalModels(root);
   const model = models[id];
   if (!model) return undefined;
   const { [id]: _removed, ...rest } = models;
   await writeLocalModels(root, rest);
-  return model.path;
+  return model;
 }

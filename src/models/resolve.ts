@@ -18,8 +18,10 @@ export interface ResolveOptions extends PullOptions {
 }
 
 export interface ResolvedModel {
-  /** A diffusers ONNX folder for the pipeline. */
+  /** A diffusers ONNX folder for the pipeline; with `checkpoint`, the file (or PyTorch folder) to convert into one. */
   dir: string;
+  /** A `models add` checkpoint: src/graphs converts it (once, cached) before the pipeline loads it. */
+  checkpoint?: true;
   entry?: RegistryEntry;
   ref: ModelRef;
   source: 'path' | 'local' | 'cache' | 'download';
@@ -63,7 +65,7 @@ export async function resolveModel(ref: string | ModelRef, options: ResolveOptio
     if (!existsSync(model.path)) {
       throw new ModelPathError(`"${parsed.id}" points at ${model.path}, which no longer exists (\`diffuse models rm ${parsed.id}\` forgets it)`);
     }
-    return { dir: model.path, ref: parsed, source: 'local' };
+    return { dir: model.path, ref: parsed, source: 'local', ...(model.checkpoint ? { checkpoint: true as const } : {}) };
   }
   const target = await pullTargetFor(parsed, { home: root, registry });
 

@@ -22,6 +22,22 @@ function sourceOf(entryDir: string): string | undefined {
   }
 }
 
+/** Deletes the entries under `cacheDirs` made from `source` (a file that is still there). Returns the deleted folders. */
+export function removeDerivedOf(cacheDirs: readonly string[], source: string): string[] {
+  if (!existsSync(source)) return [];
+  const real = realpathSync(source);
+  const deleted: string[] = [];
+  for (const dir of cacheDirs.filter((d) => existsSync(d))) {
+    for (const name of readdirSync(dir)) {
+      const entry = join(dir, name);
+      if (sourceOf(entry) !== real) continue;
+      rmSync(entry, { recursive: true, force: true });
+      deleted.push(entry);
+    }
+  }
+  return deleted;
+}
+
 /**
  * Deletes the entries under `cacheDirs` whose source file no longer exists, repeating while
  * anything goes (an int8 graph made from a fused graph goes once the fused one has). Entries
