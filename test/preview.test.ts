@@ -88,7 +88,7 @@ const FILE = suite('--preview: one PNG, replaced atomically');
 FILE('a reader opening the preview while it is rewritten always gets a whole PNG; nothing else is left beside it', async () => {
   const dir = tempDir();
   const path = join(dir, 'preview.png');
-  const run = diffuseAsync(['txt2img', 'a fox', '--model', TINY_SD, '--steps', '30', '--seed', '4', '--quiet', '-o', join(dir, 'out.png'), '--preview', path, '--preview-method', 'latent2rgb']);
+  const run = diffuseAsync(['txt2img', 'a fox', '--model', TINY_SD, '--steps', '30', '--seed', '4', '--quiet', '-o', join(dir, 'out.png'), '--preview', path, '--preview-every', '1', '--preview-method', 'latent2rgb']);
   let done = false;
   void run.then(() => (done = true));
   let reads = 0;

@@ -79,7 +79,7 @@ reg('without it, --vae taesd is refused with the pull command; pulled, it decode
 
   // Installed, TAESD draws the previews at full size (latent2rgb's are one pixel per latent).
   const preview = join(out, 'preview.png');
-  const withPreview = await diffuseAsync([...args, '--offline', '--preview', preview, '-o', join(out, 'b.png')], { env: offline });
+  const withPreview = await diffuseAsync([...args, '--offline', '--preview', preview, '--preview-every', '1', '-o', join(out, 'b.png')], { env: offline });
   assert.is(withPreview.status, 0, withPreview.stderr);
   const info = await sharp(preview).metadata();
   assert.equal([info.width, info.height], [32, 32]);
