@@ -91,6 +91,9 @@ CLI('a VAE file converts once and is recorded; TAESD decodes and encodes (img2im
   writeVaeFile(join(work, 'tiny'), fx.taesd_mini.original.encoder, 'taesd_encoder.safetensors');
   assert.is(run(work, 'b.png', ['--vae', decoder]).status, 0);
   assert.equal([infotext(join(work, 'b.png'))['VAE Decoder'], infotext(join(work, 'b.png')).VAE], ['TAESD', '']);
+  const again = diffuse(['txt2img', '--from', join(work, 'b.png'), '--model', TINY_SD, '--steps', '1', '-o', join(work, 'again.png')]);
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stderr, /note: the image was decoded with TAESD; pass --vae taesd/);
   const img2img = run(work, 'c.png', ['--vae', join(work, 'tiny'), '-i', join(work, 'b.png'), '--strength', '0.5'], 'img2img');
   assert.is(img2img.status, 0, img2img.stderr);
   assert.equal([infotext(join(work, 'c.png'))['VAE Encoder'], infotext(join(work, 'c.png'))['VAE Decoder']], ['TAESD', 'TAESD']);

@@ -327,6 +327,8 @@ export interface RecordedSettings {
   vae?: { name?: string; hash?: string };
   /** A1111's "Lora hashes": the name each LoRA was called by → its short hash. */
   loraHashes?: Record<string, string>;
+  /** A1111's "VAE Decoder": "TAESD" or "Full". */
+  vaeDecoder?: string;
 }
 
 /** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
@@ -364,6 +366,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     clipSkip: p.clipSkip,
     promptWeighting: p.extra['Prompt weighting'],
     rng: p.rng ?? 'GPU',
+    ...(p.extra['VAE Decoder'] !== undefined ? { vaeDecoder: p.extra['VAE Decoder'] } : {}),
   };
   const variation = defined({ seed: p.variationSeed, strength: p.variationSeedStrength });
   const model = defined({ name: p.model, hash: p.modelHash });
