@@ -109,6 +109,7 @@ CLI('refused in one line before anything is written: tiling with TAESD, a VAE of
     [['--vae', big], /makes 8 pixels per latent but this model's VAE 2/],
     [['--vae', tiny, '-i', join(FIXTURES, 'pipeline', 'txt2img.pndm.0.png')], /has no encoder, which img2img/, 'img2img'],
     [['--vae', join(work, 'nothing.safetensors')], /no such file or folder, nor a VAE of the registry \(taesd, taesdxl\)/],
+    [['--vae', 'taesdxl'], /--vae taesdxl decodes SDXL latents, not this model's; use --vae taesd/],
   ];
   for (const [extra, message, command] of cases) {
     const r = run(out, 'x.png', extra, command);

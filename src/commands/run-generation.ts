@@ -19,7 +19,7 @@ import { UsageError } from '../errors.js';
 import { encodePng } from '../image/encode-png.js';
 import { chooseModel, type ChosenModel } from './model-choice.js';
 import { progressView } from './progress.js';
-import { chooseVae, installedTaesd, SDXL_SCALING_FACTOR, type ChosenVae } from './vae-choice.js';
+import { chooseVae, installedTaesd, isSdxlLatents, taesdIdFor, type ChosenVae } from './vae-choice.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -123,7 +123,7 @@ async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings
  */
 async function withVaes(prepared: PreparedGeneration, quiet: boolean): Promise<PreparedGeneration> {
   const { settings, files } = prepared;
-  const vae = settings.vae ? await chooseVae(settings.vae, { offline: settings.offline, yes: settings.yes, quiet }) : undefined;
+  const vae = settings.vae ? await chooseVae(settings.vae, { offline: settings.offline, yes: settings.yes, quiet, scalingFactor: files.vaeScalingFactor }) : undefined;
   if (settings.vaeTiling && vae?.tiny) throw new UsageError('--vae-tiling does not apply to TAESD (it decodes a 1024x1024 image in well under a gigabyte); leave it out');
   const preview = settings.preview ? await previewSource(settings, files, vae, quiet) : undefined;
   const load = { ...prepared.load, ...(preview?.dir ? { previewVae: preview.dir } : {}) };
@@ -145,7 +145,7 @@ async function previewSource(settings: Settings, files: ModelFiles, vae: ChosenV
   const installed = await installedTaesd(files.vaeScalingFactor, quiet);
   if (installed) return { dir: installed.dir };
   if (settings.previewMethod === 'taesd') {
-    const id = Math.abs(files.vaeScalingFactor - SDXL_SCALING_FACTOR) < 1e-6 ? 'taesdxl' : 'taesd';
+    const id = taesdIdFor(files.vaeScalingFactor);
     throw new UsageError(`--preview-method taesd: ${id} is not installed; run \`diffuse models pull ${id}\` (or use --preview-method latent2rgb)`);
   }
   return {};
@@ -156,7 +156,7 @@ function previewFile(bundle: ModelBundle, files: ModelFiles, path: string, every
   return previewer({
     every,
     ...(bundle.previewDecoder ? { decoder: bundle.previewDecoder } : {}),
-    latentFormat: Math.abs(files.vaeScalingFactor - SDXL_SCALING_FACTOR) < 1e-6 ? 'sdxl' : 'sd15',
+    latentFormat: isSdxlLatents(files.vaeScalingFactor) ? 'sdxl' : 'sd15',
     onImage: async (image) => {
       await writeFileAtomic(path, await encodePng(image, []), { ifExists: 'overwrite' });
     },

@@ -23,9 +23,15 @@ function chosen(dir: string): ChosenVae {
  * ONNX VAE folder as it is, or VAE weights (a file, a diffusers VAE folder, a taesd_decoder file)
  * converted once into the cache, with progress on stderr.
  */
-export async function chooseVae(ref: string, options: { offline: boolean; yes: boolean; quiet: boolean }): Promise<ChosenVae> {
+export async function chooseVae(ref: string, options: { offline: boolean; yes: boolean; quiet: boolean; scalingFactor: number }): Promise<ChosenVae> {
   const registry = loadRegistry();
-  if (findVae(registry, ref)) {
+  const entry = findVae(registry, ref);
+  if (entry) {
+    const sdxl = isSdxlLatents(options.scalingFactor);
+    if ((entry.family === 'sdxl') !== sdxl) {
+      const other = registry.vaes.find((v) => v.kind === entry.kind && (v.family === 'sdxl') === sdxl);
+      throw new UsageError(`--vae ${ref} decodes ${entry.family === 'sdxl' ? 'SDXL' : 'SD 1.x/2.x'} latents, not this model's${other ? `; use --vae ${other.id}` : ''}`);
+    }
     const pulled = await resolveOrPull(ref, { offline: options.offline }, options.yes, options.quiet);
     return chosen(await convertQuietly(pulled.dir, true));
   }
@@ -60,9 +66,8 @@ async function convertQuietly(path: string, quiet: boolean): Promise<string> {
  * latent-to-RGB approximation). Never downloads.
  */
 export async function installedTaesd(scalingFactor: number, quiet: boolean): Promise<ChosenVae | undefined> {
-  const id = Math.abs(scalingFactor - SDXL_SCALING_FACTOR) < 1e-6 ? 'taesdxl' : 'taesd';
   try {
-    const found = await resolveModel(id, { offline: true, allowDownload: false });
+    const found = await resolveModel(taesdIdFor(scalingFactor), { offline: true, allowDownload: false });
     return chosen(await convertQuietly(found.dir, quiet));
   } catch (err) {
     // Not downloaded, or not in this registry (DIFFUSE_REGISTRY lists its own).
@@ -72,4 +77,14 @@ export async function installedTaesd(scalingFactor: number, quiet: boolean): Pro
 }
 
 /** SDXL's VAE scaling factor, which tells its latent space from SD 1.x/2.x's (0.18215). */
-export const SDXL_SCALING_FACTOR = 0.13025;
+const SDXL_SCALING_FACTOR = 0.13025;
+
+/** Whether a model's VAE scaling factor is SDXL's: same latent shapes, another latent space. */
+export function isSdxlLatents(scalingFactor: number): boolean {
+  return Math.abs(scalingFactor - SDXL_SCALING_FACTOR) < 1e-6;
+}
+
+/** The registry TAESD for a model's latents. */
+export function taesdIdFor(scalingFactor: number): 'taesd' | 'taesdxl' {
+  return isSdxlLatents(scalingFactor) ? 'taesdxl' : 'taesd';
+}
