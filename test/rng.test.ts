@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRng, randomSeed, seedsForBatch, type Rng } from '../src/rng/index.js';
+import { createRng, randomSeed, type Rng } from '../src/rng/index.js';
 import { toUint64 } from '../src/rng/seed.js';
 
 // Fixtures: tools/make_rng_refs.py (real torch 2.5.1 on an AVX-512 x86-64 CPU, and a numpy
@@ -147,12 +147,6 @@ test('seeds: number and bigint agree; negatives wrap as in torch; out-of-range s
   assert.throws(() => toUint64(2 ** 53 + 2), /safe integer/);
   assert.throws(() => toUint64(2n ** 64n), /outside/);
   assert.throws(() => toUint64(-(2n ** 63n) - 1n), /outside/);
-});
-
-test('seedsForBatch: image i of a batch uses seed + i (A1111)', () => {
-  assert.equal(seedsForBatch(4294967295, 3), [4294967295, 4294967296, 4294967297]);
-  assert.equal(seedsForBatch(2n ** 64n - 2n, 2), [2n ** 64n - 2n, 2n ** 64n - 1n]);
-  assert.equal(seedsForBatch(7, 0), []);
 });
 
 test("randomSeed: an integer in A1111's range [0, 2^32 - 3]", () => {

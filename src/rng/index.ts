@@ -4,7 +4,7 @@ import type { Rng, RngKind } from './types.js';
 
 export type { Rng, RngKind } from './types.js';
 export type { TorchCpuKernel } from './torch-cpu.js';
-export { randomSeed, seedsForBatch } from './seed.js';
+export { randomSeed } from './seed.js';
 
 export interface RngOptions {
   /** For kind 'cpu': which build of torch's CPU kernel to reproduce (default 'avx2'). */

@@ -17,13 +17,6 @@ export function toUint64(seed: number | bigint): bigint {
   return BigInt.asUintN(64, big);
 }
 
-/** The seeds of a batch the A1111 way: image i uses seed + i. */
-export function seedsForBatch(seed: number, count: number): number[];
-export function seedsForBatch(seed: bigint, count: number): bigint[];
-export function seedsForBatch(seed: number | bigint, count: number): (number | bigint)[] {
-  return Array.from({ length: count }, (_, i) => (typeof seed === 'bigint' ? seed + BigInt(i) : seed + i));
-}
-
 /**
  * A seed for when the user gives none, drawn as A1111's get_fixed_seed does:
  * random.randrange(4294967294), i.e. uniform in [0, 2^32 - 3].
