@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { convertCheckpoint } from '../../src/graphs/convert.js';
+import { encodeSafetensors } from '../../src/text/safetensors-write.js';
 import { FIXTURES, readJson } from './fixtures.js';
 import type { ReferenceCase } from './reference-case.js';
 import { writeCheckpoint } from './synthetic-checkpoint.js';
@@ -35,25 +36,8 @@ export async function convertedSd1(work: string): Promise<string> {
 
 /** A safetensors file from float32 tensors (header in insertion order, as the safetensors library writes it). */
 export function safetensorsBytes(tensors: Record<string, { shape: number[]; values: ArrayLike<number> }>, metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const [key, t] of Object.entries(tensors)) {
-    const data = new Uint8Array(Float32Array.from(t.values).buffer);
-    header[key] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + data.length] };
-    chunks.push(data);
-    offset += data.length;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const text = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + text.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  let at = 8 + text.length;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return encodeSafetensors(
+    Object.entries(tensors).map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, data: new Uint8Array(Float32Array.from(t.values).buffer) })),
+    metadata,
+  );
 }

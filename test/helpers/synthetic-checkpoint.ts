@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { floatToHalf } from '../../src/onnx/dtype.js';
+import { encodeSafetensors } from '../../src/text/safetensors-write.js';
 import { FIXTURES, readJson } from './fixtures.js';
 
 /**
@@ -65,28 +66,13 @@ function encode(entry: RecipeEntry, seed: number, index: number): Uint8Array {
 
 /** The safetensors bytes of a recipe: compact JSON header in recipe order, space-padded to 8, data back to back. */
 export function checkpointBytes(recipe: Recipe): Uint8Array {
-  const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  recipe.tensors.forEach((entry, t) => {
-    const data = encode(entry, recipe.seed, t);
-    if (data.length !== entry[2].reduce((a, b) => a * b, 1) * DTYPE_BYTES[entry[1]]!) throw new Error(`recipe entry ${entry[0]} encodes to ${data.length} bytes`);
-    header[entry[0]] = { dtype: entry[1], shape: entry[2], data_offsets: [offset, offset + data.length] };
-    chunks.push(data);
-    offset += data.length;
-  });
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const text = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + text.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  let at = 8 + text.length;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return encodeSafetensors(
+    recipe.tensors.map((entry, t) => {
+      const data = encode(entry, recipe.seed, t);
+      if (data.length !== entry[2].reduce((a, b) => a * b, 1) * DTYPE_BYTES[entry[1]]!) throw new Error(`recipe entry ${entry[0]} encodes to ${data.length} bytes`);
+      return { name: entry[0], dtype: entry[1], shape: entry[2], data };
+    }),
+  );
 }
 
 export function sha256(bytes: Uint8Array): string {
