@@ -2,14 +2,13 @@
 // (src/image/watermark) for pictures made elsewhere. Exit codes of detect: 0 the payload is there, 1 it is
 // not (or the image could not be read), 2 usage.
 
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { withAlpha } from '../image/alpha.js';
 import { encodePng } from '../image/encode-png.js';
 import { UnsupportedOutputFormatError } from '../image/errors.js';
-import { type LoadedImage, loadImage } from '../image/load-image.js';
+import { type LoadedImage, readImageFile } from '../image/load-image.js';
 import { readPngText } from '../image/png-text.js';
 import { writeFileAtomic } from '../image/write.js';
 import { detectWatermark } from '../image/watermark/detect.js';
@@ -27,12 +26,7 @@ interface Input {
 
 /** The picture as cv2.imread gives it to the library: colours as stored, alpha dropped (kept aside). */
 async function readInput(path: string): Promise<Input> {
-  const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
-  });
-  const image = await loadImage(bytes, { alpha: 'drop' }).catch((err: unknown) => {
-    throw new UsageError(`cannot read ${path}: not an image sharp can decode; pass a PNG, JPEG or WebP file`, { cause: err });
-  });
+  const { bytes, ...image } = await readImageFile(path, 'image', { alpha: 'drop' });
   return { bytes, image };
 }
 

@@ -49,3 +49,10 @@ export class ImageDecodeError extends ImageError {
     super(`cannot read image${path === undefined ? '' : ` ${path}`}: ${describeCause(cause)}`, 1, { cause });
   }
 }
+
+/** A picture the user named (--init-image, --mask, ...) that is refused: unreadable, not PNG/JPEG/WebP, too big. */
+export class ImageInputError extends ImageError {
+  constructor(readonly label: string, readonly path: string, reason: string, options?: { cause?: unknown }) {
+    super(`${label}: cannot read ${path}: ${reason}`, 2, options);
+  }
+}

@@ -18,6 +18,7 @@
 
 import type { ImageMetadata } from './image-metadata.js';
 import { VERSION } from '../version.js';
+import { PY_SPACE_CLASS, PY_WORD_CLASS, paramMatches, pyStrip } from './infotext-params.js';
 
 export interface GenerationParameters {
   prompt: string;
@@ -92,22 +93,12 @@ const LEADING_KEYS = [
 const TRAILING_KEYS = ['Version', 'User'];
 
 const NEGATIVE_PREFIX = 'Negative prompt:';
-// Python's str.isspace() set, which str.strip() and the regex's \s use.
-const PY_SPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const PY_WORD = '\\p{L}\\p{N}_';
-// re_param: \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)   (Python's `.` is [^\n])
-const PARAM_RE = new RegExp(
-  `[${PY_SPACE}]*([${PY_WORD}][${PY_WORD} \\-/]+):[${PY_SPACE}]*("(?:\\\\[^\\n]|[^\\\\"])+"|[^,]*)(?:,|$)`,
-  'gu',
-);
-const KEY_RE = new RegExp(`^[${PY_WORD}][${PY_WORD} \\-/]+$`, 'u');
-const STRIP_RE = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'gu');
-const EDGE_SPACE_RE = new RegExp(`^[${PY_SPACE}]|[${PY_SPACE}]$`, 'u');
+const KEY_RE = new RegExp(`^${PY_WORD_CLASS}[${PY_WORD_CLASS.slice(1, -1)} \\-/]+$`, 'u');
+const EDGE_SPACE_RE = new RegExp(`^${PY_SPACE_CLASS}|${PY_SPACE_CLASS}$`, 'u');
 const INT_RE = /^[+-]?\d+$/;
 const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const SIZE_RE = /^(\d+)x(\d+)$/;
 
-const pyStrip = (s: string): string => s.replace(STRIP_RE, '');
 
 /**
  * A1111's `quote`: JSON-quote a value containing ',', ':' or a newline. Also quoted here, because A1111 would
@@ -198,7 +189,7 @@ function assign(params: GenerationParameters, key: string, value: string): void 
 export function parseInfotext(text: string): GenerationParameters {
   const lines = pyStrip(text).split('\n');
   let paramLine = lines.pop()!;
-  if ([...paramLine.matchAll(PARAM_RE)].length < 3) {
+  if (paramMatches(paramLine).length < 3) {
     lines.push(paramLine);
     paramLine = '';
   }
@@ -215,10 +206,10 @@ export function parseInfotext(text: string): GenerationParameters {
     else prompt += (prompt === '' ? '' : '\n') + line;
   }
   const params: GenerationParameters = { prompt, negativePrompt, extra: {} };
-  for (const [, key, raw] of paramLine.matchAll(PARAM_RE)) {
+  for (const [key, raw] of paramMatches(paramLine)) {
     // A1111 indexes raw[0] and drops the key with an error when the value is empty.
     if (raw === '') continue;
-    assign(params, key!, unquote(raw!));
+    assign(params, key, unquote(raw));
   }
   return params;
 }

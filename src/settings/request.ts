@@ -1,10 +1,10 @@
 import { UsageError } from '../errors.js';
-import { loadImage, type LoadedImage } from '../image/load-image.js';
+import { createHash } from 'node:crypto';
+import { readImageFile, type LoadedImageFile } from '../image/load-image.js';
 import { invertMask, luminance } from '../image/mask.js';
 import type { Raster } from '../image/raster.js';
 import { fitToSize } from '../image/resize-modes.js';
 import { hasDepthEstimator, type ModelFiles } from '../pipeline/model-files.js';
-import { sha256File } from '../pipeline/model-hash.js';
 import type { GenerationRequest } from '../pipeline/types.js';
 import type { GeneratingCommand, Settings } from './options.js';
 
@@ -28,8 +28,8 @@ export async function readImageTask(command: GeneratingCommand, settings: Settin
   if (command === 'txt2img') return undefined;
   if (!settings.initImage) throw new UsageError(`missing --init-image <path>: the picture to ${command === 'outpaint' ? 'extend' : 'start from'}`);
   const path = settings.initImage;
-  const loaded = await readInput(path, '--init-image');
-  const hash = await shortHash(path);
+  const loaded = await readImageFile(path, '--init-image');
+  const hash = shortHash(loaded.bytes);
   const native = files.sampleSize * files.vaeScaleFactor;
   const init = { strength: settings.strength, strengthMode: settings.strengthMode, latents: settings.vaeLatents };
   if (command === 'outpaint') {
@@ -51,8 +51,8 @@ export async function readImageTask(command: GeneratingCommand, settings: Settin
   let depthEstimator = false;
   if (command === 'depth2img') {
     if (settings.depthMap) {
-      const grey = (await readInput(settings.depthMap, '--depth-map')).rgb;
-      fields.depth = { values: luminance(grey), width: grey.width, height: grey.height, hash: await shortHash(settings.depthMap) };
+      const depth = await readImageFile(settings.depthMap, '--depth-map');
+      fields.depth = { values: luminance(depth.rgb), width: depth.rgb.width, height: depth.rgb.height, hash: shortHash(depth.bytes) };
     } else if (hasDepthEstimator(files.dir)) {
       depthEstimator = true;
     } else {
@@ -63,7 +63,7 @@ export async function readImageTask(command: GeneratingCommand, settings: Settin
 }
 
 /** The repaint mask at the picture's size: a file (white repaints), or the init image's transparency. */
-async function readMask(settings: Settings, init: LoadedImage, size: { width: number; height: number }, notes: string[]): Promise<NonNullable<GenerationRequest['mask']>> {
+async function readMask(settings: Settings, init: LoadedImageFile, size: { width: number; height: number }, notes: string[]): Promise<NonNullable<GenerationRequest['mask']>> {
   const handling = {
     invert: settings.invertMask,
     blur: settings.maskBlur,
@@ -79,13 +79,14 @@ async function readMask(settings: Settings, init: LoadedImage, size: { width: nu
     return { ...handling, values: invertMask(luminance(alpha)), source: 'alpha' };
   }
   if (!settings.mask) throw new UsageError('missing --mask <path> (white repaints, black keeps), or --mask-from-alpha');
-  const mask = (await readInput(settings.mask, '--mask')).rgb;
+  const file = await readImageFile(settings.mask, '--mask');
+  const mask = file.rgb;
   const aspect = (r: Raster) => r.width / r.height;
   if (Math.abs(aspect(mask) - aspect(init.rgb)) > 0.01) {
     throw new UsageError(`--mask is ${mask.width}x${mask.height} but the init image is ${init.rgb.width}x${init.rgb.height}: their aspect ratios differ`);
   }
   if (mask.width !== size.width || mask.height !== size.height) notes.push(`the mask is ${mask.width}x${mask.height}; resized to ${size.width}x${size.height}`);
-  return { ...handling, values: luminance(fitToSize(mask, size.width, size.height, settings.resizeMode)), source: { hash: await shortHash(settings.mask) } };
+  return { ...handling, values: luminance(fitToSize(mask, size.width, size.height, settings.resizeMode)), source: { hash: shortHash(file.bytes) } };
 }
 
 /** The picture's size floored to multiples of 8, unless --width/--height say otherwise. */
@@ -101,14 +102,5 @@ function flooredSize(image: Raster): { width: number; height: number } {
   return { width, height };
 }
 
-async function readInput(path: string, flag: string): Promise<LoadedImage> {
-  try {
-    return await loadImage(path);
-  } catch (err) {
-    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    const why = code === 'ENOENT' ? 'no such file' : 'not an image sharp can decode; pass a PNG, JPEG or WebP file';
-    throw new UsageError(`${flag}: cannot read ${path}: ${why}`, { cause: err });
-  }
-}
-
-const shortHash = async (path: string): Promise<string> => (await sha256File(path)).slice(0, 10);
+/** The first 10 hex digits of the file's SHA-256, as A1111 records init images and masks. */
+const shortHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 10);
