@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import chalk from 'chalk';
-import { DiffuseError } from './errors.js';
+import { oneLine } from './commands/terminal-text.js';
+import { DiffuseError, UsageError } from './errors.js';
 import { VERSION } from './version.js';
 
 type Define = (cmd: Command) => Command;
@@ -25,6 +26,21 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 
+/**
+ * ONNX Runtime reads /proc/self/cmdline when it starts and parses it recursively, a stack frame
+ * per byte: past about 25 KB (with Linux's usual 8 MB stack) the process dies with SIGSEGV before
+ * any of our code can answer. Longer command lines are refused up front, with the way round.
+ */
+export const MAX_COMMAND_LINE_BYTES = 16 * 1024;
+
+function checkCommandLine(argv: string[]): void {
+  const bytes = argv.reduce((sum, a) => sum + Buffer.byteLength(a) + 1, 0);
+  if (bytes <= MAX_COMMAND_LINE_BYTES) return;
+  throw new UsageError(
+    `the command line is ${Math.ceil(bytes / 1024)} KB; at most ${MAX_COMMAND_LINE_BYTES / 1024} KB is taken (ONNX Runtime crashes on longer ones): put long prompts in a file (txt2img --prompts-file) and a long negative prompt in a config file ("negativePrompt")`,
+  );
+}
+
 /** The subcommand a command line runs (or asks help for): its first word that is not an option. */
 function invoked(argv: string[]): string | undefined {
   const words = argv.filter((a) => !a.startsWith('-'));
@@ -38,10 +54,11 @@ function invoked(argv: string[]): string | undefined {
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   // `diffuse ... | head` closes the pipe early: that ends the output, not the program with a trace.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  const onPipeError = (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
     throw err;
-  });
+  };
+  process.stdout.on('error', onPipeError);
   const program = new Command('diffuse')
     .description('Stable Diffusion on the command line, on ONNX Runtime')
     .version(VERSION, '-V, --version')
@@ -49,15 +66,23 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
+    checkCommandLine(argv);
     const wanted = invoked(argv);
     for (const c of COMMANDS) {
       const cmd = program.command(c.name).description(c.description);
       if (c.name === wanted) await (await c.load())(cmd);
     }
+    // No subcommand is a usage error: the help goes to stderr and the exit code says so.
+    if (wanted === undefined && !argv.some((a) => ['-h', '--help', '-V', '--version', 'help'].includes(a))) {
+      process.stderr.write(program.helpInformation());
+      return 2;
+    }
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     return report(err, verbose);
+  } finally {
+    process.stdout.off('error', onPipeError);
   }
 }
 
@@ -67,12 +92,13 @@ function report(err: unknown, verbose: boolean): number {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
     return 2;
   }
+  // Messages can quote files (a PNG's keywords, a config's values): one printable line, cut if long.
   if (err instanceof DiffuseError) {
-    process.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
+    process.stderr.write(`${chalk.red('error:')} ${oneLine(err.message)}\n`);
     if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
     return err.exitCode;
   }
-  const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  const message = oneLine(err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err));
   process.stderr.write(`${chalk.red('error:')} ${message}${verbose ? '' : ' (run with --verbose for details)'}\n`);
   if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   return 1;

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { ImageIOError, UsageError } from '../errors.js';
-import { readGenerationMetadata } from '../image/metadata.js';
+import { UsageError } from '../errors.js';
+import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings } from '../image/infotext.js';
 
 /** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
@@ -11,10 +10,7 @@ const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'phil
  * `--from`: flags given on the command line still win.
  */
 export async function flagsFromImage(path: string): Promise<{ prompt: string; flags: Record<string, unknown>; notes: string[]; loraHashes?: Record<string, string> }> {
-  const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ImageIOError(`--from: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
-  });
-  const meta = readGenerationMetadata(bytes);
+  const meta = readGenerationMetadataFile(path, '--from');
   if (meta.kind !== 'a1111') throw new UsageError(`--from: ${path} carries no A1111-style parameters to re-run`);
   const p = recordedSettings(meta.parameters);
   const flags: Record<string, unknown> = {};

@@ -5,11 +5,16 @@
 // as if it were UTF-8 (é comes back as U+FFFD), and it has no API to write text chunks at all.
 
 import { inflateSync } from 'node:zlib';
+import { openInputFile, type InputFileOptions } from '../input-file.js';
 import { InvalidPngError } from './errors.js';
 
 const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 // Generous for ComfyUI workflows (hundreds of KB) while refusing decompression bombs.
 const MAX_INFLATED_TEXT = 16 * 1024 * 1024;
+/** Text chunks read from one PNG (A1111 writes one or two, ComfyUI two); a file with more is refused. */
+export const MAX_TEXT_CHUNKS = 256;
+/** Text read from one PNG in all, after decompression. */
+export const MAX_TOTAL_TEXT = 64 * 1024 * 1024;
 
 export type PngTextChunkType = 'tEXt' | 'zTXt' | 'iTXt';
 
@@ -47,37 +52,49 @@ export function crc32(data: Uint8Array, crc = 0): number {
   return ~c >>> 0;
 }
 
+/** Where chunks come from: a PNG in memory, or a file read chunk by chunk (only text chunks are read whole). */
+interface ByteSource {
+  size: number;
+  read(position: number, length: number): Buffer;
+}
+
+const bufferSource = (png: Buffer): ByteSource => ({ size: png.length, read: (position, length) => png.subarray(position, position + length) });
+
 interface RawChunk {
   type: string;
   /** Offset of the length field; the chunk spans [start, end). */
   start: number;
   end: number;
-  data: Buffer;
+  length: number;
 }
 
-function* chunks(png: Buffer): Generator<RawChunk> {
-  if (png.length < 8 || !PNG_SIGNATURE.every((b, i) => png[i] === b)) {
+function* chunks(src: ByteSource): Generator<RawChunk> {
+  if (src.size < 8 || !PNG_SIGNATURE.every((b, i) => src.read(0, 8)[i] === b)) {
     throw new InvalidPngError('not a PNG file (bad signature)');
   }
   let pos = 8;
-  while (pos < png.length) {
-    if (pos + 12 > png.length) throw new InvalidPngError(`truncated chunk header at byte ${pos}`);
-    const length = png.readUInt32BE(pos);
+  while (pos < src.size) {
+    if (pos + 12 > src.size) throw new InvalidPngError(`truncated chunk header at byte ${pos}`);
+    const header = src.read(pos, 8);
+    const length = header.readUInt32BE(0);
     const end = pos + 12 + length;
-    if (length > 0x7fffffff || end > png.length) throw new InvalidPngError(`truncated chunk at byte ${pos}`);
-    const type = png.toString('latin1', pos + 4, pos + 8);
-    yield { type, start: pos, end, data: png.subarray(pos + 8, pos + 8 + length) };
+    if (length > 0x7fffffff || end > src.size) throw new InvalidPngError(`truncated chunk at byte ${pos}`);
+    const type = header.toString('latin1', 4, 8);
+    yield { type, start: pos, end, length };
     if (type === 'IEND') return;
     pos = end;
   }
   throw new InvalidPngError('missing IEND chunk');
 }
 
-function checkCrc(png: Buffer, chunk: RawChunk): void {
-  const stored = png.readUInt32BE(chunk.end - 4);
-  if (crc32(png.subarray(chunk.start + 4, chunk.end - 4)) !== stored) {
+/** A chunk's data, its CRC checked. */
+function chunkData(src: ByteSource, chunk: RawChunk): Buffer {
+  const whole = src.read(chunk.start + 4, chunk.length + 8);
+  const stored = whole.readUInt32BE(chunk.length + 4);
+  if (crc32(whole.subarray(0, chunk.length + 4)) !== stored) {
     throw new InvalidPngError(`CRC mismatch in ${chunk.type} chunk at byte ${chunk.start}`);
   }
+  return whole.subarray(4, chunk.length + 4);
 }
 
 function inflateText(data: Buffer, type: string): Buffer {
@@ -96,23 +113,22 @@ function splitAtNul(data: Buffer, from: number, what: string): [Buffer, number] 
 
 const utf8 = new TextDecoder('utf-8');
 
-function decodeTextChunk(chunk: RawChunk): PngTextChunk {
-  const type = chunk.type as PngTextChunkType;
-  const [keywordBytes, rest] = splitAtNul(chunk.data, 0, 'keyword');
+function decodeTextChunk(type: PngTextChunkType, data: Buffer): PngTextChunk {
+  const [keywordBytes, rest] = splitAtNul(data, 0, 'keyword');
   const keyword = keywordBytes.toString('latin1');
   const base = { type, keyword, languageTag: '', translatedKeyword: '' };
   if (type === 'tEXt') {
-    return { ...base, text: chunk.data.toString('latin1', rest), compressed: false };
+    return { ...base, text: data.toString('latin1', rest), compressed: false };
   }
   if (type === 'zTXt') {
     // One method byte (0 = deflate) precedes the zlib stream.
-    return { ...base, text: inflateText(chunk.data.subarray(rest + 1), type).toString('latin1'), compressed: true };
+    return { ...base, text: inflateText(data.subarray(rest + 1), type).toString('latin1'), compressed: true };
   }
-  if (rest + 2 > chunk.data.length) throw new InvalidPngError('truncated iTXt chunk');
-  const compressed = chunk.data[rest] === 1;
-  const [lang, afterLang] = splitAtNul(chunk.data, rest + 2, 'language tag');
-  const [translated, textStart] = splitAtNul(chunk.data, afterLang, 'translated keyword');
-  const body = chunk.data.subarray(textStart);
+  if (rest + 2 > data.length) throw new InvalidPngError('truncated iTXt chunk');
+  const compressed = data[rest] === 1;
+  const [lang, afterLang] = splitAtNul(data, rest + 2, 'language tag');
+  const [translated, textStart] = splitAtNul(data, afterLang, 'translated keyword');
+  const body = data.subarray(textStart);
   return {
     ...base,
     compressed,
@@ -125,16 +141,52 @@ function decodeTextChunk(chunk: RawChunk): PngTextChunk {
 
 const isTextType = (type: string): type is PngTextChunkType => type === 'tEXt' || type === 'zTXt' || type === 'iTXt';
 
-/** Every text chunk of a PNG, in file order (before and after IDAT). Throws InvalidPngError on corrupt input. */
-export function readPngText(png: Uint8Array): PngTextChunk[] {
-  const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+function readText(src: ByteSource): PngTextChunk[] {
   const out: PngTextChunk[] = [];
-  for (const chunk of chunks(buf)) {
+  let total = 0;
+  for (const chunk of chunks(src)) {
     if (!isTextType(chunk.type)) continue;
-    checkCrc(buf, chunk);
-    out.push(decodeTextChunk(chunk));
+    if (out.length === MAX_TEXT_CHUNKS) throw new InvalidPngError(`more than ${MAX_TEXT_CHUNKS} text chunks; a PNG with that many is not read`);
+    const decoded = decodeTextChunk(chunk.type, chunkData(src, chunk));
+    total += decoded.text.length + decoded.keyword.length;
+    if (total > MAX_TOTAL_TEXT) throw new InvalidPngError(`more than ${MAX_TOTAL_TEXT / 2 ** 20} MB of text chunks; a PNG with that much is not read`);
+    out.push(decoded);
   }
   return out;
+}
+
+/**
+ * Every text chunk of a PNG, in file order (before and after IDAT). Throws InvalidPngError on
+ * corrupt input, on more than MAX_TEXT_CHUNKS text chunks or MAX_TOTAL_TEXT of text.
+ */
+export function readPngText(png: Uint8Array): PngTextChunk[] {
+  return readText(bufferSource(Buffer.from(png.buffer, png.byteOffset, png.byteLength)));
+}
+
+/** A PNG file can be gigabytes of pixels: only its chunk headers and text chunks are read. */
+export const MAX_PNG_FILE_BYTES = 2 ** 40;
+/** Bytes read at a time while walking a file's chunk headers. */
+const WINDOW = 64 * 1024;
+
+/** The same, from a file, reading only chunk headers and text chunks (bounded and regular files only, see input-file.ts). */
+export function readPngTextFile(path: string, options: Omit<InputFileOptions, 'maxBytes'>): PngTextChunk[] {
+  const file = openInputFile(path, { ...options, maxBytes: MAX_PNG_FILE_BYTES });
+  try {
+    let windowStart = 0;
+    let window: Buffer = Buffer.alloc(0);
+    const read = (position: number, length: number): Buffer => {
+      if (position >= windowStart && position + length <= windowStart + window.length) {
+        return window.subarray(position - windowStart, position - windowStart + length);
+      }
+      if (length > WINDOW) return file.read(position, length);
+      windowStart = position;
+      window = file.read(position, WINDOW);
+      return window.subarray(0, length);
+    };
+    return readText({ size: file.size, read });
+  } finally {
+    file.close();
+  }
 }
 
 /** keyword -> text, later chunks winning, as PIL's `Image.text` presents them. */
@@ -188,18 +240,19 @@ export function insertPngText(png: Uint8Array, entries: readonly PngTextEntry[])
   const encoded = entries.map(encodePngTextChunk);
   const parts: Buffer[] = [buf.subarray(0, 8)];
   let inserted = false;
-  for (const chunk of chunks(buf)) {
+  const src = bufferSource(buf);
+  for (const chunk of chunks(src)) {
     if (chunk.type === 'IDAT' && !inserted) {
       parts.push(...encoded);
       inserted = true;
     }
-    if (isTextType(chunk.type) && replaced.has(decodeKeyword(chunk))) continue;
+    if (isTextType(chunk.type) && replaced.has(decodeKeyword(buf.subarray(chunk.start + 8, chunk.end - 4)))) continue;
     parts.push(buf.subarray(chunk.start, chunk.end));
   }
   if (!inserted) throw new InvalidPngError('PNG has no IDAT chunk');
   return Buffer.concat(parts);
 }
 
-function decodeKeyword(chunk: RawChunk): string {
-  return splitAtNul(chunk.data, 0, 'keyword')[0].toString('latin1');
+function decodeKeyword(data: Buffer): string {
+  return splitAtNul(data, 0, 'keyword')[0].toString('latin1');
 }
