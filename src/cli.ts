@@ -53,12 +53,7 @@ function invoked(argv: string[]): string | undefined {
  */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
-  // `diffuse ... | head` closes the pipe early: that ends the output, not the program with a trace.
-  const onPipeError = (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
-    throw err;
-  };
-  process.stdout.on('error', onPipeError);
+  if (!process.stdout.listeners('error').includes(onPipeError)) process.stdout.on('error', onPipeError);
   const program = new Command('diffuse')
     .description('Stable Diffusion on the command line, on ONNX Runtime')
     .version(VERSION, '-V, --version')
@@ -81,9 +76,14 @@ export async function main(argv: string[]): Promise<number> {
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     return report(err, verbose);
-  } finally {
-    process.stdout.off('error', onPipeError);
   }
+}
+
+// `diffuse ... | head` closes the pipe early: that ends the output, not the program with a trace.
+// Installed once and left: the error comes after main has returned, while the output drains.
+function onPipeError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+  throw err;
 }
 
 function report(err: unknown, verbose: boolean): number {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import chalk from 'chalk';
 import { loadConfig, resolveSettings } from '../settings/config.js';
 import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../settings/options.js';
+import { warnNotRun } from './config-warnings.js';
 
 export function defineConfig(cmd: Command): Command {
   return cmd
@@ -9,6 +10,7 @@ export function defineConfig(cmd: Command): Command {
     .option('--json', 'print as JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
       const config = await loadConfig(process.cwd(), opts.config);
+      warnNotRun(config.notRun);
       const { settings, sources, configPath } = resolveSettings(config, {});
       const rows = (GENERATION_OPTIONS as readonly OptionSpec[])
         .filter((o) => o.configurable)
@@ -25,7 +27,7 @@ export function defineConfig(cmd: Command): Command {
         process.stdout.write(`${JSON.stringify({ configFile: configPath ?? null, settings: rows }, null, 2)}\n`);
         return;
       }
-      process.stdout.write(`config file: ${configPath ?? 'none found (searched from the working directory up)'}\n`);
+      process.stdout.write(`config file: ${configPath ?? 'none found (searched from the working directory up to the project root)'}\n`);
       const width = Math.max(...rows.map((r) => r.key.length));
       for (const r of rows) {
         const value = r.perCommand

@@ -12,7 +12,7 @@ import { previewer, type Previewer } from '../pipeline/preview.js';
 import { nthBatch } from '../pipeline/seeds.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
-import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
+import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, samplingLabel, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
 import { checkOptionValues } from '../settings/option-values.js';
 import type { GeneratingCommand, Settings } from '../settings/options.js';
 import { UsageError } from '../errors.js';
@@ -20,6 +20,7 @@ import { encodePng } from '../image/encode-png.js';
 import { chooseModel, type ChosenModel } from './model-choice.js';
 import { progressView } from './progress.js';
 import { chooseVae, installedTaesd, isSdxlLatents, taesdIdFor, type ChosenVae } from './vae-choice.js';
+import { warnNotRun } from './config-warnings.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -57,12 +58,13 @@ interface PlannedJob {
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags, command } = input;
   const config = await loadConfig(process.cwd(), flags.config);
+  warnNotRun(config.notRun);
   const models = new Map<string, Promise<ChosenModel>>();
   const planned: PlannedJob[] = [];
   for (const job of input.jobs) {
     if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
     const resolved = resolveSettings(config, { ...flags, ...job.values }, command);
-    resolveSampling(resolved.settings);
+    resolveSampling(resolved.settings, (key) => samplingLabel(resolved, key));
     const target = await resolveOutputTarget(resolved.settings.output);
     const key = JSON.stringify([resolved.settings.model, resolved.settings.offline]);
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));

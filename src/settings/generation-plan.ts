@@ -33,10 +33,10 @@ export interface PreparedGeneration {
   load: LoadOptions;
 }
 
-export async function prepareGeneration(command: GeneratingCommand, resolved: Pick<ResolvedSettings, 'settings' | 'sources'>, model: { dir: string; entry?: RegistryEntry }): Promise<PreparedGeneration> {
+export async function prepareGeneration(command: GeneratingCommand, resolved: Pick<ResolvedSettings, 'settings' | 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>, model: { dir: string; entry?: RegistryEntry }): Promise<PreparedGeneration> {
   const files = readModelFiles(model.dir);
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
-  const sampling = resolveSampling(settings);
+  const sampling = resolveSampling(settings, (key) => samplingLabel(resolved, key));
   const task = await readImageTask(command, settings, files);
   const native = files.sampleSize * files.vaeScaleFactor;
   const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
@@ -119,14 +119,26 @@ function watermarkOf(setting: true | string): NonNullable<GenerationRequest['wat
   return setting === true ? { bits: SDXL_WATERMARK_BITS, label: 'sdxl' } : { bits: bitsFromText(setting), label: `text=${setting}` };
 }
 
-/** --sampler and --schedule to the request's ids and noise table, refused in one line when unknown. */
-export function resolveSampling(settings: Settings): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
+/** How a message names where the sampler or schedule came from: its flag, the config file's key, or the model's recommendation. */
+export function samplingLabel(resolved: Pick<ResolvedSettings, 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>, key: 'sampler' | 'schedule'): string {
+  switch (resolved.sources[key]) {
+    case 'flag':
+      return `--${key}`;
+    case 'config':
+      return `${key} in ${resolved.configPath ?? 'the config file'}`;
+    default:
+      return `the recommended ${key}`;
+  }
+}
+
+/** --sampler and --schedule to the request's ids and noise table, refused in one line (naming where the value came from) when unknown. */
+export function resolveSampling(settings: Settings, labelOf: (key: 'sampler' | 'schedule') => string = (key) => `--${key}`): Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'> {
   try {
     const r = resolveSampler(settings.sampler, settings.schedule);
     return { sampler: r.sampler, schedule: r.schedule, discardPenultimateSigma: r.discardPenultimateSigma, noiseTable: settings.sigmaTable === 'auto' ? r.noiseTable : settings.sigmaTable };
   } catch (err) {
     if (err instanceof UnknownSamplerError) {
-      const flag = err.kind === 'sampler' ? '--sampler' : '--schedule';
+      const flag = labelOf(err.kind === 'sampler' ? 'sampler' : 'schedule');
       throw new UsageError(`${flag}: unknown ${err.kind} '${err.input}' (try: ${err.valid.slice(0, 20).join(', ')}${err.valid.length > 20 ? ', ...' : ''})`, { cause: err });
     }
     throw err;

@@ -109,9 +109,21 @@ function spec<K extends SettingKey>(s: OptionSpec<K>): OptionSpec<K> {
   return s;
 }
 
+// Decimal only: Number() would also read '0x10' as 16, '1e3' as 1000, '0b11' and '' (as 0).
+const INTEGER_TEXT = /^[+-]?\d+$/;
+const NUMBER_TEXT = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** A number as typed (decimal digits) or as a config file's JSON number; NaN for anything else. */
+function numberOf(raw: unknown, pattern: RegExp): number {
+  if (typeof raw === 'number') return raw;
+  if (typeof raw !== 'string') return Number.NaN;
+  const text = raw.trim();
+  return pattern.test(text) ? Number(text) : Number.NaN;
+}
+
 export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: unknown, label: string): number => {
-    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    const n = numberOf(raw, INTEGER_TEXT);
     if (!Number.isInteger(n) || n < min || n > max) {
       throw new UsageError(`${label} must be a whole number from ${min} to ${max} (got '${String(raw)}')`);
     }
@@ -121,8 +133,8 @@ export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 export function parseNumber(min: number, max = Infinity) {
   return (raw: unknown, label: string): number => {
-    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
-    if (String(raw).trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    const n = numberOf(raw, NUMBER_TEXT);
+    if (!Number.isFinite(n) || n < min || n > max) {
       const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
       throw new UsageError(`${label} must be a number ${range} (got '${String(raw)}')`);
     }
@@ -138,7 +150,19 @@ export function parseChoice<T extends string>(choices: readonly T[]) {
   };
 }
 
-const parseString = (raw: unknown): string => String(raw);
+/** Text as typed; a config file must give a string too (42 is not a model name). */
+function parseString(raw: unknown, label: string): string {
+  if (typeof raw !== 'string') throw new UsageError(`${label} must be text (got ${JSON.stringify(raw)})`);
+  return raw;
+}
+
+/** A name or path: empty text is a mistake (an unset variable in a script), never "the default". */
+function parseName(raw: unknown, label: string): string {
+  const text = parseString(raw, label);
+  if (text.trim() === '') throw new UsageError(`${label} is empty; give a value or leave the option out`);
+  return text;
+}
+
 /** true (the flag alone, or `true` in a config) for the SDXL message, a text for its UTF-8 bytes. */
 const parseWatermark = (raw: unknown, label: string): boolean | string => {
   if (raw === true || raw === 'true') return true;
@@ -179,6 +203,7 @@ function parseExtension(raw: unknown, label: string): Extension {
   const side = parseMultipleOf8(0, 4096);
   if (/^\d+$/.test(text)) {
     const v = side(text, `${label} size`);
+    if (v === 0) throw new UsageError(`${label} 0 adds nothing; give the pixels to add, e.g. ${label} 128`);
     return { left: v, right: v, top: v, bottom: v };
   }
   const ext: Extension = { left: 0, right: 0, top: 0, bottom: 0 };
@@ -192,13 +217,14 @@ function parseExtension(raw: unknown, label: string): Extension {
     seen.add(name);
     ext[name as keyof Extension] = side(value, `${label} ${name}`);
   }
+  if (ext.left + ext.right + ext.top + ext.bottom === 0) throw new UsageError(`${label}: every side is 0, nothing to add`);
   return ext;
 }
 
 export const MAX_SEED = 2 ** 32 - 1;
 
 export const GENERATION_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseString, default: '', configurable: true, unset: "the registry's default" }),
+  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseName, default: '', configurable: true, unset: "the registry's default" }),
   spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true, unset: 'empty' }),
   spec({ key: 'steps', flags: '-s, --steps <n>', description: 'sampling steps', parse: parseInteger(1, 1000), default: 20, configurable: true }),
   spec({ key: 'cfgScale', flags: '-g, --cfg-scale <x>', description: 'classifier-free guidance scale (1 or less: no guidance, no negative prompt)', parse: parseNumber(0, 100), default: 7, configurable: true }),
@@ -212,13 +238,13 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'promptWeighting', flags: '--prompt-weighting <mode>', description: "prompt syntax: a1111 ((emphasis:1.2), [edits:10], BREAK, long prompts), comfy (same syntax, ComfyUI's weighting), none (plain text, 77 tokens, as diffusers)", parse: parseChoice(['a1111', 'comfy', 'none'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'padCond', flags: '--pad-cond <how>', description: "prompt and negative of different lengths: none (two UNet calls, A1111's default), empty-chunks or v0 (A1111's padding options)", parse: parseChoice(['none', 'empty-chunks', 'v0'] as const), default: 'none', configurable: true }),
   spec({ key: 'clipSkip', flags: '--clip-skip <n>', description: 'use the hidden states of the n-th last text encoder layer (A1111 numbering: 1 = last)', parse: parseInteger(1, 12), default: 1, configurable: true }),
-  spec({ key: 'vae', flags: '--vae <ref>', description: "another VAE instead of the model's: a VAE file (.safetensors, .ckpt, .pt: A1111's VAE files, diffusers' layout, TAESD's decoder), taesd or taesdxl (the registry's tiny decoders), or a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseString), default: undefined, configurable: true, unset: "the model's" }),
+  spec({ key: 'vae', flags: '--vae <ref>', description: "another VAE instead of the model's: a VAE file (.safetensors, .ckpt, .pt: A1111's VAE files, diffusers' layout, TAESD's decoder), taesd or taesdxl (the registry's tiny decoders), or a folder with vae_decoder/ (and vae_encoder/ for img2img) in the diffusers ONNX layout", parse: optional(parseName), default: undefined, configurable: true, unset: "the model's" }),
   spec({ key: 'preview', flags: '--preview <path.png>', description: 'write a live preview of the image being sampled to this PNG (replaced atomically, so image viewers that reload it never see half a file)', parse: optional(parsePngPath), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'previewEvery', flags: '--preview-every <n>', description: 'with --preview: every n sampling steps (a TAESD preview costs about 1/15 of a full VAE decode, measured in bench/vae-decode.ts)', parse: parseInteger(1, 1000), default: 5, configurable: true }),
   spec({ key: 'previewMethod', flags: '--preview-method <how>', description: "with --preview: taesd (the tiny decoder, full size: --vae taesd, or taesd/taesdxl pulled), latent2rgb (ComfyUI's latent-to-RGB factors, 1/8 size), or auto (taesd when installed)", parse: parseChoice(['auto', 'taesd', 'latent2rgb'] as const), default: 'auto', configurable: true }),
-  spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
-  spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
-  spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseString), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
+  spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'rng', flags: '--rng <kind>', description: 'noise source: cpu (torch CPU generator, as diffusers and ComfyUI) or philox (A1111 "NV")', parse: parseChoice(['cpu', 'philox'] as const), default: 'cpu', configurable: true }),
   spec({ key: 'seedMode', flags: '--seed-mode <mode>', description: 'batch noise: a1111 (image i uses seed+i) or diffusers (one generator for the batch)', parse: parseChoice(['a1111', 'diffusers'] as const), default: 'a1111', configurable: true }),
   spec({ key: 'sdeNoise', flags: '--sde-noise <source>', description: "noise of the SDE samplers (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): brownian (k-diffusion's Brownian tree, as A1111 and ComfyUI) or plain (the seed's stream, as diffusers' DPMSolverMultistep SDE)", parse: parseChoice(['brownian', 'plain'] as const), default: 'brownian', configurable: true }),
@@ -233,20 +259,20 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),
   spec({ key: 'int8Format', flags: '--int8-format <format>', description: "how --quantize stores weights: auto (this CPU's exact format: u8s8 with VNNI, u8u8 elsewhere on x86; see diffuse doctor), u8s8, u8u8, or u8s7 (7-bit weights, ONNX Runtime's reduce-range)", parse: parseChoice(['auto', ...INT8_FORMATS] as const), default: 'auto', configurable: true }),
   spec({ key: 'watermark', flags: '--watermark [text]', description: "embed an invisible watermark (invisible-watermark's dwtDct) in every image: the SDXL message of Stability's scripts and diffusers, or this text; images need 256x256 pixels or more; diffuse watermark detect reads it", parse: parseWatermark, default: false, configurable: true }),
-  spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseString, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
+  spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseName, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),
-  spec({ key: 'output', flags: '-o, --output <path>', description: "a .png, .jpg, .webp or .avif file, a folder (images named {seed}-{prompt}.png), or a folder and a name template ('out/{seed}-{prompt:40}.webp')", parse: parseString, default: 'outputs', configurable: true }),
+  spec({ key: 'output', flags: '-o, --output <path>', description: "a .png, .jpg, .webp or .avif file, a folder (images named {seed}-{prompt}.png), or a folder and a name template ('out/{seed}-{prompt:40}.webp')", parse: parseName, default: 'outputs', configurable: true }),
   spec({ key: 'quality', flags: '--quality <n>', description: "JPEG, WebP and AVIF quality (A1111's default); the parameters go into EXIF as A1111 writes them", parse: parseInteger(1, 100), default: DEFAULT_QUALITY, configurable: true }),
   spec({ key: 'overwrite', flags: '--overwrite', description: 'replace existing files instead of refusing', parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'offline', flags: '--offline', description: 'never touch the network: use only models already in the cache', parse: parseBoolean, default: false, configurable: true }),
   // img2img, inpaint, outpaint, depth2img: the picture, and how it becomes the request's init.
-  spec({ key: 'initImage', flags: '-i, --init-image <path>', description: 'the picture to start from (PNG, JPEG, WebP)', parse: optional(parseString), default: undefined, configurable: false, commands: IMAGE_COMMANDS, unset: 'none' }),
+  spec({ key: 'initImage', flags: '-i, --init-image <path>', description: 'the picture to start from (PNG, JPEG, WebP)', parse: optional(parseName), default: undefined, configurable: false, commands: IMAGE_COMMANDS, unset: 'none' }),
   spec({ key: 'resizeMode', flags: '--resize-mode <mode>', description: 'fit the picture to --width/--height: just-resize, crop-and-resize, resize-and-fill', parse: parseChoice(['just-resize', 'crop-and-resize', 'resize-and-fill'] as const), default: 'just-resize', configurable: true, commands: ['img2img', 'inpaint', 'depth2img'] }),
   spec({ key: 'strength', flags: '--strength <x>', description: 'how much changes: 0 keeps the picture (VAE round trip), 1 starts from noise', parse: parseNumber(0, 1), default: 0.75, configurable: true, commands: IMAGE_COMMANDS, defaultFor: { depth2img: 0.8, inpaint: 1, outpaint: 1 } }),
   spec({ key: 'strengthMode', flags: '--strength-mode <mode>', description: 'how --strength becomes steps: diffusers (int(steps x strength)) or a1111 (one step more, never the whole schedule)', parse: parseChoice(['diffusers', 'a1111'] as const), default: 'diffusers', configurable: true, commands: IMAGE_COMMANDS }),
   spec({ key: 'vaeLatents', flags: '--vae-latents <mode>', description: "encode the picture to the VAE's mean, or a sample drawn with the seed (diffusers)", parse: parseChoice(['sample', 'mean'] as const), default: 'sample', configurable: true, commands: IMAGE_COMMANDS }),
-  spec({ key: 'mask', flags: '--mask <path>', description: 'white repaints, black keeps; another size of the same aspect is resized', parse: optional(parseString), default: undefined, configurable: false, commands: ['inpaint'], unset: 'none' }),
+  spec({ key: 'mask', flags: '--mask <path>', description: 'white repaints, black keeps; another size of the same aspect is resized', parse: optional(parseName), default: undefined, configurable: false, commands: ['inpaint'], unset: 'none' }),
   spec({ key: 'maskFromAlpha', flags: '--mask-from-alpha', description: "repaint the init image's transparent pixels", parse: parseBoolean, default: false, configurable: true, commands: ['inpaint'] }),
   spec({ key: 'invertMask', flags: '--invert-mask', description: 'repaint the black area instead', parse: parseBoolean, default: false, configurable: true, commands: ['inpaint'] }),
   spec({ key: 'maskBlur', flags: '--mask-blur <px>', description: 'feather the mask edge (the result blends into the original through it); outpaint: the seam', parse: parseInteger(0, 64), default: 4, configurable: true, commands: ['inpaint', 'outpaint'], defaultFor: { outpaint: DEFAULT_SEAM_BLUR } }),
@@ -257,7 +283,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'fill', flags: '--fill <how>', description: 'pre-fill of the new area: stretch (edge pixels), blur, noise', parse: parseChoice(OUTPAINT_FILLS), default: 'stretch', configurable: true, commands: ['outpaint'] }),
   spec({ key: 'overlap', flags: '--overlap <px>', description: 'how far into the old picture the seam is repainted (multiple of 8)', parse: parseMultipleOf8(0, 256), default: DEFAULT_OVERLAP, configurable: true, commands: ['outpaint'] }),
   spec({ key: 'passSize', flags: '--pass-size <px>', description: "largest extension per pass (default: half the model's native size)", parse: optional(parseMultipleOf8(8, 4096)), default: undefined, configurable: true, commands: ['outpaint'], unset: "half the model's native size" }),
-  spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseString), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
+  spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseName), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
   spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
 
