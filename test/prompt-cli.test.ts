@@ -51,15 +51,19 @@ test('an embedding is used where its file name appears, and recorded with its ha
   assert.is(unused.params['TI hashes'], undefined);
 });
 
-test('a hostile embedding is refused with one line, exit 1', () => {
+test('a hostile embedding is read only when a prompt names it, and then left out with one warning', () => {
   const out = tempDir();
   const dir = join(out, 'embeddings');
   mkdirSync(dir);
   cpSync(join(FIXTURES, 'embeddings/evil-os-system.pt'), join(dir, 'evil.pt'));
-  const r = diffuse(['txt2img', 'x', ...base, '--embeddings-dir', dir, '-o', join(out, 'x.png')]);
-  assert.is(r.status, 1, r.stderr);
-  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /refus/);
+  const unnamed = diffuse(['txt2img', 'x', ...base, '--embeddings-dir', dir, '-o', join(out, 'x.png')]);
+  assert.is(unnamed.status, 0, unnamed.stderr);
+  assert.is(unnamed.stderr, '', 'a file no prompt names is not read');
+  const named = diffuse(['txt2img', 'an evil cat', ...base, '--embeddings-dir', dir, '-n', 'evil', '-o', join(out, 'y.png')]);
+  assert.is(named.status, 0, named.stderr);
+  const lines = named.stderr.trim().split('\n');
+  assert.is(lines.length, 1, named.stderr);
+  assert.match(lines[0]!, /^warning: embedding evil\.pt: .*refusing to load.*'evil' stays plain text$/);
 });
 
 test('diffuse prompt --explain shows the schedule, chunks and weights', () => {

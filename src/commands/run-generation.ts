@@ -9,6 +9,7 @@ import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
 import { previewer, type Previewer } from '../pipeline/preview.js';
+import { checkRequest } from '../pipeline/check-request.js';
 import { nthBatch } from '../pipeline/seeds.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
@@ -21,6 +22,8 @@ import { chooseModel, type ChosenModel } from './model-choice.js';
 import { progressView } from './progress.js';
 import { chooseVae, installedTaesd, isSdxlLatents, taesdIdFor, type ChosenVae } from './vae-choice.js';
 import { warnNotRun } from './config-warnings.js';
+import { listEmbeddingFiles } from '../text/embeddings.js';
+import { terminalText } from './terminal-text.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -65,10 +68,13 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
     const resolved = resolveSettings(config, { ...flags, ...job.values }, command);
     resolveSampling(resolved.settings, (key) => samplingLabel(resolved, key));
+    // A folder that is not there is a usage error, found before anything loads.
+    if (resolved.settings.embeddingsDir) listEmbeddingFiles(resolved.settings.embeddingsDir);
     const target = await resolveOutputTarget(resolved.settings.output);
     const key = JSON.stringify([resolved.settings.model, resolved.settings.offline]);
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
+    checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
     planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target, preview: previewOf(prepared.settings) });
   }
@@ -78,7 +84,9 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
       // Between prompts the text encoder is needed again: keep it open there.
       parkTextEncoder: input.jobs.length === 1,
       ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
-      onWarning: (message: string) => process.stderr.write(`warning: ${message}\n`),
+      // Only the embeddings these prompts name are read.
+      embeddingPrompts: group.jobs.flatMap((j) => [j.prompt, j.prepared.settings.negativePrompt]),
+      onWarning: (message: string) => process.stderr.write(`warning: ${terminalText(message)}\n`),
     });
     if (input.recordedLoras) warnLoraHashes(bundle.loras, input.recordedLoras);
     try {

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { readInputFile } from '../input-file.js';
+import { promptLimitProblem } from '../text/prompt-limits.js';
 import { flagsFromImage } from './from-image.js';
 import { addGenerationOptions } from './generation-command.js';
 import { runGeneration, type GenerationFlags, type GenerationJob } from './run-generation.js';
@@ -33,6 +34,9 @@ export function defineTxt2img(txt2img: Command): Command {
   });
 }
 
+/** A prompts file (or standard input) larger than this is refused: 16 MB is tens of thousands of prompts. */
+const MAX_PROMPTS_FILE_BYTES = 16 * 2 ** 20;
+
 /**
  * The jobs of a --prompts-file: one prompt per line, blank lines and lines starting with # skipped.
  * A file whose first such line is a JSON object ({"prompt": ...) is JSON lines, each an object with
@@ -40,18 +44,18 @@ export function defineTxt2img(txt2img: Command): Command {
  * "Prompts from file" script takes per-line options.
  */
 async function readPromptsFile(path: string): Promise<GenerationJob[]> {
-  let text: string;
-  try {
-    text = path === '-' ? await readStream(process.stdin) : await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`--prompts-file: cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
-  }
+  const limits = { label: '--prompts-file', maxBytes: MAX_PROMPTS_FILE_BYTES, hint: 'split it into several files' };
+  const text = (path === '-' ? await readStream(process.stdin, limits.maxBytes) : await readInputFile(path, limits)).toString('utf8');
   const lines = text.split(/\r?\n/).map((l, i) => ({ text: l.trim(), number: i + 1 })).filter((l) => l.text !== '' && !l.text.startsWith('#'));
   if (lines.length === 0) throw new UsageError(`--prompts-file: ${path} has no prompts (one per line; # starts a comment line)`);
-  if (!/^\{\s*"/.test(lines[0]!.text)) return lines.map((l) => ({ prompt: l.text }));
   const name = path === '-' ? 'standard input' : path;
-  return lines.map((l) => jsonLine(l.text, `${name} line ${l.number}`));
+  const jobs = /^\{\s*"/.test(lines[0]!.text) ? lines.map((l) => jsonLine(l.text, `${name} line ${l.number}`)) : lines.map((l) => ({ prompt: l.text }));
+  // Checked here for every line, so a bad one is named by its line before any model loads.
+  for (const [i, job] of jobs.entries()) {
+    const problem = promptLimitProblem(job.prompt, `--prompts-file line ${lines[i]!.number}`);
+    if (problem) throw new UsageError(problem);
+  }
+  return jobs;
 }
 
 function jsonLine(text: string, where: string): GenerationJob {
@@ -67,8 +71,14 @@ function jsonLine(text: string, where: string): GenerationJob {
   return { prompt, values, where };
 }
 
-async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+/** Standard input, refused once it passes `maxBytes` (a pipe can be endless). */
+async function readStream(stream: NodeJS.ReadableStream, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > maxBytes) throw new UsageError(`--prompts-file -: standard input passes ${maxBytes / 2 ** 20} MB; split the prompts into several runs`);
+    chunks.push(Buffer.from(chunk as Buffer));
+  }
+  return Buffer.concat(chunks);
 }

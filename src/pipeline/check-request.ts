@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
 import { WatermarkImageTooSmallError, watermarkFits } from '../image/watermark/dwt-dct.js';
+import { promptLimitProblem } from '../text/prompt-limits.js';
 import type { ModelFiles } from './model-files.js';
 import type { GenerationRequest } from './types.js';
 
@@ -10,6 +11,10 @@ import type { GenerationRequest } from './types.js';
  */
 export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request: GenerationRequest): void {
   const ratio = files.vaeScaleFactor;
+  for (const [text, label] of [[request.prompt, 'the prompt'], [request.negativePrompt ?? '', 'the negative prompt']] as const) {
+    const problem = promptLimitProblem(text, label);
+    if (problem) throw new UsageError(problem);
+  }
   checkSize(request.width, request.height, ratio);
   const { init, mask, outpaint } = request;
   if (request.watermark) {

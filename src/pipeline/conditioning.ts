@@ -1,6 +1,8 @@
 import { expandEmbeddingTokens, type EmbeddingTokens } from '../text/embeddings.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { batchChunks, CHUNK_TOKENS, encoderInputIds, emptyChunk, tokenizeLine, type ChunkTokenIds } from '../text/prompt-chunks.js';
+import { UsageError } from '../errors.js';
+import { chunkLimitProblem } from '../text/prompt-limits.js';
 import { promptSchedule, type ScheduledPrompt } from '../text/prompt-schedule.js';
 import { applyComfyWeights, weightBatches } from '../text/prompt-weights.js';
 import type { ModelBundle } from './bundle.js';
@@ -79,6 +81,8 @@ async function encodeTexts(encoder: Encoder, schedule: readonly ScheduledPrompt[
   const ids = chunkIds(tokenizer);
   const chunker = { encode: (text: string) => expandEmbeddingTokens(tokenizer.encode(text), encoder.embeddings) };
   const lines = schedule.map((entry) => tokenizeLine(entry.text, chunker, ids));
+  const tooLong = chunkLimitProblem(Math.max(...lines.map((line) => line.chunks.length)));
+  if (tooLong) throw new UsageError(tooLong);
   const batches = await Promise.all(
     batchChunks(lines, ids).map(async (chunks) => {
       const encoded = await Promise.all(chunks.map((chunk) => textEncoder.encode(encoderInputIds(chunk, ids))));

@@ -44,6 +44,8 @@ export interface LoadOptions {
   clipSkip?: number;
   /** Textual-inversion embeddings (.safetensors, .pt, .bin) triggered by their file names. */
   embeddingsDir?: string;
+  /** The prompts the bundle will encode: only embeddings they name are read (default: every file). */
+  embeddingPrompts?: readonly string[];
   /** Where edited graphs are cached (default: the model cache's graphs/ folder). */
   graphCache?: string;
   /** Where ONNX Runtime's optimised graphs are kept for fast loads (CPU); none when absent. */
@@ -69,7 +71,7 @@ export interface LoadOptions {
   hypernetworks?: readonly HypernetworkChoice[];
   /** Told when loading does something slow once (calibrating a model for int8). */
   onNote?: (message: string) => void;
-  /** Told of what loading skipped but did not refuse (LoRA keys that patch nothing). */
+  /** Told of what loading skipped but did not refuse (LoRA keys that patch nothing, a named embedding that cannot be read). */
   onWarning?: (message: string) => void;
 }
 
@@ -97,7 +99,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   }
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const clipSkip = options.clipSkip ?? 1;
-  const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir)) : [];
+  const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir), options.embeddingPrompts, options.onWarning) : [];
   if (sdxl && (options.loras?.length || options.hypernetworks?.length)) {
     throw new UsageError(`LoRAs and hypernetworks apply to SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> and <hypernet:…> tags out for this model`);
   }

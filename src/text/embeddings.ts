@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { UsageError } from '../errors.js';
+import { InputFileError, readInputFileSync } from '../input-file.js';
 import { EmbeddingError } from './embedding-error.js';
 import { PickleObject, type PickleValue } from './pickle-reader.js';
 import { parseSafetensors } from './safetensors.js';
@@ -38,27 +40,12 @@ export interface TextualInversion {
 }
 
 function readCapped(path: string): Uint8Array {
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // A plain Uint8Array: the parsers' slice() must copy, as Buffer's does not.
+    return new Uint8Array(readInputFileSync(path, { label: 'embedding', maxBytes: MAX_EMBEDDING_FILE_BYTES, exitCode: 1, hint: 'too big for a textual-inversion embedding' }));
   } catch (err) {
-    throw new EmbeddingError(`cannot read embedding ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size > MAX_EMBEDDING_FILE_BYTES) {
-      throw new EmbeddingError(`${basename(path)} is ${(size / 2 ** 20).toFixed(0)} MB, too big for a textual-inversion embedding`);
-    }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    while (at < size) {
-      const n = readSync(fd, bytes, at, size - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return bytes.subarray(0, at);
-  } finally {
-    closeSync(fd);
+    if (err instanceof InputFileError) throw new EmbeddingError(`cannot read embedding ${path}: ${err.reason}`, { cause: err });
+    throw err;
   }
 }
 
@@ -89,24 +76,46 @@ export function parseEmbedding(bytes: Uint8Array, fileName: string): TextualInve
   }
 }
 
-/** Every embedding file directly in `dir`, sorted by name, each checked against the text encoder's width. */
-export function readEmbeddingsDir(dir: string, width: number): TextualInversion[] {
-  let names: string[];
+/** The embedding files directly in `dir` (names only, sorted); a missing or unlistable folder is a usage error. */
+export function listEmbeddingFiles(dir: string): string[] {
   try {
-    names = readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isFile() && (EMBEDDING_EXTENSIONS as readonly string[]).includes(extname(e.name).toLowerCase()))
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => !e.isDirectory() && (EMBEDDING_EXTENSIONS as readonly string[]).includes(extname(e.name).toLowerCase()))
       .map((e) => e.name)
       .sort();
   } catch (err) {
-    throw new EmbeddingError(`cannot list embeddings directory ${dir}: ${(err as Error).message}`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such folder' : code === 'ENOTDIR' ? 'it is a file, not a folder' : (err as Error).message;
+    throw new UsageError(`--embeddings-dir: cannot list ${dir}: ${why}`, { cause: err });
   }
+}
+
+/** Is the embedding `file` named in one of these prompts? Its trigger is its file name, matched as the tokenizer sees it (case-insensitively). */
+export function namedIn(file: string, prompts: readonly string[]): boolean {
+  const name = basename(file, extname(file)).toLowerCase();
+  return name !== '' && prompts.some((p) => p.toLowerCase().includes(name));
+}
+
+/**
+ * The embeddings of `dir` that `prompts` name (every file when `prompts` is undefined), each checked
+ * against the text encoder's width. Only those files are read: a broken file nobody names costs
+ * nothing. One that is named but cannot be used is told to `warn` once and left out (its name stays
+ * plain text), as is a second file with the same name.
+ */
+export function readEmbeddingsDir(dir: string, width: number, prompts?: readonly string[], warn?: (message: string) => void): TextualInversion[] {
   const out: TextualInversion[] = [];
-  for (const file of names) {
-    const emb = readEmbedding(join(dir, file));
-    checkEmbeddingWidth(emb, width);
-    const clash = out.find((e) => e.name === emb.name);
-    if (clash) throw new EmbeddingError(`embeddings ${file} and another file are both named '${emb.name}'`);
-    out.push(emb);
+  for (const file of listEmbeddingFiles(dir)) {
+    if (prompts && !namedIn(file, prompts)) continue;
+    try {
+      const emb = readEmbedding(join(dir, file));
+      checkEmbeddingWidth(emb, width);
+      const clash = out.find((e) => e.name === emb.name);
+      if (clash) throw new EmbeddingError(`embeddings ${file} and another file are both named '${emb.name}'`);
+      out.push(emb);
+    } catch (err) {
+      if (!warn || !(err instanceof EmbeddingError)) throw err;
+      warn(`${err.message}; '${basename(file, extname(file))}' stays plain text`);
+    }
   }
   return out;
 }
