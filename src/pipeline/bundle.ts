@@ -128,7 +128,7 @@ export function assemble(
     embeddingHashes: parts.embeddingHashes,
     unet: new Unet(unet),
     loras: parts.loras,
-    vaeDecoder: new VaeDecoder(decoder),
+    vaeDecoder: new VaeDecoder(decoder, parts.files.latentChannels),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
     schedule: parts.schedule,
     vaeScale: parts.files.vaeScalingFactor,

@@ -1,3 +1,4 @@
+import { ModelLoadError, UsageError } from '../errors.js';
 import { checkRequest } from './check-request.js';
 import { embedWatermark } from '../image/watermark/dwt-dct.js';
 import type { ModelBundle } from './bundle.js';
@@ -16,6 +17,7 @@ import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListe
  */
 export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
   checkRequest(bundle.files, request);
+  checkUnetFits(bundle, request);
   const result = await unmarked(bundle, request, listener);
   const mark = request.watermark;
   if (!mark) return result;
@@ -62,4 +64,20 @@ async function outpaint(
   const all = new Float32Array(latents.reduce((n, l) => n + l.length, 0));
   latents.reduce((at, l) => (all.set(l, at), at + l.length), 0);
   return { images, latents: all, timings };
+}
+
+/**
+ * The UNet's input channels say what it can paint: the latents alone, plus a depth channel (depth
+ * models) or plus a mask and a masked picture (inpainting models). A request it cannot take is
+ * refused here, not by ONNX Runtime's shape error in the first step.
+ */
+function checkUnetFits(bundle: ModelBundle, request: GenerationRequest): void {
+  const channels = bundle.unet.inChannels;
+  const latent = bundle.files.latentChannels;
+  if (channels === undefined || channels === latent || channels === latent + 1) return;
+  if (channels === latent + 5) {
+    if (request.mask || request.outpaint) return;
+    throw new UsageError(`this model's UNet is an inpainting UNet (${channels} input channels): it paints with diffuse inpaint or outpaint, not ${request.init ? 'img2img' : 'txt2img'}; pass --model an ordinary model`);
+  }
+  throw new ModelLoadError(`unet/model.onnx takes ${channels} input channels; a Stable Diffusion UNet takes ${latent} (plain), ${latent + 1} (depth) or ${latent + 5} (inpainting)`);
 }

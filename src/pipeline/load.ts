@@ -1,11 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { openSession, type Device, type SessionSettings } from '../onnx/session.js';
 import { discreteSchedule } from '../schedulers/index.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { ModelLoadError, UsageError } from '../errors.js';
-import { componentPath, hasPart, readModelFiles, requirePart } from './model-files.js';
+import { componentPath, hasPart, readModelFiles, readModelJson, requirePart } from './model-files.js';
 import { prepareTextEncoderModel } from './text-encoder.js';
 import { readEmbeddingsDir, type TextualInversion } from '../text/embeddings.js';
 import { cacheRoot } from '../models/index.js';
@@ -275,11 +275,8 @@ function fuseOnce(path: string, cacheDir: string): string {
 
 /** The text encoder's hidden width from its config.json (768 for SD 1.x), which embeddings must match. */
 function textWidth(dir: string): number {
-  try {
-    const config = JSON.parse(readFileSync(join(dir, 'text_encoder', 'config.json'), 'utf8')) as { hidden_size?: number };
-    if (typeof config.hidden_size === 'number') return config.hidden_size;
-  } catch {
-    // Hub exports without a config: SD 1.x's width.
-  }
-  return 768;
+  const path = join(dir, 'text_encoder', 'config.json');
+  // Hub exports without a config: SD 1.x's width. readModelFiles has checked the value.
+  const width = existsSync(path) ? readModelJson(path).hidden_size : undefined;
+  return typeof width === 'number' ? width : 768;
 }

@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLoadError } from '../errors.js';
+import { readInputFileSync } from '../input-file.js';
+import { TEXT_ENCODER_KEYS, UNET_KEYS, VAE_KEYS, checkConfigKeys, checkSchedulerConfig } from './model-config-check.js';
 
 /**
  * What a diffusers ONNX folder says about itself: model_index.json, each component's
@@ -59,18 +61,29 @@ export function requirePart(dir: string, component: Component, file = 'model.onn
   return path;
 }
 
-function readJson(path: string): Record<string, unknown> {
+/** A model's JSON configs are kilobytes: a bigger one is not a config. */
+const MAX_CONFIG_BYTES = 4 * 2 ** 20;
+
+/** A config file of a model folder: bounded, regular files only, a JSON object (exit 1: the model is broken). */
+export function readModelJson(path: string): Record<string, unknown> {
+  const bytes = readInputFileSync(path, { label: 'model config', maxBytes: MAX_CONFIG_BYTES, exitCode: 1 });
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+    value = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new ModelLoadError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new ModelLoadError(`${path} is not valid JSON (${(err as Error).message}); fix the file or re-download the model`, { cause: err });
   }
-  throw new ModelLoadError(`${path} is not a JSON object`);
+  if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  throw new ModelLoadError(`${path} is not a JSON object; fix the file or re-download the model`);
 }
 
-function readOptionalJson(path: string): Record<string, unknown> {
-  return existsSync(path) ? readJson(path) : {};
+const readJson = readModelJson;
+
+function readOptionalJson(path: string, keys: Parameters<typeof checkConfigKeys>[2]): Record<string, unknown> {
+  if (!existsSync(path)) return {};
+  const config = readJson(path);
+  checkConfigKeys(path, config, keys);
+  return config;
 }
 
 function num(value: unknown, fallback: number): number {
@@ -81,15 +94,23 @@ export function readModelFiles(dir: string): ModelFiles {
   if (!existsSync(dir)) {
     throw new ModelLoadError(`model folder not found: ${dir} (pass --model a diffusers ONNX folder or a registry id)`);
   }
+  if (!statSync(dir).isDirectory()) throw new ModelLoadError(`${dir} is not a model folder (pass --model a diffusers ONNX folder or a registry id)`);
   const indexPath = join(dir, 'model_index.json');
   if (!existsSync(indexPath)) {
     throw new ModelLoadError(`${dir} has no model_index.json: not a diffusers ONNX model folder`);
   }
   const modelIndex = readJson(indexPath);
-  const schedulerConfig = readJson(requirePart(dir, 'scheduler', 'scheduler_config.json'));
-  const vae = { ...readOptionalJson(componentPath(dir, 'vae_encoder', 'config.json')), ...readOptionalJson(componentPath(dir, 'vae_decoder', 'config.json')) };
-  const unet = readOptionalJson(componentPath(dir, 'unet', 'config.json'));
+  const schedulerPath = requirePart(dir, 'scheduler', 'scheduler_config.json');
+  const schedulerConfig = readJson(schedulerPath);
+  checkSchedulerConfig(schedulerPath, schedulerConfig);
+  const vae = { ...readOptionalJson(componentPath(dir, 'vae_encoder', 'config.json'), VAE_KEYS), ...readOptionalJson(componentPath(dir, 'vae_decoder', 'config.json'), VAE_KEYS) };
+  const unet = readOptionalJson(componentPath(dir, 'unet', 'config.json'), UNET_KEYS);
+  readOptionalJson(componentPath(dir, 'text_encoder', 'config.json'), TEXT_ENCODER_KEYS);
   const blocks = Array.isArray(vae.block_out_channels) ? vae.block_out_channels.length : 4;
+  const native = 2 ** (blocks - 1) * num(unet.sample_size, 64);
+  if (native > 8192) {
+    throw new ModelLoadError(`${dir}: unet sample_size ${num(unet.sample_size, 64)} at the VAE's ${2 ** (blocks - 1)}x makes ${native} px images; at most 8192 are made (fix the configs or re-download the model)`);
+  }
   return {
     dir,
     modelIndex,

@@ -8,10 +8,16 @@ abstract class VaePart {
   protected readonly floatType: FloatType;
   protected readonly outputName: string;
 
-  constructor(protected readonly opened: OpenedSession, label: string) {
+  constructor(protected readonly opened: OpenedSession, label: string, channels: number | undefined) {
     const input = inputInfo(opened.session)[0];
     const output = outputInfo(opened.session)[0];
     if (!input || !output) throw new ModelLoadError(`${label}/model.onnx needs one input and one output`);
+    // A graph of the wrong kind (another part of a model, a classifier) is told apart before it runs.
+    const inChannels = input.shape[1];
+    if ((input.type !== 'float32' && input.type !== 'float16') || input.shape.length !== 4 || (typeof inChannels === 'number' && channels !== undefined && inChannels !== channels)) {
+      const expected = `a float [batch, ${channels ?? 'C'}, height, width] input`;
+      throw new ModelLoadError(`${label}/model.onnx is not a VAE ${label === 'vae_decoder' ? 'decoder' : 'encoder'} for this model: its input ${input.name} is ${input.type} [${input.shape.join(', ')}], not ${expected}`);
+    }
     this.inputName = input.name;
     this.floatType = input.type === 'float16' ? 'float16' : 'float32';
     this.outputName = output.name;
@@ -26,8 +32,9 @@ abstract class VaePart {
 }
 
 export class VaeDecoder extends VaePart {
-  constructor(opened: OpenedSession) {
-    super(opened, 'vae_decoder');
+  /** `latentChannels`: the model's (the decoder's input must take that many). */
+  constructor(opened: OpenedSession, latentChannels?: number) {
+    super(opened, 'vae_decoder', latentChannels);
   }
 
   /** latents [C, h, w] (already divided by the scaling factor) → image [3, H, W] in about [-1, 1]. */
@@ -45,7 +52,7 @@ export class VaeEncoder extends VaePart {
   readonly output: EncoderOutput;
 
   constructor(opened: OpenedSession) {
-    super(opened, 'vae_encoder');
+    super(opened, 'vae_encoder', 3);
     this.output = this.outputName === 'latent_parameters' ? 'parameters' : 'sample';
   }
 

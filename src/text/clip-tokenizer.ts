@@ -3,10 +3,8 @@
 // (text-normalize.ts), split by CLIP's regex and byte-level BPE encoded (bpe.ts).
 import { BytePairEncoder, parseMerges, symbolsToText } from './bpe.js';
 import { normalizeClipText, pythonStrip } from './text-normalize.js';
-import { readTokenizerFiles, type AddedToken, type TokenizerFiles } from './tokenizer-files.js';
+import { CLIP_MERGE_COUNT, readTokenizerFiles, type AddedToken, type TokenizerFiles } from './tokenizer-files.js';
 
-// CLIPTokenizer keeps this many merges whatever merges.txt holds: 49152 tokens less 256 bytes and 2 specials.
-const CLIP_MERGE_COUNT = 49152 - 256 - 2;
 // CLIPTokenizer's pre-filled BPE cache: typed in lowercase, these reach the regex and stay whole.
 const CLIP_VERBATIM_WORDS = ['<|startoftext|>', '<|endoftext|>'];
 // CLIP's word pattern. Python compiles it with re.IGNORECASE; on lowercased text that still matters

@@ -1,7 +1,9 @@
 // Reads a Hugging Face CLIPTokenizer directory (as diffusers pipelines ship it) and resolves its
 // special and added tokens the way transformers' from_pretrained does.
-import { access, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ModelLoadError } from '../errors.js';
+import { readInputFile } from '../input-file.js';
 
 export const VOCAB_FILE = 'vocab.json';
 export const MERGES_FILE = 'merges.txt';
@@ -45,34 +47,48 @@ const SPECIAL_KEYS = Object.keys(CLIP_DEFAULTS) as SpecialKey[];
 // transformers leaves model_max_length unbounded when absent; every CLIP text encoder has 77 positions.
 const DEFAULT_MODEL_MAX_LENGTH = 77;
 
+/** CLIP's vocab.json is 1.6 MB and merges.txt 0.5 MB; a tokenizer file ten times that is not one. */
+const MAX_TOKENIZER_FILE_BYTES = 16 * 2 ** 20;
+
 async function readRequired(dir: string, name: string): Promise<string> {
   const path = join(dir, name);
-  try {
-    await access(path);
-  } catch {
-    throw new Error(`CLIP tokenizer: missing ${name} in ${dir}`);
-  }
-  return readFile(path, 'utf8');
+  if (!existsSync(path)) throw new ModelLoadError(`CLIP tokenizer: missing ${name} in ${dir}`);
+  return (await readInputFile(path, { label: 'tokenizer', maxBytes: MAX_TOKENIZER_FILE_BYTES, exitCode: 1 })).toString('utf8');
 }
 
 async function readOptional(dir: string, name: string): Promise<string | undefined> {
-  try {
-    return await readFile(join(dir, name), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+  return existsSync(join(dir, name)) ? readRequired(dir, name) : undefined;
+}
+
+/**
+ * merges.txt as CLIPTokenizer reads it (the first line is a header; then CLIP_MERGES pairs) must be
+ * pairs whose merge is in the vocabulary, as every real CLIP file's are: Python would keep a
+ * garbage line as a pair that never matches, silently tokenizing differently.
+ */
+function checkMerges(text: string, vocab: ReadonlyMap<string, number>, dir: string, count: number): void {
+  const lines = text.trim().split('\n');
+  const end = Math.min(lines.length, 1 + count);
+  for (let i = 1; i < end; i++) {
+    const parts = lines[i]!.trim().split(/\s+/);
+    if (parts.length !== 2 || !vocab.has(parts[0]! + parts[1]!)) {
+      const shown = lines[i]!.length > 40 ? `${lines[i]!.slice(0, 39)}…` : lines[i]!;
+      throw new ModelLoadError(`${join(dir, MERGES_FILE)} line ${i + 1} (${JSON.stringify(shown)}) is not a pair whose merge is in ${VOCAB_FILE}: not a CLIP merges file; re-download the model`);
+    }
   }
 }
+
+/** CLIPTokenizer keeps this many merges whatever merges.txt holds: 49152 tokens less 256 bytes and 2 specials. */
+export const CLIP_MERGE_COUNT = 49152 - 256 - 2;
 
 function parseJsonObject(text: string, name: string): Json {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new Error(`CLIP tokenizer: ${name} is not valid JSON (${(error as Error).message})`);
+    throw new ModelLoadError(`CLIP tokenizer: ${name} is not valid JSON (${(error as Error).message})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new Error(`CLIP tokenizer: ${name} must hold a JSON object`);
+    throw new ModelLoadError(`CLIP tokenizer: ${name} must hold a JSON object`);
   }
   return value as Json;
 }
@@ -83,23 +99,23 @@ function tokenContent(value: unknown, where: string): string {
   if (typeof value === 'object' && value !== null && typeof (value as Json)['content'] === 'string') {
     const token = value as Json;
     for (const flag of ['lstrip', 'rstrip', 'single_word']) {
-      if (token[flag] === true) throw new Error(`CLIP tokenizer: ${where} sets ${flag}, which is not supported`);
+      if (token[flag] === true) throw new ModelLoadError(`CLIP tokenizer: ${where} sets ${flag}, which is not supported`);
     }
     return token['content'] as string;
   }
-  throw new Error(`CLIP tokenizer: ${where} is not a token`);
+  throw new ModelLoadError(`CLIP tokenizer: ${where} is not a token`);
 }
 
 function tokenList(value: unknown, where: string): string[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new Error(`CLIP tokenizer: ${where} must be a list`);
+  if (!Array.isArray(value)) throw new ModelLoadError(`CLIP tokenizer: ${where} must be a list`);
   return value.map((item, i) => tokenContent(item, `${where}[${i}]`));
 }
 
 function parseVocab(text: string): Map<string, number> {
   const vocab = new Map<string, number>();
   for (const [token, id] of Object.entries(parseJsonObject(text, VOCAB_FILE))) {
-    if (!Number.isInteger(id)) throw new Error(`CLIP tokenizer: ${VOCAB_FILE} maps ${JSON.stringify(token)} to a non-integer`);
+    if (!Number.isInteger(id)) throw new ModelLoadError(`CLIP tokenizer: ${VOCAB_FILE} maps ${JSON.stringify(token)} to a non-integer`);
     vocab.set(token, id as number);
   }
   return vocab;
@@ -112,7 +128,7 @@ function parseVocab(text: string): Map<string, number> {
 function savedAddedTokens(config: Json, legacyAddedTokens: Json | undefined): Array<{ content: string; id: number }> {
   const decoder = config['added_tokens_decoder'];
   if (decoder !== undefined) {
-    if (typeof decoder !== 'object' || decoder === null) throw new Error(`CLIP tokenizer: ${CONFIG_FILE} added_tokens_decoder is not an object`);
+    if (typeof decoder !== 'object' || decoder === null) throw new ModelLoadError(`CLIP tokenizer: ${CONFIG_FILE} added_tokens_decoder is not an object`);
     return Object.entries(decoder as Json).map(([id, token]) => ({
       content: tokenContent(token, `added_tokens_decoder[${id}]`),
       id: Number(id),
@@ -129,6 +145,7 @@ export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
     readRequired(dir, SPECIAL_TOKENS_MAP_FILE),
   ]);
   const vocab = parseVocab(vocabText);
+  checkMerges(mergesText, vocab, dir, CLIP_MERGE_COUNT);
   const config = parseJsonObject(configText, CONFIG_FILE);
   const specialMap = parseJsonObject(specialMapText, SPECIAL_TOKENS_MAP_FILE);
   // transformers only reads special_tokens_map.json (and added_tokens.json) for configs saved before
