@@ -166,7 +166,7 @@ test('info on a file without parameters, and on a missing file', () => {
   const out = tempDir();
   const plain = join(out, 'plain.png');
   const r1 = diffuse(['info', join(out, 'missing.png')]);
-  assert.is(r1.status, 1);
+  assert.is(r1.status, 2, 'a path that does not exist is a usage error');
   assert.match(r1.stderr, /no such file/);
   return sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } })
     .png()

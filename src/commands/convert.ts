@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { openInputFile } from '../input-file.js';
+import { basename, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { convertCheckpoint, type Precision } from '../graphs/convert.js';
 import { checkpointHashes, ensureConvertedModel, isCheckpointFile } from '../graphs/converted-cache.js';
@@ -54,6 +55,8 @@ export function defineConvert(cmd: Command): Command {
     .action(async (file: string, flags: ConvertFlags) => {
       const path = resolve(file);
       if (!existsSync(path)) throw new UsageError(`${file} does not exist; pass a checkpoint (.safetensors, .ckpt) or a diffusers model folder`);
+      // A FIFO or a device would be hashed forever: only folders and regular files go on.
+      if (!statSync(path).isDirectory()) openInputFile(path, { label: 'convert', maxBytes: Number.MAX_SAFE_INTEGER }).close();
       const precision = flags.precision as Precision;
       if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be fp32 or fp16 (got '${flags.precision}')`);
       const prediction = flags.prediction === undefined ? undefined : PREDICTIONS[flags.prediction];

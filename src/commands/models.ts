@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
 
@@ -9,6 +11,7 @@ import {
   cacheRoot,
   listModels,
   loadRegistry,
+  parseModelRef,
   pullModel,
   pruneDerivedGraphs,
   removeModel,
@@ -26,6 +29,17 @@ function parseTask(raw: string | undefined): Task {
   const task = (raw ?? 'txt2img') as Task;
   if (!TASKS.includes(task)) throw new UsageError(`--task must be one of ${TASKS.join(', ')} (got '${raw}')`);
   return task;
+}
+
+/** `models verify|rm|path` name a downloaded or registered model; a folder path is refused with what to do instead. */
+function refusePath(ref: string, command: 'verify' | 'rm'): void {
+  if (ref.trim() === '') throw new UsageError(`models ${command}: the model reference is empty`);
+  if (parseModelRef(ref).kind !== 'path') return;
+  const why =
+    command === 'verify'
+      ? 'only downloaded models have checksums to verify against (a folder is checked when a command loads it)'
+      : 'diffuse deletes only what it downloaded, and forgets ids registered with models add';
+  throw new UsageError(`models ${command}: ${ref} is a folder path, not a registry id, hf:org/repo or local id; ${why}`);
 }
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
@@ -103,6 +117,7 @@ export function defineModels(models: Command): Command {
     .argument('<ref>')
     .option('--fix', 'delete files that fail, so the next pull fetches them again')
     .action(async (ref: string, opts: { fix?: boolean }) => {
+      refusePath(ref, 'verify');
       const report = await verifyModel(ref, { fix: Boolean(opts.fix) });
       if (report.problems.length === 0) {
         process.stdout.write(`${report.ok.length} files verified in ${report.dir}\n`);
@@ -118,6 +133,10 @@ export function defineModels(models: Command): Command {
     .argument('<ref>')
     .action(async (ref: string) => {
       const resolved = await resolveModel(ref, { offline: true });
+      // A path is printed only when it is a model folder: models path /etc is a mistake, not an answer.
+      if (resolved.source === 'path' && !existsSync(join(resolved.dir, 'model_index.json'))) {
+        throw new UsageError(`models path: ${resolved.dir} has no model_index.json: not a diffusers ONNX model folder`);
+      }
       process.stdout.write(`${resolved.dir}\n`);
     });
 
@@ -126,6 +145,7 @@ export function defineModels(models: Command): Command {
     .description('delete a downloaded model, or forget a local one')
     .argument('<ref>')
     .action(async (ref: string) => {
+      refusePath(ref, 'rm');
       const removed = await removeModel(ref);
       process.stdout.write(`${removed.kind === 'cache' ? 'deleted' : 'forgot'} ${removed.path}\n`);
       for (const path of removed.derived ?? []) process.stdout.write(`deleted ${path}\n`);

@@ -2,7 +2,7 @@ import { loadConfig, resolveSettings } from '../settings/config.js';
 import { imageFormatOf } from '../image/image-format.js';
 import { encodeImage } from '../image/encode-image.js';
 import { metadataInfotext } from '../image/infotext.js';
-import { planOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
+import { planOutputs, preflightOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
 import { writeFileAtomic } from '../image/write.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
 import { generate } from '../pipeline/generate.js';
@@ -50,6 +50,8 @@ interface PlannedJob {
   target: OutputTarget;
   /** --preview's file and how often it is redrawn. */
   preview: { path: string; every: number } | undefined;
+  /** A file target's names for this job's images, planned for the whole run. */
+  paths: readonly string[] | undefined;
 }
 
 /**
@@ -62,21 +64,28 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   const { flags, command } = input;
   const config = await loadConfig(process.cwd(), flags.config);
   warnNotRun(config.notRun);
-  const models = new Map<string, Promise<ChosenModel>>();
-  const planned: PlannedJob[] = [];
-  for (const job of input.jobs) {
+  const resolvedJobs = input.jobs.map((job) => {
     if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
     const resolved = resolveSettings(config, { ...flags, ...job.values }, command);
     resolveSampling(resolved.settings, (key) => samplingLabel(resolved, key));
     // A folder that is not there is a usage error, found before anything loads.
     if (resolved.settings.embeddingsDir) listEmbeddingFiles(resolved.settings.embeddingsDir);
-    const target = await resolveOutputTarget(resolved.settings.output);
+    return { job, resolved };
+  });
+  const targets = await Promise.all(resolvedJobs.map(({ resolved }) => resolveOutputTarget(resolved.settings.output)));
+  // Every name of the run (every prompt, batch and image), before a model is chosen (which may download) or a step runs.
+  const paths = await preflightOutputs(
+    resolvedJobs.map(({ resolved }, i) => ({ target: targets[i]!, count: resolved.settings.batchCount * resolved.settings.batchSize, overwrite: resolved.settings.overwrite })),
+  );
+  const models = new Map<string, Promise<ChosenModel>>();
+  const planned: PlannedJob[] = [];
+  for (const [i, { job, resolved }] of resolvedJobs.entries()) {
     const key = JSON.stringify([resolved.settings.model, resolved.settings.offline]);
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target, preview: previewOf(prepared.settings) });
+    planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target: targets[i]!, paths: paths[i], preview: previewOf(prepared.settings) });
   }
   for (const group of loadGroups(planned)) {
     const bundle = await loadModel(group.modelDir, {
@@ -90,14 +99,14 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     });
     if (input.recordedLoras) warnLoraHashes(bundle.loras, input.recordedLoras);
     try {
-      for (const { prompt, prepared, target, preview } of group.jobs) {
+      for (const { prompt, prepared, target, preview, paths: jobPaths } of group.jobs) {
         const { settings } = prepared;
         // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
         const request = prepared.request(prompt, settings.seed ?? randomSeed());
         warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
         const label = settings.batchCount > 1 ? 'batch' : prepared.task && request.outpaint ? 'outpaint' : 'sampling';
         const previews = preview && previewFile(bundle, prepared.files, preview.path, preview.every);
-        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json)), previews);
+        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json), jobPaths), previews);
       }
     } finally {
       await bundle.release();
@@ -173,9 +182,12 @@ function previewFile(bundle: ModelBundle, files: ModelFiles, path: string, every
   });
 }
 
-function writer(target: OutputTarget, settings: Settings, json: boolean): Writer {
+/** `paths`: a file target's names for this prompt's images (planned for the whole run), else the folder's template. */
+function writer(target: OutputTarget, settings: Settings, json: boolean, paths: readonly string[] | undefined): Writer {
   return async (images, timings, firstIndex, batch) => {
-    const outputs = planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
+    const outputs = paths
+      ? images.map((_, i) => ({ path: paths[firstIndex + i]!, ifExists: settings.overwrite ? ('overwrite' as const) : ('error' as const) }))
+      : planOutputs(target, images.map((img, i) => nameVars(img, firstIndex + i, batch)), { overwrite: settings.overwrite });
     for (const [i, image] of images.entries()) {
       const planned = outputs[i]!;
       const bytes = await encodeImage(image.image, imageFormatOf(planned.path) ?? 'png', { parameters: metadataInfotext(image.metadata), quality: settings.quality });

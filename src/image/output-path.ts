@@ -19,9 +19,10 @@
 //   {cfg} {width} {height}; {name:N} keeps the first N characters of any of them ({prompt:40}).
 // A template may contain '/' to make subfolders ("{date}/{seed}"), but may not climb out of the folder.
 
-import { stat } from 'node:fs/promises';
-import { extname, isAbsolute, join, resolve, sep } from 'node:path';
-import { NameTemplateError, UnsupportedOutputFormatError } from './errors.js';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, extname, isAbsolute, join, resolve, sep } from 'node:path';
+import { NameTemplateError, OutputExistsError, OutputNotWritableError, UnsupportedOutputFormatError } from './errors.js';
 import { imageFormatOf } from './image-format.js';
 import type { ExistingFilePolicy } from './write.js';
 
@@ -160,11 +161,7 @@ export function planOutputs(
   const template = (target.kind === 'folder' ? target.template : undefined) ?? options.template ?? DEFAULT_NAME_TEMPLATE;
   if (target.kind === 'file') {
     const ifExists: ExistingFilePolicy = overwrite ? 'overwrite' : 'error';
-    if (images.length === 1) return [{ path: target.path, ifExists }];
-    const ext = extname(target.path);
-    const stem = target.path.slice(0, target.path.length - ext.length);
-    const width = String(images.length).length;
-    return images.map((_, i) => ({ path: `${stem}-${String(i + 1).padStart(width, '0')}${ext}`, ifExists }));
+    return filePaths(target, images.length).map((path) => ({ path, ifExists }));
   }
   if (!overwrite) return images.map((vars) => ({ path: join(target.dir, renderFileName(template, vars)), ifExists: 'suffix' }));
   const seen = new Map<string, number>();
@@ -176,4 +173,71 @@ export function planOutputs(
     const unique = count === 0 ? name : `${name.slice(0, -ext.length)}-${count}${ext}`;
     return { path: join(target.dir, unique), ifExists: 'overwrite' };
   });
+}
+
+/** The paths of a file target for `count` images: the file itself, or name-1.png ... name-N.png. */
+export function filePaths(target: Extract<OutputTarget, { kind: 'file' }>, count: number): string[] {
+  if (count === 1) return [target.path];
+  const ext = extname(target.path);
+  const stem = target.path.slice(0, target.path.length - ext.length);
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, i) => `${stem}-${String(i + 1).padStart(width, '0')}${ext}`);
+}
+
+/** What one job of a run writes: `count` images to `target`. */
+export interface PlannedWrite {
+  target: OutputTarget;
+  count: number;
+  overwrite: boolean;
+}
+
+/**
+ * Checked before any work, for the whole run (every prompt, batch and image): a file target's
+ * names are free (unless overwriting) and the folder they go to exists or can be made and is
+ * writable. Jobs writing to the same file share its numbering (name-1 ... name-N over the run). A
+ * folder target never refuses a taken name (it takes a free one), so only its folder is checked.
+ * Returns each job's paths for a file target, in the order its images are made.
+ */
+export async function preflightOutputs(writes: readonly PlannedWrite[]): Promise<(string[] | undefined)[]> {
+  const totals = new Map<string, number>();
+  for (const w of writes) if (w.target.kind === 'file') totals.set(w.target.path, (totals.get(w.target.path) ?? 0) + w.count);
+  const used = new Map<string, number>();
+  const checked = new Set<string>();
+  const result: (string[] | undefined)[] = [];
+  for (const w of writes) {
+    const dir = w.target.kind === 'file' ? dirname(w.target.path) : w.target.dir;
+    if (w.target.kind === 'file') {
+      const all = filePaths(w.target, totals.get(w.target.path)!);
+      const from = used.get(w.target.path) ?? 0;
+      used.set(w.target.path, from + w.count);
+      result.push(all.slice(from, from + w.count));
+    } else {
+      result.push(undefined);
+    }
+    if (!checked.has(dir)) {
+      checked.add(dir);
+      await checkWritableFolder(dir, result.at(-1)?.[0] ?? dir);
+    }
+    for (const path of w.overwrite ? [] : (result.at(-1) ?? [])) {
+      if (await stat(path).catch(() => undefined)) throw new OutputExistsError(path);
+    }
+  }
+  return result;
+}
+
+/** `dir`, or its nearest existing ancestor (mkdir -p makes the rest), is a writable folder. */
+async function checkWritableFolder(dir: string, shown: string): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const found = await stat(d).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))).catch((err: unknown) => {
+      throw new OutputNotWritableError(shown, err);
+    });
+    if (found) {
+      if (!found.isDirectory()) throw new OutputNotWritableError(shown, new Error(`${d} is not a folder`));
+      await access(d, constants.W_OK | constants.X_OK).catch((err: unknown) => {
+        throw new OutputNotWritableError(shown, new Error(`${d} is not writable (${(err as NodeJS.ErrnoException).code ?? 'denied'})`));
+      });
+      return;
+    }
+    if (dirname(d) === d) return;
+  }
 }

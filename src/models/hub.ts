@@ -191,11 +191,37 @@ export async function listRepoFiles(hub: HubOptions, repo: string, revision: str
   const what = `listing ${repo}@${revision}`;
   const { response } = await hubGet(hub, listingUrl(hub, repo, revision), { what, repo, signal, headers: { accept: 'application/json' } });
   let body: unknown;
+  const text = await readCapped(response, MAX_LISTING_BYTES, what, signal);
   try {
-    body = await response.json();
+    body = JSON.parse(text);
   } catch (err) {
-    if (signal?.aborted) throw signal.reason ?? err;
     throw new HubError(`${what}: the Hub's answer is not JSON`, undefined, { cause: err });
   }
   return parseListing(repo, revision, body);
+}
+
+/** A repo listing is a file list: the largest model repos list in well under a megabyte. */
+const MAX_LISTING_BYTES = 16 * 2 ** 20;
+
+/** A response body as text, refused once it passes `maxBytes` (a server can send without end). */
+async function readCapped(response: Response, maxBytes: number, what: string, signal?: AbortSignal): Promise<string> {
+  const refuse = () => new HubError(`${what}: the Hub's answer passes ${maxBytes / 2 ** 20} MB; that is no listing`);
+  if (Number(response.headers.get('content-length') ?? 0) > maxBytes) {
+    await response.body?.cancel();
+    throw refuse();
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of response.body ?? []) {
+      total += (chunk as Uint8Array).length;
+      if (total > maxBytes) throw refuse();
+      chunks.push(chunk as Uint8Array);
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason ?? err;
+    if (err instanceof HubError) throw err;
+    throw new HubError(`${what}: the answer broke off (${(err as Error).message})`, undefined, { cause: err });
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

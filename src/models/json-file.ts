@@ -1,15 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { InputFileError, readInputFile } from '../input-file.js';
 import { CacheError } from './errors.js';
+
+/** The cache's own JSON files (manifests, local ids, hashes) are kilobytes. */
+const MAX_JSON_BYTES = 64 * 2 ** 20;
 
 /** The parsed file, or undefined when it does not exist; a damaged file is an error, not "absent". */
 export async function readJsonFile(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readInputFile(path, { label: 'cache file', maxBytes: MAX_JSON_BYTES, exitCode: 1 })).toString('utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CacheError(`cannot read ${path}: ${(err as Error).message}`, 1, { cause: err });
+    if (err instanceof InputFileError && err.code === 'ENOENT') return undefined;
+    throw new CacheError(`cannot read ${path}: ${err instanceof InputFileError ? err.reason : (err as Error).message}`, 1, { cause: err });
   }
   try {
     return JSON.parse(text) as unknown;

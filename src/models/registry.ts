@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { InputFileError, readInputFileSync } from '../input-file.js';
 import { fileURLToPath } from 'node:url';
 import { RegistryError } from './errors.js';
 import { validateId, validateRepoId, validateRevision } from './ref.js';
@@ -325,20 +325,25 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
 }
 
 const DEFAULT_PATH = fileURLToPath(new URL('../../../models.json', import.meta.url));
-let cached: Registry | undefined;
+/** Read once per file (a test or a library user may point DIFFUSE_REGISTRY elsewhere later). */
+const cached = new Map<string, Registry>();
+/** A registry lists a few dozen models; a file this big is not one. */
+const MAX_REGISTRY_BYTES = 16 * 2 ** 20;
 
 /** models.json at the package root, or $DIFFUSE_REGISTRY (a team's own list), read once; or the file at `path`. */
 export function loadRegistry(path?: string): Registry {
-  if (path === undefined && cached) return cached;
   const file = path ?? (process.env.DIFFUSE_REGISTRY || DEFAULT_PATH);
+  const known = path === undefined ? cached.get(file) : undefined;
+  if (known) return known;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(readInputFileSync(file, { label: 'model registry', maxBytes: MAX_REGISTRY_BYTES, exitCode: 1 }).toString('utf8'));
   } catch (err) {
-    throw new RegistryError(`cannot read the model registry ${file}: ${(err as Error).message}`, 1, { cause: err });
+    const reason = err instanceof InputFileError ? err.reason : (err as Error).message;
+    throw new RegistryError(`cannot read the model registry ${file}: ${reason}`, 1, { cause: err });
   }
   const registry = validateRegistry(raw, file);
-  if (path === undefined) cached = registry;
+  if (path === undefined) cached.set(file, registry);
   return registry;
 }
 
