@@ -19,8 +19,7 @@
 //   {cfg} {width} {height}; {name:N} keeps the first N characters of any of them ({prompt:40}).
 // A template may contain '/' to make subfolders ("{date}/{seed}"), but may not climb out of the folder.
 
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { NameTemplateError, OutputExistsError, OutputNotWritableError, UnsupportedOutputFormatError } from './errors.js';
 import { imageFormatOf } from './image-format.js';
@@ -233,9 +232,14 @@ async function checkWritableFolder(dir: string, shown: string): Promise<void> {
     });
     if (found) {
       if (!found.isDirectory()) throw new OutputNotWritableError(shown, new Error(`${d} is not a folder`));
-      await access(d, constants.W_OK | constants.X_OK).catch((err: unknown) => {
+      // A file made and removed, not access(): root passes access() where a read-only mount or
+      // sysfs still refuses the write.
+      const probe = join(d, `.diffuse-probe-${process.pid}.tmp`);
+      const handle = await open(probe, 'wx').catch((err: unknown) => {
         throw new OutputNotWritableError(shown, new Error(`${d} is not writable (${(err as NodeJS.ErrnoException).code ?? 'denied'})`));
       });
+      await handle.close();
+      await rm(probe, { force: true });
       return;
     }
     if (dirname(d) === d) return;
