@@ -95,7 +95,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['--mask-from-alpha on a picture without alpha', ['inpaint', 'x', ...run, '-i', f.valid, '--mask-from-alpha'], 2, /no alpha channel/],
     ['--prompts-file with a prompt', ['txt2img', 'x', '--prompts-file', f.text, ...run], 2, /pass no prompt argument/],
     ['depth2img on an ordinary model without a depth map', ['depth2img', 'x', ...run, '-i', f.valid], 2, /missing --depth-map/],
-    ['txt2img .jpg output', ['txt2img', 'x', ...run, '-o', join(root, 'x.jpg')], 2, /only \.png output/],
+    ['txt2img .gif output', ['txt2img', 'x', ...run, '-o', join(root, 'x.gif')], 2, /x\.gif: diffuse writes \.png, \.jpg, \.webp and \.avif/],
     ['prompt --model empty', ['prompt', 'x', '--model', ''], 2, /--model is empty/],
     ['prompt --steps 0x10', ['prompt', 'x', '--model', TINY_SD, '--steps', '0x10'], 2, /--steps must be a whole number/],
   ] as const) {
@@ -204,6 +204,11 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   add({ group: 'png', name: 'info --json escapes C1 and bidi controls', argv: ['info', f.escapes, '--json'], status: 0, stdout: /\\u001b\]0;pwned\\u0007 cat \\u001b\[2J\\u009b31m\\u202e/ });
   add({ group: 'png', name: 'info on a 250 KB text chunk (was 260 s)', argv: ['info', f.hugeChunk], status: 0, stdout: /^a{250000}\n$/ });
   add({ group: 'png', name: 'info on 40 unknown keywords: a short line', argv: ['info', f.keywords], status: 1, stderr: /has text chunks \("ékey 0z+…", .* and 35 more\) but no generation/ });
+  const brokenJpeg = join(root, 'broken.jpg');
+  for (const label of ['info', '--from'] as const) {
+    const argv = label === 'info' ? ['info', brokenJpeg] : ['txt2img', '--from', brokenJpeg, ...run];
+    add({ group: 'png', name: `${label} on a JPEG whose segment runs past the end`, argv, status: 2, stderr: new RegExp(`${label}: .*malformed EXIF metadata: bad JPEG segment`), setup: () => writeFileSync(brokenJpeg, Buffer.from([0xff, 0xd8, 0xff, 0xe1, 0xff, 0xff, 0, 0])) });
+  }
   add({ group: 'png', name: 'info on a PNG without text', argv: ['info', f.plain], status: 1, stderr: /carries no generation parameters/ });
   add({ group: 'png', name: '--from a PNG without parameters', argv: ['txt2img', '--from', f.plain, ...run], status: 2, stderr: /carries no A1111-style parameters/ });
 
