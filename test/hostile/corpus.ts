@@ -127,17 +127,27 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   const deepPrompts = join(root, 'deep-prompts.txt');
   const chunky = join(root, 'chunky.txt');
   const noPrompts = join(root, 'no-prompts.txt');
+  const jsonDeep = join(root, 'deep.jsonl');
+  const jsonHex = join(root, 'hex.jsonl');
   const setupPrompts = () => {
     writeFileSync(longPrompts, `a cat\n${'word '.repeat(20_000)}\n`);
     writeFileSync(deepPrompts, `# deep\n\n${deep('(', ')', 5000)}\n`);
     writeFileSync(chunky, `${'cat '.repeat(3000)}\n`);
     writeFileSync(noPrompts, '# only a comment\n\n   \n');
+    writeFileSync(jsonDeep, `{"prompt": "a cat"}\n${JSON.stringify({ prompt: deep('[', ']', 5000) })}\n`);
+    writeFileSync(jsonHex, `{"prompt": "a cat", "steps": "0x10"}\n`);
   };
   for (const [name, file, status, says] of [
     ['a 100,000-character line', longPrompts, 2, /--prompts-file line 2 is 99999 characters; at most 16384/],
     ['a line nested 5,000 deep', deepPrompts, 2, /--prompts-file line 3 nests brackets 5000 levels/],
     ['40 chunks', chunky, 2, /40 chunks of 75 tokens is too long; at most 32/],
     ['no prompts', noPrompts, 2, /has no prompts/],
+    ['JSON lines, one nested 5,000 deep', jsonDeep, 2, /--prompts-file line 2 nests brackets 5000 levels/],
+    ['JSON lines, steps "0x10"', jsonHex, 2, /steps.*must be a whole number/],
+    ['a FIFO', f.fifo, 2, /--prompts-file: cannot read .*: it is a named pipe/],
+    ['/dev/zero', f.deviceZero, 2, /--prompts-file: cannot read \/dev\/zero: it is a device/],
+    ['a folder', f.dir, 2, /--prompts-file: cannot read .*: it is a folder/],
+    ['a missing file', f.missing, 2, /--prompts-file: cannot read .*: no such file/],
   ] as const) {
     const o = out();
     add({ group: 'prompts', name: `--prompts-file ${name}`, argv: ['txt2img', '--prompts-file', file, ...run, '-o', join(o, 'x.png')], status, stderr: says, watch: [o], setup: setupPrompts });
