@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { openInputFile } from '../input-file.js';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { convertCheckpoint, type Precision } from '../graphs/convert.js';
 import { checkpointHashes, ensureConvertedModel, isCheckpointFile } from '../graphs/converted-cache.js';

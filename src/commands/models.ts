@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import chalk from 'chalk';
-import { existsSync } from 'node:fs';
 
 import { UsageError } from '../errors.js';
 import {
@@ -23,7 +22,7 @@ import {
 import { formatBytes, pullProgress } from './pull-progress.js';
 import { isCheckpointFile } from '../graphs/converted-cache.js';
 import { openModelSource } from '../graphs/model-source.js';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 function parseTask(raw: string | undefined): Task {
   const task = (raw ?? 'txt2img') as Task;

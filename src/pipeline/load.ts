@@ -239,8 +239,7 @@ function otherVae(path: string, files: ModelFiles, withEncoder: boolean): { dir:
 
 function readVaeConfig(path: string): Record<string, unknown> {
   try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+    return readModelJson(path);
   } catch {
     // Exports without a config: an AutoencoderKL, as optimum writes SD's.
     return {};
