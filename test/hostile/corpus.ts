@@ -393,7 +393,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['models pull an id with ..', ['models', 'pull', 'a..b'], 2, /must not contain|model id/],
     ['models pull hf: with a third slash', ['models', 'pull', 'hf:a/b/c'], 2, /repo id must be exactly "org\/name"/],
     ['models pull a bad task', ['models', 'pull', 'sd15', '--task', 'paint'], 2, /--task must be one of/],
-    ['models add a missing folder', ['models', 'add', join(root, 'nope'), '--id', 'nope'], 2, /nope is not a folder/],
+    ['models add a missing path', ['models', 'add', join(root, 'nope'), '--id', 'nope'], 2, /nope does not exist/],
   ] as const) {
     add({ group: 'models', name, argv: [...argv], status, stderr: says });
   }
