@@ -22,7 +22,7 @@ import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
  * - one batch of two: the loss within 1e-5 relative and d loss / d placeholder rows within
  *   1e-5 of their largest entry (float32 both sides, different summation orders through the UNet's
  *   and text encoder's backward);
- * - a 200-step run (batch 2, accumulation 2, cosine rate with warmup, flips, centre crop): every
+ * - a 200-step run (batch 1, accumulation 2, cosine rate with warmup, flips, centre crop): every
  *   step's loss within 1e-5 relative of torch's and the final vectors within 1e-5 of their largest
  *   entry (the two runs are separate float32 trajectories through AdamW, whose normalised steps
  *   carry the per-step rounding differences forward); both lower the loss by the same amount.

@@ -18,7 +18,7 @@ Cases:
 - adamw: torch.optim.AdamW's parameter after six steps of given gradients and rates;
 - draws: the first batches of the stream (image, template, flip, timesteps, the first eps and noise values);
 - gradient: one batch of two at the initial vectors: loss and d loss / d placeholder rows (torch autograd);
-- curve: a 200-step run (object templates, flips, centre crop, batch 2, accumulation 2, cosine rate with warmup):
+- curve: a 200-step run (object templates, flips, centre crop, batch 1, accumulation 2, cosine rate with warmup):
   the loss of every step and the final vectors.
 """
 from __future__ import annotations
@@ -222,7 +222,7 @@ def gradient_case(writer: RefWriter, setup: Setup) -> dict[str, object]:
 
 
 def curve_case(writer: RefWriter, setup: Setup, steps: int) -> dict[str, object]:
-    settings = {"seed": 42, "batch_size": 2, "gradient_accumulation": 2, "lr": 0.02, "lr_schedule": "cosine", "lr_warmup": 20, "flip_p": 0.5, "center_crop": True, "steps": steps}
+    settings = {"seed": 42, "batch_size": 1, "gradient_accumulation": 2, "lr": 0.02, "lr_schedule": "cosine", "lr_warmup": 20, "flip_p": 0.5, "center_crop": True, "steps": steps}
     draws = Draws(seed=settings["seed"], images=3, templates=len(OBJECT_TEMPLATES), flip_p=settings["flip_p"], latent_shape=(4, 16, 16))
     embedding = setup.text_encoder.get_input_embeddings()
     orig = embedding.weight.data.clone()
