@@ -46,6 +46,10 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   if (p.rng === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
   if (p.vaeDecoder === 'TAESD') notes.push('the image was decoded with TAESD; pass --vae taesd (taesdxl for SDXL) to decode with it');
   if (p.vae?.name) notes.push(`the image was decoded with VAE "${p.vae.name}"${p.vae.hash ? ` (hash ${p.vae.hash})` : ''}; pass --vae to choose it`);
+  if (p.refiner) {
+    const at = p.refiner.switchAt !== undefined ? ` --refiner-switch ${p.refiner.switchAt}` : '';
+    notes.push(`the image was refined with "${p.refiner.title}"${p.refiner.switchAt !== undefined ? ` from ${p.refiner.switchAt} of the schedule` : ''}; pass --refiner <that model>${at} to refine again`);
+  }
   if (p.model?.name) notes.push(`the image was made with model "${p.model.name}"${p.model.hash ? ` (hash ${p.model.hash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes, ...(p.loraHashes ? { loraHashes: p.loraHashes } : {}) };
 }

@@ -82,7 +82,11 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   for (const [i, { job, resolved }] of resolvedJobs.entries()) {
     const key = JSON.stringify([resolved.settings.model, resolved.settings.offline]);
     if (!models.has(key)) models.set(key, chooseModel(resolved.settings, MODEL_TASK[command], Boolean(flags.quiet)));
-    const prepared = await prepareGeneration(command, resolved, await models.get(key)!);
+    const refinerRef = resolved.settings.refiner;
+    const refinerKey = JSON.stringify([refinerRef, resolved.settings.offline]);
+    if (refinerRef && !models.has(refinerKey)) models.set(refinerKey, chooseModel({ ...resolved.settings, model: refinerRef }, 'img2img', Boolean(flags.quiet)));
+    const refiner = refinerRef ? await models.get(refinerKey)! : undefined;
+    const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
     planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target: targets[i]!, paths: paths[i], preview: previewOf(prepared.settings) });

@@ -51,6 +51,8 @@ export interface ImageMetadata {
   outpaint?: OutpaintRecord;
   /** The invisible watermark embedded: 'sdxl' (the SDXL message) or text=… */
   watermark?: string;
+  /** The model that took the sampling over (A1111's "Refiner" and "Refiner switch at"). */
+  refiner?: { name: string; hash: string; switchAt: number };
   /** depth2img: the depth map given (its hash), or estimated by the model's depth estimator. */
   depthMap?: 'estimated' | { hash: string };
 }

@@ -253,6 +253,11 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     extra['Inpaint area'] = m.mask.area === 'masked' ? 'Only masked' : 'Whole picture';
     if (m.mask.area === 'masked' && m.mask.padding !== undefined) extra['Masked area padding'] = String(m.mask.padding);
   }
+  // A1111's refiner script: the checkpoint's short title ("name [hash]") and the switch.
+  if (m.refiner) {
+    extra.Refiner = `${m.refiner.name} [${m.refiner.hash}]`;
+    extra['Refiner switch at'] = String(m.refiner.switchAt);
+  }
   if (m.watermark) extra.Watermark = m.watermark;
   if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
   if (m.tinyVae?.decode) extra['VAE Decoder'] = 'TAESD';
@@ -320,6 +325,8 @@ export interface RecordedSettings {
   loraHashes?: Record<string, string>;
   /** A1111's "VAE Decoder": "TAESD" or "Full". */
   vaeDecoder?: string;
+  /** A1111's "Refiner: name [hash]" and "Refiner switch at". */
+  refiner?: { title: string; switchAt?: number };
 }
 
 /** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
@@ -363,5 +370,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
   const model = defined({ name: p.model, hash: p.modelHash });
   const vae = defined({ name: p.vae, hash: p.vaeHash });
   const loraHashes = hashList(p.extra['Lora hashes']);
-  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}), ...(loraHashes ? { loraHashes } : {}) };
+  const switchAt = Number(p.extra['Refiner switch at']);
+  const refiner = p.extra.Refiner !== undefined ? { title: p.extra.Refiner, ...(Number.isFinite(switchAt) && p.extra['Refiner switch at'] ? { switchAt } : {}) } : undefined;
+  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}), ...(loraHashes ? { loraHashes } : {}), ...(refiner ? { refiner } : {}) };
 }

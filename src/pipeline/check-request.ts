@@ -22,6 +22,9 @@ export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request:
     const final = mask?.area === 'masked' && init ? init.image : request;
     if (!watermarkFits(final.width, final.height)) throw new WatermarkImageTooSmallError(final.width, final.height);
   }
+  if (request.refinerSwitch !== undefined && !(request.refinerSwitch > 0 && request.refinerSwitch <= 1)) {
+    throw new UsageError(`the refiner switch is the completed fraction of the schedule, above 0 and at most 1 (got ${request.refinerSwitch})`);
+  }
   if ((mask || outpaint || request.depth) && !init) throw new UsageError('a mask, an outpaint extension or a depth map needs the picture it applies to (init)');
   if (!init) return;
   const { width: w, height: h } = init.image;

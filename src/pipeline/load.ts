@@ -73,9 +73,32 @@ export interface LoadOptions {
   onNote?: (message: string) => void;
   /** Told of what loading skipped but did not refuse (LoRA keys that patch nothing, a named embedding that cannot be read). */
   onWarning?: (message: string) => void;
+  /**
+   * A second model folder (the SDXL refiner) loaded beside this one, with the same device,
+   * precision and VAE choices, for requests that set refinerSwitch.
+   */
+  refiner?: string;
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
+  const { refiner, ...own } = options;
+  const bundle = await loadOne(dir, own);
+  if (refiner === undefined) return bundle;
+  const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, ...shared } = own;
+  const second = await loadOne(refiner, shared).catch(async (err: unknown) => {
+    await bundle.release();
+    throw err;
+  });
+  return {
+    ...bundle,
+    refiner: second,
+    release: async () => {
+      await Promise.all([bundle.release(), second.release()]);
+    },
+  };
+}
+
+async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Promise<ModelBundle> {
   const files = readModelFiles(resolve(dir));
   const settings: SessionSettings = {
     device: options.device,

@@ -17,6 +17,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
   const hash = await modelHash(bundle.files.dir);
   const vae = bundle.vae && !bundle.vae.tiny ? { name: bundle.vae.name, hash: bundle.vae.hash ?? (await sha256File(bundle.vae.decoderPath)).slice(0, 10) } : undefined;
   const tinyVae = bundle.vae?.tiny ? { decode: true, encode: Boolean(request.init) } : undefined;
+  const refiner = bundle.refiner && request.refinerSwitch !== undefined ? { name: bundle.refiner.name, hash: await modelHash(bundle.refiner.files.dir), switchAt: request.refinerSwitch } : undefined;
   const names = a1111Name(request.sampler, request.schedule);
   // Recorded only where reading the names back would pick another table (--from restores it).
   const table = request.noiseTable ?? 'diffusers';
@@ -78,6 +79,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     ...(outpaint
       ? { outpaint: { extend: outpaint.extend, fill: outpaint.fill ?? 'stretch', overlap: outpaint.overlap ?? DEFAULT_OVERLAP, blur: outpaint.blur ?? DEFAULT_SEAM_BLUR } }
       : {}),
+    ...(refiner ? { refiner } : {}),
     ...depthRecord(bundle, request),
     ...(request.watermark ? { watermark: request.watermark.label } : {}),
   });

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
 import { cacheRoot, type RegistryEntry, type Task } from '../models/index.js';
 import { checkRequest } from '../pipeline/check-request.js';
+import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import type { LoadOptions } from '../pipeline/load.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
 import type { GenerationRequest } from '../pipeline/types.js';
@@ -33,16 +34,34 @@ export interface PreparedGeneration {
   load: LoadOptions;
 }
 
-export async function prepareGeneration(command: GeneratingCommand, resolved: Pick<ResolvedSettings, 'settings' | 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>, model: { dir: string; entry?: RegistryEntry }): Promise<PreparedGeneration> {
+/**
+ * `refiner`: the folder --refiner names (resolved by the caller, as the model is), loaded beside
+ * the model; its switch goes into every request.
+ */
+export async function prepareGeneration(
+  command: GeneratingCommand,
+  resolved: Pick<ResolvedSettings, 'settings' | 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>,
+  model: { dir: string; entry?: RegistryEntry },
+  refiner?: { dir: string },
+): Promise<PreparedGeneration> {
   const files = readModelFiles(model.dir);
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
   const sampling = resolveSampling(settings, (key) => samplingLabel(resolved, key));
+  const refinerSwitch = refinerSwitchOf(settings, refiner);
   const task = await readImageTask(command, settings, files);
   const native = files.sampleSize * files.vaeScaleFactor;
   const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
-  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields });
+  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch });
   checkRequest(files, request('', 0));
-  return { settings, files, task, request, modelDir: model.dir, load: loadOptions(settings, task) };
+  return { settings, files, task, request, modelDir: model.dir, load: { ...loadOptions(settings, task), ...(refiner ? { refiner: refiner.dir } : {}) } };
+}
+
+function refinerSwitchOf(settings: Settings, refiner: { dir: string } | undefined): Pick<GenerationRequest, 'refinerSwitch'> {
+  if (!refiner) {
+    if (settings.refinerSwitch !== undefined) throw new UsageError('--refiner-switch needs --refiner: name the model that takes over (the SDXL refiner)');
+    return {};
+  }
+  return { refinerSwitch: settings.refinerSwitch ?? DEFAULT_REFINER_SWITCH };
 }
 
 function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptions {

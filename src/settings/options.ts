@@ -12,6 +12,7 @@ import { OUTPAINT_FILLS, type Extension, type OutpaintFill } from '../image/outp
 import { DEFAULT_QUALITY } from '../image/encode-image.js';
 import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from '../pipeline/tasks/outpaint.js';
+import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
 
 /** The subcommands that generate: each takes the options whose `commands` name it (all of them by default). */
@@ -59,6 +60,8 @@ export interface Settings {
   preview: string | undefined;
   previewEvery: number;
   previewMethod: 'auto' | 'taesd' | 'latent2rgb';
+  refiner: string | undefined;
+  refinerSwitch: number | undefined;
   quantize: Quantization;
   int8Format: 'auto' | Int8Format;
   promptWeighting: PromptWeighting;
@@ -242,6 +245,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'preview', flags: '--preview <path.png>', description: 'write a live preview of the image being sampled to this PNG (replaced atomically, so image viewers that reload it never see half a file)', parse: optional(parsePngPath), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'previewEvery', flags: '--preview-every <n>', description: 'with --preview: every n sampling steps (a TAESD preview costs about 1/15 of a full VAE decode, measured in bench/vae-decode.ts)', parse: parseInteger(1, 1000), default: 5, configurable: true }),
   spec({ key: 'previewMethod', flags: '--preview-method <how>', description: "with --preview: taesd (the tiny decoder, full size: --vae taesd, or taesd/taesdxl pulled), latent2rgb (ComfyUI's latent-to-RGB factors, 1/8 size), or auto (taesd when installed)", parse: parseChoice(['auto', 'taesd', 'latent2rgb'] as const), default: 'auto', configurable: true }),
+  spec({ key: 'refiner', flags: '--refiner <ref>', description: "a second model (the SDXL refiner: registry id, hf:org/repo@revision or folder) that continues the same sampling from --refiner-switch on, as A1111's refiner", parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img', 'img2img'], unset: 'none' }),
+  spec({ key: 'refinerSwitch', flags: '--refiner-switch <x>', description: `with --refiner: the completed fraction of the schedule where the refiner takes over (A1111's "Switch at"; default ${DEFAULT_REFINER_SWITCH})`, parse: optional(parseNumber(0.01, 1)), default: undefined, configurable: true, commands: ['txt2img', 'img2img'], unset: `${DEFAULT_REFINER_SWITCH} with --refiner` }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),

@@ -1,0 +1,98 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadImage } from '../src/image/load-image.js';
+import { readGenerationMetadata } from '../src/image/metadata.js';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
+import { assembleSdxl, type AssembledModel } from './helpers/assemble-model.js';
+import { diffuse, listFiles, tempDir } from './helpers/cli.js';
+
+/**
+ * The SDXL refiner from the command line: `--refiner` loads the second model, `--refiner-switch`
+ * (A1111's "Switch at") hands the sampling over, and the written image is diffusers' base +
+ * refiner reference (test/fixtures/sdxl-pipeline, as test/sdxl-pipeline.test.ts holds the library to).
+ */
+const DIR = join(FIXTURES, 'sdxl-pipeline');
+const BASE = join(FIXTURES, 'tiny-sdxl');
+
+interface RefinerCase {
+  name: string;
+  prompt: string;
+  negative_prompt: string;
+  guidance_scale: number;
+  num_inference_steps: number;
+  seed: number;
+  width: number;
+  height: number;
+  switch: number;
+  scheduler: { class: string };
+  png: string[];
+}
+
+const refinerCase = readJson<{ refiner: RefinerCase[] }>(join(DIR, 'cases.json')).refiner.find((c) => c.name === 'euler-0.8')!;
+
+const test = suite('SDXL refiner on the command line');
+let refiner: AssembledModel;
+test.before(() => {
+  refiner = assembleSdxl('tiny-sdxl-refiner');
+});
+test.after(() => {
+  refiner.remove();
+});
+
+const caseFlags = (c: RefinerCase): string[] => [
+  c.prompt,
+  '-m', BASE,
+  '-n', c.negative_prompt,
+  '-s', String(c.num_inference_steps),
+  '-g', String(c.guidance_scale),
+  '--seed', String(c.seed),
+  '-W', String(c.width),
+  '-H', String(c.height),
+  '--sampler', 'euler',
+  '--schedule', 'normal',
+];
+
+test('txt2img --refiner --refiner-switch 0.8 writes diffusers\' base + refiner image and records the refiner as A1111 does', async () => {
+  const out = tempDir();
+  const file = join(out, 'refined.png');
+  const r = diffuse(['txt2img', ...caseFlags(refinerCase), '--refiner', refiner.dir, '--refiner-switch', String(refinerCase.switch), '-o', file]);
+  assert.is(r.status, 0, r.stderr);
+  const written = (await loadImage(file)).rgb.data;
+  const expected = (await loadImage(join(DIR, refinerCase.png[0]!))).rgb.data;
+  let worst = 0;
+  let off = 0;
+  written.forEach((v, i) => {
+    const d = Math.abs(v - expected[i]!);
+    worst = Math.max(worst, d);
+    if (d > 0) off++;
+  });
+  assert.ok(worst <= 1 && off <= written.length / 100, `differs by ${worst} levels on ${off} samples`);
+  const meta = readGenerationMetadata(readFileSync(file));
+  assert.is(meta.kind, 'a1111');
+  if (meta.kind !== 'a1111') return;
+  assert.match(meta.parameters.extra.Refiner ?? '', /^diffuse-tiny-sdxl-refiner-\w+ \[[0-9a-f]{10}\]$/);
+  assert.is(meta.parameters.extra['Refiner switch at'], '0.8');
+  const again = diffuse(['txt2img', '--from', file, '-m', BASE, '-o', join(out, 'again.png')]);
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stderr, /refined with "diffuse-tiny-sdxl-refiner-\w+ \[[0-9a-f]{10}\]" from 0\.8 of the schedule; pass --refiner <that model> --refiner-switch 0\.8/);
+  rmSync(out, { recursive: true });
+});
+
+test('--refiner-switch without --refiner, or out of range, is refused in one line before anything loads', () => {
+  const out = tempDir();
+  for (const [args, message] of [
+    [['--refiner-switch', '0.7'], /--refiner-switch needs --refiner: name the model that takes over/],
+    [['--refiner', refiner.dir, '--refiner-switch', '0'], /--refiner-switch must be a number from 0\.01 to 1/],
+  ] as const) {
+    const r = diffuse(['txt2img', 'a cat', '-m', BASE, '-s', '2', '-W', '32', '-H', '32', ...args, '-o', join(out, 'x.png')]);
+    assert.is(r.status, 2, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, message, r.stderr);
+  }
+  assert.equal(listFiles(out), []);
+  rmSync(out, { recursive: true });
+});
+
+test.run();
