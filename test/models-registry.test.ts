@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RegistryError } from '../src/models/errors.js';
 import { approxDownloadBytes, componentsFor, findEntry, globToRegExp, loadRegistry, validateRegistry } from '../src/models/registry.js';
+import { wantedFiles } from '../src/models/target.js';
 
 const RAW = JSON.parse(readFileSync(new URL('../../models.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
@@ -57,6 +58,22 @@ test('task components: img2img and inpaint add vae_encoder, the safety checker o
   const sd15 = findEntry(registry, 'sd15')!;
   // Sum of the registry's own per-component sizes: text_encoder + tokenizer + unet + vae_decoder + scheduler.
   assert.is(approxDownloadBytes(registry, sd15, { task: 'txt2img' }), 492000000 + 1600000 + 3440000000 + 198000000 + 1000);
+});
+
+test("SDXL: text_encoder_2/ and tokenizer_2/ come along where a repo has them, and the SDXL entries count them", () => {
+  const registry = loadRegistry();
+  const sd = ['model_index.json', 'scheduler/scheduler_config.json', 'text_encoder/model.onnx', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'unet/model.onnx', 'vae_decoder/model.onnx'];
+  const xl = [...sd, 'text_encoder_2/model.onnx', 'text_encoder_2/model.onnx_data', 'text_encoder_2/model.safetensors', 'tokenizer_2/vocab.json', 'tokenizer_2/merges.txt'];
+  const listing = (paths: string[]) => paths.map((path) => ({ path, size: 1 }));
+  assert.equal(wantedFiles(listing(sd), registry, { task: 'txt2img' }, 'sd').map((f) => f.path).sort(), [...sd].sort());
+  const picked = wantedFiles(listing(xl), registry, { task: 'txt2img' }, 'xl').map((f) => f.path);
+  assert.equal(picked.filter((p) => p.includes('_2/')).sort(), ['text_encoder_2/model.onnx', 'text_encoder_2/model.onnx_data', 'tokenizer_2/merges.txt', 'tokenizer_2/vocab.json']);
+  const base = findEntry(registry, 'sdxl-base')!;
+  assert.equal([base.family, base.resolution, base.revision], ['sdxl', [1024, 1024], 'main']);
+  assert.is(approxDownloadBytes(registry, base, { task: 'txt2img' }), 492000000 + 1600000 + 2780000000 + 1600000 + 10300000000 + 198000000 + 1000);
+  const turbo = findEntry(registry, 'sdxl-turbo')!;
+  assert.equal(turbo.recommended, { sampler: 'euler_a', schedule: 'normal', steps: 1, cfg: 0 });
+  assert.match(problemsOf(variant((r) => (r.optionalComponents = ['Text Encoder']))), '$.optionalComponents[0]');
 });
 
 test('include globs: ONNX graphs, external weights and configs in; PyTorch weights out', () => {

@@ -85,6 +85,8 @@ export interface Registry {
   taskComponents: Record<Task, string[]>;
   /** Added only when the safety checker is asked for. */
   safetyComponents: string[];
+  /** Fetched with any task when the repo has them (SDXL's text_encoder_2/ and tokenizer_2/). */
+  optionalComponents: string[];
   models: RegistryEntry[];
   /** VAEs by name; a registry without the key has none. */
   vaes: VaeEntry[];
@@ -166,7 +168,7 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'models', 'vaes'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
@@ -205,7 +207,7 @@ function checkVae(c: Checker, raw: unknown, path: string): VaeEntry | undefined 
 }
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
 
-function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Record<Task, string[]>, safetyComponents: string[]): RegistryEntry | undefined {
+function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Record<Task, string[]>, otherComponents: string[]): RegistryEntry | undefined {
   const obj = c.object(raw, path);
   if (!obj) return undefined;
   c.onlyKeys(obj, path, ENTRY_KEYS);
@@ -239,8 +241,8 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     }
   }
   for (const component of Object.keys(componentBytes)) {
-    const known = tasks.some((t) => taskComponents[t]?.includes(component)) || safetyComponents.includes(component);
-    if (!known) c.fail(`${path}.componentBytes.${component}`, 'is not a component of any of the entry\'s tasks nor of the safety checker');
+    const known = tasks.some((t) => taskComponents[t]?.includes(component)) || otherComponents.includes(component);
+    if (!known) c.fail(`${path}.componentBytes.${component}`, 'is not a component of any of the entry\'s tasks, an optional one, nor of the safety checker');
   }
 
   const sha256 = checkPins(c, obj.sha256, `${path}.sha256`);
@@ -284,11 +286,12 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   const taskComponents = {} as Record<Task, string[]>;
   for (const task of TASKS) taskComponents[task] = c.stringList(tc[task], `$.taskComponents.${task}`, componentName);
   const safetyComponents = c.stringList(top.safetyComponents, '$.safetyComponents', componentName, 0);
+  const optionalComponents = top.optionalComponents === undefined ? [] : c.stringList(top.optionalComponents, '$.optionalComponents', componentName, 0);
 
   const models: RegistryEntry[] = [];
   const ids = new Set<string>();
   c.array(top.models, '$.models').forEach((raw, i) => {
-    const entry = checkEntry(c, raw, `$.models[${i}]`, taskComponents, safetyComponents);
+    const entry = checkEntry(c, raw, `$.models[${i}]`, taskComponents, [...safetyComponents, ...optionalComponents]);
     if (!entry) return;
     if (ids.has(entry.id)) c.fail(`$.models[${i}].id`, `duplicate id "${entry.id}"`);
     ids.add(entry.id);
@@ -315,6 +318,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     include: c.stringList(top.include, '$.include', globPattern),
     taskComponents,
     safetyComponents,
+    optionalComponents,
     models,
     vaes,
   };
@@ -367,9 +371,9 @@ export function componentsFor(registry: Registry, options: ComponentOptions): st
   return list;
 }
 
-/** Approximate bytes `pull` moves for this entry and task, from the registry's sizes. */
+/** Approximate bytes `pull` moves for this entry and task, from the registry's sizes (optional components the entry lists included). */
 export function approxDownloadBytes(registry: Registry, entry: RegistryEntry, options: ComponentOptions): number {
-  return componentsFor(registry, options).reduce((sum, c) => sum + (entry.componentBytes[c] ?? 0), 0);
+  return [...componentsFor(registry, options), ...registry.optionalComponents].reduce((sum, c) => sum + (entry.componentBytes[c] ?? 0), 0);
 }
 
 /** `*` matches any run of characters within a basename; everything else is literal. */

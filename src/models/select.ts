@@ -9,6 +9,8 @@ import { globToRegExp } from './registry.js';
  */
 export interface Selection {
   components: readonly string[];
+  /** Taken when the repo has them, not required (SDXL's second text encoder). */
+  optional?: readonly string[];
   include: readonly string[];
   /** Take every listed file instead (debugging a repo layout). */
   all?: boolean;
@@ -43,6 +45,9 @@ export function selectFiles(files: readonly RemoteFile[], selection: Selection, 
     const inside = files.filter((f) => f.path.startsWith(prefix) && wanted(f));
     if (inside.length === 0) throw new HubNotFoundError(`${what} has no ${component}/ files of the kinds diffuse uses (${selection.include.join(', ')})`);
     chosen.push(...inside);
+  }
+  for (const component of selection.optional ?? []) {
+    chosen.push(...files.filter((f) => f.path.startsWith(`${component}/`) && wanted(f)));
   }
   return chosen;
 }

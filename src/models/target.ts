@@ -64,5 +64,6 @@ export async function pullTargetFor(ref: ModelRef, options: CacheOptions = {}): 
 /** The files `choice` needs from a listing (registry include patterns, task components). */
 export function wantedFiles(listing: readonly RemoteFile[], registry: Registry, choice: FileChoice, what: string): RemoteFile[] {
   if (choice.files && !choice.all) return selectExact(listing, choice.files, what);
-  return selectFiles(listing, { components: componentsFor(registry, { task: choice.task ?? 'txt2img', safetyChecker: choice.safetyChecker }), include: registry.include, all: choice.all }, what);
+  const components = componentsFor(registry, { task: choice.task ?? 'txt2img', safetyChecker: choice.safetyChecker });
+  return selectFiles(listing, { components, optional: registry.optionalComponents, include: registry.include, all: choice.all }, what);
 }
