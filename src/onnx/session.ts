@@ -99,9 +99,19 @@ async function openCached(path: string, cacheDir: string, threads?: number): Pro
   }
 }
 
+/**
+ * WebGPU runs layout-sensitive operators (Conv) in NCHW: in onnxruntime-node 1.30 its NHWC Conv
+ * with a 3x3 kernel on 6 or 9 input channels returns wrong values (off by 20 and more where the
+ * CPU's are about 1; 3, 4, 5, 7, 8, 10–17 channels are right), and 9 is every inpainting UNet's
+ * conv_in. test/webgpu.test.ts's inpaint case catches it.
+ */
+function providerEntry(provider: Exclude<Device, 'auto'>): ort.InferenceSession.ExecutionProviderConfig {
+  return provider === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider;
+}
+
 function sessionOptions(provider: Exclude<Device, 'auto'>, threads?: number): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: [provider],
+    executionProviders: [providerEntry(provider)],
     graphOptimizationLevel: 'all',
     ...(threads ? { intraOpNumThreads: threads } : {}),
     // Warnings about unused initialisers and the like are noise to a CLI user.

@@ -1,0 +1,127 @@
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadImage } from '../src/image/load-image.js';
+import { probeProviderIsolated } from '../src/onnx/probe.js';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import type { GenerationRequest, GenerationResult } from '../src/pipeline/types.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
+import { TINY_SD } from './helpers/cli.js';
+import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
+import { assembleModel } from './helpers/assemble-model.js';
+import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
+
+/**
+ * The pipeline on onnxruntime-node's WebGPU provider against the same pipeline on the CPU, on
+ * diffusers' reference cases (test/fixtures/pipeline), through loadModel + generate.
+ *
+ * Both run float32; they differ only in the order a shader and MLAS sum the terms of each
+ * convolution and matmul (and in exp/erf/rsqrt implementations). One float32 sum of n terms is
+ * off by at most n·2⁻²⁴ of the sum of magnitudes: for the longest reductions here (3·3·64 = 576
+ * terms) 3.4e-5 in the worst case, about √576·2⁻²⁴ ≈ 1.4e-6 typically. So the final latents are
+ * held to 1e-4 of their largest magnitude — above that worst case, far below any real fault (a
+ * wrong kernel, a lost input, a half-precision intermediate moves them by 1e-3 and more) — and
+ * the 8-bit images to one level, a value rounding either side of a .5 boundary. Each case prints
+ * its differences, so CI's log shows them.
+ *
+ * In CI (CI=true) .ci/webgpu-adapter.sh installs a software Vulkan adapter (Mesa's lavapipe) and
+ * a missing adapter fails these tests; elsewhere they are skipped with one line saying why.
+ */
+const LATENT_TOLERANCE = 1e-4;
+
+interface Case extends ReferenceCase {
+  strength?: number;
+  init_image?: string;
+  final_latents: { file: string };
+}
+
+const DIR = join(FIXTURES, 'pipeline');
+const manifest = readJson<{ txt2img: Case[]; img2img: Case[]; inpaint: Case[]; inputs: Record<string, { init_image: string; mask: string }> }>(join(DIR, 'cases.json'));
+
+/** The fewest steps among the references, so each case stays short on a software adapter. */
+function pick(cases: Case[], name: string, kind?: string): Case {
+  const c = cases.find((x) => x.name === name && (kind === undefined || (x as { kind?: string }).kind === kind));
+  if (!c) throw new Error(`no reference case ${name}`);
+  return c;
+}
+
+async function requestFor(c: Case, masked: boolean): Promise<GenerationRequest> {
+  if (c.init_image === undefined) return referenceRequest(c);
+  const input = manifest.inputs[c.init_image]!;
+  const image = (await loadImage(join(DIR, input.init_image))).rgb;
+  const maskRaster = (await loadImage(join(DIR, input.mask))).rgb;
+  const values = new Float32Array(c.width * c.height).map((_, i) => maskRaster.data[i * 3]! / 255);
+  return referenceRequest(c, { init: { image, strength: c.strength!, latents: 'sample' }, ...(masked ? { mask: { values } } : {}) });
+}
+
+const s = suite('WebGPU = CPU through the pipeline');
+let unavailable: string | undefined;
+const bundles: Record<'plain' | 'inpaint', Record<'cpu' | 'webgpu', ModelBundle | undefined>> = { plain: { cpu: undefined, webgpu: undefined }, inpaint: { cpu: undefined, webgpu: undefined } };
+let removeInpaint: (() => void) | undefined;
+
+s.before(async () => {
+  const probe = await probeProviderIsolated('webgpu');
+  if (!probe.works) {
+    unavailable = `no WebGPU adapter here (${probe.detail}); .ci/webgpu-adapter.sh sets up a software one (Mesa >= 24's lavapipe)`;
+    if (process.env.CI !== 'true') process.stdout.write(`\n  skipped: the WebGPU tests: ${unavailable}\n`);
+    return;
+  }
+  const inpaint = assembleModel('tiny-sd-inpaint');
+  removeInpaint = inpaint.remove;
+  for (const device of ['cpu', 'webgpu'] as const) {
+    bundles.plain[device] = await loadModel(TINY_SD, { device, withEncoder: true });
+    bundles.inpaint[device] = await loadModel(inpaint.dir, { device, withEncoder: true });
+  }
+});
+s.after(async () => {
+  for (const pair of Object.values(bundles)) for (const b of Object.values(pair)) await b?.release();
+  removeInpaint?.();
+});
+
+/** False (after failing in CI) when there is no adapter to run on. */
+function adapter(): boolean {
+  if (unavailable === undefined) return true;
+  if (process.env.CI === 'true') assert.unreachable(unavailable);
+  return false;
+}
+
+function levels(a: Uint8Array | Uint8ClampedArray, b: Uint8Array | Uint8ClampedArray): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+}
+
+async function both(kind: 'plain' | 'inpaint', request: GenerationRequest, c: Case): Promise<Record<'cpu' | 'webgpu', GenerationResult>> {
+  const out: Partial<Record<'cpu' | 'webgpu', GenerationResult>> = {};
+  for (const device of ['cpu', 'webgpu'] as const) {
+    const bundle = bundles[kind][device]!;
+    out[device] = await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, request);
+  }
+  return out as Record<'cpu' | 'webgpu', GenerationResult>;
+}
+
+const CASES: { label: string; kind: 'plain' | 'inpaint'; c: Case; masked: boolean }[] = [
+  { label: 'txt2img', kind: 'plain', c: pick(manifest.txt2img, 'euler-bigseed'), masked: false },
+  { label: 'img2img', kind: 'plain', c: pick(manifest.img2img, 'euler-s0.3'), masked: false },
+  { label: 'inpaint', kind: 'inpaint', c: pick(manifest.inpaint, 'euler-a-s0.3', 'inpaint'), masked: true },
+];
+
+for (const { label, kind, c, masked } of CASES) {
+  s(`${label} (${c.name}, ${c.width}x${c.height}): WebGPU latents within ${LATENT_TOLERANCE} of max of the CPU's, pixels within one level`, async () => {
+    if (!adapter()) return;
+    assert.is(bundles[kind].webgpu!.provider, 'webgpu');
+    const r = await both(kind, await requestFor(c, masked), c);
+    const latents = compare(r.webgpu.latents, r.cpu.latents);
+    const diffusers = compare(r.webgpu.latents, readF32(join(DIR, c.final_latents.file)));
+    const pixels = levels(r.webgpu.images[0]!.image.data, r.cpu.images[0]!.image.data);
+    process.stdout.write(
+      `\n  webgpu ${label}: latents max |Δ| ${latents.maxAbs.toExponential(2)} (${latents.relToMax.toExponential(2)} of max) vs CPU, ` +
+        `${diffusers.relToMax.toExponential(2)} of max vs diffusers; pixels max ${pixels}/255 vs CPU\n`,
+    );
+    assert.ok(latents.relToMax < LATENT_TOLERANCE, `final latents off by ${latents.maxAbs} (${latents.relToMax} of max)`);
+    assert.ok(pixels <= 1, `pixels differ by ${pixels} levels`);
+  });
+}
+
+s.run();
