@@ -63,7 +63,8 @@ let removeInpaint: (() => void) | undefined;
 s.before(async () => {
   const probe = await probeProviderIsolated('webgpu');
   if (!probe.works) {
-    unavailable = `no WebGPU adapter here (${probe.detail}); .ci/webgpu-adapter.sh sets up a software one (Mesa >= 24's lavapipe)`;
+    // ONNX Runtime's message leads with its source line and the failed check; the reason follows.
+    unavailable = `no WebGPU adapter here (${probe.detail.replace(/^.* was false\. /, '')}); .ci/webgpu-adapter.sh sets up a software one (Mesa >= 24's lavapipe)`;
     if (process.env.CI !== 'true') process.stdout.write(`\n  skipped: the WebGPU tests: ${unavailable}\n`);
     return;
   }
