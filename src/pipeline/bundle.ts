@@ -4,6 +4,7 @@ import { readCheckpointRecord } from '../graphs/model-folder.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { EmbeddingTokens } from '../text/embeddings.js';
+import type { LoadedControlNet } from './controlnet.js';
 import type { DepthEstimator } from './depth-estimator.js';
 import type { ModelFiles } from './model-files.js';
 import type { QuantizationChoice } from './quantize.js';
@@ -59,6 +60,8 @@ export interface ModelBundle {
   /** TAESD's decoder for live previews (src/pipeline/preview.ts), when one was loaded. */
   previewDecoder?: VaeDecoder;
   depthEstimator?: DepthEstimator;
+  /** ControlNets loaded beside the UNet (LoadOptions.controlnets), which a request's control units name. */
+  controlNets?: LoadedControlNet[];
   schedule: DiscreteSchedule;
   /** The provider the UNet runs on (auto resolved). */
   provider: Exclude<Device, 'auto'>;
@@ -126,7 +129,7 @@ export function assemble(
     ...(parts.sdxl ? { sdxl: { ...parts.sdxl, encoders: slots } } : {}),
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,
-    unet: new Unet(unet),
+    unet: new Unet(unet, parts.files.layersPerBlock),
     loras: parts.loras,
     vaeDecoder: new VaeDecoder(decoder, parts.files.latentChannels),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),

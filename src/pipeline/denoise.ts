@@ -3,6 +3,7 @@ import { modelCalls, planSampling } from '../schedulers/index.js';
 import { tensorToRasters } from '../image/tensor-image.js';
 import type { ModelBundle } from './bundle.js';
 import { guidedNet } from './guided-net.js';
+import { controlStep } from './control.js';
 import { refinerStage } from './tasks/refiner.js';
 import { batchNoise, samplerNoise } from './noise.js';
 import { imageSeed } from './seeds.js';
@@ -38,10 +39,6 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   const refiner = refinerStage(bundle, request);
   // Prompt editing runs on the clock of denoiser calls, as A1111's.
   const calls = modelCalls(request.sampler, request.steps);
-  const latentSize = [latentDims[1], latentDims[2]] as const;
-  const baseNet = await guidedNet(bundle, request, calls, latentSize);
-  const refinerNet = refiner && (await guidedNet(refiner.bundle, request, calls, latentSize));
-  const encodedAt = performance.now();
   const plan = planSampling({
     model: bundle.schedule,
     sampler: request.sampler,
@@ -51,6 +48,10 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
     ...(request.noiseTable ? { noiseTable: request.noiseTable } : {}),
     ...(request.init ? { strength: request.init.strength, ...(request.init.strengthMode ? { strengthMode: request.init.strengthMode } : {}) } : {}),
   });
+  const latentSize = [latentDims[1], latentDims[2]] as const;
+  const baseNet = await guidedNet(bundle, request, calls, latentSize, controlStep(bundle, request, plan.calls));
+  const refinerNet = refiner && (await guidedNet(refiner.bundle, request, calls, latentSize));
+  const encodedAt = performance.now();
   const noise = batchNoise(request, latentDims);
   if (request.initialNoise && request.initialNoise.length !== perImage * batch) {
     throw new UsageError(`initial latents have ${request.initialNoise.length} values; expected ${perImage * batch}`);

@@ -1,5 +1,6 @@
 import { ModelLoadError, UsageError } from '../errors.js';
 import { checkRequest } from './check-request.js';
+import { checkControl } from './control.js';
 import { embedWatermark } from '../image/watermark/dwt-dct.js';
 import type { ModelBundle } from './bundle.js';
 import { denoisePass, type PassResult } from './denoise.js';
@@ -18,6 +19,7 @@ import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListe
 export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
   checkRequest(bundle.files, request);
   checkUnetFits(bundle, request);
+  checkControl(bundle, request);
   const result = await unmarked(bundle, request, listener);
   const mark = request.watermark;
   if (!mark) return result;

@@ -5,6 +5,7 @@ import { encodeConditioning, zeroedConditioning } from './conditioning.js';
 import { applyGuidance } from './guidance.js';
 import { guidanceCondition } from './lcm.js';
 import { timeIds } from './micro-conditioning.js';
+import type { ControlStep } from './control.js';
 import type { Conditioning } from './text-encoder.js';
 import type { PassRequest } from './types.js';
 
@@ -20,9 +21,16 @@ export type GuidedNet = (sample: Float32Array, t: number, call: number) => Promi
  * guidance over the prompt and negative prompt (one batched UNet call where both have as many
  * tokens, else two, as A1111 does by default), or the prompt alone for LCM-distilled UNets (the
  * guidance scale as an embedding) and CFG scales of 1 or less. The text encoders are parked once
- * the prompts are encoded.
+ * the prompts are encoded. ControlNet residuals (control) are computed for each UNet call on the
+ * same batch and conditioning.
  */
-export async function guidedNet(bundle: ModelBundle, request: PassRequest, calls: number, latentSize: readonly [number, number]): Promise<GuidedNet> {
+export async function guidedNet(
+  bundle: ModelBundle,
+  request: PassRequest,
+  calls: number,
+  latentSize: readonly [number, number],
+  control?: ControlStep,
+): Promise<GuidedNet> {
   const batch = request.batchSize;
   const timestepCond = guidanceCondition(bundle.unet, request.cfgScale, batch);
   const guided = !timestepCond && request.cfgScale > 1;
@@ -37,12 +45,16 @@ export async function guidedNet(bundle: ModelBundle, request: PassRequest, calls
   const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting, ids(true))).at(0).data : new Float32Array(0);
   await parkTextEncoders(bundle);
 
-  const predict = (sample: Float32Array, t: number, contexts: Conditioning[]): Promise<Float32Array> => {
+  /** One UNet call on groups of `batch` images, each group conditioned on one prompt (uncond: whether it is the negative one). */
+  const predict = async (sample: Float32Array, t: number, call: number, contexts: Conditioning[], uncond: boolean[]): Promise<Float32Array> => {
     const context = batchContext(contexts, batch);
     const n = contexts.length * batch;
     // Latent channels, plus the mask and masked image (inpainting UNets) or the depth (depth UNets).
     const channels = sample.length / (n * latentSize[0] * latentSize[1]);
-    return bundle.unet.predict(sample, [n, channels, ...latentSize], t, context.data, [n, context.tokens, context.width], timestepCond, context.added);
+    const dims = [n, channels, ...latentSize] as const;
+    const contextDims = [n, context.tokens, context.width] as const;
+    const residuals = control && (await control(sample, dims, t, call, context.data, contextDims, uncond));
+    return bundle.unet.predict(sample, dims, t, context.data, contextDims, timestepCond, context.added, residuals);
   };
   const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
     if (padding === 'none' || u.tokens === c.tokens) return [u, c];
@@ -55,12 +67,12 @@ export async function guidedNet(bundle: ModelBundle, request: PassRequest, calls
   return async (sample, t, call) => {
     const c = cond.at(call);
     const u0 = uncond?.at(call);
-    if (!u0) return predict(sample, t, [c]);
+    if (!u0) return predict(sample, t, call, [c], [false]);
     const [u, cp] = padded(u0, c);
     const [outU, outC] =
       u.tokens === cp.tokens
-        ? splitHalves(await predict(concat(sample, sample), t, [u, cp]))
-        : [await predict(sample, t, [u]), await predict(sample, t, [cp])];
+        ? splitHalves(await predict(concat(sample, sample), t, call, [u, cp], [true, false]))
+        : [await predict(sample, t, call, [u], [true]), await predict(sample, t, call, [cp], [false])];
     return applyGuidance(outU, outC, request.cfgScale, request.cfgRescale, batch);
   };
 }

@@ -15,6 +15,8 @@ import { int8Graphs, type Quantization, type QuantizationChoice } from './quanti
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
+import { ControlNet } from './controlnet.js';
+import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
 import { readVaeRecord } from '../graphs/vae-convert.js';
 import { VaeDecoder } from './vae.js';
@@ -78,11 +80,16 @@ export interface LoadOptions {
    * precision and VAE choices, for requests that set refinerSwitch.
    */
   refiner?: string;
+  /**
+   * ControlNet folders (controlnet/model.onnx inside, or model.onnx itself) opened beside the UNet
+   * with the same settings, for requests whose control units name them.
+   */
+  controlnets?: readonly string[];
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
-  const { refiner, ...own } = options;
-  const bundle = await loadOne(dir, own);
+  const { refiner, controlnets, ...own } = options;
+  const bundle = await withControlNets(await loadOne(dir, own), controlnets ?? [], own);
   if (refiner === undefined) return bundle;
   const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, ...shared } = own;
   const second = await loadOne(refiner, shared).catch(async (err: unknown) => {
@@ -174,6 +181,42 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
       await Promise.all([bundle.release(), depth.session.release()]);
     },
   };
+}
+
+/** The bundle with its ControlNets opened (each folder once); a failure releases what was opened. */
+async function withControlNets(bundle: ModelBundle, dirs: readonly string[], options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
+  const unique = [...new Map(dirs.map((d) => [resolve(d), d])).values()];
+  if (unique.length === 0) return bundle;
+  const settings: SessionSettings = { device: options.device, ...(options.threads ? { threads: options.threads } : {}), ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}) };
+  const opened: LoadedControlNet[] = [];
+  try {
+    for (const dir of unique) {
+      const path = controlNetGraph(dir);
+      opened.push({ dir, name: controlNetName(dir), net: new ControlNet(await openSession(path, settings), path) });
+    }
+  } catch (err) {
+    await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);
+    throw err;
+  }
+  return {
+    ...bundle,
+    controlNets: opened,
+    release: async () => {
+      await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);
+    },
+  };
+}
+
+/** A ControlNet folder's graph: DIR/controlnet/model.onnx (a model folder's layout) or DIR/model.onnx. */
+function controlNetGraph(dir: string): string {
+  for (const path of [join(dir, 'controlnet', 'model.onnx'), join(dir, 'model.onnx')]) if (existsSync(path)) return path;
+  throw new UsageError(`ControlNet ${dir}: no controlnet/model.onnx or model.onnx there; pass a ControlNet folder in the ONNX layout (controlnet/model.onnx)`);
+}
+
+/** A1111 names a ControlNet by its file; a folder by its name (the parent's for DIR/controlnet). */
+function controlNetName(dir: string): string {
+  const base = basename(resolve(dir));
+  return base === 'controlnet' ? basename(resolve(dir, '..')) : base;
 }
 
 interface TextParts {

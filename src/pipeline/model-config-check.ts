@@ -58,6 +58,7 @@ export const UNET_KEYS: Record<string, Check> = {
   sample_size: int(1, 1024),
   out_channels: int(1, 64),
   in_channels: int(1, 64),
+  layers_per_block: int(1, 16),
 };
 
 /** The text encoder's config.json. */

@@ -23,6 +23,8 @@ export interface ModelFiles {
   sampleSize: number;
   /** The VAE's sample_size in pixels: the tile side of --vae-tiling (512 for SD 1.5). */
   vaeSampleSize: number;
+  /** The UNet's resnets per down block (2 for SD), which places ControlNet residuals at their resolutions. */
+  layersPerBlock: number;
 }
 
 export type Component =
@@ -35,7 +37,8 @@ export type Component =
   | 'tokenizer_2'
   | 'scheduler'
   | 'depth_estimator'
-  | 'feature_extractor';
+  | 'feature_extractor'
+  | 'controlnet';
 
 export function componentPath(dir: string, component: Component, file = 'model.onnx'): string {
   return join(dir, component, file);
@@ -120,5 +123,6 @@ export function readModelFiles(dir: string): ModelFiles {
     latentChannels: num(vae.latent_channels, num(unet.out_channels, 4)),
     sampleSize: num(unet.sample_size, 64),
     vaeSampleSize: num(vae.sample_size, 2 ** (blocks - 1) * num(unet.sample_size, 64)),
+    layersPerBlock: num(unet.layers_per_block, 2),
   };
 }

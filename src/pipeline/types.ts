@@ -92,10 +92,41 @@ export interface GenerationRequest {
   /** SDXL's micro-conditioning (sizes and crop the UNet is told about, a refiner's aesthetic scores); defaults as diffusers'. */
   microConditioning?: MicroConditioning;
   /**
+   * ControlNet units (several: multi-ControlNet, their residuals summed), each naming a ControlNet
+   * loaded with the model (LoadOptions.controlnets).
+   */
+  control?: ControlUnit[];
+  /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
    */
   initialNoise?: Float32Array;
+}
+
+/**
+ * One ControlNet and what it follows, as diffusers' StableDiffusionControlNetPipeline takes them
+ * (controlnet_conditioning_scale, control_guidance_start/end, guess_mode) and A1111's ControlNet
+ * unit records them.
+ */
+export interface ControlUnit {
+  /** The ControlNet's folder, as given to load() in LoadOptions.controlnets. */
+  model: string;
+  /** The control picture (already preprocessed: edges, depth, …), RGB at any size. */
+  image: Raster;
+  /** Conditioning scale: the residuals are multiplied by it. */
+  weight: number;
+  /** The completed fraction of the loop's calls from which (start) and until which (end) it runs, 0…1. */
+  start: number;
+  end: number;
+  /**
+   * Guess mode (A1111's "ControlNet is more important"): under CFG only the prompt's half gets
+   * residuals, scaled from 0.1 (first block) up to 1 (mid block) on a log scale.
+   */
+  guess?: boolean;
+  /** How the picture is brought to the painted size (default 'just-resize', as diffusers' image processor). */
+  resizeMode?: ResizeMode;
+  /** What the metadata calls the preprocessor that made the picture (A1111's "Module", default 'none'). */
+  module?: string;
 }
 
 /**

@@ -4,12 +4,20 @@ import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
 import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
 import type { AddedConditioning } from './text-encoder.js';
 
+/** A ControlNet residual for a whole UNet batch: [batch, C, h, w]. */
+export interface Residual {
+  data: Float32Array;
+  dims: readonly [number, number, number, number];
+}
+
 /**
  * The denoising UNet, adapted to what its export declares: a batch dimension that is fixed or
  * dynamic, a timestep of shape [], [1] or [batch] as float or int64, float16 or float32
  * activations, 4 (txt2img) or 9 (inpainting) input channels, the `timestep_cond` input
  * (guidance-scale embedding) of LCM-distilled UNets, and SDXL's `text_embeds` and `time_ids`
- * (optimum's names for diffusers' added_cond_kwargs).
+ * (optimum's names for diffusers' added_cond_kwargs), and the ControlNet residual inputs of UNets
+ * exported to take them (down_block_additional_residual_0…N, mid_block_additional_residual: the
+ * layout the ONNX community's ControlNet conversions publish).
  */
 export class Unet {
   private readonly sample: TensorInfo;
@@ -30,8 +38,14 @@ export class Unet {
    * as the base; 5: size, crop and aesthetic score, as the refiner); undefined for other UNets.
    */
   readonly added: { textEmbeds: number; timeIds: number } | undefined;
+  /** ControlNet residual inputs, the down blocks' in order then the mid block's; empty for plain UNets. */
+  readonly residualInputs: readonly TensorInfo[];
 
-  constructor(private readonly opened: OpenedSession) {
+  /** layersPerBlock: unet/config.json's (SD's 2 when absent), which places the residuals at their resolutions. */
+  constructor(
+    private readonly opened: OpenedSession,
+    private readonly layersPerBlock = 2,
+  ) {
     const s = opened.session;
     const sample = findInput(s, 'sample');
     const timestep = findInput(s, 'timestep', 'timesteps', 't');
@@ -60,6 +74,7 @@ export class Unet {
       }
       this.added = { textEmbeds: pooled, timeIds: ids };
     }
+    this.residualInputs = residualInputs(s.inputNames.map((name) => findInput(s, name)!));
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
     this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
     this.inChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : undefined;
@@ -81,8 +96,14 @@ export class Unet {
     contextDims: readonly [number, number, number],
     timestepCond?: Float32Array,
     added?: AddedConditioning,
+    residuals?: readonly Residual[],
   ): Promise<Float32Array> {
     const [batch] = dims;
+    const res = this.residualInputs.length === 0 ? undefined : (residuals ?? this.zeroResiduals(batch, dims[2], dims[3]));
+    if (res && res.length !== this.residualInputs.length) {
+      throw new ModelLoadError(`unet/model.onnx takes ${this.residualInputs.length} ControlNet residuals; the ControlNet gave ${res.length}`);
+    }
+    if (residuals && !res) throw new ModelLoadError('unet/model.onnx takes no ControlNet residuals');
     if ((timestepCond === undefined) !== (this.timestepCondDim === undefined)) {
       throw new ModelLoadError(this.timestepCondDim === undefined ? 'unet has no timestep_cond input' : 'unet needs timestep_cond (guidance embedding)');
     }
@@ -93,7 +114,7 @@ export class Unet {
     if (batch % step !== 0) {
       throw new ModelLoadError(`unet is exported for batch ${step}; cannot run batch ${batch}`);
     }
-    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond, added);
+    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond, added, res);
     const out = new Float32Array(sample.length);
     const perSample = sample.length / batch;
     const perContext = context.length / batch;
@@ -108,6 +129,7 @@ export class Unet {
         [step, contextDims[1], contextDims[2]],
         timestepCond?.subarray(b * perCond, (b + step) * perCond),
         added ? { textEmbeds: slice(added.textEmbeds, b), timeIds: slice(added.timeIds, b) } : undefined,
+        res?.map((r) => ({ data: slice(r.data, b), dims: [step, r.dims[1], r.dims[2], r.dims[3]] as const })),
       );
       out.set(part, b * perSample);
     }
@@ -122,6 +144,7 @@ export class Unet {
     contextDims: readonly number[],
     timestepCond: Float32Array | undefined,
     added: AddedConditioning | undefined,
+    residuals?: readonly Residual[],
   ): Promise<Float32Array> {
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.floatType, sample, dims),
@@ -136,6 +159,10 @@ export class Unet {
       feeds[this.textEmbeds.name] = this.addedTensor(this.textEmbeds, added.textEmbeds, dims[0]!);
       feeds[this.timeIds.name] = this.addedTensor(this.timeIds, added.timeIds, dims[0]!);
     }
+    this.residualInputs.forEach((input, i) => {
+      const r = residuals![i]!;
+      feeds[input.name] = floatTensor(input.type === 'float16' ? 'float16' : 'float32', r.data, r.dims);
+    });
     const result = await this.opened.session.run(feeds, [this.outputName]);
     return toFloat32(result[this.outputName]!);
   }
@@ -147,25 +174,59 @@ export class Unet {
   }
 
   private timestepTensor(t: number, batch: number): ort.Tensor {
-    const shape = this.timestep.shape;
-    // A symbolic first dim shared with the sample's batch means one timestep per sample;
-    // otherwise exports take a single value that broadcasts (as diffusers' ONNX pipeline feeds).
-    const count = shape.length === 0 ? 0 : typeof shape[0] === 'number' ? shape[0] : shape[0] === this.sample.shape[0] ? batch : 1;
-    const dims = shape.length === 0 ? [] : [count];
-    const n = Math.max(count, 1);
-    // Integer exports cannot take the fractional timesteps of Karras-style schedules; diffusers'
-    // OnnxStableDiffusionPipeline truncates them (np.array([t], dtype=int64)), and so do we.
-    switch (this.timestep.type) {
-      case 'int64':
-        return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(Math.trunc(t))), dims);
-      case 'int32':
-        return new ort.Tensor('int32', new Int32Array(n).fill(Math.trunc(t)), dims);
-      case 'float16':
-        return floatTensor('float16', new Float32Array(n).fill(t), dims);
-      case 'float64':
-        return new ort.Tensor('float64', new Float64Array(n).fill(t), dims);
-      default:
-        return new ort.Tensor('float32', new Float32Array(n).fill(t), dims);
-    }
+    return timestepTensor(this.timestep, this.sample, t, batch);
+  }
+
+  /**
+   * Zeros for every residual input (a ControlNet-ready UNet painting without control; diffusers adds
+   * nothing then, and x + 0 is x): SD's down path, the input convolution's output, then per block
+   * layersPerBlock resnets and a stride-2 downsample except after the last, then the mid block.
+   */
+  private zeroResiduals(batch: number, h: number, w: number): Residual[] {
+    const per = this.layersPerBlock + 1;
+    const downs = this.residualInputs.length - 1;
+    return this.residualInputs.map((input, i) => {
+      const channels = input.shape[1];
+      if (typeof channels !== 'number') throw new ModelLoadError(`unet/model.onnx input ${input.name} has no fixed channel count`);
+      // Down residual i > 0 is block ⌊(i-1)/per⌋'s resnet or, last in its block, its downsample (one level lower).
+      const halvings = i === downs ? downs / per - 1 : i === 0 ? 0 : Math.floor((i - 1) / per) + ((i - 1) % per === this.layersPerBlock ? 1 : 0);
+      let [hh, ww] = [h, w];
+      for (let k = 0; k < halvings; k++) [hh, ww] = [Math.ceil(hh / 2), Math.ceil(ww / 2)];
+      return { data: new Float32Array(batch * channels * hh * ww), dims: [batch, channels, hh, ww] as const };
+    });
+  }
+}
+
+/** The down residual inputs in block order, then the mid block's. */
+function residualInputs(inputs: TensorInfo[]): TensorInfo[] {
+  const index = (name: string) => Number(/(\d+)\D*$/.exec(name)?.[1] ?? 0);
+  const downs = inputs.filter((i) => /down_block.*residual/.test(i.name)).sort((a, b) => index(a.name) - index(b.name));
+  const mid = inputs.filter((i) => /mid_block.*residual/.test(i.name));
+  return mid.length === 0 && downs.length === 0 ? [] : [...downs, ...mid];
+}
+
+/**
+ * The timestep as an export declares it. A symbolic first dim shared with the sample's batch means
+ * one timestep per sample; otherwise exports take a single value that broadcasts (as diffusers'
+ * ONNX pipeline feeds).
+ */
+export function timestepTensor(timestep: TensorInfo, sample: TensorInfo, t: number, batch: number): ort.Tensor {
+  const shape = timestep.shape;
+  const count = shape.length === 0 ? 0 : typeof shape[0] === 'number' ? shape[0] : shape[0] === sample.shape[0] ? batch : 1;
+  const dims = shape.length === 0 ? [] : [count];
+  const n = Math.max(count, 1);
+  // Integer exports cannot take the fractional timesteps of Karras-style schedules; diffusers'
+  // OnnxStableDiffusionPipeline truncates them (np.array([t], dtype=int64)), and so do we.
+  switch (timestep.type) {
+    case 'int64':
+      return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(Math.trunc(t))), dims);
+    case 'int32':
+      return new ort.Tensor('int32', new Int32Array(n).fill(Math.trunc(t)), dims);
+    case 'float16':
+      return floatTensor('float16', new Float32Array(n).fill(t), dims);
+    case 'float64':
+      return new ort.Tensor('float64', new Float64Array(n).fill(t), dims);
+    default:
+      return new ort.Tensor('float32', new Float32Array(n).fill(t), dims);
   }
 }

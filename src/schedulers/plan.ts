@@ -41,6 +41,12 @@ export interface SamplingPlan {
   /** The first step of the full schedule this plan runs from (img2img), 0 for txt2img. */
   startStep: number;
   /**
+   * How many network calls walking `sigmas` takes: diffusers' len(scheduler.timesteps) after an
+   * img2img cut (second-order samplers call twice per step but once on the last; PNDM's uncut list
+   * repeats its warm-up entry), the clock ControlNet's guidance start and end are read on.
+   */
+  calls: number;
+  /**
    * The network wrapped as the denoiser this plan's sampler expects (model, timesteps, diffusers'
    * grid), for latents holding `batch` images (default 1).
    */
@@ -132,6 +138,7 @@ export function planSampling(request: PlanRequest): SamplingPlan {
     finalScale: result.finalScale,
     timestepOf,
     startStep,
+    calls: (entry.secondOrder ? 2 * (sigmas.length - 1) - 1 : sigmas.length - 1) + (entry.plmsList && startStep === 0 ? 1 : 0),
     denoiser: (net, batch) => makeDenoiser(model, net, { timestepOf, ...(grid ? { grid } : {}), ...(batch ? { batch } : {}) }),
     startLatents,
   };

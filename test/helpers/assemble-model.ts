@@ -13,7 +13,7 @@ export interface AssembledModel {
  * tiny-sd-inpaint) and tiny-sd's text encoder, VAE and tokenizer, whose weights the references
  * used. Folders are linked ('junction' so Windows needs no privilege), model_index.json copied.
  */
-export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint' | 'tiny-sd-depth', options: { depthEstimator?: boolean } = {}): AssembledModel {
+export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint' | 'tiny-sd-depth' | 'tiny-sd-control', options: { depthEstimator?: boolean } = {}): AssembledModel {
   const dir = mkdtempSync(join(tmpdir(), `diffuse-${fixture}-`));
   for (const part of ['text_encoder', 'vae_decoder', 'vae_encoder', 'tokenizer']) symlinkSync(join(FIXTURES, 'tiny-sd', part), join(dir, part), 'junction');
   for (const part of ['unet', 'scheduler']) symlinkSync(join(FIXTURES, fixture, part), join(dir, part), 'junction');
