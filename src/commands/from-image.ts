@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
-import { recordedSettings } from '../image/infotext.js';
+import { recordedSettings, type RecordedControl } from '../image/infotext.js';
+import { CONTROL_TYPES } from '../settings/control-spec.js';
 
 /** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
 const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
@@ -50,7 +51,26 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
     const at = p.refiner.switchAt !== undefined ? ` --refiner-switch ${p.refiner.switchAt}` : '';
     notes.push(`the image was refined with "${p.refiner.title}"${p.refiner.switchAt !== undefined ? ` from ${p.refiner.switchAt} of the schedule` : ''}; pass --refiner <that model>${at} to refine again`);
   }
+  p.control?.forEach((c, i) => notes.push(`the image followed ControlNet ${i} "${c.model}" (${c.module}); pass --control ${controlFlag(c)}`));
   if (p.model?.name) notes.push(`the image was made with model "${p.model.name}"${p.model.hash ? ` (hash ${p.model.hash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes, ...(p.loraHashes ? { loraHashes: p.loraHashes } : {}) };
 }
 
+/**
+ * The --control value that repeats a recorded unit: A1111 records neither the picture nor the
+ * model's path, so those two are left for the user to fill in; a module diffuse does not run is
+ * given as type=none (pass the preprocessed picture).
+ */
+function controlFlag(c: RecordedControl): string {
+  const type = (CONTROL_TYPES as readonly string[]).includes(c.module) ? c.module : 'none';
+  const fields = [`type=${type}`, 'image=<picture>', 'model=<ControlNet folder>'];
+  if (c.weight !== undefined) fields.push(`weight=${c.weight}`);
+  if (c.start !== undefined) fields.push(`start=${c.start}`);
+  if (c.end !== undefined) fields.push(`end=${c.end}`);
+  if (c.guess) fields.push('guess');
+  if (c.resize) fields.push(`resize=${c.resize}`);
+  if (type === 'canny' && c.thresholdA !== undefined) fields.push(`low=${c.thresholdA}`);
+  if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
+  if (type === 'threshold' && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
+  return fields.join(',');
+}

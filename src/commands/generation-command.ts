@@ -3,7 +3,11 @@ import { defaultFor, optionsFor, type GeneratingCommand, type OptionSpec } from 
 
 /** A generating subcommand's flags, from the one options table. */
 export function addGenerationOptions(cmd: Command, command: GeneratingCommand): Command {
-  for (const o of optionsFor(command)) cmd.option(o.flags, `${o.description}${defaultText(o, command)}`);
+  for (const o of optionsFor(command)) {
+    const description = `${o.description}${defaultText(o, command)}`;
+    if (o.repeatable) cmd.option(o.flags, description, (value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    else cmd.option(o.flags, description);
+  }
   return cmd
     .option('--json', 'print one JSON record per image on stdout (path, seed, parameters, timings)')
     .option('-q, --quiet', 'no progress output')
@@ -12,6 +16,6 @@ export function addGenerationOptions(cmd: Command, command: GeneratingCommand): 
 
 function defaultText(o: OptionSpec, command: GeneratingCommand): string {
   const value = defaultFor(o, command);
-  if (value === undefined || value === '' || value === false) return '';
+  if (value === undefined || value === '' || value === false || (Array.isArray(value) && value.length === 0)) return '';
   return ` (default: ${String(value)})`;
 }

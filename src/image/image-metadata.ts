@@ -55,6 +55,23 @@ export interface ImageMetadata {
   refiner?: { name: string; hash: string; switchAt: number };
   /** depth2img: the depth map given (its hash), or estimated by the model's depth estimator. */
   depthMap?: 'estimated' | { hash: string };
+  /** ControlNet units, in order (A1111's "ControlNet 0", "ControlNet 1", …). */
+  control?: ControlRecord[];
+}
+
+export interface ControlRecord {
+  /** The preprocessor ("canny", "none", …) and its slider values. */
+  module: string;
+  thresholdA?: number;
+  thresholdB?: number;
+  model: string;
+  /** First 8 hex digits of the SHA-256 of its weights, as A1111 shows a ControlNet model. */
+  hash: string;
+  weight: number;
+  resizeMode: 'just-resize' | 'crop-and-resize' | 'resize-and-fill';
+  start: number;
+  end: number;
+  guess: boolean;
 }
 
 export interface InitRecord {

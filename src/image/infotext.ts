@@ -16,7 +16,7 @@
 //   * a prompt line that starts with "Negative prompt:" (everything from there on reads as the negative);
 //   * a parameters line with fewer than 3 "key: value" pairs (it reads as part of the prompt).
 
-import type { ImageMetadata } from './image-metadata.js';
+import type { ControlRecord, ImageMetadata } from './image-metadata.js';
 import { VERSION } from '../version.js';
 import { PY_SPACE_CLASS, PY_WORD_CLASS, paramMatches, pyStrip } from './infotext-params.js';
 
@@ -258,6 +258,9 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     extra.Refiner = `${m.refiner.name} [${m.refiner.hash}]`;
     extra['Refiner switch at'] = String(m.refiner.switchAt);
   }
+  m.control?.forEach((c, i) => {
+    extra[`ControlNet ${i}`] = controlText(c);
+  });
   if (m.watermark) extra.Watermark = m.watermark;
   if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
   if (m.tinyVae?.decode) extra['VAE Decoder'] = 'TAESD';
@@ -287,6 +290,59 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
 }
 
 const SIGMA_TABLE_LABELS = { diffusers: 'diffusers', a1111: 'A1111', comfyui: 'ComfyUI' } as const;
+
+const CONTROL_RESIZE_LABELS = { 'just-resize': 'Just Resize', 'crop-and-resize': 'Crop and Resize', 'resize-and-fill': 'Resize and Fill' } as const;
+// A1111's control modes: guess mode is its "ControlNet is more important" (the prompt's half alone gets the residuals).
+const CONTROL_MODE_GUESS = 'ControlNet is more important';
+
+/** sd-webui-controlnet's unit text: "Module: canny, Model: name [hash], Weight: 0.8, …". */
+function controlText(c: ControlRecord): string {
+  const fields: [string, string | number][] = [
+    ['Module', c.module],
+    ['Model', `${c.model} [${c.hash}]`],
+    ['Weight', c.weight],
+    ['Resize Mode', CONTROL_RESIZE_LABELS[c.resizeMode]],
+    ['Low Vram', 'False'],
+    ...(c.thresholdA !== undefined ? [['Threshold A', c.thresholdA] as [string, number]] : []),
+    ...(c.thresholdB !== undefined ? [['Threshold B', c.thresholdB] as [string, number]] : []),
+    ['Guidance Start', c.start],
+    ['Guidance End', c.end],
+    ['Pixel Perfect', 'False'],
+    ['Control Mode', c.guess ? CONTROL_MODE_GUESS : 'Balanced'],
+  ];
+  return fields.map(([k, v]) => `${k}: ${v}`).join(', ');
+}
+
+/** A "ControlNet N" text read back: the fields --control takes again (the picture and folder are not recorded). */
+export interface RecordedControl {
+  module: string;
+  model: string;
+  weight?: number;
+  start?: number;
+  end?: number;
+  guess: boolean;
+  resize?: keyof typeof CONTROL_RESIZE_LABELS;
+  thresholdA?: number;
+  thresholdB?: number;
+}
+
+function readControlText(text: string): RecordedControl {
+  const fields = new Map<string, string>();
+  // "Model: name [hash]" may itself hold commas only inside brackets; split on ", Key: ".
+  for (const m of text.matchAll(/(?:^|, )([A-Z][\w ]*?): (.*?)(?=, [A-Z][\w ]*?: |$)/g)) fields.set(m[1]!, m[2]!);
+  const num = (key: string) => {
+    const v = Number(fields.get(key));
+    return fields.has(key) && Number.isFinite(v) ? v : undefined;
+  };
+  const resize = (Object.keys(CONTROL_RESIZE_LABELS) as (keyof typeof CONTROL_RESIZE_LABELS)[]).find((k) => CONTROL_RESIZE_LABELS[k] === fields.get('Resize Mode'));
+  const out: RecordedControl = { module: fields.get('Module') ?? 'none', model: fields.get('Model') ?? '', guess: fields.get('Control Mode') === CONTROL_MODE_GUESS };
+  for (const [key, label] of [['weight', 'Weight'], ['start', 'Guidance Start'], ['end', 'Guidance End'], ['thresholdA', 'Threshold A'], ['thresholdB', 'Threshold B']] as const) {
+    const v = num(label);
+    if (v !== undefined) out[key] = v;
+  }
+  if (resize) out.resize = resize;
+  return out;
+}
 
 /** An image's metadata as its PNG `parameters` chunk. */
 export function metadataInfotext(m: ImageMetadata): string {
@@ -327,6 +383,8 @@ export interface RecordedSettings {
   vaeDecoder?: string;
   /** A1111's "Refiner: name [hash]" and "Refiner switch at". */
   refiner?: { title: string; switchAt?: number };
+  /** A1111's "ControlNet 0", "ControlNet 1", … in order. */
+  control?: RecordedControl[];
 }
 
 /** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
@@ -372,5 +430,15 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
   const loraHashes = hashList(p.extra['Lora hashes']);
   const switchAt = Number(p.extra['Refiner switch at']);
   const refiner = p.extra.Refiner !== undefined ? { title: p.extra.Refiner, ...(Number.isFinite(switchAt) && p.extra['Refiner switch at'] ? { switchAt } : {}) } : undefined;
-  return { ...out, ...(variation ? { variation } : {}), ...(model ? { model } : {}), ...(vae ? { vae } : {}), ...(loraHashes ? { loraHashes } : {}), ...(refiner ? { refiner } : {}) };
+  const control: RecordedControl[] = [];
+  for (let i = 0; p.extra[`ControlNet ${i}`] !== undefined; i++) control.push(readControlText(p.extra[`ControlNet ${i}`]!));
+  return {
+    ...out,
+    ...(variation ? { variation } : {}),
+    ...(model ? { model } : {}),
+    ...(vae ? { vae } : {}),
+    ...(loraHashes ? { loraHashes } : {}),
+    ...(refiner ? { refiner } : {}),
+    ...(control.length ? { control } : {}),
+  };
 }

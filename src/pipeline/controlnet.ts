@@ -1,5 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { ModelLoadError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelLoadError, UsageError } from '../errors.js';
 import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
 import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
 import { timestepTensor, type Residual } from './unet.js';
@@ -103,4 +105,10 @@ export interface LoadedControlNet {
   /** A1111's model name: the folder's name. */
   name: string;
   net: ControlNet;
+}
+
+/** A ControlNet folder's graph: DIR/controlnet/model.onnx (a model folder's layout) or DIR/model.onnx. */
+export function controlNetGraph(dir: string): string {
+  for (const path of [join(dir, 'controlnet', 'model.onnx'), join(dir, 'model.onnx')]) if (existsSync(path)) return path;
+  throw new UsageError(`ControlNet ${dir}: no controlnet/model.onnx or model.onnx there; pass a ControlNet folder in the ONNX layout (controlnet/model.onnx)`);
 }

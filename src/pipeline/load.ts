@@ -15,7 +15,7 @@ import { int8Graphs, type Quantization, type QuantizationChoice } from './quanti
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
-import { ControlNet } from './controlnet.js';
+import { ControlNet, controlNetGraph } from './controlnet.js';
 import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
 import { readVaeRecord } from '../graphs/vae-convert.js';
@@ -205,12 +205,6 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
       await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);
     },
   };
-}
-
-/** A ControlNet folder's graph: DIR/controlnet/model.onnx (a model folder's layout) or DIR/model.onnx. */
-function controlNetGraph(dir: string): string {
-  for (const path of [join(dir, 'controlnet', 'model.onnx'), join(dir, 'model.onnx')]) if (existsSync(path)) return path;
-  throw new UsageError(`ControlNet ${dir}: no controlnet/model.onnx or model.onnx there; pass a ControlNet folder in the ONNX layout (controlnet/model.onnx)`);
 }
 
 /** A1111 names a ControlNet by its file; a folder by its name (the parent's for DIR/controlnet). */

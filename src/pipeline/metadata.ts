@@ -1,7 +1,9 @@
 import type { ImageMetadata } from '../image/image-metadata.js';
 import { a1111Name, resolveSampler } from '../schedulers/index.js';
 import type { ModelBundle } from './bundle.js';
-import { modelHash, sha256File } from './model-hash.js';
+import { modelHash, sha256File, weightsHash } from './model-hash.js';
+import { controlNetFor } from './control.js';
+import type { ControlRecord } from '../image/image-metadata.js';
 import { DEFAULT_MASKED_PADDING } from './tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from './tasks/outpaint.js';
 import type { GenerationRequest } from './types.js';
@@ -25,6 +27,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
   const prompts = [request.prompt, request.negativePrompt];
   const embeddings = Object.fromEntries(Object.entries(bundle.embeddingHashes).filter(([name]) => prompts.some((p) => p.includes(name))));
   const { init, mask, outpaint } = request;
+  const control = await controlRecords(bundle, request);
   return ({ seed, batchPos }) => ({
     prompt: request.prompt,
     negativePrompt: request.negativePrompt,
@@ -81,6 +84,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
       : {}),
     ...(refiner ? { refiner } : {}),
     ...depthRecord(bundle, request),
+    ...(control.length ? { control } : {}),
     ...(request.watermark ? { watermark: request.watermark.label } : {}),
   });
 }
@@ -90,4 +94,26 @@ function depthRecord(bundle: ModelBundle, { init, depth }: GenerationRequest): P
   if (!init || bundle.unet.inChannels !== bundle.files.latentChannels + 1) return {};
   if (!depth) return { depthMap: 'estimated' };
   return depth.hash ? { depthMap: { hash: depth.hash } } : {};
+}
+
+/** Each ControlNet unit as A1111's ControlNet extension records it. */
+async function controlRecords(bundle: ModelBundle, request: GenerationRequest): Promise<ControlRecord[]> {
+  return Promise.all(
+    (request.control ?? []).map(async (unit): Promise<ControlRecord> => {
+      const loaded = controlNetFor(bundle, unit.model);
+      const p = unit.preprocessor ?? { module: 'none' };
+      return {
+        module: p.module,
+        ...(p.thresholdA !== undefined ? { thresholdA: p.thresholdA } : {}),
+        ...(p.thresholdB !== undefined ? { thresholdB: p.thresholdB } : {}),
+        model: loaded.name,
+        hash: (await weightsHash(loaded.net.path)).slice(0, 8),
+        weight: unit.weight,
+        resizeMode: unit.resizeMode ?? 'just-resize',
+        start: unit.start,
+        end: unit.end,
+        guess: unit.guess ?? false,
+      };
+    }),
+  );
 }

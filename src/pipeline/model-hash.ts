@@ -28,7 +28,8 @@ export function modelHash(dir: string): Promise<string> {
   return hash;
 }
 
-async function weightsHash(graph: string): Promise<string> {
+/** SHA-256 (hex) of an ONNX graph and the external-data files it names, cached as modelHash's. */
+export async function weightsHash(graph: string): Promise<string> {
   const bytes = readFileSync(graph);
   const files = [graph, ...externalDataLocations(ModelProto.decode(bytes).graph).map((l) => join(dirname(graph), l))];
   const key = files.map((f) => `${realpathSync(f)}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('|');

@@ -125,8 +125,8 @@ export interface ControlUnit {
   guess?: boolean;
   /** How the picture is brought to the painted size (default 'just-resize', as diffusers' image processor). */
   resizeMode?: ResizeMode;
-  /** What the metadata calls the preprocessor that made the picture (A1111's "Module", default 'none'). */
-  module?: string;
+  /** The preprocessor that made the picture, for the metadata (A1111's "Module", "Threshold A/B"; default 'none'). */
+  preprocessor?: { module: string; thresholdA?: number; thresholdB?: number };
 }
 
 /**

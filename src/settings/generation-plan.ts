@@ -13,6 +13,7 @@ import type { ResolvedSettings, SettingSource } from './config.js';
 import type { GeneratingCommand, SettingKey, Settings } from './options.js';
 import { promptNetworks } from './networks.js';
 import { readImageTask, type ImageTask } from './request.js';
+import { readControlUnits } from './control-units.js';
 
 /** The registry's task a subcommand needs a model for (outpainting is inpainting). */
 export const MODEL_TASK: Record<GeneratingCommand, Task> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', outpaint: 'inpaint', depth2img: 'depth2img' };
@@ -49,9 +50,10 @@ export async function prepareGeneration(
   const sampling = resolveSampling(settings, (key) => samplingLabel(resolved, key));
   const refinerSwitch = refinerSwitchOf(settings, refiner);
   const task = await readImageTask(command, settings, files);
+  const control = settings.control.length ? { control: await readControlUnits(settings.control) } : {};
   const native = files.sampleSize * files.vaeScaleFactor;
   const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
-  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch });
+  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control });
   checkRequest(files, request('', 0));
   return { settings, files, task, request, modelDir: model.dir, load: { ...loadOptions(settings, task), ...(refiner ? { refiner: refiner.dir } : {}) } };
 }
@@ -77,6 +79,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.vae ? { vae: settings.vae } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
+    ...(settings.control.length ? { controlnets: [...new Set(settings.control.map((c) => c.model))] } : {}),
   };
 }
 

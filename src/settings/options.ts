@@ -14,6 +14,7 @@ import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from '../pipeline/tasks/outpaint.js';
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
+import { parseControlSpecs, type ControlSpec } from './control-spec.js';
 
 /** The subcommands that generate: each takes the options whose `commands` name it (all of them by default). */
 export const GENERATING_COMMANDS = ['txt2img', 'img2img', 'inpaint', 'outpaint', 'depth2img'] as const;
@@ -88,6 +89,7 @@ export interface Settings {
   overlap: number;
   passSize: number | undefined;
   depthMap: string | undefined;
+  control: ControlSpec[];
 }
 
 export type SettingKey = keyof Settings;
@@ -106,6 +108,8 @@ export interface OptionSpec<K extends SettingKey = SettingKey> {
   commands?: readonly GeneratingCommand[];
   /** Defaults that differ per subcommand (img2img's strength is 0.75, inpaint's 1). */
   defaultFor?: Partial<Record<GeneratingCommand, Settings[K]>>;
+  /** The flag may be given several times; parse then receives every value, in order. */
+  repeatable?: true;
 }
 
 function spec<K extends SettingKey>(s: OptionSpec<K>): OptionSpec<K> {
@@ -289,6 +293,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'overlap', flags: '--overlap <px>', description: 'how far into the old picture the seam is repainted (multiple of 8)', parse: parseMultipleOf8(0, 256), default: DEFAULT_OVERLAP, configurable: true, commands: ['outpaint'] }),
   spec({ key: 'passSize', flags: '--pass-size <px>', description: "largest extension per pass (default: half the model's native size)", parse: optional(parseMultipleOf8(8, 4096)), default: undefined, configurable: true, commands: ['outpaint'], unset: "half the model's native size" }),
   spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseName), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
+  spec({ key: 'control', flags: '--control <spec>', description: 'a ControlNet unit, repeatable (multi-ControlNet): type=canny|threshold|invert|none,image=PICTURE,model=DIR[,weight=1,start=0,end=1,guess,resize=just-resize|crop-and-resize|resize-and-fill,low=100,high=200,level=127]', parse: parseControlSpecs, default: [], configurable: false, commands: ['txt2img', 'img2img', 'inpaint'], unset: 'none', repeatable: true }),
   spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
 

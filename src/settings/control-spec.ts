@@ -1,0 +1,83 @@
+import { UsageError } from '../errors.js';
+import type { ResizeMode } from '../image/resize-modes.js';
+
+/** The preprocessors --control runs on its picture (src/image/preprocess): none passes it as it is. */
+export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'none'] as const;
+export type ControlType = (typeof CONTROL_TYPES)[number];
+
+/** One --control value, as typed: what to make the control picture from, and the unit's settings. */
+export interface ControlSpec {
+  type: ControlType;
+  image: string;
+  model: string;
+  weight: number;
+  start: number;
+  end: number;
+  guess: boolean;
+  resize: ResizeMode;
+  /** canny's low and high thresholds (sd-webui-controlnet's 100, 200), threshold's level (127). */
+  low: number;
+  high: number;
+  level: number;
+}
+
+const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
+const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level'] as const;
+const FORM = 'type=canny,image=ref.png,model=DIR[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200]';
+
+/** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
+export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
+  const values = Array.isArray(raw) ? raw : [raw];
+  return values.map((value, i) => parseOne(value, values.length > 1 ? `${label} #${i + 1}` : label));
+}
+
+function parseOne(raw: unknown, label: string): ControlSpec {
+  if (typeof raw !== 'string' || raw.trim() === '') throw new UsageError(`${label} takes ${FORM} (got ${JSON.stringify(raw)})`);
+  const fields = new Map<string, string>();
+  for (const part of raw.split(',')) {
+    const at = part.indexOf('=');
+    const key = (at < 0 ? part : part.slice(0, at)).trim();
+    const value = at < 0 ? undefined : part.slice(at + 1).trim();
+    if (!(FIELDS as readonly string[]).includes(key)) throw new UsageError(`${label}: unknown field '${key}' (fields: ${FIELDS.join(', ')}); write ${FORM}`);
+    if (fields.has(key)) throw new UsageError(`${label}: ${key} is given twice`);
+    if (key === 'guess') {
+      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`${label}: guess takes no value, or true/false (got '${value}')`);
+      fields.set(key, value ?? 'true');
+    } else {
+      if (!value) throw new UsageError(`${label}: ${key} needs a value (${key}=…)`);
+      fields.set(key, value);
+    }
+  }
+  const type = fields.get('type') ?? 'none';
+  if (!(CONTROL_TYPES as readonly string[]).includes(type)) throw new UsageError(`${label}: type must be one of ${CONTROL_TYPES.join(', ')} (got '${type}')`);
+  const resize = fields.get('resize') ?? 'just-resize';
+  if (!(RESIZE_MODES as readonly string[]).includes(resize)) throw new UsageError(`${label}: resize must be one of ${RESIZE_MODES.join(', ')} (got '${resize}')`);
+  const required = (key: 'image' | 'model') => {
+    const v = fields.get(key);
+    if (v === undefined) throw new UsageError(`${label}: missing ${key}=… (${key === 'image' ? 'the picture to follow' : 'the ControlNet folder'}); write ${FORM}`);
+    return v;
+  };
+  const number = (key: string, fallback: number, min: number, max: number): number => {
+    const text = fields.get(key);
+    if (text === undefined) return fallback;
+    const n = NUMBER.test(text) ? Number(text) : Number.NaN;
+    if (!(n >= min && n <= max)) throw new UsageError(`${label}: ${key} must be a number from ${min} to ${max} (got '${text}')`);
+    return n;
+  };
+  const spec: ControlSpec = {
+    type: type as ControlType,
+    image: required('image'),
+    model: required('model'),
+    weight: number('weight', 1, 0, 2),
+    start: number('start', 0, 0, 1),
+    end: number('end', 1, 0, 1),
+    guess: fields.get('guess') === 'true',
+    resize: resize as ResizeMode,
+    low: number('low', 100, 0, 255),
+    high: number('high', 200, 0, 255),
+    level: number('level', 127, 0, 255),
+  };
+  if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
+  return spec;
+}

@@ -1,0 +1,84 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readGenerationMetadata } from '../src/image/metadata.js';
+import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { FIXTURES } from './helpers/fixtures.js';
+import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
+
+/** diffuse txt2img/img2img --control: the PNG and A1111's ControlNet entries, --from's hint, and bad values in one line. */
+const cli = suite('diffuse --control');
+const PICTURES = join(FIXTURES, 'controlnet-pipeline');
+const CONTROLNET = join(FIXTURES, 'tiny-sd-control', 'controlnet');
+let model: AssembledModel;
+let dir: string;
+cli.before(() => {
+  model = assembleModel('tiny-sd-control');
+  dir = tempDir();
+});
+cli.after(() => model.remove());
+
+const picture = join(PICTURES, 'control.a.png');
+const base = (out: string) => ['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '3', '--seed', '5', '-o', out, '--quiet'];
+
+cli('two units write the image with A1111’s ControlNet entries; --from says how to pass them again', () => {
+  const out = join(dir, 'two.png');
+  const r = diffuse([
+    ...base(out),
+    '--control', `type=canny,image=${picture},model=${CONTROLNET},weight=0.8,low=50,high=150`,
+    '--control', `type=none,image=${join(PICTURES, 'control.b.png')},model=${CONTROLNET},start=0.2,end=0.9,guess,resize=crop-and-resize`,
+  ]);
+  assert.is(r.status, 0, r.stderr);
+  const meta = readGenerationMetadata(readFileSync(out));
+  assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+  const extra = meta.parameters.extra;
+  assert.match(
+    extra['ControlNet 0'] ?? '',
+    /^Module: canny, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 0\.8, Resize Mode: Just Resize, Low Vram: False, Threshold A: 50, Threshold B: 150, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced$/,
+  );
+  assert.match(
+    extra['ControlNet 1'] ?? '',
+    /^Module: none, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 1, Resize Mode: Crop and Resize, Low Vram: False, Guidance Start: 0\.2, Guidance End: 0\.9, Pixel Perfect: False, Control Mode: ControlNet is more important$/,
+  );
+  const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-o', join(dir, 'again.png')]);
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stderr, 'pass --control type=canny,image=<picture>,model=<ControlNet folder>,weight=0.8,start=0,end=1,resize=just-resize,low=50,high=150');
+  assert.match(again.stderr, 'pass --control type=none,image=<picture>,model=<ControlNet folder>,weight=1,start=0.2,end=0.9,guess,resize=crop-and-resize');
+});
+
+cli('the control changes the picture; img2img takes it too', () => {
+  const plain = join(dir, 'plain.png');
+  const controlled = join(dir, 'controlled.png');
+  assert.is(diffuse(base(plain)).status, 0);
+  assert.is(diffuse([...base(controlled), '--control', `image=${picture},model=${CONTROLNET}`]).status, 0);
+  assert.not.equal(readFileSync(plain), readFileSync(controlled));
+  const img2img = diffuse(['img2img', 'a lighthouse', '-i', join(PICTURES, 'init.32x32.png'), '--model', model.dir, '--steps', '3', '-o', join(dir, 'i.png'), '--quiet', '--control', `type=invert,image=${picture},model=${CONTROLNET}`]);
+  assert.is(img2img.status, 0, img2img.stderr);
+});
+
+cli('bad --control values: exit 2, one line, no file', () => {
+  const out = join(dir, 'bad.png');
+  const good = `image=${picture},model=${CONTROLNET}`;
+  for (const [spec, pattern, modelDir] of [
+    [`type=sobel,${good}`, /type must be one of canny, threshold, invert, none/],
+    [`model=${CONTROLNET}`, /missing image=/],
+    [`image=${picture}`, /missing model=/],
+    [`${good},weight=abc`, /weight must be a number from 0 to 2/],
+    [`${good},start=0.5,end=0.2`, /start 0.5 must be below end 0.2/],
+    [`${good},colour=red`, /unknown field 'colour'/],
+    [`${good},guess=maybe`, /guess takes no value, or true\/false/],
+    [`${good},resize=stretch`, /resize must be one of/],
+    [`image=${join(dir, 'missing.png')},model=${CONTROLNET}`, /--control image/],
+    [`image=${picture},model=${dir}`, /no controlnet\/model.onnx or model.onnx/],
+    [good, /takes no ControlNet residuals/, TINY_SD],
+  ] as const) {
+    const r = diffuse(['txt2img', 'x', '--model', modelDir ?? model.dir, '--steps', '1', '-o', out, '--control', spec]);
+    assert.is(r.status, 2, `${spec}: ${r.stderr}`);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+  }
+  assert.not.ok(readdirSync(dir).includes('bad.png'));
+});
+
+cli.run();
