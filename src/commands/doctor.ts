@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
+import { loadConfig, resolveSettings } from '../settings/config.js';
 import * as ort from 'onnxruntime-node';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -37,6 +38,16 @@ async function freeBytes(path: string): Promise<number | undefined> {
   }
 }
 
+/** Whether generation runs the safety checker here (the config file in reach may turn it on), and how to change it. */
+async function safetyCheckerSetting(): Promise<string> {
+  const config = await loadConfig(process.cwd()).catch(() => undefined);
+  const resolved = config ? resolveSettings(config, {}) : undefined;
+  if (resolved?.settings.safetyChecker) {
+    return `on (${resolved.configPath ?? 'config'}): every image is checked, a flagged one ${resolved.settings.safetyAction === 'blur' ? 'blurred' : 'made black'}; models need safety_checker/ ('diffuse models pull <id> --safety-checker')`;
+  }
+  return "off, as in A1111 and ComfyUI; for a service turn it on with --safety-checker or 'safetyChecker: true' in a config file (the model needs safety_checker/: 'diffuse models pull <id> --safety-checker')";
+}
+
 export function defineDoctor(cmd: Command): Command {
   return cmd
     .option('--json', 'print as JSON')
@@ -57,6 +68,7 @@ export function defineDoctor(cmd: Command): Command {
         onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
         providers: providers.map((p) => ({ ...p, advice: advice(p) })),
         int8: int8Support(),
+        safetyChecker: await safetyCheckerSetting(),
         cache: { path: root, freeBytes: await freeBytes(root) },
         models,
         local,
@@ -76,6 +88,7 @@ export function defineDoctor(cmd: Command): Command {
       }
       const free = report.cache.freeBytes === undefined ? 'unknown' : formatBytes(report.cache.freeBytes);
       out.push(`int8 (--quantize): ${report.int8.note}`);
+      out.push(`safety checker: ${report.safetyChecker}`);
       out.push(`cache: ${report.cache.path} (${free} free)`);
       if (models.length === 0 && local.length === 0) out.push(`  no models installed; 'diffuse models list' shows what can be pulled`);
       for (const m of models) {

@@ -39,6 +39,8 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('sdeNoise', p.sdeNoise);
   set('sigmaTable', p.sigmaTable);
   set('watermark', p.watermark === 'sdxl' ? true : p.watermark?.startsWith('text=') ? p.watermark.slice(5) : undefined);
+  set('safetyChecker', p.safetyCheck ? true : undefined);
+  set('safetyAction', p.safetyCheck?.action === 'blur' ? 'blur' : undefined);
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.promptWeighting);

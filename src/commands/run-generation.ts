@@ -196,7 +196,7 @@ function writer(target: OutputTarget, settings: Settings, json: boolean, paths: 
       const planned = outputs[i]!;
       const bytes = await encodeImage(image.image, imageFormatOf(planned.path) ?? 'png', { parameters: metadataInfotext(image.metadata), quality: settings.quality });
       const path = await writeFileAtomic(planned.path, bytes, { ifExists: planned.ifExists });
-      process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, parameters: image.metadata, timings })}\n` : `${path}\n`);
+      process.stdout.write(json ? `${JSON.stringify({ path, seed: image.seed, ...(image.metadata.safetyCheck ? { nsfw: image.metadata.safetyCheck.nsfw } : {}), parameters: image.metadata, timings })}\n` : `${path}\n`);
     }
   };
 }

@@ -49,6 +49,8 @@ export interface ImageMetadata {
   init?: InitRecord;
   mask?: MaskRecord;
   outpaint?: OutpaintRecord;
+  /** The safety checker ran: whether it flagged the image, and what replaced a flagged one. */
+  safetyCheck?: { nsfw: boolean; action: 'black' | 'blur' };
   /** The invisible watermark embedded: 'sdxl' (the SDXL message) or text=… */
   watermark?: string;
   /** The model that took the sampling over (A1111's "Refiner" and "Refiner switch at"). */

@@ -261,6 +261,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   m.control?.forEach((c, i) => {
     extra[`ControlNet ${i}`] = controlText(c);
   });
+  if (m.safetyCheck) extra['Safety checker'] = m.safetyCheck.nsfw ? `flagged (${m.safetyCheck.action})` : 'passed';
   if (m.watermark) extra.Watermark = m.watermark;
   if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
   if (m.tinyVae?.decode) extra['VAE Decoder'] = 'TAESD';
@@ -370,6 +371,8 @@ export interface RecordedSettings {
   sigmaTable?: 'diffusers' | 'a1111' | 'comfyui';
   /** 'sdxl' or text=… as the image records it. */
   watermark?: string;
+  /** The safety checker ran; what replaced a flagged image (black, blur). */
+  safetyCheck?: { nsfw: boolean; action?: string };
   ensd?: number;
   clipSkip?: number;
   promptWeighting?: string;
@@ -398,6 +401,13 @@ function hashList(value: string | undefined): Record<string, string> | undefined
   return out;
 }
 
+/** "passed" or "flagged (black|blur)". */
+function safetyRecord(value: string | undefined): Pick<RecordedSettings, 'safetyCheck'> {
+  if (value === undefined) return {};
+  const flagged = /^flagged(?: \((\w+)\))?$/.exec(value.trim());
+  return { safetyCheck: flagged ? { nsfw: true, ...(flagged[1] ? { action: flagged[1] } : {}) } : { nsfw: false } };
+}
+
 export function recordedSettings(p: GenerationParameters): RecordedSettings {
   const quantization = /^([\w-]+)(?: \((\w+)\))?$/.exec((p.extra.Quantization ?? '').trim());
   const defined = <T extends object>(o: T): T | undefined => (Object.values(o).some((v) => v !== undefined) ? o : undefined);
@@ -417,6 +427,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     ...(p.extra.Quantization !== undefined ? { quantization: quantization ? { mode: quantization[1]!, ...(quantization[2] ? { format: quantization[2] } : {}) } : { mode: p.extra.Quantization } } : {}),
     sdeNoise: p.extra['SDE noise'],
     watermark: p.extra.Watermark,
+    ...safetyRecord(p.extra['Safety checker']),
     sigmaTable: (Object.keys(SIGMA_TABLE_LABELS) as (keyof typeof SIGMA_TABLE_LABELS)[]).find((k) => SIGMA_TABLE_LABELS[k] === p.extra['Sigma table']),
     ensd: p.ensd,
     clipSkip: p.clipSkip,

@@ -8,6 +8,7 @@ import type { LoadedControlNet } from './controlnet.js';
 import type { DepthEstimator } from './depth-estimator.js';
 import type { ModelFiles } from './model-files.js';
 import type { QuantizationChoice } from './quantize.js';
+import type { SafetyChecker } from './safety-checker.js';
 import { TextEncoder, type HiddenOutput } from './text-encoder.js';
 import { Unet } from './unet.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
@@ -60,6 +61,8 @@ export interface ModelBundle {
   /** TAESD's decoder for live previews (src/pipeline/preview.ts), when one was loaded. */
   previewDecoder?: VaeDecoder;
   depthEstimator?: DepthEstimator;
+  /** The folder's safety checker, opened when LoadOptions.withSafetyChecker asks for it. */
+  safetyChecker?: SafetyChecker;
   /** ControlNets loaded beside the UNet (LoadOptions.controlnets), which a request's control units name. */
   controlNets?: LoadedControlNet[];
   schedule: DiscreteSchedule;

@@ -4,6 +4,7 @@ import { floatTensor, toFloat32 } from '../onnx/dtype.js';
 import { inputInfo, outputInfo, type OpenedSession } from '../onnx/session.js';
 import { pilResize, type PilFilter } from '../image/pil-resample.js';
 import type { Raster } from '../image/raster.js';
+import { normalizedPlanes } from '../image/processor-pixels.js';
 import type { DepthMap } from './types.js';
 
 /**
@@ -87,18 +88,8 @@ export function processorSize(config: DepthProcessorConfig, width: number, heigh
 export function processorPixels(config: DepthProcessorConfig, image: Raster): { data: Float32Array; width: number; height: number } {
   const size = config.doResize ? processorSize(config, image.width, image.height) : { width: image.width, height: image.height };
   const resized = size.width === image.width && size.height === image.height ? image : pilResize(image, size.width, size.height, config.resample);
-  const plane = size.width * size.height;
-  const data = new Float32Array(3 * plane);
-  const f = Math.fround;
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) {
-      let v = resized.data[i * 3 + c]!;
-      if (config.rescale !== undefined) v = f(v * config.rescale);
-      if (config.mean && config.std) v = f(f(v - f(config.mean[c]!)) / f(config.std[c]!));
-      data[c * plane + i] = v;
-    }
-  }
-  return { data, ...size };
+  const norm = config.mean && config.std ? { mean: config.mean, std: config.std } : undefined;
+  return { data: normalizedPlanes(resized, config.rescale, norm), ...size };
 }
 
 export class DepthEstimator {

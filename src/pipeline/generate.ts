@@ -5,10 +5,11 @@ import { embedWatermark } from '../image/watermark/dwt-dct.js';
 import type { ModelBundle } from './bundle.js';
 import { denoisePass, type PassResult } from './denoise.js';
 import { metadataFor } from './metadata.js';
+import { censor, type SafetyChecker } from './safety-checker.js';
 import { nthImage } from './seeds.js';
 import { inpaintPass, withoutTasks, type PlannedPass } from './tasks/inpaint.js';
 import { outpaintPlan } from './tasks/outpaint.js';
-import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener } from './types.js';
+import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener, SafetyAction } from './types.js';
 
 /**
  * The pipeline's one entry: a request (txt2img, or with an init picture, a mask, an outpaint
@@ -20,7 +21,11 @@ export async function generate(bundle: ModelBundle, request: GenerationRequest, 
   checkRequest(bundle.files, request);
   checkUnetFits(bundle, request);
   checkControl(bundle, request);
-  const result = await unmarked(bundle, request, listener);
+  if (request.safetyCheck && !bundle.safetyChecker) {
+    throw new UsageError('the request asks for the safety checker, which this model was loaded without: load it with withSafetyChecker (the CLI: --safety-checker)');
+  }
+  const painted = await unmarked(bundle, request, listener);
+  const result = request.safetyCheck ? await safetyChecked(bundle.safetyChecker!, painted, request.safetyCheck) : painted;
   const mark = request.watermark;
   if (!mark) return result;
   return { ...result, images: result.images.map((img) => ({ ...img, image: embedWatermark(img.image, mark.bits) })) };
@@ -36,6 +41,16 @@ async function unmarked(bundle: ModelBundle, request: GenerationRequest, listene
     return { image: planned.finish ? planned.finish(image) : image, seed, metadata: metadata({ seed, batchPos }) };
   });
   return { images, latents: result.latents, timings: result.timings };
+}
+
+/** Every finished image through the checker (after paste-back and the last outpaint pass, before the watermark); flagged ones replaced. */
+async function safetyChecked(checker: SafetyChecker, result: GenerationResult, action: SafetyAction): Promise<GenerationResult> {
+  const images: GeneratedImage[] = [];
+  for (const img of result.images) {
+    const nsfw = await checker.flags(img.image);
+    images.push({ ...img, image: nsfw ? await censor(img.image, action) : img.image, metadata: { ...img.metadata, safetyCheck: { nsfw, action } } });
+  }
+  return { ...result, images };
 }
 
 /** Each image of the batch grows alone through its passes, each pass starting from the last one's picture. */

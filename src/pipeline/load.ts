@@ -16,6 +16,7 @@ import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
 import { ControlNet, controlNetGraph } from './controlnet.js';
+import { readClipProcessor, safetyCheckerFiles, SafetyChecker } from './safety-checker.js';
 import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
 import { readVaeRecord } from '../graphs/vae-convert.js';
@@ -85,13 +86,15 @@ export interface LoadOptions {
    * with the same settings, for requests whose control units name them.
    */
   controlnets?: readonly string[];
+  /** Open the folder's safety checker (safety_checker/ and feature_extractor/) for requests that set safetyCheck. */
+  withSafetyChecker?: boolean;
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
   const { refiner, controlnets, ...own } = options;
-  const bundle = await withControlNets(await loadOne(dir, own), controlnets ?? [], own);
+  const bundle = await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own);
   if (refiner === undefined) return bundle;
-  const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, ...shared } = own;
+  const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, withSafetyChecker: _s, ...shared } = own;
   const second = await loadOne(refiner, shared).catch(async (err: unknown) => {
     await bundle.release();
     throw err;
@@ -205,6 +208,35 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
       await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);
     },
   };
+}
+
+/** The bundle with the model folder's safety checker opened, when asked; a failure releases the bundle. */
+async function withSafetyChecker(bundle: ModelBundle, options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
+  if (!options.withSafetyChecker) return bundle;
+  const settings: SessionSettings = { device: options.device, ...(options.threads ? { threads: options.threads } : {}), ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}) };
+  const opened = await openChecker(bundle.files.dir, settings).catch(async (err: unknown) => {
+    await bundle.release();
+    throw err;
+  });
+  return {
+    ...bundle,
+    safetyChecker: opened.checker,
+    release: async () => {
+      await Promise.all([bundle.release(), opened.release()]);
+    },
+  };
+}
+
+async function openChecker(dir: string, settings: SessionSettings): Promise<{ checker: SafetyChecker; release: () => Promise<void> }> {
+  const paths = safetyCheckerFiles(dir);
+  const processor = readClipProcessor(paths.processor);
+  const opened = await openSession(paths.graph, settings);
+  try {
+    return { checker: new SafetyChecker(opened, processor), release: () => opened.session.release() };
+  } catch (err) {
+    await opened.session.release();
+    throw err;
+  }
 }
 
 /** A1111 names a ControlNet by its file; a folder by its name (the parent's for DIR/controlnet). */

@@ -66,6 +66,38 @@ export const TEXT_ENCODER_KEYS: Record<string, Check> = {
   hidden_size: int(1, 16_384),
 };
 
+/** A side: a whole number of pixels, or transformers' size dict ({shortest_edge} or {height, width}). */
+const side: Check = (v) => {
+  const pixels = int(1, 8192);
+  if (typeof v === 'number') return pixels(v);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'must be a number of pixels or {"shortest_edge": n} / {"height": h, "width": w}';
+  const o = v as Record<string, unknown>;
+  const keys = 'shortest_edge' in o ? ['shortest_edge'] : ['height', 'width'];
+  for (const k of keys) {
+    const problem = pixels(o[k]);
+    if (problem) return `${k} ${problem}`;
+  }
+  return undefined;
+};
+
+/** feature_extractor/preprocessor_config.json of a CLIP image processor (the safety checker's). */
+export const CLIP_PROCESSOR_KEYS: Record<string, Check> = {
+  size: side,
+  crop_size: side,
+  resample: oneOfNumbers(1, 2, 3),
+  do_resize: bool,
+  do_center_crop: bool,
+  do_rescale: bool,
+  do_normalize: bool,
+  rescale_factor: num(0, 1, true),
+  image_mean: list(num(-1e3, 1e3), 3, 3),
+  image_std: list(num(0, 1e3, true), 3, 3),
+};
+
+function oneOfNumbers(...choices: number[]): Check {
+  return (v) => (typeof v === 'number' && choices.includes(v) ? undefined : `must be one of ${choices.join(', ')}`);
+}
+
 /** Refuses the first key of `config` (read from `path`) that fails its check. */
 export function checkConfigKeys(path: string, config: Record<string, unknown>, keys: Record<string, Check>): void {
   for (const [key, check] of Object.entries(keys)) {

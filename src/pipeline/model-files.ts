@@ -38,6 +38,7 @@ export type Component =
   | 'scheduler'
   | 'depth_estimator'
   | 'feature_extractor'
+  | 'safety_checker'
   | 'controlnet';
 
 export function componentPath(dir: string, component: Component, file = 'model.onnx'): string {

@@ -85,6 +85,11 @@ export interface GenerationRequest {
    */
   watermark?: Watermark;
   /**
+   * Run the model's safety checker (LoadOptions.withSafetyChecker) on every finished image, as
+   * diffusers' SD pipelines do, and replace a flagged one: black (diffusers') or blurred.
+   */
+  safetyCheck?: SafetyAction;
+  /**
    * SDXL refiner: the completed fraction of the schedule (A1111's "Switch at", 0…1) from which the
    * model's refiner (ModelBundle.refiner) continues the loop; absent, no refiner runs.
    */
@@ -212,6 +217,9 @@ export interface Outpaint {
   passSize?: number;
 }
 
+/** What becomes of an image the safety checker flags. */
+export type SafetyAction = 'black' | 'blur';
+
 /** A watermark payload and what the metadata calls it ('sdxl' for the SDXL message, text=… for a text). */
 export interface Watermark {
   bits: readonly (0 | 1)[];
@@ -232,7 +240,7 @@ export interface DepthMap {
  * handling, inpaint area, outpaint passes) src/pipeline/tasks/ has resolved into a picture of the
  * pass's size and the mask the model sees.
  */
-export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark'> {
+export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck'> {
   init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
   mask?: { values: Float32Array; overlay?: Float32Array };
 }

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
 import { cacheRoot, type RegistryEntry, type Task } from '../models/index.js';
 import { checkRequest } from '../pipeline/check-request.js';
+import { readClipProcessor, safetyCheckerFiles } from '../pipeline/safety-checker.js';
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import type { LoadOptions } from '../pipeline/load.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
@@ -55,6 +56,7 @@ export async function prepareGeneration(
   const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control });
   checkRequest(files, request('', 0));
+  if (settings.safetyChecker) readClipProcessor(safetyCheckerFiles(files.dir).processor);
   return { settings, files, task, request, modelDir: model.dir, load: { ...loadOptions(settings, task), ...(refiner ? { refiner: refiner.dir } : {}) } };
 }
 
@@ -78,6 +80,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),
     ...(settings.embeddingsDir ? { embeddingsDir: settings.embeddingsDir } : {}),
     ...(settings.vae ? { vae: settings.vae } : {}),
+    ...(settings.safetyChecker ? { withSafetyChecker: true } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
     ...(settings.control.length ? { controlnets: [...new Set(settings.control.map((c) => c.model))] } : {}),
   };
@@ -134,6 +137,7 @@ function baseRequest(settings: Settings, prompt: string, seed: number): Omit<Gen
     batchSize: settings.batchSize,
     vaeTiling: settings.vaeTiling,
     ...(settings.watermark === false ? {} : { watermark: watermarkOf(settings.watermark) }),
+    ...(settings.safetyChecker ? { safetyCheck: settings.safetyAction } : {}),
   };
 }
 

@@ -70,6 +70,8 @@ export interface Settings {
   clipSkip: number;
   embeddingsDir: string | undefined;
   watermark: boolean | string;
+  safetyChecker: boolean;
+  safetyAction: 'black' | 'blur';
   loraDir: string | undefined;
   hypernetworkDir: string | undefined;
   initImage: string | undefined;
@@ -268,6 +270,8 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),
   spec({ key: 'int8Format', flags: '--int8-format <format>', description: "how --quantize stores weights: auto (this CPU's exact format: u8s8 with VNNI, u8u8 elsewhere on x86; see diffuse doctor), u8s8, u8u8, or u8s7 (7-bit weights, ONNX Runtime's reduce-range)", parse: parseChoice(['auto', ...INT8_FORMATS] as const), default: 'auto', configurable: true }),
   spec({ key: 'watermark', flags: '--watermark [text]', description: "embed an invisible watermark (invisible-watermark's dwtDct) in every image: the SDXL message of Stability's scripts and diffusers, or this text; images need 256x256 pixels or more; diffuse watermark detect reads it", parse: parseWatermark, default: false, configurable: true }),
+  spec({ key: 'safetyChecker', flags: '--safety-checker', description: "run the model's safety checker (safety_checker/ + feature_extractor/, as diffusers' SD pipelines do) on every image and replace a flagged one; recorded as Safety checker: passed or flagged", parse: parseBoolean, default: false, configurable: true }),
+  spec({ key: 'safetyAction', flags: '--safety-action <action>', description: "what replaces an image the safety checker flags: black (diffusers') or blur", parse: parseChoice(['black', 'blur'] as const), default: 'black', configurable: true }),
   spec({ key: 'optimizedCache', flags: '--optimized-cache <dir|off>', description: "where ONNX Runtime's optimised graphs are kept so later loads take seconds (CPU); off to disable (default: the model cache's optimized/ folder)", parse: parseName, default: '', configurable: true, unset: "the model cache's optimized/ folder" }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', configurable: true }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime (default: physical cores)', parse: optional(parseInteger(1, 1024)), default: undefined, configurable: true, unset: 'physical cores' }),

@@ -36,3 +36,16 @@ export function assembleSdxl(fixture: 'tiny-sdxl-refiner' | 'tiny-sdxl-inpaint')
   copyFileSync(join(FIXTURES, fixture, 'model_index.json'), join(dir, 'model_index.json'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * tiny-sd with a safety checker from tiny-safety where SD 1.x folders keep it (safety_checker/,
+ * feature_extractor/): the crafted checker or the one whose every threshold is -1 (flags everything).
+ */
+export function assembleWithSafetyChecker(checker: 'safety_checker' | 'safety_checker-flags-all'): AssembledModel {
+  const dir = mkdtempSync(join(tmpdir(), 'diffuse-safety-'));
+  for (const part of ['text_encoder', 'vae_decoder', 'vae_encoder', 'tokenizer', 'unet', 'scheduler']) symlinkSync(join(FIXTURES, 'tiny-sd', part), join(dir, part), 'junction');
+  symlinkSync(join(FIXTURES, 'tiny-safety', checker), join(dir, 'safety_checker'), 'junction');
+  symlinkSync(join(FIXTURES, 'tiny-safety', 'feature_extractor'), join(dir, 'feature_extractor'), 'junction');
+  copyFileSync(join(FIXTURES, 'tiny-sd', 'model_index.json'), join(dir, 'model_index.json'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

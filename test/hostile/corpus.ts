@@ -436,6 +436,22 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     add({ group: 'convert', name, argv: [...argv], status: 2, stderr: says });
   }
 
+  // ---- safety checker ---------------------------------------------------------------------------------------
+  const safetyParts = (graph: string, processor: string) => (d: string) => {
+    mkdirSync(join(d, 'safety_checker'));
+    symlinkSync(graph, join(d, 'safety_checker', 'model.onnx'));
+    mkdirSync(join(d, 'feature_extractor'));
+    writeFileSync(join(d, 'feature_extractor', 'preprocessor_config.json'), processor);
+  };
+  const checkerGraph = join(FIXTURES, 'tiny-safety', 'safety_checker', 'model.onnx');
+  const checked = ['txt2img', 'x', '--safety-checker'];
+  modelCase('--safety-checker without safety_checker/', () => {}, 2, /has no safety_checker\/model\.onnx; 'diffuse models pull <id> --safety-checker'/, checked);
+  modelCase('--safety-checker, preprocessor size -3', safetyParts(checkerGraph, '{"size": -3}'), 1, /preprocessor_config\.json: size must be a whole number from 1 to 8192 \(got -3\)/, checked);
+  modelCase('--safety-checker, preprocessor not JSON', safetyParts(checkerGraph, '{"size": 22'), 1, /preprocessor_config\.json is not valid JSON/, checked);
+  modelCase('--safety-checker, crop_size {shortest_edge}', safetyParts(checkerGraph, '{"crop_size": {"shortest_edge": 3}}'), 1, /crop_size must be a number or \{"height": h, "width": w\}/, checked);
+  modelCase('--safety-checker, a UNet as the checker', safetyParts(join(TINY_SD, 'unet', 'model.onnx'), '{}'), 1, /safety_checker\/model\.onnx takes .*; a Stable Diffusion safety checker takes clip_input and images/, checked);
+  add({ group: 'safety', name: '--safety-action pixelate', argv: ['txt2img', 'x', ...run, '--safety-action', 'pixelate'], status: 2, stderr: /--safety-action must be one of black, blur \(got 'pixelate'\)/ });
+
   // ---- watermark ---------------------------------------------------------------------------------------------
   for (const [name, argv, says] of [
     ['embed --bits 01x', ['watermark', 'embed', f.valid, '-o', join(root, 'wm.png'), '--bits', '01x'], /0s and 1s/],
