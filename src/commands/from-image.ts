@@ -7,8 +7,18 @@ import { CONTROL_TYPES } from '../settings/control-spec.js';
 const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
 
 /**
+ * Settings both writers (diffuse and A1111) leave out when they are at their defaults: an image
+ * without them was made with those defaults, so --from takes the defaults, not the config file's.
+ */
+const OMITTED_AT_DEFAULT = [
+  'negativePrompt', 'schedule', 'clipSkip', 'ensd', 'eta', 'cfgRescale', 'variationSeed', 'variationStrength', 'promptWeighting',
+  'quantize', 'int8Format', 'sdeNoise', 'sigmaTable', 'seedMode', 'watermark', 'safetyChecker', 'safetyAction',
+] as const;
+
+/**
  * The settings recorded in a PNG (written by diffuse or AUTOMATIC1111) as raw flag values, for
- * `--from`: flags given on the command line still win.
+ * `--from`: flags given on the command line still win; keys the writer leaves out at their default
+ * are present as undefined (the default), so a config file does not stand in for them.
  */
 export async function flagsFromImage(path: string): Promise<{ prompt: string; flags: Record<string, unknown>; notes: string[]; loraHashes?: Record<string, string> }> {
   const meta = readGenerationMetadataFile(path, '--from');
@@ -46,6 +56,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('promptWeighting', p.promptWeighting);
   const rng = RNG_NAMES[p.rng];
   set('rng', rng);
+  for (const key of OMITTED_AT_DEFAULT) if (!(key in flags)) flags[key] = undefined;
   if (p.rng === 'GPU') notes.push("the image used A1111's GPU noise; --rng philox reproduces it within float32 rounding");
   if (p.vaeDecoder === 'TAESD') notes.push('the image was decoded with TAESD; pass --vae taesd (taesdxl for SDXL) to decode with it');
   if (p.vae?.name) notes.push(`the image was decoded with VAE "${p.vae.name}"${p.vae.hash ? ` (hash ${p.vae.hash})` : ''}; pass --vae to choose it`);

@@ -40,6 +40,8 @@ export interface GenerationInput {
   jobs: readonly GenerationJob[];
   flags: GenerationFlags;
   command: GeneratingCommand;
+  /** txt2img --from: the settings the image records (flags win over them, they win over the config file). */
+  recorded?: Record<string, unknown>;
   /** txt2img --from: the LoRAs the image records (A1111's "Lora hashes"), checked against the files the run loads. */
   recordedLoras?: Record<string, string>;
 }
@@ -66,7 +68,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   warnNotRun(config.notRun);
   const resolvedJobs = input.jobs.map((job) => {
     if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
-    const resolved = resolveSettings(config, { ...flags, ...job.values }, command);
+    const resolved = resolveSettings(config, { ...flags, ...job.values }, command, input.recorded);
     resolveSampling(resolved.settings, (key) => samplingLabel(resolved, key));
     // A folder that is not there is a usage error, found before anything loads.
     if (resolved.settings.embeddingsDir) listEmbeddingFiles(resolved.settings.embeddingsDir);

@@ -24,10 +24,10 @@ export function defineTxt2img(txt2img: Command): Command {
     }
     const recorded = await flagsFromImage(flags.from);
     if (!flags.quiet) for (const note of recorded.notes) process.stderr.write(`note: ${note}\n`);
-    const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
     await runGeneration({
       jobs: [{ prompt: prompt ?? recorded.prompt }],
-      flags: { ...recorded.flags, ...given },
+      flags,
+      recorded: recorded.flags,
       command: 'txt2img',
       ...(recorded.loraHashes ? { recordedLoras: recorded.loraHashes } : {}),
     });

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { readInputFile } from '../input-file.js';
 import { GENERATION_OPTIONS, defaultFor, flagName, type GeneratingCommand, type OptionSpec, type SettingKey, type Settings } from './options.js';
 
-export type SettingSource = 'default' | 'config' | 'flag';
+export type SettingSource = 'default' | 'config' | 'image' | 'flag';
 
 export interface ResolvedSettings {
   settings: Settings;
@@ -90,10 +90,11 @@ async function loadFile(path: string): Promise<Omit<LoadedConfig, 'notRun'>> {
 }
 
 /**
- * defaults (the subcommand's, when one is given) < config file < flags; every value goes through
- * its option's parser.
+ * defaults (the subcommand's, when one is given) < config file < what an image records (--from:
+ * `recorded`, where a key given as undefined is a default the image's writer leaves out) < flags;
+ * every value goes through its option's parser.
  */
-export function resolveSettings(config: LoadedConfig, flags: Record<string, unknown>, command?: GeneratingCommand): ResolvedSettings {
+export function resolveSettings(config: LoadedConfig, flags: Record<string, unknown>, command?: GeneratingCommand, recorded?: Readonly<Record<string, unknown>>): ResolvedSettings {
   const known = new Map((GENERATION_OPTIONS as readonly OptionSpec[]).map((o) => [o.key as string, o]));
   for (const key of Object.keys(config.values)) {
     const o = known.get(key);
@@ -106,6 +107,10 @@ export function resolveSettings(config: LoadedConfig, flags: Record<string, unkn
     if (flags[o.key] !== undefined) {
       settings[o.key] = o.parse(flags[o.key], flagName(o));
       sources[o.key] = 'flag';
+    } else if (recorded && o.key in recorded) {
+      // What the image records, or (undefined) the default its writer left out: not the config's.
+      settings[o.key] = recorded[o.key] !== undefined ? o.parse(recorded[o.key], `the image's ${flagName(o)}`) : command ? defaultFor(o, command) : o.default;
+      sources[o.key] = 'image';
     } else if (config.values[o.key] !== undefined) {
       settings[o.key] = o.parse(config.values[o.key], `${o.key} in ${config.path}`);
       sources[o.key] = 'config';

@@ -152,6 +152,8 @@ export function samplingLabel(resolved: Pick<ResolvedSettings, 'sources'> & Part
       return `--${key}`;
     case 'config':
       return `${key} in ${resolved.configPath ?? 'the config file'}`;
+    case 'image':
+      return `the ${key} the --from image records`;
     default:
       return `the recommended ${key}`;
   }
