@@ -35,11 +35,11 @@ cli('two units write the image with A1111’s ControlNet entries; --from says ho
   const extra = meta.parameters.extra;
   assert.match(
     extra['ControlNet 0'] ?? '',
-    /^Module: canny, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 0\.8, Resize Mode: Just Resize, Low Vram: False, Threshold A: 50, Threshold B: 150, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced$/,
+    /^Module: canny, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 0\.8, Resize Mode: Just Resize, Low Vram: False, Threshold A: 50\.0, Threshold B: 150\.0, Guidance Start: 0\.0, Guidance End: 1\.0, Pixel Perfect: False, Control Mode: Balanced$/,
   );
   assert.match(
     extra['ControlNet 1'] ?? '',
-    /^Module: none, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 1, Resize Mode: Crop and Resize, Low Vram: False, Guidance Start: 0\.2, Guidance End: 0\.9, Pixel Perfect: False, Control Mode: ControlNet is more important$/,
+    /^Module: none, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 1\.0, Resize Mode: Crop and Resize, Low Vram: False, Guidance Start: 0\.2, Guidance End: 0\.9, Pixel Perfect: False, Control Mode: ControlNet is more important$/,
   );
   const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-o', join(dir, 'again.png')]);
   assert.is(again.status, 0, again.stderr);

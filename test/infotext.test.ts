@@ -1,3 +1,4 @@
+import { pythonFloat } from '../src/image/python-float.js';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -27,7 +28,10 @@ test('parses the example infotext from A1111 parse_generation_parameters docstri
     height: 512,
     modelHash: '45dee52b',
     extra: {},
+    // A1111's UI writes this whole-number float as an int; the spelling is kept for writing it back.
+    spelled: { cfgScale: '7' },
   });
+  assert.is(formatInfotext(parseInfotext(text)), text);
 });
 
 test('formats in create_infotext order with A1111 quoting', () => {
@@ -61,14 +65,14 @@ test('formats in create_infotext order with A1111 quoting', () => {
 test('quoting: comma, colon and newline JSON-quoted (A1111); empty, edge-space and leading-quote values too', () => {
   const line = (extra: Record<string, string>): string =>
     formatInfotext({ prompt: 'p', negativePrompt: '', steps: 1, seed: 2, cfgScale: 3, extra }).split('\n')[1]!;
-  assert.is(line({ Ab: 'x, y' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: "x, y"');
-  assert.is(line({ Ab: 'k: v' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: "k: v"');
-  assert.is(line({ Ab: 'two\nlines\t"q"\\' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: "two\\nlines\\t\\"q\\"\\\\"');
-  assert.is(line({ Ab: 'mid"quote' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: mid"quote');
-  assert.is(line({ Ab: '' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: ""');
-  assert.is(line({ Ab: '"quoted"' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: "\\"quoted\\""');
-  assert.is(line({ Ab: ' pad' }), 'Steps: 1, CFG scale: 3, Seed: 2, Ab: " pad"');
-  assert.is(line({ Tiling: 'Tiling' }), 'Steps: 1, CFG scale: 3, Seed: 2, Tiling'); // A1111 writes k alone when v == k
+  assert.is(line({ Ab: 'x, y' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: "x, y"');
+  assert.is(line({ Ab: 'k: v' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: "k: v"');
+  assert.is(line({ Ab: 'two\nlines\t"q"\\' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: "two\\nlines\\t\\"q\\"\\\\"');
+  assert.is(line({ Ab: 'mid"quote' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: mid"quote');
+  assert.is(line({ Ab: '' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: ""');
+  assert.is(line({ Ab: '"quoted"' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: "\\"quoted\\""');
+  assert.is(line({ Ab: ' pad' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Ab: " pad"');
+  assert.is(line({ Tiling: 'Tiling' }), 'Steps: 1, CFG scale: 3.0, Seed: 2, Tiling'); // A1111 writes k alone when v == k
   assert.throws(() => line({ 'bad,key': 'v' }), RangeError);
   assert.throws(() => formatInfotext({ prompt: '', negativePrompt: '', steps: 2.5, extra: {} }), RangeError);
 });
@@ -176,6 +180,20 @@ test('PNG metadata: A1111 parameters, ComfyUI prompt/workflow, other text, none'
   const plain = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
   assert.equal(readGenerationMetadata(plain), { kind: 'none' });
   assert.equal(readGenerationMetadata(insertPngText(plain, [{ keyword: 'Comment', text: '{}' }])), { kind: 'unknown', keywords: ['Comment'] });
+});
+
+test("floats as A1111 writes them: Python's repr (CFG scale: 7.0, 1e-05, 1e+16)", () => {
+  // repr() of each value, printed by CPython 3.11.
+  const cases: Array<[number, string]> = [
+    [7, '7.0'], [7.5, '7.5'], [0.75, '0.75'], [1e-5, '1e-05'], [0.0001, '0.0001'], [0.00012345, '0.00012345'], [1e16, '1e+16'],
+    [1.5e16, '1.5e+16'], [123456789012345.6, '123456789012345.6'], [1e15, '1000000000000000.0'], [0.1 + 0.2, '0.30000000000000004'],
+    [100, '100.0'], [3e-7, '3e-07'], [-2.5, '-2.5'], [5e-324, '5e-324'], [1.7976931348623157e308, '1.7976931348623157e+308'], [0.8, '0.8'],
+    [12, '12.0'], [1234.5678, '1234.5678'],
+  ];
+  for (const [x, repr] of cases) assert.is(pythonFloat(x), repr, String(x));
+  const text = formatInfotext({ prompt: 'p', negativePrompt: '', steps: 20, cfgScale: 7, seed: 1, denoisingStrength: 1, variationSeed: 3, variationSeedStrength: 0.5, extra: {} });
+  assert.match(text, /CFG scale: 7\.0, Seed: 1, Variation seed: 3, Variation seed strength: 0\.5, Denoising strength: 1\.0/);
+  assert.is(parseInfotext(text).cfgScale, 7);
 });
 
 test.run();

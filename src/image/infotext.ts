@@ -16,12 +16,19 @@
 //   * a prompt line that starts with "Negative prompt:" (everything from there on reads as the negative);
 //   * a parameters line with fewer than 3 "key: value" pairs (it reads as part of the prompt).
 
+import { pythonFloat } from './python-float.js';
 import type { ControlRecord, ImageMetadata } from './image-metadata.js';
 import { VERSION } from '../version.js';
 import { PY_SPACE_CLASS, PY_WORD_CLASS, paramMatches, pyStrip } from './infotext-params.js';
 
 export interface GenerationParameters {
   prompt: string;
+  /**
+   * Number fields whose text is not Python's repr of their value (A1111's UI writes whole-number
+   * floats as ints, `CFG scale: 7`; its API and diffuse write `7.0`), kept so a parsed infotext is
+   * written back as it was read.
+   */
+  spelled?: Partial<Record<ScalarField, string>>;
   /** '' when absent. */
   negativePrompt: string;
   steps?: number;
@@ -57,7 +64,7 @@ export interface GenerationParameters {
   extra: Record<string, string>;
 }
 
-type ScalarField = Exclude<keyof GenerationParameters, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'extra'>;
+type ScalarField = Exclude<keyof GenerationParameters, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'extra' | 'spelled'>;
 type Kind = 'int' | 'number' | 'string';
 
 const TYPED: ReadonlyMap<string, readonly [ScalarField, Kind]> = new Map<string, readonly [ScalarField, Kind]>([
@@ -127,7 +134,7 @@ function formatScalar(key: string, value: string | number, kind: Kind): string {
       throw new RangeError(`infotext "${key}" must be ${kind === 'int' ? 'an integer' : 'a finite number'}, got ${value}`);
     }
   }
-  return String(value);
+  return kind === 'number' && typeof value === 'number' ? pythonFloat(value) : String(value);
 }
 
 /** The infotext A1111 would write for these parameters (create_infotext). */
@@ -135,7 +142,8 @@ export function formatInfotext(params: GenerationParameters): string {
   const values = new Map<string, string>();
   for (const [key, [field, kind]] of TYPED) {
     const v = params[field];
-    if (v !== undefined) values.set(key, formatScalar(key, v, kind));
+    const spelled = params.spelled?.[field];
+    if (v !== undefined) values.set(key, spelled !== undefined && Number(spelled) === v ? spelled : formatScalar(key, v, kind));
   }
   if (params.width !== undefined || params.height !== undefined) {
     if (!Number.isInteger(params.width) || !Number.isInteger(params.height)) {
@@ -178,7 +186,9 @@ function assign(params: GenerationParameters, key: string, value: string): void 
       return;
     }
     if ((kind === 'int' ? INT_RE : NUMBER_RE).test(value)) {
-      (params as unknown as Record<string, number>)[field] = Number(value);
+      const n = Number(value);
+      (params as unknown as Record<string, number>)[field] = n;
+      if (kind === 'number' && pythonFloat(n) !== value) (params.spelled ??= {})[field] = value;
       return;
     }
   }
@@ -256,7 +266,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   // A1111's refiner script: the checkpoint's short title ("name [hash]") and the switch.
   if (m.refiner) {
     extra.Refiner = `${m.refiner.name} [${m.refiner.hash}]`;
-    extra['Refiner switch at'] = String(m.refiner.switchAt);
+    extra['Refiner switch at'] = pythonFloat(m.refiner.switchAt);
   }
   m.control?.forEach((c, i) => {
     extra[`ControlNet ${i}`] = controlText(c);
@@ -265,8 +275,8 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (m.watermark) extra.Watermark = m.watermark;
   if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
   if (m.tinyVae?.decode) extra['VAE Decoder'] = 'TAESD';
-  if (m.eta !== undefined) extra.Eta = String(m.eta);
-  if (m.cfgRescale > 0) extra['CFG Rescale'] = String(m.cfgRescale);
+  if (m.eta !== undefined) extra.Eta = pythonFloat(m.eta);
+  if (m.cfgRescale > 0) extra['CFG Rescale'] = pythonFloat(m.cfgRescale);
   if (m.seedMode === 'diffusers' && m.batchSize > 1) extra['Seed mode'] = 'diffusers';
   return {
     prompt: m.prompt,
@@ -311,7 +321,8 @@ function controlText(c: ControlRecord): string {
     ['Pixel Perfect', 'False'],
     ['Control Mode', c.guess ? CONTROL_MODE_GUESS : 'Balanced'],
   ];
-  return fields.map(([k, v]) => `${k}: ${v}`).join(', ');
+  // sd-webui-controlnet's unit fields are floats, written with Python's repr (Weight: 1.0, Guidance Start: 0.0).
+  return fields.map(([k, v]) => `${k}: ${typeof v === 'number' ? pythonFloat(v) : v}`).join(', ');
 }
 
 /** A "ControlNet N" text read back: the fields --control takes again (the picture and folder are not recorded). */
