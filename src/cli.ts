@@ -23,6 +23,8 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'doctor', description: 'check Node, ONNX Runtime, execution providers, cache and models', load: async () => (await import('./commands/doctor.js')).defineDoctor },
   { name: 'convert', description: 'convert a single-file checkpoint (A1111/Civitai .safetensors or .ckpt, SD 1.x/2.x) or a diffusers PyTorch folder to a diffusers ONNX folder', load: async () => (await import('./commands/convert.js')).defineConvert },
   { name: 'embed-train', description: 'train a textual-inversion embedding for a new word from a folder of pictures (on ONNX Runtime, no PyTorch)', load: async () => (await import('./commands/embed-train.js')).defineEmbedTrain },
+  { name: 'build', description: 'make the image assets a manifest lists, only those whose inputs changed; --check for CI, --shard for a CI matrix', load: async () => (await import('./commands/build.js')).defineBuild },
+  { name: 'lock', description: "join sharded builds' lock files (lock merge)", load: async () => (await import('./commands/lock.js')).defineLock },
   { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 

@@ -1,9 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { manifestAssets } from '../src/build/assets.js';
+import { manifestOf } from '../src/build/manifest.js';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/options.js';
 import { TRAIN_OPTIONS } from '../src/commands/embed-train-options.js';
+import { BUILD_OPTIONS, LOCK_MERGE_OPTIONS } from '../src/commands/build-options.js';
+import jsYaml from 'js-yaml';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
 import { ROOT, diffuse } from './helpers/cli.js';
@@ -17,6 +22,35 @@ test('every generation option of the options table is in the README', () => {
 
 test("every embed-train option is in the README's table", () => {
   for (const o of TRAIN_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
+});
+
+test("every build and lock merge option is in the README's table; its CI examples parse and use only those flags", () => {
+  for (const o of [...BUILD_OPTIONS, ...LOCK_MERGE_OPTIONS]) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
+  const section = readme.slice(readme.indexOf('## Image assets in CI'), readme.indexOf('## Models'));
+  const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.is(blocks.length, 3, 'the manifest, GitHub Actions and GitLab CI');
+  const known = [...BUILD_OPTIONS, ...LOCK_MERGE_OPTIONS].flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-')));
+  for (const block of blocks.slice(1)) {
+    assert.type(jsYaml.load(block), 'object');
+    const commands = [...block.matchAll(/npx diffuse (build|lock merge)([^\n]*)/g)];
+    assert.ok(commands.length >= 2);
+    for (const [, , args] of commands) for (const flag of args!.match(/(?<=\s)--?[a-z][\w-]*/g) ?? []) assert.ok(known.includes(flag), `${flag} in a CI example`);
+  }
+});
+
+test("the README's manifest is read as it says: 8 outputs, the matrix expanded, the post-steps parsed", () => {
+  const section = readme.slice(readme.indexOf('## Image assets in CI'), readme.indexOf('## Models'));
+  const dir = mkdtempSync(join(tmpdir(), 'diffuse-readme-'));
+  try {
+    mkdirSync(join(dir, 'sketches'));
+    writeFileSync(join(dir, 'sketches/banner.png'), '');
+    const assets = manifestAssets(manifestOf(jsYaml.load(/```yaml\n([\s\S]*?)```/.exec(section)![1]!), 'assets.yaml'), dir);
+    assert.equal(assets.map((a) => a.path), ['img/banner.jpg', 'img/hero.png', ...['cat', 'fox', 'whale'].flatMap((a) => [1, 2].map((seed) => `img/icon-${a}-${seed}.webp`))]);
+    const icon = assets.find((a) => a.path === 'img/icon-cat-2.webp')!;
+    assert.equal([icon.prompt, icon.values.seed, icon.values.sampler, icon.post], ['an icon of a cat, flat vector art, pastel colours', '2', 'DPM++ 2M Karras', { resize: { width: 128, height: 128 }, quality: 90 }]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('every subcommand is in the README', () => {
