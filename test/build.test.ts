@@ -152,9 +152,11 @@ test('interrupted (SIGTERM): no half file, the lock holds what was written, the 
   const dir = await project(SIX.replace('steps: 2', 'steps: 12'));
   const child = spawn(process.execPath, [join(ROOT, 'bin/diffuse.js'), 'build', '--json'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
+  let signalled = false;
   child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString();
-    if (stdout.includes('"event":"built"')) child.kill('SIGTERM');
+    // Once: a second signal would quit at once (as a second Ctrl-C does).
+    if (!signalled && stdout.includes('"event":"built"')) signalled = child.kill('SIGTERM');
   });
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   assert.is(status, 130);
