@@ -24,11 +24,11 @@ export function assembleModel(fixture: 'tiny-lcm' | 'tiny-sd-inpaint' | 'tiny-sd
 }
 
 /**
- * A tiny SDXL folder from tiny-sdxl-refiner or tiny-sdxl-inpaint (their UNet, scheduler and
+ * A tiny SDXL folder from tiny-sdxl-refiner, tiny-sdxl-inpaint or tiny-sdxl-fp16 (their UNet, scheduler and
  * model_index.json) and tiny-sdxl's VAE and text encoders — only the second for the refiner, as
  * the refiner's own export has.
  */
-export function assembleSdxl(fixture: 'tiny-sdxl-refiner' | 'tiny-sdxl-inpaint'): AssembledModel {
+export function assembleSdxl(fixture: 'tiny-sdxl-refiner' | 'tiny-sdxl-inpaint' | 'tiny-sdxl-fp16'): AssembledModel {
   const dir = mkdtempSync(join(tmpdir(), `diffuse-${fixture}-`));
   const shared = fixture === 'tiny-sdxl-refiner' ? ['text_encoder_2', 'tokenizer_2'] : ['text_encoder', 'tokenizer', 'text_encoder_2', 'tokenizer_2'];
   for (const part of [...shared, 'vae_decoder', 'vae_encoder']) symlinkSync(join(FIXTURES, 'tiny-sdxl', part), join(dir, part), 'junction');
