@@ -146,8 +146,12 @@ const CASES: WebGpuCase[] = [
 for (const { label, kind, c, dir, request, latentTolerance, pixelTolerance } of CASES) {
   s(`${label} (${c.name}, ${c.width}x${c.height}): WebGPU latents within ${latentTolerance} of max of the CPU's, pixels within ${pixelTolerance} levels`, async () => {
     if (!adapter()) return;
-    assert.is(bundles[kind].webgpu!.provider, 'webgpu');
+    const gpu = bundles[kind].webgpu!;
+    assert.is(gpu.provider, 'webgpu');
+    const kept = gpu.unet.transfers.keptOnDevice;
     const r = await both(kind, await request(), c);
+    // The conditioning is uploaded once and later steps take it from the device (src/onnx/resident-inputs.ts).
+    assert.ok(gpu.unet.transfers.keptOnDevice > kept, 'later steps fed the conditioning from the device');
     const latents = compare(r.webgpu.latents, r.cpu.latents);
     const reference = readF32(join(dir, c.final_latents.file));
     const diffusers = compare(r.webgpu.latents, reference);

@@ -28,16 +28,18 @@ function intField(num: number, value: number): number[] {
   return [...varint(num << 3), ...varint(value)];
 }
 
-function valueInfo(name: string): number[] {
+/** A tensor of ONNX element type `elemType`: shape [1], or any shape when `shaped` is false. */
+function valueInfo(name: string, elemType: number, shaped: boolean): number[] {
   const dim = field(1, intField(1, 1));
-  const shape = field(2, field(1, dim));
-  const tensorType = field(1, [...intField(1, 1), ...shape]);
+  const shape = shaped ? field(2, field(1, dim)) : [];
+  const tensorType = field(1, [...intField(1, elemType), ...shape]);
   return [...field(1, name), ...field(2, tensorType)];
 }
 
-export function identityModel(): Uint8Array {
+/** y = Identity(x), float32 [1] by default (the probe); any-shape ones upload tensors (resident-inputs.ts). */
+export function identityModel(elemType = 1, shaped = true): Uint8Array {
   const node = [...field(1, 'x'), ...field(2, 'y'), ...field(4, 'Identity')];
-  const graph = [...field(1, node), ...field(2, 'probe'), ...field(11, valueInfo('x')), ...field(12, valueInfo('y'))];
+  const graph = [...field(1, node), ...field(2, 'probe'), ...field(11, valueInfo('x', elemType, shaped)), ...field(12, valueInfo('y', elemType, shaped))];
   const opset = [...field(1, ''), ...intField(2, 13)];
   return Uint8Array.from([...intField(1, 7), ...field(7, graph), ...field(8, opset)]);
 }

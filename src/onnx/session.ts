@@ -105,7 +105,7 @@ async function openCached(path: string, cacheDir: string, threads?: number): Pro
  * CPU's are about 1; 3, 4, 5, 7, 8, 10–17 channels are right), and 9 is every inpainting UNet's
  * conv_in. test/webgpu.test.ts's inpaint case catches it.
  */
-function providerEntry(provider: Exclude<Device, 'auto'>): ort.InferenceSession.ExecutionProviderConfig {
+export function providerEntry(provider: Exclude<Device, 'auto'>): ort.InferenceSession.ExecutionProviderConfig {
   return provider === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider;
 }
 

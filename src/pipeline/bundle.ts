@@ -123,6 +123,7 @@ export function assemble(
     }),
   }));
   const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
+  const denoiser = new Unet(unet, parts.files.layersPerBlock);
   return {
     files: parts.files,
     name: readCheckpointRecord(parts.files.dir)?.name ?? basename(parts.files.dir),
@@ -132,7 +133,7 @@ export function assemble(
     ...(parts.sdxl ? { sdxl: { ...parts.sdxl, encoders: slots } } : {}),
     embeddings: parts.embeddings,
     embeddingHashes: parts.embeddingHashes,
-    unet: new Unet(unet, parts.files.layersPerBlock),
+    unet: denoiser,
     loras: parts.loras,
     vaeDecoder: new VaeDecoder(decoder, parts.files.latentChannels),
     ...(encoder ? { vaeEncoder: new VaeEncoder(encoder) } : {}),
@@ -140,6 +141,8 @@ export function assemble(
     vaeScale: parts.files.vaeScalingFactor,
     provider: unet.provider,
     release: async () => {
+      // Device copies of the UNet's inputs before the sessions they were made for.
+      await denoiser.release();
       await Promise.all([...slots.map((s) => s.textEncoder.release()), ...opened.map((s) => s.session.release())]);
     },
   };
