@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +8,9 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { GenerationRequest, GenerationResult } from '../src/pipeline/types.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
-import { TINY_SD } from './helpers/cli.js';
+import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { readPngText } from '../src/image/png-text.js';
+import { hasGpuDevice } from '../src/onnx/gpu-device.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { assembleModel, assembleSdxl } from './helpers/assemble-model.js';
 import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
@@ -165,5 +168,22 @@ for (const { label, kind, c, dir, request, latentTolerance, pixelTolerance } of 
     assert.ok(pixels <= pixelTolerance, `pixels differ by ${pixels} levels`);
   });
 }
+
+s('the CLI says which provider ran: on the progress line and in the image (auto picks the CPU over a software adapter)', async () => {
+  if (!adapter()) return;
+  const dir = tempDir();
+  const run = (device: string, file: string) => diffuse(['txt2img', 'a lighthouse', '--model', TINY_SD, '--seed', '1', '--steps', '1', '--device', device, '-o', join(dir, file)]);
+  const gpu = run('webgpu', 'gpu.png');
+  assert.is(gpu.status, 0, gpu.stderr);
+  assert.match(gpu.stderr, /^sampling on webgpu: 1 steps done$/m);
+  const text = readPngText(readFileSync(join(dir, 'gpu.png'))).map((c) => c.text).join('\n');
+  assert.match(text, /Provider: webgpu/);
+  if (!hasGpuDevice()) {
+    const auto = run('auto', 'auto.png');
+    assert.is(auto.status, 0, auto.stderr);
+    assert.match(auto.stderr, /^sampling on cpu: 1 steps done$/m);
+    assert.not.match(readPngText(readFileSync(join(dir, 'auto.png'))).map((c) => c.text).join('\n'), /Provider:/);
+  }
+});
 
 s.run();

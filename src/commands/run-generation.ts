@@ -125,7 +125,8 @@ type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], f
 async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings: Settings, label: string, quiet: boolean, write: Writer, preview?: Previewer): Promise<void> {
   const progress = progressView({ quiet });
   for (let batch = 0; batch < settings.batchCount; batch++) {
-    const listener = progress.listener(label === 'batch' ? `batch ${batch + 1}/${settings.batchCount}` : label);
+    // Which provider runs the steps (what --device auto chose): the bar's and the log line's label say it.
+    const listener = progress.listener(`${label === 'batch' ? `batch ${batch + 1}/${settings.batchCount}` : label} on ${bundle.provider}`);
     let result: GenerationResult;
     try {
       result = await generate(bundle, nthBatch(base, batch), preview ? preview.listener(listener) : listener);

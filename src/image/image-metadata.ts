@@ -41,6 +41,8 @@ export interface ImageMetadata {
   loras?: Record<string, string>;
   promptWeighting: 'a1111' | 'comfy' | 'none';
   quantization?: { mode: string; format: string };
+  /** The execution provider the UNet ran on when it was not the CPU (`--device`, or what `auto` chose). */
+  provider?: string;
   /** The model's sigma table, when it is not the one the recorded sampler and schedule names imply. */
   sigmaTable?: 'diffusers' | 'a1111' | 'comfyui';
   /** Where SDE samplers' noise came from, for the samplers that draw it. */

@@ -240,6 +240,8 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (loras.length) extra['Lora hashes'] = loras.map(([name, hash]) => `${name.replace(/[:,]/g, '')}: ${hash}`).join(', ');
   if (m.promptWeighting !== 'a1111') extra['Prompt weighting'] = m.promptWeighting;
   if (m.quantization) extra.Quantization = `${m.quantization.mode} (${m.quantization.format})`;
+  // A machine's property, not a setting: recorded for the reader, not restored by --from.
+  if (m.provider) extra.Provider = m.provider;
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
   if (m.sigmaTable) extra['Sigma table'] = SIGMA_TABLE_LABELS[m.sigmaTable];
   if (m.init?.hash) extra['Init image hash'] = m.init.hash;

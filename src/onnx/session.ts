@@ -3,6 +3,7 @@ import { ort } from './runtime.js';
 import { cachedOptimizedModel, type OptimizedModelCache } from './optimized-cache.js';
 import { ModelLoadError, UsageError, describeCause } from '../errors.js';
 import { cudaInstallCommand } from './cuda-install.js';
+import { hasGpuDevice } from './gpu-device.js';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type Device = (typeof DEVICES)[number];
@@ -26,11 +27,16 @@ export interface SessionSettings {
   gradient?: boolean;
 }
 
-/** Which execution providers `auto` tries, best first, on this platform. */
-export function autoProviderOrder(platform: NodeJS.Platform = process.platform): Exclude<Device, 'auto'>[] {
-  if (platform === 'win32') return ['cuda', 'dml', 'cpu'];
-  if (platform === 'darwin') return ['coreml', 'cpu'];
-  return ['cuda', 'cpu'];
+/**
+ * Which execution providers `auto` tries, best first, on this platform: CUDA, then the platform's
+ * own (DirectML, CoreML), then WebGPU where a GPU is there to run it (not a software adapter:
+ * gpu-device.ts), then the CPU.
+ */
+export function autoProviderOrder(platform: NodeJS.Platform = process.platform, gpu = hasGpuDevice(platform)): Exclude<Device, 'auto'>[] {
+  const webgpu: Exclude<Device, 'auto'>[] = gpu ? ['webgpu'] : [];
+  if (platform === 'win32') return ['cuda', 'dml', ...webgpu, 'cpu'];
+  if (platform === 'darwin') return ['coreml', ...webgpu, 'cpu'];
+  return ['cuda', ...webgpu, 'cpu'];
 }
 
 export interface OpenedSession {
