@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +7,7 @@ import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
 
-/** diffuse txt2img/img2img --control: the PNG and A1111's ControlNet entries, --from's hint, and bad values in one line. */
+/** diffuse txt2img/img2img --control: the PNG and A1111's ControlNet entries, --from's hint, depth from DPT, and bad values in one line. */
 const cli = suite('diffuse --control');
 const PICTURES = join(FIXTURES, 'controlnet-pipeline');
 const CONTROLNET = join(FIXTURES, 'tiny-sd-control', 'controlnet');
@@ -17,7 +17,10 @@ cli.before(() => {
   model = assembleModel('tiny-sd-control');
   dir = tempDir();
 });
-cli.after(() => model.remove());
+cli.after(() => {
+  model.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const picture = join(PICTURES, 'control.a.png');
 const base = (out: string) => ['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '3', '--seed', '5', '-o', out, '--quiet'];
@@ -57,11 +60,28 @@ cli('the control changes the picture; img2img takes it too', () => {
   assert.is(img2img.status, 0, img2img.stderr);
 });
 
+cli('type=depth: the DPT estimator beside the ControlNet makes the picture; without one, exit 2', () => {
+  // A ControlNet folder in the model layout with tiny-dpt's estimator beside it, as SD2-depth ships one.
+  const folder = join(dir, 'depth-controlnet');
+  mkdirSync(folder);
+  symlinkSync(CONTROLNET, join(folder, 'controlnet'), 'junction');
+  for (const part of ['depth_estimator', 'feature_extractor']) symlinkSync(join(FIXTURES, 'tiny-dpt', part), join(folder, part), 'junction');
+  const out = join(dir, 'depth.png');
+  const r = diffuse([...base(out), '--control', `type=depth,image=${join(PICTURES, 'init.32x32.png')},model=${folder}`]);
+  assert.is(r.status, 0, r.stderr);
+  const meta = readGenerationMetadata(readFileSync(out));
+  assert.ok(meta.kind === 'a1111' && /^Module: depth, Model: [^,]+ \[[0-9a-f]{8}\], Weight: 1\.0,/.test(meta.parameters.extra['ControlNet 0'] ?? ''), JSON.stringify(meta));
+  const none = diffuse([...base(join(dir, 'nodepth.png')), '--control', `type=depth,image=${picture},model=${CONTROLNET}`]);
+  assert.is(none.status, 2, none.stderr);
+  assert.is(none.stderr.trim().split('\n').length, 1, none.stderr);
+  assert.match(none.stderr, /type=depth needs a DPT depth estimator/);
+});
+
 cli('bad --control values: exit 2, one line, no file', () => {
   const out = join(dir, 'bad.png');
   const good = `image=${picture},model=${CONTROLNET}`;
   for (const [spec, pattern, modelDir] of [
-    [`type=sobel,${good}`, /type must be one of canny, threshold, invert, none/],
+    [`type=sobel,${good}`, /type must be one of canny, threshold, invert, depth, none/],
     [`model=${CONTROLNET}`, /missing image=/],
     [`image=${picture}`, /missing model=/],
     [`${good},weight=abc`, /weight must be a number from 0 to 2/],

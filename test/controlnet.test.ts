@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadImage } from '../src/image/load-image.js';
 import { guessScales, unitRuns } from '../src/pipeline/control.js';
+import { depthToGrey } from '../src/pipeline/depth-control.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { ControlUnit, GenerationRequest } from '../src/pipeline/types.js';
@@ -65,6 +66,12 @@ rules('guess mode scales: torch.logspace(-1, 0, 13) for SD 1.5’s 12 + 1 residu
   assert.is(s[0], Math.fround(0.1));
   assert.is(s[12], 1);
   assert.ok(Math.abs(s[6]! - Math.fround(10 ** -0.5)) < 1e-7);
+});
+rules('a depth map as sd-webui-controlnet’s depth picture: (d − min) / (max − min) × 255, truncated; flat refused', () => {
+  const grey = depthToGrey({ values: new Float32Array([2, 4, 6, 3.5, 5.99, 2.001]), width: 3, height: 2 });
+  assert.equal([...grey.data], [0, 127, 255, 95, 254, 0]);
+  assert.is(grey.channels, 1);
+  assert.throws(() => depthToGrey({ values: new Float32Array(4).fill(7), width: 2, height: 2 }), (err: unknown) => err instanceof UsageError && /flat/.test((err as Error).message));
 });
 rules.run();
 

@@ -1,8 +1,11 @@
 import { UsageError } from '../errors.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 
-/** The preprocessors --control runs on its picture (src/image/preprocess): none passes it as it is. */
-export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'none'] as const;
+/**
+ * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
+ * the ControlNet's or the model's folder): none passes it as it is.
+ */
+export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */

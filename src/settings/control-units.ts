@@ -1,4 +1,8 @@
+import { dirname, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
 import { readImageFile } from '../image/load-image.js';
+import type { SessionSettings } from '../onnx/session.js';
+import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
 import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { threshold } from '../image/preprocess/threshold.js';
@@ -8,17 +12,19 @@ import type { ControlUnit } from '../pipeline/types.js';
 import type { ControlSpec } from './control-spec.js';
 
 /**
- * --control values turned into the request's units, before any model loads: each ControlNet
- * folder checked, each picture read once and run through its preprocessor (on the picture as it is; the pipeline then fits the result to the painted size).
+ * --control values turned into the request's units, before the model loads: each ControlNet
+ * folder checked, each picture read once and run through its preprocessor (on the picture as it
+ * is; the pipeline then fits the result to the painted size).
  */
-export async function readControlUnits(specs: readonly ControlSpec[]): Promise<ControlUnit[]> {
+export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings): Promise<ControlUnit[]> {
   return Promise.all(
     specs.map(async (spec, i): Promise<ControlUnit> => {
+      const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
       controlNetGraph(spec.model);
-      const picture = (await readImageFile(spec.image, `--control${specs.length > 1 ? ` #${i + 1}` : ''} image`)).rgb;
+      const picture = (await readImageFile(spec.image, `${label} image`)).rgb;
       return {
         model: spec.model,
-        image: preprocessed(spec, picture),
+        image: await controlPicture(spec, picture, () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session)),
         weight: spec.weight,
         start: spec.start,
         end: spec.end,
@@ -30,8 +36,18 @@ export async function readControlUnits(specs: readonly ControlSpec[]): Promise<C
   );
 }
 
-function preprocessed(spec: ControlSpec, picture: Raster): Raster {
+/** type=depth: the ControlNet's folder (or its parent, for DIR/controlnet) or the model's, whichever has a DPT estimator. */
+function depthFolder(spec: ControlSpec, modelDir: string, label: string): string {
+  const found = depthEstimatorFolder([spec.model, dirname(resolve(spec.model)), modelDir]);
+  if (found) return found;
+  throw new UsageError(`${label}: type=depth needs a DPT depth estimator (depth_estimator/ and feature_extractor/, as stabilityai/stable-diffusion-2-depth ships) in the ControlNet's folder or the model's; none is there — pass a depth map with type=none`);
+}
+
+/** The picture through the unit's preprocessor; `depth` runs the estimator (a model load, so only when asked). */
+async function controlPicture(spec: ControlSpec, picture: Raster, depth: () => Promise<Raster>): Promise<Raster> {
   switch (spec.type) {
+    case 'depth':
+      return depth();
     case 'canny':
       return canny(picture, spec.low, spec.high);
     case 'threshold':
@@ -47,5 +63,7 @@ function preprocessed(spec: ControlSpec, picture: Raster): Raster {
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
   if (spec.type === 'canny') return { module: 'canny', thresholdA: spec.low, thresholdB: spec.high };
   if (spec.type === 'threshold') return { module: 'threshold', thresholdA: spec.level };
+  // sd-webui-controlnet's name for its depth preprocessor; diffuse's runs DPT (SD2-depth's estimator).
+  if (spec.type === 'depth') return { module: 'depth' };
   return { module: spec.type };
 }

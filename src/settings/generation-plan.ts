@@ -51,7 +51,8 @@ export async function prepareGeneration(
   const sampling = resolveSampling(settings, (key) => samplingLabel(resolved, key));
   const refinerSwitch = refinerSwitchOf(settings, refiner);
   const task = await readImageTask(command, settings, files);
-  const control = settings.control.length ? { control: await readControlUnits(settings.control) } : {};
+  const session = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
+  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session) } : {};
   const native = files.sampleSize * files.vaeScaleFactor;
   const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control });
