@@ -13,6 +13,9 @@ const PRECISION_BITS = 32 - 8 - 2;
 
 export type PilFilter = 'lanczos' | 'bicubic' | 'bilinear';
 
+/** PIL's resampling filter numbers (Image.Resampling), as transformers' processor configs store them. */
+export const PIL_FILTER_NUMBERS: Readonly<Record<number, PilFilter>> = { 1: 'lanczos', 2: 'bilinear', 3: 'bicubic' };
+
 function sinc(x: number): number {
   if (x === 0) return 1;
   const px = x * Math.PI;

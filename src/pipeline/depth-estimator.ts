@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
 import { inputInfo, outputInfo, type OpenedSession } from '../onnx/session.js';
-import { pilResize, type PilFilter } from '../image/pil-resample.js';
+import { PIL_FILTER_NUMBERS, pilResize, type PilFilter } from '../image/pil-resample.js';
 import type { Raster } from '../image/raster.js';
 import { normalizedPlanes } from '../image/processor-pixels.js';
 import type { DepthMap } from './types.js';
@@ -31,8 +31,6 @@ const num = (v: unknown, fallback: number): number => (typeof v === 'number' ? v
 const triple = (v: unknown, fallback: number): [number, number, number] =>
   Array.isArray(v) && v.length === 3 ? (v.map(Number) as [number, number, number]) : [fallback, fallback, fallback];
 
-/** PIL's resampling filter numbers (Image.Resampling) that DPT processors use. */
-const RESAMPLE: Record<number, PilFilter> = { 1: 'lanczos', 2: 'bilinear', 3: 'bicubic' };
 
 /**
  * preprocessor_config.json with transformers' DPTImageProcessor defaults for what it leaves out;
@@ -48,7 +46,7 @@ export function readProcessorConfig(path: string): DepthProcessorConfig {
   const size = raw.size;
   const [height, width] =
     typeof size === 'number' ? [size, size] : size && typeof size === 'object' ? [num((size as Json).height, 384), num((size as Json).width, 384)] : [384, 384];
-  const resample = RESAMPLE[num(raw.resample, 3)];
+  const resample = PIL_FILTER_NUMBERS[num(raw.resample, 3)];
   if (!resample) throw new ModelLoadError(`${path}: resample ${String(raw.resample)} is not supported (use 1 lanczos, 2 bilinear or 3 bicubic)`);
   return {
     height,

@@ -110,11 +110,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
 
 async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Promise<ModelBundle> {
   const files = readModelFiles(resolve(dir));
-  const settings: SessionSettings = {
-    device: options.device,
-    ...(options.threads ? { threads: options.threads } : {}),
-    ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}),
-  };
+  const settings = sessionSettings(options);
   const other = options.vae ? otherVae(options.vae, files, Boolean(options.withEncoder)) : undefined;
   const vaeDir = other?.dir ?? files.dir;
   const sdxl = hasPart(files.dir, 'text_encoder_2');
@@ -186,11 +182,16 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
   };
 }
 
+/** How every session of one load is opened: the device, threads and optimised-graph cache the options give. */
+function sessionSettings(options: Pick<LoadOptions, 'device' | 'threads' | 'optimizedCache'>): SessionSettings {
+  return { device: options.device, ...(options.threads ? { threads: options.threads } : {}), ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}) };
+}
+
 /** The bundle with its ControlNets opened (each folder once); a failure releases what was opened. */
 async function withControlNets(bundle: ModelBundle, dirs: readonly string[], options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
   const unique = [...new Map(dirs.map((d) => [resolve(d), d])).values()];
   if (unique.length === 0) return bundle;
-  const settings: SessionSettings = { device: options.device, ...(options.threads ? { threads: options.threads } : {}), ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}) };
+  const settings = sessionSettings(options);
   const opened: LoadedControlNet[] = [];
   try {
     for (const dir of unique) {
@@ -213,7 +214,7 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
 /** The bundle with the model folder's safety checker opened, when asked; a failure releases the bundle. */
 async function withSafetyChecker(bundle: ModelBundle, options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
   if (!options.withSafetyChecker) return bundle;
-  const settings: SessionSettings = { device: options.device, ...(options.threads ? { threads: options.threads } : {}), ...(options.optimizedCache ? { optimizedCache: options.optimizedCache } : {}) };
+  const settings = sessionSettings(options);
   const opened = await openChecker(bundle.files.dir, settings).catch(async (err: unknown) => {
     await bundle.release();
     throw err;

@@ -3,7 +3,7 @@ import { basename, relative } from 'node:path';
 import sharp from 'sharp';
 import { ModelLoadError, UsageError } from '../errors.js';
 import { clipPixels, type ClipProcessorSettings } from '../image/clip-pixels.js';
-import type { PilFilter } from '../image/pil-resample.js';
+import { PIL_FILTER_NUMBERS } from '../image/pil-resample.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor } from '../onnx/dtype.js';
 import { inputInfo, outputInfo, type OpenedSession } from '../onnx/session.js';
@@ -76,7 +76,6 @@ export function safetyCheckerFiles(dir: string): { graph: string; processor: str
   return { graph, processor };
 }
 
-const RESAMPLE: Record<number, PilFilter> = { 1: 'lanczos', 2: 'bilinear', 3: 'bicubic' };
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
@@ -91,7 +90,7 @@ export function readClipProcessor(path: string): ClipProcessorSettings {
   const crop = raw.crop_size ?? { height: 224, width: 224 };
   return {
     ...(raw.do_resize !== false ? { resize: sizeOf(size, true) } : {}),
-    resample: RESAMPLE[typeof raw.resample === 'number' ? raw.resample : 3]!,
+    resample: PIL_FILTER_NUMBERS[typeof raw.resample === 'number' ? raw.resample : 3]!,
     ...(raw.do_center_crop !== false ? { crop: cropOf(path, crop) } : {}),
     rescale: raw.do_rescale === false ? undefined : typeof raw.rescale_factor === 'number' ? raw.rescale_factor : 1 / 255,
     norm: raw.do_normalize === false ? undefined : { mean: (raw.image_mean as number[] | undefined) ?? CLIP_MEAN, std: (raw.image_std as number[] | undefined) ?? CLIP_STD },
