@@ -17,6 +17,8 @@ import { VaeDecoder, VaeEncoder } from './vae.js';
 export interface TextEncoderSlot {
   tokenizer: ClipTokenizer;
   textEncoder: TextEncoder;
+  /** Embeddings in this encoder's token table (SDXL: clip_l's in the first, clip_g's in the second). */
+  embeddings: EmbeddingTokens[];
 }
 
 /**
@@ -81,6 +83,8 @@ export interface TextEncoderPart {
   tokenizer: ClipTokenizer;
   hiddenOutput: HiddenOutput;
   pooledOutput?: string;
+  /** SDXL: the embeddings this encoder's graph holds (SD 1.x/2.x keep theirs in BundleParts.embeddings). */
+  embeddings?: EmbeddingTokens[];
 }
 
 /** Another VAE than the model's, as the metadata records it. */
@@ -116,6 +120,7 @@ export function assemble(
   const { texts, unet, decoder, encoder } = sessions;
   const slots: TextEncoderSlot[] = parts.texts.map((part, i) => ({
     tokenizer: part.tokenizer,
+    embeddings: part.embeddings ?? parts.embeddings,
     textEncoder: new TextEncoder(texts[i]!, {
       hiddenOutput: part.hiddenOutput,
       ...(part.pooledOutput ? { pooledOutput: part.pooledOutput } : {}),

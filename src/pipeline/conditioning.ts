@@ -43,7 +43,7 @@ export async function encodeConditioning(
   timeIds?: Float32Array,
 ): Promise<ScheduledConditioning> {
   const schedule = weighting === 'none' ? [{ endStep: steps, text: prompt }] : promptSchedule(prompt, steps);
-  const encoders: Encoder[] = bundle.sdxl ? bundle.sdxl.encoders.map((e) => ({ ...e, embeddings: [] })) : [{ ...bundle, embeddings: bundle.embeddings }];
+  const encoders: Encoder[] = bundle.sdxl ? bundle.sdxl.encoders : [{ ...bundle, embeddings: bundle.embeddings }];
   const perEncoder = await Promise.all(encoders.map((e) => encodeTexts(e, schedule, weighting)));
   const conds = bundle.sdxl ? joinEncoders(perEncoder, timeIds ?? new Float32Array(0)) : perEncoder[0]!;
   return scheduled(schedule, conds);

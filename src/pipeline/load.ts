@@ -7,7 +7,7 @@ import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { ModelLoadError, UsageError } from '../errors.js';
 import { componentPath, hasPart, readModelFiles, readModelJson, requirePart } from './model-files.js';
 import { prepareTextEncoderModel } from './text-encoder.js';
-import { readEmbeddingsDir, type TextualInversion } from '../text/embeddings.js';
+import { readEmbeddingsDir, type EmbeddingTokens, type TextualInversion } from '../text/embeddings.js';
 import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
@@ -128,12 +128,12 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
   }
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const clipSkip = options.clipSkip ?? 1;
-  const embeddings = options.embeddingsDir && !sdxl ? readEmbeddingsDir(options.embeddingsDir, textWidth(files.dir), options.embeddingPrompts, options.onWarning) : [];
+  const embeddings = options.embeddingsDir ? readEmbeddingsDir(options.embeddingsDir, sdxl ? sdxlTextWidths(files.dir, options.embeddingsDir) : textWidth(files.dir), options.embeddingPrompts, options.onWarning) : [];
   if (sdxl && (options.loras?.length || options.hypernetworks?.length)) {
     throw new UsageError(`LoRAs and hypernetworks apply to SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> and <hypernet:…> tags out for this model`);
   }
   const networks = sdxl ? { textEncoder: '', unet: paths.unet, loras: [] } : await withLoras({ textEncoder: requirePart(files.dir, 'text_encoder'), unet: paths.unet }, options, textWidth(files.dir), graphCache);
-  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, options.embeddingsDir) : await singleTextPart(files.dir, networks.textEncoder, clipSkip, embeddings, graphCache);
+  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder, clipSkip, embeddings, graphCache);
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
   const unetSource = options.fuseAttention ? fusedUnet(unetWithNetworks, graphCache) : unetWithNetworks;
   const tokenizer = text.texts[0]!.tokenizer;
@@ -143,7 +143,7 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
     ...(sdxl ? { sdxl: { forceZerosForEmptyPrompt: forceZerosForEmptyPrompt(files.modelIndex) } } : {}),
     schedule,
     clipSkip,
-    embeddings: text.embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids })),
+    embeddings: embeddingTokens(tokenizer, text.embeddings),
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     loras: networks.loras,
   };
@@ -263,25 +263,36 @@ async function singleTextPart(dir: string, path: string, clipSkip: number, embed
 /**
  * SDXL: text_encoder/ (CLIP ViT-L) when present and text_encoder_2/ (OpenCLIP ViT-bigG, with the
  * pooled text_embeds), each read at the penultimate layer, or clipSkip - 1 layers before it as
- * diffusers' clip_skip = clipSkip - 1 reads both.
+ * diffusers' clip_skip = clipSkip - 1 reads both. An embedding's clip_l vectors join the first
+ * encoder's token table and its clip_g vectors the second's, as diffusers' load_textual_inversion
+ * once per encoder with its tokenizer (and A1111's per-embedder clip_l/clip_g) place them.
  */
-async function sdxlTextParts(dir: string, clipSkip: number, embeddingsDir: string | undefined): Promise<TextParts> {
-  if (embeddingsDir !== undefined) {
-    throw new UsageError(`--embeddings-dir ${embeddingsDir}: textual-inversion embeddings are not supported for SDXL models yet (their clip_l/clip_g vectors go into both text encoders); leave the option out for this model`);
-  }
+async function sdxlTextParts(dir: string, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
   const layer = { layerFromEnd: clipSkip };
   const texts: TextEncoderPart[] = [];
+  let first: TextParts['embeddings'] | undefined;
   for (const [graph, tokenizer] of [['text_encoder', 'tokenizer'], ['text_encoder_2', 'tokenizer_2']] as const) {
     if (graph === 'text_encoder' && !hasPart(dir, graph)) continue;
     requirePart(dir, tokenizer, 'vocab.json');
+    const rows = embeddings.map((e) => ({ ...e, ...(graph === 'text_encoder' ? {} : e.clipG) }));
+    // Only the token table changes: SDXL's layers are read from the hidden_states.N outputs.
+    const prepared = prepareTextEncoderModel(requirePart(dir, graph), { embeddings: rows }, graphCache);
+    const tok = await ClipTokenizer.fromDirectory(componentPath(dir, tokenizer, ''));
+    first ??= prepared.embeddings;
     texts.push({
-      path: requirePart(dir, graph),
-      tokenizer: await ClipTokenizer.fromDirectory(componentPath(dir, tokenizer, '')),
+      path: prepared.path,
+      tokenizer: tok,
       hiddenOutput: layer,
+      embeddings: embeddingTokens(tok, prepared.embeddings),
       ...(graph === 'text_encoder_2' ? { pooledOutput: 'text_embeds' } : {}),
     });
   }
-  return { texts, embeddings: [] };
+  return { texts, embeddings: first ?? [] };
+}
+
+/** Each embedding's trigger as this tokenizer reads it, and the ids its vectors got in that encoder. */
+function embeddingTokens(tokenizer: ClipTokenizer, embeddings: TextParts['embeddings']): EmbeddingTokens[] {
+  return embeddings.map((e) => ({ triggerIds: tokenizer.encode(e.name), ids: e.ids }));
 }
 
 /** diffusers' default: true for the SDXL base and inpainting pipelines, false for the img2img (refiner) one. */
@@ -365,10 +376,18 @@ function fuseOnce(path: string, cacheDir: string): string {
   }).path;
 }
 
-/** The text encoder's hidden width from its config.json (768 for SD 1.x), which embeddings must match. */
-function textWidth(dir: string): number {
-  const path = join(dir, 'text_encoder', 'config.json');
-  // Hub exports without a config: SD 1.x's width. readModelFiles has checked the value.
+/** A text encoder's hidden width from its config.json (768 for SD 1.x), which embeddings must match. */
+function textWidth(dir: string, part = 'text_encoder', otherwise = 768): number {
+  const path = join(dir, part, 'config.json');
+  // Hub exports without a config: SD 1.x's (or bigG's) width. readModelFiles has checked the value.
   const width = existsSync(path) ? readModelJson(path).hidden_size : undefined;
-  return typeof width === 'number' ? width : 768;
+  return typeof width === 'number' ? width : otherwise;
+}
+
+/** CLIP ViT-L's and bigG's widths, which an SDXL embedding's clip_l and clip_g must have. */
+function sdxlTextWidths(dir: string, embeddingsDir: string): [number, number] {
+  if (!hasPart(dir, 'text_encoder')) {
+    throw new UsageError(`--embeddings-dir ${embeddingsDir}: ${basename(dir)} has only the second SDXL text encoder (a refiner), which cannot take clip_l vectors; use embeddings with the base model`);
+  }
+  return [textWidth(dir), textWidth(dir, 'text_encoder_2', 1280)];
 }

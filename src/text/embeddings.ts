@@ -15,7 +15,9 @@ export { EmbeddingError } from './embedding-error.js';
  * Textual-inversion embeddings in the formats people share them in:
  * - A1111 .safetensors: { emb_params: [n, dim] } (or any file holding a single tensor);
  * - A1111 .pt: { string_to_param: { '*': [n, dim] }, ... } (torch 1.11 files: an nn.ParameterDict);
- * - diffusers learned_embeds.bin / .safetensors: { '<token>': [n, dim] or [dim] }.
+ * - diffusers learned_embeds.bin / .safetensors: { '<token>': [n, dim] or [dim] };
+ * - SDXL .safetensors (A1111, kohya): { clip_l: [n, 768], clip_g: [n, 1280] }, one matrix per text
+ *   encoder: clip_l goes into CLIP ViT-L (text_encoder), clip_g into OpenCLIP bigG (text_encoder_2).
  * A1111 names an embedding after its file (the trigger word in prompts); diffusers files also
  * carry their own token, kept in `token`.
  */
@@ -26,15 +28,21 @@ export const MAX_EMBEDDING_FILE_BYTES = 64 * 1024 * 1024;
 /** A1111 refuses embeddings longer than one 75-token prompt chunk. */
 export const MAX_EMBEDDING_VECTORS = 75;
 
-export interface TextualInversion {
+/** Vectors for one text encoder's token table: [count, width] row-major float32. */
+export interface EmbeddingRows {
+  vectors: Float32Array;
+  count: number;
+  width: number;
+}
+
+/** An SD 1.x/2.x embedding's rows are its only matrix; an SDXL one's are clip_l's, with clip_g's in `clipG`. */
+export interface TextualInversion extends EmbeddingRows {
   /** The trigger word: the file name without its extension (A1111). */
   name: string;
   /** The token a diffusers file was trained for (e.g. '<cat-toy>'), when it names one. */
   token?: string;
-  /** [count, width] row-major float32. */
-  vectors: Float32Array;
-  count: number;
-  width: number;
+  /** SDXL files: the clip_g matrix (as many vectors as clip_l's) for the second text encoder. */
+  clipG?: EmbeddingRows;
   /** sha256 of the file's bytes. */
   sha256: string;
 }
@@ -65,11 +73,11 @@ export function parseEmbedding(bytes: Uint8Array, fileName: string): TextualInve
         : ext === '.pt' || ext === '.bin'
           ? pickFromTorch(readTorchFile(bytes))
           : fail(`unknown embedding extension '${ext}' (expected ${EMBEDDING_EXTENSIONS.join(', ')})`);
-    const { count, width } = matrixShape(picked.tensor.shape);
-    const vectors = picked.tensor.data;
-    if (!vectors.every(Number.isFinite)) fail('the embedding holds NaN or infinite values');
+    const rows = rowsOf(picked.tensor);
+    const clipG = picked.clipG ? rowsOf(picked.clipG) : undefined;
+    if (clipG && clipG.count !== rows.count) fail(`clip_l holds ${rows.count} vectors but clip_g ${clipG.count}; an SDXL embedding has as many for each text encoder`);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return { name, ...(picked.token !== undefined ? { token: picked.token } : {}), vectors, count, width, sha256 };
+    return { name, ...(picked.token !== undefined ? { token: picked.token } : {}), ...rows, ...(clipG ? { clipG } : {}), sha256 };
   } catch (err) {
     if (err instanceof EmbeddingError) throw new EmbeddingError(`embedding ${fileName}: ${err.message}`, { cause: err });
     throw err;
@@ -98,17 +106,17 @@ export function namedIn(file: string, prompts: readonly string[]): boolean {
 
 /**
  * The embeddings of `dir` that `prompts` name (every file when `prompts` is undefined), each checked
- * against the text encoder's width. Only those files are read: a broken file nobody names costs
+ * against the text encoders' widths (see checkEmbeddingWidth). Only those files are read: a broken file nobody names costs
  * nothing. One that is named but cannot be used is told to `warn` once and left out (its name stays
  * plain text), as is a second file with the same name.
  */
-export function readEmbeddingsDir(dir: string, width: number, prompts?: readonly string[], warn?: (message: string) => void): TextualInversion[] {
+export function readEmbeddingsDir(dir: string, widths: number | readonly number[], prompts?: readonly string[], warn?: (message: string) => void): TextualInversion[] {
   const out: TextualInversion[] = [];
   for (const file of listEmbeddingFiles(dir)) {
     if (prompts && !namedIn(file, prompts)) continue;
     try {
       const emb = readEmbedding(join(dir, file));
-      checkEmbeddingWidth(emb, width);
+      checkEmbeddingWidth(emb, widths);
       const clash = out.find((e) => e.name === emb.name);
       if (clash) throw new EmbeddingError(`embeddings ${file} and another file are both named '${emb.name}'`);
       out.push(emb);
@@ -120,15 +128,35 @@ export function readEmbeddingsDir(dir: string, width: number, prompts?: readonly
   return out;
 }
 
-/** The model's hidden width must match, e.g. an SD 2.x (1024) embedding cannot drive SD 1.x (768). */
-export function checkEmbeddingWidth(emb: TextualInversion, width: number): void {
-  if (emb.width !== width) {
-    throw new EmbeddingError(`embedding ${emb.name} has vectors of width ${emb.width}, but this text encoder's hidden width is ${width} (made for another model family)`);
+/**
+ * The model's text encoders must take the embedding: one hidden width for SD 1.x/2.x (an SD 2.x
+ * embedding, 1024, cannot drive SD 1.x, 768), CLIP ViT-L's and bigG's for SDXL, whose files hold a
+ * matrix for each (clip_l, clip_g). A1111 skips a file of the other family as these refuse it.
+ */
+export function checkEmbeddingWidth(emb: TextualInversion, widths: number | readonly number[]): void {
+  const [width, width2, ...rest] = typeof widths === 'number' ? [widths] : widths;
+  if (width === undefined || rest.length > 0) throw new RangeError(`a model has one or two text encoders, not ${typeof widths === 'number' ? 1 : widths.length}`);
+  if (width2 === undefined && emb.clipG) {
+    throw new EmbeddingError(`embedding ${emb.name} is an SDXL embedding (clip_l/clip_g), but this is an SD 1.x/2.x model (one text encoder, width ${width}); use it with an SDXL model`);
+  }
+  if (width2 !== undefined && !emb.clipG) {
+    throw new EmbeddingError(`embedding ${emb.name} is an SD 1.x/2.x embedding (one matrix of width ${emb.width}), but this is an SDXL model, which needs clip_l (${width}) and clip_g (${width2}) vectors; use an SDXL embedding`);
+  }
+  const got = emb.clipG ? `${emb.width} and ${emb.clipG.width}` : `${emb.width}`;
+  const want = width2 === undefined ? `${width}` : `${width} and ${width2}`;
+  if (emb.width !== width || (width2 !== undefined && emb.clipG!.width !== width2)) {
+    throw new EmbeddingError(`embedding ${emb.name} has vectors of width ${got}, but this model's text encoder${width2 === undefined ? "'s hidden width is" : "s' hidden widths are"} ${want} (made for another model family)`);
   }
 }
 
 function fail(message: string): never {
   throw new EmbeddingError(message);
+}
+
+function rowsOf(tensor: FloatTensor): EmbeddingRows {
+  const { count, width } = matrixShape(tensor.shape);
+  if (!tensor.data.every(Number.isFinite)) fail('the embedding holds NaN or infinite values');
+  return { vectors: tensor.data, count, width };
 }
 
 function matrixShape(shape: readonly number[]): { count: number; width: number } {
@@ -142,13 +170,17 @@ function matrixShape(shape: readonly number[]): { count: number; width: number }
 interface Picked {
   tensor: FloatTensor;
   token?: string;
+  clipG?: FloatTensor;
 }
 
-/** emb_params (A1111), else the only tensor (diffusers { token: tensor } or a bare tensor). */
+/** emb_params (A1111), SDXL's clip_l and clip_g, else the only tensor (diffusers { token: tensor } or a bare tensor). */
 function pickTensor(tensors: Map<string, FloatTensor>): Picked {
   const emb = tensors.get('emb_params');
   if (emb) return { tensor: emb };
-  if (tensors.has('clip_l') || tensors.has('clip_g')) fail('SDXL embeddings (clip_l/clip_g) are not supported');
+  const clipL = tensors.get('clip_l');
+  const clipG = tensors.get('clip_g');
+  if (clipL && clipG) return { tensor: clipL, clipG };
+  if (clipL || clipG) fail(`an SDXL embedding holds both clip_l and clip_g, this file only ${clipL ? 'clip_l' : 'clip_g'}`);
   if (tensors.size !== 1) fail(`expected one tensor or 'emb_params', found ${[...tensors.keys()].map((k) => `'${k}'`).join(', ') || 'none'}`);
   const [token, tensor] = [...tensors][0]!;
   return { tensor, token };

@@ -285,11 +285,14 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     symlinkSync(join(EMBEDDINGS, 'truncated.safetensors'), join(embDir, 'broken.safetensors'));
     symlinkSync(join(EMBEDDINGS, 'wrong-width.safetensors'), join(embDir, 'wide.safetensors'));
     symlinkSync(join(EMBEDDINGS, 'huge-header.safetensors'), join(embDir, 'huge.safetensors'));
+    symlinkSync(join(FIXTURES, 'sdxl-embeddings', 'sdxlemb.safetensors'), join(embDir, 'sdxlemb.safetensors'));
+    symlinkSync(join(FIXTURES, 'sdxl-embeddings', 'sd1emb.safetensors'), join(embDir, 'sd1emb.safetensors'));
     symlinkSync('/dev/zero', join(embDir, 'zero.pt'));
     writeFileSync(join(embDir, 'locked.pt'), 'x');
     chmodSync(join(embDir, 'locked.pt'), 0);
   };
-  const embCases: Array<[string, string, number, RegExp | undefined]> = [
+  const sdxl = ['--model', join(FIXTURES, 'tiny-sdxl'), '--steps', '1', '-q', '--seed', '1'];
+  const embCases: Array<[string, string, number, RegExp | undefined, string[]?]> = [
     ['no prompt names a broken file', 'a photo of a cat', 0, undefined],
     ['a good one named', 'a photo of tiny-emb', 0, undefined],
     ['a pickle that calls os.system, named', 'an evil cat', 0, /^warning: embedding evil\.pt: .*refusing to load.*; 'evil' stays plain text$/],
@@ -297,10 +300,12 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['another width, named', 'a wide view', 0, /^warning: embedding wide has vectors of width 48.*'wide' stays plain text$/],
     ['a huge header, named', 'huge waves', 0, /^warning: embedding huge\.safetensors: .*'huge' stays plain text$/],
     ['/dev/zero as an embedding, named', 'zero gravity', 0, /^warning: cannot read embedding .*zero\.pt: it is a device, not a regular file; 'zero' stays plain text$/],
+    ['an SDXL embedding on SD 1.x, named', 'a photo of sdxlemb', 0, /^warning: embedding sdxlemb is an SDXL embedding \(clip_l\/clip_g\), but this is an SD 1\.x\/2\.x model .*'sdxlemb' stays plain text$/],
+    ['an SD 1.x embedding on SDXL, named', 'a photo of sd1emb', 0, /^warning: embedding sd1emb is an SD 1\.x\/2\.x embedding .* but this is an SDXL model, which needs clip_l \(16\) and clip_g \(24\) vectors.*'sd1emb' stays plain text$/, sdxl],
   ];
-  for (const [name, prompt, status, says] of embCases) {
+  for (const [name, prompt, status, says, model = run] of embCases) {
     const o = out();
-    add({ group: 'embeddings', name: `--embeddings-dir: ${name}`, argv: ['txt2img', prompt, ...run, '--embeddings-dir', embDir, '-o', join(o, 'x.png')], status: status as 0, ...(says ? { stderr: says } : {}), setup: setupEmb, watch: [o], keep: ['x.png'] });
+    add({ group: 'embeddings', name: `--embeddings-dir: ${name}`, argv: ['txt2img', prompt, ...model, '--embeddings-dir', embDir, '-o', join(o, 'x.png')], status: status as 0, ...(says ? { stderr: says } : {}), setup: setupEmb, watch: [o], keep: ['x.png'] });
   }
   for (const [name, dir, says] of [
     ['missing', join(root, 'no-embeddings'), /--embeddings-dir: cannot list .*: no such folder/],
