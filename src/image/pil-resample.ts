@@ -173,3 +173,28 @@ export function pilResize(
   if (needVertical) img = vertical(img, height, vert, rowShift);
   return img === src ? { ...src, data: src.data.slice() } : img;
 }
+
+/**
+ * PIL's Image.resize((width, height), NEAREST) of the whole picture (ImagingScaleAffine): source
+ * column floor(x0) with x0 = step / 2, advanced by step = in / out in double per output pixel.
+ */
+export function pilNearest(src: Raster, width: number, height: number): Raster {
+  const pick = (input: number, output: number): Int32Array => {
+    const step = input / output;
+    const out = new Int32Array(output);
+    let at = step * 0.5;
+    for (let i = 0; i < output; i++, at += step) out[i] = Math.trunc(at);
+    return out;
+  };
+  const xs = pick(src.width, width);
+  const ys = pick(src.height, height);
+  const c = src.channels;
+  const data = new Uint8Array(width * height * c);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (ys[y]! * src.width + xs[x]!) * c;
+      data.set(src.data.subarray(from, from + c), (y * width + x) * c);
+    }
+  }
+  return { width, height, channels: c, data };
+}

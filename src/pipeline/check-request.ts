@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { WatermarkImageTooSmallError, watermarkFits } from '../image/watermark/dwt-dct.js';
 import { promptLimitProblem } from '../text/prompt-limits.js';
 import type { ModelFiles } from './model-files.js';
+import { checkHires } from './tasks/hires.js';
 import type { GenerationRequest } from './types.js';
 
 /**
@@ -25,6 +26,7 @@ export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request:
   if (request.refinerSwitch !== undefined && !(request.refinerSwitch > 0 && request.refinerSwitch <= 1)) {
     throw new UsageError(`the refiner switch is the completed fraction of the schedule, above 0 and at most 1 (got ${request.refinerSwitch})`);
   }
+  checkHires(request, ratio);
   if ((mask || outpaint || request.depth) && !init) throw new UsageError('a mask, an outpaint extension or a depth map needs the picture it applies to (init)');
   if (!init) return;
   const { width: w, height: h } = init.image;

@@ -33,7 +33,8 @@ function chunkIds(tokenizer: ClipTokenizer): ChunkTokenIds {
  * A1111's conditioner runs its two embedders and ComfyUI's SDXL CLIP its clip_l and clip_g —
  * with the last encoder's pooled output of each text's first chunk (A1111's zs[0].pooled,
  * ComfyUI's first_pooled; diffusers' pooled_prompt_embeds for the 'none' window) and `timeIds`
- * as the UNet's added conditioning.
+ * as the UNet's added conditioning. `firstPassSteps`: the steps are a hires fix's second pass after a
+ * first pass of that many (prompt editing's hires offsets).
  */
 export async function encodeConditioning(
   bundle: ModelBundle,
@@ -41,8 +42,9 @@ export async function encodeConditioning(
   steps: number,
   weighting: PromptWeighting,
   timeIds?: Float32Array,
+  firstPassSteps?: number,
 ): Promise<ScheduledConditioning> {
-  const schedule = weighting === 'none' ? [{ endStep: steps, text: prompt }] : promptSchedule(prompt, steps);
+  const schedule = weighting === 'none' ? [{ endStep: steps, text: prompt }] : promptSchedule(prompt, steps, firstPassSteps);
   const encoders: Encoder[] = bundle.sdxl ? bundle.sdxl.encoders : [{ ...bundle, embeddings: bundle.embeddings }];
   const perEncoder = await Promise.all(encoders.map((e) => encodeTexts(e, schedule, weighting)));
   const conds = bundle.sdxl ? joinEncoders(perEncoder, timeIds ?? new Float32Array(0)) : perEncoder[0]!;

@@ -47,6 +47,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
     discardPenultimateSigma: request.discardPenultimateSigma ?? false,
     ...(request.noiseTable ? { noiseTable: request.noiseTable } : {}),
     ...(request.init ? { strength: request.init.strength, ...(request.init.strengthMode ? { strengthMode: request.init.strengthMode } : {}) } : {}),
+    ...(request.latentInit ? { strength: request.latentInit.strength, strengthMode: 'a1111-fixed' as const } : {}),
   });
   const latentSize = [latentDims[1], latentDims[2]] as const;
   const baseNet = await guidedNet(bundle, request, calls, latentSize, controlStep(bundle, request, plan.calls));
@@ -84,8 +85,9 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   const final = keep ? blendKept(latents, keep) : latents;
   const denoisedAt = performance.now();
 
-  listener({ kind: 'stage', stage: 'decode' });
   const images: PassResult['images'] = [];
+  if (request.latentsOnly) return { images, latents: final, timings: timings(started, encodedAt, denoisedAt, denoisedAt) };
+  listener({ kind: 'stage', stage: 'decode' });
   if (request.vaeTiling && bundle.vae?.tiny) throw new UsageError('--vae-tiling does not apply to TAESD (it decodes a 1024x1024 image in well under a gigabyte); leave it out');
   // After a refiner switch the refiner's VAE decodes (with its own scale), as in A1111 (the refiner is then the loaded model) and diffusers.
   const { vaeDecoder, vaeScale } = refining ? refiner!.bundle : bundle;
@@ -100,17 +102,11 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
     const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
     images.push({ image: request.init && request.mask?.overlay ? overlay(request.init.image, raster, request.mask.overlay) : raster, seed: imageSeed(request, b) });
   }
-  const done = performance.now();
-  return {
-    images,
-    latents: final,
-    timings: {
-      textEncoder: encodedAt - started,
-      denoise: denoisedAt - encodedAt,
-      vaeDecode: done - denoisedAt,
-      total: done - started,
-    },
-  };
+  return { images, latents: final, timings: timings(started, encodedAt, denoisedAt, performance.now()) };
+}
+
+function timings(started: number, encodedAt: number, denoisedAt: number, done: number): Timings {
+  return { textEncoder: encodedAt - started, denoise: denoisedAt - encodedAt, vaeDecode: done - denoisedAt, total: done - started };
 }
 
 /** [batch, C, h, w] latents and [batch, E, h, w] extra channels → [batch, C + E, h, w]. */

@@ -9,13 +9,14 @@ import { censor, type SafetyChecker } from './safety-checker.js';
 import { nthImage } from './seeds.js';
 import { inpaintPass, withoutTasks, type PlannedPass } from './tasks/inpaint.js';
 import { outpaintPlan } from './tasks/outpaint.js';
-import type { GeneratedImage, GenerationRequest, GenerationResult, PipelineListener, SafetyAction } from './types.js';
+import { hiresPass } from './tasks/hires.js';
+import type { GeneratedImage, GenerationRequest, GenerationResult, HiresFix, PassRequest, PipelineListener, SafetyAction } from './types.js';
 
 /**
  * The pipeline's one entry: a request (txt2img, or with an init picture, a mask, an outpaint
  * extension, a depth map) → its images, each with its metadata. Tasks are resolved here into
  * passes of the one denoising loop (denoise.ts): inpainting's mask handling and masked-area crop
- * (tasks/inpaint.ts), outpainting's passes (tasks/outpaint.ts).
+ * (tasks/inpaint.ts), outpainting's passes (tasks/outpaint.ts), txt2img's hires fix (tasks/hires.ts).
  */
 export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
   checkRequest(bundle.files, request);
@@ -35,12 +36,23 @@ async function unmarked(bundle: ModelBundle, request: GenerationRequest, listene
   const metadata = await metadataFor(bundle, request);
   if (request.outpaint) return outpaint(bundle, request, listener, metadata);
   const planned: PlannedPass = request.init && request.mask ? await inpaintPass(request, request.init, request.mask) : { pass: withoutTasks(request) };
-  const result = await denoisePass(bundle, planned.pass, listener);
+  const result = request.hires ? await hiresFixed(bundle, planned.pass, request.hires, listener) : await denoisePass(bundle, planned.pass, listener);
   const images = result.images.map(({ image, seed }, batchPos): GeneratedImage => {
     // A1111 records the size it painted (the crop's, for "Only masked").
     return { image: planned.finish ? planned.finish(image) : image, seed, metadata: metadata({ seed, batchPos }) };
   });
   return { images, latents: result.latents, timings: result.timings };
+}
+
+/** txt2img with a hires fix: the first pass to latents, the second pass (tasks/hires.ts) from them at the larger size. */
+async function hiresFixed(bundle: ModelBundle, pass: PassRequest, hires: HiresFix, listener: PipelineListener): Promise<PassResult> {
+  listener({ kind: 'pass', image: 1, images: 1, pass: 1, passes: 2 });
+  const first = await denoisePass(bundle, { ...pass, latentsOnly: true }, listener);
+  listener({ kind: 'pass', image: 1, images: 1, pass: 2, passes: 2 });
+  const second = await denoisePass(bundle, await hiresPass(bundle, pass, hires, first.latents), listener);
+  const timings = { ...second.timings };
+  for (const k of ['textEncoder', 'denoise', 'vaeDecode', 'total'] as const) timings[k] += first.timings[k];
+  return { ...second, timings };
 }
 
 /** Every finished image through the checker (after paste-back and the last outpaint pass, before the watermark); flagged ones replaced. */

@@ -37,10 +37,12 @@ export async function guidedNet(
   const weighting = request.promptWeighting ?? 'a1111';
   const ids = (negative: boolean) => (bundle.unet.added ? timeIds(bundle.unet.added.timeIds, request, negative) : undefined);
   // `<lora:…>`-style tags chose the networks when the model loaded; A1111 encodes the prompt without them.
-  const cond = await encodeConditioning(bundle, withoutExtraNetworks(request.prompt), calls, weighting, ids(false));
+  // A hires fix's second pass: prompt editing counts on from the first pass.
+  const firstPass = request.latentInit?.firstPassSteps;
+  const cond = await encodeConditioning(bundle, withoutExtraNetworks(request.prompt), calls, weighting, ids(false), firstPass);
   // SDXL base: an empty negative prompt conditions on zeros (diffusers' force_zeros_for_empty_prompt, A1111's force_zero_negative_prompt).
   const zeroNegative = bundle.sdxl?.forceZerosForEmptyPrompt === true && request.negativePrompt === '';
-  const uncond = !guided ? undefined : zeroNegative ? zeroedConditioning(cond, ids(true)!) : await encodeConditioning(bundle, request.negativePrompt, calls, weighting, ids(true));
+  const uncond = !guided ? undefined : zeroNegative ? zeroedConditioning(cond, ids(true)!) : await encodeConditioning(bundle, request.negativePrompt, calls, weighting, ids(true), firstPass);
   const padding = request.condPadding ?? 'none';
   const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting, ids(true))).at(0).data : new Float32Array(0);
   await parkTextEncoders(bundle);

@@ -28,7 +28,8 @@ function repeat(data: Float32Array, times: number): Float32Array {
 }
 
 /**
- * The starting latents of txt2img, img2img and inpaint, drawing from the seeded generator in
+ * The starting latents of txt2img, img2img, inpaint and a hires fix's second pass (its upscaled
+ * latents noised with the seed's first draw, as A1111's fresh ImageRNG gives), drawing from the seeded generator in
  * the order diffusers' pipelines do: the init image's posterior sample, then the noise, then
  * (inpainting UNets) the masked image's posterior sample. At strength 1 an inpainting run starts
  * from pure noise (diffusers' is_strength_max), while img2img still noises the image.
@@ -43,6 +44,7 @@ export async function startingPoint(
   const batch = request.batchSize;
   const { init, mask } = request;
   const depth = await depthInput(bundle, request, latentDims);
+  if (request.latentInit) return { x: plan.startLatents(noise.initial(), request.latentInit.latents) };
   if (!init) {
     const initial = request.initialNoise ?? noise.initial();
     return { x: plan.startLatents(initial) };

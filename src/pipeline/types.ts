@@ -102,10 +102,37 @@ export interface GenerationRequest {
    */
   control?: ControlUnit[];
   /**
+   * txt2img's hires fix (A1111's "Hires. fix"): the first pass's latents upscaled and painted again
+   * at the larger size as an img2img pass (src/pipeline/tasks/hires.ts).
+   */
+  hires?: HiresFix;
+  /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
    * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
    */
   initialNoise?: Float32Array;
+}
+
+/** A1111's latent upscalers (shared.latent_upscale_modes) and the built-in image upscalers, by our names. */
+export const HIRES_UPSCALERS = [
+  'latent', 'latent-antialiased', 'latent-bicubic', 'latent-bicubic-antialiased', 'latent-nearest', 'latent-nearest-exact', 'lanczos', 'nearest', 'none',
+] as const;
+export type HiresUpscaler = (typeof HIRES_UPSCALERS)[number];
+
+/** The second pass of a hires fix, as A1111's StableDiffusionProcessingTxt2Img takes it (hr_* fields). */
+export interface HiresFix {
+  /** The size: a factor of the first pass's ("Hires upscale"), or a size to fill and crop to ("Hires resize"). */
+  target: { scale: number } | { width: number; height: number };
+  upscaler: HiresUpscaler;
+  /** The second pass's steps; absent: the first pass's (A1111's 0). */
+  steps?: number;
+  /** Denoising strength of the second pass, (0, 1]. */
+  strength: number;
+  /** Absent: the first pass's. */
+  prompt?: string;
+  negativePrompt?: string;
+  sampling?: Pick<GenerationRequest, 'sampler' | 'schedule' | 'discardPenultimateSigma' | 'noiseTable'>;
+  cfgScale?: number;
 }
 
 /**
@@ -240,9 +267,16 @@ export interface DepthMap {
  * handling, inpaint area, outpaint passes) src/pipeline/tasks/ has resolved into a picture of the
  * pass's size and the mask the model sees.
  */
-export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck'> {
+export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck' | 'hires'> {
   init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
   mask?: { values: Float32Array; overlay?: Float32Array };
+  /**
+   * A hires fix's second pass: start from these scaled latents [batch, C, h, w] noised to `strength`
+   * with A1111's fixed-steps cut, the prompt schedules counted on from `firstPassSteps` denoiser calls.
+   */
+  latentInit?: { latents: Float32Array; strength: number; firstPassSteps: number };
+  /** Stop at the final latents, decoding nothing (a hires fix's first pass). */
+  latentsOnly?: boolean;
 }
 
 export interface Timings {

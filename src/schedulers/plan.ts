@@ -18,8 +18,12 @@ export interface PlanRequest {
   steps: number;
   /** img2img strength in (0, 1]; 1 or absent starts from pure noise. */
   strength?: number;
-  /** diffusers' cut of the schedule for a strength (default), or A1111's (one step more). */
-  strengthMode?: 'diffusers' | 'a1111';
+  /**
+   * diffusers' cut of the schedule for a strength (default), A1111's (one step more), or A1111's with
+   * "fix steps" (its hires pass): `steps` steps walked at the end of a schedule of
+   * int(steps / min(strength, 0.999)).
+   */
+  strengthMode?: 'diffusers' | 'a1111' | 'a1111-fixed';
   /** Run the schedule for steps + 1 and drop the next-to-last sigma (A1111/ComfyUI DPM2). */
   discardPenultimateSigma?: boolean;
   /** Whose training sigmas to use (resolveSampler's choice); default diffusers'. */
@@ -108,12 +112,15 @@ export function planSampling(request: PlanRequest): SamplingPlan {
   const entry = samplerEntry(request.sampler);
   const model = discreteSchedule(request.model.config, { class: entry.diffusers, ...(request.noiseTable ? { table: request.noiseTable } : {}) });
 
-  const scheduleSteps = request.discardPenultimateSigma ? steps + 1 : steps;
+  const fixedCut = request.strengthMode === 'a1111-fixed' && request.strength !== undefined;
+  // setup_img2img_steps with steps given: t_enc = steps - 1, the sampler walks sigmas[total - t_enc - 1:].
+  const total = fixedCut ? Math.trunc(steps / Math.min(request.strength!, 0.999)) : steps;
+  const scheduleSteps = request.discardPenultimateSigma ? total + 1 : total;
   const result = SCHEDULES[request.schedule](model, scheduleSteps, entry);
   const full = request.discardPenultimateSigma ? dropPenultimate(result.sigmas) : result.sigmas;
 
-  const a1111Cut = request.strengthMode === 'a1111' && request.strength !== undefined;
-  const start = a1111Cut ? a1111StartStep(steps, request.strength!) : startStepFor(steps, request.strength);
+  const a1111Cut = (request.strengthMode === 'a1111' && request.strength !== undefined) || fixedCut;
+  const start = fixedCut ? total - steps : a1111Cut ? a1111StartStep(steps, request.strength!) : startStepFor(steps, request.strength);
   const { startStep, sigmas } =
     entry.plmsList && result.grid && !a1111Cut ? pndmCut(full, start) : { startStep: start, sigmas: full.slice(start) };
   const sigmaMax = sigmas[0];

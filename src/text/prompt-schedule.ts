@@ -1,6 +1,8 @@
 // Prompt editing and alternation over the sampling steps, as A1111's
-// get_learned_conditioning_prompt_schedules (without the hires-fix offsets): each prompt becomes a list
-// of (endStep, text): the text to condition on for steps up to and including endStep (1-based).
+// get_learned_conditioning_prompt_schedules: each prompt becomes a list of (endStep, text): the text to
+// condition on for steps up to and including endStep (1-based). In a hires fix's second pass the steps
+// count on from the first pass (its hires offsets): `[a:b:25]` after 20 first-pass steps switches at the
+// second pass's step 5, `[a:b:1.5]` halfway through it.
 import { PromptError } from './prompt-error.js';
 import { parseSchedulePrompt, type ScheduleNode } from './prompt-schedule-parser.js';
 
@@ -10,13 +12,16 @@ export interface ScheduledPrompt {
   text: string;
 }
 
-/** The schedule of one prompt for a run of `steps` sampling steps. */
-export function promptSchedule(prompt: string, steps: number): ScheduledPrompt[] {
+/**
+ * The schedule of one prompt for a run of `steps` sampling steps; `firstPassSteps`: the run is a hires
+ * fix's second pass after a first pass of that many steps (A1111's hires_steps argument).
+ */
+export function promptSchedule(prompt: string, steps: number, firstPassSteps?: number): ScheduledPrompt[] {
   const tree = parseSchedulePrompt(prompt)?.nodes;
   if (tree === undefined) return [{ endStep: steps, text: prompt }];
   const switches = new Set<number>([steps]);
   const stepOf = new Map<ScheduleNode, number>();
-  resolveSteps(tree, steps, switches, stepOf);
+  resolveSteps(tree, { steps, ...(firstPassSteps !== undefined ? { firstPassSteps } : {}) }, switches, stepOf);
   return [...switches].sort((a, b) => a - b).map((endStep) => ({ endStep, text: render(tree, endStep, stepOf) }));
 }
 
@@ -28,10 +33,20 @@ export function scheduleIsAmbiguous(prompt: string): boolean {
   return parseSchedulePrompt(prompt)?.ambiguous ?? false;
 }
 
-/** Step at which a `[..:when]` switches, per A1111: with a "." the number is a fraction of the steps. */
-export function scheduleSwitchStep(when: string, steps: number): number {
+/** The steps a schedule runs over, and the first pass's before them (a hires fix's second pass). */
+export interface ScheduleClock {
+  steps: number;
+  firstPassSteps?: number;
+}
+
+/**
+ * Step at which a `[..:when]` switches, per A1111: with a "." the number is a fraction of the steps.
+ * In a second pass the first pass is taken off: its steps from a whole number, 1 from a fraction.
+ */
+export function scheduleSwitchStep(when: string, { steps, firstPassSteps }: ScheduleClock): number {
   const value = Number(when);
-  const scaled = when.includes('.') ? value * steps : value;
+  const hires = firstPassSteps !== undefined;
+  const scaled = when.includes('.') ? (hires ? value - 1 : value) * steps : hires ? value - firstPassSteps : value;
   // Python's int() of an infinite float raises OverflowError, and the generation stops.
   if (!Number.isFinite(scaled)) throw new PromptError(`prompt editing step "${when}" is out of range`);
   return Math.min(steps, Math.trunc(scaled));
@@ -39,17 +54,17 @@ export function scheduleSwitchStep(when: string, steps: number): number {
 
 // Every [..:when] in the tree counts, even one inside a branch that is never shown, and an
 // alternation anywhere switches at every step.
-function resolveSteps(nodes: readonly ScheduleNode[], steps: number, switches: Set<number>, stepOf: Map<ScheduleNode, number>): void {
+function resolveSteps(nodes: readonly ScheduleNode[], clock: ScheduleClock, switches: Set<number>, stepOf: Map<ScheduleNode, number>): void {
   for (const node of nodes) {
     if (node.kind === 'scheduled') {
-      const step = scheduleSwitchStep(node.when, steps);
+      const step = scheduleSwitchStep(node.when, clock);
       stepOf.set(node, step);
       if (step >= 1) switches.add(step);
-      if (node.before !== null) resolveSteps(node.before, steps, switches, stepOf);
-      resolveSteps(node.after, steps, switches, stepOf);
+      if (node.before !== null) resolveSteps(node.before, clock, switches, stepOf);
+      resolveSteps(node.after, clock, switches, stepOf);
     } else if (node.kind === 'alternate') {
-      for (let step = 1; step <= steps; step++) switches.add(step);
-      for (const option of node.options) resolveSteps(option, steps, switches, stepOf);
+      for (let step = 1; step <= clock.steps; step++) switches.add(step);
+      for (const option of node.options) resolveSteps(option, clock, switches, stepOf);
     }
   }
 }
