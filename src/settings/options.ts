@@ -100,7 +100,7 @@ export interface OptionSpec<K extends SettingKey = SettingKey> {
   key: K;
   flags: string;
   description: string;
-  parse: (raw: unknown, label: string) => Settings[K];
+  parse: OptionParser<Settings[K]>;
   default: Settings[K];
   /** May a config file set it? (Per-image values such as the seed may not.) */
   configurable: boolean;
@@ -130,25 +130,31 @@ function numberOf(raw: unknown, pattern: RegExp): number {
   return pattern.test(text) ? Number(text) : Number.NaN;
 }
 
+/** What numbers a parser takes: --xyz expands ranges ("10-30 (+10)") of whole numbers or of any. */
+export type NumberKind = 'integer' | 'number';
+export type OptionParser<T> = ((raw: unknown, label: string) => T) & { numberKind?: NumberKind };
+
+const numeric = <T>(parse: (raw: unknown, label: string) => T, numberKind: NumberKind): OptionParser<T> => Object.assign(parse, { numberKind });
+
 export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (raw: unknown, label: string): number => {
+  return numeric((raw: unknown, label: string): number => {
     const n = numberOf(raw, INTEGER_TEXT);
     if (!Number.isInteger(n) || n < min || n > max) {
       throw new UsageError(`${label} must be a whole number from ${min} to ${max} (got '${String(raw)}')`);
     }
     return n;
-  };
+  }, 'integer');
 }
 
 export function parseNumber(min: number, max = Infinity) {
-  return (raw: unknown, label: string): number => {
+  return numeric((raw: unknown, label: string): number => {
     const n = numberOf(raw, NUMBER_TEXT);
     if (!Number.isFinite(n) || n < min || n > max) {
       const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
       throw new UsageError(`${label} must be a number ${range} (got '${String(raw)}')`);
     }
     return n;
-  };
+  }, 'number');
 }
 
 export function parseChoice<T extends string>(choices: readonly T[]) {
@@ -191,17 +197,18 @@ const parseBoolean = (raw: unknown, label: string): boolean => {
   throw new UsageError(`${label} must be true or false (got '${String(raw)}')`);
 };
 
-function optional<T>(parse: (raw: unknown, label: string) => T) {
-  return (raw: unknown, label: string): T | undefined => (raw === undefined ? undefined : parse(raw, label));
+function optional<T>(parse: OptionParser<T>): OptionParser<T | undefined> {
+  const wrapped = (raw: unknown, label: string): T | undefined => (raw === undefined ? undefined : parse(raw, label));
+  return parse.numberKind ? numeric(wrapped, parse.numberKind) : wrapped;
 }
 
 /** Multiples of 8, as Stable Diffusion's VAE needs (the model's own latent ratio is checked by the pipeline). */
 export function parseMultipleOf8(min: number, max: number) {
-  return (raw: unknown, label: string): number => {
+  return numeric((raw: unknown, label: string): number => {
     const n = parseInteger(min, max)(raw, label);
     if (n % 8 !== 0) throw new UsageError(`${label} must be a multiple of 8 (got ${n}; try ${Math.max(8, Math.round(n / 8) * 8)})`);
     return n;
-  };
+  }, 'integer');
 }
 
 const parseSize = optional(parseMultipleOf8(8, 8192));
