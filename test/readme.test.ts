@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { manifestAssets } from '../src/build/assets.js';
 import { manifestOf } from '../src/build/manifest.js';
@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/options.js';
 import { TRAIN_OPTIONS } from '../src/commands/embed-train-options.js';
 import { BUILD_OPTIONS, LOCK_MERGE_OPTIONS } from '../src/commands/build-options.js';
+import { XYZ_OPTIONS } from '../src/commands/xyz-options.js';
 import jsYaml from 'js-yaml';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
@@ -22,6 +23,12 @@ test('every generation option of the options table is in the README', () => {
 
 test("every embed-train option is in the README's table", () => {
   for (const o of TRAIN_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
+});
+
+test("every --xyz option is in the README's table, and the plot's picture is there", () => {
+  for (const o of XYZ_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
+  const picture = /!\[[^\]]*\]\((docs\/[\w.-]+\.png)\)/.exec(readme.slice(readme.indexOf('## X/Y/Z plots')));
+  assert.ok(picture && existsSync(join(ROOT, picture[1]!)), 'the README shows a grid from docs/');
 });
 
 test("every build and lock merge option is in the README's table; its CI examples parse and use only those flags", () => {

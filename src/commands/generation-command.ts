@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { defaultFor, optionsFor, type GeneratingCommand, type OptionSpec } from '../settings/options.js';
+import { XYZ_COMMANDS } from '../settings/xyz.js';
+import { XYZ_OPTIONS } from './xyz-options.js';
 
 /** A generating subcommand's flags, from the one options table. */
 export function addGenerationOptions(cmd: Command, command: GeneratingCommand): Command {
@@ -8,6 +10,7 @@ export function addGenerationOptions(cmd: Command, command: GeneratingCommand): 
     if (o.repeatable) cmd.option(o.flags, description, (value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     else cmd.option(o.flags, description);
   }
+  if (XYZ_COMMANDS.includes(command)) for (const o of XYZ_OPTIONS) cmd.option(o.flags, o.description);
   return cmd
     .option('--json', 'print one JSON record per image on stdout (path, seed, parameters, timings)')
     .option('-q, --quiet', 'no progress output')

@@ -2,7 +2,7 @@ import { loadConfig, resolveSettings } from '../settings/config.js';
 import { imageFormatOf } from '../image/image-format.js';
 import { encodeImage } from '../image/encode-image.js';
 import { metadataInfotext } from '../image/infotext.js';
-import { planOutputs, preflightOutputs, resolveOutputTarget, type OutputNameVars, type OutputTarget } from '../image/output-path.js';
+import { planOutputs, preflightOutputs, resolveOutputTarget, type OutputTarget } from '../image/output-path.js';
 import { writeFileAtomic } from '../image/write.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
 import { generate } from '../pipeline/generate.js';
@@ -11,7 +11,7 @@ import type { ModelFiles } from '../pipeline/model-files.js';
 import { previewer, type Previewer } from '../pipeline/preview.js';
 import { checkRequest } from '../pipeline/check-request.js';
 import { nthBatch } from '../pipeline/seeds.js';
-import type { GeneratedImage, GenerationRequest, GenerationResult } from '../pipeline/types.js';
+import type { GenerationRequest, GenerationResult } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { MODEL_TASK, loadGroups, prepareGeneration, resolveSampling, samplingLabel, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
 import { checkOptionValues } from '../settings/option-values.js';
@@ -24,6 +24,9 @@ import { chooseVae, installedTaesd, isSdxlLatents, taesdIdFor, type ChosenVae } 
 import { warnNotRun } from './config-warnings.js';
 import { listEmbeddingFiles } from '../text/embeddings.js';
 import { terminalText } from './terminal-text.js';
+import { parseXyz, type XyzPlan } from '../settings/xyz.js';
+import { nameVars, type ImageSink, type Writer } from './image-sink.js';
+import { xyzOutput } from './xyz-output.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -47,13 +50,12 @@ export interface GenerationInput {
 }
 
 interface PlannedJob {
+  /** Its place in the run's jobs (an --xyz tile's index). */
+  index: number;
   prompt: string;
   prepared: PreparedGeneration;
-  target: OutputTarget;
   /** --preview's file and how often it is redrawn. */
   preview: { path: string; every: number } | undefined;
-  /** A file target's names for this job's images, planned for the whole run. */
-  paths: readonly string[] | undefined;
 }
 
 /**
@@ -63,22 +65,26 @@ interface PlannedJob {
  * share one (prompts whose <lora:…> tags differ need their own: networks change weights).
  */
 export async function runGeneration(input: GenerationInput): Promise<void> {
-  const { flags, command } = input;
-  const config = await loadConfig(process.cwd(), flags.config);
+  const { command } = input;
+  const config = await loadConfig(process.cwd(), input.flags.config);
   warnNotRun(config.notRun);
-  const resolvedJobs = input.jobs.map((job) => {
+  const xyz = xyzPlanOf(input);
+  // An X/Y/Z plot compares settings: every tile draws the same noise unless the seed is an axis (A1111's fix_seed).
+  const flags = xyz && input.flags.seed === undefined && input.recorded?.seed === undefined ? { ...input.flags, seed: String(randomSeed()) } : input.flags;
+  const jobs: readonly GenerationJob[] = xyz ? xyz.tiles.map((t) => ({ prompt: t.prompt, values: t.values, where: `--xyz tile ${t.x},${t.y},${t.z}` })) : input.jobs;
+  const resolvedJobs = jobs.map((job) => {
     if (job.values) checkOptionValues(job.values, job.where ?? 'prompt', command);
     const resolved = resolveSettings(config, { ...flags, ...job.values }, command, input.recorded);
+    if (xyz && resolved.settings.batchSize * resolved.settings.batchCount > 1) throw new UsageError('--xyz: each tile is one image; leave out --batch-size and --batch-count');
     resolveSampling(resolved.settings, (key) => samplingLabel(resolved, key));
     // A folder that is not there is a usage error, found before anything loads.
     if (resolved.settings.embeddingsDir) listEmbeddingFiles(resolved.settings.embeddingsDir);
     return { job, resolved };
   });
-  const targets = await Promise.all(resolvedJobs.map(({ resolved }) => resolveOutputTarget(resolved.settings.output)));
   // Every name of the run (every prompt, batch and image), before a model is chosen (which may download) or a step runs.
-  const paths = await preflightOutputs(
-    resolvedJobs.map(({ resolved }, i) => ({ target: targets[i]!, count: resolved.settings.batchCount * resolved.settings.batchSize, overwrite: resolved.settings.overwrite })),
-  );
+  const sink = xyz
+    ? await xyzOutput({ plan: xyz, target: await resolveOutputTarget(resolvedJobs[0]!.resolved.settings.output), settings: resolvedJobs[0]!.resolved.settings, labels: !flags.xyzNoLabels, keepTiles: Boolean(flags.xyzKeepTiles), json: Boolean(flags.json) })
+    : await fileOutputs(resolvedJobs.map((r) => r.resolved.settings), Boolean(flags.json));
   const models = new Map<string, Promise<ChosenModel>>();
   const planned: PlannedJob[] = [];
   for (const [i, { job, resolved }] of resolvedJobs.entries()) {
@@ -91,13 +97,13 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    planned.push({ prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), target: targets[i]!, paths: paths[i], preview: previewOf(prepared.settings) });
+    planned.push({ index: i, prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), preview: previewOf(prepared.settings) });
   }
   for (const group of loadGroups(planned)) {
     const bundle = await loadModel(group.modelDir, {
       ...group.load,
       // Between prompts the text encoder is needed again: keep it open there.
-      parkTextEncoder: input.jobs.length === 1,
+      parkTextEncoder: jobs.length === 1,
       ...(flags.quiet ? {} : { onNote: (message: string) => process.stderr.write(`${message}\n`) }),
       // Only the embeddings these prompts name are read.
       embeddingPrompts: group.jobs.flatMap((j) => [j.prompt, j.prepared.settings.negativePrompt]),
@@ -105,22 +111,39 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     });
     if (input.recordedLoras) warnLoraHashes(bundle.loras, input.recordedLoras);
     try {
-      for (const { prompt, prepared, target, preview, paths: jobPaths } of group.jobs) {
+      for (const { index, prompt, prepared, preview } of group.jobs) {
         const { settings } = prepared;
         // A given --seed holds for every prompt (their images compare); otherwise each draws its own.
         const request = prepared.request(prompt, settings.seed ?? randomSeed());
         warnMissingEmbeddings(bundle, [prompt, settings.negativePrompt], settings.embeddingsDir);
         const label = settings.batchCount > 1 ? 'batch' : prepared.task && request.outpaint ? 'outpaint' : 'sampling';
         const previews = preview && previewFile(bundle, prepared.files, preview.path, preview.every);
-        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), writer(target, settings, Boolean(flags.json), jobPaths), previews);
+        await runBatches(bundle, request, settings, label, Boolean(flags.quiet), sink.writerFor(index, settings), previews);
       }
     } finally {
       await bundle.release();
     }
   }
+  await sink.finish();
 }
 
-type Writer = (images: GeneratedImage[], timings: GenerationResult['timings'], firstIndex: number, batch: number) => Promise<void>;
+/** --xyz (txt2img, img2img, inpaint): the plot's tiles, checked before anything else. */
+function xyzPlanOf(input: GenerationInput): XyzPlan | undefined {
+  const { xyz, xyzNoLabels, xyzKeepTiles } = input.flags;
+  if (xyz === undefined) {
+    if (xyzNoLabels || xyzKeepTiles) throw new UsageError(`${xyzNoLabels ? '--xyz-no-labels' : '--xyz-keep-tiles'} goes with --xyz`);
+    return undefined;
+  }
+  if (input.jobs.length !== 1) throw new UsageError('--xyz plots one prompt: leave out --prompts-file');
+  return parseXyz(String(xyz), input.command, input.jobs[0]!.prompt);
+}
+
+/** Each job's images to -o: a file target's names planned for the whole run, checked before any work. */
+async function fileOutputs(settings: readonly Settings[], json: boolean): Promise<ImageSink> {
+  const targets = await Promise.all(settings.map((s) => resolveOutputTarget(s.output)));
+  const paths = await preflightOutputs(settings.map((s, i) => ({ target: targets[i]!, count: s.batchCount * s.batchSize, overwrite: s.overwrite })));
+  return { writerFor: (job, s) => writer(targets[job]!, s, json, paths[job]), finish: async () => {} };
+}
 
 async function runBatches(bundle: ModelBundle, base: GenerationRequest, settings: Settings, label: string, quiet: boolean, write: Writer, preview?: Previewer): Promise<void> {
   const progress = progressView({ quiet });
@@ -222,9 +245,4 @@ function warnLoraHashes(loaded: ModelBundle['loras'], recorded: Record<string, s
     if (found === undefined) process.stderr.write(`warning: the image used LoRA ${name} (hash ${hash}), which this run does not load\n`);
     else if (found !== hash) process.stderr.write(`warning: LoRA ${name} here has hash ${found}, the image was made with ${hash}: another version of the file, so the image will differ\n`);
   }
-}
-
-function nameVars(image: GeneratedImage, index: number, batch: number): OutputNameVars {
-  const m = image.metadata;
-  return { seed: image.seed, index, batch, prompt: m.prompt, model: m.model, sampler: m.sampler, steps: m.steps, cfg: m.cfgScale, width: m.width, height: m.height, date: new Date() };
 }

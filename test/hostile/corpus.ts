@@ -471,5 +471,19 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   ] as const) {
     add({ group: 'watermark', name: `watermark ${name}`, argv: [...argv], status: 2, stderr: says });
   }
+
+  // ---- X/Y/Z plots: --xyz axes ---------------------------------------------------------------------------------
+  for (const [name, command, xyz, says] of [
+    ['an unknown option', 'txt2img', 'stpes=1,2', /--xyz axis X: unknown option 'stpes'/],
+    ['a value its parser refuses', 'img2img', 'strength=0.5,1.5', /--xyz strength: strength must be a number from 0 to 1 \(got '1\.5'\)/],
+    ['an empty list', 'txt2img', 'cfg=', /--xyz cfg: an empty value/],
+    ['a range past the tile limit', 'inpaint', 'seed=0-4294967295', /at most 256 images/],
+    ['four axes', 'txt2img', 'steps=1;cfg=2;seed=3;eta=1', /4 axes; at most 3/],
+    ['a run option as an axis', 'txt2img', 'output=a.png,b.png', /output cannot be an axis/],
+    ['on outpaint', 'outpaint', 'steps=1,2', /unknown option '--xyz'/],
+  ] as const) {
+    const o = out();
+    add({ group: 'xyz', name: `${command} --xyz ${name}`, argv: [command, 'a cat', ...run, ...imageArgs[command]!, '--xyz', xyz, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o] });
+  }
   return cases;
 }
