@@ -9,6 +9,7 @@ import { GENERATION_OPTIONS, flagName, type OptionSpec } from '../src/settings/o
 import { TRAIN_OPTIONS } from '../src/commands/embed-train-options.js';
 import { BUILD_OPTIONS, LOCK_MERGE_OPTIONS } from '../src/commands/build-options.js';
 import { XYZ_OPTIONS } from '../src/commands/xyz-options.js';
+import { UPSCALE_OPTIONS } from '../src/commands/upscale-options.js';
 import jsYaml from 'js-yaml';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
@@ -29,6 +30,10 @@ test("every --xyz option is in the README's table, and the plot's picture is the
   for (const o of XYZ_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
   const picture = /!\[[^\]]*\]\((docs\/[\w.-]+\.png)\)/.exec(readme.slice(readme.indexOf('## X/Y/Z plots')));
   assert.ok(picture && existsSync(join(ROOT, picture[1]!)), 'the README shows a grid from docs/');
+});
+
+test("every upscale option is in the README's table", () => {
+  for (const o of UPSCALE_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
 });
 
 test("every build and lock merge option is in the README's table; its CI examples parse and use only those flags", () => {

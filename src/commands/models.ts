@@ -17,6 +17,7 @@ import {
   resolveModel,
   TASKS,
   verifyModel,
+  type FileSetEntry,
   type Task,
 } from '../models/index.js';
 import { formatBytes, pullProgress } from './pull-progress.js';
@@ -67,20 +68,24 @@ export function defineModels(models: Command): Command {
           license: m.license.name,
         };
       });
-      const vaes = registry.vaes.map((v) => {
+      const fileSetRow = (v: FileSetEntry) => {
         const here = cached.find((c) => c.ids.includes(v.id) && v.files.every((f) => existsSync(join(c.dir, f))));
         return { id: v.id, name: v.name, repo: `${v.repo}@${v.revision}`, download: v.bytes, installed: here ? { bytes: here.bytes, dir: here.dir } : null, license: v.license.name };
-      });
+      };
+      const vaes = registry.vaes.map(fileSetRow);
+      const upscalers = registry.upscalers.map(fileSetRow);
       const others = cached.filter((c) => c.ids.length === 0).map((c) => ({ repo: `${c.repo}@${c.revision}`, bytes: c.bytes, tasks: c.tasks, dir: c.dir }));
-      print(opts.json, { cache: cacheRoot(), registry: rows, vaes, otherDownloads: others, local }, () => {
+      print(opts.json, { cache: cacheRoot(), registry: rows, vaes, upscalers, otherDownloads: others, local }, () => {
         const lines = [`cache: ${cacheRoot()}`];
         for (const r of rows) {
           const state = r.installed ? chalk.green(`installed (${r.installed.tasks.join(', ')}; ${formatBytes(r.installed.bytes)})`) : chalk.dim(`not installed (~${formatBytes(r.download)})`);
           lines.push(`${r.default ? '*' : ' '} ${r.id.padEnd(22)} ${state}  ${chalk.dim(`${r.repo}, ${r.license}`)}`);
         }
-        for (const v of vaes) {
-          const state = v.installed ? chalk.green(`installed (VAE; ${formatBytes(v.installed.bytes)})`) : chalk.dim(`not installed (VAE, ~${formatBytes(v.download)})`);
-          lines.push(`  ${v.id.padEnd(22)} ${state}  ${chalk.dim(`${v.repo}, ${v.license}`)}`);
+        for (const [what, list] of [['VAE', vaes], ['upscaler', upscalers]] as const) {
+          for (const v of list) {
+            const state = v.installed ? chalk.green(`installed (${what}; ${formatBytes(v.installed.bytes)})`) : chalk.dim(`not installed (${what}, ~${formatBytes(v.download)})`);
+            lines.push(`  ${v.id.padEnd(22)} ${state}  ${chalk.dim(`${v.repo}, ${v.license}`)}`);
+          }
         }
         for (const o of others) lines.push(`  hf:${o.repo.padEnd(19)} ${chalk.green(`installed (${formatBytes(o.bytes)})`)}`);
         for (const l of local) lines.push(`  ${l.id.padEnd(22)} ${chalk.cyan('local')} ${l.path}`);

@@ -5,7 +5,7 @@ import { localRegistryPath } from './cache-layout.js';
 import { CacheError, LocalModelError } from './errors.js';
 import { readJsonFile, writeJsonAtomic } from './json-file.js';
 import { validateId } from './ref.js';
-import type { Registry } from './registry.js';
+import { registryIds, type Registry } from './registry.js';
 
 /**
  * Folders and single-file checkpoints the user registered under a name with `diffuse models add
@@ -55,7 +55,7 @@ export interface AddOptions {
 export async function addLocalModel(root: string, registry: Registry, dir: string, id: string, options: AddOptions = {}): Promise<LocalModel> {
   const problem = validateId(id);
   if (problem) throw new LocalModelError(`model id "${id}" ${problem}`);
-  if (registry.models.some((m) => m.id === id) || registry.vaes.some((v) => v.id === id)) throw new LocalModelError(`"${id}" is a registry id; choose another name`);
+  if (registryIds(registry).includes(id)) throw new LocalModelError(`"${id}" is a registry id; choose another name`);
   const path = resolve(dir);
   if (!existsSync(path)) throw new LocalModelError(`${path} does not exist`);
   if (!options.checkpoint) {

@@ -74,6 +74,20 @@ export interface VaeEntry {
   notes?: string;
 }
 
+/** A registry entry pulled as an exact list of a Hub repo's files (a VAE, an upscaler). */
+export type FileSetEntry = Pick<VaeEntry, 'id' | 'name' | 'repo' | 'revision' | 'files' | 'bytes' | 'license' | 'sha256' | 'notes'>;
+
+/** The architecture of an upscaler graph: Real-ESRGAN's RRDBNet (x4plus, x2plus, anime_6B) or SRVGGNetCompact (general-x4v3, animevideov3). */
+export const UPSCALER_KINDS = ['rrdbnet', 'srvgg'] as const;
+export type UpscalerKind = (typeof UPSCALER_KINDS)[number];
+
+/** An ONNX upscaler to pull by name (`diffuse upscale --model realesrgan-x4plus`): one .onnx file of a Hub repo. */
+export interface UpscalerEntry extends FileSetEntry {
+  kind: UpscalerKind;
+  /** Output size / input size, as published (the graph is probed for it when it loads). */
+  scale: number;
+}
+
 export interface Registry {
   version: 1;
   /** The id used when no --model is given. */
@@ -90,6 +104,8 @@ export interface Registry {
   models: RegistryEntry[];
   /** VAEs by name; a registry without the key has none. */
   vaes: VaeEntry[];
+  /** Upscalers by name; a registry without the key has none. */
+  upscalers: UpscalerEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -168,8 +184,9 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+const UPSCALER_KEYS = ['id', 'name', 'kind', 'scale', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
@@ -183,17 +200,13 @@ function checkPins(c: Checker, raw: unknown, path: string): Record<string, strin
   return sha256;
 }
 
-function checkVae(c: Checker, raw: unknown, path: string): VaeEntry | undefined {
-  const obj = c.object(raw, path);
-  if (!obj) return undefined;
-  c.onlyKeys(obj, path, VAE_KEYS);
+/** The fields every file-set entry has (VAEs, upscalers). */
+function checkFileSet(c: Checker, obj: Json, path: string): FileSetEntry {
   const license = c.object(obj.license, `${path}.license`) ?? {};
   c.onlyKeys(license, `${path}.license`, ['name', 'url']);
-  const entry: VaeEntry = {
+  const entry: FileSetEntry = {
     id: c.string(obj.id, `${path}.id`, validateId),
     name: c.string(obj.name, `${path}.name`),
-    kind: c.oneOf(obj.kind, `${path}.kind`, VAE_KINDS),
-    family: c.oneOf(obj.family, `${path}.family`, FAMILIES),
     repo: c.string(obj.repo, `${path}.repo`, validateRepoId),
     revision: c.string(obj.revision, `${path}.revision`, validateRevision),
     files: c.stringList(obj.files, `${path}.files`, (f) => unsafeRepoPathReason(f)),
@@ -203,6 +216,22 @@ function checkVae(c: Checker, raw: unknown, path: string): VaeEntry | undefined 
   const sha256 = checkPins(c, obj.sha256, `${path}.sha256`);
   if (sha256) entry.sha256 = sha256;
   if (obj.notes !== undefined) entry.notes = c.string(obj.notes, `${path}.notes`);
+  return entry;
+}
+
+function checkVae(c: Checker, raw: unknown, path: string): VaeEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, VAE_KEYS);
+  return { ...checkFileSet(c, obj, path), kind: c.oneOf(obj.kind, `${path}.kind`, VAE_KINDS), family: c.oneOf(obj.family, `${path}.family`, FAMILIES) };
+}
+
+function checkUpscaler(c: Checker, raw: unknown, path: string): UpscalerEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, UPSCALER_KEYS);
+  const entry: UpscalerEntry = { ...checkFileSet(c, obj, path), kind: c.oneOf(obj.kind, `${path}.kind`, UPSCALER_KINDS), scale: c.number(obj.scale, `${path}.scale`, 1, 8, true) };
+  if (entry.files.length !== 1 || !entry.files[0]!.endsWith('.onnx')) c.fail(`${path}.files`, 'must be one .onnx file');
   return entry;
 }
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
@@ -309,6 +338,17 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     });
   }
 
+  const upscalers: UpscalerEntry[] = [];
+  if (top.upscalers !== undefined) {
+    c.array(top.upscalers, '$.upscalers', 0).forEach((raw, i) => {
+      const entry = checkUpscaler(c, raw, `$.upscalers[${i}]`);
+      if (!entry) return;
+      if (ids.has(entry.id)) c.fail(`$.upscalers[${i}].id`, `duplicate id "${entry.id}"`);
+      ids.add(entry.id);
+      upscalers.push(entry);
+    });
+  }
+
   const def = c.string(top.default, '$.default', validateId);
   if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
   const registry: Registry = {
@@ -321,6 +361,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     optionalComponents,
     models,
     vaes,
+    upscalers,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -357,6 +398,20 @@ export function findEntry(registry: Registry, id: string): RegistryEntry | undef
 
 export function findVae(registry: Registry, id: string): VaeEntry | undefined {
   return registry.vaes.find((v) => v.id === id);
+}
+
+export function findUpscaler(registry: Registry, id: string): UpscalerEntry | undefined {
+  return registry.upscalers.find((u) => u.id === id);
+}
+
+/** The VAE or upscaler of this id: entries pulled as an exact list of files. */
+export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
+  return findVae(registry, id) ?? findUpscaler(registry, id);
+}
+
+/** Every id the registry knows: models, VAEs, upscalers. */
+export function registryIds(registry: Registry): string[] {
+  return [...registry.models, ...registry.vaes, ...registry.upscalers].map((e) => e.id);
 }
 
 export interface ComponentOptions {

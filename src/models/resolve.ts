@@ -7,7 +7,7 @@ import { ModelNotCachedError, ModelPathError, UnknownModelError } from './errors
 import { readLocalModels } from './local.js';
 import { pullRepo, type PullOptions } from './pull.js';
 import { parseModelRef, validateRepoId, type ModelRef } from './ref.js';
-import { findEntry, findVae, loadRegistry, type RegistryEntry } from './registry.js';
+import { findEntry, findFileSet, loadRegistry, registryIds, type RegistryEntry } from './registry.js';
 import { pullTargetFor, targetChoice, targetPins, type FileChoice } from './target.js';
 
 export interface ResolveOptions extends PullOptions {
@@ -58,10 +58,10 @@ export async function resolveModel(ref: string | ModelRef, options: ResolveOptio
 
   const root = options.home ?? cacheRoot();
   const registry = options.registry ?? loadRegistry();
-  if (parsed.kind === 'id' && !findEntry(registry, parsed.id) && !findVae(registry, parsed.id)) {
+  if (parsed.kind === 'id' && !findEntry(registry, parsed.id) && !findFileSet(registry, parsed.id)) {
     const local = await readLocalModels(root);
     const model = local[parsed.id];
-    if (!model) throw new UnknownModelError(parsed.id, [...registry.models.map((m) => m.id), ...registry.vaes.map((v) => v.id), ...Object.keys(local)]);
+    if (!model) throw new UnknownModelError(parsed.id, [...registryIds(registry), ...Object.keys(local)]);
     if (!existsSync(model.path)) {
       throw new ModelPathError(`"${parsed.id}" points at ${model.path}, which no longer exists (\`diffuse models rm ${parsed.id}\` forgets it)`);
     }

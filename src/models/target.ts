@@ -3,7 +3,7 @@ import { LocalModelError, ModelPathError, UnknownModelError } from './errors.js'
 import { readLocalModels } from './local.js';
 import type { RemoteFile } from './manifest.js';
 import { formatModelRef, type ModelRef } from './ref.js';
-import { componentsFor, findEntry, findVae, loadRegistry, type Registry, type RegistryEntry, type Task, type VaeEntry } from './registry.js';
+import { componentsFor, findEntry, findFileSet, loadRegistry, registryIds, type FileSetEntry, type Registry, type RegistryEntry, type Task } from './registry.js';
 import { selectExact, selectFiles } from './select.js';
 
 /** What a model reference points at in the cache, and which of its files a task needs. */
@@ -31,20 +31,20 @@ export interface PullTarget {
   repo: string;
   revision: string;
   entry?: RegistryEntry;
-  /** A registry VAE: its exact files are what a pull fetches. */
-  vae?: VaeEntry;
+  /** A registry VAE or upscaler: its exact files are what a pull fetches. */
+  fileSet?: FileSetEntry;
   /** The reference as the user would type it, for messages and the `models pull` hint. */
   label: string;
 }
 
-/** The sha256 pins of the target's registry entry (model or VAE). */
+/** The sha256 pins of the target's registry entry (model, VAE or upscaler). */
 export function targetPins(target: PullTarget): Record<string, string> | undefined {
-  return (target.entry ?? target.vae)?.sha256;
+  return (target.entry ?? target.fileSet)?.sha256;
 }
 
-/** What a pull or a cache lookup of the target selects: a VAE's files, else the task's components. */
+/** What a pull or a cache lookup of the target selects: a VAE's or upscaler's files, else the task's components. */
 export function targetChoice<T extends FileChoice>(target: PullTarget, choice: T): T {
-  return target.vae ? { ...choice, files: target.vae.files } : choice;
+  return target.fileSet ? { ...choice, files: target.fileSet.files } : choice;
 }
 
 /** Registry ids and hf: refs name something to pull; paths and `models add` folders do not. */
@@ -54,11 +54,11 @@ export async function pullTargetFor(ref: ModelRef, options: CacheOptions = {}): 
   if (ref.kind === 'path') throw new ModelPathError(`${ref.path} is a folder path; only registry ids and hf:org/repo references can be pulled`);
   const entry = findEntry(registry, ref.id);
   if (entry) return { repo: entry.repo, revision: entry.revision, entry, label: entry.id };
-  const vae = findVae(registry, ref.id);
-  if (vae) return { repo: vae.repo, revision: vae.revision, vae, label: vae.id };
+  const fileSet = findFileSet(registry, ref.id);
+  if (fileSet) return { repo: fileSet.repo, revision: fileSet.revision, fileSet, label: fileSet.id };
   const local = await readLocalModels(options.home ?? cacheRoot());
   if (local[ref.id]) throw new LocalModelError(`"${ref.id}" is a local folder (${local[ref.id]!.path}); there is nothing to pull`);
-  throw new UnknownModelError(ref.id, [...registry.models.map((m) => m.id), ...registry.vaes.map((v) => v.id), ...Object.keys(local)]);
+  throw new UnknownModelError(ref.id, [...registryIds(registry), ...Object.keys(local)]);
 }
 
 /** The files `choice` needs from a listing (registry include patterns, task components). */

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { TINY_SD } from '../helpers/cli.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import type { HostileCase } from './harness.js';
-import { EMBEDDINGS, HOSTILE_CHECKPOINTS, brokenModel, patchJson, type HostileFiles } from './inputs.js';
+import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenModel, patchJson, type HostileFiles } from './inputs.js';
+
+/** The tiny RRDBNet x4 (tools/make_upscale_fixture.py). */
+const UPSCALER = join(FIXTURES, 'upscale', 'rrdb-x4.onnx');
 
 /**
  * The corpus: hostile inputs for every entry point, each with the exit code and the line diffuse
@@ -169,6 +172,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     { name: 'outpaint -i', argv: (p) => ['outpaint', 'x', ...run, '-i', p, '--extend', '8'], label: '--init-image' },
     { name: 'watermark embed', argv: (p) => ['watermark', 'embed', p, '-o', join(root, 'wm-never.png')], label: 'image' },
     { name: 'watermark detect', argv: (p) => ['watermark', 'detect', p], label: 'image' },
+    { name: 'upscale', argv: (p) => ['upscale', p, '--model', UPSCALER, '-q', '-o', join(root, 'up-never.png')], label: 'image' },
   ];
   const unreadable: Array<[keyof HostileFiles, RegExp]> = [
     ['missing', /no such file/],
@@ -188,7 +192,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
       add({
         group: 'files',
         name: `${r.name} ${kind}`,
-        argv: [...r.argv(f[kind]), ...(r.name.startsWith('watermark') ? [] : ['-o', join(o, 'x.png')])],
+        argv: [...r.argv(f[kind]), ...(/^(watermark|upscale)/.test(r.name) ? [] : ['-o', join(o, 'x.png')])],
         status: 2,
         stderr: new RegExp(`${r.label}: cannot read ${f[kind].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${says.source}`),
         watch: [o],
@@ -484,6 +488,33 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   ] as const) {
     const o = out();
     add({ group: 'xyz', name: `${command} --xyz ${name}`, argv: [command, 'a cat', ...run, ...imageArgs[command]!, '--xyz', xyz, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o] });
+  }
+
+  // ---- upscale ----------------------------------------------------------------------------------------------
+  const upOut = out();
+  const up = (...more: string[]) => ['upscale', f.valid, '--model', UPSCALER, '-q', '-o', join(upOut, 'up.png'), ...more];
+  const junkGraph = join(root, 'junk.onnx');
+  writeFileSync(junkGraph, 'not an ONNX graph');
+  const wide = join(root, 'wide-2100.png');
+  writeFileSync(wide, bombPng(2100, 8, 8));
+  for (const [name, argv, status, says] of [
+    ['--tile smaller than twice the overlap', up('--tile', '16', '--tile-overlap', '9'), 2, /--tile 16 is smaller than twice --tile-overlap 9/],
+    ['--tile 4', up('--tile', '4', '--tile-overlap', '0'), 2, /--tile 4 is too small/],
+    ['--tile 0x10', up('--tile', '0x10'), 2, /--tile must be a whole number from 0 to 8192/],
+    ['--tile-overlap -1', up('--tile-overlap', '-1'), 2, /--tile-overlap must be a whole number/],
+    ['--scale 0', up('--scale', '0'), 2, /--scale must be a number from 0\.05 to 8/],
+    ['--scale 9', up('--scale', '9'), 2, /--scale must be a number from 0\.05 to 8/],
+    ['--scale NaN', up('--scale', 'NaN'), 2, /--scale must be a number/],
+    ['--channel-order grb', up('--channel-order', 'grb'), 2, /--channel-order must be one of rgb, bgr/],
+    ['-o to .jpg', ['upscale', f.valid, '--model', UPSCALER, '-o', join(upOut, 'up.jpg')], 2, /-o\/--output must name a \.png file/],
+    ['an output beyond 16384 pixels', ['upscale', wide, '--model', UPSCALER, '-q', '--scale', '8', '-o', join(upOut, 'up.png')], 2, /would be 16800x64; at most 16384x16384 is written/],
+    ['--model an unknown id', up('--model', 'esrgan-9000'), 2, /--model esrgan-9000: not an upscaler of the registry \(realesrgan-x4plus, .*\) nor an existing \.onnx file/],
+    ['--model a VAE decoder', up('--model', join(TINY_SD, 'vae_decoder', 'model.onnx')), 2, /is not an image upscaler: its input 'latent_sample' has 4 channels, not 3/],
+    ['--model a UNet', up('--model', join(TINY_SD, 'unet', 'model.onnx')), 2, /is not an image upscaler: it has 3 inputs/],
+    ['--model a file that is not a graph', up('--model', junkGraph), 1, /cannot load .*junk\.onnx/],
+    ['--device tpu', up('--device', 'tpu'), 2, /--device must be one of/],
+  ] as const) {
+    add({ group: 'upscale', name: `upscale ${name}`, argv: [...argv], status, stderr: says, watch: [upOut] });
   }
   return cases;
 }

@@ -20,14 +20,14 @@ export function chunk(type: string, data: Buffer): Buffer {
 const SIGNATURE = Buffer.from('89504e470d0a1a0a', 'hex');
 
 /** A PNG whose header claims width x height: 420 bytes that would decode to gigabytes. */
-export function bombPng(width: number, height: number): Buffer {
+export function bombPng(width: number, height: number, rows = 2): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8;
   ihdr[9] = 2;
   const row = Buffer.alloc(1 + width * 3);
-  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat([row, row]))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(Array<Buffer>(rows).fill(row)))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 /** Every kind of file an input can be handed, made once in `dir`. */
