@@ -75,9 +75,14 @@ REFINER_CASES = [
 ]
 
 
+# Nodes whose torch scope names stay: a LoRA finds the layer it patches by the module path they spell
+# (src/graphs/lora/lora-targets.ts), as in every full-size export.
+WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
+
+
 def compact_names(path: Path) -> None:
-    """Short names for the graph's nodes and intermediate values (optimum spells out module paths, half the file at
-    these widths); inputs, outputs, initializers and every operation stay as exported."""
+    """Short names for the graph's other nodes and intermediate values (optimum spells out module paths, half the file
+    at these widths); inputs, outputs, initializers, weight layers' node names and every operation stay as exported."""
     model = onnx.load(str(path))
     graph = model.graph
     keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {t.name for t in graph.initializer}
@@ -89,7 +94,8 @@ def compact_names(path: Path) -> None:
         return renamed.setdefault(name, f"v{len(renamed):x}")
 
     for k, node in enumerate(graph.node):
-        node.name = f"n{k:x}"
+        if node.op_type not in WEIGHT_OPS:
+            node.name = f"n{k:x}"
         node.doc_string = ""
         node.input[:] = [short(n) for n in node.input]
         node.output[:] = [short(n) for n in node.output]
