@@ -84,7 +84,7 @@ function timedChild(lora: string, graphs: string): { seconds: number; peakRssMb:
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--merge-only') {
-    await applyLoras({ textEncoder: join(MODEL, 'text_encoder', 'model.onnx'), unet: join(MODEL, 'unet', 'model.onnx') }, [{ path: process.argv[3]!, te: 1, unet: 1 }], { textWidth: 768 }, process.argv[4]!);
+    await applyLoras({ textEncoder: join(MODEL, 'text_encoder', 'model.onnx'), unet: join(MODEL, 'unet', 'model.onnx') }, [{ path: process.argv[3]!, te: 1, unet: 1 }], { textWidth: 768, sdxl: false }, process.argv[4]!);
     return;
   }
   if (!existsSync(join(MODEL, 'unet', 'model.onnx'))) throw new Error(`no ${MODEL}: run tools/make_bench_models.py first`);

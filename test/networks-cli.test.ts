@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { FIXTURES } from './helpers/fixtures.js';
 import { LORA_FIXTURES, networkFixtures, safetensorsBytes } from './helpers/lora-fixtures.js';
 
 /**
@@ -106,6 +107,22 @@ test('no folder, an unknown name, a bad weight, a LoRA for SDXL: exit 2, one lin
     assert.match(r.stderr, pattern);
   }
   assert.equal(readdirSync(dir).sort(), ['hypernetworks', 'loras']);
+});
+
+test('SDXL: an SDXL LoRA tag merges into tiny-sdxl and is recorded; an SD 1.x LoRA is refused in one line', async () => {
+  const { dir, flags, loras } = folders();
+  copyFileSync(join(FIXTURES, 'sdxl-lora', 'kohya_sdxl.safetensors'), join(loras, 'kohya_sdxl.safetensors'));
+  const sdxl = ['--model', join(FIXTURES, 'tiny-sdxl'), '--steps', '2', '--seed', '21', '--quiet', '--sampler', 'euler', ...flags];
+  const plain = diffuse(['txt2img', 'a red fox', ...sdxl, '-o', join(dir, 'plain.png')]);
+  const lora = diffuse(['txt2img', 'a red fox <lora:kohya_sdxl:0.8>', ...sdxl, '-o', join(dir, 'lora.png')]);
+  assert.is(lora.status, 0, lora.stderr);
+  assert.is(lora.stderr, '', 'every key patches a layer');
+  assert.not.ok((await pixels(join(dir, 'lora.png'))).equals(await pixels(join(dir, 'plain.png'))), plain.stderr);
+  assert.match(parameters(join(dir, 'lora.png')).extra['Lora hashes'] ?? '', /^kohya_sdxl: [0-9a-f]{12}$/);
+  const refused = diffuse(['txt2img', 'a fox <lora:tiny_kohya:1>', ...sdxl, '-o', join(dir, 'out', 'x.png')]);
+  assert.is(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr, /LoRA tiny_kohya \(.*\) was made for SD 1\.x\/2\.x and this is an SDXL model; use an SDXL LoRA, or an SD 1\.x\/2\.x model$/m);
+  assert.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
 });
 
 test.run();

@@ -23,7 +23,7 @@ import { readVaeRecord } from '../graphs/vae-convert.js';
 import { VaeDecoder } from './vae.js';
 import type { ModelFiles } from './model-files.js';
 import { calibrator } from './calibrate.js';
-import { applyLoras, type AppliedLoras, type LoraChoice } from '../graphs/lora/apply-loras.js';
+import { applyLoras, type AppliedLoras, type LoraChoice, type LoraGraphs, type ModelFamily } from '../graphs/lora/apply-loras.js';
 import { withHypernetworks, type HypernetworkChoice } from '../graphs/hypernetwork/apply-hypernetworks.js';
 
 export type { ModelBundle } from './bundle.js';
@@ -94,7 +94,8 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   const { refiner, controlnets, ...own } = options;
   const bundle = await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own);
   if (refiner === undefined) return bundle;
-  const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, withSafetyChecker: _s, ...shared } = own;
+  // The refiner is another network: the base's LoRAs, embeddings and hypernetworks are not its.
+  const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, withSafetyChecker: _s, loras: _l, hypernetworks: _h, ...shared } = own;
   const second = await loadOne(refiner, shared).catch(async (err: unknown) => {
     await bundle.release();
     throw err;
@@ -129,11 +130,14 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
   const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
   const clipSkip = options.clipSkip ?? 1;
   const embeddings = options.embeddingsDir ? readEmbeddingsDir(options.embeddingsDir, sdxl ? sdxlTextWidths(files.dir, options.embeddingsDir) : textWidth(files.dir), options.embeddingPrompts, options.onWarning) : [];
-  if (sdxl && (options.loras?.length || options.hypernetworks?.length)) {
-    throw new UsageError(`LoRAs and hypernetworks apply to SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <lora:…> and <hypernet:…> tags out for this model`);
+  if (sdxl && options.hypernetworks?.length) {
+    throw new UsageError(`hypernetworks apply to SD 1.x/2.x models only and ${basename(files.dir)} is SDXL; leave the <hypernet:…> tags out for this model`);
   }
-  const networks = sdxl ? { textEncoder: '', unet: paths.unet, loras: [] } : await withLoras({ textEncoder: requirePart(files.dir, 'text_encoder'), unet: paths.unet }, options, textWidth(files.dir), graphCache);
-  const text = sdxl ? await sdxlTextParts(files.dir, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder, clipSkip, embeddings, graphCache);
+  const textGraphs = sdxl
+    ? { ...(hasPart(files.dir, 'text_encoder') ? { textEncoder: requirePart(files.dir, 'text_encoder') } : {}), textEncoder2: requirePart(files.dir, 'text_encoder_2') }
+    : { textEncoder: requirePart(files.dir, 'text_encoder') };
+  const networks = await withLoras({ ...textGraphs, unet: paths.unet }, options, { textWidth: textWidth(files.dir), sdxl }, graphCache);
+  const text = sdxl ? await sdxlTextParts(files.dir, networks, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder!, clipSkip, embeddings, graphCache);
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
   const unetSource = options.fuseAttention ? fusedUnet(unetWithNetworks, graphCache) : unetWithNetworks;
   const tokenizer = text.texts[0]!.tokenizer;
@@ -267,16 +271,16 @@ async function singleTextPart(dir: string, path: string, clipSkip: number, embed
  * encoder's token table and its clip_g vectors the second's, as diffusers' load_textual_inversion
  * once per encoder with its tokenizer (and A1111's per-embedder clip_l/clip_g) place them.
  */
-async function sdxlTextParts(dir: string, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
+async function sdxlTextParts(dir: string, graphs: Pick<LoraGraphs, 'textEncoder' | 'textEncoder2'>, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
   const layer = { layerFromEnd: clipSkip };
   const texts: TextEncoderPart[] = [];
   let first: TextParts['embeddings'] | undefined;
-  for (const [graph, tokenizer] of [['text_encoder', 'tokenizer'], ['text_encoder_2', 'tokenizer_2']] as const) {
-    if (graph === 'text_encoder' && !hasPart(dir, graph)) continue;
+  for (const [graph, tokenizer, source] of [['text_encoder', 'tokenizer', graphs.textEncoder], ['text_encoder_2', 'tokenizer_2', graphs.textEncoder2]] as const) {
+    if (source === undefined) continue;
     requirePart(dir, tokenizer, 'vocab.json');
     const rows = embeddings.map((e) => ({ ...e, ...(graph === 'text_encoder' ? {} : e.clipG) }));
     // Only the token table changes: SDXL's layers are read from the hidden_states.N outputs.
-    const prepared = prepareTextEncoderModel(requirePart(dir, graph), { embeddings: rows }, graphCache);
+    const prepared = prepareTextEncoderModel(source, { embeddings: rows }, graphCache);
     const tok = await ClipTokenizer.fromDirectory(componentPath(dir, tokenizer, ''));
     first ??= prepared.embeddings;
     texts.push({
@@ -302,9 +306,9 @@ function forceZerosForEmptyPrompt(modelIndex: Record<string, unknown>): boolean 
 }
 
 /** The graphs with the LoRAs merged (the given ones without any); unused keys are reported, not refused. */
-async function withLoras(graphs: { textEncoder: string; unet: string }, options: LoadOptions, width: number, cacheDir: string): Promise<Omit<AppliedLoras, 'unused'>> {
+async function withLoras(graphs: LoraGraphs, options: LoadOptions, family: ModelFamily, cacheDir: string): Promise<Omit<AppliedLoras, 'unused'>> {
   if (!options.loras?.length) return { ...graphs, loras: [] };
-  const applied = await applyLoras(graphs, options.loras, { textWidth: width }, cacheDir);
+  const applied = await applyLoras(graphs, options.loras, family, cacheDir);
   for (const u of applied.unused) {
     options.onWarning?.(`LoRA ${u.name}: ${u.count} key${u.count === 1 ? '' : 's'} skipped — no such layer in this model, or a kind diffuse does not merge (IA3, OFT, GLoRA) — e.g. ${u.examples.join(', ')}`);
   }

@@ -5,6 +5,7 @@ import { ElemType, Message, ModelProto, intField, messageField, stringField } fr
 import { CheckpointError } from '../errors.js';
 import { UnsupportedModuleError, deltaKind, moduleDelta, type ModuleDelta, type ModuleParts } from './lora-delta.js';
 import { openMatMul, type MatMul } from './delta-matmul.js';
+import type { LoraPrefix } from './lora-keys.js';
 import { loraTargets, type LoraTarget } from './lora-targets.js';
 
 /**
@@ -109,7 +110,7 @@ function relocate(tensor: Message, file: string, offset: number, length: number)
   tensor.set(TENSOR.dataLocation, [intField(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL)]);
 }
 
-export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: 'lora_unet_' | 'lora_te_', loras: readonly LoraInput[], data: { file: string; staging: string }): Promise<MergedGraph> {
+export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: LoraPrefix, loras: readonly LoraInput[], data: { file: string; staging: string }): Promise<MergedGraph> {
   const proto = ModelProto.decode(model);
   const targets = loraTargets(proto.graph, prefix);
   const touched = new Map<LoraTarget, Contribution[]>();

@@ -1,6 +1,6 @@
 import { initializers, type InitializerInfo } from '../../onnx/initializers.js';
 import type { GraphProto, NodeProto } from '../../onnx/proto.js';
-import { compvisAlias, kohyaName } from './lora-keys.js';
+import { compvisAlias, kohyaName, type LoraPrefix, type UnetLayout } from './lora-keys.js';
 
 /**
  * The layers of a graph a LoRA can patch, found from the graph itself: every MatMul, Gemm and
@@ -43,7 +43,20 @@ function intAttribute(node: NodeProto, name: string): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-export function loraTargets(graph: GraphProto, prefix: 'lora_unet_' | 'lora_te_'): TargetIndex {
+/** The UNet's block layout, read off its own module names (the largest resnet index of a down block, up blocks with attentions). */
+function unetLayout(modules: readonly string[]): UnetLayout {
+  let resnets = 0;
+  const attentionUpBlocks = new Set<number>();
+  for (const m of modules) {
+    const down = /^down_blocks\.\d+\.resnets\.(\d+)\./.exec(m);
+    if (down) resnets = Math.max(resnets, Number(down[1]) + 1);
+    const up = /^up_blocks\.(\d+)\.attentions\./.exec(m);
+    if (up) attentionUpBlocks.add(Number(up[1]));
+  }
+  return { layersPerBlock: resnets, attentionUpBlocks };
+}
+
+export function loraTargets(graph: GraphProto, prefix: LoraPrefix): TargetIndex {
   const inits = new Map(initializers(graph).map((i) => [i.name, i]));
   const casts = new Map<string, string>();
   const readers = new Map<string, number>();
@@ -51,7 +64,7 @@ export function loraTargets(graph: GraphProto, prefix: 'lora_unet_' | 'lora_te_'
     if (node.opType === 'Cast' && inits.has(node.inputs[0]!)) casts.set(node.outputs[0]!, node.inputs[0]!);
     for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
   }
-  const index: TargetIndex = new Map();
+  const found: LoraTarget[] = [];
   const seen = new Set<string>();
   for (const node of graph.nodes) {
     if (node.opType !== 'MatMul' && node.opType !== 'Gemm' && node.opType !== 'Conv') continue;
@@ -71,9 +84,13 @@ export function loraTargets(graph: GraphProto, prefix: 'lora_unet_' | 'lora_te_'
       const [a, b] = init.dims as [number, number];
       target = transposed ? { module, init, layout: 'out-in', torchShape: [a, b] } : { module, init, layout: 'in-out', torchShape: [b, a] };
     }
-    const name = kohyaName(prefix, module);
-    index.set(name, target);
-    const alias = prefix === 'lora_unet_' ? compvisAlias(name) : undefined;
+    found.push(target);
+  }
+  const index: TargetIndex = new Map(found.map((t) => [kohyaName(prefix, t.module), t]));
+  if (prefix !== 'lora_unet_') return index;
+  const layout = unetLayout(found.map((t) => t.module));
+  for (const [name, target] of [...index]) {
+    const alias = compvisAlias(name, layout);
     if (alias && !index.has(alias)) index.set(alias, target);
   }
   return index;
