@@ -30,6 +30,9 @@ outputs:
     { manifest: join(dir, 'assets.yaml'), device: 'cpu', offline: true },
     {
       chooseModel: async (ref) => ({ dir: ref }),
+      chooseVae: async () => {
+        throw new Error('no output names a VAE');
+      },
       load: async (modelDir, options) => {
         loads.push(modelDir);
         return loadModel(modelDir, options);

@@ -51,9 +51,6 @@ const NOT_IN_MANIFEST: Record<string, string> = {
   optimizedCache: 'a cache of the machine, not of the asset',
   offline: 'pass --offline to diffuse build',
   yes: 'pass --yes to diffuse build',
-  vae: 'not supported in manifests yet (run the command for it)',
-  refiner: 'not supported in manifests yet (run the command for it)',
-  refinerSwitch: 'not supported in manifests yet (run the command for it)',
 };
 
 /** A matrix larger than this is a typo (a 10,000-image build is several manifests). */

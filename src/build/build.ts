@@ -10,7 +10,8 @@ import type { RegistryEntry } from '../models/index.js';
 import type { Device } from '../onnx/session.js';
 import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
-import { modelHash } from '../pipeline/model-hash.js';
+import { modelHash, weightsHash } from '../pipeline/model-hash.js';
+import { readModelFiles } from '../pipeline/model-files.js';
 import { resolveSettings } from '../settings/config.js';
 import { loadGroups, prepareGeneration, withPromptNetworks, type PreparedGeneration } from '../settings/generation-plan.js';
 import type { GeneratingCommand } from '../settings/options.js';
@@ -43,6 +44,8 @@ export interface ChosenModelDir {
 /** What the command layer lends a build: how a model reference becomes a folder (the registry, downloads, questions). */
 export interface BuildEnv {
   chooseModel(ref: string, command: GeneratingCommand, offline: boolean): Promise<ChosenModelDir>;
+  /** A manifest's vae: to a folder of VAE graphs (a registry VAE pulled, a VAE file converted), for a model whose latents have this scaling factor. */
+  chooseVae(ref: string, scalingFactor: number, offline: boolean): Promise<{ dir: string }>;
   /** loadModel by default; a test counts loads through it. */
   load?: typeof loadModel;
   onEvent?(event: BuildEvent): void;
@@ -74,6 +77,9 @@ interface Planned {
   asset: Asset;
   params: string;
   model: PlannedModel | undefined;
+  /** The refiner and the VAE an output names, beside its model. */
+  refiner?: PlannedModel;
+  vae?: { dir: string };
   /** Why it must be made again; undefined when fresh. */
   reason: string | undefined;
 }
@@ -140,19 +146,60 @@ async function plan(assets: readonly Asset[], lock: Lock, projectDir: string, op
     const key = JSON.stringify([ref, asset.command]);
     if (!models.has(key)) models.set(key, chosenModel(ref, asset.command, options, env));
     const model = await models.get(key)!;
-    const params = await paramsHash(asset, projectDir);
     const entry = lock.assets[asset.path];
-    if (typeof model === 'string') {
-      out.push({ asset, params, model: undefined, reason: model });
+    const parts = typeof model === 'string' ? model : await partsOf(asset, model, projectDir, options, env, models);
+    // With --check, a model, refiner or VAE that is not here makes the output unverifiable.
+    if (typeof model === 'string' || typeof parts === 'string') {
+      out.push({ asset, params: await paramsHash(asset, projectDir), model: undefined, reason: parts as string });
       continue;
     }
+    // A refiner's or VAE's weights count as the inputs' bytes do: changed weights make the output stale.
+    const params = await paramsHash(asset, projectDir, { ...(parts.refiner ? { refiner: parts.refiner.hash } : {}), ...(parts.vae ? { vae: parts.vae.hash } : {}) });
     const reason = options.force ? 'forced' : staleness(entry, params, model.hash, join(projectDir, asset.path));
     if (!reason && entry && options.device !== 'auto' && entry.provider !== options.device) {
       emit({ event: 'note', path: asset.path, message: `made on ${entry.provider}, this build runs on ${options.device}: its inputs are unchanged so it is kept; made here it may differ (files are byte-equal only on one provider); --force makes it here` });
     }
-    out.push({ asset, params, model, reason });
+    out.push({ asset, params, model, reason, ...(parts.refiner ? { refiner: parts.refiner } : {}), ...(parts.vae ? { vae: { dir: parts.vae.dir } } : {}) });
   }
   return out;
+}
+
+/** The refiner and VAE an output names, chosen as its model is (a reason string when --check cannot find one here). */
+async function partsOf(
+  asset: Asset,
+  model: PlannedModel,
+  projectDir: string,
+  options: BuildOptions,
+  env: BuildEnv,
+  models: Map<string, Promise<PlannedModel | string>>,
+): Promise<{ refiner?: PlannedModel; vae?: { dir: string; hash: string } } | string> {
+  const out: { refiner?: PlannedModel; vae?: { dir: string; hash: string } } = {};
+  const refinerRef = modelRef(asset.values.refiner, projectDir);
+  if (refinerRef) {
+    const key = JSON.stringify([refinerRef, 'img2img']);
+    if (!models.has(key)) models.set(key, chosenModel(refinerRef, 'img2img', options, env));
+    const refiner = await models.get(key)!;
+    if (typeof refiner === 'string') return refiner.replace('its model', 'its refiner');
+    out.refiner = refiner;
+  }
+  const vaeRef = modelRef(asset.values.vae, projectDir);
+  if (vaeRef) {
+    try {
+      const { dir } = await env.chooseVae(vaeRef, readModelFiles(model.dir).vaeScalingFactor, options.offline || Boolean(options.check));
+      out.vae = { dir, hash: await vaeHash(dir) };
+    } catch (err) {
+      if (!options.check || !(err instanceof DiffuseError)) throw err;
+      return `its VAE cannot be checked here (${err.message})`;
+    }
+  }
+  return out;
+}
+
+/** The VAE's graphs (decoder, and encoder when there is one) and the weights they read. */
+async function vaeHash(dir: string): Promise<string> {
+  const parts = ['vae_decoder', 'vae_encoder'].map((p) => join(dir, p, 'model.onnx')).filter((f) => existsSync(f));
+  const hashes = await Promise.all(parts.map((f) => weightsHash(f)));
+  return createHash('sha256').update(hashes.join(',')).digest('hex');
 }
 
 /** With --check a model that is not here makes its outputs unverifiable (stale); a build fails on it. */
@@ -196,8 +243,10 @@ async function jobOf(p: Planned, projectDir: string, options: BuildOptions): Pro
   const values: Record<string, unknown> = { ...p.asset.values, device: options.device, ...(options.threads ? { threads: options.threads } : {}) };
   for (const key of [...INPUT_KEYS, ...FOLDER_KEYS]) if (typeof values[key] === 'string') values[key] = resolve(projectDir, values[key] as string);
   const resolved = resolveSettings({ values: {}, path: undefined, notRun: [] }, values, p.asset.command);
-  const prepared = await prepareGeneration(p.asset.command, resolved, p.model!);
-  return { planned: p, prepared: withPromptNetworks(prepared, p.asset.prompt) };
+  const prepared = await prepareGeneration(p.asset.command, resolved, p.model!, p.refiner);
+  // The load opens the chosen VAE folder, not the reference the manifest wrote.
+  const load = { ...prepared.load, ...(p.vae ? { vae: p.vae.dir } : {}) };
+  return { planned: p, prepared: withPromptNetworks({ ...prepared, load }, p.asset.prompt) };
 }
 
 async function encoded(made: { image: Parameters<typeof fitToSize>[0]; metadata: Parameters<typeof metadataInfotext>[0] }, asset: Asset): Promise<Buffer> {

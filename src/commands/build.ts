@@ -8,6 +8,7 @@ import { MODEL_TASK } from '../settings/generation-plan.js';
 import { parseChoice, parseInteger } from '../settings/options.js';
 import { BUILD_OPTIONS } from './build-options.js';
 import { chooseModel } from './model-choice.js';
+import { chooseVae } from './vae-choice.js';
 import { terminalText } from './terminal-text.js';
 
 const DEFAULT_MANIFESTS = ['assets.yaml', 'assets.yml', 'assets.json'];
@@ -60,6 +61,7 @@ export function defineBuild(cmd: Command): Command {
         },
         {
           chooseModel: (ref, command, offline) => chooseModel({ model: ref, offline, yes: Boolean(flags.yes) }, MODEL_TASK[command], quiet),
+          chooseVae: (ref, scalingFactor, offline) => chooseVae(ref, { offline, yes: Boolean(flags.yes), quiet, scalingFactor }),
           onEvent: (e) => report(e, { json: Boolean(flags.json), quiet, check: Boolean(flags.check) }),
           signal: controller.signal,
         },

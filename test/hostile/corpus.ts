@@ -476,6 +476,30 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     add({ group: 'watermark', name: `watermark ${name}`, argv: [...argv], status: 2, stderr: says });
   }
 
+  // ---- build manifests: diffuse build in a project folder --------------------------------------------------
+  const manifests: [string, string, RegExp][] = [
+    ['an output path that climbs out', 'outputs:\n  ../x.png: { prompt: a, seed: 1 }\n', /is outside the project/],
+    ['an absolute output path', 'outputs:\n  /tmp/x.png: { prompt: a, seed: 1 }\n', /absolute/],
+    ['an input outside the project', 'outputs:\n  x.png: { command: img2img, initImage: ../../etc/passwd, prompt: a, seed: 1 }\n', /is outside the project/],
+    ['a misspelt option', 'outputs:\n  x.png: { prompt: a, seed: 1, cfg-scale: 7 }\n', /unknown option 'cfg-scale' \(did you mean 'cfgScale'\?\)/],
+    ['a misspelt top key', 'output:\n  x.png: { prompt: a, seed: 1 }\n', /unknown key 'output' at the top/],
+    ['a cycle in vars', 'vars: { a: "{{b}}", b: "{{a}}" }\noutputs:\n  x.png: { prompt: "{{a}}", seed: 1 }\n', /a -> b -> a|b -> a -> b/],
+    ['a template of no variable', 'outputs:\n  x.png: { prompt: "{{nope}}", seed: 1 }\n', /nope/],
+    ['no seed', 'outputs:\n  x.png: { prompt: a }\n', /no seed/],
+    ['a .gif output', 'outputs:\n  x.gif: { prompt: a, seed: 1 }\n', /must end in \.png, \.jpg, \.webp or \.avif/],
+    ['duplicate keys', 'outputs:\n  x.png: { prompt: a, seed: 1 }\n  x.png: { prompt: b, seed: 2 }\n', /duplicate|duplicated/i],
+    ['a machine option', 'outputs:\n  x.png: { prompt: a, seed: 1, threads: 2 }\n', /'threads' is not taken in a manifest: pass --threads/],
+    ['a refiner on inpaint', 'outputs:\n  x.png: { command: inpaint, refiner: ./r, prompt: a, seed: 1 }\n', /'refiner' is not an option of inpaint/],
+    ['a VAE that is not there', `outputs:\n  x.png: { model: ${JSON.stringify(TINY_SD)}, vae: ./no-such-vae, prompt: a, seed: 1 }\n`, /--vae .*no-such-vae: no such file or folder/],
+  ];
+  for (const [name, yaml, says] of manifests) {
+    const project = join(root, 'build', String(n++));
+    add({ group: 'build', name: `build: ${name}`, argv: ['build', '-q'], cwd: project, status: 2, stderr: says, watch: [project], keep: ['assets.yaml'], setup: () => {
+      mkdirSync(project, { recursive: true });
+      writeFileSync(join(project, 'assets.yaml'), yaml);
+    } });
+  }
+
   // ---- X/Y/Z plots: --xyz axes ---------------------------------------------------------------------------------
   for (const [name, command, xyz, says] of [
     ['an unknown option', 'txt2img', 'stpes=1,2', /--xyz axis X: unknown option 'stpes'/],
