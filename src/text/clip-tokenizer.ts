@@ -2,6 +2,7 @@
 // pipelines normally run: added/special tokens are cut out first, the rest is normalised
 // (text-normalize.ts), split by CLIP's regex and byte-level BPE encoded (bpe.ts).
 import { BytePairEncoder, parseMerges, symbolsToText } from './bpe.js';
+import { cleanUpTokenization } from './clean-up-tokenization.js';
 import { normalizeClipText, pythonStrip } from './text-normalize.js';
 import { CLIP_MERGE_COUNT, readTokenizerFiles, type AddedToken, type TokenizerFiles } from './tokenizer-files.js';
 
@@ -13,11 +14,6 @@ const CLIP_WORD_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'l
 // U+0345 (combining ypogegrammeni, case-folds to ι) is matched by none of the alternatives in Python's
 // `regex` module, so it separates words like a space; JS's /iu would count it as a letter.
 const UNMATCHED_BY_PYTHON_REGEX = /\u0345/g;
-// transformers' clean_up_tokenization, applied by decode when the config asks for it.
-const CLEAN_UP_REPLACEMENTS: ReadonlyArray<readonly [string, string]> = [
-  [' .', '.'], [' ?', '?'], [' !', '!'], [' ,', ','], [" ' ", "'"],
-  [" n't", "n't"], [" 'm", "'m"], [" 's", "'s"], [" 've", "'ve"], [" 're", "'re"],
-];
 
 export interface TokenizeOptions {
   /** Total length including BOS and EOS; defaults to the tokenizer's model_max_length (77). */
@@ -175,8 +171,4 @@ export class ClipTokenizer {
     if (start < text.length) parts.push(text.slice(start));
     return parts;
   }
-}
-
-function cleanUpTokenization(text: string): string {
-  return CLEAN_UP_REPLACEMENTS.reduce((out, [from, to]) => out.replaceAll(from, to), text);
 }
