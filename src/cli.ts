@@ -26,6 +26,8 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'build', description: 'make the image assets a manifest lists, only those whose inputs changed; --check for CI, --shard for a CI matrix', load: async () => (await import('./commands/build.js')).defineBuild },
   { name: 'lock', description: "join sharded builds' lock files (lock merge)", load: async () => (await import('./commands/lock.js')).defineLock },
   { name: 'upscale', description: "enlarge a picture with an ESRGAN-family ONNX upscaler (Real-ESRGAN), tiled as A1111's extras tab", load: async () => (await import('./commands/upscale.js')).defineUpscale },
+  { name: 'img2txt', description: "the prompt a picture suggests: a BLIP caption plus CLIP-ranked terms (A1111's Interrogate CLIP)", load: async () => (await import('./commands/img2txt.js')).defineImg2txt },
+  { name: 'interrogate', description: 'the same as img2txt', load: async () => (await import('./commands/img2txt.js')).defineImg2txt },
   { name: 'watermark', description: "embed or detect the invisible watermark of SDXL's reference scripts and diffusers (invisible-watermark's dwtDct)", load: async () => (await import('./commands/watermark.js')).defineWatermark },
 ];
 

@@ -10,6 +10,7 @@ import { TRAIN_OPTIONS } from '../src/commands/embed-train-options.js';
 import { BUILD_OPTIONS, LOCK_MERGE_OPTIONS } from '../src/commands/build-options.js';
 import { XYZ_OPTIONS } from '../src/commands/xyz-options.js';
 import { UPSCALE_OPTIONS } from '../src/commands/upscale-options.js';
+import { IMG2TXT_OPTIONS } from '../src/commands/img2txt-options.js';
 import jsYaml from 'js-yaml';
 import { loadRegistry } from '../src/models/index.js';
 import { SCHEDULES, SAMPLERS } from '../src/schedulers/index.js';
@@ -34,6 +35,10 @@ test("every --xyz option is in the README's table, and the plot's picture is the
 
 test("every upscale option is in the README's table", () => {
   for (const o of UPSCALE_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
+});
+
+test("every img2txt option is in the README's table", () => {
+  for (const o of IMG2TXT_OPTIONS) assert.ok(readme.includes(`| \`${o.flags}\` |`), `${o.flags} is documented`);
 });
 
 test("every build and lock merge option is in the README's table; its CI examples parse and use only those flags", () => {

@@ -1,6 +1,9 @@
 """Build the tiny img2txt (interrogate) fixture and its references.
 
 Usage: /opt/diffuse-venv/bin/python tools/make_interrogate_fixture.py
+       /opt/diffuse-venv/bin/python tools/make_interrogate_fixture.py --export-blip Salesforce/blip-image-captioning-base OUT
+         (the same export of a real captioner into OUT, the folder `diffuse img2txt --blip` reads; needs the Hub or a
+         local copy of the model)
 Writes test/fixtures/tiny-interrogate/:
 - blip/: a random-weight BlipForConditionalGeneration (transformers 4.46.3) with a tiny WordPiece vocab, exported with
   torch.onnx (optimum has no BLIP exporter): onnx/vision_model.onnx (pixel_values -> last_hidden_state) and
@@ -25,6 +28,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,10 @@ from transformers import (
     CLIPTokenizer,
 )
 from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fixture_pictures import picture, unit_scale_init  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT = REPO_ROOT / "test" / "fixtures" / "tiny-interrogate"
@@ -85,33 +93,6 @@ TERMS = {
 PICTURES = [("ramps-96x64", 96, 64, 1, "ramps"), ("rings-70x90", 70, 90, 2, "rings"), ("blobs-150x110", 150, 110, 3, "blobs")]
 
 
-def picture(width: int, height: int, seed: int, kind: str) -> Image.Image:
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    if kind == "ramps":
-        base = np.stack([255 * x / (width - 1), 255 * y / (height - 1), 255 - 255 * x / (width - 1)], -1)
-    elif kind == "rings":
-        r = np.hypot(x - width / 2, y - height / 2)
-        base = np.stack([127.5 + 127.5 * np.sin(r / 3), 127.5 + 127.5 * np.cos(r / 5), 200 - r], -1)
-    else:
-        base = np.stack([127.5 + 127.5 * np.sin(x / 17 + np.cos(y / 11)), 90 + 0 * x, 127.5 + 127.5 * np.cos(y / 13)], -1)
-    noise = rng.integers(-6, 7, size=(height, width, 3))
-    return Image.fromarray(np.clip(np.rint(base) + noise, 0, 255).astype(np.uint8), mode="RGB")
-
-
-def reinit(model: torch.nn.Module, seed: int) -> None:
-    """Weights of unit scale (randn / sqrt(fan-in)) so that tiny models still tell inputs apart."""
-    g = torch.Generator("cpu").manual_seed(seed)
-    with torch.no_grad():
-        for name, p in sorted(model.named_parameters()):
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / np.sqrt(p[0].numel()))
-            elif "norm" in name and name.endswith("weight"):
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-
-
 def sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype="<f4").tobytes()).hexdigest()
 
@@ -143,7 +124,7 @@ def build_blip(tok: BertTokenizer, sep_bias: float) -> BlipForConditionalGenerat
                 sep_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id)
     vision = dict(hidden_size=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, image_size=384, patch_size=32)
     model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision)).eval()
-    reinit(model, 42)
+    unit_scale_init(model, torch.Generator("cpu").manual_seed(42))
     with torch.no_grad():
         model.text_decoder.cls.predictions.bias[tok.sep_token_id] += sep_bias
         model.text_decoder.cls.predictions.decoder.bias = model.text_decoder.cls.predictions.bias
@@ -176,8 +157,10 @@ def export_blip(model: BlipForConditionalGeneration, folder: Path) -> None:
                           input_names=["pixel_values"], output_names=["last_hidden_state"],
                           dynamic_axes={"pixel_values": {0: "batch"}, "last_hidden_state": {0: "batch"}},
                           opset_version=OPSET, do_constant_folding=True)
+        size = model.config.vision_config.image_size
+        image_embeds = BlipVision(model)(torch.randn(1, 3, size, size))
         ids = torch.tensor([[model.config.text_config.bos_token_id, 20, 21, 22]])
-        torch.onnx.export(BlipDecoder(model), (ids, torch.ones_like(ids), torch.randn(1, 145, 8)),
+        torch.onnx.export(BlipDecoder(model), (ids, torch.ones_like(ids), image_embeds),
                           str(folder / "onnx" / "text_decoder_model.onnx"),
                           input_names=["input_ids", "attention_mask", "encoder_hidden_states"], output_names=["logits"],
                           dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
@@ -257,7 +240,7 @@ def build_clip(tok: CLIPTokenizer) -> CLIPModel:
                 pad_token_id=tok.pad_token_id)
     vision = dict(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=224, patch_size=32)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
-    reinit(model, 52)
+    unit_scale_init(model, torch.Generator("cpu").manual_seed(52))
     return model
 
 
@@ -505,5 +488,24 @@ def main() -> None:
         raise AssertionError(f"fixture is {total / 1e6:.2f} MB > {MAX_FIXTURE_MB} MB")
 
 
+def export_real_blip(source: str, out: Path) -> None:
+    """A real BlipForConditionalGeneration (Hub id or folder) into the layout the fixture has, checked against torch."""
+    from transformers import BlipProcessor
+    processor = BlipProcessor.from_pretrained(source)
+    model = BlipForConditionalGeneration.from_pretrained(source).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(out)
+    processor.save_pretrained(out)
+    export_blip(model, out)
+    pixel_values = processor(images=picture(320, 240, 1, "blobs"), return_tensors="np")["pixel_values"]
+    with torch.no_grad():
+        ref = BlipVision(model)(torch.from_numpy(pixel_values)).numpy()
+    got = ort.InferenceSession(str(out / "onnx" / "vision_model.onnx")).run(None, {"pixel_values": pixel_values})[0]
+    print(f"exported {source} to {out}; vision max |ONNX - torch| {float(np.max(np.abs(got - ref))):.2e}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--export-blip":
+        export_real_blip(sys.argv[2], Path(sys.argv[3]))
+    else:
+        main()

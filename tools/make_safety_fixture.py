@@ -33,6 +33,7 @@ from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fixture_pictures import picture, unit_scale_init  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,40 +90,11 @@ SPECIAL_FLAGGED = "special-flagged-64x80"
 SPECIAL_CLEAN = "special-clean-300x232"
 
 
-def picture(width: int, height: int, seed: int, kind: str) -> Image.Image:
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    if kind == "ramps":
-        base = np.stack([255 * x / (width - 1), 255 * y / (height - 1), 255 - 255 * x / (width - 1)], -1)
-    elif kind == "checks":
-        c = ((x // 8 + y // 8) % 2) * 255
-        base = np.stack([c, 255 - c, np.full_like(c, 64)], -1)
-    elif kind == "rings":
-        r = np.hypot(x - width / 2, y - height / 2)
-        base = np.stack([127.5 + 127.5 * np.sin(r / 3), 127.5 + 127.5 * np.cos(r / 5), 200 - r], -1)
-    elif kind == "stripes":
-        base = np.stack([(x % 20 < 10) * 230.0, np.full_like(x, 120), (y % 14 < 7) * 210.0], -1)
-    else:
-        base = np.stack([127.5 + 127.5 * np.sin(x / 17 + np.cos(y / 11)), 90 + 0 * x, 127.5 + 127.5 * np.cos(y / 13)], -1)
-    noise = rng.integers(-6, 7, size=(height, width, 3))
-    return Image.fromarray(np.clip(np.rint(base) + noise, 0, 255).astype(np.uint8), mode="RGB")
-
-
 def build_checker() -> StableDiffusionSafetyChecker:
     torch.manual_seed(MODEL_SEED)
     config = CLIPConfig(text_config=TEXT, vision_config=VISION, projection_dim=PROJECTION_DIM)
     checker = StableDiffusionSafetyChecker(config).eval()
-    g = torch.Generator("cpu").manual_seed(WEIGHT_SEED)
-    with torch.no_grad():
-        for name, p in sorted(checker.named_parameters()):
-            if "embeds" in name:
-                continue
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / np.sqrt(p[0].numel()))
-            elif "norm" in name and name.endswith("weight"):
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    unit_scale_init(checker, torch.Generator("cpu").manual_seed(WEIGHT_SEED), skip=lambda name: "embeds" in name)
     return checker
 
 

@@ -1,0 +1,47 @@
+// diffuse img2txt IMAGE (alias interrogate): the prompt a picture suggests, on stdout, so that
+// `diffuse txt2img "$(diffuse img2txt a.png)"` works; --json for the caption and the scored terms.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { ModelLoadError, UsageError } from '../errors.js';
+import { readImageFile } from '../image/load-image.js';
+import { cacheRoot } from '../models/index.js';
+import { Interrogator } from '../pipeline/interrogate/interrogate.js';
+import { IMG2TXT_OPTIONS, img2txtSettings, type Img2txtOptionSpec, type Img2txtSettings } from './img2txt-options.js';
+
+export function defineImg2txt(cmd: Command): Command {
+  cmd.argument('<image>', 'PNG, JPEG or WebP file');
+  for (const o of IMG2TXT_OPTIONS as readonly Img2txtOptionSpec[]) cmd.option(o.flags, `${o.description} (default: ${o.defaultText})`);
+  return cmd.action(async (image: string, raw: Record<string, unknown>) => {
+    await interrogate(image, img2txtSettings(raw));
+  });
+}
+
+/** The three folders: each flag, else <model>/<part>; a missing --model folder is named before anything loads. */
+function folders(settings: Img2txtSettings): { blip: string; clip: string; terms: string } {
+  const model = settings.model ?? join(cacheRoot(), 'interrogate');
+  const needsModel = settings.blip === undefined || settings.clip === undefined || settings.terms === undefined;
+  if (needsModel && !existsSync(model)) {
+    const what = `interrogator folder not found: ${model} (it holds blip/, clip/ and terms/; the README's img2txt section says where to get them)`;
+    throw settings.model === undefined ? new ModelLoadError(what) : new UsageError(`--model: ${what}`);
+  }
+  return { blip: settings.blip ?? join(model, 'blip'), clip: settings.clip ?? join(model, 'clip'), terms: settings.terms ?? join(model, 'terms') };
+}
+
+async function interrogate(path: string, settings: Img2txtSettings): Promise<void> {
+  const dirs = folders(settings);
+  // A1111 hands the interrogator image.convert("RGB"): alpha dropped, not composited
+  const { rgb } = await readImageFile(path, 'image', { alpha: 'drop' });
+  const sessions = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
+  const interrogator = await Interrogator.open({ ...dirs, ...(settings.featureCache ? { featureCache: join(cacheRoot(), 'interrogate-features') } : {}) }, sessions);
+  try {
+    const result = await interrogator.run({ image: rgb, mode: settings.mode, minLength: settings.minLength, maxLength: settings.maxLength, ranks: settings.ranks });
+    if (settings.json) {
+      const record = { image: path, mode: settings.mode, caption: result.caption, prompt: result.prompt, terms: result.terms };
+      process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
+    } else process.stdout.write(`${result.prompt}\n`);
+  } finally {
+    await interrogator.release();
+  }
+}
