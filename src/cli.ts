@@ -16,6 +16,7 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'inpaint', description: 'repaint the masked part of a picture', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('inpaint') },
   { name: 'outpaint', description: 'extend a picture beyond its borders', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('outpaint') },
   { name: 'depth2img', description: 'repaint a picture keeping its depth layout (depth-conditioned models)', load: async () => (await import('./commands/image-commands.js')).defineImageCommand('depth2img') },
+  { name: 'invert', description: 'DDIM inversion: the latents a picture comes from, for txt2img --latents (edit by re-sampling with another prompt)', load: async () => (await import('./commands/invert.js')).defineInvert },
   { name: 'models', description: 'list, download, verify and remove models', load: async () => (await import('./commands/models.js')).defineModels },
   { name: 'prompt', description: 'show how a prompt is parsed: edits per step, chunks, tokens, weights', load: async () => (await import('./commands/prompt.js')).definePrompt },
   { name: 'info', description: 'print the generation parameters stored in a PNG (diffuse, AUTOMATIC1111, ComfyUI)', load: async () => (await import('./commands/info.js')).defineInfo },

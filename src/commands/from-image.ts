@@ -65,6 +65,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
     notes.push(`the image was refined with "${p.refiner.title}"${p.refiner.switchAt !== undefined ? ` from ${p.refiner.switchAt} of the schedule` : ''}; pass --refiner <that model>${at} to refine again`);
   }
   p.control?.forEach((c, i) => notes.push(`the image followed ControlNet ${i} "${c.model}" (${c.module}); pass --control ${controlFlag(c)}`));
+  if (p.initLatentsHash) notes.push(`the image started from given latents (file hash ${p.initLatentsHash}), not its seed's noise; pass --latents <that .npy> to start from them again`);
   if (p.model?.name) notes.push(`the image was made with model "${p.model.name}"${p.model.hash ? ` (hash ${p.model.hash})` : ''}; pass --model to choose it`);
   return { prompt: p.prompt, flags, notes, ...(p.loraHashes ? { loraHashes: p.loraHashes } : {}) };
 }

@@ -61,6 +61,8 @@ export interface ImageMetadata {
   depthMap?: 'estimated' | { hash: string };
   /** ControlNet units, in order (A1111's "ControlNet 0", "ControlNet 1", …). */
   control?: ControlRecord[];
+  /** txt2img started from given latents (a DDIM inversion's) instead of the seed's noise: their file's short hash. */
+  initialLatents?: { hash: string };
 }
 
 export interface ControlRecord {

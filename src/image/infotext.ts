@@ -245,6 +245,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
   if (m.sigmaTable) extra['Sigma table'] = SIGMA_TABLE_LABELS[m.sigmaTable];
   if (m.init?.hash) extra['Init image hash'] = m.init.hash;
+  if (m.initialLatents) extra['Init latents hash'] = m.initialLatents.hash;
   if (m.init?.resizeMode) extra['Resize mode'] = m.init.resizeMode;
   if (m.outpaint) {
     const e = m.outpaint.extend;
@@ -401,6 +402,8 @@ export interface RecordedSettings {
   refiner?: { title: string; switchAt?: number };
   /** A1111's "ControlNet 0", "ControlNet 1", … in order. */
   control?: RecordedControl[];
+  /** The image started from the latents of a file (diffuse --latents) with this short hash. */
+  initLatentsHash?: string;
 }
 
 /** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
@@ -464,5 +467,6 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     ...(loraHashes ? { loraHashes } : {}),
     ...(refiner ? { refiner } : {}),
     ...(control.length ? { control } : {}),
+    ...(p.extra['Init latents hash'] !== undefined ? { initLatentsHash: p.extra['Init latents hash'] } : {}),
   };
 }

@@ -54,8 +54,9 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   const refinerNet = refiner && (await guidedNet(refiner.bundle, request, calls, latentSize));
   const encodedAt = performance.now();
   const noise = batchNoise(request, latentDims);
-  if (request.initialNoise && request.initialNoise.length !== perImage * batch) {
-    throw new UsageError(`initial latents have ${request.initialNoise.length} values; expected ${perImage * batch}`);
+  const initial = request.initialLatents?.values;
+  if (initial && initial.length !== perImage * batch) {
+    throw new UsageError(`initial latents have ${initial.length} values; expected ${perImage * batch} (${batch}x${latentDims.join('x')})`);
   }
   const start = await startingPoint(bundle, request, plan, noise, latentDims);
 

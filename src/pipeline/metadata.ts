@@ -86,6 +86,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     ...(refiner ? { refiner } : {}),
     ...depthRecord(bundle, request),
     ...(control.length ? { control } : {}),
+    ...(request.initialLatents?.hash ? { initialLatents: { hash: request.initialLatents.hash } } : {}),
     ...(request.watermark ? { watermark: request.watermark.label } : {}),
   });
 }

@@ -46,7 +46,7 @@ export async function startingPoint(
   const depth = await depthInput(bundle, request, latentDims);
   if (request.latentInit) return { x: plan.startLatents(noise.initial(), request.latentInit.latents) };
   if (!init) {
-    const initial = request.initialNoise ?? noise.initial();
+    const initial = request.initialLatents?.values ?? noise.initial();
     return { x: plan.startLatents(initial) };
   }
   const { width, height } = request;

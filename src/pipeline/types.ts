@@ -107,10 +107,11 @@ export interface GenerationRequest {
    */
   hires?: HiresFix;
   /**
-   * Start from these latents instead of drawing noise, [batch, C, h, w] flattened
-   * (diffusers' `latents=` argument: still multiplied by the initial noise sigma).
+   * Start from these latents instead of drawing noise, [batch, C, h, w] flattened (diffusers'
+   * `latents=` argument: still multiplied by the initial noise sigma), e.g. a DDIM inversion's;
+   * `hash` (the short SHA-256 of the file they came from) is recorded.
    */
-  initialNoise?: Float32Array;
+  initialLatents?: { values: Float32Array; hash?: string };
 }
 
 /** A1111's latent upscalers (shared.latent_upscale_modes) and the built-in image upscalers, by our names. */

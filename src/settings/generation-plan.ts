@@ -15,6 +15,7 @@ import type { GeneratingCommand, SettingKey, Settings } from './options.js';
 import { promptNetworks } from './networks.js';
 import { readImageTask, type ImageTask } from './request.js';
 import { readControlUnits } from './control-units.js';
+import { readLatentsFile } from './latents-file.js';
 
 /** The registry's task a subcommand needs a model for (outpainting is inpainting). */
 export const MODEL_TASK: Record<GeneratingCommand, Task> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', outpaint: 'inpaint', depth2img: 'depth2img' };
@@ -54,8 +55,9 @@ export async function prepareGeneration(
   const session = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
   const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session) } : {};
   const native = files.sampleSize * files.vaeScaleFactor;
-  const size = { width: task?.width ?? settings.width ?? native, height: task?.height ?? settings.height ?? native };
-  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control });
+  const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
+  const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
+  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field });
   checkRequest(files, request('', 0));
   if (settings.safetyChecker) readClipProcessor(safetyCheckerFiles(files.dir).processor);
   return { settings, files, task, request, modelDir: model.dir, load: { ...loadOptions(settings, task), ...(refiner ? { refiner: refiner.dir } : {}) } };

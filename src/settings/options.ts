@@ -92,6 +92,7 @@ export interface Settings {
   passSize: number | undefined;
   depthMap: string | undefined;
   control: ControlSpec[];
+  latents: string | undefined;
 }
 
 export type SettingKey = keyof Settings;
@@ -188,6 +189,11 @@ const parseWatermark = (raw: unknown, label: string): boolean | string => {
 const parsePngPath = (raw: unknown, label: string): string => {
   const path = String(raw);
   if (!/\.png$/i.test(path)) throw new UsageError(`${label} must name a .png file (got '${path}')`);
+  return path;
+};
+const parseNpyPath = (raw: unknown, label: string): string => {
+  const path = parseName(raw, label);
+  if (!/\.npy$/i.test(path)) throw new UsageError(`${label} must name a .npy file (numpy's format, as diffuse invert writes; got '${path}')`);
   return path;
 };
 const parseBoolean = (raw: unknown, label: string): boolean => {
@@ -305,6 +311,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'passSize', flags: '--pass-size <px>', description: "largest extension per pass (default: half the model's native size)", parse: optional(parseMultipleOf8(8, 4096)), default: undefined, configurable: true, commands: ['outpaint'], unset: "half the model's native size" }),
   spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseName), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
   spec({ key: 'control', flags: '--control <spec>', description: 'a ControlNet unit, repeatable (multi-ControlNet): type=canny|threshold|invert|none,image=PICTURE,model=DIR[,weight=1,start=0,end=1,guess,resize=just-resize|crop-and-resize|resize-and-fill,low=100,high=200,level=127]', parse: parseControlSpecs, default: [], configurable: false, commands: ['txt2img', 'img2img', 'inpaint'], unset: 'none', repeatable: true }),
+  spec({ key: 'latents', flags: '--latents <file.npy>', description: "start from these latents instead of the seed's noise: a .npy of shape (batch, 4, height/8, width/8), e.g. what diffuse invert wrote (as diffusers' latents= argument: scaled by the sampler's initial sigma); sets the size", parse: optional(parseNpyPath), default: undefined, configurable: false, commands: ['txt2img'], unset: "the seed's noise" }),
   spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
 

@@ -103,4 +103,4 @@ function flooredSize(image: Raster): { width: number; height: number } {
 }
 
 /** The first 10 hex digits of the file's SHA-256, as A1111 records init images and masks. */
-const shortHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 10);
+export const shortHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 10);

@@ -173,6 +173,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     { name: 'watermark embed', argv: (p) => ['watermark', 'embed', p, '-o', join(root, 'wm-never.png')], label: 'image' },
     { name: 'watermark detect', argv: (p) => ['watermark', 'detect', p], label: 'image' },
     { name: 'upscale', argv: (p) => ['upscale', p, '--model', UPSCALER, '-q', '-o', join(root, 'up-never.png')], label: 'image' },
+    { name: 'invert -i', argv: (p) => ['invert', 'x', ...run, '-i', p, '-o', join(root, 'inv-never.npy')], label: '--init-image' },
   ];
   const unreadable: Array<[keyof HostileFiles, RegExp]> = [
     ['missing', /no such file/],
@@ -192,7 +193,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
       add({
         group: 'files',
         name: `${r.name} ${kind}`,
-        argv: [...r.argv(f[kind]), ...(/^(watermark|upscale)/.test(r.name) ? [] : ['-o', join(o, 'x.png')])],
+        argv: [...r.argv(f[kind]), ...(/^(watermark|upscale|invert)/.test(r.name) ? [] : ['-o', join(o, 'x.png')])],
         status: 2,
         stderr: new RegExp(`${r.label}: cannot read ${f[kind].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${says.source}`),
         watch: [o],
@@ -460,6 +461,49 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   modelCase('--safety-checker, crop_size {shortest_edge}', safetyParts(checkerGraph, '{"crop_size": {"shortest_edge": 3}}'), 1, /crop_size must be a number or \{"height": h, "width": w\}/, checked);
   modelCase('--safety-checker, a UNet as the checker', safetyParts(join(TINY_SD, 'unet', 'model.onnx'), '{}'), 1, /safety_checker\/model\.onnx takes .*; a Stable Diffusion safety checker takes clip_input and images/, checked);
   add({ group: 'safety', name: '--safety-action pixelate', argv: ['txt2img', 'x', ...run, '--safety-action', 'pixelate'], status: 2, stderr: /--safety-action must be one of black, blur \(got 'pixelate'\)/ });
+
+  // ---- --latents (.npy) and invert ------------------------------------------------------------------------------
+  const npy = (name: string) => join(root, 'npy', name);
+  mkdirSync(npy('dir.npy'), { recursive: true });
+  for (const [name, target] of [['zero.npy', '/dev/zero'], ['fifo.npy', f.fifo]] as const) {
+    rmSync(npy(name), { force: true });
+    symlinkSync(target, npy(name));
+  }
+  const npyHeader = (dict: string, headerLength = dict.length + 1) => {
+    const head = Buffer.alloc(10);
+    Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
+    head.writeUInt16LE(headerLength, 8);
+    return Buffer.concat([head, Buffer.from(`${dict}\n`, 'latin1')]);
+  };
+  writeFileSync(npy('text.npy'), 'a cat');
+  writeFileSync(npy('header-past-end.npy'), npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, 16, 16), }", 60000));
+  writeFileSync(npy('shape-lie.npy'), Buffer.concat([npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, 16, 16), }"), Buffer.alloc(8)]));
+  writeFileSync(npy('huge-shape.npy'), npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, 99999999999999999999, 16), }"));
+  writeFileSync(npy('pickle.npy'), npyHeader("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"));
+  writeFileSync(npy('code.npy'), npyHeader("__import__('os').system('touch /tmp/pwned')"));
+  for (const [name, says] of [
+    ['missing.npy', /--latents: cannot read .*: no such file/],
+    ['dir.npy', /--latents: cannot read .*: it is a folder, not a file/],
+    ['zero.npy', /--latents: cannot read .*: it is a device, not a regular file/],
+    ['fifo.npy', /--latents: cannot read .*: it is a named pipe \(FIFO\), not a regular file/],
+    ['text.npy', /not a \.npy file/],
+    ['header-past-end.npy', /header is .*bytes; numpy writes at most|cut short/],
+    ['shape-lie.npy', /needs 4096 bytes of data; the file has 8/],
+    ['huge-shape.npy', /not whole numbers|needs/],
+    ['pickle.npy', /dtype '\|O' is not float32 or float64/],
+    ['code.npy', /not a dict/],
+  ] as const) {
+    const o = out();
+    add({ group: 'latents', name: `txt2img --latents ${name}`, argv: ['txt2img', 'x', ...run, '--latents', npy(name), '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o] });
+  }
+  add({ group: 'latents', name: 'txt2img --latents a.png', argv: ['txt2img', 'x', ...run, '--latents', f.valid], status: 2, stderr: /--latents must name a \.npy file/ });
+  for (const [name, argv, says] of [
+    ['-o a.png', ['invert', 'x', ...run, '-i', f.valid, '-o', join(root, 'inv.png')], /-o\/--output must name a \.npy file/],
+    ['no -o', ['invert', 'x', ...run, '-i', f.valid], /required option '-o, --output <file\.npy>' not specified/],
+    ['--sampler', ['invert', 'x', ...run, '-i', f.valid, '--sampler', 'euler', '-o', join(root, 'inv-never.npy')], /unknown option '--sampler'/],
+  ] as const) {
+    add({ group: 'latents', name: `invert ${name}`, argv: [...argv], status: 2, stderr: says });
+  }
 
   // ---- watermark ---------------------------------------------------------------------------------------------
   for (const [name, argv, says] of [

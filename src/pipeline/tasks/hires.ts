@@ -104,7 +104,7 @@ export async function hiresPass(bundle: ModelBundle, first: PassRequest, hires: 
   const upscaled = mode ? interpolate(latents, dims, upH, upW, mode[0], mode[1]) : await imageUpscaled(bundle, first, latents, dims, target, hires.upscaler as BuiltinUpscaler);
   const cropped = cropLatents(upscaled, [first.batchSize, c, upH, upW], target.truncateX, target.truncateY);
   const sampling = hires.sampling ?? { sampler: first.sampler, schedule: first.schedule, discardPenultimateSigma: first.discardPenultimateSigma ?? false, ...(first.noiseTable ? { noiseTable: first.noiseTable } : {}) };
-  const { initialNoise: _noise, ...rest } = first;
+  const { initialLatents: _latents, ...rest } = first;
   return {
     ...rest,
     ...sampling,
