@@ -4,7 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadImage } from '../src/image/load-image.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
-import { bicubicResize, depthChannel } from '../src/pipeline/depth-map.js';
+import { depthChannel } from '../src/pipeline/depth-map.js';
+import { interpolate } from '../src/image/interpolate.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { DepthMap, GenerationRequest } from '../src/pipeline/types.js';
@@ -53,7 +54,7 @@ const resize = suite('torch bicubic resize of the depth map');
 for (const c of manifest.bicubic) {
   resize(c.name, () => {
     const [, , h, w] = c.input.shape as [number, number, number, number];
-    const got = bicubicResize(read(c.input), h, w, c.size[0], c.size[1]);
+    const got = interpolate(read(c.input), [1, 1, h, w], c.size[0], c.size[1], 'bicubic');
     const stats = compare(got, read(c.output));
     assert.ok(stats.maxAbs <= BICUBIC_TOLERANCE, `${c.name}: max abs error ${stats.maxAbs}`);
   });

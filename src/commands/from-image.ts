@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
 import { CONTROL_TYPES } from '../settings/control-spec.js';
+import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
 
 /** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
 const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
@@ -13,6 +14,7 @@ const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'phil
 const OMITTED_AT_DEFAULT = [
   'negativePrompt', 'schedule', 'clipSkip', 'ensd', 'eta', 'cfgRescale', 'variationSeed', 'variationStrength', 'promptWeighting',
   'quantize', 'int8Format', 'sdeNoise', 'sigmaTable', 'seedMode', 'watermark', 'safetyChecker', 'safetyAction',
+  'hiresScale', 'hiresSize', 'hiresUpscaler', 'hiresSteps', 'hiresStrength', 'hiresPrompt', 'hiresNegative', 'hiresSampler', 'hiresSchedule', 'hiresCfg',
 ] as const;
 
 /**
@@ -54,6 +56,21 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('ensd', p.ensd);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.promptWeighting);
+  const hires = p.hires;
+  if (hires) {
+    set('hiresScale', hires.scale);
+    set('hiresSize', hires.resize ? `${hires.resize.width}x${hires.resize.height}` : undefined);
+    const upscaler = hiresUpscalerOf(hires.upscaler);
+    set('hiresUpscaler', upscaler);
+    if (hires.upscaler !== undefined && !upscaler) notes.push(`the image's hires upscaler "${hires.upscaler}" is not one diffuse runs; the default (latent) stands in: pass --hires-upscaler to choose`);
+    set('hiresSteps', hires.steps);
+    set('hiresStrength', hires.strength);
+    set('hiresPrompt', hires.prompt);
+    set('hiresNegative', hires.negativePrompt);
+    set('hiresSampler', hires.sampler);
+    set('hiresSchedule', hires.scheduleType);
+    set('hiresCfg', hires.cfgScale);
+  }
   const rng = RNG_NAMES[p.rng];
   set('rng', rng);
   for (const key of OMITTED_AT_DEFAULT) if (!(key in flags)) flags[key] = undefined;
@@ -87,4 +104,11 @@ function controlFlag(c: RecordedControl): string {
   if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
   if (type === 'threshold' && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
   return fields.join(',');
+}
+
+/** Our id for an upscaler name as A1111 writes it ("Latent (nearest-exact)") or as we spell it. */
+function hiresUpscalerOf(name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  const wanted = name.trim().toLowerCase();
+  return (Object.keys(HIRES_UPSCALER_LABELS) as (keyof typeof HIRES_UPSCALER_LABELS)[]).find((id) => id === wanted || HIRES_UPSCALER_LABELS[id].toLowerCase() === wanted);
 }

@@ -63,6 +63,25 @@ export interface ImageMetadata {
   control?: ControlRecord[];
   /** txt2img started from given latents (a DDIM inversion's) instead of the seed's noise: their file's short hash. */
   initialLatents?: { hash: string };
+  /** txt2img's hires fix (A1111's "Hires upscale"/"Hires resize", "Hires upscaler", …); width and height are the first pass's. */
+  hires?: HiresRecord;
+}
+
+export interface HiresRecord {
+  scale?: number;
+  resize?: { width: number; height: number };
+  /** A1111's upscaler name ("Latent", "Latent (nearest-exact)", "Lanczos", …). */
+  upscaler: string;
+  /** Absent: as many as the first pass. */
+  steps?: number;
+  /** A1111's "Denoising strength". */
+  strength: number;
+  /** Each only where it differs from the first pass's. */
+  prompt?: string;
+  negativePrompt?: string;
+  sampler?: string;
+  scheduleType?: string;
+  cfgScale?: number;
 }
 
 export interface ControlRecord {

@@ -17,7 +17,7 @@
 //   * a parameters line with fewer than 3 "key: value" pairs (it reads as part of the prompt).
 
 import { pythonFloat } from './python-float.js';
-import type { ControlRecord, ImageMetadata } from './image-metadata.js';
+import type { ControlRecord, HiresRecord, ImageMetadata } from './image-metadata.js';
 import { VERSION } from '../version.js';
 import { PY_SPACE_CLASS, PY_WORD_CLASS, paramMatches, pyStrip } from './infotext-params.js';
 
@@ -274,6 +274,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   m.control?.forEach((c, i) => {
     extra[`ControlNet ${i}`] = controlText(c);
   });
+  if (m.hires) Object.assign(extra, hiresParameters(m.hires));
   if (m.safetyCheck) extra['Safety checker'] = m.safetyCheck.nsfw ? `flagged (${m.safetyCheck.action})` : 'passed';
   if (m.watermark) extra.Watermark = m.watermark;
   if (m.tinyVae?.encode) extra['VAE Encoder'] = 'TAESD';
@@ -294,7 +295,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     modelHash: m.modelHash,
     model: m.model,
     ...(m.vae ? { vae: m.vae.name, vaeHash: m.vae.hash } : {}),
-    ...(m.init ? { denoisingStrength: m.init.strength } : {}),
+    ...(m.init ? { denoisingStrength: m.init.strength } : m.hires ? { denoisingStrength: m.hires.strength } : {}),
     ...(m.variationSeed !== undefined ? { variationSeed: m.variationSeed, variationSeedStrength: m.variationStrength! } : {}),
     ...(m.ensd !== undefined ? { ensd: m.ensd } : {}),
     rng: m.rng === 'philox' ? 'NV' : 'CPU',
@@ -302,6 +303,45 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     extra,
   };
 }
+
+/** A1111 1.10's hires keys in the order its txt2img init() adds them ("Hires CFG Scale" is Forge's). */
+function hiresParameters(h: HiresRecord): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (h.sampler !== undefined) out['Hires sampler'] = h.sampler;
+  if (h.prompt !== undefined) out['Hires prompt'] = h.prompt;
+  if (h.negativePrompt !== undefined) out['Hires negative prompt'] = h.negativePrompt;
+  if (h.scheduleType !== undefined) out['Hires schedule type'] = h.scheduleType;
+  if (h.scale !== undefined) out['Hires upscale'] = pythonFloat(h.scale);
+  if (h.resize) out['Hires resize'] = `${h.resize.width}x${h.resize.height}`;
+  if (h.steps !== undefined) out['Hires steps'] = String(h.steps);
+  out['Hires upscaler'] = h.upscaler;
+  if (h.cfgScale !== undefined) out['Hires CFG Scale'] = pythonFloat(h.cfgScale);
+  return out;
+}
+
+/** The hires fix an infotext records: "Hires upscale" or "Hires resize" turn it on; "Denoising strength" is its strength. */
+function readHires(p: GenerationParameters): RecordedHires | undefined {
+  const e = p.extra;
+  const scale = Number(e['Hires upscale']);
+  const resize = /^(\d+)x(\d+)$/.exec((e['Hires resize'] ?? '').trim());
+  if (!(e['Hires upscale'] !== undefined && Number.isFinite(scale)) && !resize) return undefined;
+  const steps = Number(e['Hires steps']);
+  const cfg = Number(e['Hires CFG Scale']);
+  return {
+    ...(resize ? { resize: { width: Number(resize[1]), height: Number(resize[2]) } } : { scale }),
+    ...(e['Hires upscaler'] !== undefined ? { upscaler: e['Hires upscaler'] } : {}),
+    ...(e['Hires steps'] !== undefined && Number.isInteger(steps) ? { steps } : {}),
+    ...(p.denoisingStrength !== undefined ? { strength: p.denoisingStrength } : {}),
+    ...(e['Hires prompt'] !== undefined ? { prompt: e['Hires prompt'] } : {}),
+    ...(e['Hires negative prompt'] !== undefined ? { negativePrompt: e['Hires negative prompt'] } : {}),
+    ...(e['Hires sampler'] !== undefined ? { sampler: e['Hires sampler'] } : {}),
+    ...(e['Hires schedule type'] !== undefined ? { scheduleType: e['Hires schedule type'] } : {}),
+    ...(e['Hires CFG Scale'] !== undefined && Number.isFinite(cfg) ? { cfgScale: cfg } : {}),
+  };
+}
+
+/** A recorded hires fix: its fields as written, the upscaler by A1111's name. */
+export type RecordedHires = Omit<HiresRecord, 'upscaler' | 'strength'> & { upscaler?: string; strength?: number };
 
 const SIGMA_TABLE_LABELS = { diffusers: 'diffusers', a1111: 'A1111', comfyui: 'ComfyUI' } as const;
 
@@ -404,6 +444,8 @@ export interface RecordedSettings {
   control?: RecordedControl[];
   /** The image started from the latents of a file (diffuse --latents) with this short hash. */
   initLatentsHash?: string;
+  /** A1111's hires fix ("Hires upscale", "Hires upscaler", "Denoising strength", …). */
+  hires?: RecordedHires;
 }
 
 /** "name: hash, name: hash" (A1111's Lora hashes and TI hashes lists). */
@@ -459,6 +501,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
   const refiner = p.extra.Refiner !== undefined ? { title: p.extra.Refiner, ...(Number.isFinite(switchAt) && p.extra['Refiner switch at'] ? { switchAt } : {}) } : undefined;
   const control: RecordedControl[] = [];
   for (let i = 0; p.extra[`ControlNet ${i}`] !== undefined; i++) control.push(readControlText(p.extra[`ControlNet ${i}`]!));
+  const hires = readHires(p);
   return {
     ...out,
     ...(variation ? { variation } : {}),
@@ -468,5 +511,6 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     ...(refiner ? { refiner } : {}),
     ...(control.length ? { control } : {}),
     ...(p.extra['Init latents hash'] !== undefined ? { initLatentsHash: p.extra['Init latents hash'] } : {}),
+    ...(hires ? { hires } : {}),
   };
 }

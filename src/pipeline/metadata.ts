@@ -3,10 +3,10 @@ import { a1111Name, resolveSampler } from '../schedulers/index.js';
 import type { ModelBundle } from './bundle.js';
 import { modelHash, sha256File, weightsHash } from './model-hash.js';
 import { controlNetFor } from './control.js';
-import type { ControlRecord } from '../image/image-metadata.js';
+import type { ControlRecord, HiresRecord } from '../image/image-metadata.js';
 import { DEFAULT_MASKED_PADDING } from './tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from './tasks/outpaint.js';
-import type { GenerationRequest } from './types.js';
+import type { GenerationRequest, HiresFix, HiresUpscaler } from './types.js';
 
 /** What differs between the images of one request. */
 export interface ImageFacts {
@@ -87,8 +87,39 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     ...depthRecord(bundle, request),
     ...(control.length ? { control } : {}),
     ...(request.initialLatents?.hash ? { initialLatents: { hash: request.initialLatents.hash } } : {}),
+    ...(request.hires ? { hires: hiresRecord(request, request.hires) } : {}),
     ...(request.watermark ? { watermark: request.watermark.label } : {}),
   });
+}
+
+/** A1111's labels for the hires upscalers (shared.latent_upscale_modes' keys and the built-in upscalers' names). */
+export const HIRES_UPSCALER_LABELS: Record<HiresUpscaler, string> = {
+  latent: 'Latent',
+  'latent-antialiased': 'Latent (antialiased)',
+  'latent-bicubic': 'Latent (bicubic)',
+  'latent-bicubic-antialiased': 'Latent (bicubic antialiased)',
+  'latent-nearest': 'Latent (nearest)',
+  'latent-nearest-exact': 'Latent (nearest-exact)',
+  lanczos: 'Lanczos',
+  nearest: 'Nearest',
+  none: 'None',
+};
+
+/** The hires fix as A1111 records it: the second pass's prompts, sampler, schedule and CFG only where they differ from the first's. */
+function hiresRecord(request: GenerationRequest, hires: HiresFix): HiresRecord {
+  const first = a1111Name(request.sampler, request.schedule);
+  const second = hires.sampling ? a1111Name(hires.sampling.sampler, hires.sampling.schedule) : first;
+  return {
+    ...('scale' in hires.target ? { scale: hires.target.scale } : { resize: hires.target }),
+    upscaler: HIRES_UPSCALER_LABELS[hires.upscaler],
+    ...(hires.steps !== undefined ? { steps: hires.steps } : {}),
+    strength: hires.strength,
+    ...(hires.prompt !== undefined && hires.prompt !== request.prompt ? { prompt: hires.prompt } : {}),
+    ...(hires.negativePrompt !== undefined && hires.negativePrompt !== request.negativePrompt ? { negativePrompt: hires.negativePrompt } : {}),
+    ...(second.sampler !== first.sampler ? { sampler: second.sampler } : {}),
+    ...(second.scheduleType !== first.scheduleType ? { scheduleType: second.scheduleType } : {}),
+    ...(hires.cfgScale !== undefined && hires.cfgScale !== request.cfgScale ? { cfgScale: hires.cfgScale } : {}),
+  };
 }
 
 /** depth2img: the map given (by its file's hash), or the model's estimate. */

@@ -11,7 +11,7 @@ import type { GenerationRequest } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import type { ResolvedSettings, SettingSource } from './config.js';
-import type { GeneratingCommand, SettingKey, Settings } from './options.js';
+import { flagName, optionSpec, type GeneratingCommand, type SettingKey, type Settings } from './options.js';
 import { promptNetworks } from './networks.js';
 import { readImageTask, type ImageTask } from './request.js';
 import { readControlUnits } from './control-units.js';
@@ -57,10 +57,53 @@ export async function prepareGeneration(
   const native = files.sampleSize * files.vaeScaleFactor;
   const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
   const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
-  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field });
+  const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key));
+  const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field, ...hires });
   checkRequest(files, request('', 0));
   if (settings.safetyChecker) readClipProcessor(safetyCheckerFiles(files.dir).processor);
-  return { settings, files, task, request, modelDir: model.dir, load: { ...loadOptions(settings, task), ...(refiner ? { refiner: refiner.dir } : {}) } };
+  const load = loadOptions(settings, task);
+  // An image upscaler decodes the first pass and encodes the upscaled picture again.
+  if (hires.hires && !hires.hires.upscaler.startsWith('latent')) load.withEncoder = true;
+  return { settings, files, task, request, modelDir: model.dir, load: { ...load, ...(refiner ? { refiner: refiner.dir } : {}) } };
+}
+
+const HIRES_KEYS = ['hiresUpscaler', 'hiresSteps', 'hiresStrength', 'hiresPrompt', 'hiresNegative', 'hiresSampler', 'hiresSchedule', 'hiresCfg'] as const;
+
+/**
+ * --hires-scale or --hires-size turns the hires fix on (not both); the other --hires-* flags only
+ * shape it, so one given without them is a mistake. A config file's or an image's values are
+ * defaults and apply only when the fix is on.
+ */
+function hiresOf(settings: Settings, sources: Record<SettingKey, SettingSource>, labelOf: (key: 'sampler' | 'schedule') => string): Pick<GenerationRequest, 'hires'> {
+  const { hiresScale, hiresSize } = settings;
+  if (hiresScale !== undefined && hiresSize !== undefined) {
+    throw new UsageError('--hires-scale and --hires-size both size the hires fix: pass one of them');
+  }
+  if (hiresScale === undefined && hiresSize === undefined) {
+    const given = HIRES_KEYS.find((k) => sources[k] === 'flag');
+    if (given) throw new UsageError(`${flagName(optionSpec(given))} shapes the hires fix, which --hires-scale or --hires-size turns on: pass one of them`);
+    return {};
+  }
+  const sampling =
+    settings.hiresSampler !== undefined || settings.hiresSchedule !== undefined
+      ? {
+          sampling: resolveSampling({ ...settings, sampler: settings.hiresSampler ?? settings.sampler, schedule: settings.hiresSchedule ?? (settings.hiresSampler === undefined ? settings.schedule : undefined) }, (key) =>
+            key === 'sampler' && settings.hiresSampler !== undefined ? '--hires-sampler' : key === 'schedule' && settings.hiresSchedule !== undefined ? '--hires-schedule' : labelOf(key),
+          ),
+        }
+      : {};
+  return {
+    hires: {
+      target: hiresScale !== undefined ? { scale: hiresScale } : hiresSize!,
+      upscaler: settings.hiresUpscaler,
+      strength: settings.hiresStrength,
+      ...(settings.hiresSteps > 0 ? { steps: settings.hiresSteps } : {}),
+      ...(settings.hiresPrompt ? { prompt: settings.hiresPrompt } : {}),
+      ...(settings.hiresNegative ? { negativePrompt: settings.hiresNegative } : {}),
+      ...(settings.hiresCfg !== undefined ? { cfgScale: settings.hiresCfg } : {}),
+      ...sampling,
+    },
+  };
 }
 
 function refinerSwitchOf(settings: Settings, refiner: { dir: string } | undefined): Pick<GenerationRequest, 'refinerSwitch'> {

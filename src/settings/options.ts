@@ -13,6 +13,8 @@ import { DEFAULT_QUALITY } from '../image/encode-image.js';
 import { DEFAULT_MASKED_PADDING } from '../pipeline/tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from '../pipeline/tasks/outpaint.js';
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
+import { DEFAULT_HIRES_STRENGTH, MAX_HIRES_SIDE } from '../pipeline/tasks/hires.js';
+import { HIRES_UPSCALERS, type HiresUpscaler } from '../pipeline/types.js';
 import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
 import { parseControlSpecs, type ControlSpec } from './control-spec.js';
 
@@ -63,6 +65,16 @@ export interface Settings {
   previewMethod: 'auto' | 'taesd' | 'latent2rgb';
   refiner: string | undefined;
   refinerSwitch: number | undefined;
+  hiresScale: number | undefined;
+  hiresSize: { width: number; height: number } | undefined;
+  hiresUpscaler: HiresUpscaler;
+  hiresSteps: number;
+  hiresStrength: number;
+  hiresPrompt: string | undefined;
+  hiresNegative: string | undefined;
+  hiresSampler: string | undefined;
+  hiresSchedule: string | undefined;
+  hiresCfg: number | undefined;
   quantize: Quantization;
   int8Format: 'auto' | Int8Format;
   promptWeighting: PromptWeighting;
@@ -219,6 +231,28 @@ export function parseMultipleOf8(min: number, max: number) {
 
 const parseSize = optional(parseMultipleOf8(8, 8192));
 
+/** A hires fix's factor: a finite number above 1. */
+function parseHiresScale(raw: unknown, label: string): number {
+  const n = numberOf(raw, NUMBER_TEXT);
+  if (!Number.isFinite(n) || n <= 1 || n > 16) throw new UsageError(`${label} must be a number above 1 and at most 16 (got '${String(raw)}'); e.g. ${label} 2`);
+  return n;
+}
+
+/** "WxH", multiples of 8 (A1111's "Resize width to" and "Resize height to"). */
+function parseHiresSize(raw: unknown, label: string): { width: number; height: number } {
+  const m = /^\s*(\d+)\s*x\s*(\d+)\s*$/i.exec(String(raw));
+  if (!m) throw new UsageError(`${label} must be WxH, e.g. ${label} 1024x1024 (got '${String(raw)}')`);
+  const side = parseMultipleOf8(8, MAX_HIRES_SIDE);
+  return { width: side(m[1], `${label} width`), height: side(m[2], `${label} height`) };
+}
+
+/** The hires strength: above 0 (a pass that changes nothing is no pass) and at most 1. */
+function parseHiresStrength(raw: unknown, label: string): number {
+  const n = numberOf(raw, NUMBER_TEXT);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new UsageError(`${label} must be a number above 0 and at most 1 (got '${String(raw)}')`);
+  return n;
+}
+
 /** "128" (every side) or "left=128,right=0,top=64,bottom=256", each side once. */
 function parseExtension(raw: unknown, label: string): Extension {
   const text = String(raw).trim();
@@ -266,6 +300,16 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'previewMethod', flags: '--preview-method <how>', description: "with --preview: taesd (the tiny decoder, full size: --vae taesd, or taesd/taesdxl pulled), latent2rgb (ComfyUI's latent-to-RGB factors, 1/8 size), or auto (taesd when installed)", parse: parseChoice(['auto', 'taesd', 'latent2rgb'] as const), default: 'auto', configurable: true }),
   spec({ key: 'refiner', flags: '--refiner <ref>', description: "a second model (the SDXL refiner: registry id, hf:org/repo@revision or folder) that continues the same sampling from --refiner-switch on, as A1111's refiner", parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img', 'img2img'], unset: 'none' }),
   spec({ key: 'refinerSwitch', flags: '--refiner-switch <x>', description: `with --refiner: the completed fraction of the schedule where the refiner takes over (A1111's "Switch at"; default ${DEFAULT_REFINER_SWITCH})`, parse: optional(parseNumber(0.01, 1)), default: undefined, configurable: true, commands: ['txt2img', 'img2img'], unset: `${DEFAULT_REFINER_SWITCH} with --refiner` }),
+  spec({ key: 'hiresScale', flags: '--hires-scale <x>', description: "txt2img: hires fix (A1111's \"Hires. fix\"): paint at this factor of --width/--height by upscaling the first pass and painting it again (img2img at --hires-strength)", parse: optional(parseHiresScale), default: undefined, configurable: true, commands: ['txt2img'], unset: 'off' }),
+  spec({ key: 'hiresSize', flags: '--hires-size <WxH>', description: "txt2img: hires fix to this size (A1111's \"Resize width/height to\"): the first pass's aspect kept, the excess cropped", parse: optional(parseHiresSize), default: undefined, configurable: true, commands: ['txt2img'], unset: 'off' }),
+  spec({ key: 'hiresUpscaler', flags: '--hires-upscaler <name>', description: `with --hires-scale/--hires-size: ${HIRES_UPSCALERS.join(', ')} (latent-*: the latents resized as A1111's latent modes; lanczos, nearest, none: the picture decoded, resized and encoded)`, parse: parseChoice(HIRES_UPSCALERS), default: 'latent', configurable: true, commands: ['txt2img'] }),
+  spec({ key: 'hiresSteps', flags: '--hires-steps <n>', description: 'with the hires fix: steps of the second pass (0: as many as the first)', parse: parseInteger(0, 1000), default: 0, configurable: true, commands: ['txt2img'] }),
+  spec({ key: 'hiresStrength', flags: '--hires-strength <x>', description: "with the hires fix: denoising strength of the second pass, above 0 and at most 1", parse: parseHiresStrength, default: DEFAULT_HIRES_STRENGTH, configurable: true, commands: ['txt2img'] }),
+  spec({ key: 'hiresPrompt', flags: '--hires-prompt <text>', description: 'with the hires fix: the prompt of the second pass', parse: optional(parseString), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the prompt' }),
+  spec({ key: 'hiresNegative', flags: '--hires-negative <text>', description: 'with the hires fix: the negative prompt of the second pass', parse: optional(parseString), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the negative prompt' }),
+  spec({ key: 'hiresSampler', flags: '--hires-sampler <name>', description: 'with the hires fix: the sampler of the second pass (any --sampler name)', parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the sampler' }),
+  spec({ key: 'hiresSchedule', flags: '--hires-schedule <name>', description: 'with the hires fix: the schedule of the second pass (any --schedule name)', parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the schedule' }),
+  spec({ key: 'hiresCfg', flags: '--hires-cfg <x>', description: 'with the hires fix: the CFG scale of the second pass', parse: optional(parseNumber(0, 100)), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the CFG scale' }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
