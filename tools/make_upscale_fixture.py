@@ -210,8 +210,9 @@ def grid_cases(target: Path) -> list[dict]:
     cases = []
     for name, (w, h, tw, th, overlap) in {
         "wide": (100, 72, 48, 40, 16),
-        "square": (88, 88, 48, 48, 16),
         "one-row": (90, 40, 40, 40, 8),
+        # test/sd-upscale.test.ts: a 45x37 picture by 2 (88x72 after //8*8) in 32x32 tiles, overlap 8
+        "sd-upscale": (88, 72, 32, 32, 8),
     }.items():
         base = picture(w, h, 7)
         grid = split_grid(base, tw, th, overlap)

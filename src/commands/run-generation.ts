@@ -27,6 +27,7 @@ import { terminalText } from './terminal-text.js';
 import { parseXyz, type XyzPlan } from '../settings/xyz.js';
 import { nameVars, type ImageSink, type Writer } from './image-sink.js';
 import { xyzOutput } from './xyz-output.js';
+import { chooseUpscaler } from './upscaler-choice.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -97,7 +98,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    planned.push({ index: i, prompt: job.prompt, prepared: await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), preview: previewOf(prepared.settings) });
+    const withParts = await withSdUpscaler(await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), Boolean(flags.quiet));
+    planned.push({ index: i, prompt: job.prompt, prepared: withParts, preview: previewOf(prepared.settings) });
   }
   for (const group of loadGroups(planned)) {
     const bundle = await loadModel(group.modelDir, {
@@ -178,6 +180,20 @@ async function withVaes(prepared: PreparedGeneration, quiet: boolean): Promise<P
   const load = { ...prepared.load, ...(preview?.dir ? { previewVae: preview.dir } : {}) };
   if (vae) load.vae = vae.dir;
   return { ...prepared, load };
+}
+
+/** --sd-upscale-upscaler naming a model: resolved (a registry upscaler is pulled as models are) and opened beside the model. */
+async function withSdUpscaler(prepared: PreparedGeneration, quiet: boolean): Promise<PreparedGeneration> {
+  const sd = prepared.task?.fields.sdUpscale;
+  if (sd?.upscaler.kind !== 'model') return prepared;
+  const { settings } = prepared;
+  const chosen = await chooseUpscaler(sd.upscaler.name, '--sd-upscale-upscaler', { offline: settings.offline, yes: settings.yes, quiet });
+  const upscaler = { kind: 'model' as const, name: chosen.name };
+  const request = (prompt: string, seed: number): GenerationRequest => {
+    const r = prepared.request(prompt, seed);
+    return { ...r, sdUpscale: { ...r.sdUpscale!, upscaler } };
+  };
+  return { ...prepared, request, load: { ...prepared.load, upscaler: chosen.path } };
 }
 
 function previewOf(settings: Settings): PlannedJob['preview'] {

@@ -11,7 +11,7 @@ export interface UpscaleOptionSpec {
 export const UPSCALE_OPTIONS: readonly UpscaleOptionSpec[] = [
   { flags: '-o, --output <path>', description: 'the .png to write (atomically; the input\'s text chunks are kept, A1111\'s postprocessing chunk added)' },
   { flags: '-m, --model <ref>', description: 'a registry upscaler (diffuse models list) or a .onnx file (Real-ESRGAN family: one RGB picture in, a larger one out)', default: 'realesrgan-x4plus' },
-  { flags: '--scale <x>', description: "final size / input size; when it differs from the model's, the model runs until the picture is large enough, then PIL Lanczos resizes it to int(side × x // 8 × 8), as A1111's upscalers do (default: the model's scale)" },
+  { flags: '--scale <x>', description: "final size / input size; the model runs while the picture is smaller than the target, then PIL Lanczos resizes it to int(side × x // 8 × 8), as A1111's upscalers do (default: the model's scale)" },
   { flags: '--tile <n>', description: "tile side in input pixels (A1111's ESRGAN tile); 0 runs the whole picture at once", default: '192' },
   { flags: '--tile-overlap <n>', description: "pixels neighbouring tiles share, blended with A1111's linear feather (combine_grid)", default: '8' },
   { flags: '--channel-order <order>', description: "rgb feeds the model RGB (Real-ESRGAN's and ComfyUI's order), bgr flips the channels as A1111 does", default: 'rgb' },

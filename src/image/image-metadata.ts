@@ -57,6 +57,8 @@ export interface ImageMetadata {
   watermark?: string;
   /** The model that took the sampling over (A1111's "Refiner" and "Refiner switch at"). */
   refiner?: { name: string; hash: string; switchAt: number };
+  /** img2img's SD upscale script (A1111's "SD upscale overlap", "SD upscale upscaler"); width and height are the tile's. */
+  sdUpscale?: { overlap: number; upscaler: string };
   /** depth2img: the depth map given (its hash), or estimated by the model's depth estimator. */
   depthMap?: 'estimated' | { hash: string };
   /** ControlNet units, in order (A1111's "ControlNet 0", "ControlNet 1", …). */

@@ -271,6 +271,10 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
     extra.Refiner = `${m.refiner.name} [${m.refiner.hash}]`;
     extra['Refiner switch at'] = pythonFloat(m.refiner.switchAt);
   }
+  if (m.sdUpscale) {
+    extra['SD upscale overlap'] = String(m.sdUpscale.overlap);
+    extra['SD upscale upscaler'] = m.sdUpscale.upscaler;
+  }
   m.control?.forEach((c, i) => {
     extra[`ControlNet ${i}`] = controlText(c);
   });

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import type { Upscaler } from './upscale/model.js';
 import type { Device, OpenedSession } from '../onnx/session.js';
 import { readCheckpointRecord } from '../graphs/model-folder.js';
 import type { DiscreteSchedule } from '../schedulers/types.js';
@@ -65,6 +66,8 @@ export interface ModelBundle {
   depthEstimator?: DepthEstimator;
   /** The folder's safety checker, opened when LoadOptions.withSafetyChecker asks for it. */
   safetyChecker?: SafetyChecker;
+  /** An image upscaler opened beside the model (LoadOptions.upscaler) for SD upscale requests. */
+  upscaler?: Upscaler;
   /** ControlNets loaded beside the UNet (LoadOptions.controlnets), which a request's control units name. */
   controlNets?: LoadedControlNet[];
   schedule: DiscreteSchedule;

@@ -3,6 +3,7 @@ import { WatermarkImageTooSmallError, watermarkFits } from '../image/watermark/d
 import { promptLimitProblem } from '../text/prompt-limits.js';
 import type { ModelFiles } from './model-files.js';
 import { checkHires } from './tasks/hires.js';
+import { sdUpscaleSize } from './tasks/sd-upscale.js';
 import type { GenerationRequest } from './types.js';
 
 /**
@@ -40,6 +41,10 @@ export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request:
     }
     return;
   }
+  if (request.sdUpscale) {
+    checkSdUpscale(request, w, h);
+    return;
+  }
   if (mask) {
     if (mask.values.length !== w * h) throw new UsageError(`the mask has ${mask.values.length} values; the picture is ${w}x${h}`);
     const repaints = mask.invert ? mask.values.some((v) => v < 0.5) : mask.values.some((v) => v >= 0.5);
@@ -57,3 +62,24 @@ export function checkSize(width: number, height: number, ratio: number): void {
 }
 
 const roundTo = (n: number, ratio: number): number => Math.max(ratio, Math.round(n / ratio) * ratio);
+
+/** SD upscale: one image of plain img2img whose upscaled picture holds at least one whole tile. */
+function checkSdUpscale(request: GenerationRequest, w: number, h: number): void {
+  const sd = request.sdUpscale!;
+  if (request.mask || request.depth || request.hires || request.control?.length) throw new UsageError('SD upscale repaints tiles with plain img2img: leave out the mask, depth map, hires fix and ControlNet units');
+  if (request.batchSize !== 1) throw new UsageError('SD upscale paints one picture tile by tile: use --batch-count, not --batch-size');
+  if (!(sd.scale > 0 && sd.scale <= 8)) throw new UsageError(`the SD upscale scale must be above 0 and at most 8 (got ${sd.scale})`);
+  if (!(Number.isInteger(sd.overlap) && sd.overlap >= 0 && sd.overlap < Math.min(request.width, request.height) / 2)) {
+    throw new UsageError(`the SD upscale overlap must be a whole number below half the ${request.width}x${request.height} tile (got ${sd.overlap})`);
+  }
+  const size = sdUpscaleSize({ width: w, height: h }, sd);
+  if (size.width < request.width || size.height < request.height) {
+    throw new UsageError(`SD upscale: the upscaled picture is ${size.width}x${size.height}, smaller than the ${request.width}x${request.height} tiles; raise the scale or lower --width/--height`);
+  }
+  if (size.width * size.height > MAX_SD_UPSCALE_PIXELS) {
+    throw new UsageError(`SD upscale: the upscaled picture would be ${size.width}x${size.height}; at most ${MAX_SD_UPSCALE_PIXELS / 2 ** 20} megapixels are painted: lower the scale`);
+  }
+}
+
+/** 8192x8192: the largest picture diffuse reads; tiles are painted one at a time, the picture kept at 8 bits. */
+const MAX_SD_UPSCALE_PIXELS = 8192 * 8192;

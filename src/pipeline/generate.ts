@@ -10,13 +10,15 @@ import { nthImage } from './seeds.js';
 import { inpaintPass, withoutTasks, type PlannedPass } from './tasks/inpaint.js';
 import { outpaintPlan } from './tasks/outpaint.js';
 import { hiresPass } from './tasks/hires.js';
+import { sdUpscale } from './tasks/sd-upscale.js';
 import type { GeneratedImage, GenerationRequest, GenerationResult, HiresFix, PassRequest, PipelineListener, SafetyAction } from './types.js';
 
 /**
  * The pipeline's one entry: a request (txt2img, or with an init picture, a mask, an outpaint
  * extension, a depth map) → its images, each with its metadata. Tasks are resolved here into
  * passes of the one denoising loop (denoise.ts): inpainting's mask handling and masked-area crop
- * (tasks/inpaint.ts), outpainting's passes (tasks/outpaint.ts), txt2img's hires fix (tasks/hires.ts).
+ * (tasks/inpaint.ts), outpainting's passes (tasks/outpaint.ts), txt2img's hires fix (tasks/hires.ts),
+ * img2img's SD upscale (tasks/sd-upscale.ts).
  */
 export async function generate(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener = () => {}): Promise<GenerationResult> {
   checkRequest(bundle.files, request);
@@ -35,6 +37,10 @@ export async function generate(bundle: ModelBundle, request: GenerationRequest, 
 async function unmarked(bundle: ModelBundle, request: GenerationRequest, listener: PipelineListener): Promise<GenerationResult> {
   const metadata = await metadataFor(bundle, request);
   if (request.outpaint) return outpaint(bundle, request, listener, metadata);
+  if (request.sdUpscale) {
+    const done = await sdUpscale(bundle, request, listener);
+    return { images: [{ image: done.image, seed: request.seed, metadata: metadata({ seed: request.seed, batchPos: 0 }) }], latents: new Float32Array(0), timings: done.timings };
+  }
   const planned: PlannedPass = request.init && request.mask ? await inpaintPass(request, request.init, request.mask) : { pass: withoutTasks(request) };
   const result = request.hires ? await hiresFixed(bundle, planned.pass, request.hires, listener) : await denoisePass(bundle, planned.pass, listener);
   const images = result.images.map(({ image, seed }, batchPos): GeneratedImage => {

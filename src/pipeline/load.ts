@@ -21,6 +21,7 @@ import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
 import { readVaeRecord } from '../graphs/vae-convert.js';
 import { VaeDecoder } from './vae.js';
+import { loadUpscaler } from './upscale/model.js';
 import type { ModelFiles } from './model-files.js';
 import { calibrator } from './calibrate.js';
 import { applyLoras, type AppliedLoras, type LoraChoice, type LoraGraphs, type ModelFamily } from '../graphs/lora/apply-loras.js';
@@ -88,11 +89,13 @@ export interface LoadOptions {
   controlnets?: readonly string[];
   /** Open the folder's safety checker (safety_checker/ and feature_extractor/) for requests that set safetyCheck. */
   withSafetyChecker?: boolean;
+  /** An image upscaler graph (.onnx, Real-ESRGAN family) opened beside the model for SD upscale requests. */
+  upscaler?: string;
 }
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
-  const { refiner, controlnets, ...own } = options;
-  const bundle = await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own);
+  const { refiner, controlnets, upscaler, ...own } = options;
+  const bundle = await withUpscaler(await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own), upscaler, own);
   if (refiner === undefined) return bundle;
   // The refiner is another network: the base's LoRAs, embeddings and hypernetworks are not its.
   const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, withSafetyChecker: _s, loras: _l, hypernetworks: _h, ...shared } = own;
@@ -216,6 +219,21 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
 }
 
 /** The bundle with the model folder's safety checker opened, when asked; a failure releases the bundle. */
+async function withUpscaler(bundle: ModelBundle, path: string | undefined, options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
+  if (path === undefined) return bundle;
+  const upscaler = await loadUpscaler(path, sessionSettings(options)).catch(async (err: unknown) => {
+    await bundle.release();
+    throw err;
+  });
+  return {
+    ...bundle,
+    upscaler,
+    release: async () => {
+      await Promise.all([bundle.release(), upscaler.release()]);
+    },
+  };
+}
+
 async function withSafetyChecker(bundle: ModelBundle, options: Omit<LoadOptions, 'refiner' | 'controlnets'>): Promise<ModelBundle> {
   if (!options.withSafetyChecker) return bundle;
   const settings = sessionSettings(options);

@@ -6,6 +6,7 @@ import { controlNetFor } from './control.js';
 import type { ControlRecord, HiresRecord } from '../image/image-metadata.js';
 import { DEFAULT_MASKED_PADDING } from './tasks/inpaint.js';
 import { DEFAULT_OVERLAP, DEFAULT_SEAM_BLUR } from './tasks/outpaint.js';
+import { sdUpscalerName } from './tasks/sd-upscale.js';
 import type { GenerationRequest, HiresFix, HiresUpscaler } from './types.js';
 
 /** What differs between the images of one request. */
@@ -84,6 +85,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
       ? { outpaint: { extend: outpaint.extend, fill: outpaint.fill ?? 'stretch', overlap: outpaint.overlap ?? DEFAULT_OVERLAP, blur: outpaint.blur ?? DEFAULT_SEAM_BLUR } }
       : {}),
     ...(refiner ? { refiner } : {}),
+    ...(request.sdUpscale ? { sdUpscale: { overlap: request.sdUpscale.overlap, upscaler: sdUpscalerName(request.sdUpscale.upscaler) } } : {}),
     ...depthRecord(bundle, request),
     ...(control.length ? { control } : {}),
     ...(request.initialLatents?.hash ? { initialLatents: { hash: request.initialLatents.hash } } : {}),

@@ -107,6 +107,11 @@ export interface GenerationRequest {
    */
   hires?: HiresFix;
   /**
+   * img2img's "SD upscale" (A1111's script): the picture upscaled, cut into tiles of width x height,
+   * each tile painted as its own img2img pass and the tiles blended back (src/pipeline/tasks/sd-upscale.ts).
+   */
+  sdUpscale?: SdUpscale;
+  /**
    * Start from these latents instead of drawing noise, [batch, C, h, w] flattened (diffusers'
    * `latents=` argument: still multiplied by the initial noise sigma), e.g. a DDIM inversion's;
    * `hash` (the short SHA-256 of the file they came from) is recorded.
@@ -179,6 +184,16 @@ export interface MicroConditioning {
   /** Refiner UNets: the aesthetic score of the prompt (default 6) and of the negative prompt (default 2.5). */
   aestheticScore?: number;
   negativeAestheticScore?: number;
+}
+
+/** A1111's SD upscale script's settings ("Scale Factor", "Tile overlap", "Upscaler"). */
+export interface SdUpscale {
+  /** Size of the upscaled picture / the picture's (A1111 upscales to int(side × scale // 8 × 8)). */
+  scale: number;
+  /** Pixels neighbouring tiles share, blended with combine_grid's linear feather (A1111's default 64). */
+  overlap: number;
+  /** The bundle's upscaler (LoadOptions.upscaler), recorded by `name`; or A1111's built-in Lanczos, Nearest, or None (the picture as it is). */
+  upscaler: { kind: 'model'; name: string } | { kind: 'lanczos' | 'nearest' | 'none' };
 }
 
 /**
@@ -268,7 +283,7 @@ export interface DepthMap {
  * handling, inpaint area, outpaint passes) src/pipeline/tasks/ has resolved into a picture of the
  * pass's size and the mask the model sees.
  */
-export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck' | 'hires'> {
+export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck' | 'hires' | 'sdUpscale'> {
   init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
   mask?: { values: Float32Array; overlay?: Float32Array };
   /**
@@ -296,7 +311,7 @@ export interface GeneratedImage {
 
 export interface GenerationResult {
   images: GeneratedImage[];
-  /** Final latents [batch, C, h, w] as handed to the VAE decoder (before the scaling factor). */
+  /** Final latents [batch, C, h, w] as handed to the VAE decoder (before the scaling factor); empty for SD upscale, whose image is blended tiles. */
   latents: Float32Array;
   timings: Timings;
 }

@@ -75,6 +75,9 @@ export interface Settings {
   hiresSampler: string | undefined;
   hiresSchedule: string | undefined;
   hiresCfg: number | undefined;
+  sdUpscale: number | undefined;
+  sdUpscaleUpscaler: string;
+  sdUpscaleOverlap: number;
   quantize: Quantization;
   int8Format: 'auto' | Int8Format;
   promptWeighting: PromptWeighting;
@@ -310,6 +313,9 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'hiresSampler', flags: '--hires-sampler <name>', description: 'with the hires fix: the sampler of the second pass (any --sampler name)', parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the sampler' }),
   spec({ key: 'hiresSchedule', flags: '--hires-schedule <name>', description: 'with the hires fix: the schedule of the second pass (any --schedule name)', parse: optional(parseName), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the schedule' }),
   spec({ key: 'hiresCfg', flags: '--hires-cfg <x>', description: 'with the hires fix: the CFG scale of the second pass', parse: optional(parseNumber(0, 100)), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the CFG scale' }),
+  spec({ key: 'sdUpscale', flags: '--sd-upscale <x>', description: "img2img: A1111's SD upscale: enlarge the picture x times with --sd-upscale-upscaler, then repaint it in tiles of --width x --height (default: the model's native size) blended back", parse: optional(parseNumber(1, 8)), default: undefined, configurable: false, commands: ['img2img'], unset: 'off' }),
+  spec({ key: 'sdUpscaleUpscaler', flags: '--sd-upscale-upscaler <ref>', description: 'with --sd-upscale: lanczos, nearest, none (tile the picture as it is), a registry upscaler (realesrgan-x4plus, ...) or a .onnx file', parse: parseName, default: 'lanczos', configurable: true, commands: ['img2img'] }),
+  spec({ key: 'sdUpscaleOverlap', flags: '--sd-upscale-overlap <n>', description: "with --sd-upscale: pixels neighbouring tiles share, feathered (A1111's Tile overlap)", parse: parseInteger(0, 256), default: 64, configurable: true, commands: ['img2img'] }),
   spec({ key: 'embeddingsDir', flags: '--embeddings-dir <dir>', description: 'textual-inversion embeddings (.safetensors, .pt, .bin), used where their file name appears in a prompt', parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'loraDir', flags: '--lora-dir <dir>', description: "LoRA and LyCORIS files (.safetensors, .pt, .ckpt; subfolders searched), used by <lora:name:weight> or <lora:name:te:unet> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),
   spec({ key: 'hypernetworkDir', flags: '--hypernetwork-dir <dir>', description: "A1111 hypernetworks (.pt; subfolders searched), used by <hypernet:name:strength> in a prompt", parse: optional(parseName), default: undefined, configurable: true, unset: 'none' }),

@@ -5,12 +5,12 @@ import { invertMask, luminance } from '../image/mask.js';
 import type { Raster } from '../image/raster.js';
 import { fitToSize } from '../image/resize-modes.js';
 import { hasDepthEstimator, type ModelFiles } from '../pipeline/model-files.js';
-import type { GenerationRequest } from '../pipeline/types.js';
+import type { GenerationRequest, SdUpscale } from '../pipeline/types.js';
 import type { GeneratingCommand, Settings } from './options.js';
 
 /** What a subcommand's files add to its requests: the picture, the mask, the depth map, read once. */
 export interface ImageTask {
-  fields: Pick<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'depth'>;
+  fields: Pick<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'depth' | 'sdUpscale'>;
   width: number;
   height: number;
   /** The model must load its depth estimator (depth2img without --depth-map). */
@@ -40,6 +40,12 @@ export async function readImageTask(command: GeneratingCommand, settings: Settin
     const outpaint = { extend: ext, fill: settings.fill, overlap: settings.overlap, blur: settings.maskBlur, ...(settings.passSize ? { passSize: settings.passSize } : {}) };
     return { fields: { init: { ...init, image, source: { hash } }, outpaint }, width: width + ext.left + ext.right, height: height + ext.top + ext.bottom, depthEstimator: false, notes: [] };
   }
+  if (settings.sdUpscale !== undefined) {
+    // A1111's script takes the picture as loaded (p.init_images[0]); --width/--height size the tiles.
+    const sdUpscale = { scale: settings.sdUpscale, overlap: settings.sdUpscaleOverlap, upscaler: sdUpscalerChoice(settings.sdUpscaleUpscaler) };
+    const tile = { width: settings.width ?? native, height: settings.height ?? native };
+    return { fields: { init: { ...init, image: loaded.rgb, source: { hash } }, sdUpscale }, ...tile, depthEstimator: false, notes: [] };
+  }
   const masked = command === 'inpaint' && settings.inpaintArea === 'masked';
   // With --inpaint-area masked, --width/--height size the crop that is painted, not the picture.
   const picture = masked ? flooredSize(loaded.rgb) : pictureSize(settings, loaded.rgb);
@@ -60,6 +66,14 @@ export async function readImageTask(command: GeneratingCommand, settings: Settin
     }
   }
   return { fields, ...paints, depthEstimator, notes };
+}
+
+const BUILTIN_UPSCALERS = ['lanczos', 'nearest', 'none'] as const;
+
+/** A1111's built-in upscalers by name; anything else names an upscaler model, which the command resolves and loads (LoadOptions.upscaler). */
+export function sdUpscalerChoice(ref: string): SdUpscale['upscaler'] {
+  const builtin = BUILTIN_UPSCALERS.find((b) => b === ref.toLowerCase());
+  return builtin ? { kind: builtin } : { kind: 'model', name: ref };
 }
 
 /** The repaint mask at the picture's size: a file (white repaints), or the init image's transparency. */

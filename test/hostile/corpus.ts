@@ -584,5 +584,17 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   ] as const) {
     add({ group: 'upscale', name: `upscale ${name}`, argv: [...argv], status, stderr: says, watch: [upOut] });
   }
+
+  // ---- img2img --sd-upscale -------------------------------------------------------------------------------------
+  for (const [name, more, says] of [
+    ['overlap of half a tile', ['--sd-upscale', '2', '--sd-upscale-overlap', '16'], /SD upscale overlap must be a whole number below half the 32x32 tile \(got 16\)/],
+    ['overlap 300', ['--sd-upscale', '2', '--sd-upscale-overlap', '300'], /--sd-upscale-overlap must be a whole number from 0 to 256/],
+    ['scale 9', ['--sd-upscale', '9'], /--sd-upscale must be a number from 1 to 8/],
+    ['an upscaler that is a UNet', ['--sd-upscale', '2', '--sd-upscale-overlap', '8', '--sd-upscale-upscaler', join(TINY_SD, 'unet', 'model.onnx')], /is not an image upscaler: it has 3 inputs/],
+    ['a picture smaller than a tile', ['--sd-upscale', '1', '--sd-upscale-overlap', '8', '--width', '64', '--height', '64'], /the upscaled picture is 32x32, smaller than the 64x64 tiles/],
+  ] as const) {
+    const o = out();
+    add({ group: 'sd-upscale', name: `img2img --sd-upscale ${name}`, argv: ['img2img', 'a cat', ...run, '-i', f.valid, '--width', '32', '--height', '32', ...more, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o] });
+  }
   return cases;
 }

@@ -43,7 +43,7 @@ export async function inpaintPass(request: GenerationRequest, init: InitImage, m
 
 /** The request as one pass: no task fields left. */
 export function withoutTasks(request: GenerationRequest): PassRequest {
-  const { init, mask: _mask, outpaint: _outpaint, watermark: _watermark, safetyCheck: _safetyCheck, hires: _hires, ...rest } = request;
+  const { init, mask: _mask, outpaint: _outpaint, watermark: _watermark, safetyCheck: _safetyCheck, hires: _hires, sdUpscale: _sdUpscale, ...rest } = request;
   return { ...rest, ...(init ? { init: withoutSource(init) } : {}) };
 }
 

@@ -67,14 +67,18 @@ export async function upscaleOnce(u: Upscaler, src: Raster, options: TileOptions
 }
 
 /**
- * Upscaler.upscale: passes of the model until the picture is at least width x height (at most 3, stopping
- * when a pass does not grow it), then PIL Lanczos to exactly that size.
+ * Upscaler.upscale (A1111 1.10's, as src/image/upscaler-resize.ts follows it for the built-in upscalers):
+ * while the picture is smaller than width x height, a pass of the model (at most 3; a scale-1 model stops
+ * after one), then PIL Lanczos to exactly that size. Without a size: one pass.
  */
 export async function upscaleRaster(u: Upscaler, src: Raster, options: UpscaleOptions = {}): Promise<Raster> {
   const { width, height } = options;
-  let img = await upscaleOnce(u, src, options);
-  if (width === undefined || height === undefined) return img;
-  for (let pass = 1; pass < 3 && u.scale > 1 && (img.width < width || img.height < height); pass++) img = await upscaleOnce(u, img, options);
+  if (width === undefined || height === undefined) return upscaleOnce(u, src, options);
+  let img = src;
+  for (let pass = 0; pass < 3 && (img.width < width || img.height < height); pass++) {
+    img = await upscaleOnce(u, img, options);
+    if (u.scale === 1) break;
+  }
   return img.width === width && img.height === height ? img : pilResize(img, width, height, 'lanczos');
 }
 
