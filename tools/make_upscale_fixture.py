@@ -22,6 +22,10 @@ References (cases.json lists them):
   grid/*.png + grid.json      combine_grid of synthetic tiles (tile k = its crop of the picture plus 41 k, mod 256):
                               tile positions and the feathered blend of SD upscale, without a model
 Deterministic: a rerun rewrites byte-identical files.
+
+With --bench it writes instead the full-size RealESRGAN_x4plus architecture (RRDBNet, 64 features, 23 blocks,
+growth 32; random weights, 67 MB) to $DIFFUSE_BENCH_CACHE/upscale/rrdb-x4plus-random.onnx (default
+~/.cache/diffuse-bench) for bench/upscale.ts.
 """
 from __future__ import annotations
 
@@ -275,5 +279,21 @@ def main() -> None:
         raise SystemExit(f"fixture is {total / 1e6:.2f} MB, over the {MAX_MB} MB budget")
 
 
+def bench_model() -> None:
+    """RealESRGAN_x4plus's shape with random weights: the bench measures time and memory, not pictures."""
+    import os
+    import sys
+
+    cache = Path(os.environ.get("DIFFUSE_BENCH_CACHE", Path.home() / ".cache" / "diffuse-bench")) / "upscale"
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = rrdb_module.RRDBNet(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4).eval()
+    path = cache / "rrdb-x4plus-random.onnx"
+    export(net, path, torch.rand(1, 3, 32, 32))
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    bench_model() if "--bench" in sys.argv[1:] else main()
