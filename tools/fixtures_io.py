@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gzip_json import write_gzip_text
+
 ArrayRef = dict[str, object]
 
 
@@ -44,6 +46,10 @@ class RefWriter:
         file = f"{name}.png"
         image.save(self._claim(file), format="PNG")
         return file
+
+    def manifest_gz(self, file: str, content: dict[str, object]) -> None:
+        """A large manifest, compact and gzipped (read by test/helpers/fixtures.ts readJson)."""
+        write_gzip_text(self._claim(file), json.dumps(content, separators=(",", ":"), allow_nan=False))
 
     def manifest(self, file: str, content: dict[str, object]) -> None:
         # allow_nan=False: JSON has no Infinity/NaN; to_json_value spells them as strings first.

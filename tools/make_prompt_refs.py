@@ -56,8 +56,8 @@ OPTS = types.SimpleNamespace(
 )
 
 
-def load_a1111(checkout: Path) -> types.SimpleNamespace:
-    """Imports the three A1111 modules by path under a stub `modules` package."""
+def load_a1111(checkout: Path, extra: tuple[str, ...] = ()) -> types.SimpleNamespace:
+    """Imports the three A1111 modules (and `extra` ones, after them) by path under a stub `modules` package."""
     package = types.ModuleType("modules")
     package.__path__ = []
     sys.modules["modules"] = package
@@ -72,7 +72,7 @@ def load_a1111(checkout: Path) -> types.SimpleNamespace:
         sys.modules[f"modules.{name}"] = module
         setattr(package, name, module)
     loaded = {}
-    for name in ("prompt_parser", "sd_emphasis", "sd_hijack_clip"):
+    for name in ("prompt_parser", "sd_emphasis", "sd_hijack_clip", *extra):
         spec = importlib.util.spec_from_file_location(f"modules.{name}", checkout / "modules" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[f"modules.{name}"] = module
