@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +7,7 @@ import { openWeightFile } from '../src/graphs/checkpoint-store.js';
 import { CheckpointError } from '../src/graphs/errors.js';
 import { diffuse } from './helpers/cli.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
-import { writeCheckpoint, type Recipe } from './helpers/synthetic-checkpoint.js';
+import { checkpointBytes, writeCheckpoint, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
  * Files that are not what they claim: each is refused in one line naming the file (exit 2, a bad
@@ -100,9 +100,21 @@ S('a tensor of the wrong shape is refused before a byte is written', () => {
   assert.equal(left, []);
 });
 
-S('SDXL checkpoints are refused in one line', () => {
-  const file = edited((r) => ({ ...r, tensors: [...r.tensors, ['conditioner.embedders.0.transformer.text_model.final_layer_norm.bias', 'F16', [4], 'uniform', -3, 0]] }), 'sdxl');
-  assert.match(convertRefused(file).stderr, /an SDXL checkpoint \(conditioner\.embedders\.\*\); diffuse builds SD 1\.x and 2\.x graphs so far/);
+S('an SDXL refiner checkpoint (bigG alone) is refused in one line', () => {
+  const file = edited((r) => ({ ...r, tensors: [...r.tensors, ['conditioner.embedders.0.model.ln_final.bias', 'F16', [4], 'uniform', -3, 0]] }), 'refiner');
+  const { stderr, left } = convertRefused(file);
+  assert.match(stderr, /an SDXL checkpoint without both text encoders .*: a refiner\? diffuse converts the SDXL base so far/);
+  assert.equal(left, []);
+});
+
+S("an SDXL checkpoint without the UNet's label_emb is refused, naming it", () => {
+  const dir = tempDir();
+  const recipe = readJson<Recipe>(join(FIXTURES, 'sdxl-checkpoint', 'sdxl-tiny.recipe.json.gz'));
+  const file = join(dir, 'no-label-emb.safetensors');
+  writeFileSync(file, checkpointBytes({ ...recipe, tensors: recipe.tensors.filter(([k]) => !k.includes('.label_emb.')) }));
+  const { stderr, left } = convertRefused(file);
+  assert.match(stderr, /not a complete SDXL checkpoint: missing the UNet's label_emb/);
+  assert.equal(left, []);
 });
 
 S.run();

@@ -10,10 +10,11 @@ import type { ComponentWeights } from './weights.js';
  * (last_hidden_state at each row's highest id, the end-of-text token, as transformers pools when
  * eos_token_id is 2, which SD's configs say). The residual stream is the chain of Adds
  * src/onnx/text-encoder-edit.ts walks for CLIP skip, and the token table keeps transformers'
- * name, which textual-inversion edits look for.
+ * name, which textual-inversion edits look for. SDXL's encoders add every layer's states
+ * (hidden_states.N) and, for the second, text_embeds in place of pooler_output (`config.sdxl`).
  */
-export function buildClipText(w: ComponentWeights, config: TextEncoderConfig, weightType: WeightType): GraphBuilder {
-  const g = new GraphBuilder('text_encoder', weightType);
+export function buildClipText(w: ComponentWeights, config: TextEncoderConfig, weightType: WeightType, name = 'text_encoder'): GraphBuilder {
+  const g = new GraphBuilder(name, weightType);
   const net: Net = { g, w };
   const c = config;
   const ids = g.input('input_ids', ElemType.INT32, ['batch_size', 'sequence_length']);
@@ -25,10 +26,20 @@ export function buildClipText(w: ComponentWeights, config: TextEncoderConfig, we
   const tokens = g.toFloat(g.op('Gather', [table, ids], scope, { axis: 0 }), scope);
   let x = g.op('Add', [tokens, g.toFloat(g.op('Slice', [positions, g.ints([0]), length, g.ints([0])], scope), scope)], scope);
   const mask = causalMask(net, c.positions, length);
-  for (let layer = 0; layer < c.layers; layer++) x = encoderLayer(net, `text_model.encoder.layers.${layer}`, x, c, mask);
+  const states = [x];
+  for (let layer = 0; layer < c.layers; layer++) states.push((x = encoderLayer(net, `text_model.encoder.layers.${layer}`, x, c, mask)));
   const last = layerNorm(net, 'text_model.final_layer_norm', x, c.hidden, c.layerNormEps);
-  g.output(last, 'last_hidden_state', ElemType.FLOAT, ['batch_size', 'sequence_length', c.hidden]);
-  g.output(pooled(net, last, ids, c.hidden), 'pooler_output', ElemType.FLOAT, ['batch_size', c.hidden]);
+  const stateDims = ['batch_size', 'sequence_length', c.hidden];
+  g.output(last, 'last_hidden_state', ElemType.FLOAT, stateDims);
+  const pool = pooled(net, last, ids, c.hidden);
+  if (c.sdxl?.projection !== undefined) {
+    // CLIPTextModelWithProjection's text_embeds, first as optimum's SDXL export lists it.
+    g.output(linear(net, 'text_projection', pool, c.hidden, c.sdxl.projection, false), 'text_embeds', ElemType.FLOAT, ['batch_size', c.sdxl.projection]);
+  } else {
+    g.output(pool, 'pooler_output', ElemType.FLOAT, ['batch_size', c.hidden]);
+  }
+  // SDXL reads a layer's states before the final norm (hidden_states[-2]): optimum exports them all.
+  if (c.sdxl) states.forEach((state, i) => g.output(state, `hidden_states.${i}`, ElemType.FLOAT, stateDims));
   return g;
 }
 

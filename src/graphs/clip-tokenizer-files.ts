@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { Family } from './model-config.js';
 
 /**
  * The tokenizer/ folder a converted model carries: CLIP's BPE (shipped as assets/clip/merges.txt.gz,
  * made by tools/make_clip_asset.py), the vocabulary derived from it as CLIP builds it, and the
- * configs transformers' CLIPTokenizer reads. SD 2.x pads with "!" (id 0), as OpenCLIP's
- * tokenizer does and stabilityai's repos configure; SD 1.x pads with the end-of-text token.
+ * configs transformers' CLIPTokenizer reads. SD 2.x and SDXL's second tokenizer pad with "!"
+ * (id 0), as OpenCLIP's tokenizer does and stabilityai's repos configure; SD 1.x and SDXL's
+ * first pad with the end-of-text token.
  */
 
 const MERGES_ASSET = new URL('../../../assets/clip/merges.txt.gz', import.meta.url);
@@ -48,10 +48,11 @@ function special(content: string): Record<string, unknown> {
   return { content, lstrip: false, normalized: true, rstrip: false, single_word: false };
 }
 
-export async function writeClipTokenizer(dir: string, family: Family): Promise<void> {
+/** `pad`: '!' for OpenCLIP's towers (SD 2.x, SDXL's second), 'eos' for CLIP ViT-L's (SD 1.x, SDXL's first). */
+export async function writeClipTokenizer(dir: string, pad: '!' | 'eos'): Promise<void> {
   const merges = clipMerges();
-  const pad = family === 'sd2' ? '!' : EOS;
-  const specials = { bos_token: special(BOS), eos_token: special(EOS), pad_token: pad, unk_token: special(EOS) };
+  const padToken = pad === '!' ? '!' : EOS;
+  const specials = { bos_token: special(BOS), eos_token: special(EOS), pad_token: padToken, unk_token: special(EOS) };
   const config = { ...specials, add_prefix_space: false, do_lower_case: true, errors: 'replace', model_max_length: 77, tokenizer_class: 'CLIPTokenizer' };
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'merges.txt'), merges);

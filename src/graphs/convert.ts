@@ -48,17 +48,17 @@ export interface ConvertedModel {
   record: CheckpointRecord;
 }
 
-const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const;
+type Component = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_encoder' | 'vae_decoder';
 const DATA_FILE = 'model.onnx_data';
 
-/** Single files do not say their native size: SD 2.x v-models are trained at 768 px (96 latents), the others at 512. */
+/** Single files do not say their native size: SDXL is trained at 1024 px, SD 2.x v-models at 768 (96 latents), the others at 512. */
 function withNativeSize(config: Omit<ModelConfig, 'prediction'>, prediction: Prediction): ModelConfig {
-  const latents = config.family === 'sd2' && config.variant === 'base' && prediction === 'v_prediction' ? 96 : 64;
+  const latents = config.family === 'sdxl' ? 128 : config.family === 'sd2' && config.variant === 'base' && prediction === 'v_prediction' ? 96 : 64;
   const pixels = latents * 2 ** (config.vae.blockOutChannels.length - 1);
   return { ...config, prediction, unet: { ...config.unet, sampleSize: latents }, vae: { ...config.vae, sampleSize: pixels } };
 }
 
-type Built = Record<(typeof COMPONENTS)[number], { graph: GraphBuilder; weights: ComponentWeights }>;
+type Built = Partial<Record<Component, { graph: GraphBuilder; weights: ComponentWeights }>>;
 
 function buildGraphs(source: ModelSource, weightType: WeightType): Built {
   const { config } = source;
@@ -66,8 +66,11 @@ function buildGraphs(source: ModelSource, weightType: WeightType): Built {
   const unet = new ComponentWeights('UNet', source.unet.store, source.unet.locate);
   const encoder = new ComponentWeights('VAE encoder', source.vae.store, source.vae.locate);
   const decoder = new ComponentWeights('VAE decoder', source.vae.store, source.vae.locate);
+  const second = source.textEncoder2 && config.textEncoder2 ? { source: source.textEncoder2, config: config.textEncoder2 } : undefined;
+  const text2 = second && new ComponentWeights('second text encoder', second.source.store, second.source.locate);
   return {
     text_encoder: { graph: buildClipText(text, config.textEncoder, weightType), weights: text },
+    ...(second && text2 ? { text_encoder_2: { graph: buildClipText(text2, second.config, weightType, 'text_encoder_2'), weights: text2 } } : {}),
     unet: { graph: buildUnet(unet, config.unet, weightType), weights: unet },
     vae_encoder: { graph: buildVaeEncoder(encoder, config.vae, weightType), weights: encoder },
     vae_decoder: { graph: buildVaeDecoder(decoder, config.vae, weightType), weights: decoder },
@@ -87,12 +90,13 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       if (err instanceof RangeError) throw new CheckpointError(`${source}: ${err.message}`, { cause: err });
       throw err;
     }
-    const total = COMPONENTS.reduce((n, c) => n + graphs[c].graph.weights.reduce((m, w) => m + w.dims.reduce((a, b) => a * b, 1), 0), 0) * (weightType === 'float32' ? 4 : 2);
+    const built = Object.entries(graphs) as Array<[Component, NonNullable<Built[Component]>]>;
+    const total = built.reduce((n, [, c]) => n + c.graph.weights.reduce((m, w) => m + w.dims.reduce((a, b) => a * b, 1), 0), 0) * (weightType === 'float32' ? 4 : 2);
     let done = 0;
     try {
       await mkdir(tmp, { recursive: true });
-      for (const component of COMPONENTS) {
-        await graphs[component].graph.write(join(tmp, component), DATA_FILE, (bytes) => {
+      for (const [component, { graph }] of built) {
+        await graph.write(join(tmp, component), DATA_FILE, (bytes) => {
           done += bytes;
           options.onProgress?.({ stage: 'write', done, total });
         });
@@ -114,7 +118,7 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       precision: options.precision,
       converter: CONVERTER_VERSION,
     };
-    const weightMap = Object.fromEntries(COMPONENTS.map((c) => [c, graphs[c].weights.records]));
+    const weightMap = Object.fromEntries(built.map(([c, { weights }]) => [c, weights.records]));
     await writeModelFolder(tmp, config, record, weightMap, model.tokenizerDir);
     // What `models prune` and `models rm` look for: the folder goes when its checkpoint does.
     recordSource(tmp, source);
@@ -130,7 +134,7 @@ async function decidePrediction(model: ModelSource, options: ConvertOptions, une
   const { config } = model;
   if (options.prediction) return { prediction: options.prediction, from: 'option' };
   if (model.prediction) return { prediction: model.prediction, from: 'config' };
-  if (config.family === 'sd1' || config.variant !== 'base') return { prediction: 'epsilon', from: 'family' };
+  if (config.family !== 'sd2' || config.variant !== 'base') return { prediction: 'epsilon', from: 'family' };
   options.onProgress?.({ stage: 'probe', done: 0, total: 1 });
   const probe = await probePrediction(unetPath, { in: config.unet.inChannels, context: config.unet.crossAttentionDim });
   return { prediction: probe.prediction, from: 'probe' };

@@ -15,7 +15,7 @@ import type { TensorStore } from './weights.js';
 
 export interface DetectedModel {
   config: Omit<ModelConfig, 'prediction'>;
-  locators: { textEncoder: Locator; unet: Locator; vae: Locator };
+  locators: { textEncoder: Locator; textEncoder2?: Locator; unet: Locator; vae: Locator };
 }
 
 /** Width of one attention head where the family fixes the width, not the count. */
@@ -74,7 +74,7 @@ function refuse(store: TensorStore, message: string): never {
 
 export function detectSingleFile(store: TensorStore): DetectedModel {
   const keys = new Keys(store);
-  if (keys.some('conditioner.embedders.')) refuse(store, 'this is an SDXL checkpoint (conditioner.embedders.*); diffuse builds SD 1.x and 2.x graphs so far (use an SDXL model in the diffusers ONNX layout)');
+  if (keys.some('conditioner.embedders.')) return detectSdxl(keys);
   const family: Family | undefined = keys.some(LDM_PREFIX.clip) ? 'sd1' : keys.some(LDM_PREFIX.openClip) ? 'sd2' : undefined;
   const missing = [
     !keys.some(LDM_PREFIX.unet) && 'the UNet (model.diffusion_model.*)',
@@ -97,9 +97,57 @@ export function detectSingleFile(store: TensorStore): DetectedModel {
   };
 }
 
-function clipText(keys: Keys): { config: TextEncoderConfig; locator: Locator } {
-  const hasTextModel = keys.some(`${LDM_PREFIX.clip}text_model.`);
-  const base = `${LDM_PREFIX.clip}${hasTextModel ? 'text_model.' : ''}`;
+/**
+ * SDXL (SGM layout): CLIP ViT-L under conditioner.embedders.0.transformer and OpenCLIP bigG under
+ * conditioner.embedders.1.model, both run to their last layer (the pipeline reads the penultimate
+ * one's states, and bigG's final norm and text_projection make the pooled text); the UNet's
+ * label_emb takes the pooled text and six sinusoidally embedded size numbers. A refiner (bigG
+ * alone as embedders.0, five numbers) is refused for now.
+ */
+function detectSdxl(keys: Keys): DetectedModel {
+  const { store } = keys;
+  if (!keys.some(LDM_PREFIX.sdxlClip) || !keys.some(LDM_PREFIX.sdxlOpenClip)) {
+    refuse(store, 'an SDXL checkpoint without both text encoders (conditioner.embedders.0.transformer.* and .1.model.*): a refiner? diffuse converts the SDXL base so far; use the refiner in the diffusers ONNX layout');
+  }
+  const missing = [
+    !keys.some(LDM_PREFIX.unet) && 'the UNet (model.diffusion_model.*)',
+    !keys.some(`${LDM_PREFIX.vae}decoder.`) && 'the VAE (first_stage_model.*)',
+    !keys.has(`${LDM_PREFIX.unet}label_emb.0.0.weight`) && "the UNet's label_emb (SDXL's added conditioning)",
+    !keys.has(`${LDM_PREFIX.sdxlOpenClip}text_projection`) && "bigG's text_projection",
+  ].filter((m): m is string => typeof m === 'string');
+  if (missing.length) refuse(store, `not a complete SDXL checkpoint: missing ${missing.join(', ')}`);
+  const first = clipText(keys, LDM_PREFIX.sdxlClip);
+  const second = openClipText(keys, LDM_PREFIX.sdxlOpenClip, 0);
+  const projection = keys.shape(`${LDM_PREFIX.sdxlOpenClip}text_projection`)[1]!;
+  const textEncoder = { ...first.config, sdxl: {} };
+  const textEncoder2 = { ...second.config, sdxl: { projection } };
+  const unet = unetConfig(keys, 'sdxl');
+  const context = textEncoder.hidden + textEncoder2.hidden;
+  if (unet.config.crossAttentionDim !== context) refuse(store, `the UNet attends to ${unet.config.crossAttentionDim}-wide text but the text encoders give ${textEncoder.hidden} + ${textEncoder2.hidden}; the file mixes models`);
+  const [, addIn] = keys.shape(`${LDM_PREFIX.unet}label_emb.0.0.weight`) as [number, number];
+  // label_emb reads the pooled text then 6 embedded numbers (sizes and crop), each equally wide.
+  const timeEmbedDim = (addIn - projection) / 6;
+  if (!Number.isInteger(timeEmbedDim) || timeEmbedDim < 2 || timeEmbedDim % 2 !== 0) {
+    refuse(store, `the UNet's label_emb reads ${addIn} numbers, which are not ${projection} of pooled text and six size embeddings`);
+  }
+  if (unet.variant === 'depth') refuse(store, 'a 5-channel (depth) SDXL UNet; SDXL checkpoints convert as base or inpainting models');
+  const vae = vaeConfig(keys, unet.config.sampleSize);
+  return {
+    config: {
+      family: 'sdxl',
+      variant: unet.variant,
+      textEncoder,
+      textEncoder2,
+      unet: { ...unet.config, addition: { textEmbeds: projection, timeIds: 6, timeEmbedDim } },
+      vae: { ...vae.config, scalingFactor: 0.13025 },
+    },
+    locators: { textEncoder: first.locator, textEncoder2: second.locator, unet: unet.locator, vae: vae.locator },
+  };
+}
+
+function clipText(keys: Keys, prefix: string = LDM_PREFIX.clip): { config: TextEncoderConfig; locator: Locator } {
+  const hasTextModel = keys.some(`${prefix}text_model.`);
+  const base = `${prefix}${hasTextModel ? 'text_model.' : ''}`;
   const [vocabSize, hidden] = keys.shape(`${base}embeddings.token_embedding.weight`) as [number, number];
   const layers = keys.indices(`${base}encoder.layers.`).length;
   const config: TextEncoderConfig = {
@@ -112,25 +160,25 @@ function clipText(keys: Keys): { config: TextEncoderConfig; locator: Locator } {
     activation: 'quick_gelu',
     layerNormEps: 1e-5,
   };
-  return { config, locator: clipLocator(LDM_PREFIX.clip, hasTextModel) };
+  return { config, locator: clipLocator(prefix, hasTextModel) };
 }
 
-function openClipText(keys: Keys): { config: TextEncoderConfig; locator: Locator } {
-  const p = LDM_PREFIX.openClip;
+/** `unused`: last blocks the model does not run (SD 2.x reads the penultimate layer's output through the final norm). */
+function openClipText(keys: Keys, p: string = LDM_PREFIX.openClip, unused = 1): { config: TextEncoderConfig; locator: Locator } {
   const [vocabSize, hidden] = keys.shape(`${p}token_embedding.weight`) as [number, number];
   const blocks = keys.indices(`${p}transformer.resblocks.`).length;
-  if (blocks < 2) refuse(keys.store, `the OpenCLIP text encoder has ${blocks} layer(s); SD 2.x reads the penultimate one`);
+  if (blocks < 2) refuse(keys.store, `the OpenCLIP text encoder has ${blocks} layer(s); SD 2.x and SDXL read the penultimate one`);
   const config: TextEncoderConfig = {
     vocabSize,
     hidden,
-    layers: blocks - 1,
+    layers: blocks - unused,
     heads: headsOf(hidden),
     intermediate: keys.shape(`${p}transformer.resblocks.0.mlp.c_fc.weight`)[0]!,
     positions: keys.shape(`${p}positional_embedding`)[0]!,
     activation: 'gelu',
     layerNormEps: 1e-5,
   };
-  return { config, locator: openClipLocator(hidden) };
+  return { config, locator: openClipLocator(hidden, p) };
 }
 
 const VARIANTS: Readonly<Record<number, Variant>> = { 4: 'base', 9: 'inpaint', 5: 'depth' };
@@ -156,6 +204,10 @@ function unetConfig(keys: Keys, family: Family): { config: UnetConfig; locator: 
   const downBlockTypes: DownBlock[] = Array.from({ length: levels }, (_, l) => (keys.has(`${p}input_blocks.${downAt(l)}.1.proj_in.weight`) ? 'CrossAttnDownBlock2D' : 'DownBlock2D'));
   const attention = `${p}middle_block.1.`;
   const projIn = keys.shape(`${attention}proj_in.weight`);
+  const midDepth = keys.indices(`${attention}transformer_blocks.`).length;
+  // SDXL's depth varies per level (1, 2, 10); a level without attention counts 1, as its diffusers config says.
+  const depths = downBlockTypes.map((t, l) => (t === 'CrossAttnDownBlock2D' ? keys.indices(`${p}input_blocks.${downAt(l)}.1.transformer_blocks.`).length : 1));
+  if (family === 'sdxl' && depths[levels - 1] !== midDepth) refuse(keys.store, `the middle block has ${midDepth} transformer layers but the last level ${depths[levels - 1]}; diffusers' UNet gives them the same depth`);
   const config: UnetConfig = {
     inChannels,
     outChannels: keys.shape(`${p}out.2.weight`)[0]!,
@@ -166,7 +218,7 @@ function unetConfig(keys: Keys, family: Family): { config: UnetConfig; locator: 
     crossAttentionDim: keys.shape(`${attention}transformer_blocks.0.attn2.to_k.weight`)[1]!,
     heads: blockOutChannels.map((c) => (family === 'sd1' ? SD1_UNET_HEADS : headsOf(c))),
     useLinearProjection: projIn.length === 2,
-    transformerLayersPerBlock: keys.indices(`${attention}transformer_blocks.`).length,
+    transformerLayersPerBlock: family === 'sdxl' ? depths : midDepth,
     normGroups: 32,
     normEps: 1e-5,
     flipSinToCos: true,

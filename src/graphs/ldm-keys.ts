@@ -11,7 +11,15 @@ import type { WeightSource } from './weights.js';
 
 export type Locator = (name: string) => WeightSource | undefined;
 
-export const LDM_PREFIX = { unet: 'model.diffusion_model.', vae: 'first_stage_model.', clip: 'cond_stage_model.transformer.', openClip: 'cond_stage_model.model.' } as const;
+export const LDM_PREFIX = {
+  unet: 'model.diffusion_model.',
+  vae: 'first_stage_model.',
+  clip: 'cond_stage_model.transformer.',
+  openClip: 'cond_stage_model.model.',
+  // SDXL (SGM): the conditioner's embedders, CLIP ViT-L then OpenCLIP bigG (the refiner's only one is embedders.0.model).
+  sdxlClip: 'conditioner.embedders.0.transformer.',
+  sdxlOpenClip: 'conditioner.embedders.1.model.',
+} as const;
 
 /** diffusers ResnetBlock2D parameter names -> LDM ResBlock's. */
 const UNET_RESNET: Readonly<Record<string, string>> = {
@@ -40,6 +48,9 @@ export function unetLocator(config: Pick<UnetConfig, 'layersPerBlock' | 'upBlock
     'conv_in.': 'input_blocks.0.0.',
     'time_embedding.linear_1.': 'time_embed.0.',
     'time_embedding.linear_2.': 'time_embed.2.',
+    // SDXL's pooled-text and size embedding.
+    'add_embedding.linear_1.': 'label_emb.0.0.',
+    'add_embedding.linear_2.': 'label_emb.0.2.',
     'conv_norm_out.': 'out.0.',
     'conv_out.': 'out.2.',
     'mid_block.attentions.0.': 'middle_block.1.',
@@ -111,12 +122,14 @@ export function clipLocator(prefix: string, hasTextModel: boolean): Locator {
 }
 
 /**
- * SD 2.x's OpenCLIP text tower: q, k and v are thirds of one packed in_proj, the MLP is
- * c_fc/c_proj, the layer norms ln_1/ln_2/ln_final.
+ * SD 2.x's and SDXL's OpenCLIP text tower: q, k and v are thirds of one packed in_proj, the MLP
+ * is c_fc/c_proj, the layer norms ln_1/ln_2/ln_final, and SDXL's text_projection is stored
+ * [width, projection] (x @ P), the transpose of transformers' Linear.
  */
 export function openClipLocator(hidden: number, prefix: string = LDM_PREFIX.openClip): Locator {
   const rules: Array<[RegExp, (m: RegExpMatchArray) => WeightSource | undefined]> = [
     [/^text_model\.embeddings\.token_embedding\.weight$/, () => ({ key: 'token_embedding.weight' })],
+    [/^text_projection\.weight$/, () => ({ key: 'text_projection', transposed: true })],
     [/^text_model\.embeddings\.position_embedding\.weight$/, () => ({ key: 'positional_embedding' })],
     [/^text_model\.final_layer_norm\.(.+)$/, (m) => ({ key: `ln_final.${m[1]}` })],
     [/^text_model\.encoder\.layers\.(\d+)\.layer_norm([12])\.(.+)$/, (m) => ({ key: `transformer.resblocks.${m[1]}.ln_${m[2]}.${m[3]}` })],

@@ -1,6 +1,6 @@
 /**
  * The hyper-parameters a graph is built from: the subset of diffusers' and transformers' configs
- * Stable Diffusion 1.x/2.x varies, read off a checkpoint's tensors (detect.ts) or a diffusers
+ * Stable Diffusion 1.x/2.x and SDXL vary, read off a checkpoint's tensors (detect.ts) or a diffusers
  * folder's config.json files. Everything else is fixed by the architecture and written in the
  * builders.
  */
@@ -18,12 +18,18 @@ export interface TextEncoderConfig {
   positions: number;
   activation: Activation;
   layerNormEps: number;
+  /**
+   * SDXL's encoders: every layer's states as outputs hidden_states.0 … hidden_states.L (optimum's
+   * SDXL export; the pipeline reads the penultimate), and for the second the pooled state through
+   * text_projection (no bias) as text_embeds, this wide.
+   */
+  sdxl?: { projection?: number };
 }
 
 export type DownBlock = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlock = 'CrossAttnUpBlock2D' | 'UpBlock2D';
 
-/** diffusers' UNet2DConditionModel as SD 1.x/2.x use it (no class or addition embeddings). */
+/** diffusers' UNet2DConditionModel as SD 1.x/2.x (no class or addition embeddings) and SDXL (addition_embed_type text_time) use it. */
 export interface UnetConfig {
   inChannels: number;
   outChannels: number;
@@ -35,7 +41,14 @@ export interface UnetConfig {
   /** Attention heads per down level (up levels mirror them; the mid block uses the last). */
   heads: number[];
   useLinearProjection: boolean;
-  transformerLayersPerBlock: number;
+  /** BasicTransformerBlocks per attention: one count for every level (SD 1.x/2.x), or per down level (SDXL; the mid block takes the last). */
+  transformerLayersPerBlock: number | number[];
+  /**
+   * SDXL's added conditioning (addition_embed_type "text_time"): the pooled text (`textEmbeds` wide)
+   * and `timeIds` micro-conditioning numbers, each embedded sinusoidally `timeEmbedDim` wide,
+   * through add_embedding into the time embedding.
+   */
+  addition?: { textEmbeds: number; timeIds: number; timeEmbedDim: number };
   normGroups: number;
   normEps: number;
   flipSinToCos: boolean;
@@ -57,7 +70,7 @@ export interface VaeConfig {
   sampleSize: number;
 }
 
-export type Family = 'sd1' | 'sd2';
+export type Family = 'sd1' | 'sd2' | 'sdxl';
 export type Variant = 'base' | 'inpaint' | 'depth';
 export type Prediction = 'epsilon' | 'v_prediction';
 
@@ -66,8 +79,16 @@ export interface ModelConfig {
   variant: Variant;
   prediction: Prediction;
   textEncoder: TextEncoderConfig;
+  /** SDXL: OpenCLIP bigG, whose states join CLIP ViT-L's and whose projection is the pooled text. */
+  textEncoder2?: TextEncoderConfig;
   unet: UnetConfig;
   vae: VaeConfig;
+}
+
+/** The transformer depth of a down level (the mid block's: the last level's). */
+export function depthAt(config: Pick<UnetConfig, 'transformerLayersPerBlock'>, level: number): number {
+  const d = config.transformerLayersPerBlock;
+  return typeof d === 'number' ? d : d[level]!;
 }
 
 /** Norm layers inside the UNet's transformers (diffusers' Transformer2DModel) and the whole VAE use this epsilon. */

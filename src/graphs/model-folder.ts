@@ -43,8 +43,35 @@ const PIPELINES: Readonly<Record<ModelConfig['variant'], string>> = {
   depth: 'StableDiffusionDepth2ImgPipeline',
 };
 
-/** SD 1.x/2.x's training schedule (stable-diffusion-v1-5's scheduler_config.json) with the model's prediction type. */
+const SDXL_PIPELINES: Readonly<Partial<Record<ModelConfig['variant'], string>>> = {
+  base: 'StableDiffusionXLPipeline',
+  inpaint: 'StableDiffusionXLInpaintPipeline',
+};
+
+/**
+ * The training schedule with the model's prediction type: stable-diffusion-v1-5's scheduler_config.json
+ * for SD 1.x/2.x, stable-diffusion-xl-base-1.0's (Euler, the same betas and spacing) for SDXL.
+ */
 function schedulerConfig(config: ModelConfig): Record<string, unknown> {
+  if (config.family === 'sdxl') {
+    return {
+      _class_name: 'EulerDiscreteScheduler',
+      beta_end: 0.012,
+      beta_schedule: 'scaled_linear',
+      beta_start: 0.00085,
+      clip_sample: false,
+      interpolation_type: 'linear',
+      num_train_timesteps: 1000,
+      prediction_type: config.prediction,
+      sample_max_value: 1.0,
+      set_alpha_to_one: false,
+      skip_prk_steps: true,
+      steps_offset: 1,
+      timestep_spacing: 'leading',
+      trained_betas: null,
+      use_karras_sigmas: false,
+    };
+  }
   return {
     _class_name: 'PNDMScheduler',
     beta_end: 0.012,
@@ -82,6 +109,9 @@ function unetJson(config: ModelConfig): Record<string, unknown> {
     transformer_layers_per_block: u.transformerLayersPerBlock,
     up_block_types: u.upBlockTypes,
     use_linear_projection: u.useLinearProjection,
+    ...(u.addition
+      ? { addition_embed_type: 'text_time', addition_time_embed_dim: u.addition.timeEmbedDim, projection_class_embeddings_input_dim: u.addition.textEmbeds + u.addition.timeIds * u.addition.timeEmbedDim }
+      : {}),
   };
 }
 
@@ -103,10 +133,11 @@ function vaeJson(config: ModelConfig): Record<string, unknown> {
   };
 }
 
-function textEncoderJson(config: ModelConfig): Record<string, unknown> {
-  const t = config.textEncoder;
+function textEncoderJson(t: ModelConfig['textEncoder']): Record<string, unknown> {
+  const projection = t.sdxl?.projection;
   return {
-    architectures: ['CLIPTextModel'],
+    architectures: [projection === undefined ? 'CLIPTextModel' : 'CLIPTextModelWithProjection'],
+    ...(projection === undefined ? {} : { projection_dim: projection }),
     model_type: 'clip_text_model',
     // SD's configs: with eos_token_id 2, transformers pools at the highest id (end of text).
     bos_token_id: 0,
@@ -139,11 +170,13 @@ async function writeJson(path: string, value: unknown): Promise<void> {
 
 /** `tokenizerDir`: a tokenizer folder to copy (a diffusers folder's) instead of CLIP's. */
 export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>, tokenizerDir?: string): Promise<void> {
+  const sdxl = config.textEncoder2;
   await writeJson(join(dir, 'model_index.json'), {
-    _class_name: PIPELINES[config.variant],
+    _class_name: (sdxl ? SDXL_PIPELINES : PIPELINES)[config.variant],
     requires_safety_checker: false,
-    scheduler: ['diffusers', 'PNDMScheduler'],
+    scheduler: ['diffusers', sdxl ? 'EulerDiscreteScheduler' : 'PNDMScheduler'],
     text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+    ...(sdxl ? { text_encoder_2: ['diffusers', 'OnnxRuntimeModel'], tokenizer_2: ['transformers', 'CLIPTokenizer'], force_zeros_for_empty_prompt: true } : {}),
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: ['diffusers', 'OnnxRuntimeModel'],
     vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
@@ -154,9 +187,14 @@ export async function writeModelFolder(dir: string, config: ModelConfig, record:
   await writeJson(join(dir, 'unet', 'config.json'), unetJson(config));
   await writeJson(join(dir, 'vae_encoder', 'config.json'), vaeJson(config));
   await writeJson(join(dir, 'vae_decoder', 'config.json'), vaeJson(config));
-  await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config));
+  await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config.textEncoder));
   if (tokenizerDir) await cp(tokenizerDir, join(dir, 'tokenizer'), { recursive: true });
-  else await writeClipTokenizer(join(dir, 'tokenizer'), config.family);
+  else await writeClipTokenizer(join(dir, 'tokenizer'), config.family === 'sd2' ? '!' : 'eos');
+  if (sdxl) {
+    // SDXL's second tokenizer pads with "!" as OpenCLIP's (stabilityai's tokenizer_2 config).
+    await writeJson(join(dir, 'text_encoder_2', 'config.json'), textEncoderJson(sdxl));
+    await writeClipTokenizer(join(dir, 'tokenizer_2'), '!');
+  }
   await writeJson(join(dir, WEIGHT_MAP), weights);
   await writeJson(join(dir, CHECKPOINT_RECORD), record);
 }

@@ -12,7 +12,15 @@ export async function openModelSource(path: string): Promise<ModelSource> {
   try {
     const { config, locators } = detectSingleFile(store);
     const component = (locate: Locator): ComponentSource => ({ store, locate });
-    return { config, textEncoder: component(locators.textEncoder), unet: component(locators.unet), vae: component(locators.vae), statesSize: false, close: () => store.close() };
+    return {
+      config,
+      textEncoder: component(locators.textEncoder),
+      ...(locators.textEncoder2 ? { textEncoder2: component(locators.textEncoder2) } : {}),
+      unet: component(locators.unet),
+      vae: component(locators.vae),
+      statesSize: false,
+      close: () => store.close(),
+    };
   } catch (err) {
     await store.close();
     throw err;

@@ -15,6 +15,8 @@ export interface ComponentSource {
 export interface ModelSource {
   config: Omit<ModelConfig, 'prediction'>;
   textEncoder: ComponentSource;
+  /** SDXL's second text encoder (OpenCLIP bigG). */
+  textEncoder2?: ComponentSource;
   unet: ComponentSource;
   vae: ComponentSource;
   /** The prediction type the source states (a diffusers folder's scheduler config); single files state none. */

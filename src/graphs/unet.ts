@@ -1,15 +1,16 @@
 import { ElemType } from '../onnx/proto.js';
 import { downsample, resnet, transformer2d, upsample, type CrossAttention, type Norm } from './blocks.js';
 import { conv2d, groupNorm, linear, scopeOf, silu, type Net } from './layers.js';
-import type { UnetConfig } from './model-config.js';
+import { depthAt, type UnetConfig } from './model-config.js';
 import { GraphBuilder, type WeightType } from './onnx-builder.js';
 import type { ComponentWeights } from './weights.js';
 
 /**
  * diffusers' UNet2DConditionModel for SD 1.x/2.x (ε or v, 4-channel, 9-channel inpainting,
- * 5-channel depth) with the inputs and outputs optimum exports and src/pipeline/unet.ts reads:
- * sample [batch, C, h, w], timestep float [steps] (one value broadcast over the batch, or one
- * per sample), encoder_hidden_states [batch, tokens, width] -> out_sample.
+ * 5-channel depth) and SDXL with the inputs and outputs optimum exports and src/pipeline/unet.ts
+ * reads: sample [batch, C, h, w], timestep float [steps] (one value broadcast over the batch, or
+ * one per sample), encoder_hidden_states [batch, tokens, width], and for SDXL text_embeds
+ * [batch, pooled] and time_ids [batch, 6 or 5] -> out_sample.
  */
 export function buildUnet(w: ComponentWeights, config: UnetConfig, weightType: WeightType): GraphBuilder {
   const g = new GraphBuilder('unet', weightType);
@@ -21,7 +22,7 @@ export function buildUnet(w: ComponentWeights, config: UnetConfig, weightType: W
   const timestep = g.input('timestep', ElemType.FLOAT, ['steps']);
   const context = g.input('encoder_hidden_states', ElemType.FLOAT, ['batch_size', 'sequence_length', c.crossAttentionDim]);
   const temb = timeEmbedding(net, timestep, c);
-  const cross = (level: number): CrossAttention => ({ heads: c.heads[level]!, context, contextDim: c.crossAttentionDim, depth: c.transformerLayersPerBlock, groups: c.normGroups });
+  const cross = (level: number): CrossAttention => ({ heads: c.heads[level]!, context, contextDim: c.crossAttentionDim, depth: depthAt(c, level), groups: c.normGroups });
 
   let x = conv2d(net, 'conv_in', sample, c.inChannels, c.blockOutChannels[0]);
   let width = c.blockOutChannels[0]!;
@@ -64,25 +65,48 @@ export function buildUnet(w: ComponentWeights, config: UnetConfig, weightType: W
 }
 
 /**
- * Timesteps (sinusoidal, flip_sin_to_cos, downscale_freq_shift) then TimestepEmbedding
- * (linear_1, SiLU, linear_2), activated once more with SiLU as every resnet reads it. The
- * frequencies exp(-ln(10000) i / (half - shift)) are float32 exponents as torch computes them,
+ * diffusers' Timesteps: [n] values to [n, channels] sinusoids (flip_sin_to_cos, downscale_freq_shift).
+ * The frequencies exp(-ln(10000) i / (half - shift)) are float32 exponents as torch computes them,
  * exponentiated correctly rounded (torch's vectorised exp differs in the last bit on a few
  * entries; the test tolerances cover it).
+ */
+function sinusoids(g: GraphBuilder, values: string, channels: number, c: Pick<UnetConfig, 'flipSinToCos' | 'freqShift'>, scope: string): string {
+  const half = channels / 2;
+  const lnMaxPeriod = Math.fround(-Math.log(10000));
+  const freqs = Array.from({ length: half }, (_, i) => Math.fround(Math.exp(Math.fround(Math.fround(lnMaxPeriod * i) / (half - c.freqShift)))));
+  const args = g.op('Mul', [g.op('Unsqueeze', [values, g.ints([1])], scope), g.floats(freqs, [1, half])], scope);
+  const sin = g.op('Sin', [args], scope);
+  const cos = g.op('Cos', [args], scope);
+  return g.op('Concat', c.flipSinToCos ? [cos, sin] : [sin, cos], scope, { axis: -1 });
+}
+
+/**
+ * Timesteps then TimestepEmbedding (linear_1, SiLU, linear_2), plus SDXL's add_embedding of the
+ * pooled text and the embedded time ids, activated once more with SiLU as every resnet reads it.
  */
 function timeEmbedding(net: Net, timestep: string, c: UnetConfig): { value: string; width: number } {
   const { g } = net;
   const channels = c.blockOutChannels[0]!;
-  const half = channels / 2;
-  const lnMaxPeriod = Math.fround(-Math.log(10000));
-  const freqs = Array.from({ length: half }, (_, i) => Math.fround(Math.exp(Math.fround(Math.fround(lnMaxPeriod * i) / (half - c.freqShift)))));
-  const scope = '/time_proj';
-  const args = g.op('Mul', [g.op('Unsqueeze', [timestep, g.ints([1])], scope), g.floats(freqs, [1, half])], scope);
-  const sin = g.op('Sin', [args], scope);
-  const cos = g.op('Cos', [args], scope);
-  const projected = g.op('Concat', c.flipSinToCos ? [cos, sin] : [sin, cos], scope, { axis: -1 });
+  const projected = sinusoids(g, timestep, channels, c, '/time_proj');
   const hidden = linear(net, 'time_embedding.linear_1', projected, channels);
   const width = net.w.shape('time_embedding.linear_1.weight')[0]!;
-  const emb = linear(net, 'time_embedding.linear_2', silu(g, hidden, '/time_embedding'), width, width);
+  let emb = linear(net, 'time_embedding.linear_2', silu(g, hidden, '/time_embedding'), width, width);
+  if (c.addition) emb = g.op('Add', [emb, addedEmbedding(net, c.addition, c, width)], '/time_embedding');
   return { value: silu(g, emb, '/time_embedding'), width };
+}
+
+/**
+ * diffusers' text_time addition: each time id embedded as a timestep (add_time_proj, flattened and
+ * regrouped per sample), after the pooled text, through add_embedding's two layers.
+ */
+function addedEmbedding(net: Net, a: NonNullable<UnetConfig['addition']>, c: UnetConfig, width: number): string {
+  const { g } = net;
+  const textEmbeds = g.input('text_embeds', ElemType.FLOAT, ['batch_size', a.textEmbeds]);
+  const timeIds = g.input('time_ids', ElemType.FLOAT, ['batch_size', a.timeIds]);
+  const scope = '/add_time_proj';
+  const flat = g.op('Reshape', [timeIds, g.ints([-1])], scope);
+  const perSample = g.op('Reshape', [sinusoids(g, flat, a.timeEmbedDim, c, scope), g.ints([-1, a.timeIds * a.timeEmbedDim])], scope);
+  const joined = g.op('Concat', [textEmbeds, perSample], '/add_embedding', { axis: -1 });
+  const hidden = linear(net, 'add_embedding.linear_1', joined, a.textEmbeds + a.timeIds * a.timeEmbedDim, width);
+  return linear(net, 'add_embedding.linear_2', silu(g, hidden, '/add_embedding'), width, width);
 }

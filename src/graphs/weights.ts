@@ -24,6 +24,8 @@ export interface TensorStore {
 export interface WeightSource {
   key: string;
   rows?: readonly [number, number];
+  /** The file stores the torch weight transposed (OpenCLIP's text_projection: [width, projection], used as x @ P). */
+  transposed?: boolean;
 }
 
 /**
@@ -55,7 +57,7 @@ export class ComponentWeights {
     const source = this.locate(name);
     const described = source && this.store.describe(source.key);
     if (!source || !described) return undefined;
-    const shape = [...described.shape];
+    const shape = source.transposed ? [...described.shape].reverse() : [...described.shape];
     if (source.rows) shape[0] = source.rows[1] - source.rows[0];
     return { source, shape };
   }
@@ -92,6 +94,7 @@ export class ComponentWeights {
 
   private async values(source: WeightSource, shape: number[], layout: Layout): Promise<Float32Array> {
     const all = await this.store.read(source.key);
+    if (source.transposed) return layout === 'linear' ? all : transpose(all, shape[1]!, shape[0]!);
     const rowSize = shape.slice(1).reduce((n, d) => n * d, 1);
     const values = source.rows ? all.subarray(source.rows[0] * rowSize, source.rows[1] * rowSize) : all;
     return layout === 'linear' ? transpose(values, shape[0]!, rowSize) : values;
