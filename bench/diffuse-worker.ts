@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../src/image/write.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import type { GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
-import { BENCH_PROMPT, benchCache, type WorkerArgs } from './settings.js';
+import { BENCH_PROMPT, benchCache, ortNodeVersion, type WorkerArgs } from './settings.js';
 import { readPeakRssMb } from './proc.js';
 
 type Stage = 'load' | 'encode' | 'denoise' | 'decode';
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     total_s: totalMs / 1000,
     png_s: pngMs / 1000,
     unet_batch: args.lcm ? 1 : 2,
+    runtime: `onnxruntime-node ${ortNodeVersion()}`,
     inference_s: insideMs / 1000,
     // diffuse's own time: wall time of generate() outside InferenceSession.run, per stage.
     overhead_s: {

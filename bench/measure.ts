@@ -19,6 +19,10 @@ export interface Row {
   loadBefore: number;
   loadAfter?: number;
   skipped?: string;
+  /** It started and did not finish (exit code, signal, timeout): unlike a missing model, worth trying again. */
+  failed?: boolean;
+  /** Which turn of --repeats this was (1-based). */
+  run?: number;
 }
 
 const POLL_MS = 100;
@@ -28,9 +32,9 @@ export async function measure(peer: Peer, args: WorkerArgs, timeoutS: number): P
   const base = { tool: peer.name, width: args.width, height: args.height, loadBefore: loadavg()[0]! };
   const reason = peer.unavailable();
   if (reason) return { ...base, skipped: reason };
-  const { file, argv } = peer.command(args);
+  const { file, argv, env } = peer.command(args);
   const started = performance.now();
-  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -41,8 +45,12 @@ export async function measure(peer: Peer, args: WorkerArgs, timeoutS: number): P
     const now = readPeakRssMb(child.pid!);
     if (!Number.isNaN(now)) peak = Number.isNaN(peak) ? now : Math.max(peak, now);
   }, POLL_MS);
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutS * 1000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
   clearInterval(poll);
   clearTimeout(timer);
   const wallS = (performance.now() - started) / 1000;
@@ -53,7 +61,8 @@ export async function measure(peer: Peer, args: WorkerArgs, timeoutS: number): P
   writeFileSync(join(logs, `${peer.name.replace(/\W+/g, '_')}-${args.width}x${args.height}.log`), `${stdout}\n--- stderr ---\n${stderr}`);
   if (code !== 0) {
     const tail = (stderr || stdout).trim().split('\n').slice(-1)[0] ?? '';
-    return { ...base, ...after, skipped: code === null ? `killed after ${timeoutS} s` : `exit ${code}: ${tail.slice(0, 200)}` };
+    const rss = Number.isFinite(peak) ? `, peak RSS ${peak.toFixed(0)} MB` : '';
+    return { ...base, ...after, failed: true, skipped: code === null ? killReason(signal, timedOut, timeoutS) + rss : `exit ${code}: ${tail.slice(0, 200)}` };
   }
   try {
     const result = peer.parse(stdout + stderr);
@@ -62,4 +71,14 @@ export async function measure(peer: Peer, args: WorkerArgs, timeoutS: number): P
   } catch (err) {
     return { ...base, ...after, skipped: `output not understood: ${(err as Error).message}` };
   }
+}
+
+/**
+ * Why a child ended without an exit code: the bench's own --timeout, or a signal from elsewhere. A
+ * SIGKILL the bench did not send is most often the kernel's out-of-memory killer (`dmesg` says).
+ */
+export function killReason(signal: NodeJS.Signals | null, timedOut: boolean, timeoutS: number): string {
+  if (timedOut) return `stopped by the bench after ${timeoutS} s (--timeout)`;
+  if (signal === 'SIGKILL') return 'killed by SIGKILL, not sent by the bench (out of memory? see dmesg)';
+  return `killed by ${signal ?? 'an unknown signal'}`;
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BENCH_PROMPT, benchCache, type WorkerArgs } from './settings.js';
+import { BENCH_PROMPT, benchCache, ortNodeVersion, type WorkerArgs } from './settings.js';
 import { INT8_FORMATS } from '../src/onnx/quantize-int8.js';
 
 /** One tool's measurements for one size, as its worker prints them (tools/bench_common.py's fields). */
@@ -18,6 +18,8 @@ export interface PeerResult {
   overhead_s?: { total: number; encode: number; denoise_per_step: number[]; decode: number };
   /** diffuse only: PNG encoding and writing after the decode (the end of a whole image). */
   png_s?: number;
+  /** The library that does the arithmetic and its version ("onnxruntime 1.20.1", "onnxruntime-node 1.30.0", "torch 2.5.1"). */
+  runtime?: string;
   /** Samples per UNet call: 2 for a CFG step, 1 for LCM (guidance embedded). */
   unet_batch?: number;
 }
@@ -27,7 +29,7 @@ export interface Peer {
   name: string;
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): string | undefined;
-  command(args: WorkerArgs): { file: string; argv: string[] };
+  command(args: WorkerArgs): { file: string; argv: string[]; env?: Record<string, string> };
   /** Settings this tool always runs with (LCM: its own step count and guidance). */
   fixed?: Partial<WorkerArgs>;
   parse(stdout: string): PeerResult;
@@ -53,17 +55,33 @@ function missing(path: string, what: string): string | undefined {
   return existsSync(join(path, '.complete')) ? undefined : `${what} not built (${path}); ${MODELS_HINT}`;
 }
 
-function pythonPeer(name: string, script: string, model: string): Peer {
+/**
+ * `overlay`: a folder put first on PYTHONPATH (a second onnxruntime wheel installed with
+ * `pip install --target`), so the same venv's optimum runs on another ONNX Runtime.
+ */
+function pythonPeer(name: string, script: string, model: string, overlay?: { dir: string; hint: string }): Peer {
   return {
     name,
-    unavailable: () => (existsSync(PYTHON) ? missing(model, 'model') : `no Python at ${PYTHON}`),
+    unavailable: () => {
+      if (!existsSync(PYTHON)) return `no Python at ${PYTHON}`;
+      if (overlay && !existsSync(overlay.dir)) return overlay.hint;
+      return missing(model, 'model');
+    },
     command: (a) => ({
       file: PYTHON,
       argv: [join(REPO, 'tools', script), '--model', model, '--width', `${a.width}`, '--height', `${a.height}`,
         '--steps', `${a.steps}`, '--cfg', `${a.cfg}`, '--threads', `${a.threads}`, '--seed', `${a.seed}`],
+      ...(overlay ? { env: { PYTHONPATH: [overlay.dir, process.env.PYTHONPATH].filter(Boolean).join(':') } } : {}),
     }),
     parse: parseJsonLine,
   };
+}
+
+/** Where the onnxruntime wheel of diffuse's own ONNX Runtime version goes for the optimum row that shares it. */
+export function sameOrtOverlay(): { dir: string; hint: string } {
+  const version = ortNodeVersion();
+  const dir = join(benchCache(), `onnxruntime-${version}`);
+  return { dir, hint: `onnxruntime ${version} for Python not installed; run ${PYTHON} -m pip install --no-deps --target ${dir} onnxruntime==${version}` };
 }
 
 function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {}, fixed?: Partial<WorkerArgs>): Peer {
@@ -123,6 +141,7 @@ export function parseSdCppLog(stdout: string): PeerResult {
     step_s: steps,
     vae_decode_s: seconds(/decode_first_stage completed, taking ([\d.]+)s/),
     total_s: seconds(/txt2img completed in ([\d.]+)s/),
+    runtime: 'ggml (stable-diffusion.cpp)',
   };
 }
 
@@ -136,6 +155,17 @@ export const PEERS: Peer[] = [
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
+  // The same pipeline on diffuse's own ONNX Runtime version: the ratio then compares the pipelines, not two runtimes.
+  pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),
   pythonPeer('diffusers (torch)', 'bench_diffusers.py', SD15_TORCH),
   sdCppPeer,
 ];
+
+/** --only's tools in the order given (the order they run in), each name checked. */
+export function choosePeers(list: string): Peer[] {
+  return list.split(',').map((name) => {
+    const peer = PEERS.find((p) => p.name === name.trim());
+    if (!peer) throw new Error(`--only: no tool named '${name}' (tools: ${PEERS.map((p) => p.name).join(', ')})`);
+    return peer;
+  });
+}

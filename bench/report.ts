@@ -29,6 +29,11 @@ export interface Summary {
   overheadStepS?: number;
   overheadTotalS?: number;
   load: string;
+  /** What did the arithmetic: "onnxruntime-node 1.30.0", "onnxruntime 1.20.1", "torch 2.5.1". */
+  runtime?: string;
+  /** With --repeats: how many runs, and the slowest and fastest run's median step. */
+  runs?: number;
+  stepSpread?: [number, number];
   note?: string;
 }
 
@@ -52,8 +57,36 @@ export function summarize(row: Row): Summary {
     wholeImageS: r.text_encoder_s + r.step_s.reduce((a, b) => a + b, 0) + r.vae_decode_s + (r.png_s ?? 0),
     ...(r.overhead_s ? { overheadStepS: median(r.overhead_s.denoise_per_step), overheadTotalS: r.overhead_s.total } : {}),
     load,
+    ...(r.runtime ? { runtime: r.runtime } : {}),
     note: `steps ${r.step_s.map((s) => s.toFixed(2)).join(' ')}`,
   };
+}
+
+const NUMERIC: (keyof Summary)[] = ['stepMedianS', 'stepBestS', 'timesFloor', 'textEncoderS', 'vaeDecodeS', 'loadS', 'firstStepS', 'peakRssMb', 'wholeImageS', 'overheadStepS', 'overheadTotalS'];
+
+/**
+ * The runs of each tool and size (--repeats) as one row: each number the median over the runs
+ * that finished (the best step the best of all), the spread of their median steps, every run's
+ * load average and failures kept in the note.
+ */
+export function combineRuns(summaries: readonly Summary[]): Summary[] {
+  const groups = new Map<string, Summary[]>();
+  for (const s of summaries) groups.set(`${s.tool}\u0000${s.size}`, [...(groups.get(`${s.tool}\u0000${s.size}`) ?? []), s]);
+  return [...groups.values()].map((runs) => {
+    if (runs.length === 1) return runs[0]!;
+    const done = runs.filter((r) => r.stepMedianS !== undefined);
+    const out: Summary = { tool: runs[0]!.tool, size: runs[0]!.size, load: runs.map((r) => r.load).join('; '), runs: runs.length };
+    for (const key of NUMERIC) {
+      const xs = done.map((r) => r[key] as number | undefined).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      if (xs.length) (out as unknown as Record<string, number>)[key] = key === 'stepBestS' ? Math.min(...xs) : median(xs);
+    }
+    const medians = done.map((r) => r.stepMedianS!);
+    if (medians.length) out.stepSpread = [Math.min(...medians), Math.max(...medians)];
+    if (done[0]?.runtime) out.runtime = done[0].runtime;
+    const failed = runs.filter((r) => r.stepMedianS === undefined).map((r) => r.note);
+    out.note = `${done.length} of ${runs.length} runs finished${failed.length ? `; ${failed.join('; ')}` : ''}`;
+    return out;
+  });
 }
 
 const fmt = (x: number | undefined, digits = 2): string => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
@@ -62,6 +95,7 @@ const COLUMNS: [string, (s: Summary) => string][] = [
   ['tool', (s) => s.tool],
   ['size', (s) => s.size],
   ['s / step (median)', (s) => fmt(s.stepMedianS)],
+  ['spread (runs)', (s) => (s.stepSpread ? `${fmt(s.stepSpread[0])}–${fmt(s.stepSpread[1])} (${s.runs})` : '—')],
   ['× floor', (s) => fmt(s.timesFloor)],
   ['best step s', (s) => fmt(s.stepBestS)],
   ['text enc s', (s) => fmt(s.textEncoderS)],
@@ -71,6 +105,7 @@ const COLUMNS: [string, (s: Summary) => string][] = [
   ['whole image s', (s) => fmt(s.wholeImageS, 1)],
   ['peak RSS MB', (s) => fmt(s.peakRssMb, 0)],
   ['own overhead s/step', (s) => fmt(s.overheadStepS, 3)],
+  ['runtime', (s) => s.runtime ?? '—'],
   ['load avg before → after', (s) => s.load],
   ['note', (s) => s.note ?? ''],
 ];

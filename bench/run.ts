@@ -4,16 +4,19 @@
  * Each tool runs in its own process, one at a time, on the same weights and settings; the table
  * goes to stdout and to bench/results/<date>.{json,md}. See bench/README.md.
  *
- *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only 'diffuse,diffuse int8,optimum (ORT)'] [--timeout 1800] [--no-write]
+ *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only 'diffuse,diffuse int8,optimum (ORT)'] [--repeats 3] [--timeout 1800] [--no-write]
+ *
+ * With --repeats the tools take turns (A B C A B C ...), so a slow spell of a shared machine falls on
+ * every tool alike; the table gives each tool's median run and the spread of its runs.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { cpuLine, describeCpu } from './cpu.js';
 import { parseArgs } from 'node:util';
 import { measure, type Row } from './measure.js';
-import { PEERS } from './peers.js';
-import { markdownTable, summarize } from './report.js';
-import { FLOOR_S_PER_CFG_STEP_512, type WorkerArgs } from './settings.js';
+import { choosePeers, PEERS } from './peers.js';
+import { combineRuns, markdownTable, summarize } from './report.js';
+import { FLOOR_S_PER_CFG_STEP_512, ortNodeVersion, type WorkerArgs } from './settings.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,50 +24,57 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '8' },
     threads: { type: 'string', default: '2' },
     only: { type: 'string' },
+    repeats: { type: 'string', default: '1' },
     timeout: { type: 'string', default: '1800' },
     'no-write': { type: 'boolean', default: false },
   },
 });
 
 function machine(): Record<string, string | number> {
-  const ortVersion = (JSON.parse(readFileSync(new URL('../../node_modules/onnxruntime-node/package.json', import.meta.url), 'utf8')) as { version: string }).version;
   return {
     cpu: cpuLine(describeCpu()),
     logicalCores: cpus().length,
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    onnxruntimeNode: ortVersion,
+    onnxruntimeNode: ortNodeVersion(),
   };
 }
 
 async function main(): Promise<void> {
   const sizes = values.sizes.split(',').map(Number);
-  const only = values.only?.split(',');
-  const peers = only ? PEERS.filter((p) => only.includes(p.name)) : PEERS;
+  const peers = values.only ? choosePeers(values.only) : PEERS;
+  const repeats = Number(values.repeats);
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a whole number from 1 (got ${values.repeats})`);
   const rows: Row[] = [];
-  for (const size of sizes) {
-    for (const peer of peers) {
-      const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, ...peer.fixed };
-      process.stderr.write(`bench: ${peer.name} ${size}x${size} ...\n`);
-      const row = await measure(peer, args, Number(values.timeout));
-      process.stderr.write(`bench: ${peer.name} ${size}x${size} ${row.skipped ? `skipped (${row.skipped})` : `done in ${row.wallS?.toFixed(0)} s`}\n`);
-      rows.push(row);
+  for (let run = 1; run <= repeats; run++) {
+    for (const size of sizes) {
+      for (const peer of peers) {
+        // A tool that cannot run here is said once, not once per repeat.
+        if (run > 1 && rows.some((r) => r.tool === peer.name && r.width === size && r.skipped && !r.failed)) continue;
+        const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, ...peer.fixed };
+        const label = `${peer.name} ${size}x${size}${repeats > 1 ? ` (run ${run}/${repeats})` : ''}`;
+        process.stderr.write(`bench: ${label} ...\n`);
+        const row = await measure(peer, args, Number(values.timeout));
+        process.stderr.write(`bench: ${label} ${row.skipped ? `skipped (${row.skipped})` : `done in ${row.wallS?.toFixed(0)} s`}\n`);
+        rows.push({ ...row, run });
+      }
     }
   }
-  const summaries = rows.map(summarize);
+  const summaries = combineRuns(rows.map(summarize));
   const table = markdownTable(summaries);
   const info = machine();
   const header =
     `Full-size SD 1.5 (random weights), txt2img, Euler, ${values.steps} steps, CFG 7.5, batch 1, fp32 unless the row says int8, CPU, ${values.threads} threads.\n` +
     `LCM rows: the LCM-Dreamshaper-v7 architecture (random weights), its sampler, 4 steps, guidance 8 embedded (one UNet sample per step; floor halved).\n` +
     `Floor: ${FLOOR_S_PER_CFG_STEP_512} s per CFG step at 512x512 (1.61 TFLOP at the measured operator rates, issue 7), scaled by pixels at other sizes.\n` +
-    `Machine: ${Object.entries(info).map(([k, v]) => `${k} ${v}`).join(', ')}.\n`;
+    `Machine: ${Object.entries(info).map(([k, v]) => `${k} ${v}`).join(', ')}.\n` +
+    `Order: ${peers.map((p) => p.name).join(', ')}${repeats > 1 ? `, taking turns ${repeats} times; each row is the tool's median run, "spread" the range of its runs' medians` : ''}.\n`;
   console.log(`${header}\n${table}`);
   if (values['no-write']) return;
   const date = new Date().toISOString().slice(0, 16).replace(/:/g, '');
   const dir = new URL('../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
-  const settings = { sizes, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), sampler: 'euler', seed: 42 };
+  const settings = { sizes, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), sampler: 'euler', seed: 42, repeats, order: peers.map((p) => p.name) };
   writeFileSync(new URL(`${date}.json`, dir), `${JSON.stringify({ date, machine: info, settings, floorS512: FLOOR_S_PER_CFG_STEP_512, summaries, rows }, null, 2)}\n`);
   writeFileSync(new URL(`${date}.md`, dir), `# Benchmark ${date}\n\n${header}\n${table}\n`);
   process.stderr.write(`bench: wrote bench/results/${date}.{json,md}\n`);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Int8Format } from '../src/onnx/quantize-int8.js';
@@ -37,4 +38,10 @@ export function floorSeconds(width: number, height: number): number {
 
 export function benchCache(): string {
   return process.env.DIFFUSE_BENCH_CACHE ?? join(homedir(), '.cache', 'diffuse-bench');
+}
+
+/** The onnxruntime-node version diffuse runs on (the optimum row that shares it installs the same Python wheel). */
+export function ortNodeVersion(): string {
+  const url = new URL('../../node_modules/onnxruntime-node/package.json', import.meta.url);
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }

@@ -84,6 +84,13 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def runtime(*modules: str) -> str:
+    """The versions of the libraries that do the arithmetic, e.g. "onnxruntime 1.20.1": results name them per row."""
+    import importlib
+
+    return ", ".join(f"{m} {importlib.import_module(m).__version__}" for m in modules)
+
+
 def emit(tool: str, args: argparse.Namespace, **fields: Any) -> None:
     record = {"tool": tool, "width": args.width, "height": args.height, "steps": args.steps, "cfg": args.cfg,
               "threads": args.threads, "peak_rss_mb": peak_rss_mb(), **fields}

@@ -9,7 +9,7 @@ import time
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-from bench_common import PROMPT, StepClock, Stopwatch, emit, parse_args
+from bench_common import PROMPT, StepClock, Stopwatch, emit, parse_args, runtime
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     total_s = time.perf_counter() - t1
     emit("diffusers", args, load_s=load_s, text_encoder_s=text.seconds, step_s=clock.step_seconds(),
          vae_decode_s=vae.seconds, total_s=total_s, inference_s=text.seconds + clock.unet.seconds + vae.seconds,
-         unet_calls=clock.unet.calls)
+         unet_calls=clock.unet.calls, runtime=runtime("torch"))
 
 
 if __name__ == "__main__":

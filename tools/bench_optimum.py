@@ -11,7 +11,7 @@ import onnxruntime as ort
 from diffusers import EulerDiscreteScheduler
 from optimum.onnxruntime import ORTStableDiffusionPipeline
 
-from bench_common import PROMPT, StepClock, Stopwatch, emit, parse_args
+from bench_common import PROMPT, StepClock, Stopwatch, emit, parse_args, runtime
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     total_s = time.perf_counter() - t1
     emit("optimum", args, load_s=load_s, text_encoder_s=text.seconds, step_s=clock.step_seconds(),
          vae_decode_s=vae.seconds, total_s=total_s, inference_s=text.seconds + clock.unet.seconds + vae.seconds,
-         unet_calls=clock.unet.calls)
+         unet_calls=clock.unet.calls, runtime=runtime("onnxruntime"))
 
 
 if __name__ == "__main__":

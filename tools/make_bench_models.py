@@ -13,8 +13,11 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
                         embedding (`time_cond_proj_dim` 256) and an LCMScheduler
   <cache>/lcm/onnx/     its optimum export (the text encoder and VAE weights equal sd15's)
 
-<cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo: the models are ~5 GB each).
-Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py   (steps whose outputs exist are skipped)
+<cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo): sd15 takes 8.0 GB (torch and ONNX
+layouts, 4.0 GB each), the single file 4.0 GB, lcm about 8 GB; 20 GB in all, plus diffuse's optimised and edited graphs
+(up to ~22 GB once every row has run: bench/README.md).
+Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py [--only sd15,single-file,lcm]   (steps whose outputs
+exist are skipped; sd15 is always built first, the others are made from it)
 """
 from __future__ import annotations
 
@@ -197,15 +200,30 @@ def build_model(root: Path, make_pipeline) -> None:
         print(f"exported {onnx_dir} ({time.time() - started:.0f} s)")
 
 
+# What each part is for and what it costs (measured on the 2-core AMD EPYC of bench/results): sd15 is every fp32 row's
+# model (torch 4.0 GB + ONNX 4.0 GB), single-file only stable-diffusion.cpp's (4.0 GB), lcm the LCM rows' (needs sd15).
+PARTS = ("sd15", "single-file", "lcm")
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the benchmark's full-size random-weight models.")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts to build: {', '.join(PARTS)}")
+    wanted = parser.parse_args().only.split(",")
+    unknown = [p for p in wanted if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {', '.join(unknown)} (parts: {', '.join(PARTS)})")
     sd15 = cache_dir() / "sd15"
+    # The single file and LCM are made from sd15's torch folder.
     build_model(sd15, build_sd15_pipeline)
     single = sd15 / "sd15.safetensors"
-    if single.exists():
+    if "single-file" in wanted and single.exists():
         print(f"skip: {single} exists")
-    else:
+    elif "single-file" in wanted:
         print(f"wrote {single}: {write_single_file(sd15 / 'torch', single)} tensors, checked by a round trip")
-    build_model(cache_dir() / "lcm", lambda: build_lcm_pipeline(sd15 / "torch"))
+    if "lcm" in wanted:
+        build_model(cache_dir() / "lcm", lambda: build_lcm_pipeline(sd15 / "torch"))
 
 
 if __name__ == "__main__":
