@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ModelLoadError, UsageError } from '../errors.js';
 import { readImageFile } from '../image/load-image.js';
-import { cacheRoot } from '../models/index.js';
+import { cacheRoot, findInterrogator, loadRegistry } from '../models/index.js';
 import { Interrogator } from '../pipeline/interrogate/interrogate.js';
 import { IMG2TXT_OPTIONS, img2txtSettings, type Img2txtOptionSpec, type Img2txtSettings } from './img2txt-options.js';
+import { resolveOrPull } from './model-choice.js';
 
 export function defineImg2txt(cmd: Command): Command {
   cmd.argument('<image>', 'PNG, JPEG or WebP file');
@@ -18,19 +19,23 @@ export function defineImg2txt(cmd: Command): Command {
   });
 }
 
-/** The three folders: each flag, else <model>/<part>; a missing --model folder is named before anything loads. */
-function folders(settings: Img2txtSettings): { blip: string; clip: string; terms: string } {
+/**
+ * The three folders: each flag, else <model>/<part>; --clip may name a registry entry (pulled as models are,
+ * refused with the pull command until then). A missing --model folder is named before anything loads.
+ */
+async function folders(settings: Img2txtSettings): Promise<{ blip: string; clip: string; terms: string }> {
   const model = settings.model ?? join(cacheRoot(), 'interrogate');
   const needsModel = settings.blip === undefined || settings.clip === undefined || settings.terms === undefined;
   if (needsModel && !existsSync(model)) {
     const what = `interrogator folder not found: ${model} (it holds blip/, clip/ and terms/; the README's img2txt section says where to get them)`;
     throw settings.model === undefined ? new ModelLoadError(what) : new UsageError(`--model: ${what}`);
   }
-  return { blip: settings.blip ?? join(model, 'blip'), clip: settings.clip ?? join(model, 'clip'), terms: settings.terms ?? join(model, 'terms') };
+  const clip = settings.clip !== undefined && findInterrogator(loadRegistry(), settings.clip) ? (await resolveOrPull(settings.clip, { offline: false }, false, true)).dir : settings.clip;
+  return { blip: settings.blip ?? join(model, 'blip'), clip: clip ?? join(model, 'clip'), terms: settings.terms ?? join(model, 'terms') };
 }
 
 async function interrogate(path: string, settings: Img2txtSettings): Promise<void> {
-  const dirs = folders(settings);
+  const dirs = await folders(settings);
   // A1111 hands the interrogator image.convert("RGB"): alpha dropped, not composited
   const { rgb } = await readImageFile(path, 'image', { alpha: 'drop' });
   const sessions = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };

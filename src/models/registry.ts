@@ -88,6 +88,15 @@ export interface UpscalerEntry extends FileSetEntry {
   scale: number;
 }
 
+/** What an interrogator entry is (diffuse img2txt --clip ID): CLIP's two towers in transformers.js's layout. */
+export const INTERROGATOR_PARTS = ['clip'] as const;
+export type InterrogatorPart = (typeof INTERROGATOR_PARTS)[number];
+
+/** An img2txt model to pull by name: the exact files of a Hub repo, graphs under onnx/. */
+export interface InterrogatorEntry extends FileSetEntry {
+  part: InterrogatorPart;
+}
+
 export interface Registry {
   version: 1;
   /** The id used when no --model is given. */
@@ -106,6 +115,8 @@ export interface Registry {
   vaes: VaeEntry[];
   /** Upscalers by name; a registry without the key has none. */
   upscalers: UpscalerEntry[];
+  /** img2txt's models by name; a registry without the key has none. */
+  interrogators: InterrogatorEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -184,9 +195,10 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const UPSCALER_KEYS = ['id', 'name', 'kind', 'scale', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+const INTERROGATOR_KEYS = ['id', 'name', 'part', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
@@ -232,6 +244,14 @@ function checkUpscaler(c: Checker, raw: unknown, path: string): UpscalerEntry | 
   c.onlyKeys(obj, path, UPSCALER_KEYS);
   const entry: UpscalerEntry = { ...checkFileSet(c, obj, path), kind: c.oneOf(obj.kind, `${path}.kind`, UPSCALER_KINDS), scale: c.number(obj.scale, `${path}.scale`, 1, 8, true) };
   if (entry.files.length !== 1 || !entry.files[0]!.endsWith('.onnx')) c.fail(`${path}.files`, 'must be one .onnx file');
+  return entry;
+}
+function checkInterrogator(c: Checker, raw: unknown, path: string): InterrogatorEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, INTERROGATOR_KEYS);
+  const entry: InterrogatorEntry = { ...checkFileSet(c, obj, path), part: c.oneOf(obj.part, `${path}.part`, INTERROGATOR_PARTS) };
+  for (const graph of ['onnx/text_model.onnx', 'onnx/vision_model.onnx']) if (!entry.files.includes(graph)) c.fail(`${path}.files`, `must list ${graph}`);
   return entry;
 }
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
@@ -327,27 +347,22 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     models.push(entry);
   });
 
-  const vaes: VaeEntry[] = [];
-  if (top.vaes !== undefined) {
-    c.array(top.vaes, '$.vaes', 0).forEach((raw, i) => {
-      const entry = checkVae(c, raw, `$.vaes[${i}]`);
+  // the optional lists of named file sets: each id unique across the whole registry
+  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
+    const out: T[] = [];
+    if (top[key] === undefined) return out;
+    c.array(top[key], `$.${key}`, 0).forEach((raw, i) => {
+      const entry = check(c, raw, `$.${key}[${i}]`);
       if (!entry) return;
-      if (ids.has(entry.id)) c.fail(`$.vaes[${i}].id`, `duplicate id "${entry.id}"`);
+      if (ids.has(entry.id)) c.fail(`$.${key}[${i}].id`, `duplicate id "${entry.id}"`);
       ids.add(entry.id);
-      vaes.push(entry);
+      out.push(entry);
     });
-  }
-
-  const upscalers: UpscalerEntry[] = [];
-  if (top.upscalers !== undefined) {
-    c.array(top.upscalers, '$.upscalers', 0).forEach((raw, i) => {
-      const entry = checkUpscaler(c, raw, `$.upscalers[${i}]`);
-      if (!entry) return;
-      if (ids.has(entry.id)) c.fail(`$.upscalers[${i}].id`, `duplicate id "${entry.id}"`);
-      ids.add(entry.id);
-      upscalers.push(entry);
-    });
-  }
+    return out;
+  };
+  const vaes = optionalList('vaes', checkVae);
+  const upscalers = optionalList('upscalers', checkUpscaler);
+  const interrogators = optionalList('interrogators', checkInterrogator);
 
   const def = c.string(top.default, '$.default', validateId);
   if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
@@ -362,6 +377,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     models,
     vaes,
     upscalers,
+    interrogators,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -404,14 +420,18 @@ export function findUpscaler(registry: Registry, id: string): UpscalerEntry | un
   return registry.upscalers.find((u) => u.id === id);
 }
 
-/** The VAE or upscaler of this id: entries pulled as an exact list of files. */
-export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
-  return findVae(registry, id) ?? findUpscaler(registry, id);
+export function findInterrogator(registry: Registry, id: string): InterrogatorEntry | undefined {
+  return registry.interrogators.find((m) => m.id === id);
 }
 
-/** Every id the registry knows: models, VAEs, upscalers. */
+/** The VAE, upscaler or interrogator model of this id: entries pulled as an exact list of files. */
+export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
+  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id);
+}
+
+/** Every id the registry knows: models, VAEs, upscalers, interrogator models. */
 export function registryIds(registry: Registry): string[] {
-  return [...registry.models, ...registry.vaes, ...registry.upscalers].map((e) => e.id);
+  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators].map((e) => e.id);
 }
 
 export interface ComponentOptions {
