@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import sharp from 'sharp';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { FIXTURES } from './helpers/fixtures.js';
 
 /** diffuse txt2img --hires-*: the PNG at the hires size with A1111's Hires entries, --from's round trip, and bad values in one line. */
 const cli = suite('diffuse txt2img --hires-scale / --hires-size');
@@ -66,6 +67,20 @@ cli('other upscalers paint other pictures than latent (bilinear)', async () => {
   for (let i = 1; i < pixels.length; i++) for (let j = 0; j < i; j++) assert.not.equal(pixels[i], pixels[j], `runs ${i} and ${j}`);
 });
 
+cli('an ESRGAN-family .onnx as the hires upscaler (the upscale module, tiled as A1111): recorded by its name, another picture than Lanczos', async () => {
+  const out = join(dir, 'esrgan.png');
+  const lanczos = join(dir, 'lanczos.png');
+  const model = join(FIXTURES, 'upscale', 'rrdb-x2.onnx');
+  const r = diffuse([...base(out), '--hires-scale', '2', '--hires-upscaler', model]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(parameters(out).infotext, /Hires upscale: 2\.0, Hires upscaler: rrdb-x2, /);
+  assert.is(diffuse([...base(lanczos), '--hires-scale', '2', '--hires-upscaler', 'lanczos']).status, 0);
+  assert.not.equal(await sharp(out).raw().toBuffer(), await sharp(lanczos).raw().toBuffer());
+  const missing = diffuse([...base(join(dir, 'missing.png')), '--hires-scale', '2', '--hires-upscaler', 'no-such-upscaler']);
+  assert.is(missing.status, 2);
+  assert.match(missing.stderr, /--hires-upscaler no-such-upscaler: not an upscaler of the registry/);
+});
+
 cli('bad hires values exit 2 in one line and write nothing', () => {
   const cases: [string[], RegExp][] = [
     [['--hires-scale', '1'], /--hires-scale must be a number above 1/],
@@ -79,7 +94,7 @@ cli('bad hires values exit 2 in one line and write nothing', () => {
     [['--hires-steps', '4'], /--hires-steps shapes the hires fix, which --hires-scale or --hires-size turns on/],
     [['--hires-upscaler', 'lanczos'], /--hires-upscaler shapes the hires fix/],
     [['--hires-scale', '2', '--hires-size', '64x64'], /pass one of them/],
-    [['--hires-scale', '2', '--hires-upscaler', 'bilinear'], /--hires-upscaler must be one of latent, /],
+    [['--hires-scale', '2', '--hires-upscaler', 'bilinear'], /--hires-upscaler bilinear: not an upscaler of the registry/],
     [['--hires-scale', '2', '--hires-sampler', 'nope'], /--hires-sampler: unknown sampler 'nope'/],
     [['--hires-scale', '16', '-W', '1024'], /above the 8192-pixel limit/],
   ];

@@ -3,6 +3,7 @@ import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
 import { CONTROL_TYPES } from '../settings/control-spec.js';
 import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
+import { loadRegistry } from '../models/index.js';
 
 /** A1111's RNG names; "GPU" (its default, CUDA's generator) is closest to the Philox source that emulates it. */
 const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'philox' };
@@ -62,7 +63,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
     set('hiresSize', hires.resize ? `${hires.resize.width}x${hires.resize.height}` : undefined);
     const upscaler = hiresUpscalerOf(hires.upscaler);
     set('hiresUpscaler', upscaler);
-    if (hires.upscaler !== undefined && !upscaler) notes.push(`the image's hires upscaler "${hires.upscaler}" is not one diffuse runs; the default (latent) stands in: pass --hires-upscaler to choose`);
+    if (hires.upscaler !== undefined && !upscaler) notes.push(`the image's hires upscaler "${hires.upscaler}" is neither built in nor in the registry; the default (latent) stands in: pass --hires-upscaler (an upscaler id or .onnx file) to choose`);
     set('hiresSteps', hires.steps);
     set('hiresStrength', hires.strength);
     set('hiresPrompt', hires.prompt);
@@ -106,9 +107,13 @@ function controlFlag(c: RecordedControl): string {
   return fields.join(',');
 }
 
-/** Our id for an upscaler name as A1111 writes it ("Latent (nearest-exact)") or as we spell it. */
+/**
+ * Our id for an upscaler name as A1111 writes it ("Latent (nearest-exact)", "R-ESRGAN 4x+") or as we
+ * spell it: a built-in one, or a registry upscaler of that name.
+ */
 function hiresUpscalerOf(name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
   const wanted = name.trim().toLowerCase();
-  return (Object.keys(HIRES_UPSCALER_LABELS) as (keyof typeof HIRES_UPSCALER_LABELS)[]).find((id) => id === wanted || HIRES_UPSCALER_LABELS[id].toLowerCase() === wanted);
+  const builtin = (Object.keys(HIRES_UPSCALER_LABELS) as (keyof typeof HIRES_UPSCALER_LABELS)[]).find((id) => id === wanted || HIRES_UPSCALER_LABELS[id].toLowerCase() === wanted);
+  return builtin ?? loadRegistry().upscalers.find((u) => u.id === wanted || u.name.toLowerCase() === wanted)?.id;
 }

@@ -1,3 +1,4 @@
+import { isBuiltinHiresUpscaler } from '../settings/options.js';
 import { loadConfig, resolveSettings } from '../settings/config.js';
 import { imageFormatOf } from '../image/image-format.js';
 import { encodeImage } from '../image/encode-image.js';
@@ -95,7 +96,11 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const refinerKey = JSON.stringify([refinerRef, resolved.settings.offline]);
     if (refinerRef && !models.has(refinerKey)) models.set(refinerKey, chooseModel({ ...resolved.settings, model: refinerRef }, 'img2img', Boolean(flags.quiet)));
     const refiner = refinerRef ? await models.get(refinerKey)! : undefined;
-    const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner);
+    const hiresRef = resolved.settings.hiresUpscaler;
+    const hiresOn = resolved.settings.hiresScale !== undefined || resolved.settings.hiresSize !== undefined;
+    const options = { offline: resolved.settings.offline, yes: resolved.settings.yes, quiet: Boolean(flags.quiet) };
+    const hiresUpscaler = hiresOn && !isBuiltinHiresUpscaler(hiresRef) ? await chooseUpscaler(hiresRef, '--hires-upscaler', options) : undefined;
+    const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner, hiresUpscaler);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
     const withParts = await withSdUpscaler(await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), Boolean(flags.quiet));

@@ -113,7 +113,7 @@ function hiresRecord(request: GenerationRequest, hires: HiresFix): HiresRecord {
   const second = hires.sampling ? a1111Name(hires.sampling.sampler, hires.sampling.schedule) : first;
   return {
     ...('scale' in hires.target ? { scale: hires.target.scale } : { resize: hires.target }),
-    upscaler: HIRES_UPSCALER_LABELS[hires.upscaler],
+    upscaler: typeof hires.upscaler === 'string' ? HIRES_UPSCALER_LABELS[hires.upscaler] : hires.upscaler.name,
     ...(hires.steps !== undefined ? { steps: hires.steps } : {}),
     strength: hires.strength,
     ...(hires.prompt !== undefined && hires.prompt !== request.prompt ? { prompt: hires.prompt } : {}),

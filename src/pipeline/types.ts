@@ -129,7 +129,8 @@ export type HiresUpscaler = (typeof HIRES_UPSCALERS)[number];
 export interface HiresFix {
   /** The size: a factor of the first pass's ("Hires upscale"), or a size to fill and crop to ("Hires resize"). */
   target: { scale: number } | { width: number; height: number };
-  upscaler: HiresUpscaler;
+  /** A latent or built-in upscaler, or an ESRGAN-family graph (its path, as loaded with LoadOptions.upscaler, and the name recorded). */
+  upscaler: HiresUpscaler | { model: string; name: string };
   /** The second pass's steps; absent: the first pass's (A1111's 0). */
   steps?: number;
   /** Denoising strength of the second pass, (0, 1]. */

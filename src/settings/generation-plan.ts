@@ -7,11 +7,11 @@ import { readClipProcessor, safetyCheckerFiles } from '../pipeline/safety-checke
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import type { LoadOptions } from '../pipeline/load.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
-import type { GenerationRequest } from '../pipeline/types.js';
+import type { GenerationRequest, HiresFix } from '../pipeline/types.js';
 import { randomSeed } from '../rng/index.js';
 import { resolveSampler, UnknownSamplerError } from '../schedulers/index.js';
 import type { ResolvedSettings, SettingSource } from './config.js';
-import { flagName, optionSpec, type GeneratingCommand, type SettingKey, type Settings } from './options.js';
+import { flagName, isBuiltinHiresUpscaler, optionSpec, type GeneratingCommand, type SettingKey, type Settings } from './options.js';
 import { promptNetworks } from './networks.js';
 import { readImageTask, type ImageTask } from './request.js';
 import { readControlUnits } from './control-units.js';
@@ -46,6 +46,7 @@ export async function prepareGeneration(
   resolved: Pick<ResolvedSettings, 'settings' | 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>,
   model: { dir: string; entry?: RegistryEntry },
   refiner?: { dir: string },
+  hiresUpscaler?: { path: string; name: string },
 ): Promise<PreparedGeneration> {
   const files = readModelFiles(model.dir);
   const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
@@ -57,13 +58,15 @@ export async function prepareGeneration(
   const native = files.sampleSize * files.vaeScaleFactor;
   const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
   const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
-  const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key));
+  const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key), hiresUpscaler);
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field, ...hires });
   checkRequest(files, request('', 0));
   if (settings.safetyChecker) readClipProcessor(safetyCheckerFiles(files.dir).processor);
   const load = loadOptions(settings, task);
   // An image upscaler decodes the first pass and encodes the upscaled picture again.
-  if (hires.hires && !hires.hires.upscaler.startsWith('latent')) load.withEncoder = true;
+  const upscaler = hires.hires?.upscaler;
+  if (upscaler && !(typeof upscaler === 'string' && upscaler.startsWith('latent'))) load.withEncoder = true;
+  if (upscaler && typeof upscaler !== 'string') load.upscaler = upscaler.model;
   return { settings, files, task, request, modelDir: model.dir, load: { ...load, ...(refiner ? { refiner: refiner.dir } : {}) } };
 }
 
@@ -74,7 +77,12 @@ const HIRES_KEYS = ['hiresUpscaler', 'hiresSteps', 'hiresStrength', 'hiresPrompt
  * shape it, so one given without them is a mistake. A config file's or an image's values are
  * defaults and apply only when the fix is on.
  */
-function hiresOf(settings: Settings, sources: Record<SettingKey, SettingSource>, labelOf: (key: 'sampler' | 'schedule') => string): Pick<GenerationRequest, 'hires'> {
+function hiresOf(
+  settings: Settings,
+  sources: Record<SettingKey, SettingSource>,
+  labelOf: (key: 'sampler' | 'schedule') => string,
+  model: { path: string; name: string } | undefined,
+): Pick<GenerationRequest, 'hires'> {
   const { hiresScale, hiresSize } = settings;
   if (hiresScale !== undefined && hiresSize !== undefined) {
     throw new UsageError('--hires-scale and --hires-size both size the hires fix: pass one of them');
@@ -95,7 +103,7 @@ function hiresOf(settings: Settings, sources: Record<SettingKey, SettingSource>,
   return {
     hires: {
       target: hiresScale !== undefined ? { scale: hiresScale } : hiresSize!,
-      upscaler: settings.hiresUpscaler,
+      upscaler: hiresUpscalerOf(settings.hiresUpscaler, model),
       strength: settings.hiresStrength,
       ...(settings.hiresSteps > 0 ? { steps: settings.hiresSteps } : {}),
       ...(settings.hiresPrompt ? { prompt: settings.hiresPrompt } : {}),
@@ -240,4 +248,11 @@ export function withRecommended(settings: Settings, sources: Record<SettingKey, 
   if (sources.steps === 'default') out.steps = r.steps;
   if (sources.cfgScale === 'default') out.cfgScale = r.cfg;
   return out;
+}
+
+/** A built-in upscaler, or the model upscaler the command resolved the name to. */
+function hiresUpscalerOf(name: string, model: { path: string; name: string } | undefined): HiresFix['upscaler'] {
+  if (isBuiltinHiresUpscaler(name)) return name;
+  if (!model) throw new UsageError(`--hires-upscaler ${name}: a model upscaler is resolved by txt2img (not here); pass a built-in one (latent, lanczos, …)`);
+  return { model: model.path, name: model.name };
 }

@@ -67,7 +67,8 @@ export interface Settings {
   refinerSwitch: number | undefined;
   hiresScale: number | undefined;
   hiresSize: { width: number; height: number } | undefined;
-  hiresUpscaler: HiresUpscaler;
+  /** One of HIRES_UPSCALERS, or an upscaler registry id or .onnx file (resolved by the command). */
+  hiresUpscaler: string;
   hiresSteps: number;
   hiresStrength: number;
   hiresPrompt: string | undefined;
@@ -249,6 +250,15 @@ function parseHiresSize(raw: unknown, label: string): { width: number; height: n
   return { width: side(m[1], `${label} width`), height: side(m[2], `${label} height`) };
 }
 
+/** A built-in hires upscaler by name (any case), else the name or path as typed, for the command to resolve. */
+function parseHiresUpscaler(raw: unknown, label: string): string {
+  const text = parseName(raw, label).trim();
+  return (HIRES_UPSCALERS as readonly string[]).find((u) => u === text.toLowerCase()) ?? text;
+}
+
+/** Whether a --hires-upscaler value is one of the built-in upscalers (else a model upscaler to resolve). */
+export const isBuiltinHiresUpscaler = (name: string): name is HiresUpscaler => (HIRES_UPSCALERS as readonly string[]).includes(name);
+
 /** The hires strength: above 0 (a pass that changes nothing is no pass) and at most 1. */
 function parseHiresStrength(raw: unknown, label: string): number {
   const n = numberOf(raw, NUMBER_TEXT);
@@ -305,7 +315,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'refinerSwitch', flags: '--refiner-switch <x>', description: `with --refiner: the completed fraction of the schedule where the refiner takes over (A1111's "Switch at"; default ${DEFAULT_REFINER_SWITCH})`, parse: optional(parseNumber(0.01, 1)), default: undefined, configurable: true, commands: ['txt2img', 'img2img'], unset: `${DEFAULT_REFINER_SWITCH} with --refiner` }),
   spec({ key: 'hiresScale', flags: '--hires-scale <x>', description: "txt2img: hires fix (A1111's \"Hires. fix\"): paint at this factor of --width/--height by upscaling the first pass and painting it again (img2img at --hires-strength)", parse: optional(parseHiresScale), default: undefined, configurable: true, commands: ['txt2img'], unset: 'off' }),
   spec({ key: 'hiresSize', flags: '--hires-size <WxH>', description: "txt2img: hires fix to this size (A1111's \"Resize width/height to\"): the first pass's aspect kept, the excess cropped", parse: optional(parseHiresSize), default: undefined, configurable: true, commands: ['txt2img'], unset: 'off' }),
-  spec({ key: 'hiresUpscaler', flags: '--hires-upscaler <name>', description: `with --hires-scale/--hires-size: ${HIRES_UPSCALERS.join(', ')} (latent-*: the latents resized as A1111's latent modes; lanczos, nearest, none: the picture decoded, resized and encoded)`, parse: parseChoice(HIRES_UPSCALERS), default: 'latent', configurable: true, commands: ['txt2img'] }),
+  spec({ key: 'hiresUpscaler', flags: '--hires-upscaler <name>', description: `with --hires-scale/--hires-size: ${HIRES_UPSCALERS.join(', ')} (latent-*: the latents resized as A1111's latent modes; lanczos, nearest, none: the picture decoded, resized and encoded), or an upscaler registry id or .onnx file (ESRGAN family, as diffuse upscale --model)`, parse: parseHiresUpscaler, default: 'latent', configurable: true, commands: ['txt2img'] }),
   spec({ key: 'hiresSteps', flags: '--hires-steps <n>', description: 'with the hires fix: steps of the second pass (0: as many as the first)', parse: parseInteger(0, 1000), default: 0, configurable: true, commands: ['txt2img'] }),
   spec({ key: 'hiresStrength', flags: '--hires-strength <x>', description: "with the hires fix: denoising strength of the second pass, above 0 and at most 1", parse: parseHiresStrength, default: DEFAULT_HIRES_STRENGTH, configurable: true, commands: ['txt2img'] }),
   spec({ key: 'hiresPrompt', flags: '--hires-prompt <text>', description: 'with the hires fix: the prompt of the second pass', parse: optional(parseString), default: undefined, configurable: true, commands: ['txt2img'], unset: 'the prompt' }),

@@ -1,7 +1,11 @@
+import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { interpolate, type InterpolateMode } from '../../image/interpolate.js';
 import { rasterToTensor, tensorToRasters } from '../../image/tensor-image.js';
+import { pilResize } from '../../image/pil-resample.js';
+import type { Raster } from '../../image/raster.js';
 import { upscalerResize, type BuiltinUpscaler } from '../../image/upscaler-resize.js';
+import { a1111UpscaleTarget, upscaleRaster } from '../upscale/index.js';
 import { modelCalls } from '../../schedulers/index.js';
 import type { ModelBundle } from '../bundle.js';
 import { encodeImage } from '../image-latents.js';
@@ -98,10 +102,10 @@ export async function hiresPass(bundle: ModelBundle, first: PassRequest, hires: 
   const target = hiresTarget(first.width, first.height, hires.target, factor);
   const c = bundle.files.latentChannels;
   const dims = [first.batchSize, c, first.height / factor, first.width / factor] as const;
-  const mode = LATENT_MODES[hires.upscaler];
+  const mode = typeof hires.upscaler === 'string' ? LATENT_MODES[hires.upscaler] : undefined;
   const upH = Math.floor(target.upscaleHeight / factor);
   const upW = Math.floor(target.upscaleWidth / factor);
-  const upscaled = mode ? interpolate(latents, dims, upH, upW, mode[0], mode[1]) : await imageUpscaled(bundle, first, latents, dims, target, hires.upscaler as BuiltinUpscaler);
+  const upscaled = mode ? interpolate(latents, dims, upH, upW, mode[0], mode[1]) : await imageUpscaled(bundle, first, latents, dims, target, imageUpscaler(bundle, hires.upscaler));
   const cropped = cropLatents(upscaled, [first.batchSize, c, upH, upW], target.truncateX, target.truncateY);
   const sampling = hires.sampling ?? { sampler: first.sampler, schedule: first.schedule, discardPenultimateSigma: first.discardPenultimateSigma ?? false, ...(first.noiseTable ? { noiseTable: first.noiseTable } : {}) };
   const { initialLatents: _latents, ...rest } = first;
@@ -130,7 +134,7 @@ async function imageUpscaled(
   latents: Float32Array,
   [batch, c, h, w]: readonly [number, number, number, number],
   target: HiresTarget,
-  upscaler: BuiltinUpscaler,
+  upscaler: BuiltinUpscaler | ModelUpscale,
 ): Promise<Float32Array> {
   const factor = bundle.files.vaeScaleFactor;
   if (target.upscaleWidth % factor !== 0 || target.upscaleHeight % factor !== 0) {
@@ -145,13 +149,31 @@ async function imageUpscaled(
       ? await tiledDecode(bundle.vaeDecoder, unscaled, [c, h, w], { latent: bundle.files.vaeSampleSize / factor, sample: bundle.files.vaeSampleSize, overlap: 0.25 })
       : await bundle.vaeDecoder.decode(unscaled, [c, h, w]);
     const picture = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width], 'a1111')[0]!;
-    const resized = upscalerResize(picture, target.upscaleWidth, target.upscaleHeight, upscaler);
+    const resized = typeof upscaler === 'function' ? await upscaler(picture, target.upscaleWidth, target.upscaleHeight) : upscalerResize(picture, target.upscaleWidth, target.upscaleHeight, upscaler);
     out.push(await encodeImage(bundle, rasterToTensor(resized), resized.height, resized.width, 'mean', () => new Float32Array(0)));
   }
   const all = new Float32Array(out.reduce((n, l) => n + l.length, 0));
   out.forEach((l, i) => all.set(l, i * l.length));
   return all;
 }
+
+/** A built-in upscaler by name, or the loaded ESRGAN-family graph the request names, tiled as A1111 runs it. */
+function imageUpscaler(bundle: ModelBundle, upscaler: HiresFix['upscaler']): BuiltinUpscaler | ModelUpscale {
+  if (typeof upscaler === 'string') return upscaler as BuiltinUpscaler;
+  const loaded = bundle.upscaler;
+  if (!loaded || resolve(loaded.path) !== resolve(upscaler.model)) {
+    throw new UsageError(`the hires upscaler ${upscaler.name} was not loaded with the model: load it with LoadOptions.upscaler (the CLI does for --hires-upscaler)`);
+  }
+  // images.resize_image with a model upscaler: Upscaler.upscale to int(side × scale // 8 × 8) (the model's passes, then Lanczos), then Lanczos to the size.
+  return async (src, width, height) => {
+    const scale = Math.max(width / src.width, height / src.height);
+    const img = scale > 1 ? await upscaleRaster(loaded, src, a1111UpscaleTarget(src.width, src.height, scale)) : src;
+    return img.width === width && img.height === height ? img : pilResize(img, width, height, 'lanczos');
+  };
+}
+
+/** An ESRGAN-family upscaler as resize_image runs it: the picture to exactly width x height. */
+type ModelUpscale = (src: Raster, width: number, height: number) => Promise<Raster>;
 
 /** samples[:, :, ty // 2 : h - (ty + 1) // 2, tx // 2 : w - (tx + 1) // 2]. */
 function cropLatents(x: Float32Array, [n, c, h, w]: readonly [number, number, number, number], tx: number, ty: number): Float32Array {
