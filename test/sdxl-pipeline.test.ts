@@ -8,7 +8,8 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import { timeIds } from '../src/pipeline/micro-conditioning.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
-import { discreteSchedule } from '../src/schedulers/index.js';
+import { SAMPLER_IDS, SCHEDULE_IDS, discreteSchedule } from '../src/schedulers/index.js';
+import { findEntry, loadRegistry } from '../src/models/registry.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 import { assembleSdxl, type AssembledModel } from './helpers/assemble-model.js';
@@ -156,6 +157,18 @@ for (const c of manifest.txt2img) {
     await assertMatches(txtBundle, c, requestFor(c));
   });
 }
+
+Txt("the registry's SDXL-Turbo defaults (sampler, schedule, CFG) on a Turbo scheduler config reproduce diffusers' Turbo settings", async () => {
+  const turbo = findEntry(loadRegistry(), 'sdxl-turbo')!.recommended;
+  const c = manifest.txt2img.find((k) => k.name === 'turbo-4-steps')!;
+  assert.ok(c.scheduler.config.timestep_spacing === 'trailing' && c.guidance_scale === 0);
+  assert.ok(turbo.steps! >= 1 && turbo.steps! <= 4, 'SDXL-Turbo takes 1-4 steps');
+  const sampler = SAMPLER_IDS.find((id) => id === turbo.sampler);
+  const schedule = SCHEDULE_IDS.find((id) => id === turbo.schedule);
+  assert.ok(sampler && schedule, `${turbo.sampler} / ${turbo.schedule} are diffuse's ids`);
+  const request = requestFor(c, { sampler, schedule, cfgScale: turbo.cfg! });
+  await assertMatches(txtBundle, c, request);
+});
 
 Txt('the references cover five samplers or more', () => {
   assert.ok(new Set(manifest.txt2img.map((c) => c.scheduler.class)).size >= 5);

@@ -51,6 +51,8 @@ TXT2IMG = [
     ("euler-wide-batch2", "EulerDiscreteScheduler", {}, 5, 5.0, NEGATIVE, 7, (48, 32), 2, None),
     ("euler-clip-skip", "EulerDiscreteScheduler", {}, 5, 5.0, NEGATIVE, 8, (32, 32), 1, 1),
     ("turbo-1-step", "EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"}, 1, 0.0, None, 9, (32, 32), 1, None),
+    # SDXL-Turbo's card: up to 4 steps, guidance off, its scheduler (Euler a, trailing timesteps).
+    ("turbo-4-steps", "EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"}, 4, 0.0, None, 20, (32, 32), 1, None),
 ]
 
 # (name, scheduler class, overrides, steps, guidance, strength, seed)
