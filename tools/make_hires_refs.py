@@ -98,6 +98,8 @@ CASES = [
     Case("resize-truncate-bicubic", "a tall tower", 1007, "euler", 4, "latent-bicubic", 0.6, width=32, height=48,
          resize=(64, 64)),
     Case("nearest-image-euler-a", "a sail boat", 1008, "euler_a", 4, "nearest", 0.65, scale=1.75),
+    # A1111's DPM++ 2M Karras in the first pass too: noise times sigma_max, fractional timesteps (k-diffusion's run).
+    Case("dpmpp-2m-karras-both-passes", "a quiet harbour", 1009, "dpmpp_2m_karras", 6, "latent", 0.6),
 ]
 
 

@@ -64,12 +64,17 @@ function kSchedule(fn: Sigmas): Schedule {
   };
 }
 
-/** A sigma kind diffusers' DPM-Solver family offers as a config flag: its rounded timesteps where the sampler is that family. */
+/**
+ * A sigma kind diffusers' DPM-Solver family offers as a config flag: its rounded timesteps where the
+ * sampler is that family and the model's sigmas are diffusers'. Spelled as A1111 or ComfyUI spell it
+ * (their LDM noise table), it is k-diffusion's run instead, as theirs: noise times sigma_max, the
+ * network fed the fractional timestep of each sigma.
+ */
 function dpmSolverKind(fn: Sigmas): Schedule {
   const plain = kSchedule(fn);
   return (model, steps, sampler) => {
     const cls = DIFFUSERS_CLASSES[sampler.diffusers];
-    if (!sampler.exact || !('roundsSigmaTimesteps' in cls)) return plain(model, steps, sampler);
+    if (!sampler.exact || !('roundsSigmaTimesteps' in cls) || model.noiseTable !== 'diffusers') return plain(model, steps, sampler);
     const sigmas = fn(model, steps);
     // DEIS repeats its last sigma (a last step of length 0); the others end at final_sigmas_type's.
     if ('endsAtSigmaMin' in cls && cls.endsAtSigmaMin) sigmas[steps] = sigmas[steps - 1];
