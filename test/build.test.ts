@@ -148,6 +148,32 @@ test('shards 0/3, 1/3, 2/3 and lock merge equal the unsharded build byte for byt
   assert.match(check.stderr, /note: img\/car-blue\.webp: made on cuda, this build runs on cpu: .*byte-equal only on one provider/);
 });
 
+test('--jobs 2: two shard processes whose joined lock and files equal the one-process build byte for byte; a second run makes none', async () => {
+  const whole = await project();
+  assert.is(build(whole).status, 0);
+  const dir = await project();
+  const r = build(dir, ['--jobs', '2']);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(built(r.stdout), SIX_PATHS);
+  const plans = events(r.stdout).filter((e) => e.event === 'plan') as (Event & { shard?: string })[];
+  assert.equal(plans.map((e) => e.shard).sort(), ['0/2', '1/2']);
+  for (const path of SIX_PATHS) assert.ok(readFileSync(join(dir, path)).equals(readFileSync(join(whole, path))), path);
+  assert.ok(readFileSync(join(dir, 'assets.lock.json')).equals(readFileSync(join(whole, 'assets.lock.json'))), 'the joined lock is the one-process lock');
+  assert.equal(listFiles(dir).filter((f) => f.includes('.diffuse-jobs-')), [], 'no shard lock left behind');
+  const again = build(dir, ['--jobs', '2']);
+  assert.is(again.status, 0, again.stderr);
+  assert.equal(built(again.stdout), []);
+  for (const [args, says] of [
+    [['--jobs', '2', '--check'], /--check builds nothing: leave --jobs out/],
+    [['--jobs', '2', '--shard', '0/2'], /leave --shard out/],
+    [['--jobs', '0'], /--jobs must be a whole number from 1 to 64/],
+  ] as const) {
+    const bad = build(dir, [...args]);
+    assert.is(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, says);
+  }
+});
+
 test('interrupted (SIGTERM): no half file, the lock holds what was written, the next run makes the rest', async () => {
   const dir = await project(SIX.replace('steps: 2', 'steps: 12'));
   const child = spawn(process.execPath, [join(ROOT, 'bin/diffuse.js'), 'build', '--json'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { runBuild, type BuildEvent } from '../build/build.js';
 import { parseShard } from '../build/shard.js';
 import { DiffuseError, UsageError } from '../errors.js';
@@ -7,6 +8,7 @@ import { DEVICES } from '../onnx/session.js';
 import { MODEL_TASK } from '../settings/generation-plan.js';
 import { parseChoice, parseInteger } from '../settings/options.js';
 import { BUILD_OPTIONS } from './build-options.js';
+import { runJobs } from './build-jobs.js';
 import { chooseModel } from './model-choice.js';
 import { chooseVae } from './vae-choice.js';
 import { terminalText } from './terminal-text.js';
@@ -17,6 +19,7 @@ interface BuildFlags {
   check?: boolean;
   force?: boolean;
   shard?: string;
+  jobs?: string;
   lock?: string;
   json?: boolean;
   device?: string;
@@ -39,6 +42,20 @@ export function defineBuild(cmd: Command): Command {
     if (!manifest) throw new UsageError(`no manifest: pass one (diffuse build assets.yaml) or create ${DEFAULT_MANIFESTS[0]} here`);
     if (flags.check && flags.force) throw new UsageError('--check builds nothing and --force builds everything: pass one');
     const quiet = Boolean(flags.quiet);
+    const jobs = flags.jobs === undefined ? 1 : parseInteger(1, 64)(flags.jobs, '--jobs');
+    if (jobs > 1) {
+      if (flags.check) throw new UsageError('--check builds nothing: leave --jobs out');
+      if (flags.shard !== undefined) throw new UsageError('--jobs splits the manifest into shards itself: leave --shard out (or run one shard per CI job)');
+      const passOn = [...(flags.force ? ['--force'] : []), ...(flags.device !== undefined ? ['--device', flags.device] : []), ...(flags.offline ? ['--offline'] : []), ...(flags.yes ? ['--yes'] : [])];
+      const lock = flags.lock ?? join(dirname(manifest), 'assets.lock.json');
+      const threads = flags.threads !== undefined ? parseInteger(1, 1024)(flags.threads, '--threads') : undefined;
+      const result = await runJobs({ manifest, lock, jobs, passOn, threads, onEvent: (e) => report(e, { json: Boolean(flags.json), quiet, check: false }) });
+      if (result.interrupted) {
+        process.stderr.write('interrupted: what was made is locked; run the build again to go on\n');
+        process.exitCode = 130;
+      }
+      return;
+    }
     const controller = new AbortController();
     const onSignal = () => {
       if (controller.signal.aborted) process.exit(130);
