@@ -46,7 +46,8 @@ export async function runJobs(run: JobsRun): Promise<{ interrupted: boolean }> {
         const argv = [BIN, 'build', run.manifest, '--shard', `${i}/${run.jobs}`, '--lock', lock, '--json', '--threads', String(threads), ...run.passOn];
         const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
-        return shardOutcome(child, run.onEvent);
+        // A shard's own lock is a temporary file: its events name the build's lock.
+        return shardOutcome(child, (e) => run.onEvent(e.event === 'done' ? { ...e, lock: lockPath } : e));
       }),
     );
     await writeLock(lockPath, await joined(old, locks));
