@@ -3,12 +3,11 @@ import { readInputFile } from '../input-file.js';
 import { decodeNpy, NpyFormatError } from '../onnx/npy.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
 import type { GenerationRequest } from '../pipeline/types.js';
+import { MAX_SIDE } from './options.js';
 import { shortHash } from './request.js';
 
 /** 256 MB: a batch of 64 SDXL latents at 2048x2048 is 256 MB of float32. */
 const MAX_LATENTS_BYTES = 256 * 2 ** 20;
-/** The largest side the options table takes (--width/--height). */
-const MAX_SIDE = 8192;
 
 /**
  * --latents: a .npy of shape (batch, C, height/f, width/f) — what `diffuse invert` writes, or

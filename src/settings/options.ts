@@ -233,7 +233,9 @@ export function parseMultipleOf8(min: number, max: number) {
   }, 'integer');
 }
 
-const parseSize = optional(parseMultipleOf8(8, 8192));
+/** The largest side --width/--height (and the latents of --latents) may paint. */
+export const MAX_SIDE = 8192;
+const parseSize = optional(parseMultipleOf8(8, MAX_SIDE));
 
 /** A hires fix's factor: a finite number above 1. */
 function parseHiresScale(raw: unknown, label: string): number {
