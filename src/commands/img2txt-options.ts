@@ -41,10 +41,10 @@ const optional =
     raw === undefined ? undefined : parse(raw, label);
 
 export const IMG2TXT_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <dir>', description: 'interrogator folder holding blip/, clip/ and terms/', parse: optional(path), default: undefined, defaultText: '<cache>/interrogate' }),
+  spec({ key: 'model', flags: '-m, --model <dir>', description: 'interrogator folder holding blip/ and clip/ (and terms/, used instead of the shipped lists)', parse: optional(path), default: undefined, defaultText: '<cache>/interrogate' }),
   spec({ key: 'blip', flags: '--blip <dir>', description: 'BLIP captioning folder (onnx/vision_model.onnx, onnx/text_decoder_model.onnx, config.json, preprocessor_config.json, vocab.txt)', parse: optional(path), default: undefined, defaultText: '<model>/blip' }),
   spec({ key: 'clip', flags: '--clip <ref>', description: "CLIP: a registry id (clip-vit-large-patch14, after diffuse models pull) or a folder in transformers.js's layout (onnx/vision_model.onnx, onnx/text_model.onnx, preprocessor_config.json, vocab.json, merges.txt)", parse: optional(path), default: undefined, defaultText: '<model>/clip' }),
-  spec({ key: 'terms', flags: '--terms <dir>', description: "term lists: every *.txt, one term per line; A1111's topN rule (a name like lighting.top2.list.txt keeps 2)", parse: optional(path), default: undefined, defaultText: '<model>/terms' }),
+  spec({ key: 'terms', flags: '--terms <dir>', description: "term lists: every *.txt, one term per line; A1111's topN rule (a name like lighting.top2.list.txt keeps 2)", parse: optional(path), default: undefined, defaultText: "<model>/terms if it exists, else the shipped clip-interrogator lists (artists, flavors, mediums, movements)" }),
   spec({ key: 'mode', flags: '--mode <mode>', description: "classic: A1111's Interrogate CLIP (each list's top terms by softmax rank); fast: clip-interrogator's (the 32 best of all lists by cosine, cut to 77 tokens)", parse: parseChoice(INTERROGATE_MODES), default: 'classic', defaultText: 'classic' }),
   spec({ key: 'ranks', flags: '--ranks', description: "classic: write terms as (term:probability), A1111's 'include ranks' setting", parse: flag, default: false, defaultText: 'off' }),
   spec({ key: 'minLength', flags: '--min-length <n>', description: "BLIP's min_length in tokens, the prompt's 4 included (A1111's setting)", parse: parseInteger(0, 512), default: 24, defaultText: '24' }),

@@ -8,6 +8,7 @@ import { ModelLoadError, UsageError } from '../errors.js';
 import { readImageFile } from '../image/load-image.js';
 import { cacheRoot, findInterrogator, loadRegistry } from '../models/index.js';
 import { Interrogator } from '../pipeline/interrogate/interrogate.js';
+import { SHIPPED_TERMS } from '../pipeline/interrogate/term-lists.js';
 import { IMG2TXT_OPTIONS, img2txtSettings, type Img2txtOptionSpec, type Img2txtSettings } from './img2txt-options.js';
 import { resolveOrPull } from './model-choice.js';
 
@@ -20,18 +21,20 @@ export function defineImg2txt(cmd: Command): Command {
 }
 
 /**
- * The three folders: each flag, else <model>/<part>; --clip may name a registry entry (pulled as models are,
- * refused with the pull command until then). A missing --model folder is named before anything loads.
+ * The folders: each flag, else <model>/<part>; --clip may name a registry entry (pulled as models are,
+ * refused with the pull command until then). Term lists: --terms, else <model>/terms when it exists (an A1111
+ * models/interrogate folder as it is), else the shipped lists. A missing --model folder is named before anything loads.
  */
-async function folders(settings: Img2txtSettings): Promise<{ blip: string; clip: string; terms: string }> {
+async function folders(settings: Img2txtSettings): Promise<{ blip: string; clip: string; terms?: string }> {
   const model = settings.model ?? join(cacheRoot(), 'interrogate');
-  const needsModel = settings.blip === undefined || settings.clip === undefined || settings.terms === undefined;
-  if (needsModel && !existsSync(model)) {
-    const what = `interrogator folder not found: ${model} (it holds blip/, clip/ and terms/; the README's img2txt section says where to get them)`;
+  const needsModel = settings.blip === undefined || settings.clip === undefined;
+  if ((needsModel || settings.model !== undefined) && !existsSync(model)) {
+    const what = `interrogator folder not found: ${model} (it holds blip/ and clip/, and terms/ if not the shipped lists; the README's img2txt section says where to get them)`;
     throw settings.model === undefined ? new ModelLoadError(what) : new UsageError(`--model: ${what}`);
   }
   const clip = settings.clip !== undefined && findInterrogator(loadRegistry(), settings.clip) ? (await resolveOrPull(settings.clip, { offline: false }, false, true)).dir : settings.clip;
-  return { blip: settings.blip ?? join(model, 'blip'), clip: clip ?? join(model, 'clip'), terms: settings.terms ?? join(model, 'terms') };
+  const terms = settings.terms ?? (existsSync(join(model, 'terms')) ? join(model, 'terms') : undefined);
+  return { blip: settings.blip ?? join(model, 'blip'), clip: clip ?? join(model, 'clip'), ...(terms !== undefined ? { terms } : {}) };
 }
 
 async function interrogate(path: string, settings: Img2txtSettings): Promise<void> {
@@ -43,7 +46,8 @@ async function interrogate(path: string, settings: Img2txtSettings): Promise<voi
   try {
     const result = await interrogator.run({ image: rgb, mode: settings.mode, minLength: settings.minLength, maxLength: settings.maxLength, ranks: settings.ranks });
     if (settings.json) {
-      const record = { image: path, mode: settings.mode, caption: result.caption, prompt: result.prompt, terms: result.terms };
+      const lists = interrogator.lists.map((l) => ({ name: l.name, sha256: l.sha256, terms: l.items.length }));
+      const record = { image: path, mode: settings.mode, caption: result.caption, prompt: result.prompt, terms: result.terms, termLists: { source: dirs.terms ?? SHIPPED_TERMS.source, lists } };
       process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
     } else process.stdout.write(`${result.prompt}\n`);
   } finally {

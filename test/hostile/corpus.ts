@@ -596,5 +596,19 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     const o = out();
     add({ group: 'sd-upscale', name: `img2img --sd-upscale ${name}`, argv: ['img2img', 'a cat', ...run, '-i', f.valid, '--width', '32', '--height', '32', ...more, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o] });
   }
+
+  // ---- img2txt --------------------------------------------------------------------------------------------------
+  const interrogate = join(FIXTURES, 'tiny-interrogate');
+  const terms = (name: string) => join(root, 'img2txt-terms', name);
+  mkdirSync(terms('devices'), { recursive: true });
+  rmSync(terms('devices/zero.txt'), { force: true });
+  symlinkSync('/dev/zero', terms('devices/zero.txt'));
+  const img2txt = ['img2txt', f.valid, '--blip', join(interrogate, 'blip'), '--clip', join(interrogate, 'clip'), '--threads', '1'];
+  for (const [name, more, says] of [
+    ['--terms a file', ['--terms', join(interrogate, 'terms', 'artists.txt')], /term lists folder not found: .*artists\.txt/],
+    ['--terms with only /dev/zero as a list', ['--terms', terms('devices')], /no term lists \(\*\.txt\) in /],
+  ] as const) {
+    add({ group: 'img2txt', name: `img2txt ${name}`, argv: [...img2txt, ...more], status: 2, stderr: says });
+  }
   return cases;
 }

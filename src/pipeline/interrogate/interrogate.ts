@@ -4,7 +4,7 @@ import { BlipCaptioner } from './blip-captioner.js';
 import { CLIP_CONTEXT, ClipEncoder } from './clip-encoder.js';
 import { cachedFeatures } from './feature-cache.js';
 import { cosineRank, rankWeight, softmaxRank, truncateToFit } from './rank.js';
-import { readTermLists, type TermList } from './term-lists.js';
+import { readTermLists, shippedTermLists, type TermList } from './term-lists.js';
 
 export const INTERROGATE_MODES = ['classic', 'fast'] as const;
 export type InterrogateMode = (typeof INTERROGATE_MODES)[number];
@@ -14,7 +14,8 @@ export const FAST_TERMS = 32;
 export interface InterrogatorFolders {
   blip: string;
   clip: string;
-  terms: string;
+  /** A folder of *.txt lists; none: the shipped clip-interrogator lists. */
+  terms?: string;
   /** Where text features are kept between runs; none: computed every run. */
   featureCache?: string;
 }
@@ -55,12 +56,12 @@ export class Interrogator {
   private constructor(
     private readonly blip: BlipCaptioner,
     private readonly clip: ClipEncoder,
-    private readonly lists: readonly TermList[],
+    readonly lists: readonly TermList[],
     private readonly featureCache: string | undefined,
   ) {}
 
   static async open(folders: InterrogatorFolders, settings: SessionSettings): Promise<Interrogator> {
-    const lists = readTermLists(folders.terms);
+    const lists = folders.terms === undefined ? shippedTermLists() : readTermLists(folders.terms);
     const clip = await ClipEncoder.open(folders.clip, settings);
     try {
       return new Interrogator(await BlipCaptioner.open(folders.blip, settings), clip, lists, folders.featureCache);
