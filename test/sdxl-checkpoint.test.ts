@@ -7,10 +7,11 @@ import { convertCheckpoint } from '../src/graphs/convert.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
-import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
+import { assertNearRef, checkSdxlUnet, drawnInput, runGraph, tokenIds, type SdxlUnetRef } from './helpers/graph-refs.js';
 import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 import { scratch } from './helpers/scratch.js';
-import { checkpointBytes, sha256, syntheticInput, type ArrayRef, type Recipe } from './helpers/synthetic-checkpoint.js';
+import { checkpointBytes, sha256, type ArrayRef, type InputRef, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
  * A single-file SDXL checkpoint (SGM layout: conditioner.embedders.0.transformer CLIP ViT-L,
@@ -20,21 +21,15 @@ import { checkpointBytes, sha256, syntheticInput, type ArrayRef, type Recipe } f
  * single-file converters load from the same file: each graph within 1e-5 of the reference's
  * largest magnitude, and a whole StableDiffusionXLPipeline txt2img within the pipeline's 1e-5.
  */
-const TOLERANCE = 1e-5;
 const DIR = join(FIXTURES, 'sdxl-checkpoint');
-
-interface Input {
-  index: number;
-  shape: number[];
-}
 
 interface Manifest {
   name: string;
   sha256: string;
   seed: number;
   text: { input_ids: number[]; input_ids_2: number[]; penultimate: ArrayRef; penultimate_2: ArrayRef; text_embeds: ArrayRef };
-  unet: { sample: Input; context: Input; text_embeds: Input; time_ids: number[][]; timestep: number; out_sample: ArrayRef };
-  vae: { latent_sample: Input; sample: ArrayRef };
+  unet: SdxlUnetRef;
+  vae: { latent_sample: InputRef; sample: ArrayRef };
   txt2img: ReferenceCase & { final_latents: ArrayRef };
 }
 
@@ -54,24 +49,7 @@ const converted = (): Promise<string> => {
   return conversion;
 };
 
-async function run(path: string, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
-  const session = await ort.InferenceSession.create(path, { logSeverityLevel: 3 });
-  try {
-    const out = await session.run(feeds);
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-  } finally {
-    await session.release();
-  }
-}
-
-function near(what: string, actual: Float32Array | undefined, expected: ArrayRef): void {
-  assert.ok(actual, `${what}: no such output`);
-  const e = compare(actual, readF32(join(DIR, expected.file)));
-  assert.ok(e.relToMax < TOLERANCE, `${what}: off by ${e.maxAbs} (${e.relToMax.toExponential(2)} of max)`);
-}
-
-const float = (input: Input): ort.Tensor => new ort.Tensor('float32', syntheticInput(manifest.seed, input.index, input.shape), input.shape);
-const ids = (values: number[]): ort.Tensor => new ort.Tensor('int32', Int32Array.from(values), [1, values.length]);
+const near = (what: string, actual: Float32Array | undefined, expected: ArrayRef): number => assertNearRef(what, actual, DIR, expected);
 
 S('the folder is an SDXL pipeline: two text encoders and tokenizers, SDXL scheduler and VAE scaling, the UNet taking text_embeds and time_ids', async () => {
   const dir = await converted();
@@ -88,8 +66,8 @@ S('the folder is an SDXL pipeline: two text encoders and tokenizers, SDXL schedu
 
 S("text encoders: CLIP ViT-L's and bigG's penultimate states, bigG's projected pooled text_embeds", async () => {
   const dir = await converted();
-  const first = await run(join(dir, 'text_encoder', 'model.onnx'), { input_ids: ids(manifest.text.input_ids) });
-  const second = await run(join(dir, 'text_encoder_2', 'model.onnx'), { input_ids: ids(manifest.text.input_ids_2) });
+  const first = await runGraph(join(dir, 'text_encoder', 'model.onnx'), { input_ids: tokenIds(manifest.text.input_ids) });
+  const second = await runGraph(join(dir, 'text_encoder_2', 'model.onnx'), { input_ids: tokenIds(manifest.text.input_ids_2) });
   near('text_encoder hidden_states.1', first['hidden_states.1'], manifest.text.penultimate);
   near('text_encoder_2 hidden_states.2', second['hidden_states.2'], manifest.text.penultimate_2);
   near('text_encoder_2 text_embeds', second['text_embeds'], manifest.text.text_embeds);
@@ -97,16 +75,8 @@ S("text encoders: CLIP ViT-L's and bigG's penultimate states, bigG's projected p
 
 S('UNet with the added conditioning (pooled text, six time ids) and the VAE decoder', async () => {
   const dir = await converted();
-  const u = manifest.unet;
-  const out = await run(join(dir, 'unet', 'model.onnx'), {
-    sample: float(u.sample),
-    timestep: new ort.Tensor('float32', Float32Array.of(u.timestep), [1]),
-    encoder_hidden_states: float(u.context),
-    text_embeds: float(u.text_embeds),
-    time_ids: new ort.Tensor('float32', Float32Array.from(u.time_ids.flat()), [u.time_ids.length, u.time_ids[0]!.length]),
-  });
-  near('unet out_sample', out['out_sample'], u.out_sample);
-  const decoded = await run(join(dir, 'vae_decoder', 'model.onnx'), { latent_sample: float(manifest.vae.latent_sample) });
+  await checkSdxlUnet('unet out_sample', join(dir, 'unet', 'model.onnx'), manifest.seed, manifest.unet, DIR);
+  const decoded = await runGraph(join(dir, 'vae_decoder', 'model.onnx'), { latent_sample: drawnInput(manifest.seed, manifest.vae.latent_sample) });
   near('vae_decoder sample', decoded['sample'], manifest.vae.sample);
 });
 

@@ -67,7 +67,8 @@ def tensors(recipe: dict) -> dict[str, torch.Tensor]:
 
 
 def to_bytes(recipe: dict) -> bytes:
-    header: dict[str, object] = {}
+    """An optional "metadata" (string to string) is the header's __metadata__, first, as transformers' files carry it."""
+    header: dict[str, object] = {"__metadata__": recipe["metadata"]} if "metadata" in recipe else {}
     chunks: list[bytes] = []
     offset = 0
     for t, entry in enumerate(recipe["tensors"]):

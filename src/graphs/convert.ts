@@ -62,15 +62,17 @@ type Built = Partial<Record<Component, { graph: GraphBuilder; weights: Component
 
 function buildGraphs(source: ModelSource, weightType: WeightType): Built {
   const { config } = source;
-  const text = new ComponentWeights('text encoder', source.textEncoder.store, source.textEncoder.locate);
   const unet = new ComponentWeights('UNet', source.unet.store, source.unet.locate);
   const encoder = new ComponentWeights('VAE encoder', source.vae.store, source.vae.locate);
   const decoder = new ComponentWeights('VAE decoder', source.vae.store, source.vae.locate);
-  const second = source.textEncoder2 && config.textEncoder2 ? { source: source.textEncoder2, config: config.textEncoder2 } : undefined;
-  const text2 = second && new ComponentWeights('second text encoder', second.source.store, second.source.locate);
+  const text = (label: string, from: ModelSource['textEncoder'], textConfig: ModelConfig['textEncoder'], name: Component): Built => {
+    if (!from || !textConfig) return {};
+    const weights = new ComponentWeights(label, from.store, from.locate);
+    return { [name]: { graph: buildClipText(weights, textConfig, weightType, name), weights } };
+  };
   return {
-    text_encoder: { graph: buildClipText(text, config.textEncoder, weightType), weights: text },
-    ...(second && text2 ? { text_encoder_2: { graph: buildClipText(text2, second.config, weightType, 'text_encoder_2'), weights: text2 } } : {}),
+    ...text('text encoder', source.textEncoder, config.textEncoder, 'text_encoder'),
+    ...text('second text encoder', source.textEncoder2, config.textEncoder2, 'text_encoder_2'),
     unet: { graph: buildUnet(unet, config.unet, weightType), weights: unet },
     vae_encoder: { graph: buildVaeEncoder(encoder, config.vae, weightType), weights: encoder },
     vae_decoder: { graph: buildVaeDecoder(decoder, config.vae, weightType), weights: decoder },
@@ -119,7 +121,7 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       converter: CONVERTER_VERSION,
     };
     const weightMap = Object.fromEntries(built.map(([c, { weights }]) => [c, weights.records]));
-    await writeModelFolder(tmp, config, record, weightMap, model.tokenizerDir);
+    await writeModelFolder(tmp, config, record, weightMap, model);
     // What `models prune` and `models rm` look for: the folder goes when its checkpoint does.
     recordSource(tmp, source);
     await rename(tmp, outDir);

@@ -78,7 +78,8 @@ export interface ModelConfig {
   family: Family;
   variant: Variant;
   prediction: Prediction;
-  textEncoder: TextEncoderConfig;
+  /** CLIP ViT-L (SD 1.x, SDXL base) or OpenCLIP ViT-H (SD 2.x); absent in the SDXL refiner, which reads bigG alone. */
+  textEncoder?: TextEncoderConfig;
   /** SDXL: OpenCLIP bigG, whose states join CLIP ViT-L's and whose projection is the pooled text. */
   textEncoder2?: TextEncoderConfig;
   unet: UnetConfig;

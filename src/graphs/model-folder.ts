@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeClipTokenizer } from './clip-tokenizer-files.js';
-import type { ModelConfig } from './model-config.js';
+import type { ModelConfig, TextEncoderConfig } from './model-config.js';
+import type { ModelSource } from './source.js';
 import type { WeightRecord } from './weights.js';
 
 /**
@@ -133,7 +134,7 @@ function vaeJson(config: ModelConfig): Record<string, unknown> {
   };
 }
 
-function textEncoderJson(t: ModelConfig['textEncoder']): Record<string, unknown> {
+function textEncoderJson(t: TextEncoderConfig): Record<string, unknown> {
   const projection = t.sdxl?.projection;
   return {
     architectures: [projection === undefined ? 'CLIPTextModel' : 'CLIPTextModelWithProjection'],
@@ -168,32 +169,52 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** `tokenizerDir`: a tokenizer folder to copy (a diffusers folder's) instead of CLIP's. */
-export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>, tokenizerDir?: string): Promise<void> {
+/** What a source carries over beyond the graphs: a diffusers folder's tokenizers and its model_index.json's empty-prompt choice. */
+export type FolderExtras = Pick<ModelSource, 'tokenizerDir' | 'tokenizer2Dir' | 'forceZerosForEmptyPrompt'>;
+
+/**
+ * The SDXL refiner (bigG alone, aesthetic-score time ids) is diffusers' img2img pipeline, whose
+ * model_index.json says so, and which leaves empty prompts to the encoder (stabilityai's refiner).
+ */
+function sdxlIndex(config: ModelConfig, extras: FolderExtras): Record<string, unknown> {
+  const refiner = !config.textEncoder;
+  return {
+    _class_name: refiner ? 'StableDiffusionXLImg2ImgPipeline' : SDXL_PIPELINES[config.variant],
+    text_encoder_2: ['diffusers', 'OnnxRuntimeModel'],
+    tokenizer_2: ['transformers', 'CLIPTokenizer'],
+    force_zeros_for_empty_prompt: extras.forceZerosForEmptyPrompt ?? !refiner,
+    ...(refiner ? { requires_aesthetics_score: true, text_encoder: [null, null], tokenizer: [null, null] } : {}),
+  };
+}
+
+export async function writeModelFolder(dir: string, config: ModelConfig, record: CheckpointRecord, weights: Record<string, WeightRecord[]>, extras: FolderExtras = {}): Promise<void> {
   const sdxl = config.textEncoder2;
   await writeJson(join(dir, 'model_index.json'), {
-    _class_name: (sdxl ? SDXL_PIPELINES : PIPELINES)[config.variant],
+    _class_name: PIPELINES[config.variant],
     requires_safety_checker: false,
     scheduler: ['diffusers', sdxl ? 'EulerDiscreteScheduler' : 'PNDMScheduler'],
     text_encoder: ['diffusers', 'OnnxRuntimeModel'],
-    ...(sdxl ? { text_encoder_2: ['diffusers', 'OnnxRuntimeModel'], tokenizer_2: ['transformers', 'CLIPTokenizer'], force_zeros_for_empty_prompt: true } : {}),
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: ['diffusers', 'OnnxRuntimeModel'],
     vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
     vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
+    ...(sdxl ? sdxlIndex(config, extras) : {}),
   });
   await mkdir(join(dir, 'scheduler'), { recursive: true });
   await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), schedulerConfig(config));
   await writeJson(join(dir, 'unet', 'config.json'), unetJson(config));
   await writeJson(join(dir, 'vae_encoder', 'config.json'), vaeJson(config));
   await writeJson(join(dir, 'vae_decoder', 'config.json'), vaeJson(config));
-  await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config.textEncoder));
-  if (tokenizerDir) await cp(tokenizerDir, join(dir, 'tokenizer'), { recursive: true });
-  else await writeClipTokenizer(join(dir, 'tokenizer'), config.family === 'sd2' ? '!' : 'eos');
+  if (config.textEncoder) {
+    await writeJson(join(dir, 'text_encoder', 'config.json'), textEncoderJson(config.textEncoder));
+    if (extras.tokenizerDir) await cp(extras.tokenizerDir, join(dir, 'tokenizer'), { recursive: true });
+    else await writeClipTokenizer(join(dir, 'tokenizer'), config.family === 'sd2' ? '!' : 'eos');
+  }
   if (sdxl) {
-    // SDXL's second tokenizer pads with "!" as OpenCLIP's (stabilityai's tokenizer_2 config).
     await writeJson(join(dir, 'text_encoder_2', 'config.json'), textEncoderJson(sdxl));
-    await writeClipTokenizer(join(dir, 'tokenizer_2'), '!');
+    // SDXL's second tokenizer pads with "!" as OpenCLIP's (stabilityai's tokenizer_2 config).
+    if (extras.tokenizer2Dir) await cp(extras.tokenizer2Dir, join(dir, 'tokenizer_2'), { recursive: true });
+    else await writeClipTokenizer(join(dir, 'tokenizer_2'), '!');
   }
   await writeJson(join(dir, WEIGHT_MAP), weights);
   await writeJson(join(dir, CHECKPOINT_RECORD), record);

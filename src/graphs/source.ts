@@ -14,7 +14,8 @@ export interface ComponentSource {
 
 export interface ModelSource {
   config: Omit<ModelConfig, 'prediction'>;
-  textEncoder: ComponentSource;
+  /** Absent in the SDXL refiner (config.textEncoder says so too). */
+  textEncoder?: ComponentSource;
   /** SDXL's second text encoder (OpenCLIP bigG). */
   textEncoder2?: ComponentSource;
   unet: ComponentSource;
@@ -23,7 +24,10 @@ export interface ModelSource {
   prediction?: Prediction;
   /** Whether the configs give the native image size (a diffusers folder's do, a single file cannot). */
   statesSize: boolean;
-  /** A tokenizer folder to carry over as it is (a diffusers folder's). */
+  /** Tokenizer folders to carry over as they are (a diffusers folder's tokenizer/ and tokenizer_2/). */
   tokenizerDir?: string;
+  tokenizer2Dir?: string;
+  /** What the source's model_index.json says about empty prompts (diffusers' SDXL pipelines read it); single files say nothing. */
+  forceZerosForEmptyPrompt?: boolean;
   close(): Promise<void>;
 }

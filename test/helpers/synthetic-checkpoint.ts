@@ -19,6 +19,8 @@ export type RecipeEntry = [string, string, number[], 'uniform' | 'arange', numbe
 export interface Recipe {
   seed: number;
   tensors: RecipeEntry[];
+  /** The header's __metadata__ (transformers loads only files that say {"format": "pt"}). */
+  metadata?: Record<string, string>;
 }
 
 export function readRecipe(name: string): Recipe {
@@ -72,6 +74,7 @@ export function checkpointBytes(recipe: Recipe): Uint8Array {
       if (data.length !== entry[2].reduce((a, b) => a * b, 1) * DTYPE_BYTES[entry[1]]!) throw new Error(`recipe entry ${entry[0]} encodes to ${data.length} bytes`);
       return { name: entry[0], dtype: entry[1], shape: entry[2], data };
     }),
+    recipe.metadata,
   );
 }
 
@@ -89,17 +92,22 @@ export function writeCheckpoint(dir: string, name: string, file = `${name}.safet
 
 /**
  * A recipe's weights as a diffusers (PyTorch) folder (tools/make_graph_fixtures.py's
- * diffusers_folder: the same values under diffusers' names), with tiny-sd's tokenizer.
+ * diffusers_folder: the same values under diffusers' names), with tiny-sd's tokenizer; or any
+ * `<layout>.diffusers.json.gz` with the tokenizer folders given (tools/make_sdxl_folder_fixture.py).
  */
-export function writeDiffusersFolder(dir: string, name: string): string {
-  const layout = readJson<{ files: Record<string, Recipe>; configs: Record<string, unknown> }>(join(GRAPH_FIXTURES, `${name}.diffusers.json.gz`));
+export function writeDiffusersFolder(
+  dir: string,
+  name: string,
+  from: { layoutDir: string; tokenizers: Record<string, string> } = { layoutDir: GRAPH_FIXTURES, tokenizers: { tokenizer: join(FIXTURES, 'tiny-sd', 'tokenizer') } },
+): string {
+  const layout = readJson<{ files: Record<string, Recipe>; configs: Record<string, unknown> }>(join(from.layoutDir, `${name}.diffusers.json.gz`));
   const write = (rel: string, data: Uint8Array | string): void => {
     mkdirSync(dirname(join(dir, rel)), { recursive: true });
     writeFileSync(join(dir, rel), data);
   };
   for (const [rel, recipe] of Object.entries(layout.files)) write(rel, checkpointBytes(recipe));
   for (const [rel, config] of Object.entries(layout.configs)) write(rel, JSON.stringify(config));
-  cpSync(join(FIXTURES, 'tiny-sd', 'tokenizer'), join(dir, 'tokenizer'), { recursive: true });
+  for (const [part, source] of Object.entries(from.tokenizers)) cpSync(source, join(dir, part), { recursive: true });
   return dir;
 }
 
