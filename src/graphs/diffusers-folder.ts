@@ -16,7 +16,7 @@ import type { ComponentSource, ModelSource } from './source.js';
 
 type Json = Record<string, unknown>;
 
-function readConfig(dir: string, file: string): Json {
+export function readConfig(dir: string, file: string): Json {
   const path = join(dir, file);
   try {
     const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
@@ -27,7 +27,7 @@ function readConfig(dir: string, file: string): Json {
   throw new CheckpointError(`${path} is not a JSON object`);
 }
 
-function num(config: Json, key: string, path: string, fallback?: number): number {
+export function num(config: Json, key: string, path: string, fallback?: number): number {
   const v = config[key] ?? fallback;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new CheckpointError(`${path}: ${key} is ${JSON.stringify(v)}, expected a number`);
   return v;

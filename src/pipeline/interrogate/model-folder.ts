@@ -4,10 +4,11 @@ import { ModelLoadError } from '../../errors.js';
 
 /**
  * A graph of an interrogator folder: `onnx/<name>.onnx` as transformers.js repos (Xenova/clip-vit-large-patch14)
- * keep them, or `<name>.onnx` beside the configs; missing, one line naming the folder and what it needs.
+ * keep them, `<name>.onnx` beside the configs, or `<name>/model.onnx` as diffuse's graph builder writes them;
+ * missing, one line naming the folder and what it needs.
  */
 export function interrogatorGraph(dir: string, name: string, role: string): string {
-  for (const path of [join(dir, 'onnx', `${name}.onnx`), join(dir, `${name}.onnx`)]) if (existsSync(path)) return path;
+  for (const path of [join(dir, 'onnx', `${name}.onnx`), join(dir, `${name}.onnx`), join(dir, name, 'model.onnx')]) if (existsSync(path)) return path;
   throw new ModelLoadError(`${role} folder ${dir} has no onnx/${name}.onnx (see the README's img2txt section for the files it needs)`);
 }
 
