@@ -33,6 +33,8 @@ export interface ImageMetadata {
   variationStrength?: number;
   /** A1111's eta noise seed delta, when set. */
   ensd?: number;
+  /** DeepCache's interval (--deep-cache), when above 1. */
+  deepCache?: number;
   /** A1111 numbering: 1 is the last layer. */
   clipSkip: number;
   /** Textual-inversion embeddings the prompts used: name → short hash (A1111's "TI hashes"). */

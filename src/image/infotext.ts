@@ -243,6 +243,7 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   // A machine's property, not a setting: recorded for the reader, not restored by --from.
   if (m.provider) extra.Provider = m.provider;
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
+  if (m.deepCache !== undefined) extra['Deep cache'] = String(m.deepCache);
   if (m.sigmaTable) extra['Sigma table'] = SIGMA_TABLE_LABELS[m.sigmaTable];
   if (m.init?.hash) extra['Init image hash'] = m.init.hash;
   if (m.initialLatents) extra['Init latents hash'] = m.initialLatents.hash;
@@ -434,6 +435,7 @@ export interface RecordedSettings {
   ensd?: number;
   clipSkip?: number;
   promptWeighting?: string;
+  deepCache?: number;
   /** A1111's "RNG": CPU, NV, or GPU (its default when absent, CUDA's generator). */
   rng: 'CPU' | 'NV' | 'GPU' | string;
   model?: { name?: string; hash?: string };
@@ -494,6 +496,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     ensd: p.ensd,
     clipSkip: p.clipSkip,
     promptWeighting: p.extra['Prompt weighting'],
+    ...(p.extra['Deep cache'] !== undefined && /^\d+$/.test(p.extra['Deep cache']) ? { deepCache: Number(p.extra['Deep cache']) } : {}),
     rng: p.rng ?? 'GPU',
     ...(p.extra['VAE Decoder'] !== undefined ? { vaeDecoder: p.extra['VAE Decoder'] } : {}),
   };

@@ -130,3 +130,8 @@ export function floatInitializer(name: string, elemType: number, dims: readonly 
 export function appendInitializer(graph: GraphProto, tensor: Message): void {
   graph.msg.append(GRAPH_INITIALIZER, [messageField(GRAPH_INITIALIZER, tensor)]);
 }
+
+/** Drops the initialisers whose names `keep` rejects (their external data stays in its file, unread). */
+export function keepInitializers(graph: GraphProto, keep: (name: string) => boolean): void {
+  graph.msg.set(GRAPH_INITIALIZER, graph.msg.all(GRAPH_INITIALIZER).filter((f) => keep(Message.decode(f.data).string(TENSOR.name) ?? '')));
+}

@@ -302,6 +302,24 @@ export class GraphProto {
   appendNode(node: NodeProto): void {
     this.msg.append(GRAPH.node, [messageField(GRAPH.node, node.msg)]);
   }
+
+  appendInput(value: ValueInfoProto): void {
+    this.msg.append(GRAPH.input, [messageField(GRAPH.input, value.msg)]);
+  }
+
+  appendOutput(value: ValueInfoProto): void {
+    this.msg.append(GRAPH.output, [messageField(GRAPH.output, value.msg)]);
+  }
+
+  /** Drops the nodes and graph inputs `keep` rejects; everything else stays in place. */
+  filter(keep: { node: (node: NodeProto) => boolean; input: (input: ValueInfoProto) => boolean }): void {
+    const nodes = this.nodes;
+    const inputs = this.inputs;
+    const keptNodes = new Set(nodes.filter(keep.node).map((n) => n.msg));
+    const keptInputs = new Set(inputs.filter(keep.input).map((i) => i.msg));
+    this.msg.set(GRAPH.node, this.msg.all(GRAPH.node).filter((f) => keptNodes.has(f.child!)));
+    this.msg.set(GRAPH.input, this.msg.all(GRAPH.input).filter((f) => keptInputs.has(f.child!)));
+  }
 }
 
 export class NodeProto {
@@ -369,6 +387,14 @@ export class AttributeProto {
 
 export class ValueInfoProto {
   constructor(readonly msg: Message) {}
+
+  /** A tensor value of a known element type whose dimensions are named, not sized. */
+  static tensor(name: string, elemType: number, dimNames: readonly string[]): ValueInfoProto {
+    const dims = dimNames.map((d) => messageField(SHAPE.dim, new Message([stringField(DIMENSION.dimParam, d)])));
+    const tensorType = new Message([intField(TENSOR_TYPE.elemType, elemType), messageField(TENSOR_TYPE.shape, new Message(dims))]);
+    const type = new Message([messageField(TYPE.tensorType, tensorType)]);
+    return new ValueInfoProto(new Message([stringField(VALUE_INFO.name, name), messageField(VALUE_INFO.type, type)]));
+  }
 
   get name(): string {
     return this.msg.string(VALUE_INFO.name) ?? '';

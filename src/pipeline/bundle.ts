@@ -117,7 +117,7 @@ export interface BundleParts {
 /** Sessions in the order of parts.texts; reopenText (parked encoders) reopens the i-th. */
 export function assemble(
   parts: BundleParts,
-  sessions: { texts: OpenedSession[]; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined },
+  sessions: { texts: OpenedSession[]; unet: OpenedSession; decoder: OpenedSession; encoder: OpenedSession | undefined; shallowUnet?: OpenedSession | undefined },
   reopenText?: (i: number) => Promise<OpenedSession>,
 ): ModelBundle {
   const { texts, unet, decoder, encoder } = sessions;
@@ -131,7 +131,7 @@ export function assemble(
     }),
   }));
   const opened = [unet, decoder, encoder].filter((s) => s !== undefined);
-  const denoiser = new Unet(unet, parts.files.layersPerBlock);
+  const denoiser = new Unet(unet, parts.files.layersPerBlock, sessions.shallowUnet);
   return {
     files: parts.files,
     name: readCheckpointRecord(parts.files.dir)?.name ?? basename(parts.files.dir),

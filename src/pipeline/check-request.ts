@@ -27,6 +27,10 @@ export function checkRequest(files: Pick<ModelFiles, 'vaeScaleFactor'>, request:
   if (request.refinerSwitch !== undefined && !(request.refinerSwitch > 0 && request.refinerSwitch <= 1)) {
     throw new UsageError(`the refiner switch is the completed fraction of the schedule, above 0 and at most 1 (got ${request.refinerSwitch})`);
   }
+  if (request.deepCache !== undefined && !(Number.isInteger(request.deepCache) && request.deepCache >= 1)) {
+    throw new UsageError(`the DeepCache interval is a whole number of UNet calls, 1 or more (got ${request.deepCache})`);
+  }
+  if ((request.deepCache ?? 1) > 1 && request.control?.length) throw new UsageError('--deep-cache does not combine with ControlNet units yet: leave one of them out');
   checkHires(request, ratio);
   if ((mask || outpaint || request.depth) && !init) throw new UsageError('a mask, an outpaint extension or a depth map needs the picture it applies to (init)');
   if (!init) return;

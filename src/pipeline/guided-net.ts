@@ -2,6 +2,7 @@ import { withoutExtraNetworks } from '../text/extra-networks.js';
 import { padCondUncond } from '../text/prompt-pad.js';
 import { parkTextEncoders, type ModelBundle } from './bundle.js';
 import { encodeConditioning, zeroedConditioning } from './conditioning.js';
+import { DeepCacheSchedule } from './deep-cache.js';
 import { applyGuidance } from './guidance.js';
 import { guidanceCondition } from './lcm.js';
 import { timeIds } from './micro-conditioning.js';
@@ -46,6 +47,7 @@ export async function guidedNet(
   const padding = request.condPadding ?? 'none';
   const emptyPrompt = uncond && padding === 'empty-chunks' ? (await encodeConditioning(bundle, '', calls, weighting, ids(true))).at(0).data : new Float32Array(0);
   await parkTextEncoders(bundle);
+  const deepCache = (request.deepCache ?? 1) > 1 ? new DeepCacheSchedule(request.deepCache!) : undefined;
 
   /** One UNet call on groups of `batch` images, each group conditioned on one prompt (uncond: whether it is the negative one). */
   const predict = async (sample: Float32Array, t: number, call: number, contexts: Conditioning[], uncond: boolean[]): Promise<Float32Array> => {
@@ -56,7 +58,9 @@ export async function guidedNet(
     const dims = [n, channels, ...latentSize] as const;
     const contextDims = [n, context.tokens, context.width] as const;
     const residuals = control && (await control(sample, dims, t, call, context.data, contextDims, uncond));
-    return bundle.unet.predict(sample, dims, t, context.data, contextDims, timestepCond, context.added, residuals);
+    // Each way of batching the prompts is its own group of features: [negative, prompt], or each alone.
+    const cache = deepCache?.use(call, uncond.join());
+    return bundle.unet.predict(sample, dims, t, context.data, contextDims, timestepCond, context.added, residuals, cache);
   };
   const padded = (u: Conditioning, c: Conditioning): [Conditioning, Conditioning] => {
     if (padding === 'none' || u.tokens === c.tokens) return [u, c];

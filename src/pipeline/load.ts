@@ -11,6 +11,7 @@ import { readEmbeddingsDir, type EmbeddingTokens, type TextualInversion } from '
 import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
+import { splitForDeepCache } from '../onnx/deep-cache-split.js';
 import { int8Graphs, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
@@ -56,6 +57,11 @@ export interface LoadOptions {
   optimizedCache?: string;
   /** Run the UNet's attention as fused MultiHeadAttention (about half the peak memory at 512²). */
   fuseAttention?: boolean;
+  /**
+   * Split the UNet for DeepCache (requests' deepCache): a full graph that also outputs the deep
+   * feature, and a shallow one that reuses it; both edited once and cached.
+   */
+  deepCache?: boolean;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only. */
   quantize?: Quantization;
   /** How int8 weights are stored (default: the format this CPU runs exactly, see cpu-features). */
@@ -163,15 +169,17 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
     : { unet: unetSource, decoder: paths.decoder };
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
   const previewPath = options.previewVae && resolve(options.previewVae) !== other?.dir ? requirePart(resolve(options.previewVae), 'vae_decoder') : undefined;
-  const [texts, unet, decoder, encoder, depth, preview] = await Promise.all([
+  const unetGraphs = options.deepCache ? deepCacheUnet(graphs.unet, graphCache) : { full: graphs.unet, shallow: undefined };
+  const [texts, unet, decoder, encoder, depth, preview, shallowUnet] = await Promise.all([
     Promise.all(parts.texts.map((t) => openSession(t.path, settings))),
-    openSession(graphs.unet, settings),
+    openSession(unetGraphs.full, settings),
     openSession(graphs.decoder, settings),
     paths.encoder ? openSession(paths.encoder, settings) : Promise.resolve(undefined),
     paths.depth ? openSession(paths.depth, settings) : Promise.resolve(undefined),
     previewPath ? openSession(previewPath, settings) : Promise.resolve(undefined),
+    unetGraphs.shallow ? openSession(unetGraphs.shallow, settings) : Promise.resolve(undefined),
   ]);
-  const assembled = assemble(parts, { texts, unet, decoder, encoder }, options.parkTextEncoder ? (i) => openSession(parts.texts[i]!.path, settings) : undefined);
+  const assembled = assemble(parts, { texts, unet, decoder, encoder, shallowUnet }, options.parkTextEncoder ? (i) => openSession(parts.texts[i]!.path, settings) : undefined);
   const bundle = {
     ...assembled,
     ...(other ? { vae: { ...other.choice, decoderPath: paths.decoder }, vaeScale: other.scale ?? assembled.vaeScale } : {}),
@@ -396,6 +404,22 @@ function fuseOnce(path: string, cacheDir: string): string {
       return { model: fused.model, result: { fused: fused.fused, skipped: fused.skipped } };
     },
   }).path;
+}
+
+/** DeepCache's two UNet graphs (src/onnx/deep-cache-split.ts), each cut once and cached beside links to the weights. */
+function deepCacheUnet(path: string, cacheDir: string): { full: string; shallow: string } {
+  const part = (which: 'full' | 'shallow') =>
+    cachedModelEdit({
+      source: path,
+      cacheDir,
+      label: `unet-deep-cache-${which}`,
+      editKey: { deepCache: 1, part: which },
+      edit: (model) => {
+        const split = splitForDeepCache(model);
+        return { model: split[which], result: { nodes: split.nodes, shallowNodes: split.shallowNodes } };
+      },
+    }).path;
+  return { full: part('full'), shallow: part('shallow') };
 }
 
 /** A text encoder's hidden width from its config.json (768 for SD 1.x), which embeddings must match. */

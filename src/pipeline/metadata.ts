@@ -51,6 +51,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     batchPos,
     ...(request.variation ? { variationSeed: request.variation.seed + batchPos, variationStrength: request.variation.strength } : {}),
     ...(request.ensd ? { ensd: request.ensd } : {}),
+    ...((request.deepCache ?? 1) > 1 ? { deepCache: request.deepCache } : {}),
     clipSkip: bundle.clipSkip,
     embeddings,
     ...(bundle.loras.length ? { loras: Object.fromEntries(bundle.loras.map((l) => [l.name, l.hash])) } : {}),

@@ -58,6 +58,12 @@ export interface GenerationRequest {
    * loop (ancestral and DDIM-eta steps) comes from generators re-seeded with seed + ensd.
    */
   ensd?: number;
+  /**
+   * DeepCache's cache interval (LoadOptions.deepCache must have split the UNet): every n-th
+   * denoiser call of a pass runs the whole UNet and keeps its deep feature, the calls between run
+   * only the shallow layers on it. Absent or 1: every call runs the whole UNet.
+   */
+  deepCache?: number;
   /** Ancestral/DDIM eta; the sampler's own default when undefined. */
   eta?: number;
   /** A1111's and ComfyUI's DPM2 drop the next-to-last sigma; set by resolveSampler. */

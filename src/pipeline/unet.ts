@@ -3,6 +3,8 @@ import { ModelLoadError } from '../errors.js';
 import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
 import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
 import { noTransfers, ResidentInputs, tensorBytes, type Transfers } from '../onnx/resident-inputs.js';
+import { DEEP_CACHE_FEATURE } from '../onnx/deep-cache-split.js';
+import type { DeepCacheUse } from './deep-cache.js';
 import type { AddedConditioning } from './text-encoder.js';
 
 /** A ControlNet residual for a whole UNet batch: [batch, C, h, w]. */
@@ -50,10 +52,15 @@ export class Unet {
   /** ControlNet residual inputs, the down blocks' in order then the mid block's; empty for plain UNets. */
   readonly residualInputs: readonly TensorInfo[];
 
-  /** layersPerBlock: unet/config.json's (SD's 2 when absent), which places the residuals at their resolutions. */
+  /**
+   * layersPerBlock: unet/config.json's (SD's 2 when absent), which places the residuals at their
+   * resolutions. shallow: DeepCache's shallow graph (src/onnx/deep-cache-split.ts), when `opened`
+   * is the full graph that also outputs the deep feature.
+   */
   constructor(
     private readonly opened: OpenedSession,
     private readonly layersPerBlock = 2,
+    private readonly shallow?: OpenedSession,
   ) {
     this.resident = opened.provider === 'webgpu' ? new ResidentInputs(opened.provider) : undefined;
     const s = opened.session;
@@ -107,7 +114,9 @@ export class Unet {
     timestepCond?: Float32Array,
     added?: AddedConditioning,
     residuals?: readonly Residual[],
+    deepCache?: DeepCacheUse,
   ): Promise<Float32Array> {
+    if (deepCache && !this.shallow) throw new ModelLoadError('this UNet was loaded without DeepCache (LoadOptions.deepCache)');
     const [batch] = dims;
     const res = this.residualInputs.length === 0 ? undefined : (residuals ?? this.zeroResiduals(batch, dims[2], dims[3]));
     if (res && res.length !== this.residualInputs.length) {
@@ -124,7 +133,7 @@ export class Unet {
     if (batch % step !== 0) {
       throw new ModelLoadError(`unet is exported for batch ${step}; cannot run batch ${batch}`);
     }
-    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond, added, res);
+    if (step === batch) return this.run(sample, dims, t, context, contextDims, timestepCond, added, res, deepCache && { use: deepCache, slice: 0 });
     const out = new Float32Array(sample.length);
     const perSample = sample.length / batch;
     const perContext = context.length / batch;
@@ -140,6 +149,7 @@ export class Unet {
         timestepCond?.subarray(b * perCond, (b + step) * perCond),
         added ? { textEmbeds: slice(added.textEmbeds, b), timeIds: slice(added.timeIds, b) } : undefined,
         res?.map((r) => ({ data: slice(r.data, b), dims: [step, r.dims[1], r.dims[2], r.dims[3]] as const })),
+        deepCache && { use: deepCache, slice: b },
       );
       out.set(part, b * perSample);
     }
@@ -155,6 +165,7 @@ export class Unet {
     timestepCond: Float32Array | undefined,
     added: AddedConditioning | undefined,
     residuals?: readonly Residual[],
+    deep?: { use: DeepCacheUse; slice: number },
   ): Promise<Float32Array> {
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.floatType, sample, dims),
@@ -173,13 +184,25 @@ export class Unet {
       const r = residuals![i]!;
       feeds[input.name] = floatTensor(input.type === 'float16' ? 'float16' : 'float32', r.data, r.dims);
     });
+    const shallow = deep?.use.reuse ? this.shallow! : undefined;
+    if (shallow) {
+      // The shallow graph reads only what its layers need (no deep block's inputs).
+      for (const name of Object.keys(feeds)) if (!shallow.session.inputNames.includes(name)) delete feeds[name];
+    }
     const steady = this.resident ? this.steadyInputs() : [];
     for (const [name, tensor] of Object.entries(feeds)) {
       const kept = steady.includes(name) ? await this.resident!.get(name, tensor) : { tensor, copied: true };
       this.transfers[kept.copied ? 'hostToDevice' : 'keptOnDevice'] += tensorBytes(tensor);
       feeds[name] = kept.tensor;
     }
-    const result = await this.opened.session.run(feeds, [this.outputName]);
+    if (shallow) {
+      const feature = deep!.use.features.get(deep!.slice);
+      if (!feature) throw new ModelLoadError('DeepCache: a shallow UNet call came before any full one');
+      feeds[DEEP_CACHE_FEATURE] = feature;
+    }
+    const keep = deep && !shallow;
+    const result = await (shallow ?? this.opened).session.run(feeds, keep ? [this.outputName, DEEP_CACHE_FEATURE] : [this.outputName]);
+    if (keep) deep.use.features.set(deep.slice, result[DEEP_CACHE_FEATURE]!);
     const out = result[this.outputName]!;
     this.transfers.runs++;
     this.transfers.deviceToHost += tensorBytes(out);
@@ -191,8 +214,14 @@ export class Unet {
     return [this.context.name, ...(this.textEmbeds ? [this.textEmbeds.name] : []), ...(this.timeIds ? [this.timeIds.name] : [])];
   }
 
+  /** Whether the UNet was loaded split for DeepCache (requests may then set deepCache). */
+  get deepCache(): boolean {
+    return this.shallow !== undefined;
+  }
+
   async release(): Promise<void> {
     await this.resident?.release();
+    await this.shallow?.session.release();
   }
 
   private addedTensor(input: TensorInfo, values: Float32Array, batch: number): ort.Tensor {
