@@ -13,7 +13,7 @@ const RNG_NAMES: Record<string, string> = { CPU: 'cpu', NV: 'philox', GPU: 'phil
  * without them was made with those defaults, so --from takes the defaults, not the config file's.
  */
 const OMITTED_AT_DEFAULT = [
-  'negativePrompt', 'schedule', 'clipSkip', 'ensd', 'deepCache', 'eta', 'cfgRescale', 'variationSeed', 'variationStrength', 'promptWeighting',
+  'negativePrompt', 'schedule', 'clipSkip', 'ensd', 'deepCache', 'tokenMerging', 'eta', 'cfgRescale', 'variationSeed', 'variationStrength', 'promptWeighting',
   'quantize', 'int8Format', 'sdeNoise', 'sigmaTable', 'seedMode', 'watermark', 'safetyChecker', 'safetyAction',
   'hiresScale', 'hiresSize', 'hiresUpscaler', 'hiresSteps', 'hiresStrength', 'hiresPrompt', 'hiresNegative', 'hiresSampler', 'hiresSchedule', 'hiresCfg',
 ] as const;
@@ -56,6 +56,7 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
   set('safetyAction', p.safetyCheck?.action === 'blur' ? 'blur' : undefined);
   set('ensd', p.ensd);
   set('deepCache', p.deepCache);
+  set('tokenMerging', p.tokenMerging);
   set('clipSkip', p.clipSkip);
   set('promptWeighting', p.promptWeighting);
   const hires = p.hires;

@@ -35,6 +35,8 @@ export interface ImageMetadata {
   ensd?: number;
   /** DeepCache's interval (--deep-cache), when above 1. */
   deepCache?: number;
+  /** ToMe's ratio (--token-merging), when above 0: A1111's "Token merging ratio". */
+  tokenMerging?: number;
   /** A1111 numbering: 1 is the last layer. */
   clipSkip: number;
   /** Textual-inversion embeddings the prompts used: name → short hash (A1111's "TI hashes"). */

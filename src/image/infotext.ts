@@ -244,6 +244,11 @@ export function metadataParameters(m: ImageMetadata): GenerationParameters {
   if (m.provider) extra.Provider = m.provider;
   if (m.sdeNoise !== 'brownian') extra['SDE noise'] = m.sdeNoise;
   if (m.deepCache !== undefined) extra['Deep cache'] = String(m.deepCache);
+  if (m.tokenMerging !== undefined) {
+    extra['Token merging ratio'] = pythonFloat(m.tokenMerging);
+    // A1111's hires pass merges at its own ratio, which defaults to the first pass's; ours is the one the UNet was edited for.
+    if (m.hires) extra['Token merging ratio hr'] = pythonFloat(m.tokenMerging);
+  }
   if (m.sigmaTable) extra['Sigma table'] = SIGMA_TABLE_LABELS[m.sigmaTable];
   if (m.init?.hash) extra['Init image hash'] = m.init.hash;
   if (m.initialLatents) extra['Init latents hash'] = m.initialLatents.hash;
@@ -436,6 +441,7 @@ export interface RecordedSettings {
   clipSkip?: number;
   promptWeighting?: string;
   deepCache?: number;
+  tokenMerging?: number;
   /** A1111's "RNG": CPU, NV, or GPU (its default when absent, CUDA's generator). */
   rng: 'CPU' | 'NV' | 'GPU' | string;
   model?: { name?: string; hash?: string };
@@ -497,6 +503,7 @@ export function recordedSettings(p: GenerationParameters): RecordedSettings {
     clipSkip: p.clipSkip,
     promptWeighting: p.extra['Prompt weighting'],
     ...(p.extra['Deep cache'] !== undefined && /^\d+$/.test(p.extra['Deep cache']) ? { deepCache: Number(p.extra['Deep cache']) } : {}),
+    ...(p.extra['Token merging ratio'] !== undefined && Number.isFinite(Number(p.extra['Token merging ratio'])) ? { tokenMerging: Number(p.extra['Token merging ratio']) } : {}),
     rng: p.rng ?? 'GPU',
     ...(p.extra['VAE Decoder'] !== undefined ? { vaeDecoder: p.extra['VAE Decoder'] } : {}),
   };

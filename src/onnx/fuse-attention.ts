@@ -36,7 +36,7 @@ const ATTRIBUTE = { t: 5 } as const;
 const TENSOR = { dataType: 2, floatData: 4, int64Data: 7, rawData: 9, dataLocation: 14 } as const;
 const DATA_TYPE = { FLOAT: 1, INT64: 7 } as const;
 
-interface Attention {
+export interface Attention {
   query: string;
   key: string;
   value: string;
@@ -50,7 +50,7 @@ interface Attention {
 }
 
 /** Producers, consumers and constants of one graph, read once. */
-class GraphIndex {
+export class GraphIndex {
   readonly producer = new Map<string, NodeProto>();
   readonly consumers = new Map<string, NodeProto[]>();
   readonly nodes: NodeProto[];
@@ -191,7 +191,7 @@ function softmaxScale(index: GraphIndex, sqrtQ: string, sqrtK: string, q: string
 }
 
 /** `softmaxDefaultAxis`: -1 from opset 13; before, a missing axis meant 1 (over a flattened tail). */
-function matchAttention(index: GraphIndex, softmax: NodeProto, softmaxDefaultAxis: number): Attention | undefined {
+export function matchAttention(index: GraphIndex, softmax: NodeProto, softmaxDefaultAxis: number): Attention | undefined {
   const axis = intAttr(softmax, 'axis') ?? softmaxDefaultAxis;
   if (axis !== -1 && axis !== 3) return undefined;
   const scores = index.op(softmax.inputs[0], 'MatMul');

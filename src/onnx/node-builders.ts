@@ -10,8 +10,8 @@ export const MS_DOMAIN = 'com.microsoft';
 const MODEL_OPSET_IMPORT = 8;
 const OPSET = { domain: 1, version: 2 } as const;
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
-const ATTRIBUTE = { name: 1, f: 2, i: 3, s: 4, ints: 8, type: 20 } as const;
-const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
+const ATTRIBUTE = { name: 1, f: 2, i: 3, s: 4, t: 5, ints: 8, type: 20 } as const;
+const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, INTS: 7 } as const;
 
 export function floatAttribute(name: string, value: number): Message {
   const data = new Uint8Array(4);
@@ -32,6 +32,11 @@ export function stringAttribute(name: string, value: string): Message {
   return new Message([stringField(ATTRIBUTE.name, name), stringField(ATTRIBUTE.s, value), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.STRING)]);
 }
 
+/** A tensor-valued attribute (ConstantOfShape's value); `tensor` is a TensorProto message. */
+export function tensorAttribute(name: string, tensor: Message): Message {
+  return new Message([stringField(ATTRIBUTE.name, name), messageField(ATTRIBUTE.t, tensor), intField(ATTRIBUTE.type, ATTRIBUTE_TYPE.TENSOR)]);
+}
+
 /** A NodeProto message; `domain` only for non-default operator sets (com.microsoft). */
 export function makeNode(opType: string, name: string, inputs: readonly string[], outputs: readonly string[], attributes: readonly Message[] = [], domain?: string): Message {
   return new Message([
@@ -48,6 +53,16 @@ export function makeNode(opType: string, name: string, inputs: readonly string[]
 export function defaultOpset(model: ModelProto): number {
   const entry = model.msg.messages(MODEL_OPSET_IMPORT).find((m) => ['', 'ai.onnx'].includes(m.string(OPSET.domain) ?? ''));
   return Number(entry?.int(OPSET.version) ?? 0n);
+}
+
+/**
+ * Raises the default operator set to at least `version` (an edit needing a newer operator's
+ * form). Only for graphs whose operators mean the same at both versions: the caller knows.
+ */
+export function raiseDefaultOpset(model: ModelProto, version: number): void {
+  const entry = model.msg.messages(MODEL_OPSET_IMPORT).find((m) => ['', 'ai.onnx'].includes(m.string(OPSET.domain) ?? ''));
+  if (!entry) throw new Error('the model imports no default operator set');
+  if (Number(entry.int(OPSET.version) ?? 0n) < version) entry.setInt(OPSET.version, version);
 }
 
 export function ensureOpsetImport(model: ModelProto, domain: string, version = 1): void {

@@ -77,6 +77,8 @@ export interface ModelBundle {
   clipSkip: number;
   /** What --quantize made of the graphs, when it ran. */
   quantization?: QuantizationChoice;
+  /** The token merging ratio the UNet was edited for (LoadOptions.tokenMerging), when above 0. */
+  tokenMerging?: number;
   release(): Promise<void>;
 }
 

@@ -12,6 +12,7 @@ import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
 import { splitForDeepCache } from '../onnx/deep-cache-split.js';
+import { applyTokenMerging } from '../onnx/token-merging.js';
 import { int8Graphs, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
@@ -62,6 +63,11 @@ export interface LoadOptions {
    * feature, and a shallow one that reuses it; both edited once and cached.
    */
   deepCache?: boolean;
+  /**
+   * Token merging (ToMe, src/onnx/token-merging.ts): the UNet edited once per ratio (cached) to
+   * merge this fraction of the tokens before self-attention at full resolution; 0 or absent: off.
+   */
+  tokenMerging?: number;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only. */
   quantize?: Quantization;
   /** How int8 weights are stored (default: the format this CPU runs exactly, see cpu-features). */
@@ -101,6 +107,9 @@ export interface LoadOptions {
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
   const { refiner, controlnets, upscaler, ...own } = options;
+  if (options.tokenMerging && options.quantize && options.quantize !== 'none') {
+    throw new UsageError('--token-merging does not combine with --quantize yet (the int8 graphs are not checked with merged tokens): leave one of them out');
+  }
   const bundle = await withUpscaler(await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own), upscaler, own);
   if (refiner === undefined) return bundle;
   // The refiner is another network: the base's LoRAs, embeddings and hypernetworks are not its.
@@ -148,7 +157,8 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
   const networks = await withLoras({ ...textGraphs, unet: paths.unet }, options, { textWidth: textWidth(files.dir), sdxl }, graphCache);
   const text = sdxl ? await sdxlTextParts(files.dir, networks, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder!, clipSkip, embeddings, graphCache);
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
-  const unetSource = options.fuseAttention ? fusedUnet(unetWithNetworks, graphCache) : unetWithNetworks;
+  const unetMerged = options.tokenMerging ? tokenMergedUnet(unetWithNetworks, options.tokenMerging, graphCache) : unetWithNetworks;
+  const unetSource = options.fuseAttention ? fusedUnet(unetMerged, graphCache) : unetMerged;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,
@@ -184,6 +194,7 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
     ...assembled,
     ...(other ? { vae: { ...other.choice, decoderPath: paths.decoder }, vaeScale: other.scale ?? assembled.vaeScale } : {}),
     ...(quantization ? { quantization } : {}),
+    ...(options.tokenMerging ? { tokenMerging: options.tokenMerging } : {}),
     ...(preview ? { previewDecoder: new VaeDecoder(preview), release: async () => { await Promise.all([assembled.release(), preview.session.release()]); } } : {}),
   };
   if (options.previewVae && !preview) bundle.previewDecoder = bundle.vaeDecoder;
@@ -402,6 +413,20 @@ function fuseOnce(path: string, cacheDir: string): string {
     edit: (model) => {
       const fused = fuseAttention(model);
       return { model: fused.model, result: { fused: fused.fused, skipped: fused.skipped } };
+    },
+  }).path;
+}
+
+/** The UNet with token merging at `ratio` (src/onnx/token-merging.ts), edited once per ratio and cached beside links to its weights. */
+function tokenMergedUnet(path: string, ratio: number, cacheDir: string): string {
+  return cachedModelEdit({
+    source: path,
+    cacheDir,
+    label: 'unet-token-merging',
+    editKey: { tokenMerging: 1, ratio },
+    edit: (model) => {
+      const edited = applyTokenMerging(model, ratio);
+      return { model: edited.model, result: { merged: edited.merged, lower: edited.lower } };
     },
   }).path;
 }

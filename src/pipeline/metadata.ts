@@ -57,6 +57,7 @@ export async function metadataFor(bundle: ModelBundle, request: GenerationReques
     ...(bundle.loras.length ? { loras: Object.fromEntries(bundle.loras.map((l) => [l.name, l.hash])) } : {}),
     promptWeighting: request.promptWeighting ?? 'a1111',
     ...(bundle.quantization ? { quantization: bundle.quantization } : {}),
+    ...(bundle.tokenMerging ? { tokenMerging: bundle.tokenMerging } : {}),
     ...(bundle.provider !== 'cpu' ? { provider: bundle.provider } : {}),
     sdeNoise: request.sdeNoise ?? 'brownian',
     ...sigmaTable,

@@ -130,6 +130,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
     ...(settings.deepCache > 1 ? { deepCache: true } : {}),
+    ...(settings.tokenMerging > 0 ? { tokenMerging: settings.tokenMerging } : {}),
     quantize: settings.quantize,
     ...(settings.int8Format !== 'auto' ? { int8Format: settings.int8Format } : {}),
     ...(settings.optimizedCache !== 'off' ? { optimizedCache: settings.optimizedCache || join(cacheRoot(), 'optimized') } : {}),

@@ -60,6 +60,7 @@ export interface Settings {
   optimizedCache: string;
   attention: 'fused' | 'plain';
   deepCache: number;
+  tokenMerging: number;
   vae: string | undefined;
   preview: string | undefined;
   previewEvery: number;
@@ -344,6 +345,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'vaeTiling', flags: '--vae-tiling', description: "decode in overlapping tiles (diffusers' tiled_decode): bounded memory for large images", parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'attention', flags: '--attention <how>', description: "fused: the UNet's attention as ONNX Runtime's MultiHeadAttention (faster, about half the memory at 512x512, same numbers to 1e-6); plain: as exported", parse: parseChoice(['fused', 'plain'] as const), default: 'fused', configurable: true }),
   spec({ key: 'deepCache', flags: '--deep-cache <n>', description: "DeepCache (the DeepCache package's uniform schedule, branch 0): every n-th UNet call runs whole and the calls between reuse its deep feature, running only the shallow layers (faster; quality cost in the README); 1 is off", parse: parseInteger(1, 1000), default: 1, configurable: true }),
+  spec({ key: 'tokenMerging', flags: '--token-merging <ratio>', description: "token merging (ToMe for SD, the tomesd package as A1111 applies it): the fraction of the tokens merged before self-attention in the UNet's full-resolution transformer blocks (faster; quality cost in the README); A1111's \"Token merging ratio\"; 0 is off", parse: parseNumber(0, 0.9), default: 0, configurable: true }),
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),
   spec({ key: 'int8Format', flags: '--int8-format <format>', description: "how --quantize stores weights: auto (this CPU's exact format: u8s8 with VNNI, u8u8 elsewhere on x86; see diffuse doctor), u8s8, u8u8, or u8s7 (7-bit weights, ONNX Runtime's reduce-range)", parse: parseChoice(['auto', ...INT8_FORMATS] as const), default: 'auto', configurable: true }),
   spec({ key: 'watermark', flags: '--watermark [text]', description: "embed an invisible watermark (invisible-watermark's dwtDct) in every image: the SDXL message of Stability's scripts and diffusers, or this text; images need 256x256 pixels or more; diffuse watermark detect reads it", parse: parseWatermark, default: false, configurable: true }),

@@ -35,6 +35,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     '--batch-count': { commands: ['txt2img'], bad: ['0', '10001', '-3'], says: /--batch-count must be a whole number from 1 to 10000/ },
     '--clip-skip': { commands: ['txt2img'], bad: ['0', '13', 'last'], says: /--clip-skip must be a whole number from 1 to 12/ },
     '--eta': { commands: ['txt2img'], bad: ['-0.1', '11', 'NaN'], says: /--eta must be a number from 0 to 10/ },
+    '--token-merging': { commands: ['txt2img'], bad: ['-0.1', '0.95', 'half'], says: /--token-merging must be a number from 0 to 0.9/ },
     '--deep-cache': { commands: ['txt2img'], bad: ['0', '2.5', 'every'], says: /--deep-cache must be a whole number from 1 to 1000/ },
     '--ensd': { commands: ['txt2img'], bad: ['-1', '31337.5', '2147483648'], says: /--ensd must be a whole number/ },
     '--threads': { commands: ['txt2img'], bad: ['0', '1025', 'all'], says: /--threads must be a whole number from 1 to 1024/ },
