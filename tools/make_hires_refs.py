@@ -205,7 +205,8 @@ def resize_image(image: Image.Image, w: int, h: int, upscaler: str) -> Image.Ima
     return image
 
 
-def image_upscale(pipe, samples: torch.Tensor, w: int, h: int, upscaler: str) -> torch.Tensor:
+def image_upscale(pipe, samples: torch.Tensor, w: int, h: int, upscaler: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The re-encoded upscale, and the VAE's decoded first pass it came from (before the 8-bit truncation)."""
     sf = pipe.vae.config.scaling_factor
     with torch.no_grad():
         decoded = pipe.vae.decode(samples / sf).sample
@@ -217,7 +218,7 @@ def image_upscale(pipe, samples: torch.Tensor, w: int, h: int, upscaler: str) ->
         batch.append(np.moveaxis(np.array(image).astype(np.float32) / 255.0, 2, 0))
     pixels = torch.from_numpy(np.array(batch)) * 2 - 1
     with torch.no_grad():
-        return pipe.vae.encode(pixels).latent_dist.mean * sf
+        return pipe.vae.encode(pixels).latent_dist.mean * sf, decoded
 
 
 def run_case(pipe, sampling, k_model, case: Case, writer: RefWriter) -> dict:
@@ -236,11 +237,12 @@ def run_case(pipe, sampling, k_model, case: Case, writer: RefWriter) -> dict:
         samples = fn(denoiser, noise * sigmas[0], sigmas, disable=True, **kwargs)
 
     ux, uy, tx, ty = target_resolution(case)
+    decoded = None
     if case.upscaler in LATENT_MODES:
         mode, aa = LATENT_MODES[case.upscaler]
         upscaled = F.interpolate(samples, size=(uy // FACTOR, ux // FACTOR), mode=mode, antialias=aa)
     else:
-        upscaled = image_upscale(pipe, samples, ux, uy, case.upscaler)
+        upscaled, decoded = image_upscale(pipe, samples, ux, uy, case.upscaler)
     upscaled = upscaled[:, :, ty // 2:upscaled.shape[2] - (ty + 1) // 2, tx // 2:upscaled.shape[3] - (tx + 1) // 2]
 
     hr_steps = case.hr_steps or case.steps
@@ -272,6 +274,9 @@ def run_case(pipe, sampling, k_model, case: Case, writer: RefWriter) -> dict:
         "hires_schedule": hr_denoiser.cond.schedule,
         "first_pass_latents": writer.array(f"{case.name}.first-pass", samples),
         "final_latents": writer.array(f"{case.name}.final", final),
+        # What the 8-bit truncation sees: a value within float noise of a level boundary may land on
+        # either side on another CPU, so the test can start the second pass from these exact pixels.
+        **({"first_pass_decoded": writer.array(f"{case.name}.first-pass-decoded", decoded)} if decoded is not None else {}),
     }
 
 
