@@ -6,6 +6,7 @@ import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
+import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
 
 /** diffuse txt2img/img2img --control: the PNG and A1111's ControlNet entries, --from's hint, depth from DPT, and bad values in one line. */
 const cli = suite('diffuse --control');
@@ -77,6 +78,20 @@ cli('type=depth: the DPT estimator beside the ControlNet makes the picture; with
   assert.match(none.stderr, /type=depth needs a DPT depth estimator/);
 });
 
+cli('model=ControlNet weights (a diffusers folder): converted once into the cache, recorded by its name and sd-webui-controlnet hash', () => {
+  const folder = writeDiffusersFolder(join(dir, 'control_tiny_folder'), 'tiny', { layoutDir: join(FIXTURES, 'controlnet-files'), tokenizers: {} });
+  const out = join(dir, 'file.png');
+  const env = { env: { DIFFUSE_HOME: join(dir, 'home') } };
+  const r = diffuse([...base(out), '--control', `type=canny,image=${picture},model=${folder}`], env);
+  assert.is(r.status, 0, r.stderr);
+  const meta = readGenerationMetadata(readFileSync(out));
+  assert.ok(meta.kind === 'a1111' && /^Module: canny, Model: control_tiny_folder \[[0-9a-f]{8}\],/.test(meta.parameters.extra['ControlNet 0'] ?? ''), JSON.stringify(meta));
+  // The same weights under the folder's name once converted: the second run reuses the cache and paints the same picture.
+  const again = join(dir, 'file-again.png');
+  assert.is(diffuse([...base(again), '--control', `type=canny,image=${picture},model=${folder}`], env).status, 0);
+  assert.equal(readFileSync(again), readFileSync(out));
+});
+
 cli('bad --control values: exit 2, one line, no file', () => {
   const out = join(dir, 'bad.png');
   const good = `image=${picture},model=${CONTROLNET}`;
@@ -90,7 +105,9 @@ cli('bad --control values: exit 2, one line, no file', () => {
     [`${good},guess=maybe`, /guess takes no value, or true\/false/],
     [`${good},resize=stretch`, /resize must be one of/],
     [`image=${join(dir, 'missing.png')},model=${CONTROLNET}`, /--control image/],
-    [`image=${picture},model=${dir}`, /no controlnet\/model.onnx or model.onnx/],
+    [`image=${picture},model=${dir}`, /no controlnet\/model.onnx or model.onnx there, nor ControlNet weights/],
+    [`image=${picture},model=${join(dir, 'none.safetensors')}`, /model .*none\.safetensors: no such file or folder/],
+    [`image=${picture},model=/dev/zero`, /--control model: cannot read \/dev\/zero: it is a device, not a regular file/],
     [good, /takes no ControlNet residuals/, TINY_SD],
   ] as const) {
     const r = diffuse(['txt2img', 'x', '--model', modelDir ?? model.dir, '--steps', '1', '-o', out, '--control', spec]);

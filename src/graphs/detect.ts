@@ -20,13 +20,13 @@ export interface DetectedModel {
 
 /** Width of one attention head where the family fixes the width, not the count. */
 const HEAD_WIDTH = 64;
-const SD1_UNET_HEADS = 8;
+export const SD1_UNET_HEADS = 8;
 
 /**
  * Heads of `width` 64-wide heads. Widths under 64 occur only in test-sized models; they get one
  * head, so a tiny checkpoint still builds.
  */
-function headsOf(width: number): number {
+export function headsOf(width: number): number {
   if (width < HEAD_WIDTH) return 1;
   if (width % HEAD_WIDTH !== 0) throw new RangeError(`width ${width} is not a whole number of ${HEAD_WIDTH}-wide heads`);
   return width / HEAD_WIDTH;

@@ -22,28 +22,11 @@ export function buildUnet(w: ComponentWeights, config: UnetConfig, weightType: W
   const timestep = g.input('timestep', ElemType.FLOAT, ['steps']);
   const context = g.input('encoder_hidden_states', ElemType.FLOAT, ['batch_size', 'sequence_length', c.crossAttentionDim]);
   const temb = timeEmbedding(net, timestep, c);
-  const cross = (level: number): CrossAttention => ({ heads: c.heads[level]!, context, contextDim: c.crossAttentionDim, depth: depthAt(c, level), groups: c.normGroups });
+  const cross = crossAttention(c, context);
 
-  let x = conv2d(net, 'conv_in', sample, c.inChannels, c.blockOutChannels[0]);
-  let width = c.blockOutChannels[0]!;
-  const skips: Array<{ value: string; width: number }> = [{ value: x, width }];
-  for (let level = 0; level < levels; level++) {
-    const out = c.blockOutChannels[level]!;
-    for (let j = 0; j < c.layersPerBlock; j++) {
-      x = resnet(net, `down_blocks.${level}.resnets.${j}`, x, width, out, norm, temb);
-      width = out;
-      if (c.downBlockTypes[level] === 'CrossAttnDownBlock2D') x = transformer2d(net, `down_blocks.${level}.attentions.${j}`, x, width, cross(level));
-      skips.push({ value: x, width });
-    }
-    if (level < levels - 1) {
-      x = downsample(net, `down_blocks.${level}.downsamplers.0`, x, width, false);
-      skips.push({ value: x, width });
-    }
-  }
-
-  x = resnet(net, 'mid_block.resnets.0', x, width, width, norm, temb);
-  x = transformer2d(net, 'mid_block.attentions.0', x, width, cross(levels - 1));
-  x = resnet(net, 'mid_block.resnets.1', x, width, width, norm, temb);
+  const down = downAndMidBlocks(net, conv2d(net, 'conv_in', sample, c.inChannels, c.blockOutChannels[0]), temb, context, c);
+  const skips = down.skips;
+  let { x, width } = down;
 
   for (let i = 0; i < levels; i++) {
     const level = levels - 1 - i;
@@ -64,6 +47,47 @@ export function buildUnet(w: ComponentWeights, config: UnetConfig, weightType: W
   return g;
 }
 
+/** The attention settings of a down level's transformers (the mid block's: the last level's). */
+function crossAttention(c: UnetConfig, context: string): (level: number) => CrossAttention {
+  return (level) => ({ heads: c.heads[level]!, context, contextDim: c.crossAttentionDim, depth: depthAt(c, level), groups: c.normGroups });
+}
+
+/** What the down and mid blocks leave: the skip connections (conv_in's output first) and the mid block's output. */
+export interface EncoderHalf {
+  skips: Array<{ value: string; width: number }>;
+  x: string;
+  width: number;
+}
+
+/**
+ * The UNet's down blocks then its mid block, from conv_in's output `x`: the half a ControlNet copies
+ * (src/graphs/controlnet.ts builds it through here on its own weights; the skips are its residuals).
+ */
+export function downAndMidBlocks(net: Net, x: string, temb: TimeEmbedding, context: string, c: UnetConfig): EncoderHalf {
+  const levels = c.blockOutChannels.length;
+  const norm: Norm = { groups: c.normGroups, eps: c.normEps };
+  const cross = crossAttention(c, context);
+  let width = c.blockOutChannels[0]!;
+  const skips: EncoderHalf['skips'] = [{ value: x, width }];
+  for (let level = 0; level < levels; level++) {
+    const out = c.blockOutChannels[level]!;
+    for (let j = 0; j < c.layersPerBlock; j++) {
+      x = resnet(net, `down_blocks.${level}.resnets.${j}`, x, width, out, norm, temb);
+      width = out;
+      if (c.downBlockTypes[level] === 'CrossAttnDownBlock2D') x = transformer2d(net, `down_blocks.${level}.attentions.${j}`, x, width, cross(level));
+      skips.push({ value: x, width });
+    }
+    if (level < levels - 1) {
+      x = downsample(net, `down_blocks.${level}.downsamplers.0`, x, width, false);
+      skips.push({ value: x, width });
+    }
+  }
+  x = resnet(net, 'mid_block.resnets.0', x, width, width, norm, temb);
+  x = transformer2d(net, 'mid_block.attentions.0', x, width, cross(levels - 1));
+  x = resnet(net, 'mid_block.resnets.1', x, width, width, norm, temb);
+  return { skips, x, width };
+}
+
 /**
  * diffusers' Timesteps: [n] values to [n, channels] sinusoids (flip_sin_to_cos, downscale_freq_shift).
  * The frequencies exp(-ln(10000) i / (half - shift)) are float32 exponents as torch computes them,
@@ -80,11 +104,17 @@ function sinusoids(g: GraphBuilder, values: string, channels: number, c: Pick<Un
   return g.op('Concat', c.flipSinToCos ? [cos, sin] : [sin, cos], scope, { axis: -1 });
 }
 
+/** The activated time embedding [n, width] every resnet reads. */
+export interface TimeEmbedding {
+  value: string;
+  width: number;
+}
+
 /**
  * Timesteps then TimestepEmbedding (linear_1, SiLU, linear_2), plus SDXL's add_embedding of the
  * pooled text and the embedded time ids, activated once more with SiLU as every resnet reads it.
  */
-function timeEmbedding(net: Net, timestep: string, c: UnetConfig): { value: string; width: number } {
+export function timeEmbedding(net: Net, timestep: string, c: UnetConfig): TimeEmbedding {
   const { g } = net;
   const channels = c.blockOutChannels[0]!;
   const projected = sinusoids(g, timestep, channels, c, '/time_proj');

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
-import { DiffuseError, describeCause } from '../errors.js';
 import { recordSource } from '../onnx/derived-source.js';
 import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
 import { checkpointHashes, type EnsureProgress } from './converted-cache.js';
-import { CheckpointError, ConversionError } from './errors.js';
+import { assembleFolder, cachedConversion, writeGraph } from './converted-folder.js';
+import { CheckpointError } from './errors.js';
 import type { GraphBuilder } from './onnx-builder.js';
 import { buildTinyDecoder, buildTinyEncoder } from './taesd.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
@@ -39,7 +38,6 @@ export interface VaeRecord {
 export const VAE_RECORD = 'vae.json';
 /** Bumped when the builders change the graphs a VAE file converts to. */
 const VAE_CONVERTER_VERSION = 1;
-const DATA_FILE = 'model.onnx_data';
 const WEIGHT_FILE = /\.(safetensors|ckpt|pt|pth|bin)$/i;
 
 /**
@@ -114,7 +112,6 @@ function configJson(built: Built): Record<string, unknown> {
 
 export async function convertVae(files: { main: string; encoder?: string }, outDir: string, hashes: { sha256: string; a1111Hash: string }): Promise<VaeRecord> {
   const stores: OpenedStore[] = [];
-  const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     const open = async (path: string) => {
       const store = await openWeightFile(path);
@@ -123,27 +120,22 @@ export async function convertVae(files: { main: string; encoder?: string }, outD
     };
     const main = await open(files.main);
     const built = build(main, main.found.kind === 'taesd' && files.encoder ? await open(files.encoder) : undefined);
-    try {
+    const record: VaeRecord = { kind: built.kind, name: basename(files.main), ...hashes, latentChannels: built.latentChannels, encoder: Boolean(built.encoder), converter: VAE_CONVERTER_VERSION };
+    await assembleFolder(outDir, async (tmp) => {
       for (const [part, graph] of [['vae_decoder', built.decoder.graph], ['vae_encoder', built.encoder?.graph]] as const) {
         if (!graph) continue;
-        await graph.write(join(tmp, part), DATA_FILE);
+        await writeGraph(graph, tmp, part, 'VAE');
         await writeFile(join(tmp, part, 'config.json'), `${JSON.stringify(configJson(built), null, 2)}\n`);
       }
-    } catch (err) {
-      if (err instanceof DiffuseError) throw err;
-      throw new ConversionError(`cannot write the converted VAE beside ${outDir}: ${describeCause(err)} (free some disk space or choose another cache)`, { cause: err });
-    }
-    const record: VaeRecord = { kind: built.kind, name: basename(files.main), ...hashes, latentChannels: built.latentChannels, encoder: Boolean(built.encoder), converter: VAE_CONVERTER_VERSION };
-    await writeFile(join(tmp, VAE_RECORD), `${JSON.stringify(record, null, 2)}\n`);
-    recordSource(tmp, files.main);
-    await rename(tmp, outDir);
+      await writeFile(join(tmp, VAE_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+      recordSource(tmp, files.main);
+    });
     return record;
   } catch (err) {
     if (err instanceof RangeError) throw new CheckpointError(`${files.main}: ${err.message}`, { cause: err });
     throw err;
   } finally {
     await Promise.all(stores.map((s) => s.close()));
-    await rm(tmp, { recursive: true, force: true });
   }
 }
 
@@ -163,15 +155,5 @@ export async function ensureConvertedVae(path: string, cacheDir: string, onProgr
   const main = await checkpointHashes(files.main, cacheDir, onProgress);
   const encoder = files.encoder ? await checkpointHashes(files.encoder, cacheDir, onProgress) : undefined;
   const dir = join(cacheDir, `vae-${main.sha256.slice(0, 16)}${encoder ? `-${encoder.sha256.slice(0, 8)}` : ''}`);
-  if (readVaeRecord(dir)?.converter === VAE_CONVERTER_VERSION) return dir;
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(cacheDir, { recursive: true });
-  try {
-    await convertVae(files, dir, { sha256: main.sha256, a1111Hash: main.a1111Hash });
-  } catch (err) {
-    // Another process finished the same conversion first: theirs is identical.
-    if (readVaeRecord(dir)?.converter === VAE_CONVERTER_VERSION) return dir;
-    throw err;
-  }
-  return dir;
+  return cachedConversion(dir, (d) => readVaeRecord(d)?.converter === VAE_CONVERTER_VERSION, (d) => convertVae(files, d, { sha256: main.sha256, a1111Hash: main.a1111Hash }));
 }

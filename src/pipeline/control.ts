@@ -51,6 +51,10 @@ export function checkControl(bundle: ModelBundle, request: GenerationRequest): v
     const label = `ControlNet ${i}`;
     const { net } = controlNetFor(bundle, unit.model);
     if (net.residualCount !== inputs) throw new UsageError(`${label} (${unit.model}) makes ${net.residualCount} residuals; ${bundle.name}'s UNet takes ${inputs}: use a ControlNet of this model's family`);
+    const [cnText, unetText] = [net.contextWidth, bundle.unet.contextWidth];
+    if (cnText !== undefined && unetText !== undefined && cnText !== unetText) {
+      throw new UsageError(`${label} (${unit.model}) reads ${cnText}-wide text (${cnText === 1024 ? 'SD 2.x' : cnText === 768 ? 'SD 1.x' : 'another family'}); ${bundle.name}'s UNet reads ${unetText}-wide: use a ControlNet of this model's family`);
+    }
     if (!Number.isFinite(unit.weight)) throw new UsageError(`${label}: weight must be a finite number (got ${unit.weight})`);
     if (!(unit.start >= 0 && unit.start <= 1 && unit.end >= 0 && unit.end <= 1)) throw new UsageError(`${label}: start and end are fractions of the steps, 0…1 (got ${unit.start}, ${unit.end})`);
     if (unit.start >= unit.end) throw new UsageError(`${label}: start ${unit.start} must be below end ${unit.end}`);

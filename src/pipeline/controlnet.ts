@@ -47,6 +47,12 @@ export class ControlNet {
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
   }
 
+  /** The text width it attends to, when the graph fixes it (the UNet's must be the same). */
+  get contextWidth(): number | undefined {
+    const width = this.context.shape[2];
+    return typeof width === 'number' ? width : undefined;
+  }
+
   /** How many residuals it returns (the UNet must take as many). */
   get residualCount(): number {
     return this.outputs.length;
@@ -102,13 +108,22 @@ function scalarTensor(info: TensorInfo, value: number): ort.Tensor {
 export interface LoadedControlNet {
   /** The folder as given (LoadOptions.controlnets). */
   dir: string;
-  /** A1111's model name: the folder's name. */
+  /** A1111's model name: the folder's name, or a converted file's name without extension. */
   name: string;
+  /** sd-webui-controlnet's hash of a converted file (its old 8-digit model hash); otherwise the graph's weights are hashed. */
+  hash?: string;
   net: ControlNet;
+}
+
+const GRAPHS = ['controlnet/model.onnx', 'model.onnx'];
+
+/** Whether a folder holds a ControlNet graph where controlNetGraph looks. */
+export function hasControlNetGraph(dir: string): boolean {
+  return GRAPHS.some((g) => existsSync(join(dir, g)));
 }
 
 /** A ControlNet folder's graph: DIR/controlnet/model.onnx (a model folder's layout) or DIR/model.onnx. */
 export function controlNetGraph(dir: string): string {
-  for (const path of [join(dir, 'controlnet', 'model.onnx'), join(dir, 'model.onnx')]) if (existsSync(path)) return path;
+  for (const path of GRAPHS.map((g) => join(dir, g))) if (existsSync(path)) return path;
   throw new UsageError(`ControlNet ${dir}: no controlnet/model.onnx or model.onnx there; pass a ControlNet folder in the ONNX layout (controlnet/model.onnx)`);
 }

@@ -22,6 +22,7 @@ import { readClipProcessor, safetyCheckerFiles, SafetyChecker } from './safety-c
 import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
 import { readVaeRecord } from '../graphs/vae-convert.js';
+import { readControlNetRecord } from '../graphs/controlnet-convert.js';
 import { VaeDecoder } from './vae.js';
 import { loadUpscaler } from './upscale/model.js';
 import type { ModelFiles } from './model-files.js';
@@ -222,7 +223,9 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
   try {
     for (const dir of unique) {
       const path = controlNetGraph(dir);
-      opened.push({ dir, name: controlNetName(dir), net: new ControlNet(await openSession(path, settings), path) });
+      const record = readControlNetRecord(dir);
+      const identity = record ? { name: record.name, hash: record.a1111OldHash } : { name: controlNetName(dir) };
+      opened.push({ dir, ...identity, net: new ControlNet(await openSession(path, settings), path) });
     }
   } catch (err) {
     await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);

@@ -144,7 +144,7 @@ async function controlRecords(bundle: ModelBundle, request: GenerationRequest): 
         ...(p.thresholdA !== undefined ? { thresholdA: p.thresholdA } : {}),
         ...(p.thresholdB !== undefined ? { thresholdB: p.thresholdB } : {}),
         model: loaded.name,
-        hash: (await weightsHash(loaded.net.path)).slice(0, 8),
+        hash: loaded.hash ?? (await weightsHash(loaded.net.path)).slice(0, 8),
         weight: unit.weight,
         resizeMode: unit.resizeMode ?? 'just-resize',
         start: unit.start,

@@ -42,6 +42,8 @@ export class Unet {
   /** The batch size the graph is fixed to, or undefined when dynamic. */
   readonly fixedBatch: number | undefined;
   readonly inChannels: number | undefined;
+  /** The text width it attends to, when the graph fixes it (768 SD 1.x, 1024 SD 2.x). */
+  readonly contextWidth: number | undefined;
   /** Width of the `timestep_cond` input (time_cond_proj_dim), or undefined when the graph has none. */
   readonly timestepCondDim: number | undefined;
   /**
@@ -95,6 +97,7 @@ export class Unet {
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
     this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
     this.inChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : undefined;
+    this.contextWidth = typeof context.shape[2] === 'number' ? context.shape[2] : undefined;
     const out = outputInfo(s)[0];
     if (!out) throw new ModelLoadError('unet/model.onnx has no outputs');
     this.outputName = out.name;

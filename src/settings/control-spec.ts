@@ -27,7 +27,7 @@ export interface ControlSpec {
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
 const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200]';
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -58,7 +58,7 @@ function parseOne(raw: unknown, label: string): ControlSpec {
   if (!(RESIZE_MODES as readonly string[]).includes(resize)) throw new UsageError(`${label}: resize must be one of ${RESIZE_MODES.join(', ')} (got '${resize}')`);
   const required = (key: 'image' | 'model') => {
     const v = fields.get(key);
-    if (v === undefined) throw new UsageError(`${label}: missing ${key}=… (${key === 'image' ? 'the picture to follow' : 'the ControlNet folder'}); write ${FORM}`);
+    if (v === undefined) throw new UsageError(`${label}: missing ${key}=… (${key === 'image' ? 'the picture to follow' : 'the ControlNet folder or file'}); write ${FORM}`);
     return v;
   };
   const number = (key: string, fallback: number, min: number, max: number): number => {

@@ -1,5 +1,10 @@
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { controlNetFiles, ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
+import { CheckpointError } from '../graphs/errors.js';
+import { openInputFile } from '../input-file.js';
+import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
@@ -7,23 +12,23 @@ import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
-import { controlNetGraph } from '../pipeline/controlnet.js';
+import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
 import type { ControlSpec } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
- * folder checked, each picture read once and run through its preprocessor (on the picture as it
+ * folder checked (or its weights converted: the unit then names the converted folder), each picture read once and run through its preprocessor (on the picture as it
  * is; the pipeline then fits the result to the painted size).
  */
 export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings): Promise<ControlUnit[]> {
   return Promise.all(
     specs.map(async (spec, i): Promise<ControlUnit> => {
       const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
-      controlNetGraph(spec.model);
+      const model = await controlNetFolder(spec.model, label);
       const picture = (await readImageFile(spec.image, `${label} image`)).rgb;
       return {
-        model: spec.model,
+        model,
         image: await controlPicture(spec, picture, () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session)),
         weight: spec.weight,
         start: spec.start,
@@ -34,6 +39,28 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
       };
     }),
   );
+}
+
+/**
+ * model=…: a ControlNet folder in the ONNX layout as it is; ControlNet weights (lllyasviel's and
+ * A1111's .pth/.safetensors files, a diffusers ControlNet folder) converted once into the cache.
+ */
+async function controlNetFolder(model: string, label: string): Promise<string> {
+  const path = resolve(model);
+  if (!existsSync(path)) throw new UsageError(`${label}: model ${model}: no such file or folder; pass a ControlNet file (.pth, .safetensors) or folder`);
+  if (statSync(path).isDirectory()) {
+    if (hasControlNetGraph(path)) return model;
+    try {
+      controlNetFiles(path);
+    } catch (err) {
+      if (!(err instanceof CheckpointError)) throw err;
+      throw new UsageError(`${label}: model ${model}: no controlnet/model.onnx or model.onnx there, nor ControlNet weights (diffusion_pytorch_model.safetensors and config.json); pass a ControlNet folder or file`, { cause: err });
+    }
+  } else {
+    // A FIFO or a device would be hashed forever: only regular files go on.
+    openInputFile(path, { label: `${label} model`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
+  }
+  return ensureConvertedControlNet(path, convertedFolder(cacheRoot()));
 }
 
 /** type=depth: the ControlNet's folder (or its parent, for DIR/controlnet) or the model's, whichever has a DPT estimator. */

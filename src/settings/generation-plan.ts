@@ -63,6 +63,8 @@ export async function prepareGeneration(
   checkRequest(files, request('', 0));
   if (settings.safetyChecker) readClipProcessor(safetyCheckerFiles(files.dir).processor);
   const load = loadOptions(settings, task);
+  // The folders the units name: a converted ControlNet's is in the cache, not what --control gave.
+  if (control.control) load.controlnets = [...new Set(control.control.map((u) => u.model))];
   // An image upscaler decodes the first pass and encodes the upscaled picture again.
   const upscaler = hires.hires?.upscaler;
   if (upscaler && !(typeof upscaler === 'string' && upscaler.startsWith('latent'))) load.withEncoder = true;
@@ -138,7 +140,6 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     ...(settings.vae ? { vae: settings.vae } : {}),
     ...(settings.safetyChecker ? { withSafetyChecker: true } : {}),
     ...(settings.threads ? { threads: settings.threads } : {}),
-    ...(settings.control.length ? { controlnets: [...new Set(settings.control.map((c) => c.model))] } : {}),
   };
 }
 

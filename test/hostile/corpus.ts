@@ -1,7 +1,8 @@
 import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TINY_SD } from '../helpers/cli.js';
-import { FIXTURES } from '../helpers/fixtures.js';
+import { FIXTURES, readJson } from '../helpers/fixtures.js';
+import { checkpointBytes, type Recipe } from '../helpers/synthetic-checkpoint.js';
 import type { HostileCase } from './harness.js';
 import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenModel, patchJson, type HostileFiles } from './inputs.js';
 
@@ -408,6 +409,28 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['models add a missing path', ['models', 'add', join(root, 'nope'), '--id', 'nope'], 2, /nope does not exist/],
   ] as const) {
     add({ group: 'models', name, argv: [...argv], status, stderr: says });
+  }
+
+  // ---- --control model=…: ControlNet files are converted, so each is read as a weight file ------------
+  const cn = join(root, 'controlnet');
+  const cnRecipe = () => readJson<Recipe>(join(FIXTURES, 'controlnet-files', 'sd1.recipe.json.gz'));
+  const setupCn = () => {
+    mkdirSync(join(cn, 'empty'), { recursive: true });
+    const bytes = checkpointBytes(cnRecipe());
+    writeFileSync(join(cn, 'truncated.safetensors'), bytes.subarray(0, bytes.length - 4096));
+    const r = cnRecipe();
+    writeFileSync(join(cn, 'sdxl.safetensors'), checkpointBytes({ ...r, tensors: [...r.tensors, ['control_model.label_emb.0.0.weight', 'F16', [256, 64], 'uniform', -3, 0]] }));
+  };
+  for (const [name, model, says] of [
+    ['/dev/zero (was: hashed forever)', '/dev/zero', /--control model: cannot read \/dev\/zero: it is a device, not a regular file/],
+    ['a FIFO', f.fifo, /--control model: cannot read .*: it is a named pipe/],
+    ['a truncated file', join(cn, 'truncated.safetensors'), /truncated\.safetensors is not a valid safetensors file/],
+    ['a safetensors file that is no ControlNet', join(EMBEDDINGS, 'learned_embeds.safetensors'), /learned_embeds\.safetensors: not a ControlNet/],
+    ['an SDXL ControlNet with an SD 1.x model', join(cn, 'sdxl.safetensors'), /sdxl\.safetensors: an SDXL ControlNet; diffuse runs ControlNet with SD 1\.x\/2\.x models only/],
+    ['a folder without graph or weights', join(cn, 'empty'), /--control: model .*empty: no controlnet\/model\.onnx or model\.onnx there, nor ControlNet weights/],
+  ] as const) {
+    const o = out();
+    add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors'], setup: setupCn });
   }
 
   // ---- outputs: refused before the first step, for the whole run ------------------------------------

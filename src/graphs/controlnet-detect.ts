@@ -1,0 +1,172 @@
+import type { ControlNetConfig } from './controlnet.js';
+import { headsOf, SD1_UNET_HEADS } from './detect.js';
+import { CheckpointError } from './errors.js';
+import { sameNames, unetLocator, type Locator } from './ldm-keys.js';
+import type { DownBlock, UnetConfig } from './model-config.js';
+import type { TensorStore } from './weights.js';
+
+/**
+ * What ControlNet a weight file holds, read off its keys and shapes, in any of the layouts users
+ * have them in: lllyasviel's and A1111's files (`control_v11p_sd15_canny.pth`, the extracted fp16
+ * `.safetensors`: LDM names under `control_model.`, or the same without the prefix) and diffusers'
+ * (`diffusion_pytorch_model.safetensors`, the names the builders use). diffusers'
+ * convert_controlnet_checkpoint reads the first two the same way. Every width and count comes from
+ * the tensors; the heads from the family (SD 1.x: 8; SD 2.x, whose text is 1024 wide: 64-wide
+ * heads), as for single-file checkpoints (detect.ts), unless a diffusers config.json says.
+ */
+
+export interface DetectedControlNet {
+  config: ControlNetConfig;
+  locate: Locator;
+}
+
+/** What a diffusers config.json fixes that the weights cannot say. */
+export interface ControlNetConfigOverrides {
+  heads?: number[];
+  normGroups?: number;
+  normEps?: number;
+  flipSinToCos?: boolean;
+  freqShift?: number;
+}
+
+const LDM_PREFIX = 'control_model.';
+
+function refuse(store: TensorStore, message: string): never {
+  throw new CheckpointError(`${store.label}: ${message}`);
+}
+
+/** The LDM layout: its prefix ('' or control_model.), or undefined for diffusers names. */
+function ldmPrefix(has: (key: string) => boolean): string | undefined {
+  if (has(`${LDM_PREFIX}input_hint_block.0.weight`)) return LDM_PREFIX;
+  if (has('input_hint_block.0.weight')) return '';
+  return undefined;
+}
+
+export function detectControlNet(store: TensorStore, overrides: ControlNetConfigOverrides = {}): DetectedControlNet {
+  const keys = new Set(store.keys());
+  const has = (key: string) => keys.has(key);
+  if (has('difference')) {
+    refuse(store, 'a "diff" ControlNet (it stores its difference from an SD 1.5 model); use the full ControlNet file (e.g. control_v11p_sd15_canny.pth or its fp16 .safetensors)');
+  }
+  const prefix = ldmPrefix(has);
+  if (prefix === undefined && !has('controlnet_cond_embedding.conv_in.weight')) {
+    refuse(store, 'not a ControlNet (no input_hint_block or controlnet_cond_embedding weights: a model checkpoint, LoRA or T2I-Adapter?); pass a ControlNet file such as control_v11p_sd15_canny.pth');
+  }
+  if (has(`${prefix ?? ''}label_emb.0.0.weight`) || has('add_embedding.linear_1.weight')) {
+    refuse(store, 'an SDXL ControlNet; diffuse runs ControlNet with SD 1.x/2.x models only so far: use an SD 1.x/2.x ControlNet');
+  }
+  const structure = prefix === undefined ? diffusersStructure(store, keys) : ldmStructure(store, keys, prefix);
+  const inner = prefix === undefined ? sameNames : unetLocator({ layersPerBlock: structure.layersPerBlock, upBlockTypes: [] }, prefix);
+  const hint = structure.hintConvs;
+  const locate: Locator = prefix === undefined ? sameNames : (name) => ldmControlKey(name, prefix, hint) ?? inner(name);
+  const shape = (name: string): number[] => {
+    const found = locate(name);
+    const described = found && store.describe(found.key);
+    if (!described) refuse(store, `no tensor for the ControlNet's ${name}${found ? ` (key ${found.key})` : ''}; the file is incomplete or not an SD ControlNet`);
+    return described.shape;
+  };
+  const present = (name: string): boolean => {
+    const found = locate(name);
+    return Boolean(found && store.describe(found.key));
+  };
+  const count = (prefixName: string, suffix: string): number => {
+    let n = 0;
+    while (present(`${prefixName}${n}${suffix}`)) n++;
+    return n;
+  };
+
+  const levels = structure.levels;
+  const [first, inChannels] = shape('conv_in.weight') as [number, number];
+  const blockOutChannels = Array.from({ length: levels }, (_, l) => shape(`down_blocks.${l}.resnets.0.conv2.weight`)[0]!);
+  const downBlockTypes: DownBlock[] = Array.from({ length: levels }, (_, l) => (present(`down_blocks.${l}.attentions.0.proj_in.weight`) ? 'CrossAttnDownBlock2D' : 'DownBlock2D'));
+  const midAttention = 'mid_block.attentions.0.';
+  const crossAttentionDim = shape(`${midAttention}transformer_blocks.0.attn2.to_k.weight`)[1]!;
+  const sd2 = crossAttentionDim === 1024;
+  const unet: UnetConfig = {
+    ...BASE,
+    inChannels,
+    outChannels: inChannels,
+    blockOutChannels,
+    layersPerBlock: structure.layersPerBlock,
+    downBlockTypes,
+    upBlockTypes: [],
+    crossAttentionDim,
+    heads: overrides.heads ?? blockOutChannels.map((c) => (sd2 ? headsOf(c) : SD1_UNET_HEADS)),
+    useLinearProjection: shape(`${midAttention}proj_in.weight`).length === 2,
+    transformerLayersPerBlock: count(`${midAttention}transformer_blocks.`, '.norm1.weight'),
+    ...(overrides.normGroups !== undefined ? { normGroups: overrides.normGroups } : {}),
+    ...(overrides.normEps !== undefined ? { normEps: overrides.normEps } : {}),
+    ...(overrides.flipSinToCos !== undefined ? { flipSinToCos: overrides.flipSinToCos } : {}),
+    ...(overrides.freqShift !== undefined ? { freqShift: overrides.freqShift } : {}),
+  };
+  if (first !== blockOutChannels[0]) refuse(store, `conv_in makes ${first} channels but the first level is ${blockOutChannels[0]} wide; not an SD ControlNet`);
+  const [firstHint, conditioningChannels] = shape('controlnet_cond_embedding.conv_in.weight') as [number, number];
+  const blocks = count('controlnet_cond_embedding.blocks.', '.weight');
+  if (blocks % 2 !== 0) refuse(store, `the control image embedding has ${blocks} inner convolutions; a ControlNet's come in pairs`);
+  const conditioningEmbedding = [firstHint, ...Array.from({ length: blocks / 2 }, (_, i) => shape(`controlnet_cond_embedding.blocks.${2 * i + 1}.weight`)[0]!)];
+  const residuals = 1 + levels * structure.layersPerBlock + levels - 1;
+  const zeroConvs = count('controlnet_down_blocks.', '.weight');
+  if (zeroConvs !== residuals || !present('controlnet_mid_block.weight')) {
+    refuse(store, `${zeroConvs} down-block outputs (zero convolutions) for ${residuals} down-block residuals, or no mid-block output; not an SD ControlNet`);
+  }
+  return { config: { unet, conditioningChannels, conditioningEmbedding }, locate };
+}
+
+/** What every SD 1.x/2.x ControlNet shares (a config.json may say otherwise). */
+const BASE = { normGroups: 32, normEps: 1e-5, flipSinToCos: true, freqShift: 0, sampleSize: 64 };
+
+interface Structure {
+  levels: number;
+  layersPerBlock: number;
+  /** LDM input_hint_block indices holding convolutions (the SiLUs between them hold nothing). */
+  hintConvs: number[];
+}
+
+function indices(keys: Set<string>, prefix: string): number[] {
+  const found = new Set<number>();
+  for (const k of keys) {
+    if (!k.startsWith(prefix)) continue;
+    const m = /^(\d+)\./.exec(k.slice(prefix.length));
+    if (m) found.add(Number(m[1]));
+  }
+  return [...found].sort((a, b) => a - b);
+}
+
+/** LDM: input_blocks 0 (conv_in), then per level its resnets and (but the last) a downsampler `.0.op`. */
+function ldmStructure(store: TensorStore, keys: Set<string>, prefix: string): Structure {
+  const blocks = indices(keys, `${prefix}input_blocks.`);
+  const firstDown = blocks.find((i) => keys.has(`${prefix}input_blocks.${i}.0.op.weight`));
+  const layersPerBlock = (firstDown ?? blocks.length) - 1;
+  const levels = blocks.length / (layersPerBlock + 1);
+  if (layersPerBlock < 1 || !Number.isInteger(levels) || !blocks.every((b, i) => b === i)) {
+    refuse(store, `the ControlNet's input blocks (${blocks.length}) are not laid out as in Stable Diffusion`);
+  }
+  return { levels, layersPerBlock, hintConvs: indices(keys, `${prefix}input_hint_block.`) };
+}
+
+function diffusersStructure(store: TensorStore, keys: Set<string>): Structure {
+  const levels = indices(keys, 'down_blocks.').length;
+  const layersPerBlock = indices(keys, 'down_blocks.0.resnets.').length;
+  if (levels < 1 || layersPerBlock < 1) refuse(store, 'the ControlNet has no down blocks (down_blocks.*); not an SD ControlNet');
+  return { levels, layersPerBlock, hintConvs: [] };
+}
+
+/**
+ * The ControlNet's own parts in LDM names: input_hint_block is one Sequential of convolutions and
+ * SiLUs (conv_in, the pairs, conv_out last), zero_convs.i.0 and middle_block_out.0 the 1x1 outputs.
+ */
+function ldmControlKey(name: string, prefix: string, hintConvs: readonly number[]): { key: string } | undefined {
+  const at = (rest: string) => ({ key: prefix + rest });
+  let m = /^controlnet_cond_embedding\.conv_in\.(.+)$/.exec(name);
+  if (m) return at(`input_hint_block.${hintConvs[0] ?? 0}.${m[1]}`);
+  m = /^controlnet_cond_embedding\.blocks\.(\d+)\.(.+)$/.exec(name);
+  // A block past the inner ones names no tensor (the last conv is conv_out): the count stops there.
+  if (m) return Number(m[1]) + 2 < hintConvs.length ? at(`input_hint_block.${hintConvs[Number(m[1]) + 1]}.${m[2]}`) : undefined;
+  m = /^controlnet_cond_embedding\.conv_out\.(.+)$/.exec(name);
+  if (m) return at(`input_hint_block.${hintConvs[hintConvs.length - 1] ?? 0}.${m[1]}`);
+  m = /^controlnet_down_blocks\.(\d+)\.(.+)$/.exec(name);
+  if (m) return at(`zero_convs.${m[1]}.0.${m[2]}`);
+  m = /^controlnet_mid_block\.(.+)$/.exec(name);
+  if (m) return at(`middle_block_out.0.${m[1]}`);
+  return undefined;
+}

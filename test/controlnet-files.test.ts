@@ -1,0 +1,199 @@
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CheckpointError } from '../src/graphs/errors.js';
+import { convertControlNet, ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
+import { checkpointHashes } from '../src/graphs/converted-cache.js';
+import { loadImage } from '../src/image/load-image.js';
+import { openSession } from '../src/onnx/session.js';
+import { ControlNet } from '../src/pipeline/controlnet.js';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import type { GenerationRequest } from '../src/pipeline/types.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
+import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
+import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
+import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
+import { scratch } from './helpers/scratch.js';
+import { checkpointBytes, sha256, syntheticInput, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
+
+/**
+ * ControlNet weight files converted into the ONNX ControlNet the pipeline loads (src/graphs/controlnet.ts,
+ * controlnet-detect.ts, controlnet-convert.ts) against diffusers 0.32 on the same weights
+ * (tools/make_controlnet_file_fixture.py): an A1111/lllyasviel single file (`control_model.*`, F16) loaded by
+ * ControlNetModel.from_single_file, the same file without the prefix, the same values as a diffusers folder
+ * (from_pretrained), and tiny-sd-control's ControlNet shape as a diffusers folder run through
+ * StableDiffusionControlNetPipeline with tiny-sd-control's UNet. Residuals to 1e-5 of the largest magnitude
+ * (float32 sums in another order: about 1e-7 seen), latents to the pipeline references' usual 1e-5.
+ */
+const TOLERANCE = 1e-5;
+const DIR = join(FIXTURES, 'controlnet-files');
+const PICTURES = join(FIXTURES, 'controlnet-pipeline');
+
+interface ResidualCase {
+  name: string;
+  sample: number[];
+  context: number[];
+  cond: number[];
+  timestep: number;
+  scale: number;
+  residuals: Array<{ file: string; shape: number[] }>;
+}
+interface PipelineCase extends ReferenceCase {
+  guess_mode: boolean;
+  units: { image: string; scale: number; start: number; end: number }[];
+  final_latents: { file: string };
+}
+interface Model {
+  name: 'sd1' | 'tiny';
+  sha256?: string;
+  a1111OldHash?: string;
+  cases: ResidualCase[];
+  pipeline?: PipelineCase[];
+}
+const manifest = readJson<{ models: Model[] }>(join(DIR, 'cases.json'));
+const model = (name: Model['name']) => manifest.models.find((m) => m.name === name)!;
+const SEEDS = { sd1: 21, tiny: 22 } as const;
+const recipe = (name: string) => readJson<Recipe>(join(DIR, `${name}.recipe.json.gz`));
+const layout = { layoutDir: DIR, tokenizers: {} };
+
+/** The converted folder's graph on every reference case; returns the worst error seen (of max). */
+async function checkResiduals(dir: string, m: Model): Promise<number> {
+  const path = join(dir, 'controlnet', 'model.onnx');
+  const net = new ControlNet(await openSession(path, { device: 'cpu' }), path);
+  let worst = 0;
+  try {
+    for (const c of m.cases) {
+      const seed = SEEDS[m.name];
+      const cond = syntheticInput(seed, 102, c.cond).map((v) => (v + 1) / 2);
+      const got = await net.residuals(syntheticInput(seed, 100, c.sample), c.sample as [number, number, number, number], c.timestep, syntheticInput(seed, 101, c.context), c.context as [number, number, number], cond, c.cond as [number, number, number, number], c.scale);
+      assert.is(got.length, c.residuals.length, `${c.name}: residual count`);
+      got.forEach((r, i) => {
+        assert.equal([...r.dims], c.residuals[i]!.shape, `${c.name} residual ${i} shape`);
+        const e = compare(r.data, readF32(join(DIR, c.residuals[i]!.file)));
+        assert.ok(e.relToMax < TOLERANCE, `${m.name} ${c.name} residual ${i}: off by ${e.maxAbs} (${e.relToMax.toExponential(2)} of max)`);
+        worst = Math.max(worst, e.relToMax);
+      });
+    }
+  } finally {
+    await net.release();
+  }
+  return worst;
+}
+
+const files = suite('ControlNet files = diffusers ControlNetModel');
+const temp = scratch(files);
+
+files('an A1111/lllyasviel file (control_model.*, F16) = from_single_file; named and hashed as sd-webui-controlnet does', async () => {
+  const work = temp();
+  const path = join(work, 'control_sd1_tiny.safetensors');
+  const bytes = checkpointBytes(recipe('sd1'));
+  writeFileSync(path, bytes);
+  assert.is(sha256(bytes), model('sd1').sha256, 'the file written from the recipe is the one the reference loaded');
+  const hashes = await checkpointHashes(path, join(work, 'cache'));
+  const record = await convertControlNet(path, join(work, 'out'), hashes);
+  assert.equal([record.name, record.a1111OldHash, record.contextWidth], ['control_sd1_tiny', model('sd1').a1111OldHash, 128]);
+  const worst = await checkResiduals(join(work, 'out'), model('sd1'));
+  assert.ok(worst > 0, 'float32 sums in another order differ a little: the comparison sees the numbers');
+});
+
+files('the same file without the control_model. prefix, and as a diffusers folder, give the same residuals', async () => {
+  const work = temp();
+  const bare = recipe('sd1');
+  const path = join(work, 'bare.safetensors');
+  writeFileSync(path, checkpointBytes({ ...bare, tensors: bare.tensors.map((t) => [t[0].replace(/^control_model\./, ''), ...t.slice(1)] as typeof t) }));
+  await checkResiduals(await ensureConvertedControlNet(path, join(work, 'cache')), model('sd1'));
+  const folder = writeDiffusersFolder(join(work, 'control-sd1-diffusers'), 'sd1', layout);
+  const dir = await ensureConvertedControlNet(folder, join(work, 'cache'));
+  assert.is(readControlNetRecord(dir)?.name, 'control-sd1-diffusers');
+  await checkResiduals(dir, model('sd1'));
+});
+
+files('a diffusers folder of another shape (norm groups 8, a 2x control embedding) = from_pretrained', async () => {
+  const work = temp();
+  await checkResiduals(await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'tiny'), 'tiny', layout), join(work, 'cache')), model('tiny'));
+});
+
+files('converted once: a second use finds the cached folder', async () => {
+  const work = temp();
+  const path = join(work, 'c.safetensors');
+  writeFileSync(path, checkpointBytes(recipe('sd1')));
+  const dir = await ensureConvertedControlNet(path, join(work, 'cache'));
+  const made = statSync(join(dir, 'controlnet', 'model.onnx')).mtimeMs;
+  assert.is(await ensureConvertedControlNet(path, join(work, 'cache')), dir);
+  assert.is(statSync(join(dir, 'controlnet', 'model.onnx')).mtimeMs, made);
+});
+
+files('what is not an SD ControlNet is refused in one line naming the file', async () => {
+  const work = temp();
+  const base = recipe('sd1');
+  const write = (name: string, r: Recipe): string => {
+    const path = join(work, name);
+    writeFileSync(path, checkpointBytes(r));
+    return path;
+  };
+  const extra = (key: string, shape: number[]): Recipe => ({ ...base, tensors: [...base.tensors, [key, 'F16', shape, 'uniform', -3, 0]] });
+  const bytes = checkpointBytes(base);
+  const truncated = join(work, 'truncated.safetensors');
+  writeFileSync(truncated, bytes.subarray(0, bytes.length >> 1));
+  const noHint = write('nohint.safetensors', { ...base, tensors: base.tensors.filter((t) => !t[0].includes('input_hint_block')) });
+  const incomplete = write('incomplete.safetensors', { ...base, tensors: base.tensors.filter((t) => !t[0].includes('zero_convs.3.')) });
+  mkdirSync(join(work, 'empty'));
+  const cases: Array<[string, RegExp]> = [
+    [truncated, /not a valid safetensors file/],
+    [noHint, /not a ControlNet .*pass a ControlNet file/],
+    [write('sdxl.safetensors', extra('control_model.label_emb.0.0.weight', [256, 64])), /an SDXL ControlNet; .*SD 1\.x\/2\.x/],
+    [write('diff.safetensors', extra('difference', [1])), /a "diff" ControlNet .*use the full ControlNet file/],
+    [incomplete, /3 down-block outputs|zero convolutions/],
+    [join(work, 'empty'), /holds no ControlNet weights/],
+  ];
+  for (const [path, says] of cases) {
+    await ensureConvertedControlNet(path, join(work, 'cache')).then(
+      () => assert.unreachable(`converted ${path}`),
+      (err: unknown) => {
+        assert.ok(err instanceof CheckpointError, `${path}: ${String(err)}`);
+        assert.match((err as Error).message, says);
+        assert.not.match((err as Error).message, /\n/);
+      },
+    );
+  }
+});
+
+files.run();
+
+const pipeline = suite('a converted ControlNet folder in the pipeline = StableDiffusionControlNetPipeline');
+let assembled: AssembledModel;
+let bundle: ModelBundle;
+let controlDir: string;
+const pipeTemp = scratch(pipeline);
+pipeline.before(async () => {
+  assembled = assembleModel('tiny-sd-control');
+  controlDir = await ensureConvertedControlNet(writeDiffusersFolder(join(pipeTemp(), 'tiny'), 'tiny', layout), join(pipeTemp(), 'cache'));
+  bundle = await loadModel(assembled.dir, { device: 'cpu', controlnets: [controlDir] });
+});
+pipeline.after(async () => {
+  await bundle.release();
+  assembled.remove();
+});
+
+async function requestFor(c: PipelineCase): Promise<GenerationRequest> {
+  const control = await Promise.all(
+    c.units.map(async (u) => ({ model: controlDir, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
+  );
+  return referenceRequest(c, { control });
+}
+
+for (const c of model('tiny').pipeline ?? []) {
+  pipeline(`${c.name}: final latents`, async () => {
+    const result = await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, await requestFor(c));
+    const stats = compare(result.latents, readF32(join(DIR, c.final_latents.file)));
+    assert.ok(stats.relToMax < TOLERANCE, `${c.name}: max abs error ${stats.maxAbs} (${stats.relToMax} of max)`);
+    const plain = await requestFor(c);
+    delete plain.control;
+    const without = compare((await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, plain)).latents, readF32(join(DIR, c.final_latents.file)));
+    assert.ok(without.relToMax > 1e-2, `the ControlNet barely matters: ${without.relToMax} of max without it`);
+  });
+}
+
+pipeline.run();

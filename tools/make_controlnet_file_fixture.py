@@ -1,0 +1,224 @@
+"""ControlNet weight files for the ControlNet graph builder (src/graphs/controlnet.ts): test/fixtures/controlnet-files/.
+
+Two synthetic-recipe ControlNets (tools/synthetic_checkpoint.py; the test writes the files from the recipes and checks
+their SHA-256), and what diffusers 0.32 computes with them:
+
+- `sd1`: a ControlNet of the graph fixtures' sd1 UNet shape (test/fixtures/graphs: widths 32/64, two resnets per level,
+  8 heads, 128-wide text) as lllyasviel's/A1111's single files store it: LDM names under `control_model.`, F16, the
+  control image embedding with SD's four widths (conv_out is input_hint_block.14, which diffusers' converter expects).
+  Loaded with `ControlNetModel.from_single_file` (every parameter checked against the recipe); residuals on two input
+  sets. The same values as a diffusers folder (`sd1.diffusers.json.gz`) load with `from_pretrained` to the same
+  residuals (checked here, bit for bit).
+- `tiny`: a diffusers ControlNet folder (config.json + diffusion_pytorch_model.safetensors) of tiny-sd-control's
+  ControlNet config (norm groups 8, widths 16/24, a 2x control embedding): residuals from `from_pretrained`, and
+  StableDiffusionControlNetPipeline final latents with tiny-sd-control's UNet (tools/make_controlnet_fixture.py's,
+  rebuilt from its seed) and tiny-sd's text encoder and VAE, on test/fixtures/controlnet-pipeline's control pictures.
+
+Inputs are synthetic_checkpoint.values streams (the test recomputes them); outputs are float32 .bin files.
+Usage: /opt/diffuse-venv/bin/python tools/make_controlnet_file_fixture.py   (deterministic; a rerun writes the same bytes)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+from PIL import Image
+from safetensors.torch import load
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fixtures_models as models  # noqa: E402
+import make_controlnet_fixture as cn_fixture  # noqa: E402
+from fixtures_io import RefWriter  # noqa: E402
+from graph_fixture_refs import draw  # noqa: E402
+from gzip_json import write_gzip_text  # noqa: E402
+from ldm_keys import unet_key  # noqa: E402
+from synthetic_checkpoint import recipe_for, sha256, tensors, to_bytes  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "test" / "fixtures" / "controlnet-files"
+TINY_SD = REPO / "test" / "fixtures" / "tiny-sd"
+PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
+LDM_PREFIX = "control_model."
+
+SD1 = dict(
+    in_channels=4, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), layers_per_block=2,
+    cross_attention_dim=128, attention_head_dim=8, use_linear_projection=False, norm_num_groups=32,
+    conditioning_embedding_out_channels=(8, 8, 8, 16),
+)
+SD1_SEED, TINY_SEED = 21, 22
+
+# name, batch, latent height, width, timestep, conditioning scale; the control image is 2^(stages) times the latent size.
+RESIDUAL_CASES = [("a", 2, 8, 8, 981.0, 0.7), ("odd", 1, 5, 7, 250.5, 1.0)]
+
+
+def ldm_key(name: str, config: dict) -> str:
+    """diffusers' ControlNetModel parameter -> lllyasviel's name (the inverse of diffusers' convert_controlnet_checkpoint)."""
+    stages = len(config["conditioning_embedding_out_channels"]) - 1
+    for hf, ldm in (("controlnet_cond_embedding.conv_in.", "input_hint_block.0."),
+                    ("controlnet_cond_embedding.conv_out.", f"input_hint_block.{2 * (2 * stages + 1)}."),
+                    ("controlnet_mid_block.", "middle_block_out.0.")):
+        if name.startswith(hf):
+            return ldm + name[len(hf):]
+    parts = name.split(".")
+    if name.startswith("controlnet_cond_embedding.blocks."):
+        return f"input_hint_block.{2 * (int(parts[2]) + 1)}.{'.'.join(parts[3:])}"
+    if name.startswith("controlnet_down_blocks."):
+        return f"zero_convs.{parts[1]}.0.{'.'.join(parts[2:])}"
+    up = [t.replace("Down", "Up") for t in reversed(config["down_block_types"])]
+    return unet_key(name, {**config, "up_block_types": up})
+
+
+def controlnet_config(net: ControlNetModel) -> dict:
+    # diffusers' private keys (_use_default_values is a set, in no fixed order) are left out, as diffusers ignores them.
+    return json.loads(json.dumps({k: v for k, v in net.config.items() if not k.startswith("_use")}, default=list))
+
+
+def recipe_of(net: ControlNetModel, seed: int, dtype: str, names) -> dict:
+    return recipe_for(seed, {names(k): v for k, v in net.state_dict().items()}, dtype)
+
+
+def check_loaded(net: ControlNetModel, values: dict[str, torch.Tensor], names) -> None:
+    """Every parameter of the loaded module is the recipe's tensor (so the loader read the whole file)."""
+    state = net.state_dict()
+    if len(state) != len(values):
+        raise AssertionError(f"{len(state)} parameters loaded from {len(values)} tensors")
+    for k, v in state.items():
+        if not torch.equal(v, values[names(k)].float()):
+            raise AssertionError(f"{k} is not the file's {names(k)}")
+
+
+def folder_layout(recipe: dict, config: dict, names) -> dict:
+    """The recipe's values under diffusers' names (each entry takes its single-file tensor's value stream)."""
+    stream = {entry[0]: t for t, entry in enumerate(recipe["tensors"])}
+    by_key = {entry[0]: entry for entry in recipe["tensors"]}
+    entries = []
+    for name in config["_names"]:
+        source = by_key[names(name)]
+        entries.append([name, source[1], source[2], *source[3:6], stream[source[0]]])
+    return {"files": {"diffusion_pytorch_model.safetensors": {"seed": recipe["seed"], "tensors": entries}},
+            "configs": {"config.json": {k: v for k, v in config.items() if k != "_names"}}}
+
+
+def write_folder(layout: dict, dir: Path) -> None:
+    for rel, recipe in layout["files"].items():
+        (dir / rel).write_bytes(to_bytes(recipe))
+    for rel, config in layout["configs"].items():
+        (dir / rel).write_text(json.dumps(config))
+
+
+@torch.no_grad()
+def residuals(net: ControlNetModel, seed: int) -> list[tuple[dict, list[torch.Tensor]]]:
+    """Per case its inputs' description and the residuals (down blocks', then the mid block's)."""
+    scale = 2 ** (len(net.config.conditioning_embedding_out_channels) - 1)
+    out = []
+    for case, batch, h, width, t, cond_scale in RESIDUAL_CASES:
+        sample = draw(seed, 100, [batch, 4, h, width])
+        context = draw(seed, 101, [batch, 7, net.config.cross_attention_dim])
+        # The control picture is in [0, 1]: (u + 1) / 2 of a [-1, 1) stream, exact in float32.
+        cond = (draw(seed, 102, [batch, 3, h * scale, width * scale]) + 1) / 2
+        down, mid = net(sample, torch.tensor([t]), context, cond, conditioning_scale=cond_scale, return_dict=False)
+        about = {"name": case, "sample": [batch, 4, h, width], "context": list(context.shape), "cond": list(cond.shape), "timestep": t, "scale": cond_scale}
+        out.append((about, [*down, mid]))
+    return out
+
+
+def residual_refs(w: RefWriter, name: str, computed: list[tuple[dict, list[torch.Tensor]]]) -> list[dict]:
+    return [{**about, "residuals": [w.array(f"{name}.{about['name']}.{i}", r) for i, r in enumerate(rs)]} for about, rs in computed]
+
+
+def build_sd1(w: RefWriter) -> dict:
+    torch.manual_seed(0)
+    shape = ControlNetModel(**SD1).eval()
+    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
+    names = lambda k: LDM_PREFIX + ldm_key(k, config)  # noqa: E731
+    recipe = recipe_of(shape, SD1_SEED, "F16", names)
+    data = to_bytes(recipe)
+    values = tensors(recipe)
+    read = load(data)
+    if set(read) != set(values) or any(not torch.equal(read[k], v) for k, v in values.items()):
+        raise AssertionError("safetensors reads the sd1 file differently from its recipe")
+    layout = folder_layout(recipe, config, names)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "control_sd1.safetensors"
+        path.write_bytes(data)
+        (Path(tmp) / "config").mkdir()
+        (Path(tmp) / "config" / "config.json").write_text(json.dumps(layout["configs"]["config.json"]))
+        net = ControlNetModel.from_single_file(str(path), config=str(Path(tmp) / "config"), local_files_only=True).eval()
+        check_loaded(net, values, names)
+        folder = Path(tmp) / "folder"
+        folder.mkdir()
+        write_folder(layout, folder)
+        same = ControlNetModel.from_pretrained(str(folder)).eval()
+    computed = residuals(net, SD1_SEED)
+    for (about, want), (_, got) in zip(computed, residuals(same, SD1_SEED)):
+        if not all(torch.equal(a, b) for a, b in zip(want, got)):
+            raise AssertionError(f"case {about['name']}: from_pretrained on the folder and from_single_file on the file differ")
+    refs = residual_refs(w, "sd1", computed)
+    write_gzip_text(OUT / "sd1.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
+    write_gzip_text(OUT / "sd1.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
+    old = hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]
+    return {"name": "sd1", "layout": "control_model.", "bytes": len(data), "sha256": sha256(data), "a1111OldHash": old, "cases": refs}
+
+
+def build_tiny(w: RefWriter) -> dict:
+    config_source = json.loads((REPO / "test" / "fixtures" / "tiny-sd-control" / "controlnet" / "config.json").read_text())
+    torch.manual_seed(0)
+    shape = ControlNetModel.from_config(config_source).eval()
+    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
+    same = lambda k: k  # noqa: E731
+    recipe = recipe_of(shape, TINY_SEED, "F32", same)
+    layout = folder_layout(recipe, config, same)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_folder(layout, Path(tmp))
+        net = ControlNetModel.from_pretrained(tmp).eval()
+    check_loaded(net, tensors(recipe), same)
+    write_gzip_text(OUT / "tiny.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
+    return {"name": "tiny", "layout": "diffusers", "cases": residual_refs(w, "tiny", residuals(net, TINY_SEED)), "pipeline": pipeline_refs(w, net)}
+
+
+def pipeline_refs(w: RefWriter, net: ControlNetModel) -> list[dict]:
+    base = models.build_txt2img_pipeline(TINY_SD / "tokenizer")
+    unet = cn_fixture.build_unet()
+    pipe = StableDiffusionControlNetPipeline(
+        vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=unet, controlnet=net,
+        scheduler=models.sd15_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
+    cases = [
+        cn_fixture.ControlCase("file-euler-scale0.8", "EulerDiscreteScheduler", 5, 900, (cn_fixture.Unit("a", 0.8),), negative_prompt=cn_fixture.NEGATIVE),
+        cn_fixture.ControlCase("file-ddim-guess", "DDIMScheduler", 6, 901, (cn_fixture.Unit("b", 1.0, 0.0, 0.8),), guess_mode=True, guidance_scale=5.0),
+    ]
+    records = []
+    for case in cases:
+        record = cn_fixture.run_case({"txt2img": pipe}, pipe.scheduler.config, case, images, {}, w)
+        records.append({**record, "model": "tiny-sd-control + controlnet-files/tiny"})
+    return records
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    writer = RefWriter(OUT)
+    entries = [build_sd1(writer), build_tiny(writer)]
+    writer.manifest("cases.json", {
+        "generator": "tools/make_controlnet_file_fixture.py",
+        "conventions": {
+            "recipes": "tools/synthetic_checkpoint.py; *.diffusers.json.gz: {files, configs} of a diffusers ControlNet folder",
+            "inputs": "draw(seed, 100) sample, draw(seed, 101) context, (draw(seed, 102) + 1) / 2 control image: values(seed, index) in [-1, 1)",
+            "residuals": "down_block_res_samples then mid_block_res_sample, times conditioning_scale; float32 .bin",
+            "pipeline": "as test/fixtures/controlnet-pipeline/cases.json; control pictures are that folder's",
+        },
+        "models": entries,
+    })
+    size = sum(p.stat().st_size for p in OUT.iterdir())
+    print(f"wrote {OUT} ({size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
