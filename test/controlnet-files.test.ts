@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { CheckpointError } from '../src/graphs/errors.js';
 import { convertControlNet, ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
 import { checkpointHashes } from '../src/graphs/converted-cache.js';
+import { convertCheckpoint } from '../src/graphs/convert.js';
 import { loadImage } from '../src/image/load-image.js';
 import { openSession } from '../src/onnx/session.js';
 import { ControlNet } from '../src/pipeline/controlnet.js';
@@ -16,7 +17,7 @@ import { assembleModel, type AssembledModel } from './helpers/assemble-model.js'
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 import { scratch } from './helpers/scratch.js';
-import { checkpointBytes, sha256, syntheticInput, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
+import { checkpointBytes, sha256, syntheticInput, writeCheckpoint, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
  * ControlNet weight files converted into the ONNX ControlNet the pipeline loads (src/graphs/controlnet.ts,
@@ -46,7 +47,7 @@ interface PipelineCase extends ReferenceCase {
   final_latents: { file: string };
 }
 interface Model {
-  name: 'sd1' | 'tiny';
+  name: 'sd1' | 'tiny' | 'sd1x2';
   sha256?: string;
   a1111OldHash?: string;
   cases: ResidualCase[];
@@ -54,7 +55,7 @@ interface Model {
 }
 const manifest = readJson<{ models: Model[] }>(join(DIR, 'cases.json'));
 const model = (name: Model['name']) => manifest.models.find((m) => m.name === name)!;
-const SEEDS = { sd1: 21, tiny: 22 } as const;
+const SEEDS = { sd1: 21, tiny: 22, sd1x2: 23 } as const;
 const recipe = (name: string) => readJson<Recipe>(join(DIR, `${name}.recipe.json.gz`));
 const layout = { layoutDir: DIR, tokenizers: {} };
 
@@ -177,23 +178,56 @@ pipeline.after(async () => {
   assembled.remove();
 });
 
-async function requestFor(c: PipelineCase): Promise<GenerationRequest> {
+async function requestFor(c: PipelineCase, model: string): Promise<GenerationRequest> {
   const control = await Promise.all(
-    c.units.map(async (u) => ({ model: controlDir, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
+    c.units.map(async (u) => ({ model, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
   );
   return referenceRequest(c, { control });
 }
 
-for (const c of model('tiny').pipeline ?? []) {
-  pipeline(`${c.name}: final latents`, async () => {
-    const result = await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, await requestFor(c));
-    const stats = compare(result.latents, readF32(join(DIR, c.final_latents.file)));
-    assert.ok(stats.relToMax < TOLERANCE, `${c.name}: max abs error ${stats.maxAbs} (${stats.relToMax} of max)`);
-    const plain = await requestFor(c);
-    delete plain.control;
-    const without = compare((await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, plain)).latents, readF32(join(DIR, c.final_latents.file)));
-    assert.ok(without.relToMax > 1e-2, `the ControlNet barely matters: ${without.relToMax} of max without it`);
-  });
+/** The case's latents within tolerance, and far from the same request without its units. */
+async function checkCase(b: ModelBundle, c: PipelineCase, model: string): Promise<void> {
+  const result = await generate({ ...b, schedule: discreteSchedule(c.scheduler.config) }, await requestFor(c, model));
+  const stats = compare(result.latents, readF32(join(DIR, c.final_latents.file)));
+  assert.ok(stats.relToMax < TOLERANCE, `${c.name}: max abs error ${stats.maxAbs} (${stats.relToMax} of max)`);
+  const plain = await requestFor(c, model);
+  delete plain.control;
+  const without = compare((await generate({ ...b, schedule: discreteSchedule(c.scheduler.config) }, plain)).latents, readF32(join(DIR, c.final_latents.file)));
+  assert.ok(without.relToMax > 1e-2, `the ControlNet barely matters: ${without.relToMax} of max without it`);
 }
 
+for (const c of model('tiny').pipeline ?? []) pipeline(`${c.name}: final latents`, () => checkCase(bundle, c, controlDir));
+
 pipeline.run();
+
+const checkpoint = suite('a UNet built from a single-file checkpoint takes ControlNet residuals = StableDiffusionControlNetPipeline with from_single_file');
+const ckptTemp = scratch(checkpoint);
+let modelDir: string;
+let sd1Control: string;
+let graphCache: string;
+checkpoint.before(async () => {
+  const work = ckptTemp();
+  modelDir = (await convertCheckpoint(writeCheckpoint(work, 'sd1'), join(work, 'onnx'), { precision: 'fp32' })).dir;
+  sd1Control = await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'sd1x2'), 'sd1x2', layout), join(work, 'cache'));
+  graphCache = join(work, 'graphs');
+});
+
+checkpoint('residual inputs only when ControlNets load; the final latents of each case; zero residuals change nothing', async () => {
+  const plain = await loadModel(modelDir, { device: 'cpu', graphCache });
+  const controlled = await loadModel(modelDir, { device: 'cpu', graphCache, controlnets: [sd1Control] });
+  try {
+    assert.is(plain.unet.residualInputs.length, 0, 'a plain run keeps the graph without residual inputs');
+    assert.equal(controlled.unet.residualInputs.map((i) => i.shape[1]), [32, 32, 32, 32, 64, 64, 64], 'conv_in, 2 resnets + downsampler at 32, 2 resnets at 64, mid at 64');
+    for (const c of model('sd1x2').pipeline!) await checkCase(controlled, c, sd1Control);
+    const c = model('sd1x2').pipeline![0]!;
+    const request = await requestFor(c, sd1Control);
+    delete request.control;
+    const a = await generate({ ...plain, schedule: discreteSchedule(c.scheduler.config) }, request);
+    const b = await generate({ ...controlled, schedule: discreteSchedule(c.scheduler.config) }, request);
+    assert.equal(b.latents, a.latents, 'x + 0 is x: the residual graph without units paints the plain graph\'s latents bit for bit');
+  } finally {
+    await Promise.all([plain.release(), controlled.release()]);
+  }
+});
+
+checkpoint.run();

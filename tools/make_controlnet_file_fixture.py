@@ -13,12 +13,16 @@ their SHA-256), and what diffusers 0.32 computes with them:
   ControlNet config (norm groups 8, widths 16/24, a 2x control embedding): residuals from `from_pretrained`, and
   StableDiffusionControlNetPipeline final latents with tiny-sd-control's UNet (tools/make_controlnet_fixture.py's,
   rebuilt from its seed) and tiny-sd's text encoder and VAE, on test/fixtures/controlnet-pipeline's control pictures.
+- `sd1x2`: the sd1 shape with a 2x control embedding as a diffusers folder, and StableDiffusionControlNetPipeline on the
+  graph fixtures' sd1 checkpoint (UNet by UNet2DConditionModel.from_single_file): a ControlNet with a UNet diffuse builds
+  from a single file, which takes no residuals until ControlNets are loaded (src/onnx/control-residuals.ts).
 
 Inputs are synthetic_checkpoint.values streams (the test recomputes them); outputs are float32 .bin files.
 Usage: /opt/diffuse-venv/bin/python tools/make_controlnet_file_fixture.py   (deterministic; a rerun writes the same bytes)
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import sys
@@ -26,15 +30,18 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline, UNet2DConditionModel
 from PIL import Image
 from safetensors.torch import load
+from transformers import CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fixtures_models as models  # noqa: E402
 import make_controlnet_fixture as cn_fixture  # noqa: E402
+import make_graph_fixtures as graph_fx  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
+from graph_fixture_models import SPECS  # noqa: E402
 from graph_fixture_refs import draw  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
 from ldm_keys import unet_key  # noqa: E402
@@ -44,14 +51,16 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "test" / "fixtures" / "controlnet-files"
 TINY_SD = REPO / "test" / "fixtures" / "tiny-sd"
 PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
+GRAPHS = REPO / "test" / "fixtures" / "graphs"
 LDM_PREFIX = "control_model."
+SD1_SPEC = next(s for s in SPECS if s.name == "sd1")
 
 SD1 = dict(
     in_channels=4, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), layers_per_block=2,
     cross_attention_dim=128, attention_head_dim=8, use_linear_projection=False, norm_num_groups=32,
     conditioning_embedding_out_channels=(8, 8, 8, 16),
 )
-SD1_SEED, TINY_SEED = 21, 22
+SD1_SEED, TINY_SEED, SD1X2_SEED = 21, 22, 23
 
 # name, batch, latent height, width, timestep, conditioning scale; the control image is 2^(stages) times the latent size.
 RESIDUAL_CASES = [("a", 2, 8, 8, 981.0, 0.7), ("odd", 1, 5, 7, 250.5, 1.0)]
@@ -201,11 +210,51 @@ def pipeline_refs(w: RefWriter, net: ControlNetModel) -> list[dict]:
     return records
 
 
+def build_sd1_checkpoint(w: RefWriter) -> dict:
+    """An sd1-shaped ControlNet with a 2x control embedding (the sd1 checkpoint's VAE is 2x) as a diffusers folder, and
+    StableDiffusionControlNetPipeline on the graph fixtures' sd1 checkpoint: its UNet by UNet2DConditionModel.from_single_file,
+    its text encoder and VAE through diffusers' single-file converters (tools/make_graph_fixtures.py load_modules)."""
+    torch.manual_seed(0)
+    shape = ControlNetModel(**{**SD1, "conditioning_embedding_out_channels": (8, 16)}).eval()
+    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
+    same = lambda k: k  # noqa: E731
+    recipe = recipe_of(shape, SD1X2_SEED, "F32", same)
+    layout = folder_layout(recipe, config, same)
+    ckpt_recipe = json.loads(gzip.decompress((GRAPHS / "sd1.recipe.json.gz").read_bytes()))
+    checkpoint = tensors(ckpt_recipe)
+    modules = graph_fx.load_modules(SD1_SPEC, checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_folder(layout, Path(tmp))
+        net = ControlNetModel.from_pretrained(tmp).eval()
+        (Path(tmp) / "sd1.safetensors").write_bytes(to_bytes(ckpt_recipe))
+        (Path(tmp) / "unet").mkdir()
+        (Path(tmp) / "unet" / "config.json").write_text(json.dumps(dict(modules["unet"].config), default=list))
+        unet = UNet2DConditionModel.from_single_file(str(Path(tmp) / "sd1.safetensors"), config=str(Path(tmp) / "unet"), local_files_only=True).eval()
+    check_loaded(net, tensors(recipe), same)
+    for k, v in modules["unet"].state_dict().items():
+        if not torch.equal(unet.state_dict()[k], v):
+            raise AssertionError(f"from_single_file and diffusers' converter load {k} differently")
+    write_gzip_text(OUT / "sd1x2.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
+    scheduler = EulerDiscreteScheduler.from_config(models.SD15_SCHEDULER_CONFIG)
+    pipe = StableDiffusionControlNetPipeline(
+        vae=modules["vae"], text_encoder=modules["text_encoder"], tokenizer=CLIPTokenizer.from_pretrained(str(TINY_SD / "tokenizer")),
+        unet=unet, controlnet=net, scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
+    cases = [
+        cn_fixture.ControlCase("checkpoint-euler-scale0.9", "EulerDiscreteScheduler", 4, 910, (cn_fixture.Unit("a", 0.9),), negative_prompt=cn_fixture.NEGATIVE),
+        cn_fixture.ControlCase("checkpoint-ddim-start0.25", "DDIMScheduler", 4, 911, (cn_fixture.Unit("b", 1.2, 0.25, 1.0),)),
+    ]
+    records = [{**cn_fixture.run_case({"txt2img": pipe}, scheduler.config, case, images, {}, w), "model": "graphs/sd1 checkpoint + controlnet-files/sd1x2"}
+               for case in cases]
+    return {"name": "sd1x2", "layout": "diffusers", "cases": [], "pipeline": records}
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     writer = RefWriter(OUT)
-    entries = [build_sd1(writer), build_tiny(writer)]
+    entries = [build_sd1(writer), build_tiny(writer), build_sd1_checkpoint(writer)]
     writer.manifest("cases.json", {
         "generator": "tools/make_controlnet_file_fixture.py",
         "conventions": {

@@ -18,6 +18,7 @@ import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
 import { ControlNet, controlNetGraph } from './controlnet.js';
+import { controlReadyUnet } from './control-unet.js';
 import { readClipProcessor, safetyCheckerFiles, SafetyChecker } from './safety-checker.js';
 import type { LoadedControlNet } from './controlnet.js';
 import { assemble, type BundleParts, type ModelBundle, type TextEncoderPart, type VaeChoice } from './bundle.js';
@@ -111,7 +112,9 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   if (options.tokenMerging && options.quantize && options.quantize !== 'none') {
     throw new UsageError('--token-merging does not combine with --quantize yet (the int8 graphs are not checked with merged tokens): leave one of them out');
   }
-  const bundle = await withUpscaler(await withSafetyChecker(await withControlNets(await loadOne(dir, own), controlnets ?? [], own), own), upscaler, own);
+  // A UNet diffuse built takes ControlNet residuals only in the graph made for runs that load ControlNets.
+  const main = await loadOne(dir, { ...own, ...(controlnets?.length ? { controlResiduals: true } : {}) });
+  const bundle = await withUpscaler(await withSafetyChecker(await withControlNets(main, controlnets ?? [], own), own), upscaler, own);
   if (refiner === undefined) return bundle;
   // The refiner is another network: the base's LoRAs, embeddings and hypernetworks are not its.
   const { withEncoder: _e, withDepthEstimator: _d, embeddingsDir: _t, withSafetyChecker: _s, loras: _l, hypernetworks: _h, ...shared } = own;
@@ -128,7 +131,7 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   };
 }
 
-async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Promise<ModelBundle> {
+async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { controlResiduals?: boolean }): Promise<ModelBundle> {
   const files = readModelFiles(resolve(dir));
   const settings = sessionSettings(options);
   const other = options.vae ? otherVae(options.vae, files, Boolean(options.withEncoder)) : undefined;
@@ -158,7 +161,8 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'>): Prom
   const networks = await withLoras({ ...textGraphs, unet: paths.unet }, options, { textWidth: textWidth(files.dir), sdxl }, graphCache);
   const text = sdxl ? await sdxlTextParts(files.dir, networks, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder!, clipSkip, embeddings, graphCache);
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
-  const unetMerged = options.tokenMerging ? tokenMergedUnet(unetWithNetworks, options.tokenMerging, graphCache) : unetWithNetworks;
+  const unetForControl = options.controlResiduals ? controlReadyUnet(unetWithNetworks, files.dir, graphCache) : unetWithNetworks;
+  const unetMerged = options.tokenMerging ? tokenMergedUnet(unetForControl, options.tokenMerging, graphCache) : unetForControl;
   const unetSource = options.fuseAttention ? fusedUnet(unetMerged, graphCache) : unetMerged;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
