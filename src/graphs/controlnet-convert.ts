@@ -8,7 +8,7 @@ import { buildControlNet } from './controlnet.js';
 import { detectControlNet, type ControlNetConfigOverrides } from './controlnet-detect.js';
 import { checkpointHashes, type EnsureProgress } from './converted-cache.js';
 import { assembleFolder, cachedConversion, writeGraph } from './converted-folder.js';
-import { num, readConfig } from './diffusers-folder.js';
+import { num, readConfig, readConfigBytes } from './diffusers-folder.js';
 import { CheckpointError } from './errors.js';
 import { ComponentWeights } from './weights.js';
 
@@ -107,7 +107,7 @@ export async function ensureConvertedControlNet(path: string, cacheDir: string, 
   const files = controlNetFiles(path);
   const hashes = await checkpointHashes(files.weights, cacheDir, onProgress);
   // A folder's config.json sets what the weights cannot say (heads, norms): part of its identity.
-  const config = files.configDir ? `-${createHash('sha256').update(readFileSync(join(files.configDir, 'config.json'))).digest('hex').slice(0, 8)}` : '';
+  const config = files.configDir ? `-${createHash('sha256').update(readConfigBytes(join(files.configDir, 'config.json'))).digest('hex').slice(0, 8)}` : '';
   const dir = join(cacheDir, `controlnet-${hashes.sha256.slice(0, 16)}${config}`);
   return cachedConversion(dir, (d) => readControlNetRecord(d)?.converter === CONTROLNET_CONVERTER_VERSION, (d) => convertControlNet(path, d, { sha256: hashes.sha256, a1111OldHash: hashes.a1111OldHash }));
 }

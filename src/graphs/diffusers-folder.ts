@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readInputFileSync } from '../input-file.js';
 import { join } from 'node:path';
 import { openWeightFile, type OpenedStore } from './checkpoint-store.js';
 import { CheckpointError } from './errors.js';
@@ -18,13 +19,26 @@ type Json = Record<string, unknown>;
 
 export function readConfig(dir: string, file: string): Json {
   const path = join(dir, file);
+  if (!existsSync(path)) throw new CheckpointError(`${path}: missing; a diffusers model folder needs it`);
+  const bytes = readConfigBytes(path);
   try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as Json;
   } catch (err) {
-    throw new CheckpointError(`${path}: ${existsSync(path) ? 'not valid JSON' : 'missing'}; a diffusers model folder needs it`, { cause: err });
+    throw new CheckpointError(`${path}: not valid JSON; a diffusers model folder needs it`, { cause: err });
   }
   throw new CheckpointError(`${path} is not a JSON object`);
+}
+
+/** A diffusers config is kilobytes: a bigger one is not a config. */
+const MAX_CONFIG_BYTES = 4 * 2 ** 20;
+
+/**
+ * A folder's config.json, bounded and from a regular file only: a config linked to /dev/zero or a
+ * FIFO would otherwise be read (or hashed) forever.
+ */
+export function readConfigBytes(path: string): Buffer {
+  return readInputFileSync(path, { label: 'model config', maxBytes: MAX_CONFIG_BYTES, exitCode: 2 });
 }
 
 export function num(config: Json, key: string, path: string, fallback?: number): number {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TINY_SD } from '../helpers/cli.js';
 import { FIXTURES, readJson } from '../helpers/fixtures.js';
@@ -420,6 +420,10 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     writeFileSync(join(cn, 'truncated.safetensors'), bytes.subarray(0, bytes.length - 4096));
     const r = cnRecipe();
     writeFileSync(join(cn, 'sdxl.safetensors'), checkpointBytes({ ...r, tensors: [...r.tensors, ['control_model.label_emb.0.0.weight', 'F16', [256, 64], 'uniform', -3, 0]] }));
+    // A diffusers folder whose config.json is a device: it is read and hashed, so it must be refused unread.
+    mkdirSync(join(cn, 'zero-config'), { recursive: true });
+    writeFileSync(join(cn, 'zero-config', 'diffusion_pytorch_model.safetensors'), checkpointBytes(r));
+    if (!existsSync(join(cn, 'zero-config', 'config.json'))) symlinkSync('/dev/zero', join(cn, 'zero-config', 'config.json'));
   };
   for (const [name, model, says] of [
     ['/dev/zero (was: hashed forever)', '/dev/zero', /--control model: cannot read \/dev\/zero: it is a device, not a regular file/],
@@ -428,9 +432,10 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['a safetensors file that is no ControlNet', join(EMBEDDINGS, 'learned_embeds.safetensors'), /learned_embeds\.safetensors: not a ControlNet/],
     ['an SDXL ControlNet with an SD 1.x model', join(cn, 'sdxl.safetensors'), /sdxl\.safetensors: an SDXL ControlNet; diffuse runs ControlNet with SD 1\.x\/2\.x models only/],
     ['a folder without graph or weights', join(cn, 'empty'), /--control: model .*empty: no controlnet\/model\.onnx or model\.onnx there, nor ControlNet weights/],
+    ['a folder whose config.json is /dev/zero', join(cn, 'zero-config'), /model config: cannot read .*zero-config\/config\.json: it is a device, not a regular file/],
   ] as const) {
     const o = out();
-    add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors'], setup: setupCn });
+    add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors', 'zero-config'], setup: setupCn });
   }
 
   // ---- outputs: refused before the first step, for the whole run ------------------------------------
