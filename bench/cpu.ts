@@ -41,3 +41,16 @@ export function cpuLine(cpu: CpuDescription): string {
   const id = cpu.family ? ` (family ${cpu.family}, model ${cpu.modelNumber ?? '?'})` : '';
   return `${cpu.model}${id}; ${cpu.features.join(' ') || 'no AVX2'}; int8 format ${cpu.int8Format}`;
 }
+
+/**
+ * A results file's name part for the CPU: vendor word, family and model number, and the class of
+ * instruction set that decides the kernels ("epyc-f25m17-avx512vnni", "epyc-f25m1-avx2"), so the
+ * files of each CPU class sort together.
+ */
+export function cpuTag(cpu: CpuDescription): string {
+  const word = /epyc|ryzen|xeon|core|graviton|ampere|apple/i.exec(cpu.model)?.[0]?.toLowerCase() ?? 'cpu';
+  const id = cpu.family ? `-f${cpu.family}m${cpu.modelNumber ?? 'x'}` : '';
+  const has = (f: string): boolean => cpu.features.includes(f);
+  const isa = has('avx512_vnni') ? 'avx512vnni' : has('avx_vnni') ? 'avxvnni' : has('avx512f') ? 'avx512' : has('avx2') ? 'avx2' : 'noavx2';
+  return `${word}${id}-${isa}`;
+}

@@ -3,7 +3,7 @@
  * its own. bench/run.ts starts it with one JSON argument (WorkerArgs) and reads the
  * `BENCH_JSON {...}` line it prints, with the same fields as the Python peers (tools/bench_common.py).
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { encodePng } from '../src/image/encode-png.js';
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     optimizedCache: join(benchCache(), 'optimized'),
     ...(args.quantize ? { quantize: args.quantize } : {}),
     ...(args.int8Format ? { int8Format: args.int8Format } : {}),
+    ...((args.deepCache ?? 1) > 1 ? { deepCache: true } : {}),
   });
   const loadMs = performance.now() - t0;
 
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
     width: args.width,
     height: args.height,
     batchSize: 1,
+    ...((args.deepCache ?? 1) > 1 ? { deepCache: args.deepCache } : {}),
   };
   const marks: number[] = [];
   const listener = (event: PipelineEvent): void => {
@@ -92,6 +94,12 @@ async function main(): Promise<void> {
   await writeFileAtomic(png, await encodePng(result.images[0]!.image, [{ keyword: 'parameters', text: BENCH_PROMPT }]), { ifExists: 'overwrite' });
   const pngMs = performance.now() - t2;
   rmSync(png, { force: true });
+  // After the timings: what bench/run.ts compares with the reference row (cosine, PSNR).
+  if (args.output) {
+    const latents = result.latents;
+    writeFileSync(`${args.output}.latents`, new Uint8Array(latents.buffer, latents.byteOffset, latents.byteLength));
+    writeFileSync(`${args.output}.rgb`, result.images[0]!.image.data);
+  }
 
   const stepMs = marks.slice(1).map((m, i) => m - marks[i]!);
   const stepRunMs = runAtStepStart.slice(1).map((r, i) => r - runAtStepStart[i]!);

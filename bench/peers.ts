@@ -32,6 +32,12 @@ export interface Peer {
   command(args: WorkerArgs): { file: string; argv: string[]; env?: Record<string, string> };
   /** Settings this tool always runs with (LCM: its own step count and guidance). */
   fixed?: Partial<WorkerArgs>;
+  /**
+   * The row this one is an option of (same model, prompt and seed): the table gives its time ratio
+   * to that row's and, when both wrote their outputs (WorkerArgs.output), the cosine of the final
+   * latents and the PSNR of the image.
+   */
+  reference?: string;
   parse(stdout: string): PeerResult;
 }
 
@@ -84,9 +90,10 @@ export function sameOrtOverlay(): { dir: string; hint: string } {
   return { dir, hint: `onnxruntime ${version} for Python not installed; run ${PYTHON} -m pip install --no-deps --target ${dir} onnxruntime==${version}` };
 }
 
-function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {}, fixed?: Partial<WorkerArgs>): Peer {
+function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {}, fixed?: Partial<WorkerArgs>, reference?: string): Peer {
   return {
     name,
+    ...(reference ? { reference } : {}),
     unavailable: () => missing(model, 'ONNX model'),
     command: (a) => ({
       file: process.execPath,
@@ -145,15 +152,22 @@ export function parseSdCppLog(stdout: string): PeerResult {
   };
 }
 
+/** An option of plain fp32 diffuse on SD 1.5, compared with it. */
+const sd15Option = (name: string, extra: Partial<WorkerArgs>): Peer => diffusePeer(name, SD15_ONNX, extra, undefined, 'diffuse');
+
+/** DeepCache intervals with a row: `--deep-cache N` (N = 1 is the plain UNet, the 'diffuse' row). */
+export const DEEP_CACHE_ROWS = [2, 3, 5];
+
 export const PEERS: Peer[] = [
   diffusePeer('diffuse', SD15_ONNX),
-  diffusePeer('diffuse int8', SD15_ONNX, { quantize: 'int8' }),
-  diffusePeer('diffuse int8-matmul', SD15_ONNX, { quantize: 'int8-matmul' }),
+  sd15Option('diffuse int8', { quantize: 'int8' }),
+  sd15Option('diffuse int8-matmul', { quantize: 'int8-matmul' }),
   // Each weight format by name, whatever this CPU would choose (src/onnx/cpu-features.ts).
-  ...INT8_FORMATS.map((f) => diffusePeer(`diffuse int8 ${f}`, SD15_ONNX, { quantize: 'int8', int8Format: f })),
-  ...INT8_FORMATS.map((f) => diffusePeer(`diffuse int8-matmul ${f}`, SD15_ONNX, { quantize: 'int8-matmul', int8Format: f })),
+  ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8 ${f}`, { quantize: 'int8', int8Format: f })),
+  ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8-matmul ${f}`, { quantize: 'int8-matmul', int8Format: f })),
+  ...DEEP_CACHE_ROWS.map((n) => sd15Option(`diffuse deep-cache ${n}`, { deepCache: n })),
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
-  diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN),
+  diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN, 'diffuse LCM'),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
   // The same pipeline on diffuse's own ONNX Runtime version: the ratio then compares the pipelines, not two runtimes.
   pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),

@@ -20,6 +20,7 @@ import type { GenerationRequest } from '../src/pipeline/types.js';
 import type { Raster } from '../src/image/raster.js';
 import { cpuLine, describeCpu } from './cpu.js';
 import { psnr } from './metrics.js';
+import { DEEP_CACHE_ROWS } from './peers.js';
 import { DIGITS_MODEL, DIGIT_SIZE, digitPrompt, frechetDistance, loadDigitClassifier, readHeldOutDigits, type DigitClassifier } from './digits.js';
 
 export interface SpeedOption {
@@ -41,6 +42,7 @@ export const OPTIONS: SpeedOption[] = [
   { label: 'int8 u8s7', flags: '--quantize int8 --int8-format u8s7', load: { quantize: 'int8', int8Format: 'u8s7' } },
   { label: 'int8-matmul', flags: '--quantize int8-matmul', load: { quantize: 'int8-matmul' } },
   { label: 'half the steps', flags: '--steps 10', request: { steps: 10 } },
+  ...DEEP_CACHE_ROWS.map((n) => ({ label: `deep cache ${n}`, flags: `--deep-cache ${n}`, load: { deepCache: true }, request: { deepCache: n } })),
 ];
 
 export interface DigitsRow {

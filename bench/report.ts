@@ -34,7 +34,34 @@ export interface Summary {
   /** With --repeats: how many runs, and the slowest and fastest run's median step. */
   runs?: number;
   stepSpread?: [number, number];
+  /** The row this one is an option of (Peer.reference), and how it compares with that row's run of the same turn. */
+  reference?: string;
+  stepRatio?: number;
+  wholeImageRatio?: number;
+  /** Cosine of the final latents and PSNR of the 8-bit image against the reference's (same seed). */
+  latentCosine?: number;
+  psnrDb?: number;
   note?: string;
+}
+
+/** How one run's outputs differ from the reference run's (bench/compare.ts reads them). */
+export interface OutputDistance {
+  latentCosine: number;
+  psnrDb: number;
+}
+
+/**
+ * A row set beside its reference's run of the same turn: time ratios taken pairwise, so a slow
+ * spell of a shared machine that falls on both cancels, and the output distance when known.
+ */
+export function withReference(row: Summary, reference: Summary, distance?: OutputDistance): Summary {
+  return {
+    ...row,
+    reference: reference.tool,
+    ...(row.stepMedianS !== undefined && reference.stepMedianS !== undefined ? { stepRatio: row.stepMedianS / reference.stepMedianS } : {}),
+    ...(row.wholeImageS !== undefined && reference.wholeImageS !== undefined ? { wholeImageRatio: row.wholeImageS / reference.wholeImageS } : {}),
+    ...(distance ?? {}),
+  };
 }
 
 export function summarize(row: Row): Summary {
@@ -62,7 +89,10 @@ export function summarize(row: Row): Summary {
   };
 }
 
-const NUMERIC: (keyof Summary)[] = ['stepMedianS', 'stepBestS', 'timesFloor', 'textEncoderS', 'vaeDecodeS', 'loadS', 'firstStepS', 'peakRssMb', 'wholeImageS', 'overheadStepS', 'overheadTotalS'];
+const NUMERIC: (keyof Summary)[] = [
+  'stepMedianS', 'stepBestS', 'timesFloor', 'textEncoderS', 'vaeDecodeS', 'loadS', 'firstStepS', 'peakRssMb', 'wholeImageS', 'overheadStepS', 'overheadTotalS',
+  'stepRatio', 'wholeImageRatio', 'latentCosine', 'psnrDb',
+];
 
 /**
  * The runs of each tool and size (--repeats) as one row: each number the median over the runs
@@ -83,6 +113,8 @@ export function combineRuns(summaries: readonly Summary[]): Summary[] {
     const medians = done.map((r) => r.stepMedianS!);
     if (medians.length) out.stepSpread = [Math.min(...medians), Math.max(...medians)];
     if (done[0]?.runtime) out.runtime = done[0].runtime;
+    const reference = done.find((r) => r.reference)?.reference;
+    if (reference) out.reference = reference;
     const failed = runs.filter((r) => r.stepMedianS === undefined).map((r) => r.note);
     out.note = `${done.length} of ${runs.length} runs finished${failed.length ? `; ${failed.join('; ')}` : ''}`;
     return out;
@@ -106,9 +138,16 @@ const COLUMNS: [string, (s: Summary) => string][] = [
   ['peak RSS MB', (s) => fmt(s.peakRssMb, 0)],
   ['own overhead s/step', (s) => fmt(s.overheadStepS, 3)],
   ['runtime', (s) => s.runtime ?? '—'],
+  ['vs reference: step ×, image ×, latent cosine, PSNR', vsReference],
   ['load avg before → after', (s) => s.load],
   ['note', (s) => s.note ?? ''],
 ];
+
+function vsReference(s: Summary): string {
+  if (!s.reference) return '—';
+  const quality = s.latentCosine === undefined ? 'outputs not compared' : `${s.latentCosine.toFixed(5)}, ${fmt(s.psnrDb, 1)} dB`;
+  return `${s.reference}: ${fmt(s.stepRatio, 3)}, ${fmt(s.wholeImageRatio, 3)}, ${quality}`;
+}
 
 export function markdownTable(summaries: readonly Summary[]): string {
   const head = `| ${COLUMNS.map(([h]) => h).join(' | ')} |`;

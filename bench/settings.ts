@@ -22,6 +22,13 @@ export interface WorkerArgs {
   int8Format?: Int8Format;
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
   lcm?: boolean;
+  /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */
+  deepCache?: number;
+  /**
+   * diffuse only: where to write the final latents (`<path>.latents`, float32) and the decoded
+   * image (`<path>.rgb`, 8-bit), so bench/run.ts can compare a row with its reference row.
+   */
+  output?: string;
 }
 
 /**

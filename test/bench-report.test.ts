@@ -2,7 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { killReason } from '../bench/measure.js';
 import { choosePeers, PEERS } from '../bench/peers.js';
-import { combineRuns, markdownTable, type Summary } from '../bench/report.js';
+import { combineRuns, markdownTable, withReference, type Summary } from '../bench/report.js';
+import { cpuTag } from '../bench/cpu.js';
+import { clearOutput, outputDistance } from '../bench/compare.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * The bench's bookkeeping (no timing is measured here): repeated runs combined into one row, the
@@ -52,6 +57,61 @@ test('--only runs the tools in the order given and names a tool it does not know
   assert.equal(choosePeers('optimum (same ORT),diffuse,optimum (ORT)').map((p) => p.name), ['optimum (same ORT)', 'diffuse', 'optimum (ORT)']);
   assert.throws(() => choosePeers('diffuse,optimum'), /no tool named 'optimum'/);
   assert.ok(PEERS.some((p) => p.name === 'optimum (same ORT)'));
+});
+
+test('an option row is given as ratios to its reference run of the same turn, and the medians of those over the runs', () => {
+  const off = [run('diffuse', 10, { wholeImageS: 100 }), run('diffuse', 20, { wholeImageS: 200 })];
+  const cached = [run('diffuse deep-cache 2', 6, { wholeImageS: 55 }), run('diffuse deep-cache 2', 10, { wholeImageS: 120 })];
+  const paired = cached.map((c, i) => withReference(c, off[i]!, { latentCosine: 0.99, psnrDb: 30 + i }));
+  assert.is(paired[0]!.stepRatio, 0.6);
+  assert.is(paired[0]!.wholeImageRatio, 0.55);
+  const [row] = combineRuns(paired);
+  assert.is(row!.reference, 'diffuse');
+  assert.is(row!.stepRatio, 0.55);
+  assert.is(row!.wholeImageRatio, 0.575);
+  assert.is(row!.psnrDb, 30.5);
+  assert.match(markdownTable([row!]), /\| diffuse: 0\.550, 0\.575, 0\.99000, 30\.5 dB \|/);
+  assert.match(markdownTable([withReference(cached[0]!, off[0]!)]), /diffuse: 0\.600, 0\.550, outputs not compared/);
+  assert.match(markdownTable(off), /\| — \| 1\.00 → 1\.20 \|/);
+});
+
+test('outputs compared: cosine of the latents, PSNR of the image; absent or mismatched outputs give none', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-compare-'));
+  try {
+    const write = (base: string, latents: number[], rgb: number[]): void => {
+      writeFileSync(`${base}.latents`, new Uint8Array(new Float32Array(latents).buffer));
+      writeFileSync(`${base}.rgb`, new Uint8Array(rgb));
+    };
+    write(join(dir, 'a'), [1, 0, 0], [10, 20, 30, 40]);
+    write(join(dir, 'b'), [1, 1, 0], [10, 20, 30, 50]);
+    const d = outputDistance(join(dir, 'b'), join(dir, 'a'))!;
+    assert.ok(Math.abs(d.latentCosine - Math.SQRT1_2) < 1e-7);
+    // One of four pixels off by 10: MSE 25.
+    assert.ok(Math.abs(d.psnrDb - 10 * Math.log10(255 ** 2 / 25)) < 1e-9);
+    write(join(dir, 'c'), [1, 0], [10, 20, 30, 40]);
+    assert.is(outputDistance(join(dir, 'c'), join(dir, 'a')), undefined);
+    clearOutput(join(dir, 'b'));
+    assert.is(outputDistance(join(dir, 'b'), join(dir, 'a')), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('results files are named by the CPU: family, model and the instruction-set class that picks the kernels', () => {
+  const cpu = (features: string[], extra = {}) => ({ model: 'AMD EPYC', family: '25', modelNumber: '17', features, int8Format: 'u8s8', ...extra });
+  assert.is(cpuTag(cpu(['avx2', 'fma', 'avx512f', 'avx512_vnni'])), 'epyc-f25m17-avx512vnni');
+  assert.is(cpuTag(cpu(['avx2', 'fma'], { modelNumber: '1' })), 'epyc-f25m1-avx2');
+  assert.is(cpuTag(cpu(['avx2', 'avx_vnni'], { model: 'Intel(R) Core(TM) i7-12700' })), 'core-f25m17-avxvnni');
+  assert.is(cpuTag({ model: 'unknown', features: [], int8Format: 'u8u8' }), 'cpu-noavx2');
+});
+
+test('option rows name the row they are compared with; DeepCache rows exist for each interval', () => {
+  const names = PEERS.map((p) => p.name);
+  for (const p of PEERS.filter((p) => p.reference)) assert.ok(names.includes(p.reference!), `${p.name}'s reference ${p.reference}`);
+  assert.is(PEERS.find((p) => p.name === 'diffuse deep-cache 3')?.reference, 'diffuse');
+  assert.is(PEERS.find((p) => p.name === 'diffuse LCM int8')?.reference, 'diffuse LCM');
+  assert.is(PEERS.find((p) => p.name === 'diffuse')?.reference, undefined);
+  assert.match(JSON.stringify(PEERS.find((p) => p.name === 'diffuse deep-cache 5')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 })), /deepCache\\":5/);
 });
 
 test.run();
