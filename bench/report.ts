@@ -107,7 +107,8 @@ export function combineRuns(summaries: readonly Summary[]): Summary[] {
     const done = runs.filter((r) => r.stepMedianS !== undefined);
     const out: Summary = { tool: runs[0]!.tool, size: runs[0]!.size, load: runs.map((r) => r.load).join('; '), runs: runs.length };
     for (const key of NUMERIC) {
-      const xs = done.map((r) => r[key] as number | undefined).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      // Infinity stays (the PSNR of identical images); NaN is a number that was not measured.
+      const xs = done.map((r) => r[key] as number | undefined).filter((x): x is number => x !== undefined && !Number.isNaN(x));
       if (xs.length) (out as unknown as Record<string, number>)[key] = key === 'stepBestS' ? Math.min(...xs) : median(xs);
     }
     const medians = done.map((r) => r.stepMedianS!);
@@ -145,7 +146,8 @@ const COLUMNS: [string, (s: Summary) => string][] = [
 
 function vsReference(s: Summary): string {
   if (!s.reference) return '—';
-  const quality = s.latentCosine === undefined ? 'outputs not compared' : `${s.latentCosine.toFixed(5)}, ${fmt(s.psnrDb, 1)} dB`;
+  const image = s.psnrDb === Infinity ? 'identical image' : `${fmt(s.psnrDb, 1)} dB`;
+  const quality = s.latentCosine === undefined ? 'outputs not compared' : `${s.latentCosine.toFixed(5)}, ${image}`;
   return `${s.reference}: ${fmt(s.stepRatio, 3)}, ${fmt(s.wholeImageRatio, 3)}, ${quality}`;
 }
 

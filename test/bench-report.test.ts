@@ -72,6 +72,8 @@ test('an option row is given as ratios to its reference run of the same turn, an
   assert.is(row!.psnrDb, 30.5);
   assert.match(markdownTable([row!]), /\| diffuse: 0\.550, 0\.575, 0\.99000, 30\.5 dB \|/);
   assert.match(markdownTable([withReference(cached[0]!, off[0]!)]), /diffuse: 0\.600, 0\.550, outputs not compared/);
+  const same = combineRuns(cached.map((c, i) => withReference(c, off[i]!, { latentCosine: 1, psnrDb: Infinity })));
+  assert.match(markdownTable(same), /diffuse: 0\.550, 0\.575, 1\.00000, identical image/);
   assert.match(markdownTable(off), /\| — \| 1\.00 → 1\.20 \|/);
 });
 
