@@ -88,11 +88,14 @@ async function hubCases(): Promise<HostileCase[]> {
     keep,
   });
   // The files that passed their checks stay for the next pull to resume from; the corrupt one is gone.
+  // A sibling still in flight when the corrupt file fails is aborted and keeps its .part for that
+  // resume (downloadFiles): whether one is in flight depends on timing (seen on a loaded machine).
   const verified = ['manifest.json', ...tiny.map((f) => `snapshot/${f.path}`).filter((p) => p !== 'snapshot/unet/model.onnx')].map((p) => `models/hostile--flipped@main/${p}`);
+  const resumable = verified.filter((p) => p.includes('/snapshot/')).map((p) => `${p}.part`);
   return [
     pull('hostile/names', hub.endpoint, /unsafe|refus|outside|file name/i),
     pull('hostile/noindex', hub.endpoint, /hostile\/noindex@main has no model_index\.json: not a diffusers model repo/),
-    pull('hostile/flipped', hub.endpoint, /corrupt.*deleted/i, verified),
+    pull('hostile/flipped', hub.endpoint, /corrupt.*deleted/i, [...verified, ...resumable]),
     pull('hostile/endless', rawEndpoint, /the Hub's answer passes 16 MB; that is no listing/),
     pull('hostile/html', rawEndpoint, /the Hub's answer is not JSON/),
     pull('hostile/nolist', rawEndpoint, /the Hub's answer has no file list/),
