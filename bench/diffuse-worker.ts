@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     ...(args.quantize ? { quantize: args.quantize } : {}),
     ...(args.int8Format ? { int8Format: args.int8Format } : {}),
     ...((args.deepCache ?? 1) > 1 ? { deepCache: true } : {}),
+    ...(args.conv ? { conv: args.conv } : {}),
   });
   const loadMs = performance.now() - t0;
 

@@ -20,6 +20,8 @@ export interface WorkerArgs {
   quantize?: 'int8' | 'int8-matmul';
   /** diffuse only: the int8 weight format (default: this CPU's, see src/onnx/cpu-features.ts). */
   int8Format?: Int8Format;
+  /** diffuse only: --conv winograd (3x3 convolutions as Winograd F(2x2,3x3)). */
+  conv?: 'winograd';
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
   lcm?: boolean;
   /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */

@@ -11,6 +11,7 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { TINY_SD } from './helpers/cli.js';
 import { compare } from './helpers/fixtures.js';
+import { firstOutput } from './helpers/run-graph.js';
 import { normals as normals64 } from './helpers/random.js';
 import { tinyRequest } from './helpers/tiny-model.js';
 
@@ -30,16 +31,6 @@ const original = new Uint8Array(readFileSync(SOURCE));
 const fusedModel = fuseAttention(original);
 const normals = (count: number, seed: number): Float32Array => Float32Array.from(normals64(count, seed));
 const opCount = (model: Uint8Array, opType: string): number => ModelProto.decode(model).graph.nodes.filter((n) => n.opType === opType).length;
-
-async function runUnet(path: string, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-  try {
-    const out = await session.run(feeds);
-    return out[session.outputNames[0]!]!.data as Float32Array;
-  } finally {
-    await session.release();
-  }
-}
 
 test('every attention block becomes one MultiHeadAttention node', () => {
   const softmaxes = opCount(original, 'Softmax');
@@ -82,8 +73,8 @@ test('fused and original UNet agree on batch 2, 16x16 latents, 77 tokens', async
     timestep: new ort.Tensor('float32', Float32Array.from([981, 407]), [2]),
     encoder_hidden_states: new ort.Tensor('float32', normals(2 * 77 * 32, 2), [2, 77, 32]),
   });
-  const expected = await runUnet(join(dir, 'model.onnx'), feeds());
-  const actual = await runUnet(fusedPath, feeds());
+  const expected = await firstOutput(join(dir, 'model.onnx'), feeds());
+  const actual = await firstOutput(fusedPath, feeds());
   const { relToMax } = compare(actual, expected);
   console.log(`  unet call: max error ${relToMax.toExponential(2)} of max`);
   assert.ok(relToMax <= TOLERANCE, `${relToMax} > ${TOLERANCE}`);

@@ -19,7 +19,7 @@ import { terminalText } from './terminal-text.js';
  */
 const INVERT_OPTIONS: readonly SettingKey[] = [
   'initImage', 'model', 'negativePrompt', 'steps', 'cfgScale', 'seed', 'rng', 'width', 'height', 'resizeMode', 'vaeLatents',
-  'promptWeighting', 'padCond', 'clipSkip', 'embeddingsDir', 'loraDir', 'device', 'threads', 'attention', 'optimizedCache', 'offline', 'yes', 'overwrite',
+  'promptWeighting', 'padCond', 'clipSkip', 'embeddingsDir', 'loraDir', 'device', 'threads', 'attention', 'conv', 'optimizedCache', 'offline', 'yes', 'overwrite',
 ];
 
 /**

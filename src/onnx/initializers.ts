@@ -127,6 +127,15 @@ export function floatInitializer(name: string, elemType: number, dims: readonly 
   throw new Error(`cannot write an initialiser of element type ${elemType}`);
 }
 
+/** Points an initialiser at `length` bytes of `file` from `offset`, dropping its old data fields. */
+export function pointAtExternalData(tensor: Message, file: string, offset: number, length: number): void {
+  const entry = (key: string, value: string) => messageField(TENSOR.externalData, new Message([stringField(ENTRY.key, key), stringField(ENTRY.value, value)]));
+  tensor.set(TENSOR.rawData, []);
+  tensor.set(TENSOR.floatData, []);
+  tensor.set(TENSOR.externalData, [entry('location', file), entry('offset', String(offset)), entry('length', String(length))]);
+  tensor.set(TENSOR.dataLocation, [intField(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL)]);
+}
+
 export function appendInitializer(graph: GraphProto, tensor: Message): void {
   graph.msg.append(GRAPH_INITIALIZER, [messageField(GRAPH_INITIALIZER, tensor)]);
 }

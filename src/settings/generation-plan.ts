@@ -131,6 +131,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     withDepthEstimator: Boolean(task?.depthEstimator),
     clipSkip: settings.clipSkip,
     fuseAttention: settings.attention === 'fused',
+    ...(settings.conv !== 'direct' ? { conv: settings.conv } : {}),
     ...(settings.deepCache > 1 ? { deepCache: true } : {}),
     ...(settings.tokenMerging > 0 ? { tokenMerging: settings.tokenMerging } : {}),
     quantize: settings.quantize,

@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { DEVICES, type Device } from '../onnx/session.js';
 import { QUANTIZATIONS, type Quantization } from '../pipeline/quantize.js';
 import { INT8_FORMATS, type Int8Format } from '../onnx/quantize-int8.js';
+import { CONV_ALGORITHMS, type ConvAlgorithm } from '../pipeline/winograd.js';
 import type { RngKind } from '../rng/types.js';
 import type { SdeNoise, SeedMode } from '../pipeline/types.js';
 import type { PromptWeighting } from '../pipeline/types.js';
@@ -59,6 +60,7 @@ export interface Settings {
   vaeTiling: boolean;
   optimizedCache: string;
   attention: 'fused' | 'plain';
+  conv: ConvAlgorithm;
   deepCache: number;
   tokenMerging: number;
   vae: string | undefined;
@@ -344,6 +346,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'batchCount', flags: '--batch-count <n>', description: 'batches run one after another', parse: parseInteger(1, 10000), default: 1, configurable: true }),
   spec({ key: 'vaeTiling', flags: '--vae-tiling', description: "decode in overlapping tiles (diffusers' tiled_decode): bounded memory for large images", parse: parseBoolean, default: false, configurable: true }),
   spec({ key: 'attention', flags: '--attention <how>', description: "fused: the UNet's attention as ONNX Runtime's MultiHeadAttention (faster, about half the memory at 512x512, same numbers to 1e-6); plain: as exported", parse: parseChoice(['fused', 'plain'] as const), default: 'fused', configurable: true }),
+  spec({ key: 'conv', flags: '--conv <how>', description: "the UNet's 3x3 convolutions on the CPU (float, not --quantize): winograd rewrites them as Winograd F(2x2,3x3) (fewer multiplies; rewritten once per model and cached; same numbers to 2e-6; speed in the README); direct: ONNX Runtime's Conv", parse: parseChoice(CONV_ALGORITHMS), default: 'direct', configurable: true }),
   spec({ key: 'deepCache', flags: '--deep-cache <n>', description: "DeepCache (the DeepCache package's uniform schedule, branch 0): every n-th UNet call runs whole and the calls between reuse its deep feature, running only the shallow layers (faster; quality cost in the README); 1 is off", parse: parseInteger(1, 1000), default: 1, configurable: true }),
   spec({ key: 'tokenMerging', flags: '--token-merging <ratio>', description: "token merging (ToMe for SD, the tomesd package as A1111 applies it): the fraction of the tokens merged before self-attention in the UNet's full-resolution transformer blocks (faster; quality cost in the README); A1111's \"Token merging ratio\"; 0 is off", parse: parseNumber(0, 0.9), default: 0, configurable: true }),
   spec({ key: 'quantize', flags: '--quantize <mode>', description: 'int8: the UNet and VAE decoder quantized (about 2x faster on CPU; calibrated once per model and cached; quality cost in the README); int8-matmul: only the UNet\'s MatMul layers (no calibration, near-lossless, about 20% faster); none: float as exported', parse: parseChoice(QUANTIZATIONS), default: 'none', configurable: true }),

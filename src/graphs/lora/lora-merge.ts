@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { floatToHalf } from '../../onnx/dtype.js';
-import { DATA_LOCATION_EXTERNAL, TENSOR, readFloatInitializer } from '../../onnx/initializers.js';
-import { ElemType, Message, ModelProto, intField, messageField, stringField } from '../../onnx/proto.js';
+import { pointAtExternalData, readFloatInitializer } from '../../onnx/initializers.js';
+import { ElemType, Message, ModelProto } from '../../onnx/proto.js';
 import { CheckpointError } from '../errors.js';
 import { UnsupportedModuleError, deltaKind, moduleDelta, type ModuleDelta, type ModuleParts } from './lora-delta.js';
 import { openMatMul, type MatMul } from './delta-matmul.js';
@@ -101,15 +101,6 @@ function encode(values: Float32Array, elemType: number): Uint8Array {
   return new Uint8Array(half.buffer);
 }
 
-/** Points an initialiser at `length` bytes of `file` from `offset`, dropping its old data fields. */
-function relocate(tensor: Message, file: string, offset: number, length: number): void {
-  const entry = (key: string, value: string) => messageField(TENSOR.externalData, new Message([stringField(1, key), stringField(2, value)]));
-  tensor.set(TENSOR.rawData, []);
-  tensor.set(TENSOR.floatData, []);
-  tensor.set(TENSOR.externalData, [entry('location', file), entry('offset', String(offset)), entry('length', String(length))]);
-  tensor.set(TENSOR.dataLocation, [intField(TENSOR.dataLocation, DATA_LOCATION_EXTERNAL)]);
-}
-
 export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: LoraPrefix, loras: readonly LoraInput[], data: { file: string; staging: string }): Promise<MergedGraph> {
   const proto = ModelProto.decode(model);
   const targets = loraTargets(proto.graph, prefix);
@@ -144,7 +135,7 @@ export async function mergeLoras(model: Uint8Array, modelDir: string, prefix: Lo
     if (target.init.elemType !== ElemType.FLOAT && target.init.elemType !== ElemType.FLOAT16) {
       throw new CheckpointError(`cannot merge a LoRA into ${target.module}: its weight is not float32 or float16 (a quantized graph?)`);
     }
-    relocate(target.init.msg, data.file, offset, bytes);
+    pointAtExternalData(target.init.msg, data.file, offset, bytes);
     offset += bytes;
   }
   const { matmul, release } = await openMatMul();
