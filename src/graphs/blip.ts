@@ -1,7 +1,7 @@
 import { ElemType } from '../onnx/proto.js';
 import { CheckpointError } from './errors.js';
 import { num, readConfig } from './diffusers-folder.js';
-import { attention, conv2d, gelu, layerNorm, linear, scopeOf, toTokens, type Net } from './layers.js';
+import { attention, conv2d, gelu, layerNorm, linear, scopeOf, tokenAndPositionSum, toTokens, type Net } from './layers.js';
 import { GraphBuilder, type WeightType } from './onnx-builder.js';
 import type { ComponentWeights, TensorStore, WeightSource } from './weights.js';
 
@@ -141,11 +141,7 @@ export function buildBlipDecoder(w: ComponentWeights, config: BlipConfig, weight
   const ids = g.input('input_ids', ElemType.INT64, ['batch_size', 'sequence_length']);
   const image = g.input('encoder_hidden_states', ElemType.FLOAT, ['batch_size', 'image_tokens', c.encoderHidden]);
   const scope = '/text_decoder/bert/embeddings';
-  const table = g.storedWeight(w.take('text_decoder.bert.embeddings.word_embeddings.weight', 'as-is', [c.vocab, c.hidden]));
-  const positions = g.storedWeight(w.take('text_decoder.bert.embeddings.position_embeddings.weight', 'as-is', [c.positions, c.hidden]));
-  const length = g.op('Slice', [g.op('Shape', [ids], scope), g.ints([1]), g.ints([2])], scope);
-  const words = g.toFloat(g.op('Gather', [table, ids], scope, { axis: 0 }), scope);
-  const summed = g.op('Add', [words, g.toFloat(g.op('Slice', [positions, g.ints([0]), length, g.ints([0])], scope), scope)], scope);
+  const { sum: summed, length } = tokenAndPositionSum(net, ids, { tokens: 'text_decoder.bert.embeddings.word_embeddings.weight', positions: 'text_decoder.bert.embeddings.position_embeddings.weight' }, { vocab: c.vocab, positions: c.positions, hidden: c.hidden }, scope);
   let x = layerNorm(net, 'text_decoder.bert.embeddings.LayerNorm', summed, c.hidden, c.eps);
   // transformers' decoder mask: float32's lowest added above the diagonal
   const lowest = g.op('Expand', [g.floats([-3.4028234663852886e38], []), g.op('Concat', [length, length], scope, { axis: 0 })], scope);

@@ -1,5 +1,5 @@
 import { ElemType } from '../onnx/proto.js';
-import { attention, gelu, layerNorm, linear, quickGelu, scopeOf, type Net } from './layers.js';
+import { attention, gelu, layerNorm, linear, quickGelu, scopeOf, tokenAndPositionSum, type Net } from './layers.js';
 import type { TextEncoderConfig } from './model-config.js';
 import { GraphBuilder, type WeightType } from './onnx-builder.js';
 import type { ComponentWeights } from './weights.js';
@@ -18,13 +18,8 @@ export function buildClipText(w: ComponentWeights, config: TextEncoderConfig, we
   const net: Net = { g, w };
   const c = config;
   const ids = g.input('input_ids', ElemType.INT32, ['batch_size', 'sequence_length']);
-  const scope = '/text_model/embeddings';
-  const table = g.storedWeight(w.take('text_model.embeddings.token_embedding.weight', 'as-is', [c.vocabSize, c.hidden]));
-  const positions = g.storedWeight(w.take('text_model.embeddings.position_embedding.weight', 'as-is', [c.positions, c.hidden]));
-  // The sequence length from the ids themselves, so the position rows do not depend on the token rows.
-  const length = g.op('Slice', [g.op('Shape', [ids], scope), g.ints([1]), g.ints([2])], scope);
-  const tokens = g.toFloat(g.op('Gather', [table, ids], scope, { axis: 0 }), scope);
-  let x = g.op('Add', [tokens, g.toFloat(g.op('Slice', [positions, g.ints([0]), length, g.ints([0])], scope), scope)], scope);
+  const { sum, length } = tokenAndPositionSum(net, ids, { tokens: 'text_model.embeddings.token_embedding.weight', positions: 'text_model.embeddings.position_embedding.weight' }, { vocab: c.vocabSize, positions: c.positions, hidden: c.hidden }, '/text_model/embeddings');
+  let x = sum;
   const mask = causalMask(net, c.positions, length);
   const states = [x];
   for (let layer = 0; layer < c.layers; layer++) states.push((x = encoderLayer(net, `text_model.encoder.layers.${layer}`, x, c, mask)));

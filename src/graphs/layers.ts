@@ -107,6 +107,21 @@ export function attention(g: GraphBuilder, scope: string, q: string, k: string, 
   return g.op('Reshape', [context, g.ints([0, -1, heads * headDim])], scope);
 }
 
+/**
+ * A text transformer's input: token rows gathered by id plus the first `length` position rows
+ * (transformers' CLIP and BERT embeddings before any norm). The length comes from the ids'
+ * shape, so the position rows do not depend on the token rows; it is returned for the causal mask.
+ */
+export function tokenAndPositionSum(net: Net, ids: string, tables: { tokens: string; positions: string }, sizes: { vocab: number; positions: number; hidden: number }, scope: string): { sum: string; length: string } {
+  const { g, w } = net;
+  const table = g.storedWeight(w.take(tables.tokens, 'as-is', [sizes.vocab, sizes.hidden]));
+  const positions = g.storedWeight(w.take(tables.positions, 'as-is', [sizes.positions, sizes.hidden]));
+  const length = g.op('Slice', [g.op('Shape', [ids], scope), g.ints([1]), g.ints([2])], scope);
+  const tokens = g.toFloat(g.op('Gather', [table, ids], scope, { axis: 0 }), scope);
+  const sum = g.op('Add', [tokens, g.toFloat(g.op('Slice', [positions, g.ints([0]), length, g.ints([0])], scope), scope)], scope);
+  return { sum, length };
+}
+
 /** [N, C, H, W] -> [N, H*W, C], the token layout transformer blocks read. */
 export function toTokens(g: GraphBuilder, x: string, channels: number, scope: string): string {
   return g.op('Transpose', [g.op('Reshape', [x, g.ints([0, channels, -1])], scope)], scope, { perm: [0, 2, 1] });
