@@ -20,6 +20,7 @@ export interface Img2txtSettings {
   featureCache: boolean;
   device: Device;
   threads: number | undefined;
+  yes: boolean;
 }
 
 export interface Img2txtOptionSpec<K extends keyof Img2txtSettings = keyof Img2txtSettings> {
@@ -41,9 +42,9 @@ const optional =
     raw === undefined ? undefined : parse(raw, label);
 
 export const IMG2TXT_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <dir>', description: 'interrogator folder holding blip/ and clip/ (and terms/, used instead of the shipped lists)', parse: optional(path), default: undefined, defaultText: '<cache>/interrogate' }),
-  spec({ key: 'blip', flags: '--blip <dir>', description: 'BLIP captioning folder (onnx/vision_model.onnx, onnx/text_decoder_model.onnx, config.json, preprocessor_config.json, vocab.txt)', parse: optional(path), default: undefined, defaultText: '<model>/blip' }),
-  spec({ key: 'clip', flags: '--clip <ref>', description: "CLIP: a registry id (clip-vit-large-patch14, after diffuse models pull) or a folder in transformers.js's layout (onnx/vision_model.onnx, onnx/text_model.onnx, preprocessor_config.json, vocab.json, merges.txt)", parse: optional(path), default: undefined, defaultText: '<model>/clip' }),
+  spec({ key: 'model', flags: '-m, --model <dir>', description: 'interrogator folder holding blip/ and clip/ (and terms/, used instead of the shipped lists); the registry\'s models stand in for those it lacks', parse: optional(path), default: undefined, defaultText: '<cache>/interrogate' }),
+  spec({ key: 'blip', flags: '--blip <ref>', description: "BLIP captioner: a registry id (blip-base, blip-large: pulled, then converted to ONNX once), a Hub BLIP folder (model.safetensors, config.json, preprocessor_config.json, vocab.txt: converted once) or a folder of its graphs (onnx/vision_model.onnx, onnx/text_decoder_model.onnx and those configs)", parse: optional(path), default: undefined, defaultText: '<model>/blip if it exists, else blip-base' }),
+  spec({ key: 'clip', flags: '--clip <ref>', description: "CLIP: a registry id (clip-vit-large-patch14) or a folder in transformers.js's layout (onnx/vision_model.onnx, onnx/text_model.onnx, preprocessor_config.json, vocab.json, merges.txt)", parse: optional(path), default: undefined, defaultText: '<model>/clip if it exists, else clip-vit-large-patch14' }),
   spec({ key: 'terms', flags: '--terms <dir>', description: "term lists: every *.txt, one term per line; A1111's topN rule (a name like lighting.top2.list.txt keeps 2)", parse: optional(path), default: undefined, defaultText: "<model>/terms if it exists, else the shipped clip-interrogator lists (artists, flavors, mediums, movements)" }),
   spec({ key: 'mode', flags: '--mode <mode>', description: "classic: A1111's Interrogate CLIP (each list's top terms by softmax rank); fast: clip-interrogator's (the 32 best of all lists by cosine, cut to 77 tokens)", parse: parseChoice(INTERROGATE_MODES), default: 'classic', defaultText: 'classic' }),
   spec({ key: 'ranks', flags: '--ranks', description: "classic: write terms as (term:probability), A1111's 'include ranks' setting", parse: flag, default: false, defaultText: 'off' }),
@@ -53,6 +54,7 @@ export const IMG2TXT_OPTIONS = [
   spec({ key: 'featureCache', flags: '--no-feature-cache', description: "encode the term lists again instead of reading their cached CLIP features (<cache>/interrogate-features)", parse: (raw) => raw !== false, default: true, defaultText: 'cached' }),
   spec({ key: 'device', flags: '--device <name>', description: `execution provider: ${DEVICES.join(', ')}`, parse: parseChoice(DEVICES), default: 'cpu', defaultText: 'cpu' }),
   spec({ key: 'threads', flags: '--threads <n>', description: 'CPU threads for ONNX Runtime', parse: optional(parseInteger(1, 1024)), default: undefined, defaultText: 'physical cores' }),
+  spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model (BLIP, CLIP) that is not installed without asking', parse: flag, default: false, defaultText: 'ask on a terminal, else refuse with the pull command' }),
 ] as const satisfies readonly Img2txtOptionSpec[];
 
 /** Commander's raw values -> settings, each through its row. */

@@ -4,13 +4,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ModelLoadError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { readImageFile } from '../image/load-image.js';
-import { cacheRoot, findInterrogator, loadRegistry } from '../models/index.js';
+import { cacheRoot } from '../models/index.js';
 import { Interrogator } from '../pipeline/interrogate/interrogate.js';
 import { SHIPPED_TERMS } from '../pipeline/interrogate/term-lists.js';
 import { IMG2TXT_OPTIONS, img2txtSettings, type Img2txtOptionSpec, type Img2txtSettings } from './img2txt-options.js';
-import { resolveOrPull } from './model-choice.js';
+import { chooseInterrogator, interrogatorRef } from './interrogator-choice.js';
 
 export function defineImg2txt(cmd: Command): Command {
   cmd.argument('<image>', 'PNG, JPEG or WebP file');
@@ -21,20 +21,21 @@ export function defineImg2txt(cmd: Command): Command {
 }
 
 /**
- * The folders: each flag, else <model>/<part>; --clip may name a registry entry (pulled as models are,
- * refused with the pull command until then). Term lists: --terms, else <model>/terms when it exists (an A1111
- * models/interrogate folder as it is), else the shipped lists. A missing --model folder is named before anything loads.
+ * The folders: each flag, else <model>/<part>, else the registry's blip-base and clip-vit-large-patch14 (pulled as
+ * models are, BLIP converted on first use). Term lists: --terms, else <model>/terms when it exists (an A1111
+ * models/interrogate folder as it is), else the shipped lists. A --model folder that does not exist is named before
+ * anything loads or downloads.
  */
 async function folders(settings: Img2txtSettings): Promise<{ blip: string; clip: string; terms?: string }> {
   const model = settings.model ?? join(cacheRoot(), 'interrogate');
-  const needsModel = settings.blip === undefined || settings.clip === undefined;
-  if ((needsModel || settings.model !== undefined) && !existsSync(model)) {
-    const what = `interrogator folder not found: ${model} (it holds blip/ and clip/, and terms/ if not the shipped lists; the README's img2txt section says where to get them)`;
-    throw settings.model === undefined ? new ModelLoadError(what) : new UsageError(`--model: ${what}`);
+  if (settings.model !== undefined && !existsSync(model)) {
+    throw new UsageError(`--model: interrogator folder not found: ${model} (it holds blip/ and clip/, and terms/ if not the shipped lists; the README's img2txt section says where to get them)`);
   }
-  const clip = settings.clip !== undefined && findInterrogator(loadRegistry(), settings.clip) ? (await resolveOrPull(settings.clip, { offline: false }, false, true)).dir : settings.clip;
+  const choice = { offline: false, yes: settings.yes, quiet: false };
+  const blip = await chooseInterrogator('blip', interrogatorRef('blip', settings.blip, model), choice);
+  const clip = await chooseInterrogator('clip', interrogatorRef('clip', settings.clip, model), choice);
   const terms = settings.terms ?? (existsSync(join(model, 'terms')) ? join(model, 'terms') : undefined);
-  return { blip: settings.blip ?? join(model, 'blip'), clip: clip ?? join(model, 'clip'), ...(terms !== undefined ? { terms } : {}) };
+  return { blip, clip, ...(terms !== undefined ? { terms } : {}) };
 }
 
 async function interrogate(path: string, settings: Img2txtSettings): Promise<void> {

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { copyFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildBlipDecoder, buildBlipVision, blipLocator, checkBlipStore, readBlipConfig } from './blip.js';
 import { openWeightFile } from './checkpoint-store.js';
+import { checkpointHashes, type EnsureProgress } from './converted-cache.js';
 import type { WeightType } from './onnx-builder.js';
 import { ComponentWeights } from './weights.js';
 
@@ -33,4 +34,33 @@ export async function convertBlip(src: string, out: string, weightType: WeightTy
     await store.close();
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/** Bumped when the graphs convertBlip writes change, so older conversions in the cache are made again. */
+const BLIP_CONVERTER_VERSION = 1;
+
+/** Whether `dir` is a Hub BLIP folder to convert (its weights are there, its graphs are not). */
+export function isBlipSource(dir: string): boolean {
+  return existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'vision_model', 'model.onnx')) && !existsSync(join(dir, 'onnx', 'vision_model.onnx'));
+}
+
+/**
+ * The captioner folder of a Hub BLIP folder, converted into `cacheDir` the first time: named after model.safetensors'
+ * SHA-256 (remembered per path, size and time, as checkpoints are) and the converter's version. convertBlip renames
+ * a finished folder into place, so one that exists is complete.
+ */
+export async function ensureConvertedBlip(src: string, cacheDir: string, onProgress?: (event: EnsureProgress) => void): Promise<string> {
+  readBlipConfig(src); // a folder that is not BLIP is refused before its weights are hashed
+  const { sha256 } = await checkpointHashes(join(src, 'model.safetensors'), cacheDir, onProgress);
+  const out = join(cacheDir, `blip-v${BLIP_CONVERTER_VERSION}-${sha256.slice(0, 16)}`);
+  if (existsSync(out)) return out;
+  await mkdir(cacheDir, { recursive: true });
+  try {
+    await convertBlip(src, out);
+  } catch (err) {
+    // Another process finished the same conversion first: theirs is identical.
+    if (existsSync(out)) return out;
+    throw err;
+  }
+  return out;
 }

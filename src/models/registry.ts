@@ -88,11 +88,20 @@ export interface UpscalerEntry extends FileSetEntry {
   scale: number;
 }
 
-/** What an interrogator entry is (diffuse img2txt --clip ID): CLIP's two towers in transformers.js's layout. */
-export const INTERROGATOR_PARTS = ['clip'] as const;
+/**
+ * What an interrogator entry is: `clip` (diffuse img2txt --clip ID), CLIP's two towers in transformers.js's layout;
+ * `blip` (--blip ID), a transformers BLIP captioning folder whose model.safetensors src/graphs converts on first use.
+ */
+export const INTERROGATOR_PARTS = ['clip', 'blip'] as const;
 export type InterrogatorPart = (typeof INTERROGATOR_PARTS)[number];
 
-/** An img2txt model to pull by name: the exact files of a Hub repo, graphs under onnx/. */
+/** The files an entry of each part must list: what img2txt opens (CLIP) or converts and then opens (BLIP). */
+const INTERROGATOR_FILES: Readonly<Record<InterrogatorPart, readonly string[]>> = {
+  clip: ['onnx/text_model.onnx', 'onnx/vision_model.onnx'],
+  blip: ['model.safetensors', 'config.json', 'preprocessor_config.json', 'vocab.txt'],
+};
+
+/** An img2txt model to pull by name: the exact files of a Hub repo. */
 export interface InterrogatorEntry extends FileSetEntry {
   part: InterrogatorPart;
 }
@@ -251,7 +260,7 @@ function checkInterrogator(c: Checker, raw: unknown, path: string): Interrogator
   if (!obj) return undefined;
   c.onlyKeys(obj, path, INTERROGATOR_KEYS);
   const entry: InterrogatorEntry = { ...checkFileSet(c, obj, path), part: c.oneOf(obj.part, `${path}.part`, INTERROGATOR_PARTS) };
-  for (const graph of ['onnx/text_model.onnx', 'onnx/vision_model.onnx']) if (!entry.files.includes(graph)) c.fail(`${path}.files`, `must list ${graph}`);
+  for (const file of INTERROGATOR_FILES[entry.part]) if (!entry.files.includes(file)) c.fail(`${path}.files`, `must list ${file} (a ${entry.part} entry's files)`);
   return entry;
 }
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;

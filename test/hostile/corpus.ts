@@ -4,7 +4,7 @@ import { TINY_SD } from '../helpers/cli.js';
 import { FIXTURES, readJson } from '../helpers/fixtures.js';
 import { checkpointBytes, type Recipe } from '../helpers/synthetic-checkpoint.js';
 import type { HostileCase } from './harness.js';
-import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenModel, patchJson, type HostileFiles } from './inputs.js';
+import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenBlip, brokenModel, patchJson, type HostileFiles } from './inputs.js';
 
 /** The tiny RRDBNet x4 (tools/make_upscale_fixture.py). */
 const UPSCALER = join(FIXTURES, 'upscale', 'rrdb-x4.onnx');
@@ -639,6 +639,47 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['--terms with only /dev/zero as a list', ['--terms', terms('devices')], /no term lists \(\*\.txt\) in /],
   ] as const) {
     add({ group: 'img2txt', name: `img2txt ${name}`, argv: [...img2txt, ...more], status: 2, stderr: says });
+  }
+
+  // ---- img2txt --blip: Hub BLIP folders converted on first use ----------------------------------------------------
+  // Each in its own cache, which must hold no converted folder afterwards (hashes.json remembers the file's hash).
+  // The declared sizes are refused from the config and the safetensors header, before any tensor is allocated:
+  // run in a child whose V8 heap is capped at 256 MB.
+  const blip = (name: string) => join(root, 'img2txt-blip', name);
+  const vision = (c: Record<string, unknown>) => c.vision_config as Record<string, unknown>;
+  const text = (c: Record<string, unknown>) => c.text_config as Record<string, unknown>;
+  const absurdShape = (bytes: Buffer): Buffer => {
+    const size = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Record<string, { shape: number[] }>;
+    header['vision_model.embeddings.patch_embedding.weight']!.shape = [2 ** 31, 2 ** 31];
+    const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil((size + 16) / 8) * 8));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(json.length));
+    return Buffer.concat([length, json, bytes.subarray(8 + size)]);
+  };
+  for (const [name, edit, says, hashed] of [
+    ['model.safetensors cut in half', { weights: (b: Buffer) => b.subarray(0, b.length >> 1) }, /model\.safetensors is not a valid safetensors file: tensor '.*' ends at byte \d+ of a \d+-byte data section \(truncated file\?\)/, true],
+    ['config.json of a CLIP model', { config: () => ({ model_type: 'clip', architectures: ['CLIPModel'], text_config: { hidden_size: 8 } }) }, /config\.json has no vision_config: it is not a BlipForConditionalGeneration config/, false],
+    ['config.json not JSON', { config: () => '{"vision_config": ' }, /config\.json: not valid JSON/, false],
+    ['config.json declaring a 2^24-wide vision tower over 2^20-pixel pictures', { config: (c: Record<string, unknown>) => ({ ...c, vision_config: { ...vision(c), hidden_size: 12 * 2 ** 24, image_size: 32 * 2 ** 20 } }) }, /patch_embedding\.weight has shape \[8, 3, 32, 32\], expected \[201326592, 3, \?, \?\]/, true],
+    ['config.json declaring a 2^40-token vocabulary', { config: (c: Record<string, unknown>) => ({ ...c, text_config: { ...text(c), vocab_size: 2 ** 40, max_position_embeddings: 2 ** 40 } }) }, /word_embeddings\.weight has shape \[\d+, 8\], expected \[1099511627776, 8\]/, true],
+    ['a header declaring a 2^31 x 2^31 tensor', { weights: absurdShape }, /is not a valid safetensors file: tensor 'vision_model\.embeddings\.patch_embedding\.weight' has an absurd shape \[2147483648, 2147483648\]/, true],
+  ] as const) {
+    const dir = blip(name.replace(/\W+/g, '-'));
+    const home = `${dir}-home`;
+    add({
+      group: 'img2txt',
+      name: `img2txt --blip, a BLIP folder: ${name}`,
+      argv: ['img2txt', f.valid, '--blip', dir, '--clip', join(interrogate, 'clip'), '--threads', '1'],
+      status: 2,
+      // a line saying the weights are being hashed comes before the error when they were
+      ...(hashed ? { stderr: new RegExp(`^hashing [\\d.]+ kB\\nerror: .*${says.source}`), lines: 2 } : { stderr: says }),
+      env: { DIFFUSE_HOME: home, NODE_OPTIONS: '--max-old-space-size=256' },
+      spawn: true,
+      setup: () => void (rmSync(dir, { recursive: true, force: true }), rmSync(home, { recursive: true, force: true }), brokenBlip(dir, edit)),
+      watch: [home],
+      keep: hashed ? ['converted/hashes.json'] : [],
+    });
   }
   return cases;
 }

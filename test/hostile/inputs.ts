@@ -6,6 +6,7 @@ import { encodePngTextChunk, crc32 } from '../../src/image/png-text.js';
 import { encodePng } from '../../src/image/encode-png.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { TINY_SD } from '../helpers/cli.js';
+import { checkpointBytes, readRecipe } from '../helpers/synthetic-checkpoint.js';
 
 /** A PNG chunk, framed. */
 export function chunk(type: string, data: Buffer): Buffer {
@@ -139,3 +140,19 @@ export function patchJson(dir: string, file: string, patch: Record<string, unkno
 
 export const EMBEDDINGS = join(FIXTURES, 'embeddings');
 export const HOSTILE_CHECKPOINTS = join(FIXTURES, 'graphs-hostile');
+
+/**
+ * A Hub BLIP captioning folder (the synthetic-recipe tiny BLIP's model.safetensors, the img2txt fixture's configs)
+ * with `edit` applied to the weights' bytes and to config.json (a string is written as it is).
+ */
+export function brokenBlip(dir: string, edit: { weights?: (bytes: Buffer) => Buffer; config?: (config: Record<string, unknown>) => object | string }): string {
+  const source = join(FIXTURES, 'tiny-interrogate', 'blip');
+  mkdirSync(dir, { recursive: true });
+  for (const file of ['preprocessor_config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json']) copyFileSync(join(source, file), join(dir, file));
+  const bytes = Buffer.from(checkpointBytes(readRecipe('blip')));
+  writeFileSync(join(dir, 'model.safetensors'), edit.weights ? edit.weights(bytes) : bytes);
+  const config = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const edited = edit.config ? edit.config(config) : config;
+  writeFileSync(join(dir, 'config.json'), typeof edited === 'string' ? edited : JSON.stringify(edited));
+  return dir;
+}
