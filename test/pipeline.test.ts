@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { findEntry, loadRegistry } from '../src/models/index.js';
 import { generate } from '../src/pipeline/generate.js';
 import { discreteSchedule, type SamplerId, type ScheduleId, type SchedulerConfig } from '../src/schedulers/index.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
@@ -109,6 +110,34 @@ for (const c of manifest.txt2img) {
     });
   });
 }
+
+E2E("the registry's SD-Turbo defaults (sampler, schedule, no CFG) on its scheduler config (EulerDiscrete, trailing) reproduce diffusers", async () => {
+  const turbo = findEntry(loadRegistry(), 'sd-turbo')!;
+  const c = manifest.txt2img.find((k) => k.name === 'euler-trailing-nocfg')!;
+  // stabilityai/sd-turbo's scheduler_config.json: EulerDiscreteScheduler, epsilon, trailing; the model card passes guidance_scale 0
+  assert.ok(c.scheduler.class === 'EulerDiscreteScheduler' && c.scheduler.config.timestep_spacing === 'trailing' && c.guidance_scale <= 1);
+  assert.ok(turbo.format === 'pytorch' && turbo.recommended.steps >= 1 && turbo.recommended.steps <= 4, 'SD-Turbo: a PyTorch repo, 1-4 steps');
+  const { sampler, schedule, cfg } = turbo.recommended;
+  assert.ok(cfg <= 1, 'no classifier-free guidance');
+  const result = await generate({ ...model(), schedule: discreteSchedule(c.scheduler.config) }, {
+    prompt: c.prompt as string,
+    negativePrompt: '',
+    steps: c.num_inference_steps,
+    cfgScale: cfg,
+    cfgRescale: 0,
+    seed: c.seed,
+    rng: 'cpu',
+    seedMode: 'diffusers',
+    sampler: sampler as SamplerId,
+    schedule: schedule as ScheduleId,
+    sdeNoise: 'plain',
+    width: c.width,
+    height: c.height,
+    batchSize: 1,
+  });
+  const latents = compare(result.latents, readF32(join(DIR, c.final_latents.file)));
+  assert.ok(latents.relToMax < LATENT_TOLERANCE, `final latents off by ${latents.maxAbs} (${latents.relToMax} of max)`);
+});
 
 E2E('the references cover the samplers the issue names', () => {
   for (const cls of ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'DPMSolverMultistepScheduler', 'DDIMScheduler', 'UniPCMultistepScheduler']) {

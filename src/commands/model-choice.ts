@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import type { Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
 import { modelFromCheckpoint } from './convert.js';
-import { isCheckpointFile } from '../graphs/converted-cache.js';
+import { needsConversion } from '../graphs/converted-cache.js';
 
 export interface ChosenModel {
   dir: string;
@@ -12,16 +12,18 @@ export interface ChosenModel {
 }
 
 /**
- * `--model` (or the registry's default) to a folder. A registry model that is not installed is
+ * `--model` (or the registry's default) to a folder: a checkpoint file or a diffusers PyTorch folder is converted
+ * first (once: the conversion is cached). A registry model that is not installed is
  * downloaded with --yes, after a question on a terminal, and otherwise refused with the exact
  * command that fetches it — a script never starts a multi-gigabyte download by surprise.
  */
 export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' | 'yes'>, task: Task, quiet: boolean): Promise<ChosenModel> {
-  if (settings.model && isCheckpointFile(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
+  if (settings.model && needsConversion(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
   const resolved = await resolveOrPull(ref, { offline: settings.offline, task }, settings.yes, quiet);
-  return resolved.checkpoint ? { dir: await modelFromCheckpoint(resolved.dir, quiet) } : resolved;
+  // a PyTorch registry entry keeps its entry: its recommended sampler, steps and CFG still apply
+  return resolved.checkpoint ? { dir: await modelFromCheckpoint(resolved.dir, quiet), ...(resolved.entry ? { entry: resolved.entry } : {}) } : resolved;
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   type Task,
 } from '../models/index.js';
 import { formatBytes, pullProgress } from './pull-progress.js';
-import { isCheckpointFile } from '../graphs/converted-cache.js';
+import { needsConversion } from '../graphs/converted-cache.js';
 import { openModelSource } from '../graphs/model-source.js';
 import { resolve } from 'node:path';
 
@@ -167,13 +167,13 @@ export function defineModels(models: Command): Command {
 
   models
     .command('add')
-    .description('register a local diffusers ONNX folder, or a single-file checkpoint (converted on first use), under an id')
+    .description('register a local diffusers ONNX folder, or a single-file checkpoint or diffusers PyTorch folder (converted on first use), under an id')
     .argument('<path>')
     .requiredOption('--id <name>', 'the id to use with --model')
     .option('--force', 'replace an existing registration')
     .action(async (path: string, opts: { id: string; force?: boolean }) => {
-      const checkpoint = isCheckpointFile(path);
-      // A file is read enough to know it is a whole SD checkpoint before it gets a name.
+      const checkpoint = needsConversion(path);
+      // A file (or PyTorch folder) is read enough to know it is a whole SD model before it gets a name.
       if (checkpoint) await (await openModelSource(resolve(path))).close();
       const added = await addLocalModel(cacheRoot(), loadRegistry(), path, opts.id, { force: Boolean(opts.force), checkpoint });
       process.stdout.write(`${opts.id} → ${added.path}${checkpoint ? ' (a checkpoint: converted on first use)' : ''}\n`);

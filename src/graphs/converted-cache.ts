@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,6 +28,29 @@ export interface EnsureOptions {
 /** Whether `path` is a file (a model folder is loaded as it is) that `--model` should convert. */
 export function isCheckpointFile(path: string): boolean {
   return existsSync(path) && statSync(path).isFile();
+}
+
+const PYTORCH_WEIGHTS = /^(diffusion_pytorch_model|model|pytorch_model)(\.fp16)?\.(safetensors|bin)$/;
+
+/**
+ * A diffusers folder of PyTorch weights (what `diffuse convert` takes, and a Hub repo's main branch holds): a
+ * model_index.json, no unet/model.onnx, and weights in a component folder. The ONNX layout is recognised by its
+ * unet graph, so a folder with both is loaded as it is.
+ */
+export function isPytorchFolder(path: string): boolean {
+  if (!existsSync(join(path, 'model_index.json')) || existsSync(join(path, 'unet', 'model.onnx'))) return false;
+  return ['unet', 'text_encoder', 'text_encoder_2', 'vae'].some((part) => {
+    try {
+      return readdirSync(join(path, part)).some((name) => PYTORCH_WEIGHTS.test(name));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Whether `--model` (or `models add`) names something to convert first: a checkpoint file or a PyTorch folder. */
+export function needsConversion(path: string): boolean {
+  return isCheckpointFile(path) || (existsSync(path) && statSync(path).isDirectory() && isPytorchFolder(path));
 }
 
 interface KnownHash extends CheckpointHashes {

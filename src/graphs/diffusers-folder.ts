@@ -151,9 +151,8 @@ function additionOf(config: Json, path: string, pooled: number, timeIds: number)
 }
 
 export async function openDiffusersFolder(dir: string): Promise<ModelSource> {
-  if (!existsSync(join(dir, 'model_index.json')) || !existsSync(join(dir, 'unet', 'config.json'))) {
-    throw new CheckpointError(`${dir} is not a diffusers model folder (no model_index.json and unet/config.json); pass a single-file checkpoint or a diffusers folder`);
-  }
+  const lacking = ['model_index.json', 'unet/config.json'].filter((file) => !existsSync(join(dir, file)));
+  if (lacking.length) throw new CheckpointError(`${dir} is not a whole diffusers model folder (no ${lacking.join(' nor ')}); pass a single-file checkpoint or a diffusers folder`);
   const index = readConfig(dir, 'model_index.json');
   const unetJson = readConfig(dir, 'unet/config.json');
   const unetPath = join(dir, 'unet/config.json');

@@ -91,6 +91,8 @@ export async function listModels(options: CacheOptions = {}): Promise<{ cached: 
     const snapshot = join(base, 'snapshot');
     const entries = registry.models.filter((m) => m.repo === manifest.repo && m.revision === manifest.revision);
     const pins = Object.assign({}, ...entries.map((e) => e.sha256 ?? {})) as Record<string, string>;
+    // a PyTorch entry's folders are the same for every task: it serves the tasks it declares
+    const pytorch = entries.some((e) => e.format === 'pytorch');
     const model: CachedModel = {
       key: folder.name,
       repo: manifest.repo,
@@ -100,7 +102,7 @@ export async function listModels(options: CacheOptions = {}): Promise<{ cached: 
       files: manifest.files.length,
       bytes: manifest.files.reduce((sum, f) => sum + f.size, 0),
       partialBytes: await partialBytesUnder(snapshot),
-      tasks: TASKS.filter((task) => isComplete(manifest, snapshot, registry, { task }, pins)),
+      tasks: TASKS.filter((task) => (pytorch ? entries.some((e) => e.tasks.includes(task)) : true) && isComplete(manifest, snapshot, registry, { task, pytorch }, pins)),
     };
     if (manifest.commit) model.commit = manifest.commit;
     cached.push(model);

@@ -21,6 +21,15 @@ export type Precision = (typeof PRECISIONS)[number];
 export const PREDICTIONS = ['epsilon', 'v_prediction', 'sample'] as const;
 export type Prediction = (typeof PREDICTIONS)[number];
 
+/** What a model entry's repo holds: diffusers' ONNX layout (run as it is), or its PyTorch layout (converted on first use). */
+export const FORMATS = ['onnx', 'pytorch'] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** The folders of a PyTorch entry, whatever the task: diffusers' own layout has one vae/ for both directions. */
+export const PYTORCH_COMPONENTS: readonly string[] = ['text_encoder', 'tokenizer', 'unet', 'vae', 'scheduler'];
+/** A PyTorch entry's files: configs, tokenizer files and the float32 safetensors diffusers loads by default (not the fp16 variants or .bin copies beside them). */
+export const PYTORCH_INCLUDE: readonly string[] = ['*.json', '*.txt', 'model.safetensors', 'diffusion_pytorch_model.safetensors'];
+
 export interface Recommended {
   /** A sampler name from src/schedulers' table. */
   sampler: string;
@@ -38,8 +47,10 @@ export interface RegistryEntry {
   repo: string;
   /** Branch, tag or commit on the Hub. */
   revision: string;
-  /** Subcommands this model serves; each maps to components via the registry's taskComponents. */
+  /** Subcommands this model serves; each maps to components via the registry's taskComponents (PYTORCH_COMPONENTS for a PyTorch repo). */
   tasks: Task[];
+  /** Absent: onnx. */
+  format?: Format;
   precision: Precision;
   prediction: Prediction;
   /** Native [width, height] in pixels. */
@@ -263,7 +274,7 @@ function checkInterrogator(c: Checker, raw: unknown, path: string): Interrogator
   for (const file of INTERROGATOR_FILES[entry.part]) if (!entry.files.includes(file)) c.fail(`${path}.files`, `must list ${file} (a ${entry.part} entry's files)`);
   return entry;
 }
-const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
+const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'format', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
 
 function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Record<Task, string[]>, otherComponents: string[]): RegistryEntry | undefined {
   const obj = c.object(raw, path);
@@ -291,15 +302,17 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     if (problem) c.fail(`${path}.componentBytes.${component}`, problem);
     componentBytes[component] = c.number(size, `${path}.componentBytes.${component}`, 0, 1e12, true);
   }
+  const format = obj.format === undefined ? undefined : c.oneOf(obj.format, `${path}.format`, FORMATS);
+  const componentsOf = (task: Task): readonly string[] => (format === 'pytorch' ? PYTORCH_COMPONENTS : (taskComponents[task] ?? []));
   // Every component a declared task pulls needs a size, so `models list`/`pull` can tell the user
   // how much is coming before it comes.
   for (const task of tasks) {
-    for (const component of taskComponents[task] ?? []) {
+    for (const component of componentsOf(task)) {
       if (!(component in componentBytes)) c.fail(`${path}.componentBytes`, `missing "${component}" (needed by ${task})`);
     }
   }
   for (const component of Object.keys(componentBytes)) {
-    const known = tasks.some((t) => taskComponents[t]?.includes(component)) || otherComponents.includes(component);
+    const known = tasks.some((t) => componentsOf(t).includes(component)) || otherComponents.includes(component);
     if (!known) c.fail(`${path}.componentBytes.${component}`, 'is not a component of any of the entry\'s tasks, an optional one, nor of the safety checker');
   }
 
@@ -311,6 +324,7 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     family: c.oneOf(obj.family, `${path}.family`, FAMILIES),
     repo: c.string(obj.repo, `${path}.repo`, validateRepoId),
     revision: c.string(obj.revision, `${path}.revision`, validateRevision),
+    ...(format ? { format } : {}),
     tasks,
     precision: c.oneOf(obj.precision, `${path}.precision`, PRECISIONS),
     prediction: c.oneOf(obj.prediction, `${path}.prediction`, PREDICTIONS),
@@ -446,10 +460,13 @@ export function registryIds(registry: Registry): string[] {
 export interface ComponentOptions {
   task: Task;
   safetyChecker?: boolean;
+  /** A PyTorch repo (a registry entry of format pytorch): its folders whatever the task, no safety checker (diffuse runs only its ONNX export). */
+  pytorch?: boolean;
 }
 
 /** The component folders to fetch for a task (registry entry or any diffusers ONNX repo). */
 export function componentsFor(registry: Registry, options: ComponentOptions): string[] {
+  if (options.pytorch) return [...PYTORCH_COMPONENTS];
   const list = [...registry.taskComponents[options.task]];
   if (options.safetyChecker) list.push(...registry.safetyComponents);
   return list;
@@ -457,7 +474,7 @@ export function componentsFor(registry: Registry, options: ComponentOptions): st
 
 /** Approximate bytes `pull` moves for this entry and task, from the registry's sizes (optional components the entry lists included). */
 export function approxDownloadBytes(registry: Registry, entry: RegistryEntry, options: ComponentOptions): number {
-  return [...componentsFor(registry, options), ...registry.optionalComponents].reduce((sum, c) => sum + (entry.componentBytes[c] ?? 0), 0);
+  return [...componentsFor(registry, { ...options, pytorch: entry.format === 'pytorch' }), ...registry.optionalComponents].reduce((sum, c) => sum + (entry.componentBytes[c] ?? 0), 0);
 }
 
 /** `*` matches any run of characters within a basename; everything else is literal. */

@@ -20,7 +20,7 @@ export interface ResolveOptions extends PullOptions {
 export interface ResolvedModel {
   /** A diffusers ONNX folder for the pipeline; with `checkpoint`, the file (or PyTorch folder) to convert into one. */
   dir: string;
-  /** A `models add` checkpoint: src/graphs converts it (once, cached) before the pipeline loads it. */
+  /** A `models add` checkpoint or a PyTorch registry entry: src/graphs converts it (once, cached) before the pipeline loads it. */
   checkpoint?: true;
   entry?: RegistryEntry;
   ref: ModelRef;
@@ -70,7 +70,8 @@ export async function resolveModel(ref: string | ModelRef, options: ResolveOptio
   const target = await pullTargetFor(parsed, { home: root, registry });
 
   const found = await findCachedSnapshot(root, target.repo, target.revision, registry, targetChoice(target, options), targetPins(target));
-  const withEntry = (r: ResolvedModel): ResolvedModel => (target.entry ? { ...r, entry: target.entry } : r);
+  // A PyTorch entry's snapshot is converted (once, cached) before the pipeline loads it, as a `models add` checkpoint is.
+  const withEntry = (r: ResolvedModel): ResolvedModel => (target.entry ? { ...r, entry: target.entry, ...(target.entry.format === 'pytorch' ? { checkpoint: true as const } : {}) } : r);
   if (found) return withEntry({ dir: found, ref: parsed, source: 'cache' });
   if (options.offline || !options.allowDownload) {
     throw new ModelNotCachedError(target.label, pullCommand(target.label, options), options.offline === true);

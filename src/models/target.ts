@@ -3,7 +3,7 @@ import { LocalModelError, ModelPathError, UnknownModelError } from './errors.js'
 import { readLocalModels } from './local.js';
 import type { RemoteFile } from './manifest.js';
 import { formatModelRef, type ModelRef } from './ref.js';
-import { componentsFor, findEntry, findFileSet, loadRegistry, registryIds, type FileSetEntry, type Registry, type RegistryEntry, type Task } from './registry.js';
+import { componentsFor, findEntry, findFileSet, loadRegistry, PYTORCH_INCLUDE, registryIds, type FileSetEntry, type Registry, type RegistryEntry, type Task } from './registry.js';
 import { selectExact, selectFiles } from './select.js';
 
 /** What a model reference points at in the cache, and which of its files a task needs. */
@@ -24,6 +24,8 @@ export interface FileChoice {
   all?: boolean;
   /** Exactly these repo paths instead of a task's components (a registry VAE's files). */
   files?: readonly string[];
+  /** The PyTorch layout's folders and weights (a registry entry of format pytorch). */
+  pytorch?: boolean;
 }
 
 /** A repo@revision to pull, and the registry entry it came from, if any. */
@@ -42,9 +44,10 @@ export function targetPins(target: PullTarget): Record<string, string> | undefin
   return (target.entry ?? target.fileSet)?.sha256;
 }
 
-/** What a pull or a cache lookup of the target selects: a VAE's or upscaler's files, else the task's components. */
+/** What a pull or a cache lookup of the target selects: a VAE's or upscaler's files, else the task's components (a PyTorch entry's own). */
 export function targetChoice<T extends FileChoice>(target: PullTarget, choice: T): T {
-  return target.fileSet ? { ...choice, files: target.fileSet.files } : choice;
+  if (target.fileSet) return { ...choice, files: target.fileSet.files };
+  return target.entry?.format === 'pytorch' ? { ...choice, pytorch: true } : choice;
 }
 
 /** Registry ids and hf: refs name something to pull; paths and `models add` folders do not. */
@@ -64,6 +67,7 @@ export async function pullTargetFor(ref: ModelRef, options: CacheOptions = {}): 
 /** The files `choice` needs from a listing (registry include patterns, task components). */
 export function wantedFiles(listing: readonly RemoteFile[], registry: Registry, choice: FileChoice, what: string): RemoteFile[] {
   if (choice.files && !choice.all) return selectExact(listing, choice.files, what);
-  const components = componentsFor(registry, { task: choice.task ?? 'txt2img', safetyChecker: choice.safetyChecker });
-  return selectFiles(listing, { components, optional: registry.optionalComponents, include: registry.include, all: choice.all }, what);
+  const components = componentsFor(registry, { task: choice.task ?? 'txt2img', safetyChecker: choice.safetyChecker, pytorch: choice.pytorch });
+  const include = choice.pytorch ? PYTORCH_INCLUDE : registry.include;
+  return selectFiles(listing, { components, optional: registry.optionalComponents, include, all: choice.all }, what);
 }

@@ -299,7 +299,7 @@ function parseExtension(raw: unknown, label: string): Extension {
 export const MAX_SEED = 2 ** 32 - 1;
 
 export const GENERATION_OPTIONS = [
-  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, or a diffusers ONNX folder (default: the registry's default)", parse: parseName, default: '', configurable: true, unset: "the registry's default" }),
+  spec({ key: 'model', flags: '-m, --model <ref>', description: "model: a registry id (see 'diffuse models list'), hf:org/repo@revision, a diffusers ONNX folder, or a checkpoint file or diffusers PyTorch folder (converted once into the cache) (default: the registry's default)", parse: parseName, default: '', configurable: true, unset: "the registry's default" }),
   spec({ key: 'negativePrompt', flags: '-n, --negative-prompt <text>', description: 'what the image should not show', parse: parseString, default: '', configurable: true, unset: 'empty' }),
   spec({ key: 'steps', flags: '-s, --steps <n>', description: 'sampling steps', parse: parseInteger(1, 1000), default: 20, configurable: true }),
   spec({ key: 'cfgScale', flags: '-g, --cfg-scale <x>', description: 'classifier-free guidance scale (1 or less: no guidance, no negative prompt)', parse: parseNumber(0, 100), default: 7, configurable: true }),

@@ -1,8 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TINY_SD } from '../helpers/cli.js';
 import { FIXTURES, readJson } from '../helpers/fixtures.js';
-import { checkpointBytes, type Recipe } from '../helpers/synthetic-checkpoint.js';
+import { checkpointBytes, writeDiffusersFolder, type Recipe } from '../helpers/synthetic-checkpoint.js';
 import type { HostileCase } from './harness.js';
 import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenBlip, brokenModel, patchJson, type HostileFiles } from './inputs.js';
 
@@ -436,6 +436,40 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   ] as const) {
     const o = out();
     add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors', 'zero-config'], setup: setupCn });
+  }
+
+  // ---- diffusers PyTorch folders: converted by --model first, refused in one line when broken ------------------
+  // Each in its own cache, which must hold no converted folder afterwards.
+  const lyingHeader = (path: string): void => {
+    const bytes = readFileSync(path);
+    const size = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Record<string, { shape?: number[] }>;
+    const key = Object.keys(header).find((k) => k !== '__metadata__')!;
+    header[key]!.shape = header[key]!.shape!.map((d) => d * 2); // the offsets still span the old size
+    const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil((size + 32) / 8) * 8));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(path, Buffer.concat([length, json, bytes.subarray(8 + size)]));
+  };
+  for (const [name, edit, says] of [
+    ['no unet/', (d: string) => rmSync(join(d, 'unet'), { recursive: true }), /is not a whole diffusers model folder \(no unet\/config\.json\)/],
+    ['unet/config.json not JSON', (d: string) => writeFileSync(join(d, 'unet', 'config.json'), '{"in_channels": 4,'), /unet\/config\.json: not valid JSON/],
+    ['text_encoder/config.json an array', (d: string) => writeFileSync(join(d, 'text_encoder', 'config.json'), '[1, 2]'), /text_encoder\/config\.json is not a JSON object/],
+    ['a UNet safetensors header declaring twice the sizes its offsets hold', (d: string) => lyingHeader(join(d, 'unet', 'diffusion_pytorch_model.safetensors')), /diffusion_pytorch_model\.safetensors is not a valid safetensors file/],
+  ] as const) {
+    const dir = join(models, `pytorch-${name.replace(/[^a-z0-9]+/gi, '-')}`);
+    const home = `${dir}-home`;
+    const o = out();
+    add({
+      group: 'models',
+      name: `--model a PyTorch folder: ${name}`,
+      argv: ['txt2img', 'x', '--model', dir, '--steps', '1', '-q', '-o', join(o, 'x.png')],
+      status: 2,
+      stderr: says,
+      env: { DIFFUSE_HOME: home },
+      watch: [o, home],
+      setup: () => void (rmSync(dir, { recursive: true, force: true }), rmSync(home, { recursive: true, force: true }), edit(writeDiffusersFolder(dir, 'sd1'))),
+    });
   }
 
   // ---- outputs: refused before the first step, for the whole run ------------------------------------
