@@ -100,10 +100,10 @@ S('a tensor of the wrong shape is refused before a byte is written', () => {
   assert.equal(left, []);
 });
 
-S('an SDXL refiner checkpoint (bigG alone) is refused in one line', () => {
+S('a file with a stray SDXL refiner encoder key (bigG alone, but no label_emb nor text_projection) is refused in one line, naming what is missing', () => {
   const file = edited((r) => ({ ...r, tensors: [...r.tensors, ['conditioner.embedders.0.model.ln_final.bias', 'F16', [4], 'uniform', -3, 0]] }), 'refiner');
   const { stderr, left } = convertRefused(file);
-  assert.match(stderr, /an SDXL checkpoint without both text encoders .*: a refiner\? diffuse converts the SDXL base so far/);
+  assert.match(stderr, /not a complete SDXL refiner checkpoint: missing the UNet's label_emb \(SDXL's added conditioning\), bigG's text_projection/);
   assert.equal(left, []);
 });
 

@@ -88,15 +88,21 @@ def unet_ldm(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Te
     return out
 
 
+def big_g_layout(te2: CLIPTextModelWithProjection, prefix: str) -> dict[str, torch.Tensor]:
+    """bigG under `prefix` as SGM stores it (the base's conditioner.embedders.1.model., the refiner's .0.model.)."""
+    open_clip = open_clip_to_ldm({k: v for k, v in te2.state_dict().items() if k.startswith("text_model.") and not k.endswith("position_ids")})
+    out = {prefix + k.removeprefix("cond_stage_model.model."): v for k, v in open_clip.items()}
+    out[prefix + "text_projection"] = torch.zeros(HIDDEN_2, PROJECTION)
+    out[prefix + "logit_scale"] = torch.zeros(())
+    return out
+
+
 def layout() -> dict[str, torch.Tensor]:
     unet, vae = unet_model(), vae_model()
     te2 = text_encoder_2()
     out = {**unet_ldm(unet.state_dict(), dict(unet.config)), **vae_to_ldm(vae.state_dict(), 2)}
     out.update({TE1 + k: v for k, v in text_encoder().state_dict().items() if not k.endswith("position_ids")})
-    open_clip = open_clip_to_ldm({k: v for k, v in te2.state_dict().items() if k.startswith("text_model.") and not k.endswith("position_ids")})
-    out.update({TE2 + k.removeprefix("cond_stage_model.model."): v for k, v in open_clip.items()})
-    out[TE2 + "text_projection"] = torch.zeros(HIDDEN_2, PROJECTION)
-    out[TE2 + "logit_scale"] = torch.zeros(())
+    out.update(big_g_layout(te2, TE2))
     out["alphas_cumprod"] = torch.zeros(1000)
     return out
 

@@ -15,7 +15,8 @@ import type { TensorStore } from './weights.js';
 
 export interface DetectedModel {
   config: Omit<ModelConfig, 'prediction'>;
-  locators: { textEncoder: Locator; textEncoder2?: Locator; unet: Locator; vae: Locator };
+  /** textEncoder is absent in the SDXL refiner (bigG alone). */
+  locators: { textEncoder?: Locator; textEncoder2?: Locator; unet: Locator; vae: Locator };
 }
 
 /** Width of one attention head where the family fixes the width, not the count. */
@@ -101,47 +102,54 @@ export function detectSingleFile(store: TensorStore): DetectedModel {
  * SDXL (SGM layout): CLIP ViT-L under conditioner.embedders.0.transformer and OpenCLIP bigG under
  * conditioner.embedders.1.model, both run to their last layer (the pipeline reads the penultimate
  * one's states, and bigG's final norm and text_projection make the pooled text); the UNet's
- * label_emb takes the pooled text and six sinusoidally embedded size numbers. A refiner (bigG
- * alone as embedders.0, five numbers) is refused for now.
+ * label_emb takes the pooled text and six sinusoidally embedded size numbers. The refiner has bigG
+ * alone, as conditioner.embedders.0.model, and five numbers (sizes, crop, aesthetic score); its
+ * UNet attends to bigG's states only. Either becomes the diffusers folder its diffusers form would.
  */
 function detectSdxl(keys: Keys): DetectedModel {
   const { store } = keys;
-  if (!keys.some(LDM_PREFIX.sdxlClip) || !keys.some(LDM_PREFIX.sdxlOpenClip)) {
-    refuse(store, 'an SDXL checkpoint without both text encoders (conditioner.embedders.0.transformer.* and .1.model.*): a refiner? diffuse converts the SDXL base so far; use the refiner in the diffusers ONNX layout');
+  const refiner = !keys.some(LDM_PREFIX.sdxlClip) && keys.some(LDM_PREFIX.sdxlRefinerOpenClip);
+  const bigG = refiner ? LDM_PREFIX.sdxlRefinerOpenClip : LDM_PREFIX.sdxlOpenClip;
+  if (!refiner && (!keys.some(LDM_PREFIX.sdxlClip) || !keys.some(LDM_PREFIX.sdxlOpenClip))) {
+    refuse(store, 'an SDXL checkpoint without its text encoders: the base has CLIP ViT-L and bigG (conditioner.embedders.0.transformer.* and .1.model.*), the refiner bigG alone (conditioner.embedders.0.model.*)');
   }
   const missing = [
     !keys.some(LDM_PREFIX.unet) && 'the UNet (model.diffusion_model.*)',
     !keys.some(`${LDM_PREFIX.vae}decoder.`) && 'the VAE (first_stage_model.*)',
     !keys.has(`${LDM_PREFIX.unet}label_emb.0.0.weight`) && "the UNet's label_emb (SDXL's added conditioning)",
-    !keys.has(`${LDM_PREFIX.sdxlOpenClip}text_projection`) && "bigG's text_projection",
+    !keys.has(`${bigG}text_projection`) && "bigG's text_projection",
   ].filter((m): m is string => typeof m === 'string');
-  if (missing.length) refuse(store, `not a complete SDXL checkpoint: missing ${missing.join(', ')}`);
-  const first = clipText(keys, LDM_PREFIX.sdxlClip);
-  const second = openClipText(keys, LDM_PREFIX.sdxlOpenClip, 0);
-  const projection = keys.shape(`${LDM_PREFIX.sdxlOpenClip}text_projection`)[1]!;
-  const textEncoder = { ...first.config, sdxl: {} };
+  if (missing.length) refuse(store, `not a complete SDXL ${refiner ? 'refiner ' : ''}checkpoint: missing ${missing.join(', ')}`);
+  const first = refiner ? undefined : clipText(keys, LDM_PREFIX.sdxlClip);
+  const second = openClipText(keys, bigG, 0);
+  const projection = keys.shape(`${bigG}text_projection`)[1]!;
+  const textEncoder = first && { ...first.config, sdxl: {} };
   const textEncoder2 = { ...second.config, sdxl: { projection } };
   const unet = unetConfig(keys, 'sdxl');
-  const context = textEncoder.hidden + textEncoder2.hidden;
-  if (unet.config.crossAttentionDim !== context) refuse(store, `the UNet attends to ${unet.config.crossAttentionDim}-wide text but the text encoders give ${textEncoder.hidden} + ${textEncoder2.hidden}; the file mixes models`);
-  const [, addIn] = keys.shape(`${LDM_PREFIX.unet}label_emb.0.0.weight`) as [number, number];
-  // label_emb reads the pooled text then 6 embedded numbers (sizes and crop), each equally wide.
-  const timeEmbedDim = (addIn - projection) / 6;
-  if (!Number.isInteger(timeEmbedDim) || timeEmbedDim < 2 || timeEmbedDim % 2 !== 0) {
-    refuse(store, `the UNet's label_emb reads ${addIn} numbers, which are not ${projection} of pooled text and six size embeddings`);
+  const context = (textEncoder?.hidden ?? 0) + textEncoder2.hidden;
+  if (unet.config.crossAttentionDim !== context) {
+    refuse(store, `the UNet attends to ${unet.config.crossAttentionDim}-wide text but the text encoder${refiner ? ' gives' : 's give'} ${textEncoder ? `${textEncoder.hidden} + ` : ''}${textEncoder2.hidden}; the file mixes models`);
   }
-  if (unet.variant === 'depth') refuse(store, 'a 5-channel (depth) SDXL UNet; SDXL checkpoints convert as base or inpainting models');
+  const [, addIn] = keys.shape(`${LDM_PREFIX.unet}label_emb.0.0.weight`) as [number, number];
+  // label_emb reads the pooled text then 6 embedded numbers (sizes and crop; the refiner's 5: sizes, crop, aesthetic score), each equally wide.
+  const timeIds = refiner ? 5 : 6;
+  const timeEmbedDim = (addIn - projection) / timeIds;
+  if (!Number.isInteger(timeEmbedDim) || timeEmbedDim < 2 || timeEmbedDim % 2 !== 0) {
+    refuse(store, `the UNet's label_emb reads ${addIn} numbers, which are not ${projection} of pooled text and ${timeIds === 6 ? 'six' : 'five'} embedded numbers`);
+  }
+  if (unet.variant === 'depth') refuse(store, 'a 5-channel (depth) SDXL UNet; SDXL checkpoints convert as base, refiner or inpainting models');
+  if (refiner && unet.variant !== 'base') refuse(store, `a ${unet.config.inChannels}-channel SDXL refiner UNet; the refiner takes 4`);
   const vae = vaeConfig(keys, unet.config.sampleSize);
   return {
     config: {
       family: 'sdxl',
       variant: unet.variant,
-      textEncoder,
+      ...(textEncoder ? { textEncoder } : {}),
       textEncoder2,
-      unet: { ...unet.config, addition: { textEmbeds: projection, timeIds: 6, timeEmbedDim } },
+      unet: { ...unet.config, addition: { textEmbeds: projection, timeIds, timeEmbedDim } },
       vae: { ...vae.config, scalingFactor: 0.13025 },
     },
-    locators: { textEncoder: first.locator, textEncoder2: second.locator, unet: unet.locator, vae: vae.locator },
+    locators: { ...(first ? { textEncoder: first.locator } : {}), textEncoder2: second.locator, unet: unet.locator, vae: vae.locator },
   };
 }
 

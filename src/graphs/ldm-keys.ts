@@ -19,6 +19,7 @@ export const LDM_PREFIX = {
   // SDXL (SGM): the conditioner's embedders, CLIP ViT-L then OpenCLIP bigG (the refiner's only one is embedders.0.model).
   sdxlClip: 'conditioner.embedders.0.transformer.',
   sdxlOpenClip: 'conditioner.embedders.1.model.',
+  sdxlRefinerOpenClip: 'conditioner.embedders.0.model.',
 } as const;
 
 /** diffusers ResnetBlock2D parameter names -> LDM ResBlock's. */

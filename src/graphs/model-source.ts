@@ -14,7 +14,7 @@ export async function openModelSource(path: string): Promise<ModelSource> {
     const component = (locate: Locator): ComponentSource => ({ store, locate });
     return {
       config,
-      textEncoder: component(locators.textEncoder),
+      ...(locators.textEncoder ? { textEncoder: component(locators.textEncoder) } : {}),
       ...(locators.textEncoder2 ? { textEncoder2: component(locators.textEncoder2) } : {}),
       unet: component(locators.unet),
       vae: component(locators.vae),
