@@ -497,7 +497,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['/dev/zero', '/dev/zero', /convert: cannot read \/dev\/zero: it is a device/],
     ['a FIFO', f.fifo, /convert: cannot read .*: it is a named pipe/],
     ['a missing file', f.missing, /does not exist/],
-    ['a folder that is no model', f.dir, /not a diffusers model folder/],
+    ['a folder that is no model', f.dir, /is not a whole diffusers model folder \(no model_index\.json nor unet\/config\.json\)/],
     ['an empty file', f.empty, /not a valid safetensors file|empty|too short/],
   ] as const) {
     add({ group: 'convert', name: `convert ${name}`, argv: ['convert', path, '-q', '-o', join(root, 'converted', name.replace(/\W+/g, '-'))], status: 2, stderr: says });
@@ -707,7 +707,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
       argv: ['img2txt', f.valid, '--blip', dir, '--clip', join(interrogate, 'clip'), '--threads', '1'],
       status: 2,
       // a line saying the weights are being hashed comes before the error when they were
-      ...(hashed ? { stderr: new RegExp(`^hashing [\\d.]+ kB\\nerror: .*${says.source}`), lines: 2 } : { stderr: says }),
+      ...(hashed ? { stderr: new RegExp(`^hashing [\\d.]+ kB\\n.*${says.source}`), lines: 2 } : { stderr: says }),
       env: { DIFFUSE_HOME: home, NODE_OPTIONS: '--max-old-space-size=256' },
       spawn: true,
       setup: () => void (rmSync(dir, { recursive: true, force: true }), rmSync(home, { recursive: true, force: true }), brokenBlip(dir, edit)),
