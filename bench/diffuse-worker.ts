@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     ...(args.int8Format ? { int8Format: args.int8Format } : {}),
     ...((args.deepCache ?? 1) > 1 ? { deepCache: true } : {}),
     ...(args.conv ? { conv: args.conv } : {}),
+    ...(args.tokenMerging ? { tokenMerging: args.tokenMerging } : {}),
   });
   const loadMs = performance.now() - t0;
 

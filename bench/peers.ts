@@ -167,6 +167,7 @@ export const PEERS: Peer[] = [
   ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8 ${f}`, { quantize: 'int8', int8Format: f })),
   ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8-matmul ${f}`, { quantize: 'int8-matmul', int8Format: f })),
   ...DEEP_CACHE_ROWS.map((n) => sd15Option(`diffuse deep-cache ${n}`, { deepCache: n })),
+  sd15Option('diffuse tome 0.5', { tokenMerging: 0.5 }),
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN, 'diffuse LCM'),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),

@@ -22,6 +22,8 @@ export interface WorkerArgs {
   int8Format?: Int8Format;
   /** diffuse only: --conv winograd (3x3 convolutions as Winograd F(2x2,3x3)). */
   conv?: 'winograd';
+  /** diffuse only: --token-merging (ToMe's ratio). */
+  tokenMerging?: number;
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
   lcm?: boolean;
   /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */

@@ -105,11 +105,16 @@ for (const c of manifest.unet_cases) {
   });
 }
 
-Edit('a graph that is not a UNet, or has no full-resolution self-attention, is refused with a typed error', () => {
+Edit('a graph that is not a UNet, has no full-resolution self-attention (SDXL) or is float16 is refused with a typed error', () => {
   const text = new Uint8Array(readFileSync(join(TINY_SD, 'text_encoder/model.onnx')));
   assert.throws(() => applyTokenMerging(text, 0.5), (err: unknown) => err instanceof TokenMergingError && /cannot apply --token-merging to this UNet: the graph has no input named sample/.test((err as Error).message));
   const vae = new Uint8Array(readFileSync(join(TINY_SD, 'vae_encoder/model.onnx')));
   assert.throws(() => applyTokenMerging(vae, 0.5), (err: unknown) => err instanceof TokenMergingError && /no self-attention block works at the latent's resolution/.test((err as Error).message));
+  // SDXL's first level has no attention: tomesd with max_downsample 1 would merge nothing.
+  const sdxl = new Uint8Array(readFileSync(join(FIXTURES, 'tiny-sdxl/unet/model.onnx')));
+  assert.throws(() => applyTokenMerging(sdxl, 0.5), (err: unknown) => err instanceof TokenMergingError && /no self-attention block works at the latent's resolution \(\d+ at lower resolutions/.test((err as Error).message));
+  const half = new Uint8Array(readFileSync(join(FIXTURES, 'tiny-sdxl-fp16/unet/model.onnx')));
+  assert.throws(() => applyTokenMerging(half, 0.5), (err: unknown) => err instanceof TokenMergingError && /not float32/.test((err as Error).message));
 });
 
 Edit.after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -53,7 +53,6 @@ interface Block {
   /** The Add of the attention output and x; `attnOut` is its input from attention. */
   residualAdd: NodeProto;
   attnOut: string;
-  elemType: number;
 }
 
 function fail(message: string): never {
@@ -90,7 +89,6 @@ const OUTPUT_PATH = new Set(['Cast', 'MatMul', 'Add', 'Div', 'Mul']);
 function findBlocks(graph: GraphProto, opset: number): { blocks: Block[]; lower: number } {
   const index = new GraphIndex(graph);
   const levels = resolutionLevels(graph);
-  const inits = new Map(initializers(graph).map((i) => [i.name, i]));
   const blocks: Block[] = [];
   let lower = 0;
   for (const softmax of index.nodes.filter((node) => node.opType === 'Softmax')) {
@@ -105,14 +103,13 @@ function findBlocks(graph: GraphProto, opset: number): { blocks: Block[]; lower:
       lower++;
       continue;
     }
-    const weight = inits.get(projections[0]!.inputs[1] ?? '');
-    blocks.push({ ...block, n, elemType: weight?.elemType ?? ElemType.FLOAT });
+    blocks.push({ ...block, n });
   }
   return { blocks, lower };
 }
 
 /** Follows the attention output through to_out to the Add with x (from which n is computed). */
-function residualOf(index: GraphIndex, output: string, n: string): Omit<Block, 'n' | 'elemType'> | undefined {
+function residualOf(index: GraphIndex, output: string, n: string): Omit<Block, 'n'> | undefined {
   let value = output;
   for (let step = 0; step < 8; step++) {
     const uses = index.consumers.get(value) ?? [];
@@ -239,14 +236,9 @@ function mergeSlots(b: Builder, s: Split, x: string): string {
   return b.op('ScatterElements', [positions, positions, slots], [axis(1)]);
 }
 
-function constantOfShape(b: Builder, shape: string, elemType: number, value: number): string {
-  const tensor = elemType === ElemType.FLOAT16 ? halfTensor(value) : rawInitializer('', ElemType.FLOAT, [1], new Uint8Array(Float32Array.of(value).buffer));
+function constantOfShape(b: Builder, shape: string, value: number): string {
+  const tensor = rawInitializer('', ElemType.FLOAT, [1], new Uint8Array(Float32Array.of(value).buffer));
   return b.op('ConstantOfShape', [shape], [tensorAttribute('value', tensor)]);
-}
-
-function halfTensor(value: number): Message {
-  if (value !== 0 && value !== 1) throw new Error('only 0 and 1 are written as float16 here');
-  return rawInitializer('', ElemType.FLOAT16, [1], Uint8Array.of(0, value === 1 ? 0x3c : 0));
 }
 
 /** merge(n): the mean of the tokens sharing a slot, [B, N - r, C]; unmerge: GatherElements by `inv` expanded over C. */
@@ -257,11 +249,11 @@ function mergeNodes(b: Builder, s: Split, block: Block, inv: string): { merged: 
   const batch = b.op('Slice', [shape, b.int64([0]), b.int64([1])]);
   const channels = b.op('Slice', [shape, b.int64([2]), b.int64([3])]);
   const expandedInv = b.op('Expand', [b.op('Unsqueeze', [inv, b.int64([2])]), shape]);
-  const sums = b.op('ScatterElements', [constantOfShape(b, b.op('Concat', [batch, s.kept, channels], [intAttribute('axis', 0)]), block.elemType, 0), expandedInv, block.n], [axis1, add]);
+  const sums = b.op('ScatterElements', [constantOfShape(b, b.op('Concat', [batch, s.kept, channels], [intAttribute('axis', 0)]), 0), expandedInv, block.n], [axis1, add]);
   const unit = b.int64([1]);
-  const ones = constantOfShape(b, b.op('Concat', [batch, b.op('Slice', [shape, unit, b.int64([2])]), unit], [intAttribute('axis', 0)]), block.elemType, 1);
+  const ones = constantOfShape(b, b.op('Concat', [batch, b.op('Slice', [shape, unit, b.int64([2])]), unit], [intAttribute('axis', 0)]), 1);
   const countShape = b.op('Concat', [batch, s.kept, unit], [intAttribute('axis', 0)]);
-  const counts = b.op('ScatterElements', [constantOfShape(b, countShape, block.elemType, 0), b.op('Unsqueeze', [inv, b.int64([2])]), ones], [axis1, add]);
+  const counts = b.op('ScatterElements', [constantOfShape(b, countShape, 0), b.op('Unsqueeze', [inv, b.int64([2])]), ones], [axis1, add]);
   return { merged: b.op('Div', [sums, counts]), expandedInv };
 }
 
@@ -270,6 +262,10 @@ export function applyTokenMerging(model: Uint8Array, ratio: number): TokenMergin
   const proto = ModelProto.decode(model);
   const graph = proto.graph;
   if (!graph.inputs.some((i) => i.name === 'sample')) fail('the graph has no input named sample');
+  // ArgMax, TopK and ScatterElements' reduction lack float16 CPU kernels in ONNX Runtime, and the edit is checked on float32 only.
+  const weights = new Map(initializers(graph).map((i) => [i.name, i.elemType]));
+  const convWeight = graph.nodes.find((n) => n.opType === 'Conv' && weights.has(n.inputs[1] ?? ''));
+  if (convWeight && weights.get(convWeight.inputs[1]!) !== ElemType.FLOAT) fail('its weights are not float32 (token merging is checked on float32 UNets only; use a float32 export)');
   const opset = defaultOpset(proto);
   const { blocks, lower } = findBlocks(graph, opset);
   if (blocks.length === 0) fail(`no self-attention block works at the latent's resolution (${lower} at lower resolutions; ToMe merges at full resolution only, as A1111 applies it)`);
