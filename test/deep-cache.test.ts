@@ -12,8 +12,8 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type LoadOptions } from '../src/pipeline/load.js';
 import type { ModelBundle } from '../src/pipeline/load.js';
 import { discreteSchedule, type SamplerId, type SchedulerConfig } from '../src/schedulers/index.js';
-import { readGenerationMetadata } from '../src/image/metadata.js';
-import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { TINY_SD } from './helpers/cli.js';
+import { assertRecordedOption } from './helpers/recorded-option.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { normals as normals64 } from './helpers/random.js';
 import { tinyRequest } from './helpers/tiny-model.js';
@@ -198,19 +198,6 @@ Package.run();
 
 const Cli = suite('--deep-cache on the command line');
 
-Cli('recorded as Deep cache and re-run by --from; 1 writes the plain image', () => {
-  const dir = tempDir();
-  const args = ['--model', TINY_SD, '--steps', '4', '--seed', '5', '--quiet'];
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '--deep-cache', '2', '-o', join(dir, 'a.png')]).status, 0);
-  const meta = readGenerationMetadata(readFileSync(join(dir, 'a.png')));
-  assert.ok(meta.kind === 'a1111' && meta.parameters.extra['Deep cache'] === '2', JSON.stringify(meta));
-  const again = diffuse(['txt2img', '--from', join(dir, 'a.png'), '--model', TINY_SD, '--quiet', '-o', join(dir, 'b.png')]);
-  assert.is(again.status, 0, again.stderr);
-  assert.ok(readFileSync(join(dir, 'a.png')).equals(readFileSync(join(dir, 'b.png'))));
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '-o', join(dir, 'plain.png')]).status, 0);
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '--deep-cache', '1', '-o', join(dir, 'one.png')]).status, 0);
-  assert.ok(readFileSync(join(dir, 'one.png')).equals(readFileSync(join(dir, 'plain.png'))));
-  assert.not.ok(readFileSync(join(dir, 'a.png')).equals(readFileSync(join(dir, 'plain.png'))));
-});
+Cli('recorded as Deep cache and re-run by --from; 1 writes the plain image', () => assertRecordedOption('--deep-cache', '2', '1', 'Deep cache'));
 
 Cli.run();

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readGenerationMetadata } from '../src/image/metadata.js';
 import { defaultOpset } from '../src/onnx/node-builders.js';
 import { ModelProto } from '../src/onnx/proto.js';
 import { TokenMergingError, applyTokenMerging } from '../src/onnx/token-merging.js';
@@ -12,6 +11,7 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type LoadOptions, type ModelBundle } from '../src/pipeline/load.js';
 import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
+import { assertRecordedOption } from './helpers/recorded-option.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { tinyRequest } from './helpers/tiny-model.js';
 
@@ -185,20 +185,7 @@ Pipeline.run();
 
 const Cli = suite('--token-merging on the command line');
 
-Cli("recorded as A1111's 'Token merging ratio' and re-run by --from; 0 writes the plain image", () => {
-  const dir = tempDir();
-  const args = ['--model', TINY_SD, '--steps', '4', '--seed', '5', '--quiet'];
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '--token-merging', '0.5', '-o', join(dir, 'a.png')]).status, 0);
-  const meta = readGenerationMetadata(readFileSync(join(dir, 'a.png')));
-  assert.ok(meta.kind === 'a1111' && meta.parameters.extra['Token merging ratio'] === '0.5', JSON.stringify(meta));
-  const again = diffuse(['txt2img', '--from', join(dir, 'a.png'), '--model', TINY_SD, '--quiet', '-o', join(dir, 'b.png')]);
-  assert.is(again.status, 0, again.stderr);
-  assert.ok(readFileSync(join(dir, 'a.png')).equals(readFileSync(join(dir, 'b.png'))));
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '-o', join(dir, 'plain.png')]).status, 0);
-  assert.is(diffuse(['txt2img', 'a fox', ...args, '--token-merging', '0', '-o', join(dir, 'zero.png')]).status, 0);
-  assert.ok(readFileSync(join(dir, 'zero.png')).equals(readFileSync(join(dir, 'plain.png'))));
-  assert.not.ok(readFileSync(join(dir, 'a.png')).equals(readFileSync(join(dir, 'plain.png'))));
-});
+Cli("recorded as A1111's 'Token merging ratio' and re-run by --from; 0 writes the plain image", () => assertRecordedOption('--token-merging', '0.5', '0', 'Token merging ratio'));
 
 Cli('with --quantize int8: one line, exit 2, no file', () => {
   const dir = tempDir();
