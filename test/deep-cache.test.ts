@@ -11,11 +11,12 @@ import { DeepCacheSchedule } from '../src/pipeline/deep-cache.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type LoadOptions } from '../src/pipeline/load.js';
 import type { ModelBundle } from '../src/pipeline/load.js';
-import { discreteSchedule, type SamplerId, type SchedulerConfig } from '../src/schedulers/index.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
 import { TINY_SD } from './helpers/cli.js';
 import { assertRecordedOption } from './helpers/recorded-option.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { normals as normals64 } from './helpers/random.js';
+import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 import { tinyRequest } from './helpers/tiny-model.js';
 
 /**
@@ -29,23 +30,13 @@ const LATENT_TOLERANCE = 1e-5;
 const DIR = join(FIXTURES, 'deepcache');
 const SOURCE = join(TINY_SD, 'unet/model.onnx');
 
-interface Case {
-  name: string;
-  prompt: string;
-  negative_prompt: string | null;
-  guidance_scale: number;
-  num_inference_steps: number;
-  width: number;
-  height: number;
-  seed: number;
+interface Case extends ReferenceCase {
   cache_interval: number;
-  scheduler: { class: string; config: SchedulerConfig };
   change_vs_no_cache: number;
   final_latents: { file: string };
 }
 
 const manifest = readJson<{ cases: Case[] }>(join(DIR, 'cases.json'));
-const SAMPLERS: Record<string, SamplerId> = { EulerDiscreteScheduler: 'euler', DPMSolverMultistepScheduler: 'dpmpp_2m' };
 const normals = (count: number, seed: number): Float32Array => Float32Array.from(normals64(count, seed));
 const scratch = mkdtempSync(join(tmpdir(), 'diffuse-deep-cache-'));
 
@@ -123,24 +114,11 @@ Package.after(async () => {
 });
 
 function requestFor(c: Case, deepCache?: number) {
-  return {
-    ...tinyRequest(),
-    prompt: c.prompt,
-    negativePrompt: c.negative_prompt ?? '',
-    steps: c.num_inference_steps,
-    cfgScale: c.guidance_scale,
-    seed: c.seed,
-    seedMode: 'diffusers' as const,
-    promptWeighting: 'none' as const,
-    sampler: SAMPLERS[c.scheduler.class]!,
-    width: c.width,
-    height: c.height,
-    ...(deepCache !== undefined ? { deepCache } : {}),
-  };
+  return referenceRequest(c, { promptWeighting: 'none', ...(deepCache !== undefined ? { deepCache } : {}) });
 }
 
 for (const c of manifest.cases) {
-  Package(`${c.name}: ${SAMPLERS[c.scheduler.class]} with a cache interval of ${c.cache_interval}`, async () => {
+  Package(`${c.name}: ${referenceRequest(c).sampler} with a cache interval of ${c.cache_interval}`, async () => {
     const bundle = { ...bundles.split!, schedule: discreteSchedule(c.scheduler.config) };
     const result = await generate(bundle, requestFor(c, c.cache_interval));
     const want = readF32(join(DIR, c.final_latents.file));

@@ -27,7 +27,7 @@ for (const name of ['sd1', 'sd2v'] as const) {
   const tempDir = scratch(S);
   S(`${c.name}: ${c.num_inference_steps} Euler steps, CFG ${c.guidance_scale}`, async () => {
     const work = tempDir();
-    const prediction = c.scheduler.overrides['prediction_type'] as 'epsilon' | 'v_prediction';
+    const prediction = c.scheduler.overrides?.['prediction_type'] as 'epsilon' | 'v_prediction';
     const { dir } = await convertCheckpoint(writeCheckpoint(work, name), join(work, 'onnx'), { precision: 'fp32', prediction });
     const bundle = await loadModel(dir, { device: 'cpu', fuseAttention: true, graphCache: join(work, 'graphs') });
     try {

@@ -9,11 +9,11 @@ import { ModelProto } from '../src/onnx/proto.js';
 import { TokenMergingError, applyTokenMerging } from '../src/onnx/token-merging.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type LoadOptions, type ModelBundle } from '../src/pipeline/load.js';
-import { discreteSchedule, type SchedulerConfig } from '../src/schedulers/index.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { assertRecordedOption } from './helpers/recorded-option.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
-import { tinyRequest } from './helpers/tiny-model.js';
+import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
 
 /**
  * `--token-merging RATIO` against the tomesd package (0.1.3) applied as A1111 applies it, on the
@@ -40,18 +40,9 @@ interface UnetCase {
   change_vs_unmerged: number;
   out_sample: ArrayRef;
 }
-interface PipelineCase {
-  name: string;
-  prompt: string;
-  negative_prompt: string | null;
-  guidance_scale: number;
-  num_inference_steps: number;
-  width: number;
-  height: number;
-  seed: number;
+interface PipelineCase extends ReferenceCase {
   ratio: number;
   deep_cache: number | null;
-  scheduler: { class: string; config: SchedulerConfig };
   final_latents: ArrayRef;
 }
 interface Manifest {
@@ -134,20 +125,7 @@ Pipeline.after(async () => {
 });
 
 function requestFor(c: PipelineCase) {
-  return {
-    ...tinyRequest(),
-    prompt: c.prompt,
-    negativePrompt: c.negative_prompt ?? '',
-    steps: c.num_inference_steps,
-    cfgScale: c.guidance_scale,
-    seed: c.seed,
-    seedMode: 'diffusers' as const,
-    promptWeighting: 'none' as const,
-    sampler: 'euler' as const,
-    width: c.width,
-    height: c.height,
-    ...(c.deep_cache ? { deepCache: c.deep_cache } : {}),
-  };
+  return referenceRequest(c, { promptWeighting: 'none', ...(c.deep_cache ? { deepCache: c.deep_cache } : {}) });
 }
 
 for (const c of manifest.pipeline_cases) {

@@ -12,7 +12,7 @@ export interface ReferenceCase {
   width: number;
   height: number;
   seed: number;
-  scheduler: { class: string; overrides: Record<string, unknown>; config: SchedulerConfig };
+  scheduler: { class: string; overrides?: Record<string, unknown>; config: SchedulerConfig };
 }
 
 const SAMPLERS: Record<string, SamplerId> = {
@@ -32,7 +32,7 @@ const SAMPLERS: Record<string, SamplerId> = {
 
 /** The sampler a scheduler class is, or with DPMSolverMultistep's SDE algorithm, becomes. */
 function samplerFor(c: ReferenceCase): SamplerId | undefined {
-  const sde = c.scheduler.overrides.algorithm_type === 'sde-dpmsolver++';
+  const sde = c.scheduler.overrides?.algorithm_type === 'sde-dpmsolver++';
   return sde && c.scheduler.class === 'DPMSolverMultistepScheduler' ? 'dpmpp_2m_sde' : SAMPLERS[c.scheduler.class];
 }
 
@@ -54,7 +54,7 @@ export function referenceRequest(c: ReferenceCase, extra: Partial<GenerationRequ
     seedMode: 'diffusers',
     sampler,
     sdeNoise: 'plain',
-    schedule: c.scheduler.overrides.use_karras_sigmas ? 'karras' : 'normal',
+    schedule: c.scheduler.overrides?.use_karras_sigmas ? 'karras' : 'normal',
     width: c.width,
     height: c.height,
     batchSize: c.num_images_per_prompt ?? 1,
