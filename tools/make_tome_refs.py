@@ -30,13 +30,13 @@ import fixtures_cases as cases  # noqa: E402
 import fixtures_models as models  # noqa: E402
 import fixtures_onnx as onnx_tools  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
+from make_deepcache_refs import PROMPT, run as deep_cache_run  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "test" / "fixtures"
 TINY_SD = FIXTURES / "tiny-sd"
 OUT = FIXTURES / "tome"
 MAX_OUT_MB = 0.1
-PROMPT = "a photo of an astronaut riding a horse on mars"
 NEGATIVE = "blurry, low quality"
 # A1111's call (modules/sd_models.py apply_token_merging); the rest are tomesd's defaults.
 A1111_ARGS = {"use_rand": False, "merge_attn": True, "merge_crossattn": False, "merge_mlp": False}
@@ -134,29 +134,11 @@ def unet_cases(pipe, writer: RefWriter) -> tuple[list[dict[str, object]], dict[s
 
 
 def run_pipeline(pipe, case: PipelineCase, ratio: float | None) -> torch.Tensor:
-    from DeepCache import DeepCacheSDHelper
-
+    """The DeepCache references' pipeline run (DeepCacheSDHelper when case.deep_cache is set) on the ToMe-patched UNet."""
     patched(pipe, ratio)
-    helper = None
-    if case.deep_cache is not None:
-        helper = DeepCacheSDHelper(pipe=pipe)
-        helper.set_params(cache_interval=case.deep_cache, cache_branch_id=0)
-        helper.enable()
-    width, height = case.size
     try:
-        return pipe(
-            prompt=PROMPT,
-            negative_prompt=case.negative_prompt,
-            guidance_scale=case.guidance_scale,
-            num_inference_steps=case.steps,
-            width=width,
-            height=height,
-            generator=torch.Generator("cpu").manual_seed(case.seed),
-            output_type="latent",
-        ).images
+        return deep_cache_run(pipe, case, case.deep_cache)
     finally:
-        if helper is not None:
-            helper.disable()
         patched(pipe, None)
 
 
