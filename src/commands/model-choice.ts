@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type ResolvedModel, type Task } from '../models/index.js';
+import { fileSetUse, findEntry, loadRegistry, ModelNotCachedError, resolveModel, type RegistryEntry, type ResolvedModel, type Task } from '../models/index.js';
 import { UsageError } from '../errors.js';
 import type { Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
@@ -21,6 +21,9 @@ export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' |
   if (settings.model && needsConversion(settings.model)) return { dir: await modelFromCheckpoint(settings.model, quiet) };
   if (!settings.model) refuseDefaultFor(task);
   const ref = settings.model || loadRegistry().default;
+  // A VAE's, upscaler's or ControlNet's id names no model: said before anything downloads.
+  const use = fileSetUse(loadRegistry(), ref);
+  if (use) throw new UsageError(`${ref} is ${use}, not as a model`);
   const resolved = await resolveOrPull(ref, { offline: settings.offline, task }, settings.yes, quiet);
   // a PyTorch registry entry keeps its entry: its recommended sampler, steps and CFG still apply
   return resolved.checkpoint ? { dir: await modelFromCheckpoint(resolved.dir, quiet), ...(resolved.entry ? { entry: resolved.entry } : {}) } : resolved;

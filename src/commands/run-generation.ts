@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../image/write.js';
 import type { ModelBundle } from '../pipeline/bundle.js';
 import { generate } from '../pipeline/generate.js';
 import { loadModel } from '../pipeline/load.js';
-import type { ModelFiles } from '../pipeline/model-files.js';
+import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
 import { previewer, type Previewer } from '../pipeline/preview.js';
 import { checkRequest } from '../pipeline/check-request.js';
 import { nthBatch } from '../pipeline/seeds.js';
@@ -29,6 +29,7 @@ import { parseXyz, type XyzPlan } from '../settings/xyz.js';
 import { nameVars, type ImageSink, type Writer } from './image-sink.js';
 import { xyzOutput } from './xyz-output.js';
 import { chooseUpscaler } from './upscaler-choice.js';
+import { chooseControlNets } from './controlnet-choice.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -100,7 +101,9 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const hiresOn = resolved.settings.hiresScale !== undefined || resolved.settings.hiresSize !== undefined;
     const options = { offline: resolved.settings.offline, yes: resolved.settings.yes, quiet: Boolean(flags.quiet) };
     const hiresUpscaler = hiresOn && !isBuiltinHiresUpscaler(hiresRef) ? await chooseUpscaler(hiresRef, '--hires-upscaler', options) : undefined;
-    const prepared = await prepareGeneration(command, resolved, await models.get(key)!, refiner, hiresUpscaler);
+    const model = await models.get(key)!;
+    const control = resolved.settings.control.length ? await chooseControlNets(resolved.settings.control, readModelFiles(model.dir), options) : [];
+    const prepared = await prepareGeneration(command, { ...resolved, settings: { ...resolved.settings, control } }, model, refiner, hiresUpscaler);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
     const withParts = await withSdUpscaler(await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), Boolean(flags.quiet));

@@ -70,14 +70,14 @@ function configOverrides(dir: string): ControlNetConfigOverrides {
   };
 }
 
-export async function convertControlNet(path: string, outDir: string, hashes: { sha256: string; a1111OldHash: string }): Promise<ControlNetRecord> {
+/** `name`: what the record calls it; default the file's name without extension, or the diffusers folder's name. */
+export async function convertControlNet(path: string, outDir: string, hashes: { sha256: string; a1111OldHash: string }, name?: string): Promise<ControlNetRecord> {
   const files = controlNetFiles(path);
   const store = await openWeightFile(files.weights);
   try {
     const { config, locate } = detectControlNet(store, files.configDir ? configOverrides(files.configDir) : {});
     const graph = buildControlNet(new ComponentWeights('ControlNet', store, locate), config, 'float32');
-    const name = files.configDir ? basename(files.configDir) : basename(path, extname(path));
-    const record: ControlNetRecord = { name, ...hashes, contextWidth: config.unet.crossAttentionDim, converter: CONTROLNET_CONVERTER_VERSION };
+    const record: ControlNetRecord = { name: name ?? (files.configDir ? basename(files.configDir) : basename(path, extname(path))), ...hashes, contextWidth: config.unet.crossAttentionDim, converter: CONTROLNET_CONVERTER_VERSION };
     await assembleFolder(outDir, async (tmp) => {
       await writeGraph(graph, tmp, 'controlnet', 'ControlNet');
       await writeFile(join(tmp, CONTROLNET_RECORD), `${JSON.stringify(record, null, 2)}\n`);
@@ -102,12 +102,15 @@ export function readControlNetRecord(dir: string): ControlNetRecord | undefined 
   }
 }
 
-/** The converted folder of a ControlNet file or diffusers folder, converting it first when the cache has none. */
-export async function ensureConvertedControlNet(path: string, cacheDir: string, onProgress?: (event: EnsureProgress) => void): Promise<string> {
+/**
+ * The converted folder of a ControlNet file or diffusers folder, converting it first when the cache has none; `name`
+ * as convertControlNet's (a registry snapshot's folder is called snapshot/: its entry names it).
+ */
+export async function ensureConvertedControlNet(path: string, cacheDir: string, onProgress?: (event: EnsureProgress) => void, name?: string): Promise<string> {
   const files = controlNetFiles(path);
   const hashes = await checkpointHashes(files.weights, cacheDir, onProgress);
   // A folder's config.json sets what the weights cannot say (heads, norms): part of its identity.
   const config = files.configDir ? `-${createHash('sha256').update(readConfigBytes(join(files.configDir, 'config.json'))).digest('hex').slice(0, 8)}` : '';
   const dir = join(cacheDir, `controlnet-${hashes.sha256.slice(0, 16)}${config}`);
-  return cachedConversion(dir, (d) => readControlNetRecord(d)?.converter === CONTROLNET_CONVERTER_VERSION, (d) => convertControlNet(path, d, { sha256: hashes.sha256, a1111OldHash: hashes.a1111OldHash }));
+  return cachedConversion(dir, (d) => readControlNetRecord(d)?.converter === CONTROLNET_CONVERTER_VERSION, (d) => convertControlNet(path, d, { sha256: hashes.sha256, a1111OldHash: hashes.a1111OldHash }, name));
 }

@@ -117,6 +117,17 @@ export interface InterrogatorEntry extends FileSetEntry {
   part: InterrogatorPart;
 }
 
+/**
+ * A ControlNet to pull by name (`--control model=control_v11p_sd15_canny`): a diffusers ControlNet folder's config.json and
+ * weights, which src/graphs converts on first use. `family`: the models it conditions (refused with another's before a download).
+ */
+export interface ControlNetEntry extends FileSetEntry {
+  family: Family;
+}
+
+/** The weight files a ControlNet entry may list (src/graphs/controlnet-convert.ts reads any of them beside config.json). */
+const CONTROLNET_WEIGHTS = /^diffusion_pytorch_model(\.fp16)?\.(safetensors|bin)$/;
+
 export interface Registry {
   version: 1;
   /** The id used when no --model is given. */
@@ -137,6 +148,8 @@ export interface Registry {
   upscalers: UpscalerEntry[];
   /** img2txt's models by name; a registry without the key has none. */
   interrogators: InterrogatorEntry[];
+  /** ControlNets by name; a registry without the key has none. */
+  controlnets: ControlNetEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -215,10 +228,11 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators', 'controlnets'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const UPSCALER_KEYS = ['id', 'name', 'kind', 'scale', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const INTERROGATOR_KEYS = ['id', 'name', 'part', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+const CONTROLNET_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
@@ -272,6 +286,16 @@ function checkInterrogator(c: Checker, raw: unknown, path: string): Interrogator
   c.onlyKeys(obj, path, INTERROGATOR_KEYS);
   const entry: InterrogatorEntry = { ...checkFileSet(c, obj, path), part: c.oneOf(obj.part, `${path}.part`, INTERROGATOR_PARTS) };
   for (const file of INTERROGATOR_FILES[entry.part]) if (!entry.files.includes(file)) c.fail(`${path}.files`, `must list ${file} (a ${entry.part} entry's files)`);
+  return entry;
+}
+
+function checkControlNet(c: Checker, raw: unknown, path: string): ControlNetEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, CONTROLNET_KEYS);
+  const entry: ControlNetEntry = { ...checkFileSet(c, obj, path), family: c.oneOf(obj.family, `${path}.family`, FAMILIES) };
+  const weights = entry.files.filter((f) => CONTROLNET_WEIGHTS.test(f));
+  if (!entry.files.includes('config.json') || weights.length !== 1) c.fail(`${path}.files`, 'must list config.json and one diffusion_pytorch_model[.fp16].safetensors or .bin (a diffusers ControlNet folder)');
   return entry;
 }
 const ENTRY_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'format', 'tasks', 'precision', 'prediction', 'resolution', 'recommended', 'license', 'componentBytes', 'sha256', 'notes'] as const;
@@ -371,7 +395,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   });
 
   // the optional lists of named file sets: each id unique across the whole registry
-  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
+  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators' | 'controlnets', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
     const out: T[] = [];
     if (top[key] === undefined) return out;
     c.array(top[key], `$.${key}`, 0).forEach((raw, i) => {
@@ -386,6 +410,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   const vaes = optionalList('vaes', checkVae);
   const upscalers = optionalList('upscalers', checkUpscaler);
   const interrogators = optionalList('interrogators', checkInterrogator);
+  const controlnets = optionalList('controlnets', checkControlNet);
 
   const def = c.string(top.default, '$.default', validateId);
   if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
@@ -401,6 +426,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     vaes,
     upscalers,
     interrogators,
+    controlnets,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -447,14 +473,28 @@ export function findInterrogator(registry: Registry, id: string): InterrogatorEn
   return registry.interrogators.find((m) => m.id === id);
 }
 
-/** The VAE, upscaler or interrogator model of this id: entries pulled as an exact list of files. */
-export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
-  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id);
+export function findControlNet(registry: Registry, id: string): ControlNetEntry | undefined {
+  return registry.controlnets.find((m) => m.id === id);
 }
 
-/** Every id the registry knows: models, VAEs, upscalers, interrogator models. */
+/** The VAE, upscaler, interrogator model or ControlNet of this id: entries pulled as an exact list of files. */
+export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
+  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id) ?? findControlNet(registry, id);
+}
+
+/** How a file-set entry of this id is used instead of --model ("--vae taesd"), or undefined for a model or unknown id. */
+export function fileSetUse(registry: Registry, id: string): string | undefined {
+  if (findVae(registry, id)) return `a VAE; pass it as --vae ${id}`;
+  if (findUpscaler(registry, id)) return `an upscaler; pass it as --hires-upscaler ${id} or to diffuse upscale --model`;
+  const interrogator = findInterrogator(registry, id);
+  if (interrogator) return `an img2txt model; pass it to diffuse img2txt --${interrogator.part} ${id}`;
+  if (findControlNet(registry, id)) return `a ControlNet; pass it as --control type=…,image=…,model=${id}`;
+  return undefined;
+}
+
+/** Every id the registry knows: models, VAEs, upscalers, interrogator models, ControlNets. */
 export function registryIds(registry: Registry): string[] {
-  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators].map((e) => e.id);
+  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets].map((e) => e.id);
 }
 
 export interface ComponentOptions {
