@@ -45,9 +45,13 @@ interface PipelineCase extends ReferenceCase {
   guess_mode: boolean;
   units: { image: string; scale: number; start: number; end: number }[];
   final_latents: { file: string };
+  /** Inpaint cases: the init picture and mask (paths from this folder) and the strength. */
+  init_image?: string;
+  mask_image?: string;
+  strength?: number;
 }
 interface Model {
-  name: 'sd1' | 'tiny' | 'sd1x2';
+  name: 'sd1' | 'tiny' | 'sd1x2' | 'sd1-inpaint';
   sha256?: string;
   a1111OldHash?: string;
   cases: ResidualCase[];
@@ -55,7 +59,7 @@ interface Model {
 }
 const manifest = readJson<{ models: Model[] }>(join(DIR, 'cases.json'));
 const model = (name: Model['name']) => manifest.models.find((m) => m.name === name)!;
-const SEEDS = { sd1: 21, tiny: 22, sd1x2: 23 } as const;
+const SEEDS: Record<Model['name'], number> = { sd1: 21, tiny: 22, sd1x2: 23, 'sd1-inpaint': 24 };
 const recipe = (name: string) => readJson<Recipe>(join(DIR, `${name}.recipe.json.gz`));
 const layout = { layoutDir: DIR, tokenizers: {} };
 
@@ -182,7 +186,15 @@ async function requestFor(c: PipelineCase, model: string): Promise<GenerationReq
   const control = await Promise.all(
     c.units.map(async (u) => ({ model, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
   );
-  return referenceRequest(c, { control });
+  return referenceRequest(c, { control, ...(c.init_image ? await inpaintFields(c) : {}) });
+}
+
+/** An inpaint case's init picture and mask (an L-mode PNG read as grey RGB), as diffusers' pipeline got them. */
+async function inpaintFields(c: PipelineCase): Promise<Pick<GenerationRequest, 'init' | 'mask'>> {
+  const image = (await loadImage(join(DIR, c.init_image!))).rgb;
+  const mask = (await loadImage(join(DIR, c.mask_image!))).rgb;
+  const values = Float32Array.from({ length: c.width * c.height }, (_, i) => mask.data[i * 3]! / 255);
+  return { init: { image, strength: c.strength!, latents: 'sample' }, mask: { values } };
 }
 
 /** The case's latents within tolerance, and far from the same request without its units. */
@@ -227,6 +239,22 @@ checkpoint('residual inputs only when ControlNets load; the final latents of eac
     assert.equal(b.latents, a.latents, 'x + 0 is x: the residual graph without units paints the plain graph\'s latents bit for bit');
   } finally {
     await Promise.all([plain.release(), controlled.release()]);
+  }
+});
+
+checkpoint('inpaint with a 9-channel checkpoint UNet: the ControlNet reads the 4 latent channels = StableDiffusionControlNetInpaintPipeline', async () => {
+  const work = ckptTemp();
+  const path = join(work, 'sd1-inpaint.safetensors');
+  const bytes = checkpointBytes(recipe('sd1-inpaint'));
+  writeFileSync(path, bytes);
+  assert.is(sha256(bytes), model('sd1-inpaint').sha256, 'the file written from the recipe is the one the reference loaded');
+  const inpaintDir = (await convertCheckpoint(path, join(work, 'onnx'), { precision: 'fp32' })).dir;
+  const bundle = await loadModel(inpaintDir, { device: 'cpu', graphCache, withEncoder: true, controlnets: [sd1Control] });
+  try {
+    assert.is(bundle.unet.residualInputs.length, 7);
+    for (const c of model('sd1-inpaint').pipeline!) await checkCase(bundle, c, sd1Control);
+  } finally {
+    await bundle.release();
   }
 });
 

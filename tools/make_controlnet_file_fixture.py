@@ -16,12 +16,17 @@ their SHA-256), and what diffusers 0.32 computes with them:
 - `sd1x2`: the sd1 shape with a 2x control embedding as a diffusers folder, and StableDiffusionControlNetPipeline on the
   graph fixtures' sd1 checkpoint (UNet by UNet2DConditionModel.from_single_file): a ControlNet with a UNet diffuse builds
   from a single file, which takes no residuals until ControlNets are loaded (src/onnx/control-residuals.ts).
+- `sd1-inpaint`: a 9-channel inpainting checkpoint of the sd1 spec's shape (a synthetic recipe, `sd1-inpaint.recipe.json.gz`,
+  loaded through diffusers' single-file converters) with the sd1x2 ControlNet in StableDiffusionControlNetInpaintPipeline:
+  the ControlNet reads the 4 latent channels, the UNet those plus mask and masked-image latents (test/fixtures/pipeline's
+  init picture and mask, the controlnet-pipeline control pictures).
 
 Inputs are synthetic_checkpoint.values streams (the test recomputes them); outputs are float32 .bin files.
 Usage: /opt/diffuse-venv/bin/python tools/make_controlnet_file_fixture.py   (deterministic; a rerun writes the same bytes)
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -30,7 +35,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline, UNet2DConditionModel
+from diffusers import (ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetInpaintPipeline, StableDiffusionControlNetPipeline,
+                       UNet2DConditionModel)
 from PIL import Image
 from safetensors.torch import load
 from transformers import CLIPTokenizer
@@ -41,7 +47,7 @@ import fixtures_models as models  # noqa: E402
 import make_controlnet_fixture as cn_fixture  # noqa: E402
 import make_graph_fixtures as graph_fx  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
-from graph_fixture_models import SPECS  # noqa: E402
+from graph_fixture_models import SPECS, ldm_layout  # noqa: E402
 from graph_fixture_refs import draw  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
 from ldm_keys import unet_key  # noqa: E402
@@ -51,6 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "test" / "fixtures" / "controlnet-files"
 TINY_SD = REPO / "test" / "fixtures" / "tiny-sd"
 PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
+INPAINT_INPUTS = REPO / "test" / "fixtures" / "pipeline"
 GRAPHS = REPO / "test" / "fixtures" / "graphs"
 LDM_PREFIX = "control_model."
 SD1_SPEC = next(s for s in SPECS if s.name == "sd1")
@@ -61,6 +68,8 @@ SD1 = dict(
     conditioning_embedding_out_channels=(8, 8, 8, 16),
 )
 SD1_SEED, TINY_SEED, SD1X2_SEED = 21, 22, 23
+# The sd1 spec's shape with SD-inpainting's 9 input channels (4 latents, the mask, 4 masked-image latents).
+INPAINT_SPEC = dataclasses.replace(SD1_SPEC, name="sd1-inpaint", seed=24, in_channels=9)
 
 # name, batch, latent height, width, timestep, conditioning scale; the control image is 2^(stages) times the latent size.
 RESIDUAL_CASES = [("a", 2, 8, 8, 981.0, 0.7), ("odd", 1, 5, 7, 250.5, 1.0)]
@@ -247,14 +256,45 @@ def build_sd1_checkpoint(w: RefWriter) -> dict:
     ]
     records = [{**cn_fixture.run_case({"txt2img": pipe}, scheduler.config, case, images, {}, w), "model": "graphs/sd1 checkpoint + controlnet-files/sd1x2"}
                for case in cases]
-    return {"name": "sd1x2", "layout": "diffusers", "cases": [], "pipeline": records}
+    return {"name": "sd1x2", "layout": "diffusers", "cases": [], "pipeline": records}, net
+
+
+def build_inpaint_checkpoint(w: RefWriter, net: ControlNetModel) -> dict:
+    """StableDiffusionControlNetInpaintPipeline with a 9-channel UNet: the sd1x2 ControlNet (which reads the 4 latent
+    channels, as diffusers passes it the latents before the mask and masked-image latents are concatenated) on a 9-channel
+    checkpoint of the sd1 spec's shape, written from a recipe and loaded through diffusers' single-file converters."""
+    layout, integers = ldm_layout(INPAINT_SPEC)
+    recipe = recipe_for(INPAINT_SPEC.seed, layout, INPAINT_SPEC.dtype, integers)
+    data = to_bytes(recipe)
+    modules = graph_fx.load_modules(INPAINT_SPEC, graph_fx.check_file(data, recipe))
+    write_gzip_text(OUT / "sd1-inpaint.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
+    scheduler = EulerDiscreteScheduler.from_config(models.SD15_SCHEDULER_CONFIG)
+    pipe = StableDiffusionControlNetInpaintPipeline(
+        vae=modules["vae"], text_encoder=modules["text_encoder"], tokenizer=CLIPTokenizer.from_pretrained(str(TINY_SD / "tokenizer")),
+        unet=modules["unet"], controlnet=net, scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
+    # test/fixtures/pipeline's inputs, named by their path there (the test reads them from that folder)
+    init = {(32, 32): ("../pipeline/input.init-image.32x32.png", Image.open(INPAINT_INPUTS / "input.init-image.32x32.png").convert("RGB"))}
+    masks = {(32, 32): ("../pipeline/input.mask.32x32.png", Image.open(INPAINT_INPUTS / "input.mask.32x32.png").convert("L"))}
+    cases = [
+        cn_fixture.ControlCase("inpaint-ddim-s1.0", "DDIMScheduler", 6, 920, (cn_fixture.Unit("a", 0.9),), strength=1.0),
+        cn_fixture.ControlCase("inpaint-euler-s0.7-start0.2", "EulerDiscreteScheduler", 6, 921, (cn_fixture.Unit("b", 1.1, 0.2, 1.0),),
+                               strength=0.7, negative_prompt=cn_fixture.NEGATIVE),
+        cn_fixture.ControlCase("inpaint-dpmpp-2m-guess-end0.8", "DPMSolverMultistepScheduler", 6, 922, (cn_fixture.Unit("a", 1.0, 0.0, 0.8),),
+                               strength=1.0, guidance_scale=5.0, guess_mode=True),
+    ]
+    records = [{**cn_fixture.run_case({"img2img": pipe}, scheduler.config, case, images, init, w, masks), "model": "controlnet-files/sd1-inpaint checkpoint + sd1x2"}
+               for case in cases]
+    return {"name": "sd1-inpaint", "layout": "checkpoint", "bytes": len(data), "sha256": sha256(data), "cases": [], "pipeline": records}
 
 
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     writer = RefWriter(OUT)
-    entries = [build_sd1(writer), build_tiny(writer), build_sd1_checkpoint(writer)]
+    sd1x2, sd1x2_net = build_sd1_checkpoint(writer)
+    entries = [build_sd1(writer), build_tiny(writer), sd1x2, build_inpaint_checkpoint(writer, sd1x2_net)]
     writer.manifest("cases.json", {
         "generator": "tools/make_controlnet_file_fixture.py",
         "conventions": {

@@ -240,7 +240,9 @@ def keep_mask(case: ControlCase, steps_run: int) -> list[list[float]]:
     ]
 
 
-def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Image], init: dict, writer: RefWriter):
+def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Image], init: dict, writer: RefWriter, masks: dict | None = None):
+    """One pipeline run and its record; with `masks` (per size: file name and L-mode picture) an inpaint pipeline's, under
+    pipes["img2img"] (StableDiffusionControlNetInpaintPipeline takes image/control_image/strength as img2img does)."""
     pipe = pipes["img2img" if case.strength is not None else "txt2img"]
     pipe.scheduler = cases.make_scheduler(base_config, case.scheduler, case.overrides)
     width, height = case.size
@@ -258,6 +260,8 @@ def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Imag
     controls = [images[u.image] for u in case.units]
     if case.strength is not None:
         args.update(image=init[case.size][1], control_image=pick(controls), strength=case.strength)
+        if masks is not None:
+            args.update(mask_image=masks[case.size][1])
     else:
         args.update(image=pick(controls))
     calls = []
@@ -269,7 +273,7 @@ def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Imag
     record = {
         "name": case.name,
         "model": "tiny-sd-control",
-        "task": "img2img" if case.strength is not None else "txt2img",
+        "task": "txt2img" if case.strength is None else "img2img" if masks is None else "inpaint",
         "prompt": PROMPT,
         "negative_prompt": case.negative_prompt,
         "guidance_scale": case.guidance_scale,
@@ -286,7 +290,7 @@ def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Imag
         "final_latents": writer.array(f"{case.name}.final-latents", final),
     }
     if case.strength is not None:
-        record.update(strength=case.strength, init_image=init[case.size][0])
+        record.update(strength=case.strength, init_image=init[case.size][0], **({"mask_image": masks[case.size][0]} if masks is not None else {}))
     return record
 
 
