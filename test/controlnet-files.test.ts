@@ -6,16 +6,14 @@ import { CheckpointError } from '../src/graphs/errors.js';
 import { convertControlNet, ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
 import { checkpointHashes } from '../src/graphs/converted-cache.js';
 import { convertCheckpoint } from '../src/graphs/convert.js';
-import { loadImage } from '../src/image/load-image.js';
 import { openSession } from '../src/onnx/session.js';
 import { ControlNet } from '../src/pipeline/controlnet.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
-import type { GenerationRequest } from '../src/pipeline/types.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
-import { referenceRequest, type ReferenceCase } from './helpers/reference-case.js';
+import { checkControlCase, controlRequest, type ControlCase } from './helpers/control-case.js';
 import { scratch } from './helpers/scratch.js';
 import { checkpointBytes, sha256, syntheticInput, writeCheckpoint, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
 
@@ -30,7 +28,6 @@ import { checkpointBytes, sha256, syntheticInput, writeCheckpoint, writeDiffuser
  */
 const TOLERANCE = 1e-5;
 const DIR = join(FIXTURES, 'controlnet-files');
-const PICTURES = join(FIXTURES, 'controlnet-pipeline');
 
 interface ResidualCase {
   name: string;
@@ -41,21 +38,12 @@ interface ResidualCase {
   scale: number;
   residuals: Array<{ file: string; shape: number[] }>;
 }
-interface PipelineCase extends ReferenceCase {
-  guess_mode: boolean;
-  units: { image: string; scale: number; start: number; end: number }[];
-  final_latents: { file: string };
-  /** Inpaint cases: the init picture and mask (paths from this folder) and the strength. */
-  init_image?: string;
-  mask_image?: string;
-  strength?: number;
-}
 interface Model {
   name: 'sd1' | 'tiny' | 'sd1x2' | 'sd1-inpaint';
   sha256?: string;
   a1111OldHash?: string;
   cases: ResidualCase[];
-  pipeline?: PipelineCase[];
+  pipeline?: ControlCase[];
 }
 const manifest = readJson<{ models: Model[] }>(join(DIR, 'cases.json'));
 const model = (name: Model['name']) => manifest.models.find((m) => m.name === name)!;
@@ -148,7 +136,7 @@ files('what is not an SD ControlNet is refused in one line naming the file', asy
   const cases: Array<[string, RegExp]> = [
     [truncated, /not a valid safetensors file/],
     [noHint, /not a ControlNet .*pass a ControlNet file/],
-    [write('sdxl.safetensors', extra('control_model.label_emb.0.0.weight', [256, 64])), /an SDXL ControlNet; .*SD 1\.x\/2\.x/],
+    [write('sdxl.safetensors', extra('control_model.label_emb.0.0.weight', [256, 64])), /an SDXL ControlNet in the LDM layout .*diffusers' layout/],
     [write('diff.safetensors', extra('difference', [1])), /a "diff" ControlNet .*use the full ControlNet file/],
     [incomplete, /3 down-block outputs|zero convolutions/],
     [join(work, 'empty'), /holds no ControlNet weights/],
@@ -182,33 +170,7 @@ pipeline.after(async () => {
   assembled.remove();
 });
 
-async function requestFor(c: PipelineCase, model: string): Promise<GenerationRequest> {
-  const control = await Promise.all(
-    c.units.map(async (u) => ({ model, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
-  );
-  return referenceRequest(c, { control, ...(c.init_image ? await inpaintFields(c) : {}) });
-}
-
-/** An inpaint case's init picture and mask (an L-mode PNG read as grey RGB), as diffusers' pipeline got them. */
-async function inpaintFields(c: PipelineCase): Promise<Pick<GenerationRequest, 'init' | 'mask'>> {
-  const image = (await loadImage(join(DIR, c.init_image!))).rgb;
-  const mask = (await loadImage(join(DIR, c.mask_image!))).rgb;
-  const values = Float32Array.from({ length: c.width * c.height }, (_, i) => mask.data[i * 3]! / 255);
-  return { init: { image, strength: c.strength!, latents: 'sample' }, mask: { values } };
-}
-
-/** The case's latents within tolerance, and far from the same request without its units. */
-async function checkCase(b: ModelBundle, c: PipelineCase, model: string): Promise<void> {
-  const result = await generate({ ...b, schedule: discreteSchedule(c.scheduler.config) }, await requestFor(c, model));
-  const stats = compare(result.latents, readF32(join(DIR, c.final_latents.file)));
-  assert.ok(stats.relToMax < TOLERANCE, `${c.name}: max abs error ${stats.maxAbs} (${stats.relToMax} of max)`);
-  const plain = await requestFor(c, model);
-  delete plain.control;
-  const without = compare((await generate({ ...b, schedule: discreteSchedule(c.scheduler.config) }, plain)).latents, readF32(join(DIR, c.final_latents.file)));
-  assert.ok(without.relToMax > 1e-2, `the ControlNet barely matters: ${without.relToMax} of max without it`);
-}
-
-for (const c of model('tiny').pipeline ?? []) pipeline(`${c.name}: final latents`, () => checkCase(bundle, c, controlDir));
+for (const c of model('tiny').pipeline ?? []) pipeline(`${c.name}: final latents`, async () => void (await checkControlCase(bundle, c, controlDir, DIR, TOLERANCE)));
 
 pipeline.run();
 
@@ -230,9 +192,9 @@ checkpoint('residual inputs only when ControlNets load; the final latents of eac
   try {
     assert.is(plain.unet.residualInputs.length, 0, 'a plain run keeps the graph without residual inputs');
     assert.equal(controlled.unet.residualInputs.map((i) => i.shape[1]), [32, 32, 32, 32, 64, 64, 64], 'conv_in, 2 resnets + downsampler at 32, 2 resnets at 64, mid at 64');
-    for (const c of model('sd1x2').pipeline!) await checkCase(controlled, c, sd1Control);
+    for (const c of model('sd1x2').pipeline!) await checkControlCase(controlled, c, sd1Control, DIR, TOLERANCE);
     const c = model('sd1x2').pipeline![0]!;
-    const request = await requestFor(c, sd1Control);
+    const request = await controlRequest(c, sd1Control, DIR);
     delete request.control;
     const a = await generate({ ...plain, schedule: discreteSchedule(c.scheduler.config) }, request);
     const b = await generate({ ...controlled, schedule: discreteSchedule(c.scheduler.config) }, request);
@@ -252,7 +214,7 @@ checkpoint('inpaint with a 9-channel checkpoint UNet: the ControlNet reads the 4
   const bundle = await loadModel(inpaintDir, { device: 'cpu', graphCache, withEncoder: true, controlnets: [sd1Control] });
   try {
     assert.is(bundle.unet.residualInputs.length, 7);
-    for (const c of model('sd1-inpaint').pipeline!) await checkCase(bundle, c, sd1Control);
+    for (const c of model('sd1-inpaint').pipeline!) await checkControlCase(bundle, c, sd1Control, DIR, TOLERANCE);
   } finally {
     await bundle.release();
   }

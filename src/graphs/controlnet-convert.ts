@@ -25,7 +25,7 @@ export interface ControlNetRecord {
   sha256: string;
   /** sd-webui-controlnet's hash in "Model: name [hash]". */
   a1111OldHash: string;
-  /** The width of the text it attends to (768 SD 1.x, 1024 SD 2.x). */
+  /** The width of the text it attends to (768 SD 1.x, 1024 SD 2.x, 2048 SDXL). */
   contextWidth: number;
   converter: number;
 }
@@ -55,8 +55,15 @@ function configOverrides(dir: string): ControlNetConfigOverrides {
   }
   if (config['global_pool_conditions'] === true) throw new CheckpointError(`${path}: global_pool_conditions (a shuffle-type ControlNet) is not supported yet; use another ControlNet`);
   if (config['controlnet_conditioning_channel_order'] === 'bgr') throw new CheckpointError(`${path}: a ControlNet reading BGR control images is not supported; use an RGB one`);
-  for (const key of ['class_embed_type', 'addition_embed_type', 'encoder_hid_dim']) {
-    if (config[key] !== null && config[key] !== undefined) throw new CheckpointError(`${path}: ${key} is set (an SDXL or other ControlNet); diffuse builds SD 1.x/2.x ControlNets`);
+  for (const key of ['class_embed_type', 'encoder_hid_dim']) {
+    if (config[key] !== null && config[key] !== undefined) throw new CheckpointError(`${path}: ${key} is set; diffuse builds SD 1.x/2.x and SDXL ControlNets, which set neither`);
+  }
+  const addition = config['addition_embed_type'];
+  if (addition !== null && addition !== undefined && addition !== 'text_time') {
+    throw new CheckpointError(`${path}: addition_embed_type ${JSON.stringify(addition)} is not SDXL's text_time; diffuse builds SD 1.x/2.x and SDXL ControlNets`);
+  }
+  if (config['mid_block_type'] !== undefined && config['mid_block_type'] !== 'UNetMidBlock2DCrossAttn') {
+    throw new CheckpointError(`${path}: mid_block_type ${JSON.stringify(config['mid_block_type'])}; diffuse builds ControlNets whose middle block has attention (UNetMidBlock2DCrossAttn)`);
   }
   const heads = config['num_attention_heads'] ?? config['attention_head_dim'];
   const levels = Array.isArray(config['block_out_channels']) ? config['block_out_channels'].length : 0;
@@ -67,6 +74,7 @@ function configOverrides(dir: string): ControlNetConfigOverrides {
     normEps: num(config, 'norm_eps', path, 1e-5),
     flipSinToCos: config['flip_sin_to_cos'] !== false,
     freqShift: num(config, 'freq_shift', path, 0),
+    ...(addition === 'text_time' ? { additionTimeEmbedDim: num(config, 'addition_time_embed_dim', path) } : {}),
   };
 }
 

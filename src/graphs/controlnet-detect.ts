@@ -11,8 +11,10 @@ import type { TensorStore } from './weights.js';
  * `.safetensors`: LDM names under `control_model.`, or the same without the prefix) and diffusers'
  * (`diffusion_pytorch_model.safetensors`, the names the builders use). diffusers'
  * convert_controlnet_checkpoint reads the first two the same way. Every width and count comes from
- * the tensors; the heads from the family (SD 1.x: 8; SD 2.x, whose text is 1024 wide: 64-wide
- * heads), as for single-file checkpoints (detect.ts), unless a diffusers config.json says.
+ * the tensors; the heads from the family (SD 1.x: 8; SD 2.x, whose text is 1024 wide, and SDXL:
+ * 64-wide heads), as for single-file checkpoints (detect.ts), unless a diffusers config.json says.
+ * SDXL ControlNets (diffusers' layout: an add_embedding of the pooled text and time ids, as
+ * diffusers/controlnet-canny-sdxl-1.0) have a transformer depth per level, read off the weights.
  */
 
 export interface DetectedControlNet {
@@ -27,7 +29,13 @@ export interface ControlNetConfigOverrides {
   normEps?: number;
   flipSinToCos?: boolean;
   freqShift?: number;
+  /** SDXL: how wide each time id is embedded (addition_time_embed_dim). */
+  additionTimeEmbedDim?: number;
 }
+
+/** SDXL's addition_time_embed_dim and its six time ids (original size, crop, target size): what an SDXL ControlNet file without config.json is read with. */
+const SDXL_TIME_EMBED_DIM = 256;
+const SDXL_TIME_IDS = 6;
 
 const LDM_PREFIX = 'control_model.';
 
@@ -52,9 +60,10 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
   if (prefix === undefined && !has('controlnet_cond_embedding.conv_in.weight')) {
     refuse(store, 'not a ControlNet (no input_hint_block or controlnet_cond_embedding weights: a model checkpoint, LoRA or T2I-Adapter?); pass a ControlNet file such as control_v11p_sd15_canny.pth');
   }
-  if (has(`${prefix ?? ''}label_emb.0.0.weight`) || has('add_embedding.linear_1.weight')) {
-    refuse(store, 'an SDXL ControlNet; diffuse runs ControlNet with SD 1.x/2.x models only so far: use an SD 1.x/2.x ControlNet');
+  if (prefix !== undefined && has(`${prefix}label_emb.0.0.weight`)) {
+    refuse(store, "an SDXL ControlNet in the LDM layout (label_emb); diffuse converts SDXL ControlNets in diffusers' layout: use its diffusion_pytorch_model.safetensors (as diffusers/controlnet-canny-sdxl-1.0 publishes it)");
   }
+  const sdxl = prefix === undefined && has('add_embedding.linear_1.weight');
   const structure = prefix === undefined ? diffusersStructure(store, keys) : ldmStructure(store, keys, prefix);
   const inner = prefix === undefined ? sameNames : unetLocator({ layersPerBlock: structure.layersPerBlock, upBlockTypes: [] }, prefix);
   const hint = structure.hintConvs;
@@ -81,7 +90,11 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
   const downBlockTypes: DownBlock[] = Array.from({ length: levels }, (_, l) => (present(`down_blocks.${l}.attentions.0.proj_in.weight`) ? 'CrossAttnDownBlock2D' : 'DownBlock2D'));
   const midAttention = 'mid_block.attentions.0.';
   const crossAttentionDim = shape(`${midAttention}transformer_blocks.0.attn2.to_k.weight`)[1]!;
-  const sd2 = crossAttentionDim === 1024;
+  const sd1 = !sdxl && crossAttentionDim !== 1024;
+  const midDepth = count(`${midAttention}transformer_blocks.`, '.norm1.weight');
+  // SDXL's depth varies per level (1, 2, 10); a level without attention counts 1, as its config says.
+  const depths = downBlockTypes.map((t, l) => (t === 'CrossAttnDownBlock2D' ? count(`down_blocks.${l}.attentions.0.transformer_blocks.`, '.norm1.weight') : 1));
+  if (sdxl && depths[levels - 1] !== midDepth) refuse(store, `the middle block has ${midDepth} transformer layers but the last level ${depths[levels - 1]}; diffusers' ControlNet gives them the same depth`);
   const unet: UnetConfig = {
     ...BASE,
     inChannels,
@@ -91,9 +104,10 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
     downBlockTypes,
     upBlockTypes: [],
     crossAttentionDim,
-    heads: overrides.heads ?? blockOutChannels.map((c) => (sd2 ? headsOf(c) : SD1_UNET_HEADS)),
+    heads: overrides.heads ?? blockOutChannels.map((c) => (sd1 ? SD1_UNET_HEADS : headsOf(c))),
     useLinearProjection: shape(`${midAttention}proj_in.weight`).length === 2,
-    transformerLayersPerBlock: count(`${midAttention}transformer_blocks.`, '.norm1.weight'),
+    transformerLayersPerBlock: sdxl ? depths : midDepth,
+    ...(sdxl ? { addition: sdxlAddition(store, shape('add_embedding.linear_1.weight')[1]!, overrides.additionTimeEmbedDim ?? SDXL_TIME_EMBED_DIM) } : {}),
     ...(overrides.normGroups !== undefined ? { normGroups: overrides.normGroups } : {}),
     ...(overrides.normEps !== undefined ? { normEps: overrides.normEps } : {}),
     ...(overrides.flipSinToCos !== undefined ? { flipSinToCos: overrides.flipSinToCos } : {}),
@@ -110,6 +124,13 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
     refuse(store, `${zeroConvs} down-block outputs (zero convolutions) for ${residuals} down-block residuals, or no mid-block output; not an SD ControlNet`);
   }
   return { config: { unet, conditioningChannels, conditioningEmbedding }, locate };
+}
+
+/** The pooled text and six time ids add_embedding reads, `input` numbers in all. */
+function sdxlAddition(store: TensorStore, input: number, timeEmbedDim: number): NonNullable<UnetConfig['addition']> {
+  const textEmbeds = input - SDXL_TIME_IDS * timeEmbedDim;
+  if (textEmbeds <= 0) refuse(store, `add_embedding reads ${input} numbers, fewer than six time ids of ${timeEmbedDim}; give the ControlNet's config.json (addition_time_embed_dim) beside it`);
+  return { textEmbeds, timeIds: SDXL_TIME_IDS, timeEmbedDim };
 }
 
 /** What every SD 1.x/2.x ControlNet shares (a config.json may say otherwise). */

@@ -4,6 +4,7 @@ import { fitToSize } from '../image/resize-modes.js';
 import type { Raster } from '../image/raster.js';
 import type { ModelBundle } from './bundle.js';
 import type { LoadedControlNet } from './controlnet.js';
+import type { AddedConditioning } from './text-encoder.js';
 import type { ControlUnit, GenerationRequest, PassRequest } from './types.js';
 import type { Residual } from './unet.js';
 
@@ -11,8 +12,9 @@ import type { Residual } from './unet.js';
  * The residuals of every ControlNet unit for one UNet call: the UNet's input [n, C, h, w] (its first
  * latentChannels channels are what the ControlNets read, as diffusers' inpaint pipeline hands them
  * the latents without mask and masked picture), the timestep, the denoiser call's number, the
- * batched text conditioning [n, tokens, width] and which of its groups of equal size are the
- * negative prompt's. Undefined when no unit runs at this call (the UNet then adds zeros).
+ * batched text conditioning [n, tokens, width] (with SDXL's added conditioning, [n, pooled] and
+ * [n, time ids]) and which of its groups of equal size are the negative prompt's. Undefined when no
+ * unit runs at this call (the UNet then adds zeros).
  */
 export type ControlStep = (
   sample: Float32Array,
@@ -22,6 +24,7 @@ export type ControlStep = (
   context: Float32Array,
   contextDims: readonly [number, number, number],
   uncond: readonly boolean[],
+  added?: AddedConditioning,
 ) => Promise<Residual[] | undefined>;
 
 const f32 = Math.fround;
@@ -41,15 +44,18 @@ export function checkControl(bundle: ModelBundle, request: GenerationRequest): v
   if (request.outpaint || request.mask?.area === 'masked') {
     throw new UsageError('ControlNet paints the whole picture: it does not go with outpaint or an "only masked" inpaint area yet; leave one out');
   }
-  if (bundle.sdxl) throw new UsageError('ControlNet runs with SD 1.x/2.x models only for now; this model is SDXL: leave --control out');
   if (request.refinerSwitch !== undefined) throw new UsageError('ControlNet and a refiner do not run together (the refiner has no ControlNet): leave one out');
   const inputs = bundle.unet.residualInputs.length;
-  if (inputs === 0) {
-    throw new UsageError(`${bundle.name}'s UNet takes no ControlNet residuals: ControlNet needs a model whose unet/model.onnx was exported with down_block_additional_residual_* and mid_block_additional_residual inputs`);
-  }
   units.forEach((unit, i) => {
     const label = `ControlNet ${i}`;
-    const { net } = controlNetFor(bundle, unit.model);
+    const { net, name } = controlNetFor(bundle, unit.model);
+    if (net.sdxl !== (bundle.unet.added !== undefined)) {
+      const [cn, model] = net.sdxl ? ['an SDXL ControlNet', 'an SD 1.x/2.x model'] : ['an SD 1.x/2.x ControlNet', 'an SDXL model'];
+      throw new UsageError(`${label} (${name}) is ${cn} and ${bundle.name} is ${model}: use a ControlNet made for ${net.sdxl ? 'SD 1.x/2.x' : 'SDXL'}`);
+    }
+    if (inputs === 0) {
+      throw new UsageError(`${bundle.name}'s UNet takes no ControlNet residuals: ControlNet needs a model whose unet/model.onnx was exported with down_block_additional_residual_* and mid_block_additional_residual inputs`);
+    }
     if (net.residualCount !== inputs) throw new UsageError(`${label} (${unit.model}) makes ${net.residualCount} residuals; ${bundle.name}'s UNet takes ${inputs}: use a ControlNet of this model's family`);
     const [cnText, unetText] = [net.contextWidth, bundle.unet.contextWidth];
     if (cnText !== undefined && unetText !== undefined && cnText !== unetText) {
@@ -98,7 +104,7 @@ export function controlStep(bundle: ModelBundle, request: PassRequest, calls: nu
   if (units.length === 0) return undefined;
   const latentChannels = bundle.files.latentChannels;
   const prepared = units.map((unit) => ({ unit, net: controlNetFor(bundle, unit.model).net, image: controlImageTensor(unit.image, request.width, request.height, unit.resizeMode) }));
-  return async (sample, dims, t, call, context, contextDims, uncond) => {
+  return async (sample, dims, t, call, context, contextDims, uncond, added) => {
     const [n, channels, h, w] = dims;
     const per = n / uncond.length;
     let sum: Residual[] | undefined;
@@ -112,18 +118,26 @@ export function controlStep(bundle: ModelBundle, request: PassRequest, calls: nu
       const ctx = new Float32Array(m * contextDims[1] * contextDims[2]);
       const perLatent = latentChannels * h * w;
       const perContext = contextDims[1] * contextDims[2];
+      const rows = (values: Float32Array): Float32Array => new Float32Array(m * (values.length / n));
+      const unitAdded = added && { textEmbeds: rows(added.textEmbeds), timeIds: rows(added.timeIds) };
       groups.forEach((g, k) => {
         for (let b = 0; b < per; b++) {
           const from = g * per + b;
           const to = k * per + b;
           latents.set(sample.subarray(from * channels * h * w, from * channels * h * w + perLatent), to * perLatent);
           ctx.set(context.subarray(from * perContext, (from + 1) * perContext), to * perContext);
+          if (added && unitAdded) {
+            for (const key of ['textEmbeds', 'timeIds'] as const) {
+              const size = added[key].length / n;
+              unitAdded[key].set(added[key].subarray(from * size, (from + 1) * size), to * size);
+            }
+          }
         }
       });
       const images = new Float32Array(m * image.length);
       for (let b = 0; b < m; b++) images.set(image, b * image.length);
       const guess = unit.guess === true;
-      const out = await net.residuals(latents, [m, latentChannels, h, w], t, ctx, [m, contextDims[1], contextDims[2]], images, [m, 3, request.height, request.width], guess ? 1 : unit.weight);
+      const out = await net.residuals(latents, [m, latentChannels, h, w], t, ctx, [m, contextDims[1], contextDims[2]], images, [m, 3, request.height, request.width], guess ? 1 : unit.weight, unitAdded);
       if (guess) {
         const scales = guessScales(out.length);
         out.forEach((r, i) => {

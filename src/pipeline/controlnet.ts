@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import { ModelLoadError, UsageError } from '../errors.js';
 import { floatTensor, toFloat32, type FloatType } from '../onnx/dtype.js';
 import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../onnx/session.js';
+import { AddedInputs } from './added-inputs.js';
+import type { AddedConditioning } from './text-encoder.js';
 import { timestepTensor, type Residual } from './unet.js';
 
 /**
  * A ControlNet graph in the ONNX community layout (`controlnet/model.onnx`): the UNet's sample,
  * timestep and text conditioning plus `controlnet_cond` (the control image, RGB in [0, 1] at pixel
  * size) and `conditioning_scale` in; the down blocks' residuals then the mid block's out, each
- * already multiplied by the scale, as diffusers' ControlNetModel.forward returns them.
+ * already multiplied by the scale, as diffusers' ControlNetModel.forward returns them. An SDXL
+ * ControlNet also takes the UNet's text_embeds and time_ids (src/graphs/controlnet.ts builds both).
  */
 export class ControlNet {
   private readonly sample: TensorInfo;
@@ -18,6 +21,7 @@ export class ControlNet {
   private readonly context: TensorInfo;
   private readonly cond: TensorInfo;
   private readonly scale: TensorInfo | undefined;
+  private readonly addedInputs: AddedInputs | undefined;
   private readonly outputs: string[];
   private readonly floatType: FloatType;
 
@@ -36,6 +40,7 @@ export class ControlNet {
     }
     [this.sample, this.timestep, this.context, this.cond] = [sample, timestep, context, cond];
     this.scale = findInput(s, 'conditioning_scale');
+    this.addedInputs = AddedInputs.of(s, path);
     const names = outputInfo(s).map((o) => o.name);
     const index = (name: string) => Number(/(\d+)\D*$/.exec(name)?.[1] ?? 0);
     const downs = names.filter((n) => /down/.test(n)).sort((a, b) => index(a) - index(b));
@@ -53,6 +58,11 @@ export class ControlNet {
     return typeof width === 'number' ? width : undefined;
   }
 
+  /** Whether it reads SDXL's added conditioning (text_embeds, time_ids): an SDXL ControlNet. */
+  get sdxl(): boolean {
+    return this.addedInputs !== undefined;
+  }
+
   /** How many residuals it returns (the UNet must take as many). */
   get residualCount(): number {
     return this.outputs.length;
@@ -60,7 +70,8 @@ export class ControlNet {
 
   /**
    * The residuals for a batch: sample [n, C, h, w], context [n, tokens, width], the control image
-   * [n, 3, H, W]. A graph without a conditioning_scale input is scaled here, as the graph would.
+   * [n, 3, H, W], and for an SDXL ControlNet the batch's added conditioning. A graph without a
+   * conditioning_scale input is scaled here, as the graph would.
    */
   async residuals(
     sample: Float32Array,
@@ -71,6 +82,7 @@ export class ControlNet {
     image: Float32Array,
     imageDims: readonly [number, number, number, number],
     scale: number,
+    added?: AddedConditioning,
   ): Promise<Residual[]> {
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.floatType, sample, dims),
@@ -79,6 +91,10 @@ export class ControlNet {
       [this.cond.name]: floatTensor(this.cond.type === 'float16' ? 'float16' : 'float32', image, imageDims),
     };
     if (this.scale) feeds[this.scale.name] = scalarTensor(this.scale, scale);
+    if (this.addedInputs) {
+      if (!added) throw new ModelLoadError(`${this.path}: an SDXL ControlNet needs the pooled text and time ids (text_embeds, time_ids)`);
+      Object.assign(feeds, this.addedInputs.feeds(added, dims[0]));
+    }
     const result = await this.opened.session.run(feeds, this.outputs);
     return this.outputs.map((name) => {
       const tensor = result[name]!;

@@ -57,7 +57,7 @@ export async function guidedNet(
     const channels = sample.length / (n * latentSize[0] * latentSize[1]);
     const dims = [n, channels, ...latentSize] as const;
     const contextDims = [n, context.tokens, context.width] as const;
-    const residuals = control && (await control(sample, dims, t, call, context.data, contextDims, uncond));
+    const residuals = control && (await control(sample, dims, t, call, context.data, contextDims, uncond, context.added));
     // Each way of batching the prompts is its own group of features: [negative, prompt], or each alone.
     const cache = deepCache?.use(call, uncond.join());
     return bundle.unet.predict(sample, dims, t, context.data, contextDims, timestepCond, context.added, residuals, cache);

@@ -5,6 +5,7 @@ import { findInput, outputInfo, type OpenedSession, type TensorInfo } from '../o
 import { noTransfers, ResidentInputs, tensorBytes, type Transfers } from '../onnx/resident-inputs.js';
 import { DEEP_CACHE_FEATURE } from '../onnx/deep-cache-split.js';
 import type { DeepCacheUse } from './deep-cache.js';
+import { AddedInputs } from './added-inputs.js';
 import type { AddedConditioning } from './text-encoder.js';
 
 /** A ControlNet residual for a whole UNet batch: [batch, C, h, w]. */
@@ -27,8 +28,7 @@ export class Unet {
   private readonly timestep: TensorInfo;
   private readonly context: TensorInfo;
   private readonly timestepCond: TensorInfo | undefined;
-  private readonly textEmbeds: TensorInfo | undefined;
-  private readonly timeIds: TensorInfo | undefined;
+  private readonly addedInputs: AddedInputs | undefined;
   private readonly outputName: string;
   readonly floatType: FloatType;
   /** Host↔device bytes of this UNet's runs (bench/webgpu.ts). */
@@ -84,15 +84,8 @@ export class Unet {
       }
       this.timestepCondDim = width;
     }
-    this.textEmbeds = findInput(s, 'text_embeds');
-    this.timeIds = findInput(s, 'time_ids');
-    if (this.textEmbeds || this.timeIds) {
-      const [pooled, ids] = [this.textEmbeds?.shape[1], this.timeIds?.shape[1]];
-      if (typeof pooled !== 'number' || typeof ids !== 'number') {
-        throw new ModelLoadError(`unet/model.onnx needs both text_embeds and time_ids with fixed widths (SDXL); it declares ${s.inputNames.join(', ')}`);
-      }
-      this.added = { textEmbeds: pooled, timeIds: ids };
-    }
+    this.addedInputs = AddedInputs.of(s, 'unet/model.onnx');
+    this.added = this.addedInputs?.widths;
     this.residualInputs = residualInputs(s.inputNames.map((name) => findInput(s, name)!));
     this.floatType = sample.type === 'float16' ? 'float16' : 'float32';
     this.fixedBatch = typeof sample.shape[0] === 'number' ? sample.shape[0] : undefined;
@@ -179,10 +172,7 @@ export class Unet {
       const type = this.timestepCond.type === 'float16' ? 'float16' : 'float32';
       feeds[this.timestepCond.name] = floatTensor(type, timestepCond, [dims[0]!, this.timestepCondDim!]);
     }
-    if (this.textEmbeds && this.timeIds && added) {
-      feeds[this.textEmbeds.name] = this.addedTensor(this.textEmbeds, added.textEmbeds, dims[0]!);
-      feeds[this.timeIds.name] = this.addedTensor(this.timeIds, added.timeIds, dims[0]!);
-    }
+    if (this.addedInputs && added) Object.assign(feeds, this.addedInputs.feeds(added, dims[0]!));
     this.residualInputs.forEach((input, i) => {
       const r = residuals![i]!;
       feeds[input.name] = floatTensor(input.type === 'float16' ? 'float16' : 'float32', r.data, r.dims);
@@ -214,7 +204,7 @@ export class Unet {
 
   /** Inputs that stay the same from step to step: the text conditioning (SDXL's pooled text and sizes too). */
   private steadyInputs(): string[] {
-    return [this.context.name, ...(this.textEmbeds ? [this.textEmbeds.name] : []), ...(this.timeIds ? [this.timeIds.name] : [])];
+    return [this.context.name, ...(this.addedInputs?.names ?? [])];
   }
 
   /** Whether the UNet was loaded split for DeepCache (requests may then set deepCache). */
@@ -225,12 +215,6 @@ export class Unet {
   async release(): Promise<void> {
     await this.resident?.release();
     await this.shallow?.session.release();
-  }
-
-  private addedTensor(input: TensorInfo, values: Float32Array, batch: number): ort.Tensor {
-    const width = input.shape[1] as number;
-    if (values.length !== batch * width) throw new ModelLoadError(`unet input ${input.name} takes ${width} values per image; got ${values.length / batch}`);
-    return floatTensor(input.type === 'float16' ? 'float16' : 'float32', values, [batch, width]);
   }
 
   private timestepTensor(t: number, batch: number): ort.Tensor {

@@ -424,18 +424,20 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     mkdirSync(join(cn, 'zero-config'), { recursive: true });
     writeFileSync(join(cn, 'zero-config', 'diffusion_pytorch_model.safetensors'), checkpointBytes(r));
     if (!existsSync(join(cn, 'zero-config', 'config.json'))) symlinkSync('/dev/zero', join(cn, 'zero-config', 'config.json'));
+    writeDiffusersFolder(join(cn, 'sdxl-diffusers'), 'controlnet', { layoutDir: join(FIXTURES, 'sdxl-controlnet'), tokenizers: {} });
   };
   for (const [name, model, says] of [
     ['/dev/zero (was: hashed forever)', '/dev/zero', /--control model: cannot read \/dev\/zero: it is a device, not a regular file/],
     ['a FIFO', f.fifo, /--control model: cannot read .*: it is a named pipe/],
     ['a truncated file', join(cn, 'truncated.safetensors'), /truncated\.safetensors is not a valid safetensors file/],
     ['a safetensors file that is no ControlNet', join(EMBEDDINGS, 'learned_embeds.safetensors'), /learned_embeds\.safetensors: not a ControlNet/],
-    ['an SDXL ControlNet with an SD 1.x model', join(cn, 'sdxl.safetensors'), /sdxl\.safetensors: an SDXL ControlNet; diffuse runs ControlNet with SD 1\.x\/2\.x models only/],
+    ['an SDXL ControlNet in the LDM layout', join(cn, 'sdxl.safetensors'), /sdxl\.safetensors: an SDXL ControlNet in the LDM layout \(label_emb\); diffuse converts SDXL ControlNets in diffusers' layout/],
+    ['an SDXL ControlNet with an SD 1.x model', join(cn, 'sdxl-diffusers'), /ControlNet 0 \(sdxl-diffusers\) is an SDXL ControlNet and tiny-sd is an SD 1\.x\/2\.x model: use a ControlNet made for SD 1\.x\/2\.x/],
     ['a folder without graph or weights', join(cn, 'empty'), /--control: model .*empty: no controlnet\/model\.onnx or model\.onnx there, nor ControlNet weights/],
     ['a folder whose config.json is /dev/zero', join(cn, 'zero-config'), /model config: cannot read .*zero-config\/config\.json: it is a device, not a regular file/],
   ] as const) {
     const o = out();
-    add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors', 'zero-config'], setup: setupCn });
+    add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors', 'zero-config', 'sdxl-diffusers'], setup: setupCn });
   }
 
   // ---- diffusers PyTorch folders: converted by --model first, refused in one line when broken ------------------

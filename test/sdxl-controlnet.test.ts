@@ -1,0 +1,99 @@
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
+import { UsageError } from '../src/errors.js';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import { discreteSchedule } from '../src/schedulers/index.js';
+import { assembleModel } from './helpers/assemble-model.js';
+import { checkControlCase, controlRequest, type ControlCase } from './helpers/control-case.js';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
+import { scratch } from './helpers/scratch.js';
+import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
+
+/**
+ * An SDXL ControlNet (diffusers' layout, text_time addition, transformer depth per level) converted by the
+ * ControlNet graph builder, run with tiny-sdxl (its optimum-exported UNet gets the residual inputs when
+ * ControlNets load: src/onnx/control-residuals.ts) through the same pipeline code as SD 1.x ControlNet,
+ * against diffusers' StableDiffusionXLControlNetPipeline on the same components
+ * (tools/make_sdxl_controlnet_fixture.py): Euler, DPM++ 2M, DDIM; CFG with a negative prompt and with the
+ * zeroed empty one, conditioning scales 0.5-1.3, guidance start/end, guess mode, two units.
+ * Final latents to 1e-5 of the largest magnitude, the pipeline references' usual tolerance.
+ */
+const TOLERANCE = 1e-5;
+const DIR = join(FIXTURES, 'sdxl-controlnet');
+const manifest = readJson<{ cases: ControlCase[] }>(join(DIR, 'cases.json'));
+
+const test = suite('SDXL ControlNet = StableDiffusionXLControlNetPipeline');
+const temp = scratch(test);
+let bundle: ModelBundle;
+let controlDir: string;
+let graphCache: string;
+
+test.before(async () => {
+  const work = temp();
+  graphCache = join(work, 'graphs');
+  controlDir = await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'controlnet-sdxl-tiny'), 'controlnet', { layoutDir: DIR, tokenizers: {} }), join(work, 'cache'));
+  bundle = await loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', graphCache, controlnets: [controlDir] });
+});
+test.after(async () => {
+  await bundle.release();
+});
+
+test('the converted ControlNet reads SDXL text and the pooled text + time ids; the UNet takes its 5 residuals', () => {
+  assert.is(readControlNetRecord(controlDir)?.contextWidth, 40, 'CLIP-L 16 + bigG 24');
+  const net = bundle.controlNets![0]!.net;
+  assert.ok(net.sdxl);
+  assert.equal(bundle.unet.residualInputs.map((i) => i.shape[1]), [8, 8, 8, 16, 16], 'conv_in, resnet + downsampler at 8, resnet at 16, mid at 16');
+});
+
+for (const c of manifest.cases) {
+  test(`${c.name}: final latents`, async () => {
+    const e = await checkControlCase(bundle, c, controlDir, DIR, TOLERANCE, { promptWeighting: 'none' });
+    console.log(`  ${c.name}: ${e.toExponential(2)} of max`);
+  });
+}
+
+test('zero residuals change nothing: the residual graph without units paints the plain UNet\'s latents bit for bit', async () => {
+  const plain = await loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', graphCache });
+  try {
+    const c = manifest.cases[0]!;
+    const request = await controlRequest(c, controlDir, DIR, { promptWeighting: 'none' });
+    delete request.control;
+    const a = await generate({ ...plain, schedule: discreteSchedule(c.scheduler.config) }, request);
+    const b = await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, request);
+    assert.equal(b.latents, a.latents);
+  } finally {
+    await plain.release();
+  }
+});
+
+test('an SDXL ControlNet with an SD 1.x model, and an SD 1.x ControlNet with SDXL: one line each', async () => {
+  const work = temp();
+  const sd1Control = await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'tiny'), 'tiny', { layoutDir: join(FIXTURES, 'controlnet-files'), tokenizers: {} }), join(work, 'cache'));
+  const sd1 = assembleModel('tiny-sd-control');
+  const sd1Bundle = await loadModel(sd1.dir, { device: 'cpu', controlnets: [controlDir] });
+  const sdxlBundle = await loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', graphCache, controlnets: [sd1Control] });
+  const c = manifest.cases[0]!;
+  try {
+    for (const [b, model, says] of [
+      [sd1Bundle, controlDir, /is an SDXL ControlNet and .* is an SD 1\.x\/2\.x model: use a ControlNet made for SD 1\.x\/2\.x/],
+      [sdxlBundle, sd1Control, /is an SD 1\.x\/2\.x ControlNet and .* is an SDXL model: use a ControlNet made for SDXL/],
+    ] as const) {
+      await generate({ ...b, schedule: discreteSchedule(c.scheduler.config) }, await controlRequest(c, model, DIR, { promptWeighting: 'none' })).then(
+        () => assert.unreachable('ran'),
+        (err: unknown) => {
+          assert.ok(err instanceof UsageError, String(err));
+          assert.match((err as Error).message, says);
+          assert.not.match((err as Error).message, /\n/);
+        },
+      );
+    }
+  } finally {
+    await Promise.all([sd1Bundle.release(), sdxlBundle.release()]);
+    sd1.remove();
+  }
+});
+
+test.run();

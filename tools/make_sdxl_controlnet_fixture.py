@@ -1,0 +1,105 @@
+"""An SDXL ControlNet for the ControlNet graph builder and pipeline: test/fixtures/sdxl-controlnet/.
+
+The ControlNet has the shape diffusers' `ControlNetModel.from_unet` gives tiny-sdxl's UNet (tools/sdxl_fixture_models.py:
+addition_embed_type "text_time" over the pooled text and six time ids, transformer depths (1, 2) per level, linear
+projections, norm groups 4) with a one-stage control embedding (tiny-sdxl's VAE is 2x). Its weights are a synthetic
+recipe (tools/synthetic_checkpoint.py; the test writes the diffusers folder, config.json + diffusion_pytorch_model.safetensors,
+from the recipe), loaded back with `ControlNetModel.from_pretrained` (every parameter checked against the recipe).
+
+References: diffusers' `StableDiffusionXLControlNetPipeline` on tiny-sdxl's torch components (rebuilt from their seeds;
+the fixture's ONNX graphs are their exports) and that ControlNet, on test/fixtures/controlnet-pipeline's control pictures:
+final latents per case (schedulers, CFG with a negative prompt or the zeroed empty one, conditioning scales, guidance
+start/end, guess mode, two units).
+
+Usage: /opt/diffuse-venv/bin/python tools/make_sdxl_controlnet_fixture.py   (deterministic; a rerun writes the same bytes)
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import make_controlnet_fixture as cn_fixture  # noqa: E402
+import sdxl_fixture_models as models  # noqa: E402
+from fixtures_io import RefWriter  # noqa: E402
+from gzip_json import write_gzip_text  # noqa: E402
+from make_controlnet_file_fixture import check_loaded, controlnet_config, folder_layout, recipe_of, write_folder  # noqa: E402
+from synthetic_checkpoint import tensors  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "test" / "fixtures" / "sdxl-controlnet"
+TINY_SDXL = REPO / "test" / "fixtures" / "tiny-sdxl"
+PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
+SEED = 31
+MAX_BYTES = 60_000
+
+Unit, Case = cn_fixture.Unit, cn_fixture.ControlCase
+CASES = [
+    Case("euler-cfg5-scale0.8", "EulerDiscreteScheduler", 5, 930, (Unit("a", 0.8),), guidance_scale=5.0, negative_prompt=cn_fixture.NEGATIVE),
+    Case("dpmpp-2m-start0.2-end0.8", "DPMSolverMultistepScheduler", 6, 931, (Unit("b", 1.3, 0.2, 0.8),)),
+    Case("ddim-guess", "DDIMScheduler", 5, 932, (Unit("a", 0.9),), guidance_scale=5.0, guess_mode=True),
+    Case("euler-multi", "EulerDiscreteScheduler", 5, 933, (Unit("a", 0.7, 0.0, 0.6), Unit("b", 0.5, 0.2, 1.0)), negative_prompt=cn_fixture.NEGATIVE),
+]
+
+
+def build_controlnet(unet) -> tuple[ControlNetModel, dict]:
+    """from_unet's shape (its copied weights are replaced by the recipe's), and the recipe's diffusers folder layout."""
+    shape = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cn_fixture.CONDITIONING_CHANNELS).eval()
+    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
+    same = lambda k: k  # noqa: E731
+    recipe = recipe_of(shape, SEED, "F32", same)
+    layout = folder_layout(recipe, config, same)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_folder(layout, Path(tmp))
+        net = ControlNetModel.from_pretrained(tmp).eval()
+    check_loaded(net, tensors(recipe), same)
+    return net, layout
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    base = models.build_base(TINY_SDXL)
+    net, layout = build_controlnet(base.unet)
+    if net.config.addition_embed_type != "text_time" or list(net.config.transformer_layers_per_block) != [1, 2]:
+        raise AssertionError("the ControlNet is not of SDXL's shape")
+    parts = dict(vae=base.vae, text_encoder=base.text_encoder, text_encoder_2=base.text_encoder_2, tokenizer=base.tokenizer,
+                 tokenizer_2=base.tokenizer_2, unet=base.unet, scheduler=base.scheduler, force_zeros_for_empty_prompt=True,
+                 add_watermarker=False)
+    pipes = {1: StableDiffusionXLControlNetPipeline(**parts, controlnet=net), 2: StableDiffusionXLControlNetPipeline(**parts, controlnet=[net, net])}
+    for pipe in pipes.values():
+        pipe.set_progress_bar_config(disable=True)
+    images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
+    OUT.mkdir(parents=True, exist_ok=True)
+    writer = RefWriter(OUT)
+    records = []
+    for case in CASES:
+        pipe = pipes[len(case.units)]
+        record = cn_fixture.run_case({"txt2img": pipe}, models.SDXL_SCHEDULER_CONFIG, case, images, {}, writer)
+        records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet"})
+        print(f"{case.name}: {len(record['unet_timesteps'])} UNet calls")
+    write_gzip_text(OUT / "controlnet.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
+    writer.manifest("cases.json", {
+        "generator": "tools/make_sdxl_controlnet_fixture.py",
+        "conventions": {
+            "recipe": "controlnet.diffusers.json.gz: {files, configs} of a diffusers ControlNet folder (tools/synthetic_checkpoint.py)",
+            "pipeline": "StableDiffusionXLControlNetPipeline, force_zeros_for_empty_prompt; control pictures are controlnet-pipeline's",
+        },
+        "seed": SEED,
+        "cases": records,
+    })
+    total = sum(p.stat().st_size for p in OUT.iterdir())
+    if total > MAX_BYTES:
+        raise AssertionError(f"{total} bytes, over the {MAX_BYTES} budget")
+    print(f"wrote {OUT} ({total / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
