@@ -30,10 +30,10 @@ export async function chooseControlNets(specs: readonly ControlSpec[], files: Mo
   }));
 }
 
-/** An SD 1.x/2.x ControlNet cannot condition an SDXL model (its latents are told apart by the VAE's scaling factor). */
+/** An SD 1.x/2.x ControlNet cannot condition an SDXL model, nor the reverse (SDXL latents are told apart by the VAE's scaling factor). */
 function refuseOtherFamily(entry: ControlNetEntry, files: ModelFiles, label: string): void {
   const sdxl = isSdxlLatents(files.vaeScalingFactor);
   if ((entry.family === 'sdxl') === sdxl) return;
   const family = { sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL' }[entry.family];
-  throw new UsageError(`${label}: model=${entry.id} is an ${family} ControlNet and ${files.dir} is ${sdxl ? 'an SDXL' : 'an SD 1.x/2.x'} model; use a ControlNet of the model's family (diffuse runs ControlNet with SD 1.x/2.x models only so far)`);
+  throw new UsageError(`${label}: model=${entry.id} is an ${family} ControlNet and ${files.dir} is ${sdxl ? 'an SDXL' : 'an SD 1.x/2.x'} model; use a ControlNet of the model's family`);
 }
