@@ -1,4 +1,5 @@
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -39,7 +40,7 @@ interface ResidualCase {
   residuals: Array<{ file: string; shape: number[] }>;
 }
 interface Model {
-  name: 'sd1' | 'tiny' | 'sd1x2' | 'sd1-inpaint';
+  name: 'sd1' | 'tiny' | 'sd1x2' | 'sd1-inpaint' | 'pth';
   sha256?: string;
   a1111OldHash?: string;
   cases: ResidualCase[];
@@ -47,15 +48,16 @@ interface Model {
 }
 const manifest = readJson<{ models: Model[] }>(join(DIR, 'cases.json'));
 const model = (name: Model['name']) => manifest.models.find((m) => m.name === name)!;
-const SEEDS: Record<Model['name'], number> = { sd1: 21, tiny: 22, sd1x2: 23, 'sd1-inpaint': 24 };
+const SEEDS: Record<Model['name'], number> = { sd1: 21, tiny: 22, sd1x2: 23, 'sd1-inpaint': 24, pth: 25 };
 const recipe = (name: string) => readJson<Recipe>(join(DIR, `${name}.recipe.json.gz`));
 const layout = { layoutDir: DIR, tokenizers: {} };
 
-/** The converted folder's graph on every reference case; returns the worst error seen (of max). */
-async function checkResiduals(dir: string, m: Model): Promise<number> {
+/** The converted folder's graph on every reference case; returns the worst error seen (of max) and every residual. */
+async function checkResiduals(dir: string, m: Model): Promise<{ worst: number; residuals: Float32Array[] }> {
   const path = join(dir, 'controlnet', 'model.onnx');
   const net = new ControlNet(await openSession(path, { device: 'cpu' }), path);
   let worst = 0;
+  const residuals: Float32Array[] = [];
   try {
     for (const c of m.cases) {
       const seed = SEEDS[m.name];
@@ -67,12 +69,13 @@ async function checkResiduals(dir: string, m: Model): Promise<number> {
         const e = compare(r.data, readF32(join(DIR, c.residuals[i]!.file)));
         assert.ok(e.relToMax < TOLERANCE, `${m.name} ${c.name} residual ${i}: off by ${e.maxAbs} (${e.relToMax.toExponential(2)} of max)`);
         worst = Math.max(worst, e.relToMax);
+        residuals.push(r.data);
       });
     }
   } finally {
     await net.release();
   }
-  return worst;
+  return { worst, residuals };
 }
 
 const files = suite('ControlNet files = diffusers ControlNetModel');
@@ -87,8 +90,23 @@ files('an A1111/lllyasviel file (control_model.*, F16) = from_single_file; named
   const hashes = await checkpointHashes(path, join(work, 'cache'));
   const record = await convertControlNet(path, join(work, 'out'), hashes);
   assert.equal([record.name, record.a1111OldHash, record.contextWidth], ['control_sd1_tiny', model('sd1').a1111OldHash, 128]);
-  const worst = await checkResiduals(join(work, 'out'), model('sd1'));
+  const { worst } = await checkResiduals(join(work, 'out'), model('sd1'));
   assert.ok(worst > 0, 'float32 sums in another order differ a little: the comparison sees the numbers');
+});
+
+files('a torch.save\'d .pth as lllyasviel\'s (control_model.* in a torch zip, F16) = from_single_file; the same tensors as .safetensors paint the same residuals', async () => {
+  const work = temp();
+  const pth = join(work, 'control_v11p_tiny.pth');
+  const bytes = gunzipSync(readFileSync(join(DIR, 'pth.pth.gz')));
+  writeFileSync(pth, bytes);
+  assert.is(sha256(bytes), model('pth').sha256, 'the bytes torch.save wrote');
+  const record = await convertControlNet(pth, join(work, 'out'), await checkpointHashes(pth, join(work, 'cache')));
+  assert.equal([record.name, record.a1111OldHash, record.contextWidth], ['control_v11p_tiny', model('pth').a1111OldHash, 32]);
+  const fromPth = await checkResiduals(join(work, 'out'), model('pth'));
+  const safetensors = join(work, 'control_v11p_tiny.safetensors');
+  writeFileSync(safetensors, checkpointBytes(recipe('pth')));
+  const fromSafetensors = await checkResiduals(await ensureConvertedControlNet(safetensors, join(work, 'cache')), model('pth'));
+  assert.equal(fromPth.residuals, fromSafetensors.residuals, 'the same weights from either file: the same numbers bit for bit');
 });
 
 files('the same file without the control_model. prefix, and as a diffusers folder, give the same residuals', async () => {

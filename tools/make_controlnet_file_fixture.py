@@ -16,6 +16,10 @@ their SHA-256), and what diffusers 0.32 computes with them:
 - `sd1x2`: the sd1 shape with a 2x control embedding as a diffusers folder, and StableDiffusionControlNetPipeline on the
   graph fixtures' sd1 checkpoint (UNet by UNet2DConditionModel.from_single_file): a ControlNet with a UNet diffuse builds
   from a single file, which takes no residuals until ControlNets are loaded (src/onnx/control-residuals.ts).
+- `pth`: a one-level ControlNet (32 wide, 32-wide text, SD's 8x control embedding) as lllyasviel's `.pth` files are:
+  torch.save of a plain state dict under `control_model.` names, F16 (stored gzipped, `pth.pth.gz`: the test writes the
+  exact bytes torch wrote back out and checks their SHA-256). Loaded with `ControlNetModel.from_single_file`; residuals
+  on the odd-sized input set. Its recipe (`pth.recipe.json.gz`) writes the same tensors as a .safetensors file.
 - `sd1-inpaint`: a 9-channel inpainting checkpoint of the sd1 spec's shape (a synthetic recipe, `sd1-inpaint.recipe.json.gz`,
   loaded through diffusers' single-file converters) with the sd1x2 ControlNet in StableDiffusionControlNetInpaintPipeline:
   the ControlNet reads the 4 latent channels, the UNet those plus mask and masked-image latents (test/fixtures/pipeline's
@@ -29,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import sys
 import tempfile
@@ -67,7 +72,13 @@ SD1 = dict(
     cross_attention_dim=128, attention_head_dim=8, use_linear_projection=False, norm_num_groups=32,
     conditioning_embedding_out_channels=(8, 8, 8, 16),
 )
-SD1_SEED, TINY_SEED, SD1X2_SEED = 21, 22, 23
+SD1_SEED, TINY_SEED, SD1X2_SEED, PTH_SEED = 21, 22, 23, 25
+# The smallest SD-1.x-shaped ControlNet: one level, so the torch.save'd file stays about 300 kB (F16).
+PTH = dict(
+    in_channels=4, block_out_channels=(32,), down_block_types=("CrossAttnDownBlock2D",), layers_per_block=1,
+    cross_attention_dim=32, attention_head_dim=8, use_linear_projection=False, norm_num_groups=32,
+    conditioning_embedding_out_channels=(8, 8, 8, 16),
+)
 # The sd1 spec's shape with SD-inpainting's 9 input channels (4 latents, the mask, 4 masked-image latents).
 INPAINT_SPEC = dataclasses.replace(SD1_SPEC, name="sd1-inpaint", seed=24, in_channels=9)
 
@@ -131,11 +142,11 @@ def write_folder(layout: dict, dir: Path) -> None:
 
 
 @torch.no_grad()
-def residuals(net: ControlNetModel, seed: int) -> list[tuple[dict, list[torch.Tensor]]]:
+def residuals(net: ControlNetModel, seed: int, cases=RESIDUAL_CASES) -> list[tuple[dict, list[torch.Tensor]]]:
     """Per case its inputs' description and the residuals (down blocks', then the mid block's)."""
     scale = 2 ** (len(net.config.conditioning_embedding_out_channels) - 1)
     out = []
-    for case, batch, h, width, t, cond_scale in RESIDUAL_CASES:
+    for case, batch, h, width, t, cond_scale in cases:
         sample = draw(seed, 100, [batch, 4, h, width])
         context = draw(seed, 101, [batch, 7, net.config.cross_attention_dim])
         # The control picture is in [0, 1]: (u + 1) / 2 of a [-1, 1) stream, exact in float32.
@@ -182,6 +193,32 @@ def build_sd1(w: RefWriter) -> dict:
     write_gzip_text(OUT / "sd1.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
     old = hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]
     return {"name": "sd1", "layout": "control_model.", "bytes": len(data), "sha256": sha256(data), "a1111OldHash": old, "cases": refs}
+
+
+def build_pth(w: RefWriter) -> dict:
+    """lllyasviel's layout (control_v11p_sd15_canny.pth): torch.save of {control_model.*: tensor}, loaded by from_single_file."""
+    torch.manual_seed(0)
+    shape = ControlNetModel(**PTH).eval()
+    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
+    names = lambda k: LDM_PREFIX + ldm_key(k, config)  # noqa: E731
+    recipe = recipe_of(shape, PTH_SEED, "F16", names)
+    values = tensors(recipe)
+    buffer = io.BytesIO()
+    torch.save({entry[0]: values[entry[0]] for entry in recipe["tensors"]}, buffer)
+    data = buffer.getvalue()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "control_v11p_tiny.pth"
+        path.write_bytes(data)
+        (Path(tmp) / "config").mkdir()
+        (Path(tmp) / "config" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "_names"}))
+        net = ControlNetModel.from_single_file(str(path), config=str(Path(tmp) / "config"), local_files_only=True).eval()
+    check_loaded(net, values, names)
+    (OUT / "pth.pth.gz").write_bytes(gzip.compress(data, mtime=0))
+    write_gzip_text(OUT / "pth.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
+    old = hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]
+    return {"name": "pth", "layout": "control_model. (torch.save)", "bytes": len(data), "sha256": sha256(data), "a1111OldHash": old,
+            # the odd-sized case alone: its references are 13 kB where the batch-2 one's are 48 kB
+            "cases": residual_refs(w, "pth", residuals(net, PTH_SEED, [c for c in RESIDUAL_CASES if c[0] == "odd"]))}
 
 
 def build_tiny(w: RefWriter) -> dict:
@@ -294,7 +331,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     writer = RefWriter(OUT)
     sd1x2, sd1x2_net = build_sd1_checkpoint(writer)
-    entries = [build_sd1(writer), build_tiny(writer), sd1x2, build_inpaint_checkpoint(writer, sd1x2_net)]
+    entries = [build_sd1(writer), build_tiny(writer), sd1x2, build_inpaint_checkpoint(writer, sd1x2_net), build_pth(writer)]
     writer.manifest("cases.json", {
         "generator": "tools/make_controlnet_file_fixture.py",
         "conventions": {
