@@ -161,29 +161,39 @@ def residual_refs(w: RefWriter, name: str, computed: list[tuple[dict, list[torch
     return [{**about, "residuals": [w.array(f"{name}.{about['name']}.{i}", r) for i, r in enumerate(rs)]} for about, rs in computed]
 
 
-def build_sd1(w: RefWriter) -> dict:
+def single_file_recipe(kwargs: dict, seed: int):
+    """A ControlNet of this shape named as lllyasviel's and A1111's single files name it (control_model.*, F16): its
+    config (with the parameter names), the diffusers -> file name map and the recipe."""
     torch.manual_seed(0)
-    shape = ControlNetModel(**SD1).eval()
+    shape = ControlNetModel(**kwargs).eval()
     config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
     names = lambda k: LDM_PREFIX + ldm_key(k, config)  # noqa: E731
-    recipe = recipe_of(shape, SD1_SEED, "F16", names)
+    return config, names, recipe_of(shape, seed, "F16", names)
+
+
+def from_single_file(data: bytes, file_name: str, config: dict) -> ControlNetModel:
+    """diffusers' ControlNetModel.from_single_file on these bytes under this name, its config given (no Hub)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / file_name
+        path.write_bytes(data)
+        (Path(tmp) / "config").mkdir()
+        (Path(tmp) / "config" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "_names"}))
+        return ControlNetModel.from_single_file(str(path), config=str(Path(tmp) / "config"), local_files_only=True).eval()
+
+
+def build_sd1(w: RefWriter) -> dict:
+    config, names, recipe = single_file_recipe(SD1, SD1_SEED)
     data = to_bytes(recipe)
     values = tensors(recipe)
     read = load(data)
     if set(read) != set(values) or any(not torch.equal(read[k], v) for k, v in values.items()):
         raise AssertionError("safetensors reads the sd1 file differently from its recipe")
     layout = folder_layout(recipe, config, names)
+    net = from_single_file(data, "control_sd1.safetensors", config)
+    check_loaded(net, values, names)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "control_sd1.safetensors"
-        path.write_bytes(data)
-        (Path(tmp) / "config").mkdir()
-        (Path(tmp) / "config" / "config.json").write_text(json.dumps(layout["configs"]["config.json"]))
-        net = ControlNetModel.from_single_file(str(path), config=str(Path(tmp) / "config"), local_files_only=True).eval()
-        check_loaded(net, values, names)
-        folder = Path(tmp) / "folder"
-        folder.mkdir()
-        write_folder(layout, folder)
-        same = ControlNetModel.from_pretrained(str(folder)).eval()
+        write_folder(layout, Path(tmp))
+        same = ControlNetModel.from_pretrained(tmp).eval()
     computed = residuals(net, SD1_SEED)
     for (about, want), (_, got) in zip(computed, residuals(same, SD1_SEED)):
         if not all(torch.equal(a, b) for a, b in zip(want, got)):
@@ -197,21 +207,12 @@ def build_sd1(w: RefWriter) -> dict:
 
 def build_pth(w: RefWriter) -> dict:
     """lllyasviel's layout (control_v11p_sd15_canny.pth): torch.save of {control_model.*: tensor}, loaded by from_single_file."""
-    torch.manual_seed(0)
-    shape = ControlNetModel(**PTH).eval()
-    config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
-    names = lambda k: LDM_PREFIX + ldm_key(k, config)  # noqa: E731
-    recipe = recipe_of(shape, PTH_SEED, "F16", names)
+    config, names, recipe = single_file_recipe(PTH, PTH_SEED)
     values = tensors(recipe)
     buffer = io.BytesIO()
     torch.save({entry[0]: values[entry[0]] for entry in recipe["tensors"]}, buffer)
     data = buffer.getvalue()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "control_v11p_tiny.pth"
-        path.write_bytes(data)
-        (Path(tmp) / "config").mkdir()
-        (Path(tmp) / "config" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "_names"}))
-        net = ControlNetModel.from_single_file(str(path), config=str(Path(tmp) / "config"), local_files_only=True).eval()
+    net = from_single_file(data, "control_v11p_tiny.pth", config)
     check_loaded(net, values, names)
     (OUT / "pth.pth.gz").write_bytes(gzip.compress(data, mtime=0))
     write_gzip_text(OUT / "pth.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
