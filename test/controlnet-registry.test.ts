@@ -99,6 +99,11 @@ reg('not pulled: refused with the pull command; with --yes pulled (its files onl
   assert.is(local.status, 0, local.stderr);
   assert.equal(readFileSync(byPath), readFileSync(out));
 
+  // --from names the registry id (as it would for an A1111 image of lllyasviel's control_v11p_sd15_canny.pth)
+  const from = await diffuseAsync(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-o', join(dir, 'from.png')], { env });
+  assert.is(from.status, 0, from.stderr);
+  assert.match(from.stderr, `pass --control type=canny,image=<picture>,model=${ID},weight=1,start=0,end=1`);
+
   const again = join(dir, 'again.png');
   const offline = await run(again, ID, [], { ...env, HF_ENDPOINT: 'http://127.0.0.1:9' });
   assert.is(offline.status, 0, offline.stderr);

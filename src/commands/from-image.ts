@@ -92,12 +92,16 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
 
 /**
  * The --control value that repeats a recorded unit: A1111 records neither the picture nor the
- * model's path, so those two are left for the user to fill in; a module diffuse does not run is
- * given as type=none (pass the preprocessed picture).
+ * model's path, so the picture is left for the user to fill in, and the model too unless its
+ * recorded name ("control_v11p_sd15_canny [d14c016b]", as A1111 names lllyasviel's files) is a
+ * registry ControlNet's id; a module diffuse does not run is given as type=none (pass the
+ * preprocessed picture).
  */
 function controlFlag(c: RecordedControl): string {
   const type = (CONTROL_TYPES as readonly string[]).includes(c.module) ? c.module : 'none';
-  const fields = [`type=${type}`, 'image=<picture>', 'model=<ControlNet folder>'];
+  const name = c.model.replace(/\s*\[[0-9a-f]+\]$/i, '');
+  const registered = loadRegistry().controlnets.find((m) => m.id === name);
+  const fields = [`type=${type}`, 'image=<picture>', `model=${registered?.id ?? '<ControlNet folder>'}`];
   if (c.weight !== undefined) fields.push(`weight=${c.weight}`);
   if (c.start !== undefined) fields.push(`start=${c.start}`);
   if (c.end !== undefined) fields.push(`end=${c.end}`);
