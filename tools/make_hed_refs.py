@@ -1,0 +1,127 @@
+"""Reference fixtures for --control type=softedge / softedge-safe: controlnet_aux's HEDdetector on a random HED.
+
+Run: /opt/diffuse-venv/bin/python tools/make_hed_refs.py
+Writes test/fixtures/hed/ (deterministic: a rerun rewrites the same recipe, pictures and cases.json; the
+projections' .bin may move by ~1e-6 of max on another CPU class, torch not being bit-stable across them).
+
+The network is controlnet_aux 0.0.10's ControlNetHED_Apache2 (the architecture of lllyasviel/Annotators'
+ControlNetHED.pth, 14.7M parameters) filled from a synthetic recipe (tools/synthetic_checkpoint.py): the test
+rewrites the same weights as .safetensors from hed.recipe.json.gz (its SHA-256 is recorded). The recipe's scales
+keep the five projections a few units wide so that sigmoid(mean) spreads over 0..255 instead of saturating.
+
+Cases (each a picture, the uint8 edge map, what HEDdetector was asked):
+  * scene-64: 64x64, softedge_hed (safe=False), detect and image resolution 64: the whole HEDdetector.__call__,
+    whose resize_image (cv2 INTER_AREA at scale 1, multiples of 64) and final INTER_LINEAR resize leave the
+    picture as it is; plus the five projections as float32, to check the graph itself.
+  * scene-128x64: 128 wide, 64 high, softedge_hedsafe (safe=True, safe_step 2), the whole __call__ at 64.
+  * scene-45x70: 45 wide, 70 high, softedge_hed with controlnet_aux.hed.resize_image replaced by the identity:
+    the network run on the picture as given (odd sides: max_pool2d floors, projections resized by cv2
+    INTER_LINEAR at non-integer scales), which is what diffuse does; HEDdetector would first stretch it to
+    multiples of 64.
+controlnet_aux/__init__.py imports every detector (timm, scikit-image, mediapipe...): only controlnet_aux.hed and
+controlnet_aux.util are loaded here, through the package's path without running its __init__.
+"""
+
+import gzip
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import types
+
+import numpy as np
+import torch
+from PIL import Image
+
+import synthetic_checkpoint as sc
+from make_preprocess_refs import scene
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "hed")
+SEED = 17
+# 2^-5 on the 1x1 projections' usual scale: the mean of the five lands a few units either side of 0.
+PROJECTION_SHIFT = -5
+
+
+def load_hed():
+    spec = importlib.util.find_spec("controlnet_aux")
+    package = types.ModuleType("controlnet_aux")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["controlnet_aux"] = package
+    return importlib.import_module("controlnet_aux.hed")
+
+
+def recipe_for(state: dict) -> dict:
+    """He-like uniform scales rounded to powers of 2; norm (subtracted from 0..255 pixels) within +-128."""
+    entries = []
+    for key, tensor in state.items():
+        shape = list(tensor.shape)
+        if key == "norm":
+            scale = 7
+        elif key.endswith(".bias"):
+            scale = -1 if "projection" in key else -3
+        else:
+            scale = round(math.log2(math.sqrt(6 / math.prod(shape[1:])))) + (PROJECTION_SHIFT if "projection" in key else 0)
+        entries.append([key, "F32", shape, "uniform", scale, 0.0])
+    return {"seed": SEED, "tensors": entries}
+
+
+def save_png(name: str, pixels: np.ndarray) -> str:
+    Image.fromarray(pixels).save(os.path.join(OUT, name), optimize=True)
+    return name
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    hed = load_hed()
+    net = hed.ControlNetHED_Apache2()
+    recipe = recipe_for(net.state_dict())
+    net.load_state_dict(sc.tensors(recipe))
+    net.float().eval()
+    detector = hed.HEDdetector(net)
+    os.makedirs(OUT, exist_ok=True)
+    with gzip.GzipFile(os.path.join(OUT, "hed.recipe.json.gz"), "wb", mtime=0) as f:
+        f.write(json.dumps(recipe, separators=(",", ":")).encode())
+
+    cases = []
+    as_given = hed.resize_image
+    for name, width, height, seed, safe, whole in [("scene-64", 64, 64, 5, False, True), ("scene-128x64", 128, 64, 6, True, True), ("scene-45x70", 45, 70, 7, False, False)]:
+        picture = scene(width, height, seed)
+        hed.resize_image = as_given if whole else (lambda image, resolution: image)
+        edge = detector(picture, detect_resolution=min(width, height), image_resolution=min(width, height), safe=safe, output_type="np")
+        hed.resize_image = as_given
+        assert edge.shape == (height, width, 3) and (edge[..., 0] == edge[..., 2]).all()
+        case = {
+            "name": name,
+            "module": "softedge_hedsafe" if safe else "softedge_hed",
+            "picture": save_png(f"{name}.png", picture),
+            "edge": save_png(f"{name}.edge.png", edge[..., 0]),
+            "whole_call": whole,
+        }
+        if name == "scene-64":
+            with torch.no_grad():
+                projections = net(torch.from_numpy(picture.copy()).float().permute(2, 0, 1)[None])
+            flat = np.concatenate([p.numpy().astype(np.float32).ravel() for p in projections])
+            flat.tofile(os.path.join(OUT, f"{name}.projections.bin"))
+            case["projections"] = {"file": f"{name}.projections.bin", "shapes": [list(p.shape) for p in projections]}
+        cases.append(case)
+        print(name, case["module"], np.histogram(edge[..., 0], bins=8, range=(0, 256))[0].tolist())
+
+    weights = sc.to_bytes(recipe)
+    info = {
+        "controlnet_aux": "0.0.10",
+        "torch": torch.__version__,
+        "safetensors_sha256": hashlib.sha256(weights).hexdigest(),
+        "parameters": sum(math.prod(e[2]) for e in recipe["tensors"]),
+        "cases": cases,
+    }
+    with open(os.path.join(OUT, "cases.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
