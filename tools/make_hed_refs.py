@@ -14,10 +14,12 @@ Cases (each a picture, the uint8 edge map, what HEDdetector was asked):
     whose resize_image (cv2 INTER_AREA at scale 1, multiples of 64) and final INTER_LINEAR resize leave the
     picture as it is; plus the five projections as float32, to check the graph itself.
   * scene-128x64: 128 wide, 64 high, softedge_hedsafe (safe=True, safe_step 2), the whole __call__ at 64.
-  * scene-45x70: 45 wide, 70 high, softedge_hed with controlnet_aux.hed.resize_image replaced by the identity:
-    the network run on the picture as given (odd sides: max_pool2d floors, projections resized by cv2
-    INTER_LINEAR at non-integer scales), which is what diffuse does; HEDdetector would first stretch it to
-    multiples of 64.
+  * scene-45x70: 45 wide, 70 high, softedge_hed as sd-webui-controlnet's hed() computes it at Preprocessor
+    Resolution 45 (scripts/preprocessor/legacy/processor.py, written out here: the extension cannot be imported
+    without AUTOMATIC1111): resize_image_with_pad at scale 1 edge-pads the picture to 64x128 (np.pad
+    mode='edge'), annotator/hed's apply_hed (the same code as HEDdetector's middle, run here through
+    HEDdetector with its resize_image made the identity) makes the map, remove_pad crops it back. HEDdetector
+    itself would stretch such a picture to multiples of 64 instead; diffuse pads as the extension does.
 controlnet_aux/__init__.py imports every detector (timm, scikit-image, mediapipe...): only controlnet_aux.hed and
 controlnet_aux.util are loaded here, through the package's path without running its __init__.
 """
@@ -68,6 +70,11 @@ def recipe_for(state: dict) -> dict:
     return {"seed": SEED, "tensors": entries}
 
 
+def pad64(x: int) -> int:
+    """sd-webui-controlnet's pad64: the rows or columns that bring x up to a multiple of 64."""
+    return int(np.ceil(float(x) / 64.0) * 64 - x)
+
+
 def save_png(name: str, pixels: np.ndarray) -> str:
     Image.fromarray(pixels).save(os.path.join(OUT, name), optimize=True)
     return name
@@ -90,16 +97,20 @@ def main() -> None:
     as_given = hed.resize_image
     for name, width, height, seed, safe, whole in [("scene-64", 64, 64, 5, False, True), ("scene-128x64", 128, 64, 6, True, True), ("scene-45x70", 45, 70, 7, False, False)]:
         picture = scene(width, height, seed)
-        hed.resize_image = as_given if whole else (lambda image, resolution: image)
-        edge = detector(picture, detect_resolution=min(width, height), image_resolution=min(width, height), safe=safe, output_type="np")
-        hed.resize_image = as_given
+        if whole:
+            edge = detector(picture, detect_resolution=min(width, height), image_resolution=min(width, height), safe=safe, output_type="np")
+        else:
+            padded = np.pad(picture, [[0, pad64(height)], [0, pad64(width)], [0, 0]], mode="edge")
+            hed.resize_image = lambda image, resolution: image
+            edge = detector(padded, safe=safe, output_type="np")[:height, :width]
+            hed.resize_image = as_given
         assert edge.shape == (height, width, 3) and (edge[..., 0] == edge[..., 2]).all()
         case = {
             "name": name,
             "module": "softedge_hedsafe" if safe else "softedge_hed",
             "picture": save_png(f"{name}.png", picture),
             "edge": save_png(f"{name}.edge.png", edge[..., 0]),
-            "whole_call": whole,
+            "reference": "HEDdetector.__call__" if whole else "sd-webui-controlnet hed(): edge-pad to 64, apply_hed, crop",
         }
         if name == "scene-64":
             with torch.no_grad():

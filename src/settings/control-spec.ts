@@ -3,10 +3,29 @@ import type { ResizeMode } from '../image/resize-modes.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge: the HED network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'softedge', 'softedge-safe', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
+
+/** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
+export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
+  canny: 'canny',
+  threshold: 'threshold',
+  invert: 'invert',
+  depth: 'depth',
+  softedge: 'softedge_hed',
+  'softedge-safe': 'softedge_hedsafe',
+  none: 'none',
+};
+
+/** The type that records `module`, or undefined for a module diffuse does not run. */
+export function controlTypeOf(module: string): ControlType | undefined {
+  return CONTROL_TYPES.find((t) => CONTROL_MODULES[t] === module);
+}
+
+/** The types that run a network from a weight file given as detector=. */
+const DETECTOR_TYPES: readonly ControlType[] = ['softedge', 'softedge-safe'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -18,6 +37,8 @@ export interface ControlSpec {
   end: number;
   guess: boolean;
   resize: ResizeMode;
+  /** softedge's network: ControlNetHED.pth (lllyasviel/Annotators), as a path. */
+  detector?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200), threshold's level (127). */
   low: number;
   high: number;
@@ -26,8 +47,8 @@ export interface ControlSpec {
 
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
-const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200]';
+const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'detector'] as const;
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,detector=FILE]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -81,6 +102,13 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     high: number('high', 200, 0, 255),
     level: number('level', 127, 0, 255),
   };
+  const detector = fields.get('detector');
+  if (detector !== undefined) {
+    if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);
+    spec.detector = detector;
+  } else if (DETECTOR_TYPES.includes(spec.type)) {
+    throw new UsageError(`${label}: type=${spec.type} needs detector=ControlNetHED.pth (HED's weights, the file lllyasviel/Annotators publishes)`);
+  }
   if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
   return spec;
 }

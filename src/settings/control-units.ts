@@ -3,18 +3,20 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { controlNetFiles, ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
 import { CheckpointError } from '../graphs/errors.js';
+import { ensureConvertedHed } from '../graphs/hed-convert.js';
 import { openInputFile } from '../input-file.js';
 import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
+import { hedControlPicture } from '../pipeline/hed-control.js';
 import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
-import type { ControlSpec } from './control-spec.js';
+import { CONTROL_MODULES, type ControlSpec } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
@@ -29,7 +31,10 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
       const picture = (await readImageFile(spec.image, `${label} image`)).rgb;
       return {
         model,
-        image: await controlPicture(spec, picture, () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session)),
+        image: await controlPicture(spec, picture, {
+          depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
+          softedge: async (safe) => hedControlPicture(await hedFolder(spec.detector!, label), picture, safe, session),
+        }),
         weight: spec.weight,
         start: spec.start,
         end: spec.end,
@@ -70,11 +75,28 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
   throw new UsageError(`${label}: type=depth needs a DPT depth estimator (depth_estimator/ and feature_extractor/, as stabilityai/stable-diffusion-2-depth ships) in the ControlNet's folder or the model's; none is there — pass a depth map with type=none`);
 }
 
-/** The picture through the unit's preprocessor; `depth` runs the estimator (a model load, so only when asked). */
-async function controlPicture(spec: ControlSpec, picture: Raster, depth: () => Promise<Raster>): Promise<Raster> {
+/** detector=: HED's weight file (a regular file), its network built once into the cache. */
+async function hedFolder(detector: string, label: string): Promise<string> {
+  const path = resolve(detector);
+  if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector}: no such file; pass HED's ControlNetHED.pth (lllyasviel/Annotators)`);
+  openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
+  return ensureConvertedHed(path, convertedFolder(cacheRoot()));
+}
+
+/** The networks a preprocessor may run: each a model load, so only made when the unit's type asks. */
+interface Networks {
+  depth: () => Promise<Raster>;
+  softedge: (safe: boolean) => Promise<Raster>;
+}
+
+/** The picture through the unit's preprocessor. */
+async function controlPicture(spec: ControlSpec, picture: Raster, networks: Networks): Promise<Raster> {
   switch (spec.type) {
     case 'depth':
-      return depth();
+      return networks.depth();
+    case 'softedge':
+    case 'softedge-safe':
+      return networks.softedge(spec.type === 'softedge-safe');
     case 'canny':
       return canny(picture, spec.low, spec.high);
     case 'threshold':
@@ -88,9 +110,8 @@ async function controlPicture(spec: ControlSpec, picture: Raster, depth: () => P
 
 /** A1111's "Module" and its slider values ("Threshold A/B"): canny's thresholds, threshold's level. */
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
-  if (spec.type === 'canny') return { module: 'canny', thresholdA: spec.low, thresholdB: spec.high };
-  if (spec.type === 'threshold') return { module: 'threshold', thresholdA: spec.level };
-  // sd-webui-controlnet's name for its depth preprocessor; diffuse's runs DPT (SD2-depth's estimator).
-  if (spec.type === 'depth') return { module: 'depth' };
-  return { module: spec.type };
+  const module = CONTROL_MODULES[spec.type];
+  if (spec.type === 'canny') return { module, thresholdA: spec.low, thresholdB: spec.high };
+  if (spec.type === 'threshold') return { module, thresholdA: spec.level };
+  return { module };
 }
