@@ -1,8 +1,9 @@
 import { ModelLoadError } from '../errors.js';
 import { GraphIndex, matchAttention } from './fuse-attention.js';
-import { appendInitializer, initializers, rawInitializer } from './initializers.js';
+import { GraphEmitter } from './graph-emitter.js';
+import { initializers, rawInitializer } from './initializers.js';
 import { ElemType, ModelProto, NodeProto, type GraphProto, type Message } from './proto.js';
-import { defaultOpset, intAttribute, intsAttr, intsAttribute, makeNode, raiseDefaultOpset, stringAttribute, tensorAttribute } from './node-builders.js';
+import { defaultOpset, intAttribute, intsAttr, intsAttribute, raiseDefaultOpset, stringAttribute, tensorAttribute } from './node-builders.js';
 
 /**
  * Token merging for Stable Diffusion (Bolya & Hoffman 2023, the `tomesd` package) as a graph
@@ -124,46 +125,6 @@ function residualOf(index: GraphIndex, output: string, n: string): Omit<Block, '
   return undefined;
 }
 
-/** Builds nodes and constants under one name prefix. */
-class Builder {
-  readonly nodes: NodeProto[] = [];
-  private count = 0;
-
-  constructor(
-    private readonly graph: GraphProto,
-    private readonly prefix: string,
-  ) {}
-
-  op(opType: string, inputs: readonly string[], attributes: readonly Message[] = []): string {
-    return this.ops(opType, inputs, 1, attributes)[0]!;
-  }
-
-  /** A node with `outputs` outputs, named `<node>_output<i>`. */
-  ops(opType: string, inputs: readonly string[], outputs: number, attributes: readonly Message[] = []): string[] {
-    const name = `${this.prefix}/${opType}_${this.count++}`;
-    const names = Array.from({ length: outputs }, (_, i) => `${name}_output${i}`);
-    this.nodes.push(new NodeProto(makeNode(opType, name, inputs, names, attributes)));
-    return names;
-  }
-
-  int64(values: readonly number[], dims: readonly number[] = [values.length]): string {
-    const name = `${this.prefix}/const_${this.count++}`;
-    const raw = new Uint8Array(values.length * 8);
-    const view = new DataView(raw.buffer);
-    values.forEach((v, i) => view.setBigInt64(i * 8, BigInt(v), true));
-    appendInitializer(this.graph, rawInitializer(name, ElemType.INT64, dims, raw));
-    return name;
-  }
-
-  double(value: number): string {
-    const name = `${this.prefix}/const_${this.count++}`;
-    const raw = new Uint8Array(8);
-    new DataView(raw.buffer).setFloat64(0, value, true);
-    appendInitializer(this.graph, rawInitializer(name, ElemType.DOUBLE, [], raw));
-    return name;
-  }
-}
-
 /** What every merged block shares: the dst/src split of the latent grid and r, from the sample's shape. */
 interface Split {
   /** Token positions of dst [Nd] and src [Ns], row-major. */
@@ -180,7 +141,7 @@ interface Split {
   dstSlots: string;
 }
 
-function splitNodes(b: Builder, ratio: number): Split {
+function splitNodes(b: GraphEmitter, ratio: number): Split {
   const shape = b.op('Shape', ['sample']);
   const h = b.op('Gather', [shape, b.int64([2], [])], [intAttribute('axis', 0)]);
   const w = b.op('Gather', [shape, b.int64([3], [])], [intAttribute('axis', 0)]);
@@ -214,7 +175,7 @@ function splitNodes(b: Builder, ratio: number): Split {
 }
 
 /** tomesd's bipartite soft matching on x, as `inv` [B, N]: each token's slot among the N - r merged ones. */
-function mergeSlots(b: Builder, s: Split, x: string): string {
+function mergeSlots(b: GraphEmitter, s: Split, x: string): string {
   const axis = (a: number) => intAttribute('axis', a);
   const norm = b.op('Sqrt', [b.op('ReduceSum', [b.op('Mul', [x, x]), b.int64([-1])], [intAttribute('keepdims', 1)])]);
   const metric = b.op('Div', [x, norm]);
@@ -236,13 +197,13 @@ function mergeSlots(b: Builder, s: Split, x: string): string {
   return b.op('ScatterElements', [positions, positions, slots], [axis(1)]);
 }
 
-function constantOfShape(b: Builder, shape: string, value: number): string {
+function constantOfShape(b: GraphEmitter, shape: string, value: number): string {
   const tensor = rawInitializer('', ElemType.FLOAT, [1], new Uint8Array(Float32Array.of(value).buffer));
   return b.op('ConstantOfShape', [shape], [tensorAttribute('value', tensor)]);
 }
 
 /** merge(n): the mean of the tokens sharing a slot, [B, N - r, C]; unmerge: GatherElements by `inv` expanded over C. */
-function mergeNodes(b: Builder, s: Split, block: Block, inv: string): { merged: string; expandedInv: string } {
+function mergeNodes(b: GraphEmitter, s: Split, block: Block, inv: string): { merged: string; expandedInv: string } {
   const axis1 = intAttribute('axis', 1);
   const add = stringAttribute('reduction', 'add');
   const shape = b.op('Shape', [block.n]);
@@ -270,12 +231,12 @@ export function applyTokenMerging(model: Uint8Array, ratio: number): TokenMergin
   const { blocks, lower } = findBlocks(graph, opset);
   if (blocks.length === 0) fail(`no self-attention block works at the latent's resolution (${lower} at lower resolutions; ToMe merges at full resolution only, as A1111 applies it)`);
 
-  const shared = new Builder(graph, 'tome');
+  const shared = new GraphEmitter(graph, 'tome');
   const split = splitNodes(shared, ratio);
   const after = new Map<string, NodeProto[]>();
   const before = new Map<Message, NodeProto[]>();
   blocks.forEach((block, k) => {
-    const b = new Builder(graph, `tome/block${k}`);
+    const b = new GraphEmitter(graph, `tome/block${k}`);
     const inv = mergeSlots(b, split, block.x);
     const { merged, expandedInv } = mergeNodes(b, split, block, inv);
     const mergeNodesList = [...b.nodes];

@@ -1,6 +1,7 @@
-import { appendInitializer, floatInitializer, initializers } from '../../onnx/initializers.js';
-import { defaultOpset, floatAttribute, intAttribute, intsAttribute, makeNode } from '../../onnx/node-builders.js';
-import { ElemType, Message, ModelProto, messageField, type GraphProto } from '../../onnx/proto.js';
+import { GraphEmitter } from '../../onnx/graph-emitter.js';
+import { initializers } from '../../onnx/initializers.js';
+import { defaultOpset, floatAttribute, intAttribute, intsAttribute } from '../../onnx/node-builders.js';
+import { Message, ModelProto, messageField } from '../../onnx/proto.js';
 import { CheckpointError } from '../errors.js';
 import type { DenseLayer, Hypernetwork, HypernetworkMlp } from './hypernetwork-file.js';
 
@@ -27,116 +28,84 @@ const GRAPH_NODE = 1;
 const PROJECTION = /\/attn[12]\/to_([kv])\/MatMul$/;
 const LAYER_NORM_EPS = 1e-5;
 
-/** Emits nodes into a list and weights into the graph, under one name prefix. */
-class Emitter {
-  readonly nodes: Message[] = [];
-  private count = 0;
+function linear(e: GraphEmitter, x: string, layer: DenseLayer): string {
+  const [out, inner] = layer.weight.shape as [number, number];
+  const transposed = new Float32Array(out * inner);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) transposed[i * out + o] = layer.weight.values[o * inner + i]!;
+  const y = e.op('MatMul', [x, e.float([inner, out], transposed)]);
+  return e.op('Add', [y, e.float([out], layer.bias)]);
+}
 
-  constructor(
-    private readonly graph: GraphProto,
-    private readonly opset: number,
-  ) {}
+/** torch.nn.LayerNorm (eps 1e-5): the ONNX op from opset 17, written out for older graphs (optimum's exports use 14). */
+function layerNorm(e: GraphEmitter, opset: number, x: string, layer: DenseLayer): string {
+  const width = layer.bias.length;
+  const scale = e.float([width], layer.weight.values);
+  const shift = e.float([width], layer.bias);
+  if (opset >= 17) return e.op('LayerNormalization', [x, scale, shift], [intAttribute('axis', -1), floatAttribute('epsilon', LAYER_NORM_EPS)]);
+  const mean = e.op('ReduceMean', [x], [intsAttribute('axes', [-1])]);
+  const centred = e.op('Sub', [x, mean]);
+  const variance = e.op('ReduceMean', [e.op('Mul', [centred, centred])], [intsAttribute('axes', [-1])]);
+  const normed = e.op('Div', [centred, e.op('Sqrt', [e.op('Add', [variance, e.scalar(LAYER_NORM_EPS)])])]);
+  return e.op('Add', [e.op('Mul', [normed, scale]), shift]);
+}
 
-  private name(prefix: string, op: string): string {
-    return `${prefix}/${op}_${this.count++}`;
-  }
-
-  op(prefix: string, opType: string, inputs: string[], attributes: Message[] = []): string {
-    const name = this.name(prefix, opType);
-    const out = `${name}_output_0`;
-    this.nodes.push(makeNode(opType, name, inputs, [out], attributes));
-    return out;
-  }
-
-  constant(prefix: string, dims: number[], values: Float32Array): string {
-    const name = this.name(prefix, 'weight');
-    appendInitializer(this.graph, floatInitializer(name, ElemType.FLOAT, dims, values));
-    return name;
-  }
-
-  scalar(prefix: string, value: number): string {
-    return this.constant(prefix, [], Float32Array.of(value));
-  }
-
-  linear(prefix: string, x: string, layer: DenseLayer): string {
-    const [out, inner] = layer.weight.shape as [number, number];
-    const transposed = new Float32Array(out * inner);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) transposed[i * out + o] = layer.weight.values[o * inner + i]!;
-    const y = this.op(prefix, 'MatMul', [x, this.constant(prefix, [inner, out], transposed)]);
-    return this.op(prefix, 'Add', [y, this.constant(prefix, [out], layer.bias)]);
-  }
-
-  /** torch.nn.LayerNorm (eps 1e-5): the ONNX op from opset 17, written out for older graphs (optimum's exports use 14). */
-  layerNorm(prefix: string, x: string, layer: DenseLayer): string {
-    const width = layer.bias.length;
-    const scale = this.constant(prefix, [width], layer.weight.values);
-    const shift = this.constant(prefix, [width], layer.bias);
-    if (this.opset >= 17) return this.op(prefix, 'LayerNormalization', [x, scale, shift], [intAttribute('axis', -1), floatAttribute('epsilon', LAYER_NORM_EPS)]);
-    const mean = this.op(prefix, 'ReduceMean', [x], [intsAttribute('axes', [-1])]);
-    const centred = this.op(prefix, 'Sub', [x, mean]);
-    const variance = this.op(prefix, 'ReduceMean', [this.op(prefix, 'Mul', [centred, centred])], [intsAttribute('axes', [-1])]);
-    const normed = this.op(prefix, 'Div', [centred, this.op(prefix, 'Sqrt', [this.op(prefix, 'Add', [variance, this.scalar(prefix, LAYER_NORM_EPS)])])]);
-    return this.op(prefix, 'Add', [this.op(prefix, 'Mul', [normed, scale]), shift]);
-  }
-
-  activation(prefix: string, x: string, name: string): string {
-    const mul = (a: string, b: string) => this.op(prefix, 'Mul', [a, b]);
-    switch (name) {
-      case 'relu':
-        return this.op(prefix, 'Relu', [x]);
-      case 'leakyrelu':
-        return this.op(prefix, 'LeakyRelu', [x], [floatAttribute('alpha', 0.01)]);
-      case 'elu':
-        return this.op(prefix, 'Elu', [x], [floatAttribute('alpha', 1)]);
-      case 'selu':
-        return this.op(prefix, 'Selu', [x]);
-      case 'tanh':
-        return this.op(prefix, 'Tanh', [x]);
-      case 'sigmoid':
-        return this.op(prefix, 'Sigmoid', [x]);
-      case 'softsign':
-        return this.op(prefix, 'Softsign', [x]);
-      case 'softplus':
-        return this.op(prefix, 'Softplus', [x]);
-      case 'silu':
-        return mul(x, this.op(prefix, 'Sigmoid', [x]));
-      case 'mish':
-        return mul(x, this.op(prefix, 'Tanh', [this.op(prefix, 'Softplus', [x])]));
-      // A1111's "swish" is torch's Hardswish: x * relu6(x + 3) / 6.
-      case 'swish':
-      case 'hardswish':
-        return mul(x, this.op(prefix, 'HardSigmoid', [x], [floatAttribute('alpha', 1 / 6), floatAttribute('beta', 0.5)]));
-      case 'gelu': {
-        const erf = this.op(prefix, 'Erf', [this.op(prefix, 'Div', [x, this.scalar(prefix, Math.SQRT2)])]);
-        return mul(mul(x, this.op(prefix, 'Add', [erf, this.scalar(prefix, 1)])), this.scalar(prefix, 0.5));
-      }
-      default:
-        throw new CheckpointError(`hypernetwork activation '${name}' is not supported (diffuse runs relu, leakyrelu, elu, selu, tanh, sigmoid, softsign, softplus, silu, mish, swish, hardswish, gelu)`);
+function activation(e: GraphEmitter, x: string, name: string): string {
+  const mul = (a: string, b: string) => e.op('Mul', [a, b]);
+  switch (name) {
+    case 'relu':
+      return e.op('Relu', [x]);
+    case 'leakyrelu':
+      return e.op('LeakyRelu', [x], [floatAttribute('alpha', 0.01)]);
+    case 'elu':
+      return e.op('Elu', [x], [floatAttribute('alpha', 1)]);
+    case 'selu':
+      return e.op('Selu', [x]);
+    case 'tanh':
+      return e.op('Tanh', [x]);
+    case 'sigmoid':
+      return e.op('Sigmoid', [x]);
+    case 'softsign':
+      return e.op('Softsign', [x]);
+    case 'softplus':
+      return e.op('Softplus', [x]);
+    case 'silu':
+      return mul(x, e.op('Sigmoid', [x]));
+    case 'mish':
+      return mul(x, e.op('Tanh', [e.op('Softplus', [x])]));
+    // A1111's "swish" is torch's Hardswish: x * relu6(x + 3) / 6.
+    case 'swish':
+    case 'hardswish':
+      return mul(x, e.op('HardSigmoid', [x], [floatAttribute('alpha', 1 / 6), floatAttribute('beta', 0.5)]));
+    case 'gelu': {
+      const erf = e.op('Erf', [e.op('Div', [x, e.scalar(Math.SQRT2)])]);
+      return mul(mul(x, e.op('Add', [erf, e.scalar(1)])), e.scalar(0.5));
     }
+    default:
+      throw new CheckpointError(`hypernetwork activation '${name}' is not supported (diffuse runs relu, leakyrelu, elu, selu, tanh, sigmoid, softsign, softplus, silu, mish, swish, hardswish, gelu)`);
   }
+}
 
-  /** A1111's HypernetworkModule forward: x + mlp(x) × multiplier. */
-  module(prefix: string, x: string, mlp: HypernetworkMlp, net: Hypernetwork, multiplier: number): string {
-    const linears = mlp.layers.filter((l) => l.kind === 'linear').length;
-    let h = x;
-    let seen = 0;
-    for (const layer of mlp.layers) {
-      if (layer.kind === 'layer-norm') {
-        h = this.layerNorm(prefix, h, layer);
-        continue;
-      }
-      h = this.linear(prefix, h, layer);
-      seen++;
-      if (net.activation && (seen < linears || net.activateOutput)) h = this.activation(prefix, h, net.activation);
+/** A1111's HypernetworkModule forward: x + mlp(x) × multiplier. */
+function hypernetworkModule(e: GraphEmitter, opset: number, x: string, mlp: HypernetworkMlp, net: Hypernetwork, multiplier: number): string {
+  const linears = mlp.layers.filter((l) => l.kind === 'linear').length;
+  let h = x;
+  let seen = 0;
+  for (const layer of mlp.layers) {
+    if (layer.kind === 'layer-norm') {
+      h = layerNorm(e, opset, h, layer);
+      continue;
     }
-    return this.op(prefix, 'Add', [x, this.op(prefix, 'Mul', [h, this.scalar(prefix, multiplier)])]);
+    h = linear(e, h, layer);
+    seen++;
+    if (net.activation && (seen < linears || net.activateOutput)) h = activation(e, h, net.activation);
   }
+  return e.op('Add', [x, e.op('Mul', [h, e.scalar(multiplier)])]);
 }
 
 export function applyHypernetworks(model: Uint8Array, nets: readonly HypernetworkInput[]): HypernetworkEdit {
   const proto = ModelProto.decode(model);
   const graph = proto.graph;
-  const emit = new Emitter(graph, defaultOpset(proto));
+  const opset = defaultOpset(proto);
   const inits = new Map(initializers(graph).map((i) => [i.name, i]));
   const casts = new Map<string, string>();
   for (const node of graph.nodes) if (node.opType === 'Cast' && inits.has(node.inputs[0]!)) casts.set(node.outputs[0]!, node.inputs[0]!);
@@ -158,9 +127,9 @@ export function applyHypernetworks(model: Uint8Array, nets: readonly Hypernetwor
         const key = `${value}|${kind}|${n}`;
         let out = memo.get(key);
         if (!out) {
-          const before = emit.nodes.length;
-          out = emit.module(`/hypernetwork.${n}/${width}/${kind === 0 ? 'k' : 'v'}${memo.size}`, value, pair[kind], net, multiplier);
-          nodes.push(...emit.nodes.slice(before));
+          const emit = new GraphEmitter(graph, `/hypernetwork.${n}/${width}/${kind === 0 ? 'k' : 'v'}${memo.size}`);
+          out = hypernetworkModule(emit, opset, value, pair[kind], net, multiplier);
+          nodes.push(...emit.nodes.map((e) => e.msg));
           memo.set(key, out);
         }
         value = out;
