@@ -55,6 +55,14 @@ class RefWriter:
         # allow_nan=False: JSON has no Infinity/NaN; to_json_value spells them as strings first.
         self._claim(file).write_text(json.dumps(content, indent=1, allow_nan=False) + "\n")
 
+    def finish(self, max_mb: float) -> float:
+        """Checks the folder against its share of the fixtures' size budget and says what was written; returns MB."""
+        size = sum(f.stat().st_size for f in self.out_dir.rglob("*") if f.is_file()) / 1e6
+        if size > max_mb:
+            raise AssertionError(f"{self.out_dir} is {size:.2f} MB > {max_mb} MB")
+        print(f"references: {len(self.files)} files in {self.out_dir}, {size:.3f} MB")
+        return size
+
 
 @contextlib.contextmanager
 def record_randn(*module_names: str) -> Iterator[list[tuple[str, torch.Tensor]]]:

@@ -119,10 +119,7 @@ def main() -> None:
         **write_references(pipe, writer),
     }
     writer.manifest("cases.json", manifest)
-    size = onnx_tools.folder_size_mb(OUT)
-    if size > MAX_OUT_MB:
-        raise AssertionError(f"{OUT} is {size:.2f} MB > {MAX_OUT_MB} MB")
-    print(f"references: {len(writer.files)} files in {OUT}, {size:.2f} MB")
+    writer.finish(MAX_OUT_MB)
 
 
 if __name__ == "__main__":
