@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeConditioning, type ScheduledConditioning } from '../src/pipeline/conditioning.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import type { PromptWeighting } from '../src/pipeline/types.js';
 import type { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 import { encoderInputIds, tokenizeLine } from '../src/text/prompt-chunks.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
@@ -52,7 +53,6 @@ test.before(async () => {
 });
 test.after(async () => {
   await bundle.release();
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 /** diffuse's reading of a prompt with one encoder's tokenizer: A1111's chunks, ids as the encoder gets them. */
@@ -117,3 +117,64 @@ for (const c of refs.cases) {
 }
 
 test.run();
+
+/**
+ * --clip-skip on SDXL, read as each prompt weighting's reference reads it (src/pipeline/load.ts sdxlLayerFromEnd):
+ * a1111 as A1111's own embedders at Clip skip 2 and 3 (tools/make_sdxl_clip_skip_refs.py: with its default
+ * "Clip skip SDXL" option off, the conditioning of Clip skip 1, byte for byte; diffuse does not follow the option
+ * on, whose clip skip 3 moves clip_l alone); comfy as ComfyUI's CLIPSetLastLayer(-n) on both encoders: -2 is
+ * SDXL's own penultimate layer (ComfyUI's SDXLClipModel conditioning, as above), -3 reads hidden_states[-3] of
+ * both, unnormed, the states diffusers' encode_prompt(clip_skip=1) reads (test/fixtures/sdxl-pipeline's
+ * reference of it); none (diffusers' clip_skip = n - 1) is test/sdxl-pipeline.test.ts's.
+ */
+const skip = suite('SDXL clip skip as A1111 and ComfyUI read it');
+const skipRefs = readJson<{ cases: Array<{ name: string; prompt: string; a1111_as_case: string; clip_l_skip_3: { hidden: ArrayRef } }> }>(join(DIR, 'clip-skip', 'refs.json'));
+const skipBundles = new Map<string, Promise<ModelBundle>>();
+const skipBundle = (clipSkip: number, reading: PromptWeighting): Promise<ModelBundle> => {
+  const key = `${clipSkip}-${reading}`;
+  if (!skipBundles.has(key)) skipBundles.set(key, loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', threads: 1, clipSkip, clipSkipReading: reading, graphCache: join(scratch, 'graphs') }));
+  return skipBundles.get(key)!;
+};
+skip.after(async () => {
+  for (const b of skipBundles.values()) await (await b).release();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+for (const c of skipRefs.cases) {
+  const recorded = refs.cases.find((r) => r.name === c.a1111_as_case)!;
+  for (const n of [2, 3]) {
+    skip(`${c.name}: --clip-skip ${n} --prompt-weighting a1111 = A1111's SDXL conditioner at Clip skip ${n} (the option off: the penultimate layer)`, async () => {
+      const scheduled = await encodeConditioning(await skipBundle(n, 'a1111'), c.prompt, 10, 'a1111');
+      const e = errors(scheduled, 0, recorded.a1111[0]!.hidden, recorded.a1111[0]!.pooled);
+      assert.ok(e.hidden <= TOLERANCE && e.pooled <= TOLERANCE, `hidden ${e.hidden}, pooled ${e.pooled}`);
+      if (n === 3) {
+        const optionOn = compare(scheduled.at(0).data, readF32(join(DIR, 'clip-skip', c.clip_l_skip_3.hidden.file)));
+        assert.ok(optionOn.relToMax > 1e-2, `A1111 with "Clip skip SDXL" on moves clip_l: ${optionOn.relToMax} of max from it`);
+      }
+    });
+  }
+  if (recorded.comfy_same_reading) {
+    skip(`${c.name}: --clip-skip 2 --prompt-weighting comfy = ComfyUI's SDXL conditioning (CLIPSetLastLayer -2 is SDXL's own layer)`, async () => {
+      const e = errors(await encodeConditioning(await skipBundle(2, 'comfy'), c.prompt, 10, 'comfy'), 0, recorded.comfy.hidden!, recorded.comfy.pooled!);
+      assert.ok(e.hidden <= TOLERANCE && e.pooled <= TOLERANCE, `hidden ${e.hidden}, pooled ${e.pooled}`);
+    });
+  }
+}
+
+skip("--clip-skip 3 --prompt-weighting comfy reads hidden_states[-3] of both encoders: diffusers' encode_prompt(clip_skip=1)", async () => {
+  const dir = join(FIXTURES, 'sdxl-pipeline');
+  type Blob = { file: string; shape: number[] };
+  const manifest = readJson<{ conditioning: Array<{ name: string; prompt_embeds: Blob; negative_prompt_embeds: Blob; pooled: Blob; negative_pooled: Blob }> }>(join(dir, 'cases.json'));
+  const ref = manifest.conditioning.find((r) => r.name === 'base.clip-skip-1')!;
+  const bundle = await skipBundle(3, 'comfy');
+  for (const [prompt, embeds, pooled] of [
+    ['a photo of an astronaut riding a horse on mars', ref.prompt_embeds, ref.pooled],
+    ['blurry, low quality', ref.negative_prompt_embeds, ref.negative_pooled],
+  ] as const) {
+    const cond = (await encodeConditioning(bundle, prompt, 10, 'comfy', new Float32Array(6))).at(0);
+    const e = { hidden: compare(cond.data, readF32(join(dir, embeds.file))).relToMax, pooled: compare(cond.added!.textEmbeds, readF32(join(dir, pooled.file))).relToMax };
+    assert.ok(e.hidden <= TOLERANCE && e.pooled <= TOLERANCE, `${prompt}: hidden ${e.hidden}, pooled ${e.pooled}`);
+  }
+});
+
+skip.run();

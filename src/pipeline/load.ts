@@ -28,6 +28,7 @@ import { readControlNetRecord } from '../graphs/controlnet-convert.js';
 import { VaeDecoder } from './vae.js';
 import { loadUpscaler } from './upscale/model.js';
 import type { ModelFiles } from './model-files.js';
+import type { PromptWeighting } from './types.js';
 import { calibrator } from './calibrate.js';
 import { applyLoras, type AppliedLoras, type LoraChoice, type LoraGraphs, type ModelFamily } from '../graphs/lora/apply-loras.js';
 import { withHypernetworks, type HypernetworkChoice } from '../graphs/hypernetwork/apply-hypernetworks.js';
@@ -51,6 +52,11 @@ export interface LoadOptions {
   withDepthEstimator?: boolean;
   /** A1111 numbering: 1 (default) = the last layer's hidden states. */
   clipSkip?: number;
+  /**
+   * Whose reading of clipSkip an SDXL model follows: the prompt weighting's (default 'a1111'; SD
+   * 1.x/2.x are read alike by all three). See sdxlLayerFromEnd.
+   */
+  clipSkipReading?: PromptWeighting;
   /** Textual-inversion embeddings (.safetensors, .pt, .bin) triggered by their file names. */
   embeddingsDir?: string;
   /** The prompts the bundle will encode: only embeddings they name are read (default: every file). */
@@ -166,7 +172,7 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
     ? { ...(hasPart(files.dir, 'text_encoder') ? { textEncoder: requirePart(files.dir, 'text_encoder') } : {}), textEncoder2: requirePart(files.dir, 'text_encoder_2') }
     : { textEncoder: requirePart(files.dir, 'text_encoder') };
   const networks = await withLoras({ ...textGraphs, unet: paths.unet }, options, { textWidth: textWidth(files.dir), sdxl }, graphCache);
-  const text = sdxl ? await sdxlTextParts(files.dir, networks, clipSkip, embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder!, clipSkip, embeddings, graphCache);
+  const text = sdxl ? await sdxlTextParts(files.dir, networks, sdxlLayerFromEnd(clipSkip, options.clipSkipReading ?? 'a1111'), embeddings, graphCache) : await singleTextPart(files.dir, networks.textEncoder!, clipSkip, embeddings, graphCache);
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
   const unetForControl = options.controlResiduals ? controlReadyUnet(unetWithNetworks, files.dir, graphCache) : unetWithNetworks;
   const unetMerged = options.tokenMerging ? tokenMergedUnet(unetForControl, options.tokenMerging, graphCache) : unetForControl;
@@ -327,14 +333,31 @@ async function singleTextPart(dir: string, path: string, clipSkip: number, embed
 }
 
 /**
- * SDXL: text_encoder/ (CLIP ViT-L) when present and text_encoder_2/ (OpenCLIP ViT-bigG, with the
- * pooled text_embeds), each read at the penultimate layer, or clipSkip - 1 layers before it as
- * diffusers' clip_skip = clipSkip - 1 reads both. An embedding's clip_l vectors join the first
- * encoder's token table and its clip_g vectors the second's, as diffusers' load_textual_inversion
- * once per encoder with its tokenizer (and A1111's per-embedder clip_l/clip_g) place them.
+ * The layer SDXL's two encoders are read at, counted from the last (1: the penultimate, SDXL's own),
+ * for A1111's clip skip n as each prompt weighting's reference reads it:
+ * - a1111: the penultimate whatever n. A1111's SDXL embedders (sd_hijack_clip's
+ *   FrozenCLIPEmbedderForSDXLWithCustomWords, sd_hijack_open_clip's FrozenOpenCLIPEmbedder2WithCustomWords)
+ *   read the layer the model's config names; only with its "Clip skip SDXL" option on (off by default,
+ *   and not in the infotext) does clip_l read hidden_states[-n], which for n = 2 is the same layer;
+ * - comfy: hidden_states[-n] of both encoders, as CLIPSetLastLayer(-n) sets both (SDXLClipModel
+ *   passes it to clip_l and clip_g, neither layer-normed); n = 1 is no such node, the penultimate;
+ * - none: diffusers' clip_skip = n - 1, hidden_states[-(n + 1)] of both.
  */
-async function sdxlTextParts(dir: string, graphs: Pick<LoraGraphs, 'textEncoder' | 'textEncoder2'>, clipSkip: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
-  const layer = { layerFromEnd: clipSkip };
+function sdxlLayerFromEnd(clipSkip: number, reading: PromptWeighting): number {
+  if (reading === 'a1111') return 1;
+  if (reading === 'comfy') return Math.max(clipSkip - 1, 1);
+  return clipSkip;
+}
+
+/**
+ * SDXL: text_encoder/ (CLIP ViT-L) when present and text_encoder_2/ (OpenCLIP ViT-bigG, with the
+ * pooled text_embeds), each read at the layer `layerFromEnd` before the last (sdxlLayerFromEnd).
+ * An embedding's clip_l vectors join the first encoder's token table and its clip_g vectors the
+ * second's, as diffusers' load_textual_inversion once per encoder with its tokenizer (and A1111's
+ * per-embedder clip_l/clip_g) place them.
+ */
+async function sdxlTextParts(dir: string, graphs: Pick<LoraGraphs, 'textEncoder' | 'textEncoder2'>, layerFromEnd: number, embeddings: TextualInversion[], graphCache: string): Promise<TextParts> {
+  const layer = { layerFromEnd };
   const texts: TextEncoderPart[] = [];
   let first: TextParts['embeddings'] | undefined;
   for (const [graph, tokenizer, source] of [['text_encoder', 'tokenizer', graphs.textEncoder], ['text_encoder_2', 'tokenizer_2', graphs.textEncoder2]] as const) {

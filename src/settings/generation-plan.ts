@@ -130,6 +130,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     withEncoder: Boolean(task),
     withDepthEstimator: Boolean(task?.depthEstimator),
     clipSkip: settings.clipSkip,
+    clipSkipReading: settings.promptWeighting,
     fuseAttention: settings.attention === 'fused',
     ...(settings.conv !== 'direct' ? { conv: settings.conv } : {}),
     ...(settings.deepCache > 1 ? { deepCache: true } : {}),
