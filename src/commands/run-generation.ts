@@ -30,6 +30,7 @@ import { nameVars, type ImageSink, type Writer } from './image-sink.js';
 import { xyzOutput } from './xyz-output.js';
 import { chooseUpscaler } from './upscaler-choice.js';
 import { chooseControlNets } from './controlnet-choice.js';
+import { chooseRegistryLoras } from './lora-choice.js';
 
 /** Raw commander values: strings as typed, parsed by the options table. */
 export type GenerationFlags = Record<string, unknown> & { json?: boolean; quiet?: boolean; config?: string };
@@ -103,10 +104,12 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const hiresUpscaler = hiresOn && !isBuiltinHiresUpscaler(hiresRef) ? await chooseUpscaler(hiresRef, '--hires-upscaler', options) : undefined;
     const model = await models.get(key)!;
     const control = resolved.settings.control.length ? await chooseControlNets(resolved.settings.control, readModelFiles(model.dir), options) : [];
-    const prepared = await prepareGeneration(command, { ...resolved, settings: { ...resolved.settings, control } }, model, refiner, hiresUpscaler);
+    const loras = await chooseRegistryLoras(job.prompt, resolved.settings.loraDir, readModelFiles(model.dir), options);
+    const withLoraAdvice = loras.recommended ? { ...model, recommended: loras.recommended } : model;
+    const prepared = await prepareGeneration(command, { ...resolved, settings: { ...resolved.settings, control } }, withLoraAdvice, refiner, hiresUpscaler);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
     if (!flags.quiet) for (const note of prepared.task?.notes ?? []) process.stderr.write(`note: ${note}\n`);
-    const withParts = await withSdUpscaler(await withVaes(withPromptNetworks(prepared, job.prompt), Boolean(flags.quiet)), Boolean(flags.quiet));
+    const withParts = await withSdUpscaler(await withVaes(withPromptNetworks(prepared, job.prompt, loras.files), Boolean(flags.quiet)), Boolean(flags.quiet));
     planned.push({ index: i, prompt: job.prompt, prepared: withParts, preview: previewOf(prepared.settings) });
   }
   for (const group of loadGroups(planned)) {

@@ -125,6 +125,16 @@ export interface ControlNetEntry extends FileSetEntry {
   family: Family;
 }
 
+/**
+ * A LoRA to pull by name and use as `<lora:ID:weight>` in a prompt (LCM-LoRA, SDXL-Lightning): one .safetensors file of a
+ * Hub repo. `family`: the models it fits (refused with another's before a download). `recommended`: what a distillation
+ * LoRA needs (its sampler, few steps, CFG 1), standing in for the model's own recommendation in a prompt that uses it.
+ */
+export interface LoraEntry extends FileSetEntry {
+  family: Family;
+  recommended?: Recommended;
+}
+
 /** The weight files a ControlNet entry may list (src/graphs/controlnet-convert.ts reads any of them beside config.json). */
 const CONTROLNET_WEIGHTS = /^diffusion_pytorch_model(\.fp16)?\.(safetensors|bin)$/;
 
@@ -150,6 +160,8 @@ export interface Registry {
   interrogators: InterrogatorEntry[];
   /** ControlNets by name; a registry without the key has none. */
   controlnets: ControlNetEntry[];
+  /** LoRAs by name; a registry without the key has none. */
+  loras: LoraEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -228,11 +240,12 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators', 'controlnets'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators', 'controlnets', 'loras'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const UPSCALER_KEYS = ['id', 'name', 'kind', 'scale', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const INTERROGATOR_KEYS = ['id', 'name', 'part', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const CONTROLNET_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+const LORA_KEYS = ['id', 'name', 'family', 'recommended', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
@@ -289,6 +302,27 @@ function checkInterrogator(c: Checker, raw: unknown, path: string): Interrogator
   return entry;
 }
 
+function checkRecommended(c: Checker, raw: unknown, path: string): Recommended {
+  const rec = c.object(raw, path) ?? {};
+  c.onlyKeys(rec, path, ['sampler', 'schedule', 'steps', 'cfg']);
+  return {
+    sampler: c.string(rec.sampler, `${path}.sampler`),
+    schedule: c.string(rec.schedule, `${path}.schedule`),
+    steps: c.number(rec.steps, `${path}.steps`, 1, 1000, true),
+    cfg: c.number(rec.cfg, `${path}.cfg`, 0, 50, false),
+  };
+}
+
+function checkLora(c: Checker, raw: unknown, path: string): LoraEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, LORA_KEYS);
+  const entry: LoraEntry = { ...checkFileSet(c, obj, path), family: c.oneOf(obj.family, `${path}.family`, FAMILIES) };
+  if (obj.recommended !== undefined) entry.recommended = checkRecommended(c, obj.recommended, `${path}.recommended`);
+  if (entry.files.length !== 1 || !entry.files[0]!.endsWith('.safetensors')) c.fail(`${path}.files`, 'must be one .safetensors file');
+  return entry;
+}
+
 function checkControlNet(c: Checker, raw: unknown, path: string): ControlNetEntry | undefined {
   const obj = c.object(raw, path);
   if (!obj) return undefined;
@@ -314,8 +348,6 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     return size;
   }) as [number, number];
 
-  const rec = c.object(obj.recommended, `${path}.recommended`) ?? {};
-  c.onlyKeys(rec, `${path}.recommended`, ['sampler', 'schedule', 'steps', 'cfg']);
   const license = c.object(obj.license, `${path}.license`) ?? {};
   c.onlyKeys(license, `${path}.license`, ['name', 'url']);
 
@@ -353,12 +385,7 @@ function checkEntry(c: Checker, raw: unknown, path: string, taskComponents: Reco
     precision: c.oneOf(obj.precision, `${path}.precision`, PRECISIONS),
     prediction: c.oneOf(obj.prediction, `${path}.prediction`, PREDICTIONS),
     resolution: [width, height],
-    recommended: {
-      sampler: c.string(rec.sampler, `${path}.recommended.sampler`),
-      schedule: c.string(rec.schedule, `${path}.recommended.schedule`),
-      steps: c.number(rec.steps, `${path}.recommended.steps`, 1, 1000, true),
-      cfg: c.number(rec.cfg, `${path}.recommended.cfg`, 0, 50, false),
-    },
+    recommended: checkRecommended(c, obj.recommended, `${path}.recommended`),
     license: {
       name: c.string(license.name, `${path}.license.name`),
       url: c.string(license.url, `${path}.license.url`, httpsUrl),
@@ -395,7 +422,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   });
 
   // the optional lists of named file sets: each id unique across the whole registry
-  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators' | 'controlnets', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
+  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators' | 'controlnets' | 'loras', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
     const out: T[] = [];
     if (top[key] === undefined) return out;
     c.array(top[key], `$.${key}`, 0).forEach((raw, i) => {
@@ -411,6 +438,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   const upscalers = optionalList('upscalers', checkUpscaler);
   const interrogators = optionalList('interrogators', checkInterrogator);
   const controlnets = optionalList('controlnets', checkControlNet);
+  const loras = optionalList('loras', checkLora);
 
   const def = c.string(top.default, '$.default', validateId);
   if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
@@ -427,6 +455,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     upscalers,
     interrogators,
     controlnets,
+    loras,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -477,9 +506,13 @@ export function findControlNet(registry: Registry, id: string): ControlNetEntry 
   return registry.controlnets.find((m) => m.id === id);
 }
 
-/** The VAE, upscaler, interrogator model or ControlNet of this id: entries pulled as an exact list of files. */
+export function findLora(registry: Registry, id: string): LoraEntry | undefined {
+  return registry.loras.find((m) => m.id === id);
+}
+
+/** The VAE, upscaler, interrogator model, ControlNet or LoRA of this id: entries pulled as an exact list of files. */
 export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
-  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id) ?? findControlNet(registry, id);
+  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id) ?? findControlNet(registry, id) ?? findLora(registry, id);
 }
 
 /** How a file-set entry of this id is used instead of --model ("--vae taesd"), or undefined for a model or unknown id. */
@@ -489,12 +522,13 @@ export function fileSetUse(registry: Registry, id: string): string | undefined {
   const interrogator = findInterrogator(registry, id);
   if (interrogator) return `an img2txt model; pass it to diffuse img2txt --${interrogator.part} ${id}`;
   if (findControlNet(registry, id)) return `a ControlNet; pass it as --control type=…,image=…,model=${id}`;
+  if (findLora(registry, id)) return `a LoRA; use it in the prompt as <lora:${id}:1>`;
   return undefined;
 }
 
-/** Every id the registry knows: models, VAEs, upscalers, interrogator models, ControlNets. */
+/** Every id the registry knows: models, VAEs, upscalers, interrogator models, ControlNets, LoRAs. */
 export function registryIds(registry: Registry): string[] {
-  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets].map((e) => e.id);
+  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets, ...registry.loras].map((e) => e.id);
 }
 
 export interface ComponentOptions {

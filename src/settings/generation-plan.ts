@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { SDXL_WATERMARK_BITS, bitsFromText } from '../image/watermark/payload.js';
-import { cacheRoot, type RegistryEntry, type Task } from '../models/index.js';
+import { cacheRoot, type Recommended, type RegistryEntry, type Task } from '../models/index.js';
 import { checkRequest } from '../pipeline/check-request.js';
 import { readClipProcessor, safetyCheckerFiles } from '../pipeline/safety-checker.js';
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
@@ -38,18 +38,19 @@ export interface PreparedGeneration {
 }
 
 /**
- * `refiner`: the folder --refiner names (resolved by the caller, as the model is), loaded beside
- * the model; its switch goes into every request.
+ * `model.recommended`: what the prompt's registry LoRAs recommend (a distillation LoRA's sampler, steps, CFG), before the
+ * model's own recommendation. `refiner`: the folder --refiner names (resolved by the caller, as the model is), loaded
+ * beside the model; its switch goes into every request.
  */
 export async function prepareGeneration(
   command: GeneratingCommand,
   resolved: Pick<ResolvedSettings, 'settings' | 'sources'> & Partial<Pick<ResolvedSettings, 'configPath'>>,
-  model: { dir: string; entry?: RegistryEntry },
+  model: { dir: string; entry?: RegistryEntry; recommended?: Recommended },
   refiner?: { dir: string },
   hiresUpscaler?: { path: string; name: string },
 ): Promise<PreparedGeneration> {
   const files = readModelFiles(model.dir);
-  const settings = withRecommended(resolved.settings, resolved.sources, model.entry?.recommended ?? folderRecommendation(files));
+  const settings = withRecommended(resolved.settings, resolved.sources, model.recommended ?? model.entry?.recommended ?? folderRecommendation(files));
   const sampling = resolveSampling(settings, (key) => samplingLabel(resolved, key));
   const refinerSwitch = refinerSwitchOf(settings, refiner);
   const task = await readImageTask(command, settings, files);
@@ -145,9 +146,12 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
   };
 }
 
-/** The load a prompt needs: its <lora:…> and <hypernet:…> tags change weights, so they are load options, not request fields. */
-export function withPromptNetworks(prepared: PreparedGeneration, prompt: string): PreparedGeneration {
-  const { loras, hypernetworks } = promptNetworks(prompt, prepared.settings);
+/**
+ * The load a prompt needs: its <lora:…> and <hypernet:…> tags change weights, so they are load options, not request
+ * fields. `registryLoras`: the pulled registry LoRAs it names, by id.
+ */
+export function withPromptNetworks(prepared: PreparedGeneration, prompt: string, registryLoras?: ReadonlyMap<string, string>): PreparedGeneration {
+  const { loras, hypernetworks } = promptNetworks(prompt, prepared.settings, registryLoras);
   if (!loras.length && !hypernetworks.length) return prepared;
   return { ...prepared, load: { ...prepared.load, ...(loras.length ? { loras } : {}), ...(hypernetworks.length ? { hypernetworks } : {}) } };
 }

@@ -23,7 +23,7 @@ export const LORA_EXTENSIONS = ['.safetensors', '.pt', '.ckpt'] as const;
 export const HYPERNETWORK_EXTENSIONS = ['.pt'] as const;
 
 /** Every file with one of `extensions` under `dir`, by name without extension. */
-function filesByName(dir: string, extensions: readonly string[], flag: string): Map<string, string> {
+export function filesByName(dir: string, extensions: readonly string[], flag: string): Map<string, string> {
   const found = new Map<string, string>();
   const walk = (folder: string): void => {
     let entries;
@@ -56,11 +56,12 @@ function tagText(tag: ExtraNetworkTag): string {
   return `<${tag.kind}:${tag.items.join(':')}>`;
 }
 
-function loraChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: string): LoraChoice {
+function loraChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: string | undefined): LoraChoice {
   const text = tagText(tag);
   const name = tag.positional[0] ?? '';
   const path = files.get(name);
   if (!path) {
+    if (!dir) throw new UsageError(`${text}: '${name}' is not a LoRA of the registry and no --lora-dir is set; pass --lora-dir <folder>`);
     const known = [...files.keys()].slice(0, 8).join(', ');
     throw new UsageError(`${text}: no LoRA named '${name}' in --lora-dir ${dir} (${known ? `it has: ${known}` : 'it has none'})`);
   }
@@ -74,7 +75,7 @@ function loraChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: strin
   return { path, name, te, unet, ...(dyn !== undefined ? { dyn } : {}) };
 }
 
-function hypernetworkChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: string): HypernetworkChoice {
+function hypernetworkChoice(tag: ExtraNetworkTag, files: Map<string, string>, dir: string | undefined): HypernetworkChoice {
   const text = tagText(tag);
   const name = tag.items[0] ?? '';
   const path = files.get(name);
@@ -86,20 +87,34 @@ function hypernetworkChoice(tag: ExtraNetworkTag, files: Map<string, string>, di
   return { path, name, strength: tag.items.length > 1 ? number(tag.items[1]!, 'the strength', text) : 1 };
 }
 
-/** The tags of one kind resolved against a folder, refused in one line when the folder is not set. */
-function resolved<T>(tags: ExtraNetworkTag[], kind: string, dir: string | undefined, flag: string, extensions: readonly string[], choose: (t: ExtraNetworkTag, files: Map<string, string>, dir: string) => T): T[] {
+/**
+ * The tags of one kind resolved against a folder (its files win) and the registry's files of that kind already
+ * pulled, refused in one line when neither is there.
+ */
+function resolved<T>(
+  tags: ExtraNetworkTag[], kind: string, dir: string | undefined, flag: string, extensions: readonly string[],
+  choose: (t: ExtraNetworkTag, files: Map<string, string>, dir: string | undefined) => T, registered: ReadonlyMap<string, string> = new Map(),
+): T[] {
   const mine = tags.filter((t) => t.kind === kind);
   if (mine.length === 0) return [];
-  if (!dir) throw new UsageError(`the prompt uses ${tagText(mine[0]!)} but no ${flag} is set; pass ${flag} <folder>`);
-  const files = filesByName(dir, extensions, flag);
+  if (!dir && registered.size === 0) throw new UsageError(`the prompt uses ${tagText(mine[0]!)} but no ${flag} is set; pass ${flag} <folder>`);
+  const files = new Map([...registered, ...(dir ? filesByName(dir, extensions, flag) : [])]);
   return mine.map((t) => choose(t, files, dir));
 }
 
-/** The networks of one prompt (the positive prompt: A1111 reads no tags from the negative one). */
-export function promptNetworks(prompt: string, settings: Pick<Settings, 'loraDir' | 'hypernetworkDir'>): PromptNetworks {
+/** The LoRA names a prompt's tags use. */
+export function promptLoraNames(prompt: string): string[] {
+  return extractExtraNetworks(prompt).tags.filter((t) => t.kind === 'lora').map((t) => t.positional[0] ?? '');
+}
+
+/**
+ * The networks of one prompt (the positive prompt: A1111 reads no tags from the negative one). `registryLoras`: the
+ * registry LoRAs the prompt names that were pulled (commands/lora-choice.ts), by id; a file of that name in --lora-dir wins.
+ */
+export function promptNetworks(prompt: string, settings: Pick<Settings, 'loraDir' | 'hypernetworkDir'>, registryLoras?: ReadonlyMap<string, string>): PromptNetworks {
   const { tags } = extractExtraNetworks(prompt);
   return {
-    loras: resolved(tags, 'lora', settings.loraDir, '--lora-dir', LORA_EXTENSIONS, loraChoice),
+    loras: resolved(tags, 'lora', settings.loraDir, '--lora-dir', LORA_EXTENSIONS, loraChoice, registryLoras),
     hypernetworks: resolved(tags, 'hypernet', settings.hypernetworkDir, '--hypernetwork-dir', HYPERNETWORK_EXTENSIONS, hypernetworkChoice),
   };
 }

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import { findLora, loadRegistry, type LoraEntry, type Recommended } from '../models/index.js';
+import type { ModelFiles } from '../pipeline/model-files.js';
+import { filesByName, LORA_EXTENSIONS, promptLoraNames } from '../settings/networks.js';
+import { refuseOtherFamily } from './family-check.js';
+import { resolveOrPull } from './model-choice.js';
+
+export interface RegistryLoras {
+  /** The pulled file of each registry LoRA the prompt names, by id. */
+  files: Map<string, string>;
+  /** The first of them that recommends settings (a distillation LoRA: its sampler, steps and CFG). */
+  recommended?: Recommended;
+}
+
+/**
+ * `<lora:lcm-lora-sdv1-5:1>` with no file of that name in --lora-dir: the registry's LoRA of that id, its family
+ * checked against the model's before anything downloads, then pulled as models are (with --yes, after a question on a
+ * terminal, else refused with the pull command). A file of the same name in --lora-dir wins, as A1111 finds LoRAs by
+ * file name.
+ */
+export async function chooseRegistryLoras(
+  prompt: string, loraDir: string | undefined, files: ModelFiles, options: { offline: boolean; yes: boolean; quiet: boolean },
+): Promise<RegistryLoras> {
+  const names = promptLoraNames(prompt);
+  if (names.length === 0) return { files: new Map() };
+  const registry = loadRegistry();
+  const local = loraDir ? filesByName(loraDir, LORA_EXTENSIONS, '--lora-dir') : new Map<string, string>();
+  const entries = [...new Set(names)].filter((n) => !local.has(n)).map((n) => findLora(registry, n)).filter((e): e is LoraEntry => e !== undefined);
+  for (const entry of entries) refuseOtherFamily(`<lora:${entry.id}>`, entry, 'LoRA', files);
+  const pulled = new Map<string, string>();
+  for (const entry of entries) {
+    const { dir } = await resolveOrPull(entry.id, { offline: options.offline }, options.yes, options.quiet);
+    pulled.set(entry.id, join(dir, entry.files[0]!));
+  }
+  const recommended = entries.find((e) => e.recommended)?.recommended;
+  return { files: pulled, ...(recommended ? { recommended } : {}) };
+}
