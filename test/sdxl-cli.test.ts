@@ -82,16 +82,17 @@ test('txt2img --refiner --refiner-switch 0.8 writes diffusers\' base + refiner i
 
 test('--clip-skip 2 on SDXL: unchanged with a1111 and comfy weighting (A1111 and CLIPSetLastLayer(-2) read SDXL\'s own layer), a further layer with none; recorded as A1111 writes it', async () => {
   const out = tempDir();
-  const paint = async (name: string, flags: string[]): Promise<{ pixels: Uint8Array; clipSkip: unknown }> => {
+  const paint = async (name: string, flags: string[]): Promise<{ pixels: Uint8Array; clipSkip: unknown; stderr: string }> => {
     const file = join(out, `${name}.png`);
     const r = diffuse(['txt2img', 'a red house', '-m', BASE, '-s', '2', '--seed', '3', '-W', '32', '-H', '32', ...flags, '-o', file]);
     assert.is(r.status, 0, r.stderr);
     const meta = readGenerationMetadata(readFileSync(file));
-    return { pixels: (await loadImage(file)).rgb.data, clipSkip: meta.kind === 'a1111' ? meta.parameters.clipSkip : undefined };
+    return { pixels: (await loadImage(file)).rgb.data, clipSkip: meta.kind === 'a1111' ? meta.parameters.clipSkip : undefined, stderr: r.stderr };
   };
   const a1111 = await paint('a1111', ['--clip-skip', '2']);
   assert.equal(a1111.pixels, (await paint('plain', [])).pixels, 'A1111 ignores clip skip on SDXL');
   assert.is(a1111.clipSkip, 2, 'Clip skip: 2 recorded');
+  assert.match(a1111.stderr, /warning: Clip skip 2 changes nothing on SDXL with --prompt-weighting a1111, as in A1111 .*; --prompt-weighting comfy or none reads a further one\n/);
   assert.equal((await paint('comfy', ['--clip-skip', '2', '--prompt-weighting', 'comfy'])).pixels, (await paint('comfy-1', ['--prompt-weighting', 'comfy'])).pixels);
   assert.not.equal((await paint('none', ['--clip-skip', '2', '--prompt-weighting', 'none'])).pixels, (await paint('none-1', ['--prompt-weighting', 'none'])).pixels);
   rmSync(out, { recursive: true });

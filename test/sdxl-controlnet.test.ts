@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
 import { UsageError } from '../src/errors.js';
+import { CheckpointError } from '../src/graphs/errors.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
@@ -16,9 +17,10 @@ import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
  * An SDXL ControlNet (diffusers' layout, text_time addition, transformer depth per level) converted by the
  * ControlNet graph builder, run with tiny-sdxl (its optimum-exported UNet gets the residual inputs when
  * ControlNets load: src/onnx/control-residuals.ts) through the same pipeline code as SD 1.x ControlNet,
- * against diffusers' StableDiffusionXLControlNetPipeline on the same components
- * (tools/make_sdxl_controlnet_fixture.py): Euler, DPM++ 2M, DDIM; CFG with a negative prompt and with the
- * zeroed empty one, conditioning scales 0.5-1.3, guidance start/end, guess mode, two units.
+ * against diffusers' StableDiffusionXLControlNetPipeline and StableDiffusionXLControlNetImg2ImgPipeline on the
+ * same components (tools/make_sdxl_controlnet_fixture.py): Euler, DPM++ 2M, DDIM; CFG with a negative prompt and
+ * with the zeroed empty one, conditioning scales 0.5-1.3, guidance start/end, guess mode, two units, img2img at
+ * strength 0.7 and 0.8.
  * Final latents to 1e-5 of the largest magnitude, the pipeline references' usual tolerance.
  */
 const TOLERANCE = 1e-5;
@@ -35,7 +37,7 @@ test.before(async () => {
   const work = temp();
   graphCache = join(work, 'graphs');
   controlDir = await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'controlnet-sdxl-tiny'), 'controlnet', { layoutDir: DIR, tokenizers: {} }), join(work, 'cache'));
-  bundle = await loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', graphCache, controlnets: [controlDir] });
+  bundle = await loadModel(join(FIXTURES, 'tiny-sdxl'), { device: 'cpu', graphCache, withEncoder: true, controlnets: [controlDir] });
 });
 test.after(async () => {
   await bundle.release();
@@ -67,6 +69,19 @@ test('zero residuals change nothing: the residual graph without units paints the
   } finally {
     await plain.release();
   }
+});
+
+test("its weights file alone is read with SDXL's 256-wide time ids: a ControlNet of another width is refused in one line asking for config.json", async () => {
+  const work = temp();
+  const folder = writeDiffusersFolder(join(work, 'cn'), 'controlnet', { layoutDir: DIR, tokenizers: {} });
+  await ensureConvertedControlNet(join(folder, 'diffusion_pytorch_model.safetensors'), join(work, 'cache')).then(
+    () => assert.unreachable('converted without its config'),
+    (err: unknown) => {
+      assert.ok(err instanceof CheckpointError, String(err));
+      assert.match((err as Error).message, /diffusion_pytorch_model\.safetensors: add_embedding reads 60 numbers, fewer than six time ids of 256; give the ControlNet's config\.json/);
+      assert.not.match((err as Error).message, /\n/);
+    },
+  );
 });
 
 test('an SDXL ControlNet with an SD 1.x model, and an SD 1.x ControlNet with SDXL: one line each', async () => {

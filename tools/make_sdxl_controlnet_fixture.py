@@ -9,7 +9,8 @@ from the recipe), loaded back with `ControlNetModel.from_pretrained` (every para
 References: diffusers' `StableDiffusionXLControlNetPipeline` on tiny-sdxl's torch components (rebuilt from their seeds;
 the fixture's ONNX graphs are their exports) and that ControlNet, on test/fixtures/controlnet-pipeline's control pictures:
 final latents per case (schedulers, CFG with a negative prompt or the zeroed empty one, conditioning scales, guidance
-start/end, guess mode, two units).
+start/end, guess mode, two units), and `StableDiffusionXLControlNetImg2ImgPipeline` on tools/fixtures_refs_img2img's
+init picture (strength 0.7 and 0.8).
 
 Usage: /opt/diffuse-venv/bin/python tools/make_sdxl_controlnet_fixture.py   (deterministic; a rerun writes the same bytes)
 """
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
+from diffusers import ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline, StableDiffusionXLControlNetPipeline
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_controlnet_fixture as cn_fixture  # noqa: E402
 import sdxl_fixture_models as models  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
+from fixtures_refs_img2img import init_image  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
 from make_controlnet_file_fixture import check_loaded, controlnet_config, folder_layout, recipe_of, write_folder  # noqa: E402
 from synthetic_checkpoint import tensors  # noqa: E402
@@ -38,7 +40,7 @@ OUT = REPO / "test" / "fixtures" / "sdxl-controlnet"
 TINY_SDXL = REPO / "test" / "fixtures" / "tiny-sdxl"
 PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
 SEED = 31
-MAX_MB = 0.06
+MAX_MB = 0.08
 
 Unit, Case = cn_fixture.Unit, cn_fixture.ControlCase
 CASES = [
@@ -46,6 +48,8 @@ CASES = [
     Case("dpmpp-2m-start0.2-end0.8", "DPMSolverMultistepScheduler", 6, 931, (Unit("b", 1.3, 0.2, 0.8),)),
     Case("ddim-guess", "DDIMScheduler", 5, 932, (Unit("a", 0.9),), guidance_scale=5.0, guess_mode=True),
     Case("euler-multi", "EulerDiscreteScheduler", 5, 933, (Unit("a", 0.7, 0.0, 0.6), Unit("b", 0.5, 0.2, 1.0)), negative_prompt=cn_fixture.NEGATIVE),
+    Case("img2img-euler-s0.7", "EulerDiscreteScheduler", 6, 934, (Unit("b", 0.8),), strength=0.7, negative_prompt=cn_fixture.NEGATIVE),
+    Case("img2img-ddim-s0.8-guess", "DDIMScheduler", 6, 935, (Unit("a", 1.1),), strength=0.8, guidance_scale=5.0, guess_mode=True),
 ]
 
 
@@ -74,15 +78,18 @@ def main() -> None:
                  tokenizer_2=base.tokenizer_2, unet=base.unet, scheduler=base.scheduler, force_zeros_for_empty_prompt=True,
                  add_watermarker=False)
     pipes = {1: StableDiffusionXLControlNetPipeline(**parts, controlnet=net), 2: StableDiffusionXLControlNetPipeline(**parts, controlnet=[net, net])}
-    for pipe in pipes.values():
+    img2img = StableDiffusionXLControlNetImg2ImgPipeline(**parts, controlnet=net)
+    for pipe in [*pipes.values(), img2img]:
         pipe.set_progress_bar_config(disable=True)
     images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
     OUT.mkdir(parents=True, exist_ok=True)
     writer = RefWriter(OUT)
+    size = (models.NATIVE_SIZE, models.NATIVE_SIZE)
+    init_file = writer.png(f"init.{size[0]}x{size[1]}", init_image(*size))
+    init = {size: (init_file, Image.open(OUT / init_file).copy())}
     records = []
     for case in CASES:
-        pipe = pipes[len(case.units)]
-        record = cn_fixture.run_case({"txt2img": pipe}, models.SDXL_SCHEDULER_CONFIG, case, images, {}, writer)
+        record = cn_fixture.run_case({"txt2img": pipes[len(case.units)], "img2img": img2img}, models.SDXL_SCHEDULER_CONFIG, case, images, init, writer)
         records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet"})
         print(f"{case.name}: {len(record['unet_timesteps'])} UNet calls")
     write_gzip_text(OUT / "controlnet.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))

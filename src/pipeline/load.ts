@@ -127,6 +127,9 @@ export async function loadModel(dir: string, options: LoadOptions): Promise<Mode
   }
   // A UNet diffuse built takes ControlNet residuals only in the graph made for runs that load ControlNets.
   const main = await loadOne(dir, { ...own, ...(controlnets?.length ? { controlResiduals: true } : {}) });
+  if (main.sdxl && (own.clipSkip ?? 1) > 1 && (own.clipSkipReading ?? 'a1111') === 'a1111') {
+    own.onWarning?.(`Clip skip ${own.clipSkip} changes nothing on SDXL with --prompt-weighting a1111, as in A1111 (its SDXL embedders read the model's own layer); --prompt-weighting comfy or none reads a further one`);
+  }
   const bundle = await withUpscaler(await withSafetyChecker(await withControlNets(main, controlnets ?? [], own), own), upscaler, own);
   if (refiner === undefined) return bundle;
   // The refiner is another network: the base's LoRAs, embeddings and hypernetworks are not its.

@@ -27,15 +27,16 @@ export async function controlRequest(c: ControlCase, model: string, dir: string,
   const control = await Promise.all(
     c.units.map(async (u) => ({ model, image: (await loadImage(join(PICTURES, u.image))).rgb, weight: u.scale, start: u.start, end: u.end, guess: c.guess_mode })),
   );
-  return referenceRequest(c, { control, ...(c.init_image ? await inpaintFields(c, dir) : {}), ...extra });
+  return referenceRequest(c, { control, ...(c.init_image ? await initFields(c, dir) : {}), ...extra });
 }
 
-/** An inpaint case's init picture and mask (an L-mode PNG read as grey RGB), as diffusers' pipeline got them. */
-async function inpaintFields(c: ControlCase, dir: string): Promise<Pick<GenerationRequest, 'init' | 'mask'>> {
+/** An img2img or inpaint case's init picture and mask (an L-mode PNG read as grey RGB), as diffusers' pipeline got them. */
+async function initFields(c: ControlCase, dir: string): Promise<Pick<GenerationRequest, 'init' | 'mask'>> {
   const image = (await loadImage(join(dir, c.init_image!))).rgb;
-  const mask = (await loadImage(join(dir, c.mask_image!))).rgb;
-  const values = Float32Array.from({ length: c.width * c.height }, (_, i) => mask.data[i * 3]! / 255);
-  return { init: { image, strength: c.strength!, latents: 'sample' }, mask: { values } };
+  const init = { init: { image, strength: c.strength!, latents: 'sample' as const } };
+  if (!c.mask_image) return init;
+  const mask = (await loadImage(join(dir, c.mask_image))).rgb;
+  return { ...init, mask: { values: Float32Array.from({ length: c.width * c.height }, (_, i) => mask.data[i * 3]! / 255) } };
 }
 
 /**
