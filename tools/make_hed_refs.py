@@ -20,39 +20,23 @@ Cases (each a picture, the uint8 edge map, what HEDdetector was asked):
     mode='edge'), annotator/hed's apply_hed (the same code as HEDdetector's middle, run here through
     HEDdetector with its resize_image made the identity) makes the map, remove_pad crops it back. HEDdetector
     itself would stretch such a picture to multiples of 64 instead; diffuse pads as the extension does.
-controlnet_aux/__init__.py imports every detector (timm, scikit-image, mediapipe...): only controlnet_aux.hed and
-controlnet_aux.util are loaded here, through the package's path without running its __init__.
+controlnet_aux.hed is loaded alone (tools/controlnet_aux_refs.py).
 """
 
-import gzip
-import hashlib
-import importlib
-import importlib.util
-import json
 import math
 import os
-import sys
-import types
 
 import numpy as np
 import torch
-from PIL import Image
 
 import synthetic_checkpoint as sc
+from controlnet_aux_refs import detector_map, load_aux_module, save_png, write_fixture
 from make_preprocess_refs import scene
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "hed")
 SEED = 17
 # 2^-5 on the 1x1 projections' usual scale: the mean of the five lands a few units either side of 0.
 PROJECTION_SHIFT = -5
-
-
-def load_hed():
-    spec = importlib.util.find_spec("controlnet_aux")
-    package = types.ModuleType("controlnet_aux")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["controlnet_aux"] = package
-    return importlib.import_module("controlnet_aux.hed")
 
 
 def recipe_for(state: dict) -> dict:
@@ -70,46 +54,26 @@ def recipe_for(state: dict) -> dict:
     return {"seed": SEED, "tensors": entries}
 
 
-def pad64(x: int) -> int:
-    """sd-webui-controlnet's pad64: the rows or columns that bring x up to a multiple of 64."""
-    return int(np.ceil(float(x) / 64.0) * 64 - x)
-
-
-def save_png(name: str, pixels: np.ndarray) -> str:
-    Image.fromarray(pixels).save(os.path.join(OUT, name), optimize=True)
-    return name
-
-
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    hed = load_hed()
+    hed = load_aux_module("hed")
     net = hed.ControlNetHED_Apache2()
     recipe = recipe_for(net.state_dict())
     net.load_state_dict(sc.tensors(recipe))
     net.float().eval()
     detector = hed.HEDdetector(net)
     os.makedirs(OUT, exist_ok=True)
-    with gzip.GzipFile(os.path.join(OUT, "hed.recipe.json.gz"), "wb", mtime=0) as f:
-        f.write(json.dumps(recipe, separators=(",", ":")).encode())
 
     cases = []
-    as_given = hed.resize_image
     for name, width, height, seed, safe, whole in [("scene-64", 64, 64, 5, False, True), ("scene-128x64", 128, 64, 6, True, True), ("scene-45x70", 45, 70, 7, False, False)]:
         picture = scene(width, height, seed)
-        if whole:
-            edge = detector(picture, detect_resolution=min(width, height), image_resolution=min(width, height), safe=safe, output_type="np")
-        else:
-            padded = np.pad(picture, [[0, pad64(height)], [0, pad64(width)], [0, 0]], mode="edge")
-            hed.resize_image = lambda image, resolution: image
-            edge = detector(padded, safe=safe, output_type="np")[:height, :width]
-            hed.resize_image = as_given
-        assert edge.shape == (height, width, 3) and (edge[..., 0] == edge[..., 2]).all()
+        edge = detector_map(hed, lambda image, **res: detector(image, safe=safe, output_type="np", **res), picture, whole)
         case = {
             "name": name,
             "module": "softedge_hedsafe" if safe else "softedge_hed",
-            "picture": save_png(f"{name}.png", picture),
-            "edge": save_png(f"{name}.edge.png", edge[..., 0]),
+            "picture": save_png(OUT, f"{name}.png", picture),
+            "edge": save_png(OUT, f"{name}.edge.png", edge),
             "reference": "HEDdetector.__call__" if whole else "sd-webui-controlnet hed(): edge-pad to 64, apply_hed, crop",
         }
         if name == "scene-64":
@@ -119,19 +83,9 @@ def main() -> None:
             flat.tofile(os.path.join(OUT, f"{name}.projections.bin"))
             case["projections"] = {"file": f"{name}.projections.bin", "shapes": [list(p.shape) for p in projections]}
         cases.append(case)
-        print(name, case["module"], np.histogram(edge[..., 0], bins=8, range=(0, 256))[0].tolist())
+        print(name, case["module"], np.histogram(edge, bins=8, range=(0, 256))[0].tolist())
 
-    weights = sc.to_bytes(recipe)
-    info = {
-        "controlnet_aux": "0.0.10",
-        "torch": torch.__version__,
-        "safetensors_sha256": hashlib.sha256(weights).hexdigest(),
-        "parameters": sum(math.prod(e[2]) for e in recipe["tensors"]),
-        "cases": cases,
-    }
-    with open(os.path.join(OUT, "cases.json"), "w") as f:
-        json.dump(info, f, indent=1)
-        f.write("\n")
+    write_fixture(OUT, "hed", recipe, cases)
 
 
 if __name__ == "__main__":

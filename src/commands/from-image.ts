@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
-import { controlTypeOf } from '../settings/control-spec.js';
+import { DETECTOR_FILES, controlTypeOf } from '../settings/control-spec.js';
 import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
 import { loadRegistry } from '../models/index.js';
 
@@ -102,7 +102,8 @@ function controlFlag(c: RecordedControl): string {
   const name = c.model.replace(/\s*\[[0-9a-f]+\]$/i, '');
   const registered = loadRegistry().controlnets.find((m) => m.id === name);
   const fields = [`type=${type}`, 'image=<picture>', `model=${registered?.id ?? '<ControlNet folder>'}`];
-  if (type === 'softedge' || type === 'softedge-safe') fields.push('detector=<ControlNetHED.pth>');
+  const detector = DETECTOR_FILES[type];
+  if (detector) fields.push(`detector=<${detector}>`);
   if (c.weight !== undefined) fields.push(`weight=${c.weight}`);
   if (c.start !== undefined) fields.push(`start=${c.start}`);
   if (c.end !== undefined) fields.push(`end=${c.end}`);

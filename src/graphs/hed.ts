@@ -1,7 +1,7 @@
 import { ElemType } from '../onnx/proto.js';
-import { CheckpointError } from './errors.js';
 import { conv2d, type Net } from './layers.js';
 import { GraphBuilder } from './onnx-builder.js';
+import { checkStateDict } from './state-dict-check.js';
 import { ComponentWeights, type TensorStore } from './weights.js';
 
 /**
@@ -38,25 +38,9 @@ export function hedTensorShapes(): Map<string, number[]> {
   return shapes;
 }
 
-/** Refuses, in one line, a weight file that is not ControlNetHED's state dict (missing, extra or reshaped tensors). */
-export function checkHedWeights(store: TensorStore): void {
-  const expected = hedTensorShapes();
-  const refuse = (why: string): never => {
-    throw new CheckpointError(`${store.label} is not HED's ControlNetHED.pth (${why}); pass lllyasviel/Annotators' ControlNetHED.pth as detector=`);
-  };
-  const keys = new Set(store.keys());
-  for (const [key, shape] of expected) {
-    const found = store.describe(key);
-    if (!found) refuse(`no tensor ${key}`);
-    else if (found.shape.join() !== shape.join()) refuse(`${key} has shape [${found.shape.join(', ')}], HED's is [${shape.join(', ')}]`);
-  }
-  const extra = [...keys].find((k) => !expected.has(k));
-  if (extra !== undefined) refuse(`it also holds ${extra}`);
-}
-
 /** image [1, 3, H, W] (RGB, 0..255) -> projection1..5 [1, 1, H / 2^k, W / 2^k] (k = 0..4, floored). */
 export function buildHed(store: TensorStore): GraphBuilder {
-  checkHedWeights(store);
+  checkStateDict(store, hedTensorShapes(), "HED's ControlNetHED.pth", "lllyasviel/Annotators' ControlNetHED.pth");
   const g = new GraphBuilder('hed', 'float32');
   const net: Net = { g, w: new ComponentWeights('HED network', store, (name) => ({ key: name })) };
   const image = g.input('image', ElemType.FLOAT, [1, 3, 'height', 'width']);

@@ -3,9 +3,9 @@ import type { ResizeMode } from '../image/resize-modes.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder; softedge: the HED network of detector=): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge, lineart: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'softedge', 'softedge-safe', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'softedge', 'softedge-safe', 'lineart', 'lineart-coarse', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -16,6 +16,8 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   depth: 'depth',
   softedge: 'softedge_hed',
   'softedge-safe': 'softedge_hedsafe',
+  lineart: 'lineart_realistic',
+  'lineart-coarse': 'lineart_coarse',
   none: 'none',
 };
 
@@ -24,8 +26,14 @@ export function controlTypeOf(module: string): ControlType | undefined {
   return CONTROL_TYPES.find((t) => CONTROL_MODULES[t] === module);
 }
 
-/** The types that run a network from a weight file given as detector=. */
-const DETECTOR_TYPES: readonly ControlType[] = ['softedge', 'softedge-safe'];
+/** The types that run a network from a weight file given as detector=, and lllyasviel/Annotators' file of each. */
+export const DETECTOR_FILES: Readonly<Partial<Record<ControlType, string>>> = {
+  softedge: 'ControlNetHED.pth',
+  'softedge-safe': 'ControlNetHED.pth',
+  lineart: 'sk_model.pth',
+  'lineart-coarse': 'sk_model2.pth',
+};
+const DETECTOR_TYPES = Object.keys(DETECTOR_FILES) as ControlType[];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -37,7 +45,7 @@ export interface ControlSpec {
   end: number;
   guess: boolean;
   resize: ResizeMode;
-  /** softedge's network: ControlNetHED.pth (lllyasviel/Annotators), as a path. */
+  /** softedge's or lineart's network (DETECTOR_FILES), as a path. */
   detector?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200), threshold's level (127). */
   low: number;
@@ -107,7 +115,7 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);
     spec.detector = detector;
   } else if (DETECTOR_TYPES.includes(spec.type)) {
-    throw new UsageError(`${label}: type=${spec.type} needs detector=ControlNetHED.pth (HED's weights, the file lllyasviel/Annotators publishes)`);
+    throw new UsageError(`${label}: type=${spec.type} needs detector=${DETECTOR_FILES[spec.type]!} (its network's weights, the file lllyasviel/Annotators publishes)`);
   }
   if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
   return spec;

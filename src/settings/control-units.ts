@@ -3,13 +3,13 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { controlNetFiles, ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
 import { CheckpointError } from '../graphs/errors.js';
-import { ensureConvertedHed } from '../graphs/hed-convert.js';
+import { ensureConvertedDetector, type DetectorKind } from '../graphs/detector-convert.js';
 import { openInputFile } from '../input-file.js';
 import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { hedControlPicture } from '../pipeline/hed-control.js';
+import { hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
 import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { threshold } from '../image/preprocess/threshold.js';
@@ -33,7 +33,8 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
         model,
         image: await controlPicture(spec, picture, {
           depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
-          softedge: async (safe) => hedControlPicture(await hedFolder(spec.detector!, label), picture, safe, session),
+          softedge: async (safe) => hedControlPicture(await detectorGraph('hed', spec.detector!, label), picture, safe, session),
+          lineart: async () => lineartControlPicture(await detectorGraph('lineart', spec.detector!, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -75,18 +76,19 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
   throw new UsageError(`${label}: type=depth needs a DPT depth estimator (depth_estimator/ and feature_extractor/, as stabilityai/stable-diffusion-2-depth ships) in the ControlNet's folder or the model's; none is there — pass a depth map with type=none`);
 }
 
-/** detector=: HED's weight file (a regular file), its network built once into the cache. */
-async function hedFolder(detector: string, label: string): Promise<string> {
+/** detector=: the network's weight file (a regular file), its graph built once into the cache. */
+async function detectorGraph(kind: DetectorKind, detector: string, label: string): Promise<string> {
   const path = resolve(detector);
-  if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector}: no such file; pass HED's ControlNetHED.pth (lllyasviel/Annotators)`);
+  if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
   openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
-  return ensureConvertedHed(path, convertedFolder(cacheRoot()));
+  return ensureConvertedDetector(kind, path, convertedFolder(cacheRoot()));
 }
 
 /** The networks a preprocessor may run: each a model load, so only made when the unit's type asks. */
 interface Networks {
   depth: () => Promise<Raster>;
   softedge: (safe: boolean) => Promise<Raster>;
+  lineart: () => Promise<Raster>;
 }
 
 /** The picture through the unit's preprocessor. */
@@ -97,6 +99,9 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'softedge':
     case 'softedge-safe':
       return networks.softedge(spec.type === 'softedge-safe');
+    case 'lineart':
+    case 'lineart-coarse':
+      return networks.lineart();
     case 'canny':
       return canny(picture, spec.low, spec.high);
     case 'threshold':

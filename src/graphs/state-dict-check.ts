@@ -1,0 +1,19 @@
+import { CheckpointError } from './errors.js';
+import type { TensorStore } from './weights.js';
+
+/**
+ * Refuses, in one line, a weight file that is not exactly a fixed-architecture network's state dict
+ * (a tensor missing, extra or of another shape): `network` names what was expected, `file` the file to pass.
+ */
+export function checkStateDict(store: TensorStore, expected: ReadonlyMap<string, readonly number[]>, network: string, file: string): void {
+  const refuse = (why: string): never => {
+    throw new CheckpointError(`${store.label} is not ${network} (${why}); pass ${file} as detector=`);
+  };
+  for (const [key, shape] of expected) {
+    const found = store.describe(key);
+    if (!found) refuse(`no tensor ${key}`);
+    else if (found.shape.join() !== shape.join()) refuse(`${key} has shape [${found.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  const extra = [...store.keys()].find((k) => !expected.has(k));
+  if (extra !== undefined) refuse(`it also holds ${extra}`);
+}

@@ -1,0 +1,50 @@
+import type * as ort from 'onnxruntime-node';
+import { hedEdges } from '../image/preprocess/hed-edges.js';
+import { lineartLines } from '../image/preprocess/lineart-lines.js';
+import { cropTopLeft, padEdge } from '../image/pad-edge.js';
+import type { Raster } from '../image/raster.js';
+import { floatTensor, toFloat32 } from '../onnx/dtype.js';
+import { openSession, type SessionSettings } from '../onnx/session.js';
+
+/**
+ * ControlNet pictures made by a preprocessor's network (a graph src/graphs/detector-convert.ts built),
+ * as sd-webui-controlnet's hed()/lineart() make them at Preprocessor Resolution = the picture's
+ * shorter side: the picture edge-padded to multiples of 64 (resize_image_with_pad at scale 1), the
+ * network run on it, its output made 8-bit by the annotator's rules, the padding cropped off. The
+ * session is opened for the one picture and released.
+ */
+
+/** sd-webui-controlnet's pad64: what brings a side up to a multiple of 64. */
+const pad64 = (side: number): number => Math.ceil(side / 64) * 64 - side;
+
+/** RGB planes [3, h, w] of the samples through `scale` (float32 arithmetic). */
+function planes(image: Raster, scale: (v: number) => number): Float32Array {
+  const plane = image.width * image.height;
+  const data = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) data[c * plane + i] = scale(image.data[i * image.channels + c]!);
+  return data;
+}
+
+async function runPadded(model: string, picture: Raster, settings: SessionSettings, scale: (v: number) => number, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster): Promise<Raster> {
+  const padded = padEdge(picture, pad64(picture.width), pad64(picture.height));
+  const opened = await openSession(model, settings);
+  try {
+    const image = floatTensor('float32', planes(padded, scale), [1, 3, padded.height, padded.width]);
+    const out = await opened.session.run({ image }, [...outputs]);
+    return cropTopLeft(finish(outputs.map((name) => out[name]!), padded.width, padded.height), picture.width, picture.height);
+  } finally {
+    await opened.session.release();
+  }
+}
+
+/** softedge: HED on RGB 0..255 (the network subtracts its own `norm`), its five projections mixed as annotator/hed does. */
+export function hedControlPicture(model: string, picture: Raster, safe: boolean, settings: SessionSettings): Promise<Raster> {
+  const names = [1, 2, 3, 4, 5].map((k) => `projection${k}`);
+  return runPadded(model, picture, settings, (v) => v, names, (out, width, height) =>
+    hedEdges(out.map((t) => ({ values: toFloat32(t), height: t.dims[2]!, width: t.dims[3]! })), width, height, safe));
+}
+
+/** lineart: the network on RGB / 255 (torch's float32 division), its map inverted as sd-webui-controlnet's lineart() does. */
+export function lineartControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
+  return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['lines'], ([t], width, height) => lineartLines(toFloat32(t!), width, height));
+}

@@ -1,0 +1,92 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
+import { encodePng } from '../src/image/encode-png.js';
+import { loadImage } from '../src/image/load-image.js';
+import { readGenerationMetadata } from '../src/image/metadata.js';
+import { hedControlPicture, lineartControlPicture } from '../src/pipeline/detector-control.js';
+import { diffuse, tempDir } from './helpers/cli.js';
+import { FIXTURES } from './helpers/fixtures.js';
+import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
+import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weights.js';
+
+/**
+ * --control type=softedge|softedge-safe|lineart|lineart-coarse,detector=FILE: the image equals the
+ * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
+ * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
+ * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from hints at detector=, and a
+ * detector of another network is one line, exit 2, no image.
+ */
+const cli = suite('diffuse --control with a detector network');
+const CONTROLNET = join(FIXTURES, 'tiny-sd-control', 'controlnet');
+let model: AssembledModel;
+let dir: string;
+let hed: string;
+let lineart: string;
+cli.before(() => {
+  model = assembleModel('tiny-sd-control');
+  dir = tempDir();
+  hed = writeDetectorWeights('hed', dir);
+  lineart = writeDetectorWeights('lineart', dir);
+});
+cli.after(() => {
+  model.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const base = (out: string) => ['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '--seed', '5', '-W', '64', '-H', '64', '-o', out, '--quiet'];
+
+const CASES = [
+  ['softedge', 'hed', 'scene-64', 'softedge_hed', 'ControlNetHED.pth'],
+  ['softedge-safe', 'hed', 'scene-128x64', 'softedge_hedsafe', 'ControlNetHED.pth'],
+  ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic', 'sk_model.pth'],
+  ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse', 'sk_model2.pth'],
+] as const;
+for (const [type, kind, name, module, file] of CASES) {
+  cli(`type=${type} = its map given as type=none; Module: ${module}`, async () => {
+    const out = join(dir, `${type}.png`);
+    const picture = join(detectorFixtures(kind), `${name}.png`);
+    const weights = kind === 'hed' ? hed : lineart;
+    const r = diffuse([...base(out), '--control', `type=${type},image=${picture},model=${CONTROLNET},detector=${weights}`]);
+    assert.is(r.status, 0, r.stderr);
+    const graph = await ensureConvertedDetector(kind, weights, join(dir, 'cache'));
+    const rgb = (await loadImage(picture)).rgb;
+    const made = kind === 'hed' ? await hedControlPicture(graph, rgb, type === 'softedge-safe', { device: 'cpu' }) : await lineartControlPicture(graph, rgb, { device: 'cpu' });
+    const map = join(dir, `${type}.map.png`);
+    writeFileSync(map, await encodePng(made));
+    const given = join(dir, `${type}.given.png`);
+    assert.is(diffuse([...base(given), '--control', `type=none,image=${map},model=${CONTROLNET}`]).status, 0);
+    assert.equal((await loadImage(out)).rgb.data, (await loadImage(given)).rgb.data);
+    const meta = readGenerationMetadata(readFileSync(out));
+    assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+    assert.match(meta.parameters.extra['ControlNet 0'] ?? '', new RegExp(`^Module: ${module}, Model: tiny-sd-control \\[[0-9a-f]{8}\\], Weight: 1\\.0,`));
+    const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-W', '64', '-H', '64', '-o', join(dir, `${type}.again.png`)]);
+    assert.is(again.status, 0, again.stderr);
+    assert.match(again.stderr, `pass --control type=${type},image=<picture>,model=<ControlNet folder>,detector=<${file}>,weight=1`);
+  });
+}
+
+cli('a detector of another network, a missing one, or one on another type: one line, exit 2, no image', () => {
+  const picture = join(detectorFixtures('hed'), 'scene-64.png');
+  const cases: [string, RegExp][] = [
+    [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(FIXTURES, 'graphs', 'mini.ckpt')}`, /mini\.ckpt is not HED's ControlNetHED\.pth \(/],
+    [`type=softedge,image=${picture},model=${CONTROLNET}`, /type=softedge needs detector=ControlNetHED\.pth/],
+    [`type=softedge,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not HED's ControlNetHED\.pth \(no tensor norm\)/],
+    [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
+    [`type=lineart-coarse,image=${picture},model=${CONTROLNET}`, /type=lineart-coarse needs detector=sk_model2\.pth/],
+    [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/lineart\/lineart-coarse; type=canny takes none/],
+  ];
+  for (const [control, message] of cases) {
+    const out = join(dir, 'bad.png');
+    const r = diffuse([...base(out), '--control', control]);
+    assert.is(r.status, 2, `${control}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.not.ok(existsSync(out));
+  }
+});
+
+cli.run();

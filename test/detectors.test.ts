@@ -1,0 +1,120 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openWeightFile } from '../src/graphs/checkpoint-store.js';
+import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
+import { CheckpointError } from '../src/graphs/errors.js';
+import { buildHed } from '../src/graphs/hed.js';
+import { loadImage } from '../src/image/load-image.js';
+import type { Raster } from '../src/image/raster.js';
+import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
+import { openSession } from '../src/onnx/session.js';
+import { hedControlPicture, lineartControlPicture } from '../src/pipeline/detector-control.js';
+import { compare, readF32, readJson } from './helpers/fixtures.js';
+import { detectorFixtures, detectorRecipe, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
+import { scratch } from './helpers/scratch.js';
+import { checkpointBytes } from './helpers/synthetic-checkpoint.js';
+
+/**
+ * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_lineart_refs.py:
+ * controlnet_aux 0.0.10 on random networks written from synthetic recipes): each built graph's
+ * outputs within 1e-5 of their largest value (ORT vs torch), and the 8-bit maps equal but for pixels
+ * one step off where a float lands on a truncation boundary (at most MAX_OFF_BY_ONE per picture;
+ * none seen on this machine): the detectors' whole call on pictures whose sides are multiples of 64,
+ * and sd-webui-controlnet's hed()/lineart() (edge-padded to 64, cropped back) on a 45x70 one.
+ */
+const MAX_OFF_BY_ONE = 8;
+
+interface Case {
+  name: string;
+  module: string;
+  picture: string;
+  edge?: string;
+  lines?: string;
+  projections?: { file: string; shapes: number[][] };
+  output?: { file: string; shape: number[] };
+}
+const casesOf = (kind: DetectorFixture) => readJson<{ cases: Case[] }>(join(detectorFixtures(kind), 'cases.json')).cases;
+
+const test = suite('preprocessor networks = controlnet_aux');
+const tmp = scratch(test);
+const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '' };
+
+test.before(async () => {
+  const dir = tmp('detectors');
+  for (const kind of ['hed', 'lineart'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
+});
+
+/** The graph's outputs on a picture (RGB through `scale`), concatenated, against torch's. */
+async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => number, outputs: { names: string[]; shapes: number[][]; file: string }): Promise<void> {
+  const picture = (await loadImage(join(detectorFixtures(kind), c.picture))).rgb;
+  const plane = picture.width * picture.height;
+  const pixels = Float32Array.from({ length: 3 * plane }, (_, i) => scale(picture.data[(i % plane) * 3 + Math.floor(i / plane)]!));
+  const opened = await openSession(graphs[kind], { device: 'cpu' });
+  try {
+    const out = await opened.session.run({ image: floatTensor('float32', pixels, [1, 3, picture.height, picture.width]) });
+    const got: number[] = [];
+    outputs.names.forEach((name, k) => {
+      assert.equal(out[name]!.dims, outputs.shapes[k]);
+      got.push(...toFloat32(out[name]!));
+    });
+    const stats = compare(got, readF32(join(detectorFixtures(kind), outputs.file)));
+    assert.ok(stats.relToMax <= 1e-5, `${kind}: max diff ${stats.relToMax} of max`);
+  } finally {
+    await opened.session.release();
+  }
+}
+
+test("HED's graph gives torch's five projections", async () => {
+  const c = casesOf('hed').find((x) => x.projections)!;
+  await checkGraph('hed', c, (v) => v, { names: [1, 2, 3, 4, 5].map((k) => `projection${k}`), shapes: c.projections!.shapes, file: c.projections!.file });
+});
+
+test("lineart's graph gives torch's map", async () => {
+  const c = casesOf('lineart').find((x) => x.output)!;
+  await checkGraph('lineart', c, (v) => Math.fround(v / 255), { names: ['lines'], shapes: [c.output!.shape], file: c.output!.file });
+});
+
+/** `made` against the reference map: no pixel more than `maxStep` off, at most MAX_OFF_BY_ONE off at all. */
+async function checkMap(made: Raster, reference: string, maxStep: number): Promise<void> {
+  const expected = (await loadImage(reference)).rgb;
+  assert.equal([made.width, made.height, made.channels], [expected.width, expected.height, 1]);
+  let off = 0;
+  for (let i = 0; i < made.data.length; i++) {
+    const d = Math.abs(made.data[i]! - expected.data[i * 3]!);
+    assert.ok(d <= maxStep, `pixel ${i}: ${made.data[i]} vs ${expected.data[i * 3]}`);
+    off += d;
+  }
+  assert.ok(off <= MAX_OFF_BY_ONE, `${off} pixels one step off`);
+}
+
+for (const c of casesOf('hed')) {
+  test(`${c.name}: ${c.module} edge map`, async () => {
+    const picture = (await loadImage(join(detectorFixtures('hed'), c.picture))).rgb;
+    const safe = c.module === 'softedge_hedsafe';
+    // safe_step leaves 0, 127 and 255 only: a map one step off would be a wrong quantisation.
+    await checkMap(await hedControlPicture(graphs.hed, picture, safe, { device: 'cpu' }), join(detectorFixtures('hed'), c.edge!), safe ? 0 : 1);
+  });
+}
+
+for (const c of casesOf('lineart')) {
+  test(`${c.name}: ${c.module} line map`, async () => {
+    const picture = (await loadImage(join(detectorFixtures('lineart'), c.picture))).rgb;
+    await checkMap(await lineartControlPicture(graphs.lineart, picture, { device: 'cpu' }), join(detectorFixtures('lineart'), c.lines!), 1);
+  });
+}
+
+test('a weight file that is not HED: one line naming what is wrong', async () => {
+  const dir = tmp('not-hed');
+  const path = join(dir, 'other.safetensors');
+  writeFileSync(path, checkpointBytes({ seed: 1, tensors: detectorRecipe('hed').tensors.slice(0, 5) }));
+  const store = await openWeightFile(path);
+  try {
+    assert.throws(() => buildHed(store), (err: unknown) => err instanceof CheckpointError && /is not HED's ControlNetHED\.pth \(no tensor block1\.projection\.weight\)/.test(err.message) && !err.message.includes('\n'));
+  } finally {
+    await store.close();
+  }
+});
+
+test.run();
