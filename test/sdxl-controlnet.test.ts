@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureConvertedControlNet, readControlNetRecord } from '../src/graphs/controlnet-convert.js';
+import { convertCheckpoint } from '../src/graphs/convert.js';
 import { UsageError } from '../src/errors.js';
 import { CheckpointError } from '../src/graphs/errors.js';
 import { generate } from '../src/pipeline/generate.js';
@@ -11,7 +13,7 @@ import { assembleModel } from './helpers/assemble-model.js';
 import { checkControlCase, controlRequest, type ControlCase } from './helpers/control-case.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { scratch } from './helpers/scratch.js';
-import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
+import { checkpointBytes, sha256, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
  * An SDXL ControlNet (diffusers' layout, text_time addition, transformer depth per level) converted by the
@@ -20,12 +22,13 @@ import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
  * against diffusers' StableDiffusionXLControlNetPipeline and StableDiffusionXLControlNetImg2ImgPipeline on the
  * same components (tools/make_sdxl_controlnet_fixture.py): Euler, DPM++ 2M, DDIM; CFG with a negative prompt and
  * with the zeroed empty one, conditioning scales 0.5-1.3, guidance start/end, guess mode, two units, img2img at
- * strength 0.7 and 0.8.
+ * strength 0.7 and 0.8; and a ControlNet of another shape with an SDXL UNet diffuse builds from a single-file
+ * checkpoint (test/fixtures/sdxl-checkpoint), against the same pipeline on the modules diffusers' converters load.
  * Final latents to 1e-5 of the largest magnitude, the pipeline references' usual tolerance.
  */
 const TOLERANCE = 1e-5;
 const DIR = join(FIXTURES, 'sdxl-controlnet');
-const manifest = readJson<{ cases: ControlCase[] }>(join(DIR, 'cases.json'));
+const manifest = readJson<{ cases: ControlCase[]; checkpoint: { cases: ControlCase[] } }>(join(DIR, 'cases.json'));
 
 const test = suite('SDXL ControlNet = StableDiffusionXLControlNetPipeline');
 const temp = scratch(test);
@@ -112,3 +115,38 @@ test('an SDXL ControlNet with an SD 1.x model, and an SD 1.x ControlNet with SDX
 });
 
 test.run();
+
+const checkpoint = suite('an SDXL UNet built from a single-file checkpoint takes the residuals = StableDiffusionXLControlNetPipeline on its from_single_file modules');
+const ckptTemp = scratch(checkpoint);
+
+checkpoint('residual inputs only when ControlNets load; the final latents of each case; zero residuals change nothing', async () => {
+  const work = ckptTemp();
+  const ckptDir = join(FIXTURES, 'sdxl-checkpoint');
+  const ckpt = readJson<{ name: string; sha256: string }>(join(ckptDir, 'cases.json'));
+  const bytes = checkpointBytes(readJson<Recipe>(join(ckptDir, `${ckpt.name}.recipe.json.gz`)));
+  assert.is(sha256(bytes), ckpt.sha256, 'the checkpoint written from its recipe');
+  writeFileSync(join(work, `${ckpt.name}.safetensors`), bytes);
+  const modelDir = (await convertCheckpoint(join(work, `${ckpt.name}.safetensors`), join(work, 'onnx'), { precision: 'fp32' })).dir;
+  const control = await ensureConvertedControlNet(writeDiffusersFolder(join(work, 'checkpoint-cn'), 'checkpoint', { layoutDir: DIR, tokenizers: {} }), join(work, 'cache'));
+  const graphs = join(work, 'graphs');
+  const plain = await loadModel(modelDir, { device: 'cpu', graphCache: graphs });
+  const controlled = await loadModel(modelDir, { device: 'cpu', graphCache: graphs, controlnets: [control] });
+  try {
+    assert.is(plain.unet.residualInputs.length, 0, 'a plain run keeps the graph without residual inputs');
+    assert.equal(controlled.unet.residualInputs.map((i) => i.shape[1]), [32, 32, 32, 32, 64, 64, 64], 'conv_in, 2 resnets + downsampler at 32, 2 resnets at 64, mid at 64');
+    for (const c of manifest.checkpoint.cases) {
+      const e = await checkControlCase(controlled, c, control, DIR, TOLERANCE, { promptWeighting: 'none' });
+      console.log(`  ${c.name}: ${e.toExponential(2)} of max`);
+    }
+    const c = manifest.checkpoint.cases[0]!;
+    const request = await controlRequest(c, control, DIR, { promptWeighting: 'none' });
+    delete request.control;
+    const a = await generate({ ...plain, schedule: discreteSchedule(c.scheduler.config) }, request);
+    const b = await generate({ ...controlled, schedule: discreteSchedule(c.scheduler.config) }, request);
+    assert.equal(b.latents, a.latents, 'x + 0 is x');
+  } finally {
+    await Promise.all([plain.release(), controlled.release()]);
+  }
+});
+
+checkpoint.run();

@@ -12,10 +12,17 @@ final latents per case (schedulers, CFG with a negative prompt or the zeroed emp
 start/end, guess mode, two units), and `StableDiffusionXLControlNetImg2ImgPipeline` on tools/fixtures_refs_img2img's
 init picture (strength 0.7 and 0.8).
 
+`checkpoint`: a second ControlNet of the shape from_unet gives test/fixtures/sdxl-checkpoint's single-file SDXL UNet
+(widths 32/64, two resnets per level, norm groups 32, one head per level) with StableDiffusionXLControlNetPipeline on
+that checkpoint's modules as diffusers' single-file converters load them (tools/make_sdxl_checkpoint_fixture.py
+load_modules): a ControlNet with an SDXL UNet diffuse builds from a single file, which takes residual inputs only when
+ControlNets load (src/onnx/control-residuals.ts).
+
 Usage: /opt/diffuse-venv/bin/python tools/make_sdxl_controlnet_fixture.py   (deterministic; a rerun writes the same bytes)
 """
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import tempfile
@@ -28,6 +35,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import make_controlnet_fixture as cn_fixture  # noqa: E402
+import make_sdxl_checkpoint_fixture as ckpt_fixture  # noqa: E402
 import sdxl_fixture_models as models  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
 from fixtures_refs_img2img import init_image  # noqa: E402
@@ -39,7 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "test" / "fixtures" / "sdxl-controlnet"
 TINY_SDXL = REPO / "test" / "fixtures" / "tiny-sdxl"
 PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
-SEED = 31
+SEED, CHECKPOINT_SEED = 31, 32
+CHECKPOINT_DIR = REPO / "test" / "fixtures" / "sdxl-checkpoint"
 MAX_MB = 0.08
 
 Unit, Case = cn_fixture.Unit, cn_fixture.ControlCase
@@ -53,12 +62,12 @@ CASES = [
 ]
 
 
-def build_controlnet(unet) -> tuple[ControlNetModel, dict]:
+def build_controlnet(unet, seed: int) -> tuple[ControlNetModel, dict]:
     """from_unet's shape (its copied weights are replaced by the recipe's), and the recipe's diffusers folder layout."""
     shape = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=cn_fixture.CONDITIONING_CHANNELS).eval()
     config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
     same = lambda k: k  # noqa: E731
-    recipe = recipe_of(shape, SEED, "F32", same)
+    recipe = recipe_of(shape, seed, "F32", same)
     layout = folder_layout(recipe, config, same)
     with tempfile.TemporaryDirectory() as tmp:
         write_folder(layout, Path(tmp))
@@ -67,11 +76,29 @@ def build_controlnet(unet) -> tuple[ControlNetModel, dict]:
     return net, layout
 
 
+def checkpoint_cases(images: dict, writer: RefWriter) -> tuple[list[dict], dict]:
+    recipe = json.loads(gzip.decompress((CHECKPOINT_DIR / f"{ckpt_fixture.NAME}.recipe.json.gz").read_bytes()))
+    modules = ckpt_fixture.load_modules(tensors(recipe))
+    net, layout = build_controlnet(modules["unet"], CHECKPOINT_SEED)
+    tok1, tok2 = ckpt_fixture.tokenizers()
+    pipe = StableDiffusionXLControlNetPipeline(vae=modules["vae"], text_encoder=modules["text_encoder"], text_encoder_2=modules["text_encoder_2"],
+                                               tokenizer=tok1, tokenizer_2=tok2, unet=modules["unet"], controlnet=net, scheduler=models.scheduler(),
+                                               force_zeros_for_empty_prompt=True, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    cases = [
+        Case("checkpoint-euler-scale0.9", "EulerDiscreteScheduler", 4, 940, (Unit("a", 0.9),), guidance_scale=5.0, negative_prompt=cn_fixture.NEGATIVE),
+        Case("checkpoint-ddim-start0.25", "DDIMScheduler", 4, 941, (Unit("b", 1.2, 0.25, 1.0),)),
+    ]
+    records = [{**cn_fixture.run_case({"txt2img": pipe}, models.SDXL_SCHEDULER_CONFIG, case, images, {}, writer), "model": "sdxl-checkpoint + checkpoint ControlNet"}
+               for case in cases]
+    return records, layout
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     base = models.build_base(TINY_SDXL)
-    net, layout = build_controlnet(base.unet)
+    net, layout = build_controlnet(base.unet, SEED)
     if net.config.addition_embed_type != "text_time" or list(net.config.transformer_layers_per_block) != [1, 2]:
         raise AssertionError("the ControlNet is not of SDXL's shape")
     parts = dict(vae=base.vae, text_encoder=base.text_encoder, text_encoder_2=base.text_encoder_2, tokenizer=base.tokenizer,
@@ -92,7 +119,9 @@ def main() -> None:
         record = cn_fixture.run_case({"txt2img": pipes[len(case.units)], "img2img": img2img}, models.SDXL_SCHEDULER_CONFIG, case, images, init, writer)
         records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet"})
         print(f"{case.name}: {len(record['unet_timesteps'])} UNet calls")
+    checkpoint_records, checkpoint_layout = checkpoint_cases(images, writer)
     write_gzip_text(OUT / "controlnet.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
+    write_gzip_text(OUT / "checkpoint.diffusers.json.gz", json.dumps(checkpoint_layout, separators=(",", ":")))
     writer.manifest("cases.json", {
         "generator": "tools/make_sdxl_controlnet_fixture.py",
         "conventions": {
@@ -101,6 +130,7 @@ def main() -> None:
         },
         "seed": SEED,
         "cases": records,
+        "checkpoint": {"seed": CHECKPOINT_SEED, "model": "sdxl-checkpoint/sdxl-tiny + sdxl-controlnet/checkpoint", "cases": checkpoint_records},
     })
     writer.finish(MAX_MB)
 
