@@ -54,3 +54,12 @@ export async function checkControlCase(b: ModelBundle, c: ControlCase, model: st
   assert.ok(without.relToMax > 1e-2, `the ControlNet barely matters: ${without.relToMax} of max without it`);
   return stats.relToMax;
 }
+
+/** x + 0 is x: the residual graph (`controlled`) without units paints the plain graph's latents bit for bit on the case's request. */
+export async function assertZeroResidualsChangeNothing(plain: ModelBundle, controlled: ModelBundle, c: ControlCase, model: string, dir: string, extra: Partial<GenerationRequest> = {}): Promise<void> {
+  const request = await controlRequest(c, model, dir, extra);
+  delete request.control;
+  const a = await generate({ ...plain, schedule: discreteSchedule(c.scheduler.config) }, request);
+  const b = await generate({ ...controlled, schedule: discreteSchedule(c.scheduler.config) }, request);
+  assert.equal(b.latents, a.latents, "the residual graph without units paints the plain graph's latents bit for bit");
+}
