@@ -14,6 +14,7 @@ import { assembleModel, type AssembledModel } from './helpers/assemble-model.js'
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
 import { assertZeroResidualsChangeNothing, checkControlCase, type ControlCase } from './helpers/control-case.js';
 import { scratch } from './helpers/scratch.js';
+import { wrapInStateDict } from './helpers/torch-zip.js';
 import { checkpointBytes, sha256, syntheticInput, writeCheckpoint, writeDiffusersFolder, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
@@ -92,7 +93,7 @@ files('an A1111/lllyasviel file (control_model.*, F16) = from_single_file; named
   assert.ok(worst > 0, 'float32 sums in another order differ a little: the comparison sees the numbers');
 });
 
-files('a torch.save\'d .pth as lllyasviel\'s (control_model.* in a torch zip, F16) = from_single_file; the same tensors as .safetensors paint the same residuals', async () => {
+files('a torch.save\'d .pth as lllyasviel\'s (control_model.* in a torch zip, F16) = from_single_file; the same tensors as .safetensors or wrapped in {\'state_dict\': ...} paint the same residuals', async () => {
   const work = temp();
   const pth = join(work, 'control_v11p_tiny.pth');
   const bytes = gunzipSync(readFileSync(join(DIR, 'pth.pth.gz')));
@@ -105,6 +106,11 @@ files('a torch.save\'d .pth as lllyasviel\'s (control_model.* in a torch zip, F1
   writeFileSync(safetensors, checkpointBytes(recipe('pth')));
   const fromSafetensors = await checkResiduals(await ensureConvertedControlNet(safetensors, join(work, 'cache')), model('pth'));
   assert.equal(fromPth.residuals, fromSafetensors.residuals, 'the same weights from either file: the same numbers bit for bit');
+  // A1111's {'state_dict': ...} wrapper around the same dict, as diffusers' from_single_file also reads it.
+  const wrapped = join(work, 'control_v11p_tiny_wrapped.pth');
+  writeFileSync(wrapped, wrapInStateDict(bytes));
+  const fromWrapped = await checkResiduals(await ensureConvertedControlNet(wrapped, join(work, 'cache')), model('pth'));
+  assert.equal(fromWrapped.residuals, fromPth.residuals, "{'state_dict': the same dict}: the same numbers bit for bit");
 });
 
 files('the same file without the control_model. prefix, and as a diffusers folder, give the same residuals', async () => {
