@@ -5,6 +5,9 @@ Each .safetensors file breaks one rule of the format; verdicts.json records whet
 the library's rules file by file. evil.ckpt is a torch.save archive whose pickle calls os.system when
 unpickled (a REDUCE of posix.system): diffuse must refuse it without running anything (the command would
 create the marker file named in verdicts.json). legacy.ckpt begins as a pre-1.6 (non-zip) torch file does.
+absurd-shape.pth is a real torch.save archive (1 kB) whose tensors claim 2^31 x 2^31 elements over a one-element
+storage (an expanded tensor: strides 0), under HED's first key and a ControlNet's: a reader that allocates by the
+claimed shape asks for 2^62 floats.
 
 Usage: /opt/diffuse-venv/bin/python tools/make_hostile_checkpoints.py
 """
@@ -62,7 +65,10 @@ def torch_files() -> dict[str, bytes]:
     # How a pre-1.6 torch file starts (its magic number, protocol version, then pickles); torch.save's own
     # legacy writer names storages by memory address, so it is not byte-reproducible.
     legacy = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001, {"state_dict": {}}))
-    return {"evil.ckpt": evil.getvalue(), "legacy.ckpt": legacy}
+    absurd = io.BytesIO()
+    huge = torch.zeros(1).expand(2**31, 2**31)
+    torch.save({"norm": huge, "control_model.input_blocks.0.0.weight": huge}, absurd)
+    return {"evil.ckpt": evil.getvalue(), "legacy.ckpt": legacy, "absurd-shape.pth": absurd.getvalue()}
 
 
 def verdict(path: Path) -> str:

@@ -68,12 +68,17 @@ function stateDict(path: string, value: unknown): Map<string, TorchTensorRef> {
   return tensors;
 }
 
+/** What to do about an archive that does not open: a pickle refused for its content says enough by itself. */
+function archiveAdvice(message: string): string {
+  return /^zip:|data\.pkl/.test(message) ? '; it is not a whole torch.save archive: re-download it, or pass the .safetensors' : '';
+}
+
 function openTorch(path: string): OpenedStore {
   let opened;
   try {
     opened = openTorchCheckpoint(path);
   } catch (err) {
-    if (err instanceof EmbeddingError) throw new CheckpointError(`${path}: ${err.message}`, { cause: err });
+    if (err instanceof EmbeddingError) throw new CheckpointError(`${path}: ${err.message}${archiveAdvice(err.message)}`, { cause: err });
     throw err;
   }
   const tensors = stateDict(path, opened.value);

@@ -1,4 +1,5 @@
 import type * as ort from 'onnxruntime-node';
+import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
 import { lineartLines } from '../image/preprocess/lineart-lines.js';
 import { cropTopLeft, padEdge } from '../image/pad-edge.js';
@@ -16,6 +17,22 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
 
 /** sd-webui-controlnet's pad64: what brings a side up to a multiple of 64. */
 const pad64 = (side: number): number => Math.ceil(side / 64) * 64 - side;
+
+/**
+ * The largest padded picture a detector runs on: 2048x2048, sd-webui-controlnet's largest Preprocessor
+ * Resolution squared. HED's and lineart's first layers hold 64 float32 channels at full size (1 GiB
+ * here), so memory grows with the area.
+ */
+export const DETECTOR_MAX_PIXELS = 2048 * 2048;
+
+/** Refuses, before any weight is read, a picture whose padded size the network could not run on in bounded memory. */
+export function checkDetectorPictureSize(picture: Raster, label: string, type: string): void {
+  const width = picture.width + pad64(picture.width);
+  const height = picture.height + pad64(picture.height);
+  if (width * height > DETECTOR_MAX_PIXELS) {
+    throw new UsageError(`${label}: type=${type} runs its network on the picture as it is, and ${picture.width}x${picture.height} (padded ${width}x${height}) is more than ${DETECTOR_MAX_PIXELS / 2 ** 20} megapixels (2048x2048); scale the picture down first`);
+  }
+}
 
 /** RGB planes [3, h, w] of the samples through `scale` (float32 arithmetic). */
 function planes(image: Raster, scale: (v: number) => number): Float32Array {

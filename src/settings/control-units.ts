@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
 import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { threshold } from '../image/preprocess/threshold.js';
@@ -33,8 +33,8 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
         model,
         image: await controlPicture(spec, picture, {
           depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
-          softedge: async (safe) => hedControlPicture(await detectorGraph('hed', spec.detector!, label), picture, safe, session),
-          lineart: async () => lineartControlPicture(await detectorGraph('lineart', spec.detector!, label), picture, session),
+          softedge: async (safe) => hedControlPicture(await detectorGraph('hed', spec, picture, label), picture, safe, session),
+          lineart: async () => lineartControlPicture(await detectorGraph('lineart', spec, picture, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -76,10 +76,13 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
   throw new UsageError(`${label}: type=depth needs a DPT depth estimator (depth_estimator/ and feature_extractor/, as stabilityai/stable-diffusion-2-depth ships) in the ControlNet's folder or the model's; none is there — pass a depth map with type=none`);
 }
 
-/** detector=: the network's weight file (a regular file), its graph built once into the cache. */
-async function detectorGraph(kind: DetectorKind, detector: string, label: string): Promise<string> {
+/** detector=: the network's weight file (a regular file), its graph built once into the cache, after the picture's size is checked. */
+async function detectorGraph(kind: DetectorKind, spec: ControlSpec, picture: Raster, label: string): Promise<string> {
+  checkDetectorPictureSize(picture, `${label} image`, spec.type);
+  const detector = spec.detector!;
   const path = resolve(detector);
-  if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
+  if (!existsSync(path)) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
+  if (statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
   openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
   return ensureConvertedDetector(kind, path, convertedFolder(cacheRoot()));
 }

@@ -108,6 +108,9 @@ function ints(value: PickleValue, what: string): number[] {
   return value.items as number[];
 }
 
+/** The most elements an expanded view (strides of 0) may claim beyond its storage: CLIP's expanded position_ids are 77. */
+const MAX_EXPANDED = 2 ** 24;
+
 /** torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks[, metadata]). */
 function rebuildTensor(args: readonly PickleValue[]): TorchTensorRef {
   const [storage, offset, sizeTuple, strideTuple] = args;
@@ -119,6 +122,10 @@ function rebuildTensor(args: readonly PickleValue[]): TorchTensorRef {
   const count = shape.reduce((n, d) => n * d, 1);
   const last = count === 0 ? offset : shape.reduce((end, d, i) => end + (d - 1) * stride[i]!, offset);
   if (count > 0 && last >= storage.numel) fail(`tensor reads element ${last} of a ${storage.numel}-element storage`);
+  // Strides of 0 (an expanded view) let a few bytes claim any size: read is bounded by the file, or by 16M elements.
+  if (count > Math.max(storage.numel, MAX_EXPANDED)) {
+    fail(`a tensor of size [${shape.join(', ')}] repeats a ${storage.numel}-element storage (strides [${stride.join(', ')}]); expanded views are read up to ${MAX_EXPANDED} elements: re-save it with .contiguous() tensors or as .safetensors`);
+  }
   return new TorchTensorRef(storage, offset, shape, stride);
 }
 
