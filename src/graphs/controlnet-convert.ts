@@ -75,8 +75,12 @@ function configOverrides(dir: string): ControlNetConfigOverrides {
     flipSinToCos: config['flip_sin_to_cos'] !== false,
     freqShift: num(config, 'freq_shift', path, 0),
     ...(addition === 'text_time' ? { additionTimeEmbedDim: num(config, 'addition_time_embed_dim', path) } : {}),
+    declared: Object.fromEntries(DECLARED.filter((k) => config[k] !== undefined && config[k] !== null).map((k) => [k, config[k]])),
   };
 }
+
+/** config.json's numbers the weights say too: checked against them by detectControlNet. */
+const DECLARED = ['block_out_channels', 'transformer_layers_per_block', 'cross_attention_dim', 'projection_class_embeddings_input_dim', 'in_channels', 'conditioning_channels'] as const;
 
 /** `name`: what the record calls it; default the file's name without extension, or the diffusers folder's name. */
 export async function convertControlNet(path: string, outDir: string, hashes: { sha256: string; a1111OldHash: string }, name?: string): Promise<ControlNetRecord> {

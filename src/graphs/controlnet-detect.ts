@@ -31,6 +31,24 @@ export interface ControlNetConfigOverrides {
   freqShift?: number;
   /** SDXL: how wide each time id is embedded (addition_time_embed_dim). */
   additionTimeEmbedDim?: number;
+  /** config.json's values of what the weights also say (block_out_channels, ...): refused when they differ. */
+  declared?: Record<string, unknown>;
+}
+
+/**
+ * A config.json that contradicts its weights belongs to another ControlNet (diffusers' from_pretrained refuses
+ * the pair on the first shape that differs): refused in one line, naming the first value that differs.
+ */
+function checkDeclared(store: TensorStore, declared: Record<string, unknown>, levels: number, found: Record<string, number | number[]>): void {
+  for (const [key, value] of Object.entries(found)) {
+    if (!(key in declared)) continue;
+    // transformer_layers_per_block may be one number for every level.
+    const said = key === 'transformer_layers_per_block' && typeof declared[key] === 'number' ? Array<unknown>(levels).fill(declared[key]) : declared[key];
+    if (JSON.stringify(said) !== JSON.stringify(value)) {
+      const shown = JSON.stringify(declared[key]) ?? String(declared[key]);
+      refuse(store, `config.json's ${key} is ${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}, the weights' ${JSON.stringify(value)}; the folder's config.json belongs to another ControlNet: re-download the folder`);
+    }
+  }
 }
 
 /** SDXL's addition_time_embed_dim and its six time ids (original size, crop, target size): what an SDXL ControlNet file without config.json is read with. */
@@ -113,6 +131,14 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
     ...(overrides.flipSinToCos !== undefined ? { flipSinToCos: overrides.flipSinToCos } : {}),
     ...(overrides.freqShift !== undefined ? { freqShift: overrides.freqShift } : {}),
   };
+  checkDeclared(store, overrides.declared ?? {}, levels, {
+    in_channels: inChannels,
+    block_out_channels: blockOutChannels,
+    transformer_layers_per_block: depths,
+    cross_attention_dim: crossAttentionDim,
+    conditioning_channels: shape('controlnet_cond_embedding.conv_in.weight')[1]!,
+    ...(sdxl ? { projection_class_embeddings_input_dim: shape('add_embedding.linear_1.weight')[1]! } : {}),
+  });
   if (first !== blockOutChannels[0]) refuse(store, `conv_in makes ${first} channels but the first level is ${blockOutChannels[0]} wide; not an SD ControlNet`);
   const [firstHint, conditioningChannels] = shape('controlnet_cond_embedding.conv_in.weight') as [number, number];
   const blocks = count('controlnet_cond_embedding.blocks.', '.weight');
