@@ -1,10 +1,12 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { TINY_SD } from '../helpers/cli.js';
 import { FIXTURES, readJson } from '../helpers/fixtures.js';
 import { checkpointBytes, writeDiffusersFolder, type Recipe } from '../helpers/synthetic-checkpoint.js';
+import { storedZip } from '../helpers/torch-zip.js';
 import type { HostileCase } from './harness.js';
-import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenBlip, brokenModel, patchJson, type HostileFiles } from './inputs.js';
+import { EMBEDDINGS, HOSTILE_CHECKPOINTS, bombPng, brokenBlip, brokenModel, editedHeader, patchJson, type HostileFiles } from './inputs.js';
 
 /** The tiny RRDBNet x4 (tools/make_upscale_fixture.py). */
 const UPSCALER = join(FIXTURES, 'upscale', 'rrdb-x4.onnx');
@@ -296,6 +298,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     symlinkSync(join(FIXTURES, 'sdxl-embeddings', 'sdxlemb.safetensors'), join(embDir, 'sdxlemb.safetensors'));
     symlinkSync(join(FIXTURES, 'sdxl-embeddings', 'sd1emb.safetensors'), join(embDir, 'sd1emb.safetensors'));
     symlinkSync('/dev/zero', join(embDir, 'zero.pt'));
+    symlinkSync(join(HOSTILE_CHECKPOINTS, 'absurd-shape.pth'), join(embDir, 'absurd.pt'));
     writeFileSync(join(embDir, 'locked.pt'), 'x');
     chmodSync(join(embDir, 'locked.pt'), 0);
   };
@@ -307,6 +310,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['a truncated file, named', 'broken glass', 0, /^warning: embedding broken\.safetensors: .*; 'broken' stays plain text$/],
     ['another width, named', 'a wide view', 0, /^warning: embedding wide has vectors of width 48.*'wide' stays plain text$/],
     ['a huge header, named', 'huge waves', 0, /^warning: embedding huge\.safetensors: .*'huge' stays plain text$/],
+    ['a .pt whose tensor claims 2^31 x 2^31 elements, named (was: a JS crash)', 'an absurd cat', 0, /^warning: embedding absurd\.pt: .*a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage.*'absurd' stays plain text$/],
     ['/dev/zero as an embedding, named', 'zero gravity', 0, /^warning: cannot read embedding .*zero\.pt: it is a device, not a regular file; 'zero' stays plain text$/],
     ['an SDXL embedding on SD 1.x, named', 'a photo of sdxlemb', 0, /^warning: embedding sdxlemb is an SDXL embedding \(clip_l\/clip_g\), but this is an SD 1\.x\/2\.x model .*'sdxlemb' stays plain text$/],
     ['an SD 1.x embedding on SDXL, named', 'a photo of sd1emb', 0, /^warning: embedding sd1emb is an SD 1\.x\/2\.x embedding .* but this is an SDXL model, which needs clip_l \(16\) and clip_g \(24\) vectors.*'sd1emb' stays plain text$/, sdxl],
@@ -430,6 +434,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['/dev/zero (was: hashed forever)', '/dev/zero', /--control model: cannot read \/dev\/zero: it is a device, not a regular file/],
     ['a FIFO', f.fifo, /--control model: cannot read .*: it is a named pipe/],
     ['a truncated file', join(cn, 'truncated.safetensors'), /truncated\.safetensors is not a valid safetensors file/],
+    ['a .pth whose tensors claim 2^31 x 2^31 elements', join(HOSTILE_CHECKPOINTS, 'absurd-shape.pth'), /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
     ['a safetensors file that is no ControlNet', join(EMBEDDINGS, 'learned_embeds.safetensors'), /learned_embeds\.safetensors: not a ControlNet/],
     ['an SDXL ControlNet in the LDM layout', join(cn, 'sdxl.safetensors'), /sdxl\.safetensors: an SDXL ControlNet in the LDM layout \(label_emb\); diffuse converts SDXL ControlNets in diffusers' layout/],
     ['an SDXL ControlNet with an SD 1.x model', join(cn, 'sdxl-diffusers'), /ControlNet 0 \(sdxl-diffusers\) is an SDXL ControlNet and tiny-sd is an SD 1\.x\/2\.x model: use a ControlNet made for SD 1\.x\/2\.x/],
@@ -440,19 +445,106 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     add({ group: 'controlnet', name: `--control model=${name}`, argv: ['txt2img', 'x', ...run, '--control', `image=${f.valid},model=${model}`, '-o', join(o, 'x.png')], status: 2, stderr: says, watch: [o, cn], keep: ['empty', 'truncated.safetensors', 'sdxl.safetensors', 'zero-config', 'sdxl-diffusers'], setup: setupCn });
   }
 
+  // ---- SDXL ControlNets in diffusers' layout: config.json numbers the weights do not bear out ------------------
+  // Each refused from the config and the header before a tensor is read or a graph is written.
+  const sdxlCn = (name: string) => join(cn, `sdxl-${name.replace(/[^a-z0-9]+/gi, '-')}`);
+  for (const [name, patch, says] of [
+    ['block_out_channels of 2^30', { block_out_channels: [2 ** 30, 2 ** 30] }, /config\.json's block_out_channels is \[1073741824,1073741824\], the weights' \[8,16\]; the folder's config\.json belongs to another ControlNet: re-download the folder/],
+    ['transformer_layers_per_block of the wrong length', { transformer_layers_per_block: [1, 2, 3] }, /config\.json's transformer_layers_per_block is \[1,2,3\], the weights' \[1,2\]/],
+    ['transformer_layers_per_block of 10^9', { transformer_layers_per_block: [1, 1e9] }, /transformer_layers_per_block is \[1,1000000000\], the weights' \[1,2\]/],
+    ['projection_class_embeddings_input_dim unlike the weights', { projection_class_embeddings_input_dim: 2816 }, /projection_class_embeddings_input_dim is 2816, the weights' 60/],
+    ['addition_time_embed_dim of 2^40', { addition_time_embed_dim: 2 ** 40 }, /add_embedding reads 60 numbers, fewer than six time ids of 1099511627776/],
+    ['attention_head_dim of 0', { attention_head_dim: [0, 0] }, /attn1: width 16 does not split into 0 heads/],
+    ['cross_attention_dim a string', { cross_attention_dim: 'wide' }, /config\.json's cross_attention_dim is "wide", the weights' 40/],
+  ] as const) {
+    const dir = sdxlCn(name);
+    const home = `${dir}-home`;
+    const o = out();
+    add({
+      group: 'controlnet',
+      name: `--control model=an SDXL ControlNet folder: ${name}`,
+      argv: ['txt2img', 'x', ...sdxl, '--control', `image=${f.valid},model=${dir}`, '-o', join(o, 'x.png')],
+      status: 2,
+      stderr: says,
+      env: { DIFFUSE_HOME: home },
+      watch: [o, home],
+      keep: ['converted/hashes.json'],
+      setup: () => {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(home, { recursive: true, force: true });
+        writeDiffusersFolder(dir, 'controlnet', { layoutDir: join(FIXTURES, 'sdxl-controlnet'), tokenizers: {} });
+        patchJson(dir, 'config.json', patch);
+      },
+    });
+  }
+
+  // ---- --control type=softedge|lineart,detector=FILE: the network's weights, read as a weight file, and the picture it runs on ----
+  const hed = join(root, 'hed');
+  const absurdPth = join(HOSTILE_CHECKPOINTS, 'absurd-shape.pth');
+  const setupHed = () => {
+    mkdirSync(hed, { recursive: true });
+    const pth = gunzipSync(readFileSync(join(FIXTURES, 'controlnet-files', 'pth.pth.gz')));
+    writeFileSync(join(hed, 'truncated.pth'), pth.subarray(0, pth.length >> 1));
+    writeFileSync(join(hed, 'not-torch.pth'), storedZip([['notes/readme.txt', Buffer.from('a zip, but no torch.save archive\n')]]));
+    writeFileSync(join(hed, 'controlnet.pth'), pth);
+    // HED's first tensors, the first convolution taking 4 channels (an RGBA network): its keys, not its shapes.
+    writeFileSync(join(hed, 'rgba.safetensors'), checkpointBytes({ seed: 1, tensors: [['norm', 'F32', [1, 3, 1, 1], 'uniform', -1, 1], ['block1.convs.0.weight', 'F32', [64, 4, 3, 3], 'uniform', -1, 1]] } as Recipe));
+    mkdirSync(join(hed, 'folder.pth'), { recursive: true });
+    // 2112x2048 of one colour: a few kB of PNG that decodes, then pads to 2112x2048 > 2048x2048.
+    writeFileSync(join(hed, 'large.png'), bombPng(2112, 2048, 2048));
+  };
+  const CONTROL_FOLDER = join(FIXTURES, 'tiny-sd-control', 'controlnet');
+  const refusedDetector = (what: string) => new RegExp(`${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not HED's ControlNetHED\\.pth \\(`);
+  for (const [name, detector, says, picture = f.valid] of [
+    ['a truncated .pth', join(hed, 'truncated.pth'), /truncated\.pth: zip: no end-of-directory record .*; it is not a whole torch\.save archive: re-download it/],
+    ['a zip that is no torch file', join(hed, 'not-torch.pth'), /not-torch\.pth: torch file: no <name>\/data\.pkl in the archive; it is not a whole torch\.save archive/],
+    ['a pickle calling os.system', join(HOSTILE_CHECKPOINTS, 'evil.ckpt'), /evil\.ckpt: pickle: refusing to load: the file references posix\.system/],
+    ['a legacy torch pickle', join(HOSTILE_CHECKPOINTS, 'legacy.ckpt'), /legacy \(pre-1\.6\) torch pickle/],
+    ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage \(strides \[0, 0\]\); expanded views are read up to 16777216 elements/],
+    ['a header declaring a 2^40-byte header', join(HOSTILE_CHECKPOINTS, 'huge-header.safetensors'), /huge-header\.safetensors is not a valid safetensors file: header claims 1099511627776 bytes/],
+    ['HED keys with another shape', join(hed, 'rgba.safetensors'), /rgba\.safetensors is not HED's ControlNetHED\.pth \(block1\.convs\.0\.weight has shape \[64, 4, 3, 3\], expected \[64, 3, 3, 3\]\)/],
+    ['a ControlNet .pth', join(hed, 'controlnet.pth'), refusedDetector('controlnet.pth')],
+    ['an SD checkpoint', join(FIXTURES, 'graphs', 'mini.ckpt'), refusedDetector('mini.ckpt')],
+    ['a folder', join(hed, 'folder.pth'), /--control: detector .*folder\.pth is a folder; pass the network's weight file \(lllyasviel\/Annotators'\) itself/],
+    ['a FIFO', f.fifo, /--control detector: cannot read .*: it is a named pipe \(FIFO\), not a regular file/],
+    ['/dev/zero', '/dev/zero', /--control detector: cannot read \/dev\/zero: it is a device, not a regular file/],
+    ['any detector on a 2112x2048 picture', absurdPth, /--control image: type=softedge runs its network on the picture as it is, and 2112x2048 \(padded 2112x2048\) is more than 4 megapixels \(2048x2048\); scale the picture down first/, join(hed, 'large.png')],
+  ] as const) {
+    const o = out();
+    add({
+      group: 'softedge',
+      name: `--control type=softedge,detector=${name}`,
+      argv: ['txt2img', 'x', ...run, '--control', `type=softedge,image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
+      status: 2,
+      stderr: says,
+      watch: [o],
+      setup: setupHed,
+    });
+  }
+  for (const [name, detector, says, picture = f.valid] of [
+    ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
+    ["HED's network", join(hed, 'rgba.safetensors'), /rgba\.safetensors is not lineart's/],
+    ['any detector on a 2112x2048 picture', absurdPth, /--control image: type=lineart runs its network on the picture as it is, and 2112x2048 \(padded 2112x2048\) is more than 4 megapixels/, join(hed, 'large.png')],
+  ] as const) {
+    const o = out();
+    add({
+      group: 'softedge',
+      name: `--control type=lineart,detector=${name}`,
+      argv: ['txt2img', 'x', ...run, '--control', `type=lineart,image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
+      status: 2,
+      stderr: says,
+      watch: [o],
+      setup: setupHed,
+    });
+  }
+
   // ---- diffusers PyTorch folders: converted by --model first, refused in one line when broken ------------------
   // Each in its own cache, which must hold no converted folder afterwards.
-  const lyingHeader = (path: string): void => {
-    const bytes = readFileSync(path);
-    const size = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Record<string, { shape?: number[] }>;
-    const key = Object.keys(header).find((k) => k !== '__metadata__')!;
-    header[key]!.shape = header[key]!.shape!.map((d) => d * 2); // the offsets still span the old size
-    const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil((size + 32) / 8) * 8));
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(json.length));
-    writeFileSync(path, Buffer.concat([length, json, bytes.subarray(8 + size)]));
-  };
+  const lyingHeader = (path: string): void =>
+    writeFileSync(path, editedHeader(readFileSync(path), (header) => {
+      const key = Object.keys(header).find((k) => k !== '__metadata__')!;
+      header[key]!.shape = header[key]!.shape!.map((d) => d * 2); // the offsets still span the old size
+    }));
   for (const [name, edit, says] of [
     ['no unet/', (d: string) => rmSync(join(d, 'unet'), { recursive: true }), /is not a whole diffusers model folder \(no unet\/config\.json\)/],
     ['unet/config.json not JSON', (d: string) => writeFileSync(join(d, 'unet', 'config.json'), '{"in_channels": 4,'), /unet\/config\.json: not valid JSON/],
@@ -495,6 +587,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   for (const [name, path, says] of [
     ['a pickle calling os.system', join(HOSTILE_CHECKPOINTS, 'evil.ckpt'), /refusing to load: the file references posix\.system/],
     ['a legacy pickle', join(HOSTILE_CHECKPOINTS, 'legacy.ckpt'), /legacy \(pre-1\.6\) torch pickle/],
+    ['a .pth whose tensors claim 2^31 x 2^31 elements', join(HOSTILE_CHECKPOINTS, 'absurd-shape.pth'), /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
     ['a valid file that is no model', join(HOSTILE_CHECKPOINTS, 'valid.safetensors'), /not a complete Stable Diffusion checkpoint/],
     ['/dev/zero', '/dev/zero', /convert: cannot read \/dev\/zero: it is a device/],
     ['a FIFO', f.fifo, /convert: cannot read .*: it is a named pipe/],
@@ -684,15 +777,8 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
   const blip = (name: string) => join(root, 'img2txt-blip', name);
   const vision = (c: Record<string, unknown>) => c.vision_config as Record<string, unknown>;
   const text = (c: Record<string, unknown>) => c.text_config as Record<string, unknown>;
-  const absurdShape = (bytes: Buffer): Buffer => {
-    const size = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Record<string, { shape: number[] }>;
-    header['vision_model.embeddings.patch_embedding.weight']!.shape = [2 ** 31, 2 ** 31];
-    const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil((size + 16) / 8) * 8));
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(json.length));
-    return Buffer.concat([length, json, bytes.subarray(8 + size)]);
-  };
+  const absurdShape = (bytes: Buffer): Buffer =>
+    editedHeader(bytes, (header) => void (header['vision_model.embeddings.patch_embedding.weight']!.shape = [2 ** 31, 2 ** 31]));
   for (const [name, edit, says, hashed] of [
     ['model.safetensors cut in half', { weights: (b: Buffer) => b.subarray(0, b.length >> 1) }, /model\.safetensors is not a valid safetensors file: tensor '.*' ends at byte \d+ of a \d+-byte data section \(truncated file\?\)/, true],
     ['config.json of a CLIP model', { config: () => ({ model_type: 'clip', architectures: ['CLIPModel'], text_config: { hidden_size: 8 } }) }, /config\.json has no vision_config: it is not a BlipForConditionalGeneration config/, false],

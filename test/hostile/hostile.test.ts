@@ -9,6 +9,7 @@ import { repoFromFolder, startHubServer, type HubServer } from '../helpers/hub-s
 import { corpus } from './corpus.js';
 import { emptyTally, filesIn, formatTally, judge, runInProcess, runSpawned, type HostileCase, type Tally } from './harness.js';
 import { makeHostileFiles } from './inputs.js';
+import { registryCases } from './registry-cases.js';
 
 /**
  * Hostile inputs for every entry point (test/hostile/corpus.ts), each run as the CLI runs it —
@@ -42,7 +43,7 @@ async function runCase(c: HostileCase): Promise<void> {
   if (problems.length > 0) failures.push(`[${c.group}] ${c.name}: ${problems.join('; ')}`);
 }
 
-/** Listings no Hub sends: endless, not JSON, without a file list, with impossible sizes. */
+/** Listings no Hub sends: endless, not JSON, without a file list, with impossible sizes, redirecting to themselves. */
 function startRawHub(): Promise<string> {
   raw = createServer((req, res) => {
     const kind = /\/api\/models\/hostile\/([\w-]+)\//.exec(req.url ?? '')?.[1];
@@ -56,6 +57,10 @@ function startRawHub(): Promise<string> {
       };
       more();
       return;
+    }
+    if (kind === 'loop') {
+      res.writeHead(302, { location: req.url });
+      return void res.end();
     }
     if (kind === 'html') return void res.end('<html>nope</html>');
     if (kind === 'nolist') return void res.end('{"sha":"x"}');
@@ -93,6 +98,7 @@ async function hubCases(): Promise<HostileCase[]> {
   const verified = ['manifest.json', ...tiny.map((f) => `snapshot/${f.path}`).filter((p) => p !== 'snapshot/unet/model.onnx')].map((p) => `models/hostile--flipped@main/${p}`);
   const resumable = verified.filter((p) => p.includes('/snapshot/')).map((p) => `${p}.part`);
   return [
+    ...registryCases(root, hub, rawEndpoint, join(TINY_SD, '..', 'hed', 'scene-64.png')),
     pull('hostile/names', hub.endpoint, /unsafe|refus|outside|file name/i),
     pull('hostile/noindex', hub.endpoint, /hostile\/noindex@main has no model_index\.json: not a diffusers model repo/),
     pull('hostile/flipped', hub.endpoint, /corrupt.*deleted/i, [...verified, ...resumable]),
@@ -114,7 +120,7 @@ S('every case: the exit code and one line it should give, no crash, hang, trace 
   assert.equal(failures, []);
   assert.not.ok(existsSync(join(root, 'config', 'RAN')), 'a config found by searching was run');
   const groups = new Set(cases.map((c) => c.group));
-  for (const g of ['flags', 'prompts', 'files', 'png', 'config', 'embeddings', 'models', 'outputs', 'convert', 'watermark', 'hub']) assert.ok(groups.has(g), g);
+  for (const g of ['flags', 'prompts', 'files', 'png', 'config', 'embeddings', 'models', 'outputs', 'convert', 'watermark', 'hub', 'softedge', 'registry', 'controlnet']) assert.ok(groups.has(g), g);
 });
 
 S.run();

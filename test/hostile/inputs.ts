@@ -156,3 +156,14 @@ export function brokenBlip(dir: string, edit: { weights?: (bytes: Buffer) => Buf
   writeFileSync(join(dir, 'config.json'), typeof edited === 'string' ? edited : JSON.stringify(edited));
   return dir;
 }
+
+/** A safetensors file's bytes with its header's tensor entries edited (data untouched): headers that lie about their tensors. */
+export function editedHeader(bytes: Buffer, edit: (header: Record<string, { shape?: number[] }>) => void): Buffer {
+  const size = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Record<string, { shape?: number[] }>;
+  edit(header);
+  const json = Buffer.from(JSON.stringify(header).padEnd(Math.ceil((size + 32) / 8) * 8));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, bytes.subarray(8 + size)]);
+}
