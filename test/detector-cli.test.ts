@@ -16,7 +16,7 @@ import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weigh
  * --control type=softedge|softedge-safe|lineart|lineart-coarse,detector=FILE: the image equals the
  * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
  * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
- * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from hints at detector=, and a
+ * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from gives the type back, and a
  * detector of another network is one line, exit 2, no image.
  */
 const cli = suite('diffuse --control with a detector network');
@@ -39,12 +39,12 @@ cli.after(() => {
 const base = (out: string) => ['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '--seed', '5', '-W', '64', '-H', '64', '-o', out, '--quiet'];
 
 const CASES = [
-  ['softedge', 'hed', 'scene-64', 'softedge_hed', 'ControlNetHED.pth'],
-  ['softedge-safe', 'hed', 'scene-128x64', 'softedge_hedsafe', 'ControlNetHED.pth'],
-  ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic', 'sk_model.pth'],
-  ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse', 'sk_model2.pth'],
+  ['softedge', 'hed', 'scene-64', 'softedge_hed'],
+  ['softedge-safe', 'hed', 'scene-128x64', 'softedge_hedsafe'],
+  ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic'],
+  ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse'],
 ] as const;
-for (const [type, kind, name, module, file] of CASES) {
+for (const [type, kind, name, module] of CASES) {
   cli(`type=${type} = its map given as type=none; Module: ${module}`, async () => {
     const out = join(dir, `${type}.png`);
     const picture = join(detectorFixtures(kind), `${name}.png`);
@@ -64,18 +64,16 @@ for (const [type, kind, name, module, file] of CASES) {
     assert.match(meta.parameters.extra['ControlNet 0'] ?? '', new RegExp(`^Module: ${module}, Model: tiny-sd-control \\[[0-9a-f]{8}\\], Weight: 1\\.0,`));
     const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-W', '64', '-H', '64', '-o', join(dir, `${type}.again.png`)]);
     assert.is(again.status, 0, again.stderr);
-    assert.match(again.stderr, `pass --control type=${type},image=<picture>,model=<ControlNet folder>,detector=<${file}>,weight=1`);
+    assert.match(again.stderr, `pass --control type=${type},image=<picture>,model=<ControlNet folder>,weight=1`);
   });
 }
 
-cli('a detector of another network, a missing one, or one on another type: one line, exit 2, no image', () => {
+cli('a detector of another network, an absent file, or one on another type: one line, exit 2, no image', () => {
   const picture = join(detectorFixtures('hed'), 'scene-64.png');
   const cases: [string, RegExp][] = [
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(FIXTURES, 'graphs', 'mini.ckpt')}`, /mini\.ckpt is not HED's ControlNetHED\.pth \(/],
-    [`type=softedge,image=${picture},model=${CONTROLNET}`, /type=softedge needs detector=ControlNetHED\.pth/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not HED's ControlNetHED\.pth \(no tensor norm\)/],
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
-    [`type=lineart-coarse,image=${picture},model=${CONTROLNET}`, /type=lineart-coarse needs detector=sk_model2\.pth/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
     [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/lineart\/lineart-coarse; type=canny takes none/],
   ];

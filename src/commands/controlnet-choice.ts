@@ -1,7 +1,9 @@
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
 import { ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
-import { findControlNet, loadRegistry } from '../models/index.js';
+import { findControlNet, findPreprocessor, loadRegistry, type Registry } from '../models/index.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
-import type { ControlSpec } from '../settings/control-spec.js';
+import { DETECTORS, type ControlSpec } from '../settings/control-spec.js';
 import { convertedCache } from './convert.js';
 import { convertProgress } from './convert-progress.js';
 import { refuseOtherFamily } from './family-check.js';
@@ -11,14 +13,17 @@ import { resolveOrPull } from './model-choice.js';
  * `--control model=<registry id>` (control_v11p_sd15_canny, …): the ControlNet's family checked against the model's
  * before anything downloads, then pulled as models are (with --yes, after a question on a terminal, else refused with
  * the pull command) and converted once into the cache, named by its id as sd-webui-controlnet names the file users
- * hold. Each such unit then names the converted folder; other model= values (paths) pass through unchanged.
+ * hold. Each such unit then names the converted folder; other model= values (paths) pass through unchanged. A unit's
+ * detector network is chosen first (chooseDetector).
  */
 export async function chooseControlNets(specs: readonly ControlSpec[], files: ModelFiles, options: { offline: boolean; yes: boolean; quiet: boolean }): Promise<ControlSpec[]> {
   const registry = loadRegistry();
-  return Promise.all(specs.map(async (spec, i) => {
+  return Promise.all(specs.map(async (given, i) => {
+    const label = specs.length > 1 ? `--control #${i + 1}` : '--control';
+    const spec = await chooseDetector(given, registry, label, options);
     const entry = findControlNet(registry, spec.model);
     if (!entry) return spec;
-    refuseOtherFamily(`${specs.length > 1 ? `--control #${i + 1}` : '--control'}: model=${entry.id}`, entry, 'ControlNet', files);
+    refuseOtherFamily(`${label}: model=${entry.id}`, entry, 'ControlNet', files);
     const pulled = await resolveOrPull(spec.model, { offline: options.offline }, options.yes, options.quiet);
     const progress = convertProgress({ quiet: options.quiet });
     try {
@@ -27,4 +32,22 @@ export async function chooseControlNets(specs: readonly ControlSpec[], files: Mo
       progress.stop();
     }
   }));
+}
+
+/**
+ * detector=<registry id> (annotators-hed, …), or none given for a type that runs a network: the type's default id,
+ * pulled as models are, the unit then naming the pulled weight file. A path passes through unchanged.
+ */
+async function chooseDetector(spec: ControlSpec, registry: Registry, label: string, options: { offline: boolean; yes: boolean; quiet: boolean }): Promise<ControlSpec> {
+  const network = DETECTORS[spec.type];
+  if (!network) return spec;
+  const id = spec.detector ?? network.id;
+  const entry = findPreprocessor(registry, id);
+  if (!entry) {
+    if (spec.detector !== undefined) return spec;
+    throw new UsageError(`${label}: type=${spec.type} needs detector=${network.file} (the registry has no ${network.id} to pull)`);
+  }
+  if (entry.kind !== network.kind) throw new UsageError(`${label}: detector=${id} is a ${entry.kind} network; type=${spec.type} runs ${network.kind} (detector=${network.id})`);
+  const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet);
+  return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
 }

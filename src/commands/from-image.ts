@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
-import { DETECTOR_FILES, controlTypeOf } from '../settings/control-spec.js';
+import { controlTypeOf } from '../settings/control-spec.js';
 import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
 import { loadRegistry } from '../models/index.js';
 
@@ -95,15 +95,14 @@ export async function flagsFromImage(path: string): Promise<{ prompt: string; fl
  * model's path, so the picture is left for the user to fill in, and the model too unless its
  * recorded name ("control_v11p_sd15_canny [d14c016b]", as A1111 names lllyasviel's files) is a
  * registry ControlNet's id; a module diffuse does not run is given as type=none (pass the
- * preprocessed picture).
+ * preprocessed picture). A network's file is not recorded either: without detector= the type's
+ * registry network is used.
  */
 function controlFlag(c: RecordedControl): string {
   const type = controlTypeOf(c.module) ?? 'none';
   const name = c.model.replace(/\s*\[[0-9a-f]+\]$/i, '');
   const registered = loadRegistry().controlnets.find((m) => m.id === name);
   const fields = [`type=${type}`, 'image=<picture>', `model=${registered?.id ?? '<ControlNet folder>'}`];
-  const detector = DETECTOR_FILES[type];
-  if (detector) fields.push(`detector=<${detector}>`);
   if (c.weight !== undefined) fields.push(`weight=${c.weight}`);
   if (c.start !== undefined) fields.push(`start=${c.start}`);
   if (c.end !== undefined) fields.push(`end=${c.end}`);

@@ -77,14 +77,15 @@ export function defineModels(models: Command): Command {
       const interrogators = registry.interrogators.map(fileSetRow);
       const controlnets = registry.controlnets.map(fileSetRow);
       const loras = registry.loras.map(fileSetRow);
+      const preprocessors = registry.preprocessors.map(fileSetRow);
       const others = cached.filter((c) => c.ids.length === 0).map((c) => ({ repo: `${c.repo}@${c.revision}`, bytes: c.bytes, tasks: c.tasks, dir: c.dir }));
-      print(opts.json, { cache: cacheRoot(), registry: rows, vaes, upscalers, interrogators, controlnets, loras, otherDownloads: others, local }, () => {
+      print(opts.json, { cache: cacheRoot(), registry: rows, vaes, upscalers, interrogators, controlnets, loras, preprocessors, otherDownloads: others, local }, () => {
         const lines = [`cache: ${cacheRoot()}`];
         for (const r of rows) {
           const state = r.installed ? chalk.green(`installed (${r.installed.tasks.join(', ')}; ${formatBytes(r.installed.bytes)})`) : chalk.dim(`not installed (~${formatBytes(r.download)})`);
           lines.push(`${r.default ? '*' : ' '} ${r.id.padEnd(22)} ${state}  ${chalk.dim(`${r.repo}, ${r.license}`)}`);
         }
-        for (const [what, list] of [['VAE', vaes], ['upscaler', upscalers], ['img2txt', interrogators], ['ControlNet', controlnets], ['LoRA', loras]] as const) {
+        for (const [what, list] of [['VAE', vaes], ['upscaler', upscalers], ['img2txt', interrogators], ['ControlNet', controlnets], ['LoRA', loras], ['preprocessor', preprocessors]] as const) {
           for (const v of list) {
             const state = v.installed ? chalk.green(`installed (${what}; ${formatBytes(v.installed.bytes)})`) : chalk.dim(`not installed (${what}, ~${formatBytes(v.download)})`);
             lines.push(`  ${v.id.padEnd(22)} ${state}  ${chalk.dim(`${v.repo}, ${v.license}`)}`);

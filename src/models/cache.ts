@@ -98,7 +98,7 @@ export async function listModels(options: CacheOptions = {}): Promise<{ cached: 
       repo: manifest.repo,
       revision: manifest.revision,
       dir: snapshot,
-      ids: [...entries, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets, ...registry.loras].filter((e) => e.repo === manifest.repo && e.revision === manifest.revision).map((m) => m.id),
+      ids: [...entries, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets, ...registry.loras, ...registry.preprocessors].filter((e) => e.repo === manifest.repo && e.revision === manifest.revision).map((m) => m.id),
       files: manifest.files.length,
       bytes: manifest.files.reduce((sum, f) => sum + f.size, 0),
       partialBytes: await partialBytesUnder(snapshot),

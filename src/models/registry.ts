@@ -135,6 +135,18 @@ export interface LoraEntry extends FileSetEntry {
   recommended?: Recommended;
 }
 
+/** The networks a preprocessor entry holds weights of (src/graphs/detector-convert.ts builds each). */
+export const PREPROCESSOR_KINDS = ['hed', 'lineart'] as const;
+export type PreprocessorKind = (typeof PREPROCESSOR_KINDS)[number];
+
+/**
+ * A ControlNet preprocessor's network to pull by name (`--control type=softedge,detector=annotators-hed`; the type's
+ * default when detector= is left out): one weight file of a Hub repo (lllyasviel/Annotators), built into a graph on first use.
+ */
+export interface PreprocessorEntry extends FileSetEntry {
+  kind: PreprocessorKind;
+}
+
 /** The weight files a ControlNet entry may list (src/graphs/controlnet-convert.ts reads any of them beside config.json). */
 const CONTROLNET_WEIGHTS = /^diffusion_pytorch_model(\.fp16)?\.(safetensors|bin)$/;
 
@@ -162,6 +174,8 @@ export interface Registry {
   controlnets: ControlNetEntry[];
   /** LoRAs by name; a registry without the key has none. */
   loras: LoraEntry[];
+  /** ControlNet preprocessors' networks by name; a registry without the key has none. */
+  preprocessors: PreprocessorEntry[];
 }
 
 const COMPONENT = /^[a-z0-9_]{1,64}$/;
@@ -240,11 +254,12 @@ const componentName = (s: string): string | undefined => (COMPONENT.test(s) ? un
 const globPattern = (s: string): string | undefined => (GLOB.test(s) ? undefined : 'must be a basename glob of letters, digits, ".", "_", "-", "*"');
 const httpsUrl = (s: string): string | undefined => (/^https:\/\/[^\s]+$/.test(s) ? undefined : 'must be an https:// URL');
 
-const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators', 'controlnets', 'loras'] as const;
+const TOP_KEYS = ['$comment', 'version', 'default', 'defaultReason', 'include', 'taskComponents', 'safetyComponents', 'optionalComponents', 'models', 'vaes', 'upscalers', 'interrogators', 'controlnets', 'loras', 'preprocessors'] as const;
 const VAE_KEYS = ['id', 'name', 'kind', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const UPSCALER_KEYS = ['id', 'name', 'kind', 'scale', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const INTERROGATOR_KEYS = ['id', 'name', 'part', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const CONTROLNET_KEYS = ['id', 'name', 'family', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
+const PREPROCESSOR_KEYS = ['id', 'name', 'kind', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 const LORA_KEYS = ['id', 'name', 'family', 'recommended', 'repo', 'revision', 'files', 'bytes', 'license', 'sha256', 'notes'] as const;
 
 function checkPins(c: Checker, raw: unknown, path: string): Record<string, string> | undefined {
@@ -311,6 +326,15 @@ function checkRecommended(c: Checker, raw: unknown, path: string): Recommended {
     steps: c.number(rec.steps, `${path}.steps`, 1, 1000, true),
     cfg: c.number(rec.cfg, `${path}.cfg`, 0, 50, false),
   };
+}
+
+function checkPreprocessor(c: Checker, raw: unknown, path: string): PreprocessorEntry | undefined {
+  const obj = c.object(raw, path);
+  if (!obj) return undefined;
+  c.onlyKeys(obj, path, PREPROCESSOR_KEYS);
+  const entry: PreprocessorEntry = { ...checkFileSet(c, obj, path), kind: c.oneOf(obj.kind, `${path}.kind`, PREPROCESSOR_KINDS) };
+  if (entry.files.length !== 1 || !/\.(pth|safetensors)$/.test(entry.files[0]!)) c.fail(`${path}.files`, 'must be one .pth or .safetensors file');
+  return entry;
 }
 
 function checkLora(c: Checker, raw: unknown, path: string): LoraEntry | undefined {
@@ -422,7 +446,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   });
 
   // the optional lists of named file sets: each id unique across the whole registry
-  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators' | 'controlnets' | 'loras', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
+  const optionalList = <T extends FileSetEntry>(key: 'vaes' | 'upscalers' | 'interrogators' | 'controlnets' | 'loras' | 'preprocessors', check: (c: Checker, raw: unknown, path: string) => T | undefined): T[] => {
     const out: T[] = [];
     if (top[key] === undefined) return out;
     c.array(top[key], `$.${key}`, 0).forEach((raw, i) => {
@@ -439,6 +463,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
   const interrogators = optionalList('interrogators', checkInterrogator);
   const controlnets = optionalList('controlnets', checkControlNet);
   const loras = optionalList('loras', checkLora);
+  const preprocessors = optionalList('preprocessors', checkPreprocessor);
 
   const def = c.string(top.default, '$.default', validateId);
   if (def && !models.some((m) => m.id === def)) c.fail('$.default', `"${def}" is not the id of any model`);
@@ -456,6 +481,7 @@ export function validateRegistry(raw: unknown, source = 'models.json'): Registry
     interrogators,
     controlnets,
     loras,
+    preprocessors,
   };
   if (c.problems.length > 0) {
     throw new RegistryError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
@@ -511,8 +537,12 @@ export function findLora(registry: Registry, id: string): LoraEntry | undefined 
 }
 
 /** The VAE, upscaler, interrogator model, ControlNet or LoRA of this id: entries pulled as an exact list of files. */
+export function findPreprocessor(registry: Registry, id: string): PreprocessorEntry | undefined {
+  return registry.preprocessors.find((m) => m.id === id);
+}
+
 export function findFileSet(registry: Registry, id: string): FileSetEntry | undefined {
-  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id) ?? findControlNet(registry, id) ?? findLora(registry, id);
+  return findVae(registry, id) ?? findUpscaler(registry, id) ?? findInterrogator(registry, id) ?? findControlNet(registry, id) ?? findLora(registry, id) ?? findPreprocessor(registry, id);
 }
 
 /** How a file-set entry of this id is used instead of --model ("--vae taesd"), or undefined for a model or unknown id. */
@@ -523,12 +553,13 @@ export function fileSetUse(registry: Registry, id: string): string | undefined {
   if (interrogator) return `an img2txt model; pass it to diffuse img2txt --${interrogator.part} ${id}`;
   if (findControlNet(registry, id)) return `a ControlNet; pass it as --control type=…,image=…,model=${id}`;
   if (findLora(registry, id)) return `a LoRA; use it in the prompt as <lora:${id}:1>`;
+  if (findPreprocessor(registry, id)) return `a ControlNet preprocessor's network; pass it as --control type=…,image=…,model=…,detector=${id}`;
   return undefined;
 }
 
-/** Every id the registry knows: models, VAEs, upscalers, interrogator models, ControlNets, LoRAs. */
+/** Every id the registry knows: models, VAEs, upscalers, interrogator models, ControlNets, LoRAs, preprocessors. */
 export function registryIds(registry: Registry): string[] {
-  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets, ...registry.loras].map((e) => e.id);
+  return [...registry.models, ...registry.vaes, ...registry.upscalers, ...registry.interrogators, ...registry.controlnets, ...registry.loras, ...registry.preprocessors].map((e) => e.id);
 }
 
 export interface ComponentOptions {

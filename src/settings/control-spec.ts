@@ -26,14 +26,17 @@ export function controlTypeOf(module: string): ControlType | undefined {
   return CONTROL_TYPES.find((t) => CONTROL_MODULES[t] === module);
 }
 
-/** The types that run a network from a weight file given as detector=, and lllyasviel/Annotators' file of each. */
-export const DETECTOR_FILES: Readonly<Partial<Record<ControlType, string>>> = {
-  softedge: 'ControlNetHED.pth',
-  'softedge-safe': 'ControlNetHED.pth',
-  lineart: 'sk_model.pth',
-  'lineart-coarse': 'sk_model2.pth',
+/**
+ * The types that run a network from a weight file (detector=), each with lllyasviel/Annotators' file, the network's
+ * kind (src/graphs/detector-convert.ts) and the registry id pulled when detector= is left out.
+ */
+export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: 'hed' | 'lineart'; id: string }>>> = {
+  softedge: { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
+  'softedge-safe': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
+  lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
+  'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
 };
-const DETECTOR_TYPES = Object.keys(DETECTOR_FILES) as ControlType[];
+const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -45,7 +48,7 @@ export interface ControlSpec {
   end: number;
   guess: boolean;
   resize: ResizeMode;
-  /** softedge's or lineart's network (DETECTOR_FILES), as a path. */
+  /** softedge's or lineart's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
   detector?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200), threshold's level (127). */
   low: number;
@@ -56,7 +59,7 @@ export interface ControlSpec {
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
 const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'detector'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,detector=FILE]';
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,detector=FILE|ID]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -114,8 +117,6 @@ function parseOne(raw: unknown, label: string): ControlSpec {
   if (detector !== undefined) {
     if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);
     spec.detector = detector;
-  } else if (DETECTOR_TYPES.includes(spec.type)) {
-    throw new UsageError(`${label}: type=${spec.type} needs detector=${DETECTOR_FILES[spec.type]!} (its network's weights, the file lllyasviel/Annotators publishes)`);
   }
   if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
   return spec;

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { controlNetFiles, ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
 import { CheckpointError } from '../graphs/errors.js';
-import { ensureConvertedDetector, type DetectorKind } from '../graphs/detector-convert.js';
+import { ensureConvertedDetector } from '../graphs/detector-convert.js';
 import { openInputFile } from '../input-file.js';
 import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
@@ -16,7 +16,7 @@ import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
-import { CONTROL_MODULES, type ControlSpec } from './control-spec.js';
+import { CONTROL_MODULES, DETECTORS, type ControlSpec } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
@@ -33,8 +33,8 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
         model,
         image: await controlPicture(spec, picture, {
           depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
-          softedge: async (safe) => hedControlPicture(await detectorGraph('hed', spec, picture, label), picture, safe, session),
-          lineart: async () => lineartControlPicture(await detectorGraph('lineart', spec, picture, label), picture, session),
+          softedge: async (safe) => hedControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
+          lineart: async () => lineartControlPicture(await detectorGraph(spec, picture, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -76,15 +76,20 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
   throw new UsageError(`${label}: type=depth needs a DPT depth estimator (depth_estimator/ and feature_extractor/, as stabilityai/stable-diffusion-2-depth ships) in the ControlNet's folder or the model's; none is there — pass a depth map with type=none`);
 }
 
-/** detector=: the network's weight file (a regular file), its graph built once into the cache, after the picture's size is checked. */
-async function detectorGraph(kind: DetectorKind, spec: ControlSpec, picture: Raster, label: string): Promise<string> {
+/**
+ * detector=: the network's weight file (a regular file; registry ids are pulled before, by the command), its graph
+ * built once into the cache, after the picture's size is checked.
+ */
+async function detectorGraph(spec: ControlSpec, picture: Raster, label: string): Promise<string> {
+  const { detector } = spec;
+  const network = DETECTORS[spec.type];
+  if (!network || detector === undefined) throw new UsageError(`${label}: type=${spec.type} needs detector=${network?.file ?? 'FILE'}`);
   checkDetectorPictureSize(picture, `${label} image`, spec.type);
-  const detector = spec.detector!;
   const path = resolve(detector);
   if (!existsSync(path)) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
   if (statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
   openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
-  return ensureConvertedDetector(kind, path, convertedFolder(cacheRoot()));
+  return ensureConvertedDetector(network.kind, path, convertedFolder(cacheRoot()));
 }
 
 /** The networks a preprocessor may run: each a model load, so only made when the unit's type asks. */
