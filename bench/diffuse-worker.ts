@@ -3,14 +3,18 @@
  * its own. bench/run.ts starts it with one JSON argument (WorkerArgs) and reads the
  * `BENCH_JSON {...}` line it prints, with the same fields as the Python peers (tools/bench_common.py).
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { ensureConvertedControlNet } from '../src/graphs/controlnet-convert.js';
+import { ensureConvertedModel } from '../src/graphs/converted-cache.js';
 import { encodePng } from '../src/image/encode-png.js';
+import type { Raster } from '../src/image/raster.js';
 import { writeFileAtomic } from '../src/image/write.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
-import type { GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
+import type { ControlUnit, GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
+import { CONTROLNET_TORCH } from './peers.js';
 import { BENCH_PROMPT, benchCache, ortNodeVersion, type WorkerArgs } from './settings.js';
 import { readPeakRssMb } from './proc.js';
 
@@ -35,8 +39,39 @@ function instrumentRun(current: () => Stage): Record<Stage, number> {
   return inside;
 }
 
+/**
+ * The model folder and ControlNet folders a run loads: a converted row's conversions (made by the first
+ * run, the warm-up, and then found in <cache>/converted, before the timed load starts). Each further
+ * ControlNet unit gets a link of its own to the converted folder, so that it opens its own session and
+ * holds its own copy of the weights, as two different ControlNets would.
+ */
+async function folders(args: WorkerArgs): Promise<{ model: string; controlnets: string[] }> {
+  const cache = join(benchCache(), 'converted');
+  const model = args.converted ? await ensureConvertedModel(args.model, cache) : args.model;
+  if (!args.controlnets) return { model, controlnets: [] };
+  const net = await ensureConvertedControlNet(CONTROLNET_TORCH, cache);
+  const links = Array.from({ length: args.controlnets - 1 }, (_, i) => {
+    const link = `${net}-unit${i + 2}`;
+    if (!existsSync(link)) symlinkSync(net, link);
+    return link;
+  });
+  return { model, controlnets: [net, ...links] };
+}
+
+/** A canny-like control picture: thin white rings on black (what it shows does not change the cost). */
+function controlPicture(width: number, height: number): Raster {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (Math.round(Math.hypot(x - width / 2, y - height / 2)) % 24 === 0) data.fill(255, (y * width + x) * 3, (y * width + x) * 3 + 3);
+    }
+  }
+  return { width, height, channels: 3, data };
+}
+
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as WorkerArgs;
+  const { model, controlnets } = await folders(args);
   let stage: Stage = 'load';
   const inside = instrumentRun(() => stage);
   const runAtStepStart: number[] = [];
@@ -44,7 +79,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   // As the CLI runs: attention fused, graphs from the optimised-graph cache, the text encoder
   // parked while the UNet runs (the caches live beside the bench models).
-  const bundle = await loadModel(args.model, {
+  const bundle = await loadModel(model, {
     device: 'cpu',
     threads: args.threads,
     fuseAttention: true,
@@ -56,6 +91,7 @@ async function main(): Promise<void> {
     ...((args.deepCache ?? 1) > 1 ? { deepCache: true } : {}),
     ...(args.conv ? { conv: args.conv } : {}),
     ...(args.tokenMerging ? { tokenMerging: args.tokenMerging } : {}),
+    ...(controlnets.length ? { controlnets } : {}),
   });
   const loadMs = performance.now() - t0;
 
@@ -73,6 +109,7 @@ async function main(): Promise<void> {
     height: args.height,
     batchSize: 1,
     ...((args.deepCache ?? 1) > 1 ? { deepCache: args.deepCache } : {}),
+    ...(controlnets.length ? { control: controlnets.map((dir): ControlUnit => ({ model: dir, image: controlPicture(args.width, args.height), weight: 1, start: 0, end: 1 })) } : {}),
   };
   const marks: number[] = [];
   const listener = (event: PipelineEvent): void => {

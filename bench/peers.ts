@@ -49,6 +49,7 @@ export const SD15_TORCH = join(benchCache(), 'sd15', 'torch');
 export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
 export const SD15_SINGLE_FILE = join(benchCache(), 'sd15', 'sd15.safetensors');
 export const LCM_ONNX = join(benchCache(), 'lcm', 'onnx');
+export const CONTROLNET_TORCH = join(benchCache(), 'controlnet');
 const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
 
 function parseJsonLine(stdout: string): PeerResult {
@@ -94,7 +95,7 @@ function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {
   return {
     name,
     ...(reference ? { reference } : {}),
-    unavailable: () => missing(model, 'ONNX model'),
+    unavailable: () => missing(model, extra.converted ? 'model' : 'ONNX model') ?? (extra.controlnets ? missing(CONTROLNET_TORCH, 'ControlNet') : undefined),
     command: (a) => ({
       file: process.execPath,
       argv: [fileURLToPath(new URL('./diffuse-worker.js', import.meta.url)), JSON.stringify({ ...a, ...extra, model })],
@@ -168,6 +169,11 @@ export const PEERS: Peer[] = [
   ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8-matmul ${f}`, { quantize: 'int8-matmul', int8Format: f })),
   ...DEEP_CACHE_ROWS.map((n) => sd15Option(`diffuse deep-cache ${n}`, { deepCache: n })),
   sd15Option('diffuse tome 0.5', { tokenMerging: 0.5 }),
+  // ControlNet needs a UNet that takes its residuals: diffuse's own conversion of the same weights (optimum's
+  // export takes none), so these rows are compared with that conversion run plain, not with 'diffuse'.
+  diffusePeer('diffuse converted', SD15_TORCH, { converted: true }),
+  diffusePeer('diffuse controlnet', SD15_TORCH, { converted: true, controlnets: 1 }, undefined, 'diffuse converted'),
+  diffusePeer('diffuse controlnet x2', SD15_TORCH, { converted: true, controlnets: 2 }, undefined, 'diffuse converted'),
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN, 'diffuse LCM'),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),

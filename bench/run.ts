@@ -11,15 +11,16 @@
  * an option of another (Peer.reference: int8, DeepCache) is also given as ratios to that row's run
  * of the same turn, with the distance of its final latents and image from that row's.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { cpuLine, cpuTag, describeCpu } from './cpu.js';
+import { cpuLine, describeCpu } from './cpu.js';
 import { clearOutput, outputDistance } from './compare.js';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure, type Row } from './measure.js';
 import { choosePeers, PEERS } from './peers.js';
 import { combineRuns, markdownTable, summarize, withReference, type Summary } from './report.js';
+import { writeResults } from './results-file.js';
 import { benchCache, FLOOR_S_PER_CFG_STEP_512, ortNodeVersion, type WorkerArgs } from './settings.js';
 
 const { values } = parseArgs({
@@ -91,13 +92,8 @@ async function main(): Promise<void> {
     `Order: ${peers.map((p) => p.name).join(', ')}${repeats > 1 ? `, taking turns ${repeats} times; each row is the tool's median run, "spread" the range of its runs' medians` : ''}.\n`;
   console.log(`${header}\n${table}`);
   if (values['no-write']) return;
-  const date = `${new Date().toISOString().slice(0, 16).replace(/:/g, '')}-${cpuTag(describeCpu())}`;
-  const dir = new URL('../../bench/results/', import.meta.url);
-  mkdirSync(dir, { recursive: true });
   const settings = { sizes, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), sampler: 'euler', seed: 42, repeats, order: peers.map((p) => p.name), ...(values.note ? { note: values.note } : {}) };
-  writeFileSync(new URL(`${date}.json`, dir), `${JSON.stringify({ date, machine: info, settings, floorS512: FLOOR_S_PER_CFG_STEP_512, summaries, rows }, null, 2)}\n`);
-  writeFileSync(new URL(`${date}.md`, dir), `# Benchmark ${date}\n\n${header}\n${table}\n`);
-  process.stderr.write(`bench: wrote bench/results/${date}.{json,md}\n`);
+  writeResults('', 'Benchmark', `${header}\n${table}`, { machine: info, settings, floorS512: FLOOR_S_PER_CFG_STEP_512, summaries, rows });
 }
 
 await main();

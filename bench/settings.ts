@@ -29,6 +29,13 @@ export interface WorkerArgs {
   /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */
   deepCache?: number;
   /**
+   * diffuse only: the model is a diffusers PyTorch folder converted by diffuse's graph builder (as
+   * `--model ./folder` does; cached in <cache>/converted), whose UNet can take ControlNet residuals.
+   */
+  converted?: boolean;
+  /** diffuse only: ControlNet units (each its own session of <cache>/controlnet/ converted), control image 512². */
+  controlnets?: number;
+  /**
    * diffuse only: where to write the final latents (`<path>.latents`, float32) and the decoded
    * image (`<path>.rgb`, 8-bit), so bench/run.ts can compare a row with its reference row.
    */

@@ -3,16 +3,19 @@ import { join } from 'node:path';
 import { pilResize } from '../src/image/pil-resample.js';
 import type { Raster } from '../src/image/raster.js';
 import { loadUpscaler, upscaleRaster } from '../src/pipeline/upscale/index.js';
+import { cpuLine, describeCpu } from './cpu.js';
+import { writeResults } from './results-file.js';
 
 /**
  * `diffuse upscale`'s cost at full size: a 512x512 picture to 2048x2048 through the RealESRGAN_x4plus
  * architecture (RRDBNet 64 features, 23 blocks; random weights: the work is the same), tiled as A1111 tiles
  * it (192-pixel tiles, overlap 8: 9 tiles), 2 threads; wall time, time per tile, and the process's peak RSS
  * (the output picture is 12 MB; the rest is ONNX Runtime's activations for one tile). Then --tile 256/16 and
- * --tile 128 for the memory/time trade.
+ * --tile 128 for the memory/time trade, each in its own process (the peak RSS is the process's). Writes
+ * bench/results/upscale-<date>-<cpu>.{json,md} (not with --no-write).
  *
  *   /opt/diffuse-venv/bin/python tools/make_upscale_fixture.py --bench     (once: writes the 67 MB graph)
- *   npx tsc -p . && node dist/bench/upscale.js [tile overlap]
+ *   npx tsc -p . && node dist/bench/upscale.js [tile overlap] [--no-write]
  */
 
 const CACHE = process.env.DIFFUSE_BENCH_CACHE ?? join(process.env.HOME ?? '', '.cache', 'diffuse-bench');
@@ -30,8 +33,7 @@ function picture(size: number): Raster {
 }
 
 async function main(): Promise<void> {
-  const tile = Number(process.argv[2] ?? 192);
-  const overlap = Number(process.argv[3] ?? 8);
+  const [tile = 192, overlap = 8] = process.argv.slice(2).filter((a) => a !== '--no-write').map(Number);
   const u = await loadUpscaler(MODEL, { device: 'cpu', threads: 2 });
   try {
     const src = picture(512);
@@ -42,10 +44,13 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - started) / 1000;
     load.push(loadavg()[0]!);
     const peakMb = process.resourceUsage().maxRSS / 1024;
-    console.log(
+    const line =
       `upscale 512x512 -> ${out.width}x${out.height}, RRDBNet x4plus (random weights), tile ${tile} overlap ${overlap}: ${tiles} tiles, ` +
-        `${seconds.toFixed(1)} s (${(seconds / tiles).toFixed(1)} s per tile), peak RSS ${peakMb.toFixed(0)} MB, 2 threads, load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
-    );
+      `${seconds.toFixed(1)} s (${(seconds / tiles).toFixed(1)} s per tile), peak RSS ${peakMb.toFixed(0)} MB, 2 threads, load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`;
+    console.log(line);
+    if (!process.argv.includes('--no-write')) {
+      writeResults('upscale-', 'Upscale', `${line}\n\nCPU: ${cpuLine(describeCpu())}.`, { tile, overlap, tiles, seconds, peakRssMb: peakMb, load, cpu: describeCpu() });
+    }
   } finally {
     await u.release();
   }

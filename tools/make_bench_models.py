@@ -12,11 +12,15 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
   <cache>/lcm/torch/    LCM-Dreamshaper-v7's architecture: SD 1.5's parts with a UNet that takes the guidance
                         embedding (`time_cond_proj_dim` 256) and an LCMScheduler
   <cache>/lcm/onnx/     its optimum export (the text encoder and VAE weights equal sd15's)
+  <cache>/controlnet/   an SD 1.5 ControlNet as a diffusers folder (config.json + diffusion_pytorch_model.safetensors,
+                        1.4 GB): lllyasviel's v1.1 architecture (`ControlNetModel.from_unet` of sd15's UNet, the
+                        16/32/96/256 conditioning embedding, 768-wide text), zero convolutions given random weights;
+                        diffuse converts it as `--control model=<folder>` does (bench row 'diffuse controlnet')
 
 <cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo): sd15 takes 8.0 GB (torch and ONNX
-layouts, 4.0 GB each), the single file 4.0 GB, lcm about 8 GB; 20 GB in all, plus diffuse's optimised and edited graphs
+layouts, 4.0 GB each), the single file 4.0 GB, lcm about 8 GB, controlnet 1.4 GB; 21 GB in all, plus diffuse's optimised and edited graphs
 (up to ~22 GB once every row has run: bench/README.md).
-Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py [--only sd15,single-file,lcm]   (steps whose outputs
+Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py [--only sd15,single-file,lcm,controlnet]   (steps whose outputs
 exist are skipped; sd15 is always built first, the others are made from it)
 """
 from __future__ import annotations
@@ -47,6 +51,9 @@ REPO = Path(__file__).resolve().parent.parent
 TOKENIZER_DIR = REPO / "test" / "fixtures" / "tiny-sd" / "tokenizer"
 SEED = 0
 LCM_UNET_SEED = 1
+CONTROLNET_SEED = 2
+# lllyasviel/control_v11p_sd15_* config.json: the control image's embedding before the UNet's first block.
+CONTROLNET_CONDITIONING_CHANNELS = (16, 32, 96, 256)
 # SimianLuo/LCM_Dreamshaper_v7 unet/config.json: SD 1.5's UNet plus the guidance-scale embedding projection.
 LCM_TIME_COND_PROJ_DIM = 256
 DONE_MARKER = ".complete"
@@ -153,6 +160,15 @@ def build_lcm_pipeline(sd15_torch_dir: Path) -> LatentConsistencyModelPipeline:
     )
 
 
+def build_controlnet(sd15_torch_dir: Path, dest: Path) -> None:
+    from make_controlnet_fixture import build_controlnet as random_controlnet
+
+    unet = UNet2DConditionModel.from_pretrained(str(sd15_torch_dir / "unet"))
+    net = random_controlnet(unet, CONTROLNET_CONDITIONING_CHANNELS, CONTROLNET_SEED)
+    del unet
+    save_torch(net, dest)
+
+
 def save_torch(pipe, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
@@ -201,8 +217,9 @@ def build_model(root: Path, make_pipeline) -> None:
 
 
 # What each part is for and what it costs (measured on the 2-core AMD EPYC of bench/results): sd15 is every fp32 row's
-# model (torch 4.0 GB + ONNX 4.0 GB), single-file only stable-diffusion.cpp's (4.0 GB), lcm the LCM rows' (needs sd15).
-PARTS = ("sd15", "single-file", "lcm")
+# model (torch 4.0 GB + ONNX 4.0 GB), single-file only stable-diffusion.cpp's (4.0 GB), lcm the LCM rows' (needs sd15),
+# controlnet the ControlNet rows' (1.4 GB, needs sd15).
+PARTS = ("sd15", "single-file", "lcm", "controlnet")
 
 
 def main() -> None:
@@ -224,6 +241,13 @@ def main() -> None:
         print(f"wrote {single}: {write_single_file(sd15 / 'torch', single)} tensors, checked by a round trip")
     if "lcm" in wanted:
         build_model(cache_dir() / "lcm", lambda: build_lcm_pipeline(sd15 / "torch"))
+    controlnet = cache_dir() / "controlnet"
+    if "controlnet" in wanted and is_complete(controlnet):
+        print(f"skip: {controlnet} exists")
+    elif "controlnet" in wanted:
+        started = time.time()
+        build_controlnet(sd15 / "torch", controlnet)
+        print(f"saved {controlnet} ({time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":

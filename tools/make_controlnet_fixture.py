@@ -65,11 +65,14 @@ def build_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel.from_config(config, block_out_channels=BLOCK_OUT_CHANNELS).eval()
 
 
-def build_controlnet(unet: UNet2DConditionModel) -> ControlNetModel:
+def build_controlnet(
+    unet: UNet2DConditionModel, conditioning_channels: tuple[int, ...] = CONDITIONING_CHANNELS, seed: int = CONTROLNET_SEED
+) -> ControlNetModel:
     """from_unet copies the UNet's down and mid blocks; its zero convolutions start at zero, which would make every
-    residual zero, so they get seeded random weights large enough that the residuals move the result."""
-    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=CONDITIONING_CHANNELS).eval()
-    g = torch.Generator("cpu").manual_seed(CONTROLNET_SEED)
+    residual zero, so they get seeded random weights large enough that the residuals move the result.
+    (tools/make_bench_models.py makes the full-size SD 1.5 one with this too.)"""
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=conditioning_channels).eval()
+    g = torch.Generator("cpu").manual_seed(seed)
     zero_convs = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
     with torch.no_grad():
         for conv in zero_convs:
