@@ -8,7 +8,7 @@ import { buildControlNet } from './controlnet.js';
 import { detectControlNet, type ControlNetConfigOverrides } from './controlnet-detect.js';
 import { checkpointHashes, type EnsureProgress } from './converted-cache.js';
 import { assembleFolder, cachedConversion, writeGraph } from './converted-folder.js';
-import { num, readConfig, readConfigBytes } from './diffusers-folder.js';
+import { NORM_EPS, TIME_EMBED_DIM, boundedNum, num, readConfig, readConfigBytes } from './diffusers-folder.js';
 import { CheckpointError } from './errors.js';
 import { ComponentWeights } from './weights.js';
 
@@ -68,19 +68,20 @@ function configOverrides(dir: string): ControlNetConfigOverrides {
   const heads = config['num_attention_heads'] ?? config['attention_head_dim'];
   const levels = Array.isArray(config['block_out_channels']) ? config['block_out_channels'].length : 0;
   const perLevel = typeof heads === 'number' ? Array.from({ length: levels }, () => heads) : Array.isArray(heads) && heads.every((h) => typeof h === 'number') ? (heads as number[]) : undefined;
+  if (heads !== undefined && heads !== null && !perLevel) throw new CheckpointError(`${path}: attention_head_dim is ${JSON.stringify(heads)}, expected a whole number or a list of them`);
   return {
     ...(perLevel ? { heads: perLevel } : {}),
     normGroups: num(config, 'norm_num_groups', path, 32),
-    normEps: num(config, 'norm_eps', path, 1e-5),
+    normEps: boundedNum(config, 'norm_eps', path, NORM_EPS, 1e-5),
     flipSinToCos: config['flip_sin_to_cos'] !== false,
     freqShift: num(config, 'freq_shift', path, 0),
-    ...(addition === 'text_time' ? { additionTimeEmbedDim: num(config, 'addition_time_embed_dim', path) } : {}),
+    ...(addition === 'text_time' ? { additionTimeEmbedDim: boundedNum(config, 'addition_time_embed_dim', path, TIME_EMBED_DIM) } : {}),
     declared: Object.fromEntries(DECLARED.filter((k) => config[k] !== undefined && config[k] !== null).map((k) => [k, config[k]])),
   };
 }
 
 /** config.json's numbers the weights say too: checked against them by detectControlNet. */
-const DECLARED = ['block_out_channels', 'transformer_layers_per_block', 'cross_attention_dim', 'projection_class_embeddings_input_dim', 'in_channels', 'conditioning_channels'] as const;
+const DECLARED = ['block_out_channels', 'layers_per_block', 'transformer_layers_per_block', 'cross_attention_dim', 'projection_class_embeddings_input_dim', 'in_channels', 'conditioning_channels', 'conditioning_embedding_out_channels'] as const;
 
 /** `name`: what the record calls it; default the file's name without extension, or the diffusers folder's name. */
 export async function convertControlNet(path: string, outDir: string, hashes: { sha256: string; a1111OldHash: string }, name?: string): Promise<ControlNetRecord> {

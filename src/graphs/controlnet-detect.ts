@@ -131,19 +131,21 @@ export function detectControlNet(store: TensorStore, overrides: ControlNetConfig
     ...(overrides.flipSinToCos !== undefined ? { flipSinToCos: overrides.flipSinToCos } : {}),
     ...(overrides.freqShift !== undefined ? { freqShift: overrides.freqShift } : {}),
   };
-  checkDeclared(store, overrides.declared ?? {}, levels, {
-    in_channels: inChannels,
-    block_out_channels: blockOutChannels,
-    transformer_layers_per_block: depths,
-    cross_attention_dim: crossAttentionDim,
-    conditioning_channels: shape('controlnet_cond_embedding.conv_in.weight')[1]!,
-    ...(sdxl ? { projection_class_embeddings_input_dim: shape('add_embedding.linear_1.weight')[1]! } : {}),
-  });
   if (first !== blockOutChannels[0]) refuse(store, `conv_in makes ${first} channels but the first level is ${blockOutChannels[0]} wide; not an SD ControlNet`);
   const [firstHint, conditioningChannels] = shape('controlnet_cond_embedding.conv_in.weight') as [number, number];
   const blocks = count('controlnet_cond_embedding.blocks.', '.weight');
   if (blocks % 2 !== 0) refuse(store, `the control image embedding has ${blocks} inner convolutions; a ControlNet's come in pairs`);
   const conditioningEmbedding = [firstHint, ...Array.from({ length: blocks / 2 }, (_, i) => shape(`controlnet_cond_embedding.blocks.${2 * i + 1}.weight`)[0]!)];
+  checkDeclared(store, overrides.declared ?? {}, levels, {
+    in_channels: inChannels,
+    block_out_channels: blockOutChannels,
+    transformer_layers_per_block: depths,
+    cross_attention_dim: crossAttentionDim,
+    layers_per_block: structure.layersPerBlock,
+    conditioning_channels: conditioningChannels,
+    conditioning_embedding_out_channels: conditioningEmbedding,
+    ...(sdxl ? { projection_class_embeddings_input_dim: shape('add_embedding.linear_1.weight')[1]! } : {}),
+  });
   const residuals = 1 + levels * structure.layersPerBlock + levels - 1;
   const zeroConvs = count('controlnet_down_blocks.', '.weight');
   if (zeroConvs !== residuals || !present('controlnet_mid_block.weight')) {

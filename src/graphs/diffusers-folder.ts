@@ -47,6 +47,22 @@ export function num(config: Json, key: string, path: string, fallback?: number):
   return v;
 }
 
+/** A number the builder needs within bounds (an epsilon above 0, a whole width): past them the graph would not load or would paint NaN. */
+export function boundedNum(config: Json, key: string, path: string, bounds: { min: number; max: number; whole?: boolean; aboveMin?: boolean }, fallback?: number): number {
+  const v = num(config, key, path, fallback);
+  const { min, max, whole = false, aboveMin = false } = bounds;
+  if ((whole && !Number.isInteger(v)) || (aboveMin ? v <= min : v < min) || v > max) {
+    throw new CheckpointError(`${path}: ${key} is ${v}, expected ${whole ? 'a whole number' : 'a number'} ${aboveMin ? `above ${min} and at most ${max}` : `from ${min} to ${max}`}`);
+  }
+  return v;
+}
+
+/** addition_time_embed_dim: a sinusoidal embedding's width (SDXL's 256). */
+export const TIME_EMBED_DIM = { min: 2, max: 2 ** 16, whole: true } as const;
+
+/** GroupNorm's epsilon: above 0 (a negative one takes the root of a negative variance), below 1. */
+export const NORM_EPS = { min: 0, max: 1, aboveMin: true } as const;
+
 function nums(config: Json, key: string, path: string): number[] {
   const v = config[key];
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw new CheckpointError(`${path}: ${key} is not a list of numbers`);
@@ -96,7 +112,7 @@ function unetConfig(config: Json, path: string): UnetConfig {
     useLinearProjection: config['use_linear_projection'] === true,
     transformerLayersPerBlock: depth as number | number[],
     normGroups: num(config, 'norm_num_groups', path, 32),
-    normEps: num(config, 'norm_eps', path, 1e-5),
+    normEps: boundedNum(config, 'norm_eps', path, NORM_EPS, 1e-5),
     flipSinToCos: config['flip_sin_to_cos'] !== false,
     freqShift: num(config, 'freq_shift', path, 0),
     sampleSize: num(config, 'sample_size', path, 64),
@@ -142,7 +158,7 @@ const VARIANTS: Readonly<Record<number, Variant>> = { 4: 'base', 9: 'inpaint', 5
  * refiner (sizes, crop and aesthetic score).
  */
 function additionOf(config: Json, path: string, pooled: number, timeIds: number): NonNullable<UnetConfig['addition']> {
-  const timeEmbedDim = num(config, 'addition_time_embed_dim', path);
+  const timeEmbedDim = boundedNum(config, 'addition_time_embed_dim', path, TIME_EMBED_DIM);
   const input = num(config, 'projection_class_embeddings_input_dim', path);
   if (input !== pooled + timeIds * timeEmbedDim) {
     throw new CheckpointError(`${path}: projection_class_embeddings_input_dim ${input} is not text_encoder_2's ${pooled} pooled numbers and ${timeIds} time ids of ${timeEmbedDim}; the folder mixes models`);

@@ -453,9 +453,15 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     ['transformer_layers_per_block of the wrong length', { transformer_layers_per_block: [1, 2, 3] }, /config\.json's transformer_layers_per_block is \[1,2,3\], the weights' \[1,2\]/],
     ['transformer_layers_per_block of 10^9', { transformer_layers_per_block: [1, 1e9] }, /transformer_layers_per_block is \[1,1000000000\], the weights' \[1,2\]/],
     ['projection_class_embeddings_input_dim unlike the weights', { projection_class_embeddings_input_dim: 2816 }, /projection_class_embeddings_input_dim is 2816, the weights' 60/],
-    ['addition_time_embed_dim of 2^40', { addition_time_embed_dim: 2 ** 40 }, /add_embedding reads 60 numbers, fewer than six time ids of 1099511627776/],
+    ['addition_time_embed_dim of 2^40', { addition_time_embed_dim: 2 ** 40 }, /config\.json: addition_time_embed_dim is 1099511627776, expected a whole number from 2 to 65536/],
     ['attention_head_dim of 0', { attention_head_dim: [0, 0] }, /attn1: width 16 does not split into 0 heads/],
     ['cross_attention_dim a string', { cross_attention_dim: 'wide' }, /config\.json's cross_attention_dim is "wide", the weights' 40/],
+    ['layers_per_block of 10^9', { layers_per_block: 1e9 }, /config\.json's layers_per_block is 1000000000, the weights' 1/],
+    ['conditioning_embedding_out_channels of 2^30', { conditioning_embedding_out_channels: [2 ** 30] }, /conditioning_embedding_out_channels is \[1073741824\], the weights' \[8,16\]/],
+    ['norm_eps -1 (was: painted; a root of a negative variance)', { norm_eps: -1 }, /config\.json: norm_eps is -1, expected a number above 0 and at most 1/],
+    ['attention_head_dim a string (was: ignored)', { attention_head_dim: 'x' }, /config\.json: attention_head_dim is "x", expected a whole number or a list of them/],
+    ['addition_time_embed_dim -4 (was: a graph that does not load, left in the cache)', { addition_time_embed_dim: -4 }, /config\.json: addition_time_embed_dim is -4, expected a whole number from 2 to 65536/],
+    ['addition_time_embed_dim 2.5 (was: a BigInt error)', { addition_time_embed_dim: 2.5 }, /addition_time_embed_dim is 2\.5, expected a whole number from 2 to 65536/],
   ] as const) {
     const dir = sdxlCn(name);
     const home = `${dir}-home`;
