@@ -110,7 +110,7 @@ function controlFlag(c: RecordedControl): string {
   if (c.resize) fields.push(`resize=${c.resize}`);
   if (type === 'canny' && c.thresholdA !== undefined) fields.push(`low=${c.thresholdA}`);
   if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
-  if (type === 'threshold' && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
+  if ((type === 'threshold' || type === 'scribble-xdog') && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
   return fields.join(',');
 }
 

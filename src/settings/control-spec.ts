@@ -5,13 +5,15 @@ import type { ResizeMode } from '../image/resize-modes.js';
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
  * the ControlNet's or the model's folder; softedge, lineart: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'invert', 'depth', 'softedge', 'softedge-safe', 'lineart', 'lineart-coarse', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'lineart', 'lineart-coarse', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
 export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   canny: 'canny',
   threshold: 'threshold',
+  'scribble-xdog': 'scribble_xdog',
+  'lineart-standard': 'lineart_standard',
   invert: 'invert',
   depth: 'depth',
   softedge: 'softedge_hed',
@@ -50,7 +52,7 @@ export interface ControlSpec {
   resize: ResizeMode;
   /** softedge's or lineart's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
   detector?: string;
-  /** canny's low and high thresholds (sd-webui-controlnet's 100, 200), threshold's level (127). */
+  /** canny's low and high thresholds (sd-webui-controlnet's 100, 200); threshold's level (127), scribble-xdog's (32). */
   low: number;
   high: number;
   level: number;
@@ -111,7 +113,7 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     resize: resize as ResizeMode,
     low: number('low', 100, 0, 255),
     high: number('high', 200, 0, 255),
-    level: number('level', 127, 0, 255),
+    level: number('level', type === 'scribble-xdog' ? 32 : 127, 0, 255),
   };
   const detector = fields.get('detector');
   if (detector !== undefined) {

@@ -12,6 +12,8 @@ import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-con
 import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
 import { canny } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
+import { lineartStandard } from '../image/preprocess/lineart-standard.js';
+import { scribbleXdog } from '../image/preprocess/scribble.js';
 import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
@@ -114,6 +116,10 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
       return canny(picture, spec.low, spec.high);
     case 'threshold':
       return threshold(picture, spec.level);
+    case 'scribble-xdog':
+      return scribbleXdog(picture, spec.level);
+    case 'lineart-standard':
+      return lineartStandard(picture);
     case 'invert':
       return invert(picture);
     case 'none':
@@ -121,10 +127,10 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
   }
 }
 
-/** A1111's "Module" and its slider values ("Threshold A/B"): canny's thresholds, threshold's level. */
+/** A1111's "Module" and its slider values ("Threshold A/B"): canny's thresholds, threshold's and scribble-xdog's level. */
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
   const module = CONTROL_MODULES[spec.type];
   if (spec.type === 'canny') return { module, thresholdA: spec.low, thresholdB: spec.high };
-  if (spec.type === 'threshold') return { module, thresholdA: spec.level };
+  if (spec.type === 'threshold' || spec.type === 'scribble-xdog') return { module, thresholdA: spec.level };
   return { module };
 }
