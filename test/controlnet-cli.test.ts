@@ -120,7 +120,7 @@ cli('bad --control values: exit 2, one line, no file', () => {
 });
 
 /**
- * type=scribble-xdog|lineart-standard: the image equals the one made from sd-webui-controlnet's own map
+ * type=scribble-xdog|lineart-standard|canny: the image equals the one made from sd-webui-controlnet's own map
  * (tools/make_line_preprocess_refs.py) passed as type=none, so the map is what the ControlNet saw; the record says
  * the extension's Module and Threshold A (xdog's level, 32 unless given), and --from gives level= back.
  */
@@ -129,6 +129,7 @@ const LINE_CASES = [
   ['scribble-xdog', '', 'drawing-70x45.scribble_xdog-32.png', 'Module: scribble_xdog, Model: tiny-sd-control \\[[0-9a-f]{8}\\], Weight: 1\\.0, .*Threshold A: 32'],
   ['scribble-xdog', ',level=12', 'scene-64.scribble_xdog-12.png', 'Module: scribble_xdog, .*Threshold A: 12'],
   ['lineart-standard', '', 'drawing-70x45.lineart_standard.png', 'Module: lineart_standard, Model: tiny-sd-control'],
+  ['canny', '', 'drawing-70x45.canny.png', 'Module: canny, Model: tiny-sd-control \\[[0-9a-f]{8}\\], Weight: 1\\.0,'],
 ] as const;
 for (const [type, extra, map, record] of LINE_CASES) {
   cli(`type=${type}${extra} = the extension's map given as type=none`, async () => {

@@ -1,5 +1,5 @@
 """References for sd-webui-controlnet's network-free line preprocessors (src/image/preprocess/scribble.ts,
-lineart-standard.ts): scribble_xdog and lineart_standard, computed as the extension's
+lineart-standard.ts, canny.ts's cannyControlMap): scribble_xdog, lineart_standard and canny (100, 200), computed as the extension's
 scripts/processor.py computes them (the extension cannot be imported without AUTOMATIC1111, so its numpy/cv2
 expressions are written out here) at Preprocessor Resolution = the picture's shorter side, where
 resize_image_with_pad's cv2.resize is a copy and only its edge padding to multiples of 64 remains.
@@ -57,6 +57,11 @@ def xdog(img: np.ndarray, thr: float) -> np.ndarray:
     return out[:h, :w]
 
 
+def canny(img: np.ndarray, low: int, high: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return cv2.Canny(edge_padded(img), low, high)[:h, :w]
+
+
 def lineart_standard(img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     x = edge_padded(img).astype(np.float32)
@@ -78,7 +83,8 @@ def both_dispatches(fn, *args) -> tuple[np.ndarray, int]:
     plain = fn(*args)
     cv2.ipp.setUseIPP(True)
     cv2.setNumThreads(2)
-    return default, int(np.count_nonzero(np.any(default != plain, axis=-1)))
+    differ = default != plain
+    return default, int(np.count_nonzero(differ.any(axis=-1) if differ.ndim == 3 else differ))
 
 
 def main() -> None:
@@ -90,13 +96,13 @@ def main() -> None:
     for name, img in pictures.items():
         Image.fromarray(img).save(OUT / f"{name}.png")
         runs = [("scribble_xdog", {"threshold": 32}, lambda i: xdog(i, 32)), ("scribble_xdog", {"threshold": 12}, lambda i: xdog(i, 12)),
-                ("lineart_standard", {}, lineart_standard)]
+                ("lineart_standard", {}, lineart_standard), ("canny", {"low": 100, "high": 200}, lambda i: canny(i, 100, 200))]
         for module, args, fn in runs:
             out, differing = both_dispatches(fn, img)
             file = f"{name}.{module}{'-' + str(args['threshold']) if 'threshold' in args else ''}.png"
             Image.fromarray(out).save(OUT / file)
             cases.append({"picture": f"{name}.png", "module": module, "args": args, "output": file,
-                          "white_or_nonzero_pixels": int(np.count_nonzero(out[..., 0])), "pixels_differing_with_ipp_off_1_thread": differing})
+                          "white_or_nonzero_pixels": int(np.count_nonzero(out if out.ndim == 2 else out[..., 0])), "pixels_differing_with_ipp_off_1_thread": differing})
     (OUT / "cases.json").write_text(json.dumps({"generator": "tools/make_line_preprocess_refs.py", "opencv": cv2.__version__, "numpy": np.__version__, "cases": cases}, indent=1) + "\n")
     size = sum(f.stat().st_size for f in OUT.iterdir()) / 1e3
     if size > MAX_KB:

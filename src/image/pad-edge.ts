@@ -15,6 +15,18 @@ export function padEdge(image: Raster, right: number, bottom: number): Raster {
   return out;
 }
 
+/** sd-webui-controlnet's pad64: what brings a side up to a multiple of 64. */
+export const pad64 = (side: number): number => Math.ceil(side / 64) * 64 - side;
+
+/**
+ * The picture as resize_image_with_pad leaves it at Preprocessor Resolution = its shorter side (the resize a copy):
+ * edge-padded to multiples of 64. Its preprocessors run on that and crop the padding off their map, so what they see
+ * past the right and bottom edges is the padding, not their own border rule.
+ */
+export function padEdgeTo64(image: Raster): Raster {
+  return padEdge(image, pad64(image.width), pad64(image.height));
+}
+
 /** The top-left width x height of `image`. */
 export function cropTopLeft(image: Raster, width: number, height: number): Raster {
   const n = image.channels;

@@ -2,7 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
 import { lineartLines } from '../image/preprocess/lineart-lines.js';
-import { cropTopLeft, padEdge } from '../image/pad-edge.js';
+import { cropTopLeft, pad64, padEdgeTo64 } from '../image/pad-edge.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
 import { openSession, type SessionSettings } from '../onnx/session.js';
@@ -14,9 +14,6 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
  * network run on it, its output made 8-bit by the annotator's rules, the padding cropped off. The
  * session is opened for the one picture and released.
  */
-
-/** sd-webui-controlnet's pad64: what brings a side up to a multiple of 64. */
-const pad64 = (side: number): number => Math.ceil(side / 64) * 64 - side;
 
 /**
  * The largest padded picture a detector runs on: 2048x2048, sd-webui-controlnet's largest Preprocessor
@@ -43,7 +40,7 @@ function planes(image: Raster, scale: (v: number) => number): Float32Array {
 }
 
 async function runPadded(model: string, picture: Raster, settings: SessionSettings, scale: (v: number) => number, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster): Promise<Raster> {
-  const padded = padEdge(picture, pad64(picture.width), pad64(picture.height));
+  const padded = padEdgeTo64(picture);
   const opened = await openSession(model, settings);
   try {
     const image = floatTensor('float32', planes(padded, scale), [1, 3, padded.height, padded.width]);

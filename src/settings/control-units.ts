@@ -10,7 +10,7 @@ import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
 import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
-import { canny } from '../image/preprocess/canny.js';
+import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { lineartStandard } from '../image/preprocess/lineart-standard.js';
 import { scribbleXdog } from '../image/preprocess/scribble.js';
@@ -113,7 +113,7 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'lineart-coarse':
       return networks.lineart();
     case 'canny':
-      return canny(picture, spec.low, spec.high);
+      return cannyControlMap(picture, spec.low, spec.high);
     case 'threshold':
       return threshold(picture, spec.level);
     case 'scribble-xdog':

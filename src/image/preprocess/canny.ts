@@ -13,6 +13,7 @@
 //     an edge it touches (8-connected), recursively.
 // Only aperture 3 is reproduced (OpenCV's 5 and 7 use other Sobel kernels, and 7 rescales).
 
+import { cropTopLeft, padEdgeTo64 } from '../pad-edge.js';
 import type { Raster } from '../raster.js';
 import { sobel3 } from './sobel.js';
 
@@ -120,4 +121,13 @@ export function canny(image: Raster, low: number, high: number, options: CannyOp
     for (let x = 0; x < width; x++) if (map[(y + 1) * padded + x + 1] === EDGE) out.data[y * width + x] = 255;
   }
   return out;
+}
+
+/**
+ * sd-webui-controlnet's canny(): cv2.Canny on the picture as resize_image_with_pad leaves it (edge-padded to
+ * multiples of 64), the padding cropped off, so the right and bottom borders see copies of their pixels rather
+ * than Canny's own border.
+ */
+export function cannyControlMap(picture: Raster, low: number, high: number): Raster {
+  return cropTopLeft(canny(padEdgeTo64(picture), low, high), picture.width, picture.height);
 }

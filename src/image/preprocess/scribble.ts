@@ -3,15 +3,13 @@
 // cropped back: white (in every channel) where 2 · (255 - dog) > threshold (default 32) in uint8 arithmetic,
 // dog = uint8(clip(255 - min over channels of (blur σ5 - blur σ0.5))) of the float picture; black elsewhere.
 
-import { cropTopLeft, padEdge } from '../pad-edge.js';
+import { cropTopLeft, padEdgeTo64 } from '../pad-edge.js';
 import { createRaster, type Raster } from '../raster.js';
 import { gaussianBlurFloat } from './cv-gaussian.js';
 
-const pad64 = (x: number): number => Math.ceil(x / 64) * 64 - x;
-
 /** The picture as float32 after resize_image_with_pad's edge padding. */
 export function paddedFloat(picture: Raster): { padded: Raster; values: Float32Array } {
-  const padded = padEdge(picture, pad64(picture.width), pad64(picture.height));
+  const padded = padEdgeTo64(picture);
   return { padded, values: Float32Array.from(padded.data) };
 }
 
