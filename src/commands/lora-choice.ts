@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { findLora, loadRegistry, type LoraEntry, type Recommended } from '../models/index.js';
-import type { ModelFiles } from '../pipeline/model-files.js';
+import { readModelFiles } from '../pipeline/model-files.js';
 import { filesByName, LORA_EXTENSIONS, promptLoraNames } from '../settings/networks.js';
 import { refuseOtherFamily } from './family-check.js';
 import { resolveOrPull } from './model-choice.js';
@@ -19,13 +19,18 @@ export interface RegistryLoras {
  * file name.
  */
 export async function chooseRegistryLoras(
-  prompt: string, loraDir: string | undefined, files: ModelFiles, options: { offline: boolean; yes: boolean; quiet: boolean },
+  prompt: string, loraDir: string | undefined, modelDir: string, options: { offline: boolean; yes: boolean; quiet: boolean },
 ): Promise<RegistryLoras> {
-  const names = promptLoraNames(prompt);
-  if (names.length === 0) return { files: new Map() };
+  const names = new Set(promptLoraNames(prompt));
+  if (names.size === 0) return { files: new Map() };
   const registry = loadRegistry();
+  const named = [...names].map((n) => findLora(registry, n)).filter((e): e is LoraEntry => e !== undefined);
+  // --lora-dir and the model folder are read here only for a prompt that names a registry LoRA (most name none).
+  if (named.length === 0) return { files: new Map() };
   const local = loraDir ? filesByName(loraDir, LORA_EXTENSIONS, '--lora-dir') : new Map<string, string>();
-  const entries = [...new Set(names)].filter((n) => !local.has(n)).map((n) => findLora(registry, n)).filter((e): e is LoraEntry => e !== undefined);
+  const entries = named.filter((e) => !local.has(e.id));
+  if (entries.length === 0) return { files: new Map() };
+  const files = readModelFiles(modelDir);
   for (const entry of entries) refuseOtherFamily(`<lora:${entry.id}>`, entry, 'LoRA', files);
   const pulled = new Map<string, string>();
   for (const entry of entries) {

@@ -104,7 +104,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     const hiresUpscaler = hiresOn && !isBuiltinHiresUpscaler(hiresRef) ? await chooseUpscaler(hiresRef, '--hires-upscaler', options) : undefined;
     const model = await models.get(key)!;
     const control = resolved.settings.control.length ? await chooseControlNets(resolved.settings.control, readModelFiles(model.dir), options) : [];
-    const loras = await chooseRegistryLoras(job.prompt, resolved.settings.loraDir, readModelFiles(model.dir), options);
+    const loras = await chooseRegistryLoras(job.prompt, resolved.settings.loraDir, model.dir, options);
     const withLoraAdvice = loras.recommended ? { ...model, recommended: loras.recommended } : model;
     const prepared = await prepareGeneration(command, { ...resolved, settings: { ...resolved.settings, control } }, withLoraAdvice, refiner, hiresUpscaler);
     checkRequest(prepared.files, prepared.request(job.prompt, 0));
