@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadImage } from '../src/image/load-image.js';
@@ -17,7 +18,7 @@ import { registryJsonFor, startHubServer, type HubServer } from './helpers/hub-s
  * default id until pulled; with --yes the entry's file comes from a local server in the Hub's layout (the random HED
  * of tools/make_hed_refs.py, served as .safetensors: the test has no torch writer, and the entry's file name is the
  * one thing the test registry changes), and paints what the same file given by path paints; offline again the same.
- * A network of another kind is refused in one line before anything downloads.
+ * A network of another kind, and a picture too large for the network, are refused in one line before anything downloads.
  */
 const reg = suite('registry preprocessors: detector=ID, the type\'s default');
 const CONTROLNET = join(FIXTURES, 'tiny-sd-control', 'controlnet');
@@ -103,6 +104,21 @@ reg('a network of another kind for the type: exit 2, one line, nothing downloade
   assert.match(r.stderr, /--control: detector=annotators-hed is a hed network; type=lineart runs lineart \(detector=annotators-lineart\)/);
   assert.is(server.requests.length, before, 'no request reached the Hub');
   assert.not.ok(existsSync(join(dir, 'kind.png')));
+});
+
+reg('a picture too large for the network: exit 2, one line, before anything downloads', async () => {
+  const large = join(dir, 'large.png');
+  await sharp({ create: { width: 2112, height: 2048, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toFile(large);
+  const before = server.requests.length;
+  const out = join(dir, 'large-out.png');
+  const r = await diffuseAsync(['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '-W', '64', '-H', '64', '-o', out, '--quiet', '--yes',
+    '--control', `image=${large},model=${CONTROLNET},type=softedge`], { env: { ...env, DIFFUSE_HOME: join(dir, 'home-large') } });
+  assert.is(r.status, 2, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /--control image: type=softedge runs its network on the picture as it is, and 2112x2048 .* is more than 4 megapixels/);
+  assert.is(server.requests.length, before, 'no request reached the Hub');
+  assert.not.ok(existsSync(join(dir, 'home-large', 'models')));
+  assert.not.ok(existsSync(out));
 });
 
 reg.run();

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
 import { findControlNet, findPreprocessor, loadRegistry, type Registry } from '../models/index.js';
+import { readImageFile } from '../image/load-image.js';
+import { checkDetectorPictureSize } from '../pipeline/detector-control.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
 import { DETECTORS, type ControlSpec } from '../settings/control-spec.js';
 import { convertedCache } from './convert.js';
@@ -36,7 +38,8 @@ export async function chooseControlNets(specs: readonly ControlSpec[], files: Mo
 
 /**
  * detector=<registry id> (annotators-hed, …), or none given for a type that runs a network: the type's default id,
- * pulled as models are, the unit then naming the pulled weight file. A path passes through unchanged.
+ * pulled as models are (after the picture's size is checked), the unit then naming the pulled weight file. A path
+ * passes through unchanged.
  */
 async function chooseDetector(spec: ControlSpec, registry: Registry, label: string, options: { offline: boolean; yes: boolean; quiet: boolean }): Promise<ControlSpec> {
   const network = DETECTORS[spec.type];
@@ -48,6 +51,8 @@ async function chooseDetector(spec: ControlSpec, registry: Registry, label: stri
     throw new UsageError(`${label}: type=${spec.type} needs detector=${network.file} (the registry has no ${network.id} to pull)`);
   }
   if (entry.kind !== network.kind) throw new UsageError(`${label}: detector=${id} is a ${entry.kind} network; type=${spec.type} runs ${network.kind} (detector=${network.id})`);
+  // A picture too large for the network is refused before the download, not after it.
+  checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type);
   const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet);
   return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
 }
