@@ -17,7 +17,7 @@ import { scratch } from './helpers/scratch.js';
 import { checkpointBytes } from './helpers/synthetic-checkpoint.js';
 
 /**
- * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_lineart_refs.py:
+ * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_lineart_refs.py, make_openpose_refs.py:
  * controlnet_aux 0.0.10 on random networks written from synthetic recipes): each built graph's
  * outputs within 1e-5 of their largest value (ORT vs torch), and the 8-bit maps equal but for pixels
  * one step off where a float lands on a truncation boundary (at most MAX_OFF_BY_ONE per picture;
@@ -34,23 +34,25 @@ interface Case {
   lines?: string;
   projections?: { file: string; shapes: number[][] };
   output?: { file: string; shape: number[] };
+  network?: { file: string; shapes: number[][] };
 }
 const casesOf = (kind: DetectorFixture) => readJson<{ cases: Case[] }>(join(detectorFixtures(kind), 'cases.json')).cases;
 
 const test = suite('preprocessor networks = controlnet_aux');
 const tmp = scratch(test);
-const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '' };
+const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '', openpose: '' };
 
 test.before(async () => {
   const dir = tmp('detectors');
-  for (const kind of ['hed', 'lineart'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
+  for (const kind of ['hed', 'lineart', 'openpose'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
 });
 
-/** The graph's outputs on a picture (RGB through `scale`), concatenated, against torch's. */
-async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => number, outputs: { names: string[]; shapes: number[][]; file: string }): Promise<void> {
+/** The graph's outputs on a picture (RGB, or BGR when `bgr`, through `scale`), concatenated, against torch's. */
+async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => number, outputs: { names: string[]; shapes: number[][]; file: string }, bgr = false): Promise<void> {
   const picture = (await loadImage(join(detectorFixtures(kind), c.picture))).rgb;
   const plane = picture.width * picture.height;
-  const pixels = Float32Array.from({ length: 3 * plane }, (_, i) => scale(picture.data[(i % plane) * 3 + Math.floor(i / plane)]!));
+  const channel = (i: number) => (bgr ? 2 - Math.floor(i / plane) : Math.floor(i / plane));
+  const pixels = Float32Array.from({ length: 3 * plane }, (_, i) => scale(picture.data[(i % plane) * 3 + channel(i)]!));
   const opened = await openSession(graphs[kind], { device: 'cpu' });
   try {
     const out = await opened.session.run({ image: floatTensor('float32', pixels, [1, 3, picture.height, picture.width]) });
@@ -74,6 +76,12 @@ test("HED's graph gives torch's five projections", async () => {
 test("lineart's graph gives torch's map", async () => {
   const c = casesOf('lineart').find((x) => x.output)!;
   await checkGraph('lineart', c, (v) => Math.fround(v / 255), { names: ['lines'], shapes: [c.output!.shape], file: c.output!.file });
+});
+
+test("OpenPose's graph gives torch's part affinity fields and heatmaps", async () => {
+  const c = casesOf('openpose').find((x) => x.network)!;
+  // Body.__call__'s input: the BGR picture as float32 / 256 - 0.5 (both steps exact in float32).
+  await checkGraph('openpose', c, (v) => v / 256 - 0.5, { names: ['pafs', 'heatmaps'], shapes: c.network!.shapes, file: c.network!.file }, true);
 });
 
 /** `made` against the reference map: no pixel more than `maxStep` off, at most MAX_OFF_BY_ONE off at all. */
