@@ -211,6 +211,7 @@ class ControlCase:
     num_images_per_prompt: int = 1
     strength: float | None = None  # img2img when set
     overrides: dict[str, object] = field(default_factory=dict)
+    refiner_switch: float | None = None  # base to denoising_end, then pipes["refiner"] from denoising_start
 
 
 # (width, height, seed): 'a' at the size painted; 'b' another one; 'c' smaller and of another aspect, which
@@ -245,9 +246,14 @@ def keep_mask(case: ControlCase, steps_run: int) -> list[list[float]]:
 
 def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Image], init: dict, writer: RefWriter, masks: dict | None = None):
     """One pipeline run and its record; with `masks` (per size: file name and L-mode picture) an inpaint pipeline's, under
-    pipes["img2img"] (StableDiffusionControlNetInpaintPipeline takes image/control_image/strength as img2img does)."""
+    pipes["img2img"] (StableDiffusionControlNetInpaintPipeline takes image/control_image/strength as img2img does).
+    With case.refiner_switch the ControlNet pipeline stops at denoising_end and pipes["refiner"] (an img2img pipeline
+    without ControlNet) finishes from denoising_start on the same generator: the ControlNet steers the base's steps only."""
     pipe = pipes["img2img" if case.strength is not None else "txt2img"]
     pipe.scheduler = cases.make_scheduler(base_config, case.scheduler, case.overrides)
+    refiner = pipes["refiner"] if case.refiner_switch is not None else None
+    if refiner is not None:
+        refiner.scheduler = cases.make_scheduler(base_config, case.scheduler, case.overrides)
     width, height = case.size
     single = len(case.units) == 1
     pick = (lambda values: values[0]) if single else (lambda values: values)
@@ -267,10 +273,19 @@ def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Imag
             args.update(mask_image=masks[case.size][1])
     else:
         args.update(image=pick(controls))
-    calls = []
+    calls, refined = [], []
     handle = pipe.unet.register_forward_pre_hook(lambda _m, a: calls.append(float(torch.as_tensor(a[1]).reshape(-1)[0])))
     try:
-        final = pipe(**args).images
+        if refiner is None:
+            final = pipe(**args).images
+        else:
+            handed = pipe(**args, denoising_end=case.refiner_switch).images
+            shared = {k: args[k] for k in ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "num_images_per_prompt", "generator", "output_type")}
+            hook = refiner.unet.register_forward_pre_hook(lambda _m, a: refined.append(float(torch.as_tensor(a[1]).reshape(-1)[0])))
+            try:
+                final = refiner(**shared, image=handed, denoising_start=case.refiner_switch).images
+            finally:
+                hook.remove()
     finally:
         handle.remove()
     record = {
@@ -287,11 +302,14 @@ def run_case(pipes, base_config, case: ControlCase, images: dict[str, Image.Imag
         "seed": case.seed,
         "guess_mode": case.guess_mode,
         "units": [{"image": f"control.{u.image}.png", "scale": u.scale, "start": u.start, "end": u.end} for u in case.units],
-        "controlnet_keep": keep_mask(case, len(calls)),
+        # over every step of the schedule, the refiner's too (diffusers computes it before cutting at denoising_end)
+        "controlnet_keep": keep_mask(case, len(calls) if refiner is None else len(pipe.scheduler.timesteps)),
         "unet_timesteps": calls,
         "scheduler": cases.scheduler_record(case.scheduler, case.overrides, pipe.scheduler),
         "final_latents": writer.array(f"{case.name}.final-latents", final),
     }
+    if refiner is not None:
+        record.update(refiner_switch=case.refiner_switch, refiner_unet_timesteps=refined)
     if case.strength is not None:
         record.update(strength=case.strength, init_image=init[case.size][0], **({"mask_image": masks[case.size][0]} if masks is not None else {}))
     return record

@@ -12,6 +12,15 @@ final latents per case (schedulers, CFG with a negative prompt or the zeroed emp
 start/end, guess mode, two units), and `StableDiffusionXLControlNetImg2ImgPipeline` on tools/fixtures_refs_img2img's
 init picture (strength 0.7 and 0.8).
 
+`inpaint`: `StableDiffusionXLControlNetInpaintPipeline` on tiny-sdxl-inpaint's 9-channel UNet (its time ids are the six
+sizes: requires_aesthetics_score is False there) with the same ControlNet, which reads the 4 latent channels (diffusers hands
+it the latents before the mask and masked-picture latents are joined), on tools/make_sdxl_fixture.py's init picture and mask:
+Euler, DDIM, DPM++ 2M, two units, strength 0.7-1.0, guess mode, start/end.
+
+`refiner`: ControlNet with the refiner as A1111 + sd-webui-controlnet run it (the extension hooks the base model's UNet, and
+A1111's refiner switch loads another model, which no unit reaches): StableDiffusionXLControlNetPipeline to denoising_end,
+then tiny-sdxl-refiner's StableDiffusionXLImg2ImgPipeline from denoising_start, one generator.
+
 `checkpoint`: a second ControlNet of the shape from_unet gives test/fixtures/sdxl-checkpoint's single-file SDXL UNet
 (widths 32/64, two resnets per level, norm groups 32, one head per level) with StableDiffusionXLControlNetPipeline on
 that checkpoint's modules as diffusers' single-file converters load them (tools/make_sdxl_checkpoint_fixture.py
@@ -29,7 +38,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline, StableDiffusionXLControlNetPipeline
+from diffusers import (ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline, StableDiffusionXLControlNetInpaintPipeline,
+                       StableDiffusionXLControlNetPipeline)
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,7 +59,9 @@ TINY_SDXL = REPO / "test" / "fixtures" / "tiny-sdxl"
 PICTURES = REPO / "test" / "fixtures" / "controlnet-pipeline"
 SEED, CHECKPOINT_SEED = 31, 32
 CHECKPOINT_DIR = REPO / "test" / "fixtures" / "sdxl-checkpoint"
-MAX_MB = 0.08
+# tools/make_sdxl_fixture.py's inpaint picture and mask, named by their path from OUT (the test reads them there)
+INPAINT_INPUTS = {"init": "../sdxl-pipeline/init.png", "mask": "../sdxl-pipeline/mask.png"}
+MAX_MB = 0.12
 
 Unit, Case = cn_fixture.Unit, cn_fixture.ControlCase
 CASES = [
@@ -59,6 +71,26 @@ CASES = [
     Case("euler-multi", "EulerDiscreteScheduler", 5, 933, (Unit("a", 0.7, 0.0, 0.6), Unit("b", 0.5, 0.2, 1.0)), negative_prompt=cn_fixture.NEGATIVE),
     Case("img2img-euler-s0.7", "EulerDiscreteScheduler", 6, 934, (Unit("b", 0.8),), strength=0.7, negative_prompt=cn_fixture.NEGATIVE),
     Case("img2img-ddim-s0.8-guess", "DDIMScheduler", 6, 935, (Unit("a", 1.1),), strength=0.8, guidance_scale=5.0, guess_mode=True),
+]
+
+# StableDiffusionXLControlNetInpaintPipeline on tiny-sdxl-inpaint's 9-channel UNet (requires_aesthetics_score False, as
+# its model_index.json: six size time ids), the ControlNet reading the 4 latent channels
+INPAINT_CASES = [
+    Case("inpaint-euler-s1.0-cfg5", "EulerDiscreteScheduler", 6, 950, (Unit("a", 0.9),), strength=1.0, guidance_scale=5.0, negative_prompt=cn_fixture.NEGATIVE),
+    Case("inpaint-ddim-s0.75-start0.2", "DDIMScheduler", 8, 951, (Unit("b", 1.1, 0.2, 1.0),), strength=0.75),
+    Case("inpaint-dpmpp-2m-s0.8-guess-end0.8", "DPMSolverMultistepScheduler", 8, 952, (Unit("a", 1.0, 0.0, 0.8),), strength=0.8, guidance_scale=5.0, guess_mode=True),
+    Case("inpaint-euler-multi-s0.7", "EulerDiscreteScheduler", 6, 953, (Unit("a", 0.7, 0.0, 0.6), Unit("b", 0.5, 0.2, 1.0)), strength=0.7, negative_prompt=cn_fixture.NEGATIVE),
+]
+
+# StableDiffusionXLControlNetPipeline to denoising_end, then tiny-sdxl-refiner's StableDiffusionXLImg2ImgPipeline from
+# denoising_start (single-step samplers: the two pipelines are then one loop with the model swapped). Start/end are fractions
+# of every step, the refiner's too; end 0.5 at a switch of 0.8 shows it.
+REFINER_CASES = [
+    Case("refiner-euler-0.8", "EulerDiscreteScheduler", 10, 960, (Unit("a", 0.9),), guidance_scale=5.0, negative_prompt=cn_fixture.NEGATIVE, refiner_switch=0.8),
+    Case("refiner-ddim-0.7-guess-start0.2", "DDIMScheduler", 10, 961, (Unit("b", 1.1, 0.2, 1.0),), guidance_scale=5.0, guess_mode=True,
+         negative_prompt=cn_fixture.NEGATIVE, refiner_switch=0.7),
+    Case("refiner-euler-0.8-end0.5", "EulerDiscreteScheduler", 10, 962, (Unit("a", 1.0, 0.0, 0.5),), guidance_scale=5.0, negative_prompt=cn_fixture.NEGATIVE,
+         refiner_switch=0.8),
 ]
 
 
@@ -119,6 +151,25 @@ def main() -> None:
         record = cn_fixture.run_case({"txt2img": pipes[len(case.units)], "img2img": img2img}, models.SDXL_SCHEDULER_CONFIG, case, images, init, writer)
         records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet"})
         print(f"{case.name}: {len(record['unet_timesteps'])} UNet calls")
+    inpaint_parts = {**parts, "unet": models.build_inpaint(base).unet, "requires_aesthetics_score": False}
+    inpaint_pipes = {1: StableDiffusionXLControlNetInpaintPipeline(**inpaint_parts, controlnet=net),
+                     2: StableDiffusionXLControlNetInpaintPipeline(**inpaint_parts, controlnet=[net, net])}
+    refiner = models.build_refiner(base)
+    for pipe in [*inpaint_pipes.values(), refiner]:
+        pipe.set_progress_bar_config(disable=True)
+    pictures = {key: (path, Image.open(OUT / path)) for key, path in INPAINT_INPUTS.items()}
+    inpaint_init = {size: (pictures["init"][0], pictures["init"][1].convert("RGB"))}
+    masks = {size: (pictures["mask"][0], pictures["mask"][1].convert("L"))}
+    inpaint_records = []
+    for case in INPAINT_CASES:
+        record = cn_fixture.run_case({"img2img": inpaint_pipes[len(case.units)]}, models.SDXL_SCHEDULER_CONFIG, case, images, inpaint_init, writer, masks)
+        inpaint_records.append({**record, "model": "tiny-sdxl-inpaint + sdxl-controlnet/controlnet"})
+        print(f"{case.name}: {len(record['unet_timesteps'])} UNet calls")
+    refiner_records = []
+    for case in REFINER_CASES:
+        record = cn_fixture.run_case({"txt2img": pipes[len(case.units)], "refiner": refiner}, models.SDXL_SCHEDULER_CONFIG, case, images, {}, writer)
+        refiner_records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet, refiner tiny-sdxl-refiner"})
+        print(f"{case.name}: {len(record['unet_timesteps'])} base + {len(record['refiner_unet_timesteps'])} refiner UNet calls")
     checkpoint_records, checkpoint_layout = checkpoint_cases(images, writer)
     write_gzip_text(OUT / "controlnet.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
     write_gzip_text(OUT / "checkpoint.diffusers.json.gz", json.dumps(checkpoint_layout, separators=(",", ":")))
@@ -130,6 +181,8 @@ def main() -> None:
         },
         "seed": SEED,
         "cases": records,
+        "inpaint": inpaint_records,
+        "refiner": refiner_records,
         "checkpoint": {"seed": CHECKPOINT_SEED, "model": "sdxl-checkpoint/sdxl-tiny + sdxl-controlnet/checkpoint", "cases": checkpoint_records},
     })
     writer.finish(MAX_MB)

@@ -44,7 +44,6 @@ export function checkControl(bundle: ModelBundle, request: GenerationRequest): v
   if (request.outpaint || request.mask?.area === 'masked') {
     throw new UsageError('ControlNet paints the whole picture: it does not go with outpaint or an "only masked" inpaint area yet; leave one out');
   }
-  if (request.refinerSwitch !== undefined) throw new UsageError('ControlNet and a refiner do not run together (the refiner has no ControlNet): leave one out');
   const inputs = bundle.unet.residualInputs.length;
   units.forEach((unit, i) => {
     const label = `ControlNet ${i}`;

@@ -51,6 +51,8 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
   });
   const latentSize = [latentDims[1], latentDims[2]] as const;
   const baseNet = await guidedNet(bundle, request, calls, latentSize, controlStep(bundle, request, plan.calls));
+  // No control step for the refiner: as in A1111, where sd-webui-controlnet hooks the base model's UNet and the
+  // switch loads the refiner as another model, the units steer the base's steps only (start/end stay fractions of all).
   const refinerNet = refiner && (await guidedNet(refiner.bundle, request, calls, latentSize));
   const encodedAt = performance.now();
   const noise = batchNoise(request, latentDims);
