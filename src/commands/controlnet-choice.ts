@@ -9,7 +9,7 @@ import { DETECTORS, type ControlSpec } from '../settings/control-spec.js';
 import { convertedCache } from './convert.js';
 import { convertProgress } from './convert-progress.js';
 import { refuseOtherFamily } from './family-check.js';
-import { resolveOrPull } from './model-choice.js';
+import { readPulled, resolveOrPull } from './model-choice.js';
 
 /**
  * `--control model=<registry id>` (control_v11p_sd15_canny, …): the ControlNet's family checked against the model's
@@ -29,7 +29,7 @@ export async function chooseControlNets(specs: readonly ControlSpec[], files: Mo
     const pulled = await resolveOrPull(spec.model, { offline: options.offline }, options.yes, options.quiet);
     const progress = convertProgress({ quiet: options.quiet });
     try {
-      return { ...spec, model: await ensureConvertedControlNet(pulled.dir, convertedCache(), progress.listener, entry.id) };
+      return { ...spec, model: await readPulled(entry.id, () => ensureConvertedControlNet(pulled.dir, convertedCache(), progress.listener, entry.id)) };
     } finally {
       progress.stop();
     }

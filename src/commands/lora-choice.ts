@@ -1,9 +1,10 @@
 import { join } from 'node:path';
+import { openWeightFile } from '../graphs/checkpoint-store.js';
 import { findLora, loadRegistry, type LoraEntry, type Recommended } from '../models/index.js';
 import { readModelFiles } from '../pipeline/model-files.js';
 import { filesByName, LORA_EXTENSIONS, promptLoraNames } from '../settings/networks.js';
 import { refuseOtherFamily } from './family-check.js';
-import { resolveOrPull } from './model-choice.js';
+import { readPulled, resolveOrPull } from './model-choice.js';
 
 export interface RegistryLoras {
   /** The pulled file of each registry LoRA the prompt names, by id. */
@@ -35,7 +36,9 @@ export async function chooseRegistryLoras(
   const pulled = new Map<string, string>();
   for (const entry of entries) {
     const { dir } = await resolveOrPull(entry.id, { offline: options.offline }, options.yes, options.quiet);
-    pulled.set(entry.id, join(dir, entry.files[0]!));
+    const path = join(dir, entry.files[0]!);
+    await readPulled(entry.id, async () => (await openWeightFile(path)).close());
+    pulled.set(entry.id, path);
   }
   const recommended = entries.find((e) => e.recommended)?.recommended;
   return { files: pulled, ...(recommended ? { recommended } : {}) };

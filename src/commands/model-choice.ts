@@ -5,6 +5,7 @@ import type { Settings } from '../settings/options.js';
 import { pullProgress } from './pull-progress.js';
 import { modelFromCheckpoint } from './convert.js';
 import { needsConversion } from '../graphs/converted-cache.js';
+import { CheckpointError } from '../graphs/errors.js';
 
 export interface ChosenModel {
   dir: string;
@@ -48,6 +49,20 @@ export async function resolveOrPull(ref: string, base: { offline: boolean; task?
     } finally {
       progress.stop();
     }
+  }
+}
+
+/**
+ * `read` of what registry id `id` pulled. A file the entry's repo holds that is no such weights stays pulled (it is
+ * the repo's content, checked against the Hub's hash, so downloading it again brings the same bytes): the refusal
+ * names the command that deletes it instead.
+ */
+export async function readPulled<T>(id: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof CheckpointError) err.message = `${err.message.replace(/; re-download it$/, '')}; it is what the registry's ${id} pulled: \`diffuse models rm ${id}\` deletes it`;
+    throw err;
   }
 }
 

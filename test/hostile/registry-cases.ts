@@ -71,11 +71,11 @@ export function registryCases(root: string, hub: HubServer, rawEndpoint: string,
   // SHA-256: `models rm` removes it); merging refuses it. Nothing partial or temporary stays.
   const pulled = (folder: string) => [`${folder}/manifest.json`, `${folder}/snapshot/${FILE}`];
   const lorasIn = (id: string) => ['txt2img', `a cat <lora:${id}:1>`];
-  add('<lora:ID> pulled: a text file, not safetensors', 'hostile-lora/text', hub.endpoint, lorasIn('lora-text'), 2, /pytorch_lora_weights\.safetensors is not a valid safetensors file/, pulled);
-  add('<lora:ID> pulled: a header claiming a 2^31 x 2^31 tensor', 'hostile-lora/absurd', hub.endpoint, lorasIn('lora-absurd'), 2, /is not a valid safetensors file: tensor '.*' has an absurd shape \[2147483648, 2147483648\]/, pulled);
+  add('<lora:ID> pulled: a text file, not safetensors', 'hostile-lora/text', hub.endpoint, lorasIn('lora-text'), 2, /pytorch_lora_weights\.safetensors is not a valid safetensors file: .*; it is what the registry's lora-text pulled: `diffuse models rm lora-text` deletes it/, pulled);
+  add('<lora:ID> pulled: a header claiming a 2^31 x 2^31 tensor', 'hostile-lora/absurd', hub.endpoint, lorasIn('lora-absurd'), 2, /is not a valid safetensors file: tensor '.*' has an absurd shape \[2147483648, 2147483648\]; it is what the registry's lora-absurd pulled: `diffuse models rm lora-absurd` deletes it/, pulled);
   add('<lora:ID> pulled: the repo answers 404', 'hostile-lora/gone', hub.endpoint, lorasIn('lora-404'), 1, /hostile-lora\/gone.*(not found|404|does not exist)/i);
   add('<lora:ID> pulled: a file unlike its SHA-256 pin', 'hostile-lora/pinned', hub.endpoint, lorasIn('lora-pin'), 1, /lora-pin: the Hub's sha256 for pytorch_lora_weights\.safetensors \([0-9a-f]{64}\) differs from the pin in models\.json/);
   add('<lora:ID> pulled: the Hub redirects in a loop', 'hostile/loop', rawEndpoint, lorasIn('lora-loop'), 1, /more than \d+ redirects/);
-  add('--control model=<id> pulled: weights that are an HTML page', 'hostile-cn/text', hub.endpoint, ['txt2img', 'a cat', '--control', `type=none,image=${picture},model=cn-text`], 2, /diffusion_pytorch_model\.safetensors is not a valid safetensors file/, (folder) => [`${folder}/manifest.json`, `${folder}/snapshot/config.json`, `${folder}/snapshot/diffusion_pytorch_model.safetensors`, 'converted/hashes.json']);
+  add('--control model=<id> pulled: weights that are an HTML page', 'hostile-cn/text', hub.endpoint, ['txt2img', 'a cat', '--control', `type=none,image=${picture},model=cn-text`], 2, /diffusion_pytorch_model\.safetensors is not a valid safetensors file: .*; it is what the registry's cn-text pulled: `diffuse models rm cn-text` deletes it/, (folder) => [`${folder}/manifest.json`, `${folder}/snapshot/config.json`, `${folder}/snapshot/diffusion_pytorch_model.safetensors`, 'converted/hashes.json']);
   return cases;
 }
