@@ -7,11 +7,14 @@ import { readGenerationMetadata } from '../src/image/metadata.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { assembleSdxl, type AssembledModel } from './helpers/assemble-model.js';
 import { diffuse, listFiles, tempDir } from './helpers/cli.js';
+import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
 
 /**
  * The SDXL refiner from the command line: `--refiner` loads the second model, `--refiner-switch`
  * (A1111's "Switch at") hands the sampling over, and the written image is diffusers' base +
- * refiner reference (test/fixtures/sdxl-pipeline, as test/sdxl-pipeline.test.ts holds the library to).
+ * refiner reference (test/fixtures/sdxl-pipeline, as test/sdxl-pipeline.test.ts holds the library to); with
+ * --control the units steer the base's steps (test/fixtures/sdxl-controlnet's refiner case, as
+ * test/sdxl-controlnet-tasks.test.ts holds the library to).
  */
 const DIR = join(FIXTURES, 'sdxl-pipeline');
 const BASE = join(FIXTURES, 'tiny-sdxl');
@@ -31,6 +34,23 @@ interface RefinerCase {
 }
 
 const refinerCase = readJson<{ refiner: RefinerCase[] }>(join(DIR, 'cases.json')).refiner.find((c) => c.name === 'euler-0.8')!;
+const CONTROL_DIR = join(FIXTURES, 'sdxl-controlnet');
+type ControlRefinerCase = Omit<RefinerCase, 'switch'> & { refiner_switch: number; units: { image: string; scale: number; start: number; end: number }[] };
+const controlCase = readJson<{ refiner: ControlRefinerCase[] }>(join(CONTROL_DIR, 'cases.json')).refiner.find((c) => c.png?.length)!;
+
+/** The written picture within one 8-bit level of diffusers' PNG on at most 1% of its samples. */
+async function assertLooksLike(file: string, expectedPng: string): Promise<void> {
+  const written = (await loadImage(file)).rgb.data;
+  const expected = (await loadImage(expectedPng)).rgb.data;
+  let worst = 0;
+  let off = 0;
+  written.forEach((v, i) => {
+    const d = Math.abs(v - expected[i]!);
+    worst = Math.max(worst, d);
+    if (d > 0) off++;
+  });
+  assert.ok(worst <= 1 && off <= written.length / 100, `differs by ${worst} levels on ${off} samples`);
+}
 
 const test = suite('SDXL refiner on the command line');
 let refiner: AssembledModel;
@@ -41,7 +61,7 @@ test.after(() => {
   refiner.remove();
 });
 
-const caseFlags = (c: RefinerCase): string[] => [
+const caseFlags = (c: Omit<RefinerCase, 'switch'>): string[] => [
   c.prompt,
   '-m', BASE,
   '-n', c.negative_prompt,
@@ -59,16 +79,7 @@ test('txt2img --refiner --refiner-switch 0.8 writes diffusers\' base + refiner i
   const file = join(out, 'refined.png');
   const r = diffuse(['txt2img', ...caseFlags(refinerCase), '--refiner', refiner.dir, '--refiner-switch', String(refinerCase.switch), '-o', file]);
   assert.is(r.status, 0, r.stderr);
-  const written = (await loadImage(file)).rgb.data;
-  const expected = (await loadImage(join(DIR, refinerCase.png[0]!))).rgb.data;
-  let worst = 0;
-  let off = 0;
-  written.forEach((v, i) => {
-    const d = Math.abs(v - expected[i]!);
-    worst = Math.max(worst, d);
-    if (d > 0) off++;
-  });
-  assert.ok(worst <= 1 && off <= written.length / 100, `differs by ${worst} levels on ${off} samples`);
+  await assertLooksLike(file, join(DIR, refinerCase.png[0]!));
   const meta = readGenerationMetadata(readFileSync(file));
   assert.is(meta.kind, 'a1111');
   if (meta.kind !== 'a1111') return;
@@ -77,6 +88,22 @@ test('txt2img --refiner --refiner-switch 0.8 writes diffusers\' base + refiner i
   const again = diffuse(['txt2img', '--from', file, '-m', BASE, '-o', join(out, 'again.png')]);
   assert.is(again.status, 0, again.stderr);
   assert.match(again.stderr, /refined with "diffuse-tiny-sdxl-refiner-\w+ \[[0-9a-f]{10}\]" from 0\.8 of the schedule; pass --refiner <that model> --refiner-switch 0\.8/);
+  rmSync(out, { recursive: true });
+});
+
+test('txt2img --refiner with --control: the unit steers the base to the switch (diffusers\' ControlNet pipeline to denoising_end, the refiner from denoising_start); both recorded', async () => {
+  const out = tempDir();
+  const file = join(out, 'controlled.png');
+  const unit = controlCase.units[0]!;
+  const model = writeDiffusersFolder(join(out, 'controlnet-sdxl-tiny'), 'controlnet', { layoutDir: CONTROL_DIR, tokenizers: {} });
+  const control = `type=none,image=${join(FIXTURES, 'controlnet-pipeline', unit.image)},model=${model},weight=${unit.scale},start=${unit.start},end=${unit.end}`;
+  const r = diffuse(['txt2img', ...caseFlags(controlCase), '--refiner', refiner.dir, '--refiner-switch', String(controlCase.refiner_switch), '--control', control, '-o', file]);
+  assert.is(r.status, 0, r.stderr);
+  await assertLooksLike(file, join(CONTROL_DIR, controlCase.png[0]!));
+  const meta = readGenerationMetadata(readFileSync(file));
+  assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+  assert.is(meta.parameters.extra['Refiner switch at'], String(controlCase.refiner_switch));
+  assert.match(meta.parameters.extra['ControlNet 0'] ?? '', /^Module: none, Model: controlnet-sdxl-tiny \[[0-9a-f]{8}\], Weight: 1\.0, .*Guidance Start: 0\.0, Guidance End: 0\.5,/);
   rmSync(out, { recursive: true });
 });
 

@@ -37,6 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import (ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline, StableDiffusionXLControlNetInpaintPipeline,
                        StableDiffusionXLControlNetPipeline)
@@ -126,6 +127,18 @@ def checkpoint_cases(images: dict, writer: RefWriter) -> tuple[list[dict], dict]
     return records, layout
 
 
+# the command line's case (test/sdxl-cli.test.ts): the refiner's VAE decodes, as after A1111's switch
+REFINER_PNG = "refiner-euler-0.8-end0.5"
+
+
+def refiner_png(refiner, record: dict, writer: RefWriter) -> str:
+    """diffusers' own PNG of a case's final latents (round(image * 255) of the refiner pipeline's postprocess)."""
+    latents = torch.from_numpy(np.fromfile(OUT / record["final_latents"]["file"], dtype="<f4").reshape(record["final_latents"]["shape"]))
+    with torch.no_grad():
+        decoded = refiner.vae.decode(latents / refiner.vae.config.scaling_factor, return_dict=False)[0]
+    return writer.png(f"{record['name']}.0", refiner.image_processor.postprocess(decoded, output_type="pil")[0])
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -168,7 +181,8 @@ def main() -> None:
     refiner_records = []
     for case in REFINER_CASES:
         record = cn_fixture.run_case({"txt2img": pipes[len(case.units)], "refiner": refiner}, models.SDXL_SCHEDULER_CONFIG, case, images, {}, writer)
-        refiner_records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet, refiner tiny-sdxl-refiner"})
+        refiner_records.append({**record, "model": "tiny-sdxl + sdxl-controlnet/controlnet, refiner tiny-sdxl-refiner",
+                                **({"png": [refiner_png(refiner, record, writer)]} if case.name == REFINER_PNG else {})})
         print(f"{case.name}: {len(record['unet_timesteps'])} base + {len(record['refiner_unet_timesteps'])} refiner UNet calls")
     checkpoint_records, checkpoint_layout = checkpoint_cases(images, writer)
     write_gzip_text(OUT / "controlnet.diffusers.json.gz", json.dumps(layout, separators=(",", ":")))
