@@ -6,14 +6,15 @@ import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
 import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
-import { hedControlPicture, lineartControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
-import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weights.js';
+import { detectorFixtures, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
+import type { Raster } from '../src/image/raster.js';
 
 /**
- * --control type=softedge|softedge-safe|lineart|lineart-coarse,detector=FILE: the image equals the
+ * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse,detector=FILE: the image equals the
  * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
  * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
  * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from gives the type back, and a
@@ -25,11 +26,13 @@ let model: AssembledModel;
 let dir: string;
 let hed: string;
 let lineart: string;
+let pidinet: string;
 cli.before(() => {
   model = assembleModel('tiny-sd-control');
   dir = tempDir();
   hed = writeDetectorWeights('hed', dir);
   lineart = writeDetectorWeights('lineart', dir);
+  pidinet = writeDetectorWeights('pidinet', dir);
 });
 cli.after(() => {
   model.remove();
@@ -41,19 +44,30 @@ const base = (out: string) => ['txt2img', 'a lighthouse', '--model', model.dir, 
 const CASES = [
   ['softedge', 'hed', 'scene-64', 'softedge_hed'],
   ['softedge-safe', 'hed', 'scene-128x64', 'softedge_hedsafe'],
+  ['softedge-pidinet', 'pidinet', 'scene-45x70', 'softedge_pidinet'],
+  ['softedge-pidisafe', 'pidinet', 'scene-128x64', 'softedge_pidisafe'],
   ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic'],
   ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse'],
 ] as const;
+
+/** The type's map as src/pipeline/detector-control.ts makes it from the converted graph. */
+function detectorMap(type: (typeof CASES)[number][0], graph: string, rgb: Raster): Promise<Raster> {
+  const session = { device: 'cpu' } as const;
+  if (type === 'softedge' || type === 'softedge-safe') return hedControlPicture(graph, rgb, type === 'softedge-safe', session);
+  if (type === 'softedge-pidinet' || type === 'softedge-pidisafe') return pidinetControlPicture(graph, rgb, type === 'softedge-pidisafe', session);
+  return lineartControlPicture(graph, rgb, session);
+}
+
 for (const [type, kind, name, module] of CASES) {
   cli(`type=${type} = its map given as type=none; Module: ${module}`, async () => {
     const out = join(dir, `${type}.png`);
     const picture = join(detectorFixtures(kind), `${name}.png`);
-    const weights = kind === 'hed' ? hed : lineart;
+    const weights = ({ hed, lineart, pidinet } satisfies Record<DetectorFixture, string>)[kind];
     const r = diffuse([...base(out), '--control', `type=${type},image=${picture},model=${CONTROLNET},detector=${weights}`]);
     assert.is(r.status, 0, r.stderr);
     const graph = await ensureConvertedDetector(kind, weights, join(dir, 'cache'));
     const rgb = (await loadImage(picture)).rgb;
-    const made = kind === 'hed' ? await hedControlPicture(graph, rgb, type === 'softedge-safe', { device: 'cpu' }) : await lineartControlPicture(graph, rgb, { device: 'cpu' });
+    const made = await detectorMap(type, graph, rgb);
     const map = join(dir, `${type}.map.png`);
     writeFileSync(map, await encodePng(made));
     const given = join(dir, `${type}.given.png`);
@@ -74,8 +88,9 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(FIXTURES, 'graphs', 'mini.ckpt')}`, /mini\.ckpt is not HED's ControlNetHED\.pth \(/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not HED's ControlNetHED\.pth \(no tensor norm\)/],
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
+    [`type=softedge-pidisafe,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/lineart\/lineart-coarse; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse; type=canny takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

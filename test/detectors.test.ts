@@ -6,23 +6,24 @@ import { openWeightFile } from '../src/graphs/checkpoint-store.js';
 import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
 import { CheckpointError } from '../src/graphs/errors.js';
 import { buildHed } from '../src/graphs/hed.js';
+import { buildPidinet } from '../src/graphs/pidinet.js';
 import { loadImage } from '../src/image/load-image.js';
 import type { Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
-import { hedControlPicture, lineartControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { compare, readF32, readJson } from './helpers/fixtures.js';
 import { detectorFixtures, detectorRecipe, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
 import { scratch } from './helpers/scratch.js';
 import { checkpointBytes } from './helpers/synthetic-checkpoint.js';
 
 /**
- * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_lineart_refs.py, make_openpose_refs.py:
+ * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_pidinet_refs.py, make_lineart_refs.py, make_openpose_refs.py:
  * controlnet_aux 0.0.10 on random networks written from synthetic recipes): each built graph's
  * outputs within 1e-5 of their largest value (ORT vs torch), and the 8-bit maps equal but for pixels
  * one step off where a float lands on a truncation boundary (at most MAX_OFF_BY_ONE per picture;
  * none seen on this machine): the detectors' whole call on pictures whose sides are multiples of 64,
- * and sd-webui-controlnet's hed()/lineart() (edge-padded to 64, cropped back) on a 45x70 one.
+ * and sd-webui-controlnet's hed()/pidinet()/lineart() (edge-padded to 64, cropped back) on a 45x70 one.
  */
 const MAX_OFF_BY_ONE = 8;
 
@@ -40,11 +41,11 @@ const casesOf = (kind: DetectorFixture) => readJson<{ cases: Case[] }>(join(dete
 
 const test = suite('preprocessor networks = controlnet_aux');
 const tmp = scratch(test);
-const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '', openpose: '' };
+const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '', openpose: '', pidinet: '' };
 
 test.before(async () => {
   const dir = tmp('detectors');
-  for (const kind of ['hed', 'lineart', 'openpose'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
+  for (const kind of ['hed', 'lineart', 'openpose', 'pidinet'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
 });
 
 /** The graph's outputs on a picture (RGB, or BGR when `bgr`, through `scale`), concatenated, against torch's. */
@@ -71,6 +72,11 @@ async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => 
 test("HED's graph gives torch's five projections", async () => {
   const c = casesOf('hed').find((x) => x.projections)!;
   await checkGraph('hed', c, (v) => v, { names: [1, 2, 3, 4, 5].map((k) => `projection${k}`), shapes: c.projections!.shapes, file: c.projections!.file });
+});
+
+test("PiDiNet's graph (pixel differences as plain convolutions, RGB) gives torch's fused edge (BGR)", async () => {
+  const c = casesOf('pidinet').find((x) => x.output)!;
+  await checkGraph('pidinet', c, (v) => Math.fround(v / 255), { names: ['edge'], shapes: [c.output!.shape], file: c.output!.file });
 });
 
 test("lineart's graph gives torch's map", async () => {
@@ -106,6 +112,14 @@ for (const c of casesOf('hed')) {
   });
 }
 
+for (const c of casesOf('pidinet')) {
+  test(`${c.name}: ${c.module} edge map`, async () => {
+    const picture = (await loadImage(join(detectorFixtures('pidinet'), c.picture))).rgb;
+    const safe = c.module === 'softedge_pidisafe';
+    await checkMap(await pidinetControlPicture(graphs.pidinet, picture, safe, { device: 'cpu' }), join(detectorFixtures('pidinet'), c.edge!), safe ? 0 : 1);
+  });
+}
+
 for (const c of casesOf('lineart')) {
   test(`${c.name}: ${c.module} line map`, async () => {
     const picture = (await loadImage(join(detectorFixtures('lineart'), c.picture))).rgb;
@@ -122,6 +136,24 @@ test('a weight file that is not HED: one line naming what is wrong', async () =>
     assert.throws(() => buildHed(store), (err: unknown) => err instanceof CheckpointError && /is not HED's ControlNetHED\.pth \(no tensor block1\.projection\.weight\)/.test(err.message) && !err.message.includes('\n'));
   } finally {
     await store.close();
+  }
+});
+
+test('PiDiNet: a state dict without the module. prefix builds too; another network is one line', async () => {
+  const dir = tmp('pidinet-keys');
+  const strip = (key: string) => key.replace(/^module\./, '');
+  const stripped = join(dir, 'stripped.safetensors');
+  writeFileSync(stripped, checkpointBytes({ ...detectorRecipe('pidinet'), tensors: detectorRecipe('pidinet').tensors.map(([key, ...rest]) => [strip(key), ...rest]) }));
+  const hed = join(dir, 'hed.safetensors');
+  writeFileSync(hed, checkpointBytes(detectorRecipe('hed')));
+  const store = await openWeightFile(stripped);
+  const other = await openWeightFile(hed);
+  try {
+    assert.ok(buildPidinet(store).weights.some((w) => w.name === 'init_block.weight'));
+    assert.throws(() => buildPidinet(other), (err: unknown) => err instanceof CheckpointError && /hed\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\); pass lllyasviel\/Annotators' table5_pidinet\.pth as detector=$/.test(err.message));
+  } finally {
+    await store.close();
+    await other.close();
   }
 });
 

@@ -62,6 +62,7 @@ reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned c
     ['annotators-hed', 'hed', ['ControlNetHED.pth']],
     ['annotators-lineart', 'lineart', ['sk_model.pth']],
     ['annotators-lineart-coarse', 'lineart', ['sk_model2.pth']],
+    ['annotators-pidinet', 'pidinet', ['table5_pidinet.pth']],
   ]);
   for (const p of registry.preprocessors) assert.match(`${p.repo}@${p.revision}`, /^lllyasviel\/Annotators@[0-9a-f]{40}$/);
   assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'openpose' }] }), /kind/);

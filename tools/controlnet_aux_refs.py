@@ -1,4 +1,4 @@
-"""What tools/make_hed_refs.py and make_lineart_refs.py share: controlnet_aux's detector modules loaded alone, and
+"""What tools/make_hed_refs.py, make_pidinet_refs.py and make_lineart_refs.py share: controlnet_aux's detector modules loaded alone, and
 sd-webui-controlnet's padding (scripts/preprocessor/legacy/processor.py, written out: the extension cannot be imported
 without AUTOMATIC1111).
 
@@ -24,7 +24,7 @@ import synthetic_checkpoint as sc
 
 
 def load_aux_module(name: str):
-    """controlnet_aux.<name> (hed, lineart) without the package's __init__."""
+    """controlnet_aux.<name> (hed, pidi, lineart) without the package's __init__."""
     if "controlnet_aux" not in sys.modules:
         spec = importlib.util.find_spec("controlnet_aux")
         package = types.ModuleType("controlnet_aux")

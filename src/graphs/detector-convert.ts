@@ -8,18 +8,14 @@ import { assembleFolder, cachedConversion, writeGraph } from './converted-folder
 import { buildHed } from './hed.js';
 import { buildLineart } from './lineart.js';
 import { buildOpenpose } from './openpose.js';
+import { buildPidinet } from './pidinet.js';
 import type { GraphBuilder } from './onnx-builder.js';
 import type { TensorStore } from './weights.js';
 
 /**
  * `detector=<file>`: a ControlNet preprocessor's network (HED's ControlNetHED.pth, lineart's
- * sk_model.pth, OpenPose's body_pose_model.pth; or the same state dict as .safetensors) built once into
- * `<cacheDir>/<kind>-<sha256 of the file>/<kind>/model.onnx`, with detector.json saying which builder made it.
- */
-
-export type DetectorKind = 'hed' | 'lineart' | 'openpose';
-
-const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, openpose: buildOpenpose };
+import { buildOpenpose } from './openpose.js';
+import { buildPidinet } from './pidinet.js';
 const RECORD = 'detector.json';
 /** Bumped when a builder changes the graph a weight file converts to. */
 const DETECTOR_CONVERTER_VERSION = 1;

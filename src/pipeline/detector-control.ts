@@ -2,6 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
 import { lineartLines } from '../image/preprocess/lineart-lines.js';
+import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
 import { cropTopLeft, pad64, padEdgeTo64 } from '../image/pad-edge.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
@@ -9,7 +10,7 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
 
 /**
  * ControlNet pictures made by a preprocessor's network (a graph src/graphs/detector-convert.ts built),
- * as sd-webui-controlnet's hed()/lineart() make them at Preprocessor Resolution = the picture's
+ * as sd-webui-controlnet's hed()/pidinet()/lineart() make them at Preprocessor Resolution = the picture's
  * shorter side: the picture edge-padded to multiples of 64 (resize_image_with_pad at scale 1), the
  * network run on it, its output made 8-bit by the annotator's rules, the padding cropped off. The
  * session is opened for the one picture and released.
@@ -18,7 +19,7 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
 /**
  * The largest padded picture a detector runs on: 2048x2048, sd-webui-controlnet's largest Preprocessor
  * Resolution squared. HED's and lineart's first layers hold 64 float32 channels at full size (1 GiB
- * here), so memory grows with the area.
+ * here; PiDiNet's 60), so memory grows with the area.
  */
 export const DETECTOR_MAX_PIXELS = 2048 * 2048;
 
@@ -61,4 +62,9 @@ export function hedControlPicture(model: string, picture: Raster, safe: boolean,
 /** lineart: the network on RGB / 255 (torch's float32 division), its map inverted as sd-webui-controlnet's lineart() does. */
 export function lineartControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
   return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['lines'], ([t], width, height) => lineartLines(toFloat32(t!), width, height));
+}
+
+/** softedge-pidinet: PiDiNet on RGB / 255 (the graph reads the BGR-trained first layer in RGB order), its edge made 8-bit as apply_pidinet does. */
+export function pidinetControlPicture(model: string, picture: Raster, safe: boolean, settings: SessionSettings): Promise<Raster> {
+  return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['edge'], ([t], width, height) => pidinetEdges(toFloat32(t!), width, height, safe));
 }

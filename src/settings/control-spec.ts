@@ -1,11 +1,12 @@
 import { UsageError } from '../errors.js';
 import type { ResizeMode } from '../image/resize-modes.js';
+import type { DetectorKind } from '../graphs/detector-convert.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder; softedge, lineart: the network of detector=): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'lineart', 'lineart-coarse', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -18,6 +19,8 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   depth: 'depth',
   softedge: 'softedge_hed',
   'softedge-safe': 'softedge_hedsafe',
+  'softedge-pidinet': 'softedge_pidinet',
+  'softedge-pidisafe': 'softedge_pidisafe',
   lineart: 'lineart_realistic',
   'lineart-coarse': 'lineart_coarse',
   none: 'none',
@@ -32,9 +35,11 @@ export function controlTypeOf(module: string): ControlType | undefined {
  * The types that run a network from a weight file (detector=), each with lllyasviel/Annotators' file, the network's
  * kind (src/graphs/detector-convert.ts) and the registry id pulled when detector= is left out.
  */
-export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: 'hed' | 'lineart'; id: string }>>> = {
+export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: DetectorKind; id: string }>>> = {
   softedge: { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-safe': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
+  'softedge-pidinet': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
+  'softedge-pidisafe': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
   lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
 };
@@ -50,7 +55,7 @@ export interface ControlSpec {
   end: number;
   guess: boolean;
   resize: ResizeMode;
-  /** softedge's or lineart's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
+  /** softedge's, PiDiNet's or lineart's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
   detector?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200); threshold's level (127), scribble-xdog's (32). */
   low: number;

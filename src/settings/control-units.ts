@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { lineartStandard } from '../image/preprocess/lineart-standard.js';
@@ -36,6 +36,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
         image: await controlPicture(spec, picture, {
           depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
           softedge: async (safe) => hedControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
+          pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
           lineart: async () => lineartControlPicture(await detectorGraph(spec, picture, label), picture, session),
         }),
         weight: spec.weight,
@@ -98,6 +99,7 @@ async function detectorGraph(spec: ControlSpec, picture: Raster, label: string):
 interface Networks {
   depth: () => Promise<Raster>;
   softedge: (safe: boolean) => Promise<Raster>;
+  pidinet: (safe: boolean) => Promise<Raster>;
   lineart: () => Promise<Raster>;
 }
 
@@ -109,6 +111,9 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'softedge':
     case 'softedge-safe':
       return networks.softedge(spec.type === 'softedge-safe');
+    case 'softedge-pidinet':
+    case 'softedge-pidisafe':
+      return networks.pidinet(spec.type === 'softedge-pidisafe');
     case 'lineart':
     case 'lineart-coarse':
       return networks.lineart();

@@ -527,21 +527,24 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
       setup: setupHed,
     });
   }
-  for (const [name, detector, says, picture = f.valid] of [
-    ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
-    ["HED's network", join(hed, 'rgba.safetensors'), /rgba\.safetensors is not lineart's/],
-    ['any detector on a 2112x2048 picture', absurdPth, /--control image: type=lineart runs its network on the picture as it is, and 2112x2048 \(padded 2112x2048\) is more than 4 megapixels/, join(hed, 'large.png')],
-  ] as const) {
-    const o = out();
-    add({
-      group: 'softedge',
-      name: `--control type=lineart,detector=${name}`,
-      argv: ['txt2img', 'x', ...run, '--control', `type=lineart,image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
-      status: 2,
-      stderr: says,
-      watch: [o],
-      setup: setupHed,
-    });
+  // The other networks' types: the same reader and size check, and HED's keys refused as not theirs.
+  for (const [type, network] of [['lineart', "lineart's"], ['softedge-pidinet', "PiDiNet's"]] as const) {
+    for (const [name, detector, says, picture = f.valid] of [
+      ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
+      ["HED's network", join(hed, 'rgba.safetensors'), new RegExp(`rgba\\.safetensors is not ${network} `)],
+      ['any detector on a 2112x2048 picture', absurdPth, new RegExp(`--control image: type=${type} runs its network on the picture as it is, and 2112x2048 \\(padded 2112x2048\\) is more than 4 megapixels`), join(hed, 'large.png')],
+    ] as const) {
+      const o = out();
+      add({
+        group: 'softedge',
+        name: `--control type=${type},detector=${name}`,
+        argv: ['txt2img', 'x', ...run, '--control', `type=${type},image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
+        status: 2,
+        stderr: says,
+        watch: [o],
+        setup: setupHed,
+      });
+    }
   }
 
   // ---- diffusers PyTorch folders: converted by --model first, refused in one line when broken ------------------

@@ -2,10 +2,11 @@
 // annotator/hed): each of the five projections resized to the picture by cv2 INTER_LINEAR, their
 // mean in float32 (numpy sums the five in order, then divides), the logistic sigmoid in float64, and
 // edge * 255 clipped and truncated to 8 bits. `safe` (softedge_hedsafe) first quantises the edge with
-// util.safe_step(step=2): int32(float32(edge) * 3) / 2 in float32, so the map holds 0, 127 and 255.
+// util.safe_step (./safe-step.ts), so the map holds 0, 127 and 255.
 
 import { cvResizeLinear } from '../cv-resize.js';
 import { createRaster, type Raster } from '../raster.js';
+import { safeStep } from './safe-step.js';
 
 export interface Projection {
   values: Float32Array;
@@ -23,7 +24,7 @@ export function hedEdges(projections: readonly Projection[], width: number, heig
     let sum = planes[0]![i]!;
     for (let k = 1; k < planes.length; k++) sum = f(sum + planes[k]![i]!);
     const edge = 1 / (1 + Math.exp(-f(sum / count)));
-    const scaled = safe ? f(f(Math.trunc(f(f(edge) * 3)) / 2) * 255) : edge * 255;
+    const scaled = safe ? f(safeStep(edge) * 255) : edge * 255;
     out.data[i] = Math.trunc(Math.min(255, Math.max(0, scaled)));
   }
   return out;
