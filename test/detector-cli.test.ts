@@ -10,7 +10,7 @@ import { hedControlPicture, lineartControlPicture, pidinetControlPicture } from 
 import { diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
-import { detectorFixtures, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
+import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weights.js';
 import type { Raster } from '../src/image/raster.js';
 
 /**
@@ -62,7 +62,7 @@ for (const [type, kind, name, module] of CASES) {
   cli(`type=${type} = its map given as type=none; Module: ${module}`, async () => {
     const out = join(dir, `${type}.png`);
     const picture = join(detectorFixtures(kind), `${name}.png`);
-    const weights = ({ hed, lineart, pidinet } satisfies Record<DetectorFixture, string>)[kind];
+    const weights = { hed, lineart, pidinet }[kind];
     const r = diffuse([...base(out), '--control', `type=${type},image=${picture},model=${CONTROLNET},detector=${weights}`]);
     assert.is(r.status, 0, r.stderr);
     const graph = await ensureConvertedDetector(kind, weights, join(dir, 'cache'));

@@ -14,8 +14,13 @@ import type { TensorStore } from './weights.js';
 
 /**
  * `detector=<file>`: a ControlNet preprocessor's network (HED's ControlNetHED.pth, lineart's
-import { buildOpenpose } from './openpose.js';
-import { buildPidinet } from './pidinet.js';
+ * sk_model.pth, OpenPose's body_pose_model.pth, PiDiNet's table5_pidinet.pth; or the same state dict as .safetensors) built once into
+ * `<cacheDir>/<kind>-<sha256 of the file>/<kind>/model.onnx`, with detector.json saying which builder made it.
+ */
+
+export type DetectorKind = 'hed' | 'lineart' | 'openpose' | 'pidinet';
+
+const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, openpose: buildOpenpose, pidinet: buildPidinet };
 const RECORD = 'detector.json';
 /** Bumped when a builder changes the graph a weight file converts to. */
 const DETECTOR_CONVERTER_VERSION = 1;
