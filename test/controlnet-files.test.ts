@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -193,6 +193,20 @@ pipeline.after(async () => {
 });
 
 for (const c of model('tiny').pipeline ?? []) pipeline(`${c.name}: final latents`, async () => void (await checkControlCase(bundle, c, controlDir, DIR, TOLERANCE)));
+
+pipeline('--attention fused fuses the ControlNet\'s attention too (its unfused 512² scores grew its arena by gigabytes): the same references', async () => {
+  const graphCache = join(pipeTemp(), 'graphs');
+  const fused = await loadModel(assembled.dir, { device: 'cpu', controlnets: [controlDir], fuseAttention: true, graphCache });
+  try {
+    const entries = readdirSync(graphCache).filter((e) => e.startsWith('controlnet-fused-attention-'));
+    assert.is(entries.length, 1, 'the ControlNet graph was edited once and cached');
+    const edit = readJson<{ fused: number; skipped: number }>(join(graphCache, entries[0]!, 'edit.json'));
+    assert.ok(edit.fused > 0 && edit.skipped === 0, `every attention block fused: ${JSON.stringify(edit)}`);
+    for (const c of model('tiny').pipeline ?? []) await checkControlCase(fused, c, controlDir, DIR, TOLERANCE);
+  } finally {
+    await fused.release();
+  }
+});
 
 pipeline.run();
 

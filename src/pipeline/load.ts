@@ -179,7 +179,7 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
   const unetForControl = options.controlResiduals ? controlReadyUnet(unetWithNetworks, files.dir, graphCache) : unetWithNetworks;
   const unetMerged = options.tokenMerging ? tokenMergedUnet(unetForControl, options.tokenMerging, graphCache) : unetForControl;
-  const unetSource = options.fuseAttention ? fusedUnet(unetMerged, graphCache) : unetMerged;
+  const unetSource = options.fuseAttention ? fusedGraph(unetMerged, graphCache, 'unet') : unetMerged;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,
@@ -256,7 +256,9 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
       const path = controlNetGraph(dir);
       const record = readControlNetRecord(dir);
       const identity = record ? { name: record.name, hash: record.a1111OldHash } : { name: controlNetName(dir) };
-      opened.push({ dir, ...identity, net: new ControlNet(await openSession(path, settings), path) });
+      // Its attention as the UNet's: unfused, a 512² ControlNet's [2, 8, 4096, 4096] scores grew its arena by gigabytes.
+      const graph = options.fuseAttention ? fusedGraph(path, options.graphCache ?? join(cacheRoot(), 'graphs'), 'controlnet') : path;
+      opened.push({ dir, ...identity, net: new ControlNet(await openSession(graph, settings), path) });
     }
   } catch (err) {
     await Promise.all([bundle.release(), ...opened.map((c) => c.net.release())]);
@@ -443,23 +445,24 @@ function readVaeConfig(path: string): Record<string, unknown> {
 }
 
 /**
- * The UNet with its attention blocks fused, edited once and cached beside links to its weights.
- * Fusion only speeds things up, so a graph it cannot read is loaded as exported, and ONNX Runtime
- * says what is wrong with it.
+ * A UNet or ControlNet graph with its attention blocks fused, edited once and cached beside links to
+ * its weights (`label`: the cache entry's prefix, 'unet' or 'controlnet'). Fusion only speeds things
+ * up and saves memory, so a graph it cannot read is loaded as exported, and ONNX Runtime says what is
+ * wrong with it.
  */
-function fusedUnet(path: string, cacheDir: string): string {
+function fusedGraph(path: string, cacheDir: string, label: 'unet' | 'controlnet'): string {
   try {
-    return fuseOnce(path, cacheDir);
+    return fuseOnce(path, cacheDir, label);
   } catch {
     return path;
   }
 }
 
-function fuseOnce(path: string, cacheDir: string): string {
+function fuseOnce(path: string, cacheDir: string, label: 'unet' | 'controlnet'): string {
   return cachedModelEdit({
     source: path,
     cacheDir,
-    label: 'unet-fused-attention',
+    label: `${label}-fused-attention`,
     editKey: { fuseAttention: 1 },
     edit: (model) => {
       const fused = fuseAttention(model);
