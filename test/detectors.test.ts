@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openWeightFile } from '../src/graphs/checkpoint-store.js';
@@ -8,6 +10,9 @@ import { CheckpointError } from '../src/graphs/errors.js';
 import { buildHed } from '../src/graphs/hed.js';
 import { buildPidinet } from '../src/graphs/pidinet.js';
 import { loadImage } from '../src/image/load-image.js';
+import { cropTopLeft, padEdgeTo64 } from '../src/image/pad-edge.js';
+import { bodyEstimate, bodyInput } from '../src/image/preprocess/openpose-body.js';
+import { bodyPoseMap } from '../src/image/preprocess/openpose-draw.js';
 import type { Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
@@ -36,6 +41,11 @@ interface Case {
   projections?: { file: string; shapes: number[][] };
   output?: { file: string; shape: number[] };
   network?: { file: string; shapes: number[][] };
+  pose?: string;
+  maps?: { file: string; shapes: number[][] };
+  network_input?: { shape: number[]; sha256: string };
+  candidate?: number[][];
+  subset?: number[][];
 }
 const casesOf = (kind: DetectorFixture) => readJson<{ cases: Case[] }>(join(detectorFixtures(kind), 'cases.json')).cases;
 
@@ -124,6 +134,30 @@ for (const c of casesOf('lineart')) {
   test(`${c.name}: ${c.module} line map`, async () => {
     const picture = (await loadImage(join(detectorFixtures('lineart'), c.picture))).rgb;
     await checkMap(await lineartControlPicture(graphs.lineart, picture, { device: 'cpu' }), join(detectorFixtures('lineart'), c.lines!), 1);
+  });
+}
+
+for (const c of casesOf('openpose').filter((x) => x.pose)) {
+  test(`${c.name}: openpose keypoints, people and map from synthesised network outputs`, async () => {
+    const dir = detectorFixtures('openpose');
+    const picture = (await loadImage(join(dir, c.picture))).rgb;
+    const input = bodyInput(padEdgeTo64(picture));
+    assert.equal([1, 3, input.paddedHeight, input.paddedWidth], c.network_input!.shape);
+    assert.is(createHash('sha256').update(new Uint8Array(input.image.buffer)).digest('hex'), c.network_input!.sha256, "the network's input is Body.__call__'s, bit for bit");
+    const raw = gunzipSync(readFileSync(join(dir, c.maps!.file)));
+    const values = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    const [pafShape, heatShape] = c.maps!.shapes as [number[], number[]];
+    const pafCount = pafShape.reduce((a, b) => a * b, 1);
+    const maps = { pafs: values.subarray(0, pafCount), heatmaps: values.subarray(pafCount), width: heatShape[3]!, height: heatShape[2]! };
+    const estimate = bodyEstimate(maps, input);
+    assert.equal(estimate.candidate, c.candidate);
+    assert.equal(estimate.subset, c.subset);
+    const made = cropTopLeft(bodyPoseMap(maps, input), picture.width, picture.height);
+    const expected = (await loadImage(join(dir, c.pose!))).rgb;
+    assert.equal([made.width, made.height, made.channels], [expected.width, expected.height, 3]);
+    let differ = 0;
+    for (let i = 0; i < made.data.length; i++) if (made.data[i] !== expected.data[i]) differ++;
+    assert.is(differ, 0, `${differ} samples differ from controlnet_aux's map`);
   });
 }
 

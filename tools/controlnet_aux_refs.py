@@ -65,8 +65,8 @@ def write_fixture(out: str, kind: str, recipe: dict, cases: list) -> None:
         f.write("\n")
 
 
-def detector_map(module, call, picture: np.ndarray, whole: bool) -> np.ndarray:
-    """One grey map: the detector's whole __call__ at detect and image resolution = the shorter side (whole), or
+def detector_map(module, call, picture: np.ndarray, whole: bool, grey: bool = True) -> np.ndarray:
+    """One grey map (or RGB, grey=False): the detector's whole __call__ at detect and image resolution = the shorter side (whole), or
     sd-webui-controlnet's way (edge-pad to 64, the detector's middle with `module`.resize_image made the identity,
     crop back). `call(image, **resolutions)` runs the detector with its own options."""
     height, width = picture.shape[:2]
@@ -79,5 +79,8 @@ def detector_map(module, call, picture: np.ndarray, whole: bool) -> np.ndarray:
             out = call(pad_edge_to_64(picture))[:height, :width]
         finally:
             module.resize_image = as_given
-    assert out.shape == (height, width, 3) and (out[..., 0] == out[..., 2]).all()
+    assert out.shape == (height, width, 3)
+    if not grey:
+        return out
+    assert (out[..., 0] == out[..., 2]).all()
     return out[..., 0]

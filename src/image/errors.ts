@@ -56,3 +56,13 @@ export class ImageInputError extends ImageError {
     super(`${label}: cannot read ${path}: ${reason}`, 2, options);
   }
 }
+
+/**
+ * A pose detector's heatmap holds more peaks for one body part than the assembly is bounded to (its limb scoring
+ * compares every pair of two parts' peaks): not a body pose network's output, or a crowd past what it handles.
+ */
+export class TooManyPeaksError extends ImageError {
+  constructor(readonly part: number, readonly peaks: number, readonly limit: number) {
+    super(`the pose heatmap has ${peaks} peaks for body part ${part}, more than ${limit}; the detector's weights are not OpenPose's body_pose_model.pth, or the picture holds more people than it handles`, 1);
+  }
+}

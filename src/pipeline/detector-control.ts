@@ -3,6 +3,8 @@ import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
 import { lineartLines } from '../image/preprocess/lineart-lines.js';
 import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
+import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
+import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
 import { cropTopLeft, pad64, padEdgeTo64 } from '../image/pad-edge.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
@@ -10,7 +12,7 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
 
 /**
  * ControlNet pictures made by a preprocessor's network (a graph src/graphs/detector-convert.ts built),
- * as sd-webui-controlnet's hed()/pidinet()/lineart() make them at Preprocessor Resolution = the picture's
+ * as sd-webui-controlnet's hed()/pidinet()/lineart()/openpose() make them at Preprocessor Resolution = the picture's
  * shorter side: the picture edge-padded to multiples of 64 (resize_image_with_pad at scale 1), the
  * network run on it, its output made 8-bit by the annotator's rules, the padding cropped off. The
  * session is opened for the one picture and released.
@@ -67,4 +69,23 @@ export function lineartControlPicture(model: string, picture: Raster, settings: 
 /** softedge-pidinet: PiDiNet on RGB / 255 (the graph reads the BGR-trained first layer in RGB order), its edge made 8-bit as apply_pidinet does. */
 export function pidinetControlPicture(model: string, picture: Raster, safe: boolean, settings: SessionSettings): Promise<Raster> {
   return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['edge'], ([t], width, height) => pidinetEdges(toFloat32(t!), width, height, safe));
+}
+
+/**
+ * openpose: controlnet_aux's body estimation on the edge-padded picture (src/image/preprocess/openpose-body.ts: the
+ * picture scaled to 184 rows for the network, its outputs back to the picture's size, peaks, limbs, people), the
+ * people drawn as its draw_bodypose does, the padding cropped off.
+ */
+export async function openposeControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
+  const input = bodyInput(padEdgeTo64(picture));
+  const opened = await openSession(model, settings);
+  let maps: BodyMaps;
+  try {
+    const image = floatTensor('float32', input.image, [1, 3, input.paddedHeight, input.paddedWidth]);
+    const { pafs, heatmaps } = await opened.session.run({ image }, ['pafs', 'heatmaps']);
+    maps = { pafs: toFloat32(pafs!), heatmaps: toFloat32(heatmaps!), width: heatmaps!.dims[3]!, height: heatmaps!.dims[2]! };
+  } finally {
+    await opened.session.release();
+  }
+  return cropTopLeft(bodyPoseMap(maps, input), picture.width, picture.height);
 }
