@@ -1,12 +1,14 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
+import { seededPicture } from './helpers/seeded-picture.js';
 import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
 
 /** diffuse txt2img/img2img --control: the PNG and A1111's ControlNet entries, --from's hint, depth from DPT, and bad values in one line. */
@@ -105,6 +107,9 @@ cli('bad --control values: exit 2, one line, no file', () => {
     [`${good},colour=red`, /unknown field 'colour'/],
     [`${good},guess=maybe`, /guess takes no value, or true\/false/],
     [`${good},resize=stretch`, /resize must be one of/],
+    [`type=canny,${good},res=63`, /res must be a whole number from 64 to 2048 \(got '63'\)/],
+    [`type=canny,${good},res=512.5`, /res must be a whole number from 64 to 2048/],
+    [`type=none,${good},res=512`, /res= is the Preprocessor Resolution of type=canny\/.*; type=none takes none/],
     [`image=${join(dir, 'missing.png')},model=${CONTROLNET}`, /--control image/],
     [`image=${picture},model=${dir}`, /no controlnet\/model.onnx or model.onnx there, nor ControlNet weights/],
     [`image=${picture},model=${join(dir, 'none.safetensors')}`, /model .*none\.safetensors: no such file or folder/],
@@ -147,6 +152,38 @@ for (const [type, extra, map, record] of LINE_CASES) {
       assert.is(again.status, 0, again.stderr);
       assert.match(again.stderr, 'pass --control type=scribble-xdog,image=<picture>,model=<ControlNet folder>,weight=1,start=0,end=1,resize=just-resize,level=12');
     }
+  });
+}
+
+/**
+ * res=512 (Preprocessor Resolution) on a 600x530 picture: the image equals the one made from sd-webui-controlnet's
+ * own 580x512 map at res=512 (tools/make_processor_res_refs.py) passed as type=none; the record says
+ * "Processor Res: 512" where the extension writes it, and --from gives res= back.
+ */
+const RES_MAPS = join(FIXTURES, 'processor-res');
+for (const [type, map, record, hint] of [
+  ['canny', 'cells-600x530-21.canny-512.png', 'Resize Mode: Just Resize, Low Vram: False, Processor Res: 512, Threshold A: 100.0, Threshold B: 200.0,', 'resize=just-resize,low=100,high=200,res=512'],
+  ['scribble-xdog', 'cells-600x530-21.scribble_xdog-512.png', 'Low Vram: False, Processor Res: 512, Threshold A: 32.0,', 'resize=just-resize,level=32,res=512'],
+] as const) {
+  cli(`type=${type},res=512 = the extension's map at res=512 given as type=none`, async () => {
+    const source = join(dir, 'cells-600x530.png');
+    writeFileSync(source, await encodePng(seededPicture(600, 530, 21, 'cells')));
+    const out = join(dir, `${map}.res.png`);
+    const r = diffuse([...base(out), '--control', `type=${type},image=${source},model=${CONTROLNET},res=512`]);
+    assert.is(r.status, 0, r.stderr);
+    const given = join(dir, `${map}.res-given.png`);
+    assert.is(diffuse([...base(given), '--control', `type=none,image=${join(RES_MAPS, map)},model=${CONTROLNET}`]).status, 0);
+    assert.equal((await loadImage(out)).rgb.data, (await loadImage(given)).rgb.data);
+    const plain = join(dir, `${map}.plain.png`);
+    assert.is(diffuse([...base(plain), '--control', `type=${type},image=${source},model=${CONTROLNET}`]).status, 0);
+    assert.not.equal((await loadImage(plain)).rgb.data, (await loadImage(out)).rgb.data, 'without res= the map is made at 530');
+    const meta = readGenerationMetadata(readFileSync(out));
+    assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+    assert.match(meta.parameters.extra['ControlNet 0'] ?? '', record);
+    assert.not.match(JSON.stringify(readGenerationMetadata(readFileSync(plain))), 'Processor Res', 'without res= none is recorded');
+    const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-o', join(dir, `res-again-${type}.png`)]);
+    assert.is(again.status, 0, again.stderr);
+    assert.match(again.stderr, hint);
   });
 }
 

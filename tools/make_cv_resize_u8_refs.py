@@ -67,8 +67,11 @@ def seeded_picture(width: int, height: int, seed: int, kind: str) -> np.ndarray:
             ix1 = min(ix + 1, gw - 1)
             for c in range(3):
                 g = grids[c]
-                v = g[iy * gw + ix] * (dx - rx) * (dy - ry) + g[iy * gw + ix1] * rx * (dy - ry) + g[iy1 * gw + ix] * (dx - rx) * ry + g[iy1 * gw + ix1] * rx * ry
-                out[y, x, c] = min(255, max(0, v // (dx * dy) + next(draw) % 9 - 4))
+                if kind == "cells":
+                    v = g[(y * gh // height) * gw + x * gw // width]
+                else:
+                    v = (g[iy * gw + ix] * (dx - rx) * (dy - ry) + g[iy * gw + ix1] * rx * (dy - ry) + g[iy1 * gw + ix] * (dx - rx) * ry + g[iy1 * gw + ix1] * rx * ry) // (dx * dy)
+                out[y, x, c] = min(255, max(0, v + next(draw) % 9 - 4))
     return out
 
 

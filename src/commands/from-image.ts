@@ -1,7 +1,8 @@
 import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
-import { controlTypeOf } from '../settings/control-spec.js';
+import { PROCESSOR_RES_MAX, PROCESSOR_RES_MIN } from '../image/preprocess/processor-resolution.js';
+import { RES_TYPES, controlTypeOf } from '../settings/control-spec.js';
 import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
 import { loadRegistry } from '../models/index.js';
 
@@ -111,6 +112,9 @@ function controlFlag(c: RecordedControl): string {
   if (type === 'canny' && c.thresholdA !== undefined) fields.push(`low=${c.thresholdA}`);
   if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
   if ((type === 'threshold' || type === 'scribble-xdog') && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
+  // The extension writes -1 (or its slider's default) for a module without the slider: only a resolution res= takes is given back.
+  const res = c.processorRes;
+  if (res !== undefined && RES_TYPES.includes(type) && Number.isInteger(res) && res >= PROCESSOR_RES_MIN && res <= PROCESSOR_RES_MAX) fields.push(`res=${res}`);
   return fields.join(',');
 }
 

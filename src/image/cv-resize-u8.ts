@@ -21,8 +21,8 @@ import { createRaster, type Raster } from './raster.js';
 
 const f = Math.fround;
 
-/** cvRound: nearest, halves to even (the SSE conversion OpenCV's saturate_cast uses). */
-function roundEven(v: number): number {
+/** cvRound: nearest, halves to even (the SSE conversion OpenCV's saturate_cast uses; numpy's round too). */
+export function roundEven(v: number): number {
   const r = Math.round(v);
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -93,6 +93,8 @@ export interface HiresRecord {
 export interface ControlRecord {
   /** The preprocessor ("canny", "none", …) and its slider values. */
   module: string;
+  /** Preprocessor Resolution, when res= was given. */
+  processorRes?: number;
   thresholdA?: number;
   thresholdB?: number;
   model: string;

@@ -367,6 +367,8 @@ function controlText(c: ControlRecord): string {
     ['Weight', c.weight],
     ['Resize Mode', CONTROL_RESIZE_LABELS[c.resizeMode]],
     ['Low Vram', 'False'],
+    // An integer, written as the extension writes its int field (Processor Res: 512).
+    ...(c.processorRes !== undefined ? [['Processor Res', String(c.processorRes)] as [string, string]] : []),
     ...(c.thresholdA !== undefined ? [['Threshold A', c.thresholdA] as [string, number]] : []),
     ...(c.thresholdB !== undefined ? [['Threshold B', c.thresholdB] as [string, number]] : []),
     ['Guidance Start', c.start],
@@ -387,6 +389,7 @@ export interface RecordedControl {
   end?: number;
   guess: boolean;
   resize?: keyof typeof CONTROL_RESIZE_LABELS;
+  processorRes?: number;
   thresholdA?: number;
   thresholdB?: number;
 }
@@ -401,7 +404,7 @@ function readControlText(text: string): RecordedControl {
   };
   const resize = (Object.keys(CONTROL_RESIZE_LABELS) as (keyof typeof CONTROL_RESIZE_LABELS)[]).find((k) => CONTROL_RESIZE_LABELS[k] === fields.get('Resize Mode'));
   const out: RecordedControl = { module: fields.get('Module') ?? 'none', model: fields.get('Model') ?? '', guess: fields.get('Control Mode') === CONTROL_MODE_GUESS };
-  for (const [key, label] of [['weight', 'Weight'], ['start', 'Guidance Start'], ['end', 'Guidance End'], ['thresholdA', 'Threshold A'], ['thresholdB', 'Threshold B']] as const) {
+  for (const [key, label] of [['weight', 'Weight'], ['processorRes', 'Processor Res'], ['start', 'Guidance Start'], ['end', 'Guidance End'], ['thresholdA', 'Threshold A'], ['thresholdB', 'Threshold B']] as const) {
     const v = num(label);
     if (v !== undefined) out[key] = v;
   }

@@ -141,6 +141,7 @@ async function controlRecords(bundle: ModelBundle, request: GenerationRequest): 
       const p = unit.preprocessor ?? { module: 'none' };
       return {
         module: p.module,
+        ...(p.processorRes !== undefined ? { processorRes: p.processorRes } : {}),
         ...(p.thresholdA !== undefined ? { thresholdA: p.thresholdA } : {}),
         ...(p.thresholdB !== undefined ? { thresholdB: p.thresholdB } : {}),
         model: loaded.name,

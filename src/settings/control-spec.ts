@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { PROCESSOR_RES_MAX, PROCESSOR_RES_MIN } from '../image/preprocess/processor-resolution.js';
 import type { ResizeMode } from '../image/resize-modes.js';
 import type { DetectorKind } from '../graphs/detector-convert.js';
 
@@ -45,6 +46,13 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
+/**
+ * The types whose sd-webui-controlnet preprocessor scales the picture to its Preprocessor Resolution first
+ * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
+ * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
+ */
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse'];
+
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
   type: ControlType;
@@ -61,12 +69,14 @@ export interface ControlSpec {
   low: number;
   high: number;
   level: number;
+  /** Preprocessor Resolution (64…2048, RES_TYPES only); undefined: the picture's shorter side (the picture as it is). */
+  res?: number;
 }
 
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
-const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'detector'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,detector=FILE|ID]';
+const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'res', 'detector'] as const;
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,res=512,detector=FILE|ID]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -120,6 +130,14 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     high: number('high', 200, 0, 255),
     level: number('level', type === 'scribble-xdog' ? 32 : 127, 0, 255),
   };
+  const res = fields.get('res');
+  if (res !== undefined) {
+    if (!RES_TYPES.includes(spec.type)) throw new UsageError(`${label}: res= is the Preprocessor Resolution of type=${RES_TYPES.join('/')}; type=${spec.type} takes none`);
+    if (!/^\d+$/.test(res) || Number(res) < PROCESSOR_RES_MIN || Number(res) > PROCESSOR_RES_MAX) {
+      throw new UsageError(`${label}: res must be a whole number from ${PROCESSOR_RES_MIN} to ${PROCESSOR_RES_MAX} (got '${res}')`);
+    }
+    spec.res = Number(res);
+  }
   const detector = fields.get('detector');
   if (detector !== undefined) {
     if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);

@@ -12,6 +12,7 @@ import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-con
 import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
+import { atProcessorResolution } from '../image/preprocess/processor-resolution.js';
 import { lineartStandard } from '../image/preprocess/lineart-standard.js';
 import { scribbleXdog } from '../image/preprocess/scribble.js';
 import { threshold } from '../image/preprocess/threshold.js';
@@ -23,14 +24,15 @@ import { CONTROL_MODULES, DETECTORS, type ControlSpec } from './control-spec.js'
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
  * folder checked (or its weights converted: the unit then names the converted folder), each picture read once and run through its preprocessor (on the picture as it
- * is; the pipeline then fits the result to the painted size).
+ * is, or scaled to res= as sd-webui-controlnet's Preprocessor Resolution; the pipeline then fits the result to the painted size).
  */
 export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings): Promise<ControlUnit[]> {
   return Promise.all(
     specs.map(async (spec, i): Promise<ControlUnit> => {
       const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
       const model = await controlNetFolder(spec.model, label);
-      const picture = (await readImageFile(spec.image, `${label} image`)).rgb;
+      const read = (await readImageFile(spec.image, `${label} image`)).rgb;
+      const picture = spec.res === undefined ? read : atProcessorResolution(read, spec.res);
       return {
         model,
         image: await controlPicture(spec, picture, {
@@ -132,10 +134,13 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
   }
 }
 
-/** A1111's "Module" and its slider values ("Threshold A/B"): canny's thresholds, threshold's and scribble-xdog's level. */
+/**
+ * A1111's "Module" and its slider values: "Processor Res" when res= is given, "Threshold A/B" (canny's thresholds,
+ * threshold's and scribble-xdog's level).
+ */
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
-  const module = CONTROL_MODULES[spec.type];
-  if (spec.type === 'canny') return { module, thresholdA: spec.low, thresholdB: spec.high };
-  if (spec.type === 'threshold' || spec.type === 'scribble-xdog') return { module, thresholdA: spec.level };
-  return { module };
+  const record = { module: CONTROL_MODULES[spec.type], ...(spec.res !== undefined ? { processorRes: spec.res } : {}) };
+  if (spec.type === 'canny') return { ...record, thresholdA: spec.low, thresholdB: spec.high };
+  if (spec.type === 'threshold' || spec.type === 'scribble-xdog') return { ...record, thresholdA: spec.level };
+  return record;
 }

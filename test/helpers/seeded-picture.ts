@@ -11,11 +11,13 @@ function lcg(seed: number): () => number {
   };
 }
 
-export type SeededKind = 'noise' | 'photo';
+export type SeededKind = 'noise' | 'photo' | 'cells';
 
 /**
  * 'noise': every sample a draw. 'photo': per channel a 6x5 grid of draws stretched over the picture by integer
  * bilinear interpolation (floored), plus a draw mod 9 − 4 of noise, clamped: smooth areas, soft edges, grain.
+ * 'cells': the same grid without interpolation (cell floor(x · 6 / width), floor(y · 5 / height)) plus the noise:
+ * flat patches with hard edges, what edge preprocessors find.
  */
 export function seededPicture(width: number, height: number, seed: number, kind: SeededKind): Raster {
   const next = lcg(seed);
@@ -39,8 +41,12 @@ export function seededPicture(width: number, height: number, seed: number, kind:
       const ix1 = Math.min(ix + 1, gw - 1);
       for (let c = 0; c < 3; c++) {
         const g = grids[c]!;
-        const v = g[iy * gw + ix]! * (dx - rx) * (dy - ry) + g[iy * gw + ix1]! * rx * (dy - ry) + g[iy1 * gw + ix]! * (dx - rx) * ry + g[iy1 * gw + ix1]! * rx * ry;
-        const noisy = Math.floor(v / (dx * dy)) + (next() % 9) - 4;
+        const smooth = () => {
+          const v = g[iy * gw + ix]! * (dx - rx) * (dy - ry) + g[iy * gw + ix1]! * rx * (dy - ry) + g[iy1 * gw + ix]! * (dx - rx) * ry + g[iy1 * gw + ix1]! * rx * ry;
+          return Math.floor(v / (dx * dy));
+        };
+        const cell = () => g[Math.floor((y * gh) / height) * gw + Math.floor((x * gw) / width)]!;
+        const noisy = (kind === 'cells' ? cell() : smooth()) + (next() % 9) - 4;
         data[(y * width + x) * 3 + c] = Math.min(255, Math.max(0, noisy));
       }
     }

@@ -1,0 +1,25 @@
+// sd-webui-controlnet's Preprocessor Resolution (1.1.4xx scripts/utils.py and preprocessor/legacy/processor.py
+// resize_image_with_pad): before a preprocessor runs, the picture is scaled by k = res / its shorter side
+// (float64), each side to int(np.round(side · k)) (halves to even), with cv2.INTER_CUBIC when k > 1 and
+// INTER_AREA otherwise; the preprocessor then pads that to multiples of 64 and crops its map back to it, as
+// diffuse's preprocessors already do. The map keeps the scaled size; the unit's resize mode fits it to the
+// painted size afterwards.
+
+import { cvResizeU8, roundEven } from '../cv-resize-u8.js';
+import type { Raster } from '../raster.js';
+
+/** The extension's slider range for Preprocessor Resolution. */
+export const PROCESSOR_RES_MIN = 64;
+export const PROCESSOR_RES_MAX = 2048;
+
+/** The size resize_image_with_pad scales a width x height picture to at resolution `res`. */
+export function processorResolutionSize(width: number, height: number, res: number): { width: number; height: number; k: number } {
+  const k = res / Math.min(width, height);
+  return { width: roundEven(width * k), height: roundEven(height * k), k };
+}
+
+/** The picture as a preprocessor sees it at Preprocessor Resolution `res` (before its padding). */
+export function atProcessorResolution(picture: Raster, res: number): Raster {
+  const size = processorResolutionSize(picture.width, picture.height, res);
+  return cvResizeU8(picture, size.width, size.height, size.k > 1 ? 'cubic' : 'area');
+}

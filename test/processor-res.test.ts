@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cannyControlMap } from '../src/image/preprocess/canny.js';
+import { atProcessorResolution, processorResolutionSize } from '../src/image/preprocess/processor-resolution.js';
+import { scribbleXdog } from '../src/image/preprocess/scribble.js';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
+import { seededPicture } from './helpers/seeded-picture.js';
+
+/**
+ * Preprocessor Resolution: sd-webui-controlnet's canny and scribble_xdog at res=512 (tools/make_processor_res_refs.py,
+ * OpenCV 4.11) on seeded pictures whose shorter side is 530 (INTER_AREA down to 580x512) and 100 (INTER_CUBIC up to
+ * 768x512), pixel for pixel. The upscaled maps are OpenCV's own code's; cases.json counts the pixels where the
+ * default dispatch (IPP's cubic) differs.
+ */
+const DIR = join(FIXTURES, 'processor-res');
+
+interface Case {
+  width: number;
+  height: number;
+  seed: number;
+  module: 'canny' | 'scribble_xdog';
+  res: number;
+  output: string;
+  outWidth: number;
+  outHeight: number;
+  white_pixels: number;
+}
+
+const { cases } = readJson<{ cases: Case[] }>(join(DIR, 'cases.json'));
+
+test('sizes: k = res / shorter side, each side np.round(side · k), halves to even', () => {
+  assert.equal(processorResolutionSize(600, 530, 512), { width: 580, height: 512, k: 512 / 530 });
+  assert.equal(processorResolutionSize(150, 100, 512), { width: 768, height: 512, k: 5.12 });
+  // 7 · 1.5 = 10.5 -> 10 (4 · 1.5 = 6); 13 · 0.5 = 6.5 -> 6 (12 · 0.5 = 6).
+  assert.equal([processorResolutionSize(7, 4, 6).width, processorResolutionSize(13, 12, 6).width], [10, 6]);
+  const picture = seededPicture(70, 64, 1, 'cells');
+  assert.equal(atProcessorResolution(picture, 64).data, picture.data, 'at its shorter side the picture is as it is');
+});
+
+for (const c of cases) {
+  test(`${c.output}: equals the extension's ${c.module} at res=${c.res}`, async () => {
+    const picture = atProcessorResolution(seededPicture(c.width, c.height, c.seed, 'cells'), c.res);
+    const map = c.module === 'canny' ? cannyControlMap(picture, 100, 200) : scribbleXdog(picture, 32);
+    const { data, info } = await sharp(join(DIR, c.output)).raw().toBuffer({ resolveWithObject: true });
+    assert.equal([map.width, map.height], [c.outWidth, c.outHeight]);
+    let differing = 0;
+    let white = 0;
+    for (let p = 0; p < c.outWidth * c.outHeight; p++) {
+      if (map.data[p * map.channels] !== data[p * info.channels]) differing++;
+      if (map.data[p * map.channels]) white++;
+    }
+    assert.is(differing, 0, `${differing} pixels differ`);
+    assert.is(white, c.white_pixels);
+  });
+}
+
+test.run();
