@@ -8,12 +8,16 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ensureConvertedControlNet } from '../src/graphs/controlnet-convert.js';
 import { ensureConvertedModel } from '../src/graphs/converted-cache.js';
+import { ensureConvertedVae } from '../src/graphs/vae-convert.js';
 import { encodePng } from '../src/image/encode-png.js';
 import type { Raster } from '../src/image/raster.js';
 import { writeFileAtomic } from '../src/image/write.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import type { ControlUnit, GenerationRequest, PipelineEvent } from '../src/pipeline/types.js';
+import { readJson } from '../test/helpers/fixtures.js';
+import { checkpointBytes, type Recipe } from '../test/helpers/synthetic-checkpoint.js';
+import { VAE_FIXTURES } from '../test/helpers/vae-files.js';
 import { CONTROLNET_TORCH } from './peers.js';
 import { BENCH_PROMPT, benchCache, ortNodeVersion, type WorkerArgs } from './settings.js';
 import { readPeakRssMb } from './proc.js';
@@ -45,17 +49,25 @@ function instrumentRun(current: () => Stage): Record<Stage, number> {
  * ControlNet unit gets a link of its own to the converted folder, so that it opens its own session and
  * holds its own copy of the weights, as two different ControlNets would.
  */
-async function folders(args: WorkerArgs): Promise<{ model: string; controlnets: string[] }> {
+async function folders(args: WorkerArgs): Promise<{ model: string; controlnets: string[]; vae?: string }> {
   const cache = join(benchCache(), 'converted');
   const model = args.converted ? await ensureConvertedModel(args.model, cache) : args.model;
-  if (!args.controlnets) return { model, controlnets: [] };
+  const vae = args.vae === 'taesd' ? await taesdFolder(cache) : undefined;
+  if (!args.controlnets) return { model, controlnets: [], ...(vae ? { vae } : {}) };
   const net = await ensureConvertedControlNet(CONTROLNET_TORCH, cache);
   const links = Array.from({ length: args.controlnets - 1 }, (_, i) => {
     const link = `${net}-unit${i + 2}`;
     if (!existsSync(link)) symlinkSync(net, link);
     return link;
   });
-  return { model, controlnets: [net, ...links] };
+  return { model, controlnets: [net, ...links], ...(vae ? { vae } : {}) };
+}
+
+/** TAESD's decoder as `--vae taesd` loads it: the full-width fixture recipe's file, converted once (random weights, real size). */
+async function taesdFolder(cache: string): Promise<string> {
+  const file = join(benchCache(), 'taesd_decoder.safetensors');
+  if (!existsSync(file)) writeFileSync(file, checkpointBytes(readJson<Recipe>(join(VAE_FIXTURES, 'taesd_decoder.recipe.json.gz'))));
+  return ensureConvertedVae(file, cache);
 }
 
 /** A canny-like control picture: thin white rings on black (what it shows does not change the cost). */
@@ -71,7 +83,7 @@ function controlPicture(width: number, height: number): Raster {
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as WorkerArgs;
-  const { model, controlnets } = await folders(args);
+  const { model, controlnets, vae } = await folders(args);
   let stage: Stage = 'load';
   const inside = instrumentRun(() => stage);
   const runAtStepStart: number[] = [];
@@ -92,6 +104,7 @@ async function main(): Promise<void> {
     ...(args.conv ? { conv: args.conv } : {}),
     ...(args.tokenMerging ? { tokenMerging: args.tokenMerging } : {}),
     ...(controlnets.length ? { controlnets } : {}),
+    ...(vae ? { vae } : {}),
   });
   const loadMs = performance.now() - t0;
 

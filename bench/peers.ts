@@ -169,6 +169,8 @@ export const PEERS: Peer[] = [
   ...INT8_FORMATS.map((f) => sd15Option(`diffuse int8-matmul ${f}`, { quantize: 'int8-matmul', int8Format: f })),
   ...DEEP_CACHE_ROWS.map((n) => sd15Option(`diffuse deep-cache ${n}`, { deepCache: n })),
   sd15Option('diffuse tome 0.5', { tokenMerging: 0.5 }),
+  // Issue 22's fast options together: int8 (this CPU's format), DeepCache and TAESD's decoder.
+  sd15Option('diffuse fast', { quantize: 'int8', deepCache: 3, vae: 'taesd' }),
   // ControlNet needs a UNet that takes its residuals: diffuse's own conversion of the same weights (optimum's
   // export takes none), so these rows are compared with that conversion run plain, not with 'diffuse'.
   diffusePeer('diffuse converted', SD15_TORCH, { converted: true }),
@@ -176,6 +178,8 @@ export const PEERS: Peer[] = [
   diffusePeer('diffuse controlnet x2', SD15_TORCH, { converted: true, controlnets: 2 }, undefined, 'diffuse converted'),
   diffusePeer('diffuse LCM', LCM_ONNX, {}, LCM_RUN),
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN, 'diffuse LCM'),
+  diffusePeer('diffuse LCM fast', LCM_ONNX, { quantize: 'int8', vae: 'taesd' }, LCM_RUN, 'diffuse LCM'),
+  diffusePeer('diffuse LCM fast dc2', LCM_ONNX, { quantize: 'int8', vae: 'taesd', deepCache: 2 }, LCM_RUN, 'diffuse LCM'),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
   // The same pipeline on diffuse's own ONNX Runtime version: the ratio then compares the pipelines, not two runtimes.
   pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),

@@ -28,6 +28,8 @@ export interface WorkerArgs {
   lcm?: boolean;
   /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */
   deepCache?: number;
+  /** diffuse only: --vae taesd (TAESD's decoder at its real size, from the test fixture's full-width recipe). */
+  vae?: 'taesd';
   /**
    * diffuse only: the model is a diffusers PyTorch folder converted by diffuse's graph builder (as
    * `--model ./folder` does; cached in <cache>/converted), whose UNet can take ControlNet residuals.
