@@ -11,12 +11,12 @@ import { buildHed } from '../src/graphs/hed.js';
 import { buildPidinet } from '../src/graphs/pidinet.js';
 import { loadImage } from '../src/image/load-image.js';
 import { cropTopLeft, padEdgeTo64 } from '../src/image/pad-edge.js';
-import { bodyEstimate, bodyInput } from '../src/image/preprocess/openpose-body.js';
+import { bodyEstimate, bodyInput, type BodyEstimate } from '../src/image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../src/image/preprocess/openpose-draw.js';
 import type { Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
-import { hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { compare, readF32, readJson } from './helpers/fixtures.js';
 import { detectorFixtures, detectorRecipe, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
 import { scratch } from './helpers/scratch.js';
@@ -137,7 +137,39 @@ for (const c of casesOf('lineart')) {
   });
 }
 
-for (const c of casesOf('openpose').filter((x) => x.pose)) {
+/** Equal ids and positions; scores (the network's values) within 1e-5 of the largest, ORT against torch. */
+function checkEstimate(got: BodyEstimate, c: Case): void {
+  const within = (a: number[][], b: number[][], scoreColumns: number[]) => {
+    assert.is(a.length, b.length);
+    const scale = Math.max(...b.flatMap((row) => scoreColumns.map((k) => Math.abs(row[k]!))), 1e-30);
+    a.forEach((row, i) => row.forEach((v, k) => {
+      if (scoreColumns.includes(k)) assert.ok(Math.abs(v - b[i]![k]!) <= 1e-5 * scale, `row ${i} column ${k}: ${v} vs ${b[i]![k]}`);
+      else assert.is(v, b[i]![k], `row ${i} column ${k}`);
+    }));
+  };
+  within(got.candidate, c.candidate!, [2]);
+  within(got.subset, c.subset!, [18]);
+}
+
+test("scene-64: the random network's whole OpenPose detector (peaks, people, map)", async () => {
+  const c = casesOf('openpose').find((x) => x.name === 'scene-64')!;
+  const picture = (await loadImage(join(detectorFixtures('openpose'), c.picture))).rgb;
+  const input = bodyInput(padEdgeTo64(picture));
+  const opened = await openSession(graphs.openpose, { device: 'cpu' });
+  try {
+    const out = await opened.session.run({ image: floatTensor('float32', input.image, [1, 3, input.paddedHeight, input.paddedWidth]) });
+    checkEstimate(bodyEstimate({ pafs: toFloat32(out.pafs!), heatmaps: toFloat32(out.heatmaps!), width: out.heatmaps!.dims[3]!, height: out.heatmaps!.dims[2]! }, input), c);
+  } finally {
+    await opened.session.release();
+  }
+  const made = await openposeControlPicture(graphs.openpose, picture, { device: 'cpu' });
+  const expected = (await loadImage(join(detectorFixtures('openpose'), c.pose!))).rgb;
+  let differ = 0;
+  for (let i = 0; i < made.data.length; i++) if (made.data[i] !== expected.data[i]) differ++;
+  assert.is(differ, 0, `${differ} samples differ from controlnet_aux's map`);
+});
+
+for (const c of casesOf('openpose').filter((x) => x.maps)) {
   test(`${c.name}: openpose keypoints, people and map from synthesised network outputs`, async () => {
     const dir = detectorFixtures('openpose');
     const picture = (await loadImage(join(dir, c.picture))).rgb;

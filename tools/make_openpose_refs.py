@@ -11,6 +11,9 @@ prefix), loaded through controlnet_aux's own util.transfer.
 
 Network case: scene-64x40, the picture as Body.__call__ feeds it (BGR, float32 / 256 - 0.5), both outputs as float32.
 
+Random network case: scene-64, the whole OpenposeDetector.__call__ at 64 (the last layers' biases raised so that the
+random maps have peaks and limbs: 356 peaks, 14 people).
+
 Pose cases: random weights make meaningless maps, so Body's model is replaced by one that returns synthesised outputs
 (FixedMaps: at 1/8 of the padded picture, a Gaussian blob per joint in its heatmap channel, 1 - their max in the
 background channel, the limb's unit direction in its two PAF channels within 0.8 map pixels of the limb; two people,
@@ -57,13 +60,18 @@ def load_open_pose():
     return load_aux_module("open_pose")
 
 
+# The last layers' bias means: heatmaps around 0.25 (above the 0.1 peak threshold in places) and PAFs leaning
+# down-right, so that the random network's whole detector finds peaks, limbs and people to compare.
+OUTPUT_BIAS = {"Mconv7_stage6_L2.bias": 0.25, "Mconv7_stage6_L1.bias": 0.125}
+
+
 def recipe_for(state: dict) -> dict:
     """He-like uniform scales rounded to powers of 2, small biases: activations keep their scale through 18 layers deep."""
     entries = []
     for key, tensor in state.items():
         shape = list(tensor.shape)
         scale = -4 if key.endswith(".bias") else round(math.log2(math.sqrt(6 / math.prod(shape[1:]))))
-        entries.append([key, "F16", shape, "uniform", scale, 0.0])
+        entries.append([key, "F16", shape, "uniform", scale, OUTPUT_BIAS.get(key, 0.0)])
     return {"seed": SEED, "tensors": entries}
 
 
@@ -185,6 +193,24 @@ def main() -> None:
         "network": {"file": "scene-64x40.network.bin", "shapes": [list(pafs.shape), list(heatmaps.shape)]},
     })
     print("network", [float(pafs.abs().max()), float(heatmaps.max()), float((heatmaps > 0).float().mean())])
+
+    # The random network's whole detector: many peaks and chance limbs, a busy map (every step exercised end to end).
+    body = openpose.body.Body.__new__(openpose.body.Body)
+    body.model = net
+    detector = openpose.OpenposeDetector(body)
+    picture = scene(64, 64, 5)
+    pose = detector(picture, detect_resolution=64, image_resolution=64, include_hand=False, include_face=False, output_type="np")
+    candidate, subset = body(picture[:, :, ::-1].copy())
+    cases.append({
+        "name": "scene-64",
+        "module": "openpose",
+        "picture": save_png(OUT, "scene-64.png", picture),
+        "pose": save_png(OUT, "scene-64.pose.png", pose),
+        "candidate": candidate.tolist(),
+        "subset": subset.tolist(),
+        "reference": "OpenposeDetector.__call__ with the random network",
+    })
+    print("scene-64 peaks", len(candidate), "people", len(subset))
 
     cases += pose_cases(openpose)
     write_fixture(OUT, "openpose", recipe, cases)

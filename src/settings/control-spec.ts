@@ -5,9 +5,9 @@ import type { DetectorKind } from '../graphs/detector-convert.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart: the network of detector=): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart, openpose: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -24,6 +24,7 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'softedge-pidisafe': 'softedge_pidisafe',
   lineart: 'lineart_realistic',
   'lineart-coarse': 'lineart_coarse',
+  openpose: 'openpose',
   none: 'none',
 };
 
@@ -43,6 +44,7 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   'softedge-pidisafe': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
   lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
+  openpose: { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' },
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
@@ -51,7 +53,7 @@ const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
  * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
  * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
  */
-export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse'];
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {

@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { atProcessorResolution } from '../image/preprocess/processor-resolution.js';
@@ -40,6 +40,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
           softedge: async (safe) => hedControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
           pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
           lineart: async () => lineartControlPicture(await detectorGraph(spec, picture, label), picture, session),
+          openpose: async () => openposeControlPicture(await detectorGraph(spec, picture, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -103,6 +104,7 @@ interface Networks {
   softedge: (safe: boolean) => Promise<Raster>;
   pidinet: (safe: boolean) => Promise<Raster>;
   lineart: () => Promise<Raster>;
+  openpose: () => Promise<Raster>;
 }
 
 /** The picture through the unit's preprocessor. */
@@ -119,6 +121,8 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'lineart':
     case 'lineart-coarse':
       return networks.lineart();
+    case 'openpose':
+      return networks.openpose();
     case 'canny':
       return cannyControlMap(picture, spec.low, spec.high);
     case 'threshold':
