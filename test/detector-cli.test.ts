@@ -91,6 +91,7 @@ cli('a detector of another network, an absent file, or one on another type: one 
   const cases: [string, RegExp][] = [
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(FIXTURES, 'graphs', 'mini.ckpt')}`, /mini\.ckpt is not HED's ControlNetHED\.pth \(/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not HED's ControlNetHED\.pth \(no tensor norm\)/],
+    [`type=openpose,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not OpenPose's body_pose_model\.pth \(no tensor conv1_1\.weight\)/],
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
     [`type=softedge-pidisafe,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],

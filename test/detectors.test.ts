@@ -11,7 +11,8 @@ import { buildHed } from '../src/graphs/hed.js';
 import { buildPidinet } from '../src/graphs/pidinet.js';
 import { loadImage } from '../src/image/load-image.js';
 import { cropTopLeft, padEdgeTo64 } from '../src/image/pad-edge.js';
-import { bodyEstimate, bodyInput, type BodyEstimate } from '../src/image/preprocess/openpose-body.js';
+import { PoseInputError, TooManyPeaksError } from '../src/image/errors.js';
+import { bodyEstimate, bodyInput, MAX_PEAKS_PER_PART, type BodyEstimate } from '../src/image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../src/image/preprocess/openpose-draw.js';
 import type { Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
@@ -192,6 +193,19 @@ for (const c of casesOf('openpose').filter((x) => x.maps)) {
     assert.is(differ, 0, `${differ} samples differ from controlnet_aux's map`);
   });
 }
+
+test('a heatmap of more than 100 peaks for a part, or a picture too narrow to scale: one-line typed errors', async () => {
+  const c = casesOf('openpose').find((x) => x.maps)!;
+  const picture = (await loadImage(join(detectorFixtures('openpose'), c.picture))).rgb;
+  const input = bodyInput(padEdgeTo64(picture));
+  const [width, height] = [input.paddedWidth / 8, input.paddedHeight / 8];
+  // Part 0's heatmap a checkerboard of 0.9: half the map's cells stay separate peaks after the smoothing.
+  const heatmaps = new Float32Array(19 * width * height);
+  for (let i = 0; i < width * height; i++) heatmaps[i] = (Math.floor(i / width) + (i % width)) % 2 === 0 ? 0.9 : 0;
+  assert.throws(() => bodyEstimate({ pafs: new Float32Array(38 * width * height), heatmaps, width, height }, input), (err: unknown) => err instanceof TooManyPeaksError && err.exitCode === 1 && err.peaks > MAX_PEAKS_PER_PART && /has \d+ peaks for body part 0, more than 100;/.test(err.message) && !err.message.includes('\n'));
+  const narrow = { width: 1, height: 200, channels: 3 as const, data: new Uint8Array(600) };
+  assert.throws(() => bodyInput(narrow), (err: unknown) => err instanceof PoseInputError && err.exitCode === 2 && /1x200 picture scales to 184 rows and no column/.test(err.message));
+});
 
 test('a weight file that is not HED: one line naming what is wrong', async () => {
   const dir = tmp('not-hed');

@@ -5,6 +5,7 @@
 // thickness -1 (the integer midpoint circle, each step filling two spans). Colours are written as given, one value
 // per channel.
 
+import { roundEven } from './cv-resize-u8.js';
 import type { Raster } from './raster.js';
 
 export interface Point {
@@ -20,11 +21,6 @@ const SIN_TABLE = Float32Array.from({ length: 451 }, (_, i) => {
   const v = Math.round(Math.sin((i * Math.PI) / 180) * 1e7) / 1e7;
   return Object.is(v, -0) ? 0 : v;
 });
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /** cv2.ellipse2Poly(center, axes, angle, arcStart, arcEnd, delta) with integer arguments. */
 export function ellipse2Poly(center: Point, axes: { width: number; height: number }, angle: number, arcStart: number, arcEnd: number, delta: number): Point[] {
@@ -45,7 +41,7 @@ export function ellipse2Poly(center: Point, axes: { width: number; height: numbe
     if (t < 0) t += 360;
     const x = axes.width * SIN_TABLE[450 - t]!;
     const y = axes.height * SIN_TABLE[t]!;
-    const p = { x: roundHalfEven(center.x + x * alpha - y * beta), y: roundHalfEven(center.y + x * beta + y * alpha) };
+    const p = { x: roundEven(center.x + x * alpha - y * beta), y: roundEven(center.y + x * beta + y * alpha) };
     if (!previous || p.x !== previous.x || p.y !== previous.y) points.push((previous = p));
   }
   return points.length === 1 ? [{ ...center }, { ...center }] : points;

@@ -7,6 +7,8 @@
 // columns), 0 to 7 in its scalar tail. 8-bit samples: weights in 11-bit fixed point (rounded), integer sums, the result
 // (sum + 2^21) >> 22 clamped to 0..255. A same-size resize is a copy, as in cv::resize.
 
+import { roundEven } from './cv-resize-u8.js';
+
 const f = Math.fround;
 const S45 = 0.7071067811865476;
 const CS: ReadonlyArray<readonly [number, number]> = [[1, 0], [-S45, -S45], [0, 1], [S45, -S45], [-1, 0], [S45, S45], [0, -1], [-S45, S45]];
@@ -74,7 +76,7 @@ export function cvResizeLanczos4<T extends Uint8Array | Float32Array>(src: Sampl
   const xs = taps(width, outWidth);
   const ys = taps(height, outHeight);
   // OpenCV's 8-bit path rounds each float weight to 11 fractional bits (saturate_cast<short>).
-  const fixedWeights = (w: Float32Array) => Int32Array.from(w, (v) => Math.max(-32768, Math.min(32767, roundHalfEven(v * COEF_SCALE))));
+  const fixedWeights = (w: Float32Array) => Int32Array.from(w, (v) => Math.max(-32768, Math.min(32767, roundEven(v * COEF_SCALE))));
   const xw = fixed ? fixedWeights(xs.weights) : xs.weights;
   const yw = fixed ? fixedWeights(ys.weights) : ys.weights;
   const rowLength = outWidth * cn;
@@ -122,10 +124,4 @@ export function cvResizeLanczos4<T extends Uint8Array | Float32Array>(src: Sampl
     }
   }
   return { data: data as T, width: outWidth, height: outHeight, channels: cn };
-}
-
-/** cvRound: nearest, ties to even. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -66,3 +66,10 @@ export class TooManyPeaksError extends ImageError {
     super(`the pose heatmap has ${peaks} peaks for body part ${part}, more than ${limit}; the detector's weights are not OpenPose's body_pose_model.pth, or the picture holds more people than it handles`, 1);
   }
 }
+
+/** A picture so much taller than wide that OpenPose's scaling to 184 rows leaves no column (cv2.resize refuses it). */
+export class PoseInputError extends ImageError {
+  constructor(readonly width: number, readonly height: number) {
+    super(`a ${width}x${height} picture scales to 184 rows and no column for OpenPose (at most 184 times taller than wide); crop it first`, 2);
+  }
+}

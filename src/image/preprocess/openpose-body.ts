@@ -15,9 +15,10 @@
 //     mean score below 0.4 dropped.
 // The limb scoring compares every pair of two parts' peaks: MAX_PEAKS_PER_PART bounds it.
 
-import { cvResizeArea } from '../cv-resize-area.js';
-import { cvResizeLanczos4, type Samples } from '../cv-resize-lanczos.js';
-import { TooManyPeaksError } from '../errors.js';
+import { cvResizeAreaFloat } from '../cv-resize-area.js';
+import { cvResizeLanczos4 } from '../cv-resize-lanczos.js';
+import { cvResizeU8, roundEven } from '../cv-resize-u8.js';
+import { PoseInputError, TooManyPeaksError } from '../errors.js';
 import type { Raster } from '../raster.js';
 import { gaussianFilter } from '../scipy-gaussian.js';
 
@@ -52,18 +53,18 @@ export interface BodyInput {
   height: number;
 }
 
-/** util.smart_resize_k / smart_resize: area when the target's height + width is smaller, Lanczos otherwise. */
-function smartResize<T extends Uint8Array | Float32Array>(src: Samples<T>, width: number, height: number): Samples<T> {
-  const k = (height + width) / (src.height + src.width);
-  return k < 1 ? cvResizeArea(src, width, height) : cvResizeLanczos4(src, width, height);
-}
+/** util.smart_resize_k / smart_resize: INTER_AREA when the target's height + width is smaller, INTER_LANCZOS4 otherwise. */
+const shrinks = (from: { width: number; height: number }, width: number, height: number): boolean => (height + width) / (from.height + from.width) < 1;
 
 export function bodyInput(picture: Raster): BodyInput {
   const { width, height } = picture;
   const bgr = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) for (let c = 0; c < 3; c++) bgr[i * 3 + c] = picture.data[i * picture.channels + 2 - c]!;
   const scale = (SCALE_SEARCH * BOX_SIZE) / height;
-  const resized = smartResize({ data: bgr, width, height, channels: 3 }, Math.trunc(width * scale), Math.trunc(height * scale));
+  const [toWidth, toHeight] = [Math.trunc(width * scale), Math.trunc(height * scale)];
+  if (toWidth < 1) throw new PoseInputError(width, height);
+  const source = { data: bgr, width, height, channels: 3 as const };
+  const resized = shrinks(source, toWidth, toHeight) ? cvResizeU8(source, toWidth, toHeight, 'area') : cvResizeLanczos4(source, toWidth, toHeight);
   const padDown = resized.height % STRIDE === 0 ? 0 : STRIDE - (resized.height % STRIDE);
   const padRight = resized.width % STRIDE === 0 ? 0 : STRIDE - (resized.width % STRIDE);
   const paddedWidth = resized.width + padRight;
@@ -99,7 +100,9 @@ function channelAtPictureSize(maps: Float32Array, channel: number, small: { widt
   const cropHeight = input.paddedHeight - input.padDown;
   const cropped = new Float32Array(cropWidth * cropHeight);
   for (let y = 0; y < cropHeight; y++) cropped.set(big.data.subarray(y * big.width, y * big.width + cropWidth), y * cropWidth);
-  return smartResize({ data: cropped, width: cropWidth, height: cropHeight, channels: 1 }, input.width, input.height).data;
+  const crop = { width: cropWidth, height: cropHeight };
+  if (shrinks(crop, input.width, input.height)) return cvResizeAreaFloat(cropped, cropWidth, cropHeight, input.width, input.height);
+  return cvResizeLanczos4({ data: cropped, ...crop, channels: 1 }, input.width, input.height).data;
 }
 
 /** A peak: position, unsmoothed heatmap value, running id. */
@@ -121,11 +124,6 @@ function findPeaks(heatmap: Float32Array, width: number, height: number, part: n
   }
   if (count > MAX_PEAKS_PER_PART) throw new TooManyPeaksError(part, count, MAX_PEAKS_PER_PART);
   return peaks;
-}
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** np.linspace(start, stop, 10). */
@@ -150,7 +148,7 @@ function connect(candA: Peak[], candB: Peak[], pafX: Float32Array, pafY: Float32
       let sum = 0;
       let above = 0;
       for (let k = 0; k < MID_POINTS; k++) {
-        const at = roundHalfEven(ys[k]!) * width + roundHalfEven(xs[k]!);
+        const at = roundEven(ys[k]!) * width + roundEven(xs[k]!);
         const s = pafX[at]! * ux + pafY[at]! * uy;
         sum += s;
         if (s > PAF_THRESHOLD) above++;
