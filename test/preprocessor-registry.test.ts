@@ -123,4 +123,18 @@ reg('a picture too large for the network: exit 2, one line, before anything down
   assert.not.ok(existsSync(out));
 });
 
+reg('a picture too large at its res=: exit 2, one line, before anything downloads', async () => {
+  const small = join(dir, 'small-wide.png');
+  await sharp({ create: { width: 64, height: 40, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toFile(small);
+  const before = server.requests.length;
+  const out = join(dir, 'small-wide-out.png');
+  const r = await diffuseAsync(['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '-W', '64', '-H', '64', '-o', out, '--quiet', '--yes',
+    '--control', `image=${small},model=${CONTROLNET},type=softedge,res=2048`], { env: { ...env, DIFFUSE_HOME: join(dir, 'home-res') } });
+  assert.is(r.status, 2, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /--control image: type=softedge runs its network on the picture scaled to res=2048, 3277x2048 .* lower res=/);
+  assert.is(server.requests.length, before, 'no request reached the Hub');
+  assert.not.ok(existsSync(join(dir, 'home-res', 'models')));
+});
+
 reg.run();

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { cannyControlMap } from '../src/image/preprocess/canny.js';
 import { atProcessorResolution, processorResolutionSize } from '../src/image/preprocess/processor-resolution.js';
 import { scribbleXdog } from '../src/image/preprocess/scribble.js';
+import { checkDetectorPictureSize } from '../src/pipeline/detector-control.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { seededPicture } from './helpers/seeded-picture.js';
 
@@ -55,5 +56,12 @@ for (const c of cases) {
     assert.is(white, c.white_pixels);
   });
 }
+
+test("a network's size limit applies to the picture at res=, checked before it is scaled", () => {
+  const large = { width: 2112, height: 2048 };
+  assert.throws(() => checkDetectorPictureSize(large, 'img', 'softedge'), /on the picture as it is, and 2112x2048 \(padded 2112x2048\).*scale the picture down first/);
+  checkDetectorPictureSize(large, 'img', 'softedge', 512);
+  assert.throws(() => checkDetectorPictureSize({ width: 64, height: 40 }, 'img', 'lineart', 2048), /^img: type=lineart runs its network on the picture scaled to res=2048, 3277x2048 \(padded 3328x2048\) is more than 4 megapixels \(2048x2048\); lower res=$/);
+});
 
 test.run();

@@ -52,7 +52,7 @@ async function chooseDetector(spec: ControlSpec, registry: Registry, label: stri
   }
   if (entry.kind !== network.kind) throw new UsageError(`${label}: detector=${id} is a ${entry.kind} network; type=${spec.type} runs ${network.kind} (detector=${network.id})`);
   // A picture too large for the network is refused before the download, not after it.
-  checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type);
+  checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
   const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet);
   return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
 }

@@ -6,6 +6,7 @@ import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
 import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
 import { cropTopLeft, pad64, padEdgeTo64 } from '../image/pad-edge.js';
+import { processorResolutionSize } from '../image/preprocess/processor-resolution.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
 import { openSession, type SessionSettings } from '../onnx/session.js';
@@ -25,12 +26,17 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
  */
 export const DETECTOR_MAX_PIXELS = 2048 * 2048;
 
-/** Refuses, before any weight is read, a picture whose padded size the network could not run on in bounded memory. */
-export function checkDetectorPictureSize(picture: Raster, label: string, type: string): void {
-  const width = picture.width + pad64(picture.width);
-  const height = picture.height + pad64(picture.height);
+/**
+ * Refuses, before any weight is read (and before the picture is scaled), a picture whose padded size at the unit's
+ * Preprocessor Resolution (`res`; undefined: the picture as it is) the network could not run on in bounded memory.
+ */
+export function checkDetectorPictureSize(picture: { width: number; height: number }, label: string, type: string, res?: number): void {
+  const runs = res === undefined ? picture : processorResolutionSize(picture.width, picture.height, res);
+  const width = runs.width + pad64(runs.width);
+  const height = runs.height + pad64(runs.height);
   if (width * height > DETECTOR_MAX_PIXELS) {
-    throw new UsageError(`${label}: type=${type} runs its network on the picture as it is, and ${picture.width}x${picture.height} (padded ${width}x${height}) is more than ${DETECTOR_MAX_PIXELS / 2 ** 20} megapixels (2048x2048); scale the picture down first`);
+    const on = res === undefined ? `the picture as it is, and ${picture.width}x${picture.height}` : `the picture scaled to res=${res}, ${runs.width}x${runs.height}`;
+    throw new UsageError(`${label}: type=${type} runs its network on ${on} (padded ${width}x${height}) is more than ${DETECTOR_MAX_PIXELS / 2 ** 20} megapixels (2048x2048); ${res === undefined ? 'scale the picture down first' : 'lower res='}`);
   }
 }
 

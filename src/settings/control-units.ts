@@ -32,15 +32,16 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
       const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
       const model = await controlNetFolder(spec.model, label);
       const read = (await readImageFile(spec.image, `${label} image`)).rgb;
+      if (DETECTORS[spec.type]) checkDetectorPictureSize(read, `${label} image`, spec.type, spec.res);
       const picture = spec.res === undefined ? read : atProcessorResolution(read, spec.res);
       return {
         model,
         image: await controlPicture(spec, picture, {
           depth: () => depthControlPicture(depthFolder(spec, modelDir, label), picture, session),
-          softedge: async (safe) => hedControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
-          pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, picture, label), picture, safe, session),
-          lineart: async () => lineartControlPicture(await detectorGraph(spec, picture, label), picture, session),
-          openpose: async () => openposeControlPicture(await detectorGraph(spec, picture, label), picture, session),
+          softedge: async (safe) => hedControlPicture(await detectorGraph(spec, label), picture, safe, session),
+          pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, label), picture, safe, session),
+          lineart: async () => lineartControlPicture(await detectorGraph(spec, label), picture, session),
+          openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -84,13 +85,12 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
 
 /**
  * detector=: the network's weight file (a regular file; registry ids are pulled before, by the command), its graph
- * built once into the cache, after the picture's size is checked.
+ * built once into the cache (the picture's size was checked when it was read).
  */
-async function detectorGraph(spec: ControlSpec, picture: Raster, label: string): Promise<string> {
+async function detectorGraph(spec: ControlSpec, label: string): Promise<string> {
   const { detector } = spec;
   const network = DETECTORS[spec.type];
   if (!network || detector === undefined) throw new UsageError(`${label}: type=${spec.type} needs detector=${network?.file ?? 'FILE'}`);
-  checkDetectorPictureSize(picture, `${label} image`, spec.type);
   const path = resolve(detector);
   if (!existsSync(path)) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
   if (statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
