@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
 import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
+import { atProcessorResolution } from '../src/image/preprocess/processor-resolution.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { diffuse, tempDir } from './helpers/cli.js';
@@ -85,6 +86,22 @@ for (const [type, kind, name, module] of CASES) {
     assert.match(again.stderr, `pass --control type=${type},image=<picture>,model=<ControlNet folder>,weight=1`);
   });
 }
+
+cli('type=openpose,res=128: the map of the picture scaled to Preprocessor Resolution 128, given as type=none', async () => {
+  const picture = join(detectorFixtures('openpose'), 'scene-64.png');
+  const out = join(dir, 'openpose-res.png');
+  const r = diffuse([...base(out), '--control', `type=openpose,image=${picture},model=${CONTROLNET},res=128,detector=${openpose}`]);
+  assert.is(r.status, 0, r.stderr);
+  const graph = await ensureConvertedDetector('openpose', openpose, join(dir, 'cache'));
+  const scaled = atProcessorResolution((await loadImage(picture)).rgb, 128);
+  const made = await openposeControlPicture(graph, scaled, { device: 'cpu' });
+  assert.equal([made.width, made.height], [128, 128]);
+  const map = join(dir, 'openpose-res.map.png');
+  writeFileSync(map, await encodePng(made));
+  const given = join(dir, 'openpose-res.given.png');
+  assert.is(diffuse([...base(given), '--control', `type=none,image=${map},model=${CONTROLNET}`]).status, 0);
+  assert.equal((await loadImage(out)).rgb.data, (await loadImage(given)).rgb.data);
+});
 
 cli('a detector of another network, an absent file, or one on another type: one line, exit 2, no image', () => {
   const picture = join(detectorFixtures('hed'), 'scene-64.png');
