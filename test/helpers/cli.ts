@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The CLI's caches (optimised graphs, edited graphs, models) go to a scratch home, never the user's. */
 const HOME = mkdtempSync(join(tmpdir(), 'diffuse-home-'));
+// Removed when the test process ends: each holds up to ~0.5 GB of optimised graphs, and left behind they filled /tmp.
+process.on('exit', () => rmSync(HOME, { recursive: true, force: true }));
 export const TINY_SD = join(ROOT, 'test/fixtures/tiny-sd');
 const BIN = join(ROOT, 'bin/diffuse.js');
 
