@@ -1,5 +1,5 @@
 """References for res= (Preprocessor Resolution, src/image/preprocess/processor-resolution.ts): sd-webui-controlnet
-1.1.455's canny and scribble_xdog (scripts/preprocessor/legacy/processor.py; the extension cannot be imported
+1.1.455's canny, scribble_xdog, threshold and lineart_standard (scripts/preprocessor/legacy/processor.py; the extension cannot be imported
 without AUTOMATIC1111, so its numpy/cv2 expressions are written out here, resize_image_with_pad as in
 scripts/utils.py) on seeded 'cells' pictures (test/helpers/seeded-picture.ts, made again here by
 make_cv_resize_u8_refs.seeded_picture) whose shorter side is not the resolution:
@@ -12,6 +12,7 @@ Run: /opt/diffuse-venv/bin/python tools/make_processor_res_refs.py   (writes tes
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -58,6 +59,24 @@ def scribble_xdog(img: np.ndarray, res: int, thr_a: int = 32) -> np.ndarray:
     return remove_pad(result)
 
 
+def threshold(img: np.ndarray, res: int, thr_a: int = 127) -> np.ndarray:
+    img, remove_pad = resize_image_with_pad(img, res)
+    result = np.zeros_like(img, dtype=np.uint8)
+    result[np.min(img, axis=2) > thr_a] = 255
+    return remove_pad(result)
+
+
+def lineart_standard(img: np.ndarray, res: int) -> np.ndarray:
+    img, remove_pad = resize_image_with_pad(img, res)
+    x = img.astype(np.float32)
+    g = cv2.GaussianBlur(x, (0, 0), 6.0)
+    intensity = np.min(g - x, axis=2).clip(0, 255)
+    intensity /= max(16, np.median(intensity[intensity > 8]))
+    intensity *= 127
+    result = intensity.clip(0, 255).astype(np.uint8)
+    return remove_pad(result)
+
+
 def dispatches(fn, *args) -> tuple[np.ndarray, int]:
     """OpenCV's own code (IPP off, 1 thread) and how many pixels the default dispatch differs in."""
     cv2.setNumThreads(1)
@@ -78,13 +97,16 @@ def main() -> None:
     cases = []
     for w, h, seed in pictures:
         img = seeded_picture(w, h, seed, "cells")
-        for module, fn in (("canny", canny), ("scribble_xdog", scribble_xdog)):
+        for module, fn in (("canny", canny), ("scribble_xdog", scribble_xdog), ("threshold", threshold), ("lineart_standard", lineart_standard)):
             out, differing = dispatches(fn, img, 512)
-            file = f"cells-{w}x{h}-{seed}.{module}-512.png"
-            Image.fromarray(out).save(OUT / file, optimize=True)
+            # lineart_standard's grey map would be ~50 kB as a PNG: only its SHA-256 is kept.
+            file = None if module == "lineart_standard" else f"cells-{w}x{h}-{seed}.{module}-512.png"
+            if file:
+                Image.fromarray(out).save(OUT / file, optimize=True)
             cases.append({"width": w, "height": h, "seed": seed, "kind": "cells", "module": module, "res": 512, "output": file,
+                          "sha256": hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest(), "channels": 1 if out.ndim == 2 else out.shape[2],
                           "outWidth": out.shape[1], "outHeight": out.shape[0],
-                          "white_pixels": int(np.count_nonzero(out if out.ndim == 2 else out[..., 0])),
+                          "white_pixels": int(np.count_nonzero(out if out.ndim == 2 else out[..., 0])),  # nonzero, for lineart_standard
                           "pixels_differing_with_default_dispatch": differing})
     (OUT / "cases.json").write_text(json.dumps({"generator": "tools/make_processor_res_refs.py", "opencv": cv2.__version__, "numpy": np.__version__, "cases": cases}, indent=1) + "\n")
     size = sum(f.stat().st_size for f in OUT.iterdir()) / 1e3
@@ -92,7 +114,7 @@ def main() -> None:
         raise AssertionError(f"{OUT} is {size:.1f} kB > {MAX_KB} kB")
     print(f"{len(cases)} cases, {size:.1f} kB")
     for c in cases:
-        print(f"  {c['output']}: {c['outWidth']}x{c['outHeight']}, {c['white_pixels']} white, {c['pixels_differing_with_default_dispatch']} differ with IPP on")
+        print(f"  {c['module']} {c['width']}x{c['height']}: {c['outWidth']}x{c['outHeight']}, {c['white_pixels']} white, {c['pixels_differing_with_default_dispatch']} differ with IPP on")
 
 
 if __name__ == "__main__":
