@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     fuseAttention: true,
     parkTextEncoder: true,
     graphCache: join(benchCache(), 'graphs'),
-    optimizedCache: join(benchCache(), 'optimized'),
+    ...(args.noOptimizedCache ? {} : { optimizedCache: join(benchCache(), 'optimized') }),
     ...(args.quantize ? { quantize: args.quantize } : {}),
     ...(args.int8Format ? { int8Format: args.int8Format } : {}),
     ...((args.deepCache ?? 1) > 1 ? { deepCache: true } : {}),
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     seed: args.seed,
     rng: 'cpu',
     seedMode: 'diffusers',
-    ...(args.lcm ? { sampler: 'lcm', schedule: 'normal' } : { sampler: 'euler', schedule: 'normal' }),
+    ...(args.lcm ? { sampler: 'lcm', schedule: 'normal' } : { sampler: args.sampler ?? 'euler', schedule: args.schedule ?? 'normal' }),
     width: args.width,
     height: args.height,
     batchSize: 1,
@@ -170,7 +170,8 @@ async function main(): Promise<void> {
     vae_decode_s: result.timings.vaeDecode / 1000,
     total_s: totalMs / 1000,
     png_s: pngMs / 1000,
-    unet_batch: args.lcm ? 1 : 2,
+    // Guidance at or below 1 runs no unconditional half (src/pipeline/guided-net.ts), as LCM's embedded guidance.
+    unet_batch: args.lcm || args.cfg <= 1 ? 1 : 2,
     runtime: `onnxruntime-node ${ortNodeVersion()}`,
     inference_s: insideMs / 1000,
     // diffuse's own time: wall time of generate() outside InferenceSession.run, per stage.

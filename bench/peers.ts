@@ -38,6 +38,8 @@ export interface Peer {
    * latents and the PSNR of the image.
    */
   reference?: string;
+  /** The model is not SD 1.5 (SDXL): the table gives no "× floor", which is SD 1.5's UNet cost (issue 7). */
+  noFloor?: boolean;
   parse(stdout: string): PeerResult;
 }
 
@@ -50,6 +52,7 @@ export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
 export const SD15_SINGLE_FILE = join(benchCache(), 'sd15', 'sd15.safetensors');
 export const LCM_ONNX = join(benchCache(), 'lcm', 'onnx');
 export const CONTROLNET_TORCH = join(benchCache(), 'controlnet');
+export const SDXL_TORCH = join(benchCache(), 'sdxl', 'torch');
 const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
 
 function parseJsonLine(stdout: string): PeerResult {
@@ -66,9 +69,10 @@ function missing(path: string, what: string): string | undefined {
  * `overlay`: a folder put first on PYTHONPATH (a second onnxruntime wheel installed with
  * `pip install --target`), so the same venv's optimum runs on another ONNX Runtime.
  */
-function pythonPeer(name: string, script: string, model: string, overlay?: { dir: string; hint: string }): Peer {
+function pythonPeer(name: string, script: string, model: string, overlay?: { dir: string; hint: string }, fixed?: Partial<WorkerArgs>): Peer {
   return {
     name,
+    ...(fixed ? { fixed } : {}),
     unavailable: () => {
       if (!existsSync(PYTHON)) return `no Python at ${PYTHON}`;
       if (overlay && !existsSync(overlay.dir)) return overlay.hint;
@@ -107,6 +111,14 @@ function diffusePeer(name: string, model: string, extra: Partial<WorkerArgs> = {
 
 /** LCM-Dreamshaper-v7's recommended use: 4 steps, guidance 8 (embedded, so one UNet sample per step). */
 const LCM_RUN: Partial<WorkerArgs> = { lcm: true, steps: 4, cfg: 8 };
+
+/** SDXL base's default guidance (diffusers' StableDiffusionXLPipeline): every step a CFG batch of 2. */
+const SDXL_RUN: Partial<WorkerArgs> = { cfg: 5 };
+/**
+ * SDXL-Turbo as its model card runs it: 512², 1 step, no guidance (one UNet sample), Euler ancestral on trailing
+ * timesteps (A1111's sgm_uniform). Its UNet is SDXL base's architecture, so the row runs the sdxl weights.
+ */
+const SDXL_TURBO_RUN: Partial<WorkerArgs> = { width: 512, height: 512, steps: 1, cfg: 0, sampler: 'euler_a', schedule: 'sgm_uniform' };
 
 /**
  * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the single-file checkpoint, its
@@ -184,6 +196,11 @@ export const PEERS: Peer[] = [
   // The same pipeline on diffuse's own ONNX Runtime version: the ratio then compares the pipelines, not two runtimes.
   pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),
   pythonPeer('diffusers (torch)', 'bench_diffusers.py', SD15_TORCH),
+  // SDXL base at 1024² (`--sizes 1024`): diffuse's own conversion of the diffusers folder, as `--model ./folder` runs it,
+  // beside diffusers on the same folder. optimum's SDXL pipeline is left out: bench/README.md says why.
+  { ...diffusePeer('diffuse sdxl', SDXL_TORCH, { converted: true }, SDXL_RUN), noFloor: true },
+  { ...pythonPeer('diffusers sdxl', 'bench_diffusers.py', SDXL_TORCH, undefined, SDXL_RUN), noFloor: true },
+  { ...diffusePeer('diffuse sdxl-turbo', SDXL_TORCH, { converted: true }, SDXL_TURBO_RUN), noFloor: true },
   sdCppPeer,
 ];
 

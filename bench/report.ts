@@ -64,7 +64,8 @@ export function withReference(row: Summary, reference: Summary, distance?: Outpu
   };
 }
 
-export function summarize(row: Row): Summary {
+/** `withFloor` false: the floor (issue 7's SD 1.5 UNet cost) says nothing of the row's model (SDXL). */
+export function summarize(row: Row, withFloor = true): Summary {
   const size = `${row.width}x${row.height}`;
   const load = `${row.loadBefore.toFixed(2)} → ${row.loadAfter?.toFixed(2) ?? '?'}`;
   const r = row.result;
@@ -75,7 +76,7 @@ export function summarize(row: Row): Summary {
     size,
     stepMedianS: step,
     stepBestS: Math.min(...r.step_s),
-    timesFloor: step / ((floorSeconds(row.width, row.height) * (r.unet_batch ?? 2)) / 2),
+    ...(withFloor ? { timesFloor: step / ((floorSeconds(row.width, row.height) * (r.unet_batch ?? 2)) / 2) } : {}),
     textEncoderS: r.text_encoder_s,
     vaeDecodeS: r.vae_decode_s,
     loadS: r.load_s,

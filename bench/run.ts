@@ -4,7 +4,7 @@
  * Each tool runs in its own process, one at a time, on the same weights and settings; the table
  * goes to stdout and to bench/results/<date>.{json,md}. See bench/README.md.
  *
- *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only 'diffuse,diffuse int8,optimum (ORT)'] [--repeats 3] [--timeout 1800] [--note 'shared machine'] [--no-write]
+ *   npm run bench -- [--sizes 512,256] [--steps 8] [--threads 2] [--only 'diffuse,diffuse int8,optimum (ORT)'] [--repeats 3] [--timeout 1800] [--note 'shared machine'] [--no-write] [--no-optimized-cache]
  *
  * With --repeats the tools take turns (A B C A B C ...), so a slow spell of a shared machine falls on
  * every tool alike; the table gives each tool's median run and the spread of its runs. A row that is
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '1800' },
     note: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    'no-optimized-cache': { type: 'boolean', default: false },
   },
 });
 
@@ -48,8 +49,9 @@ function machine(): Record<string, string | number> {
 
 /** One run's row, beside its reference row's run of the same turn and size when both ran. */
 function compared(row: Row, rows: readonly Row[], outputOf: (tool: string, size: number, run: number) => string): Summary {
-  const summary = summarize(row);
-  const reference = PEERS.find((p) => p.name === row.tool)?.reference;
+  const peer = PEERS.find((p) => p.name === row.tool);
+  const summary = summarize(row, !peer?.noFloor);
+  const reference = peer?.reference;
   const other = reference ? rows.find((r) => r.tool === reference && r.width === row.width && r.run === row.run && r.result) : undefined;
   if (!row.result || !other) return summary;
   return withReference(summary, summarize(other), outputDistance(outputOf(row.tool, row.width, row.run!), outputOf(other.tool, other.width, other.run!)));
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
         if (run > 1 && rows.some((r) => r.tool === peer.name && r.width === size && r.skipped && !r.failed)) continue;
         const output = outputOf(peer.name, size, run);
         clearOutput(output);
-        const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, output, ...peer.fixed };
+        const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, output, ...(values['no-optimized-cache'] ? { noOptimizedCache: true } : {}), ...peer.fixed };
         const label = `${peer.name} ${size}x${size}${repeats > 1 ? ` (run ${run}/${repeats})` : ''}`;
         process.stderr.write(`bench: ${label} ...\n`);
         const row = await measure(peer, args, Number(values.timeout));
@@ -85,14 +87,16 @@ async function main(): Promise<void> {
   const info = machine();
   const header =
     `Full-size SD 1.5 (random weights), txt2img, Euler, ${values.steps} steps, CFG 7.5, batch 1, fp32 unless the row says int8, CPU, ${values.threads} threads.\n` +
+    `SDXL rows: SDXL base's architecture (random weights), CFG 5 (its default); sdxl-turbo: the same weights at 512x512, 1 step, no CFG, euler_a; no floor.\n` +
     `LCM rows: the LCM-Dreamshaper-v7 architecture (random weights), its sampler, 4 steps, guidance 8 embedded (one UNet sample per step; floor halved).\n` +
     `Floor: ${FLOOR_S_PER_CFG_STEP_512} s per CFG step at 512x512 (1.61 TFLOP at the measured operator rates, issue 7), scaled by pixels at other sizes.\n` +
     `Machine: ${Object.entries(info).map(([k, v]) => `${k} ${v}`).join(', ')}.\n` +
     (values.note ? `Note: ${values.note}.\n` : '') +
+    (values['no-optimized-cache'] ? `diffuse without its optimised-graph cache (--optimized-cache off): ONNX Runtime optimises at every load.\n` : '') +
     `Order: ${peers.map((p) => p.name).join(', ')}${repeats > 1 ? `, taking turns ${repeats} times; each row is the tool's median run, "spread" the range of its runs' medians` : ''}.\n`;
   console.log(`${header}\n${table}`);
   if (values['no-write']) return;
-  const settings = { sizes, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), sampler: 'euler', seed: 42, repeats, order: peers.map((p) => p.name), ...(values.note ? { note: values.note } : {}) };
+  const settings = { sizes, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), sampler: 'euler', seed: 42, repeats, order: peers.map((p) => p.name), ...(values['no-optimized-cache'] ? { optimizedCache: false } : {}), ...(values.note ? { note: values.note } : {}) };
   writeResults('', 'Benchmark', `${header}\n${table}`, { machine: info, settings, floorS512: FLOOR_S_PER_CFG_STEP_512, summaries, rows });
 }
 

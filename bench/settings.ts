@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Int8Format } from '../src/onnx/quantize-int8.js';
+import type { SamplerId, ScheduleId } from '../src/schedulers/index.js';
 
 /** The same prompt every tool gets (tools/bench_common.py has it too). */
 export const BENCH_PROMPT = 'a photograph of an astronaut riding a horse';
@@ -26,6 +27,14 @@ export interface WorkerArgs {
   tokenMerging?: number;
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */
   lcm?: boolean;
+  /**
+   * diffuse only: open the graphs without the optimised-graph cache (`--optimized-cache off`), so ONNX Runtime
+   * optimises at every load and nothing is written: SDXL's entry is another 13 GB of disk (run.ts --no-optimized-cache).
+   */
+  noOptimizedCache?: boolean;
+  /** diffuse only: the sampler and schedule when not Euler on the model's own (SDXL-Turbo: euler_a, sgm_uniform). */
+  sampler?: SamplerId;
+  schedule?: ScheduleId;
   /** diffuse only: --deep-cache (the UNet split once per model; 1 or absent is the plain UNet). */
   deepCache?: number;
   /** diffuse only: --vae taesd (TAESD's decoder at its real size, from the test fixture's full-width recipe). */

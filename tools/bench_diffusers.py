@@ -1,4 +1,7 @@
-"""Speed-benchmark peer: diffusers' PyTorch StableDiffusionPipeline on the CPU (fp32), Euler, printing JSON.
+"""Speed-benchmark peer: diffusers' PyTorch pipeline on the CPU (fp32), Euler, printing JSON.
+
+The folder's model_index.json picks the pipeline: StableDiffusionPipeline (SD 1.5, LCM's folder) or
+StableDiffusionXLPipeline (SDXL; its two text encoders are timed together, its VAE is fp32 already).
 
 Run by bench/run.ts: /opt/diffuse-venv/bin/python tools/bench_diffusers.py --model <diffusers folder> [--width ...]
 """
@@ -7,7 +10,7 @@ from __future__ import annotations
 import time
 
 import torch
-from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+from diffusers import DiffusionPipeline, EulerDiscreteScheduler
 
 from bench_common import PROMPT, StepClock, Stopwatch, emit, parse_args, runtime
 
@@ -16,14 +19,19 @@ def main() -> None:
     args = parse_args(__doc__)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None)
+    # SDXL's pipeline has no safety checker; the keyword is only given to the pipelines that take one.
+    index = DiffusionPipeline.load_config(args.model)
+    extra = {"safety_checker": None} if "safety_checker" in index else {}
+    pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, **extra)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     load_s = time.perf_counter() - t0
 
     text, vae = Stopwatch(), Stopwatch()
     clock = StepClock(Stopwatch())
-    pipe.text_encoder.forward = text.wrap(pipe.text_encoder.forward)
+    for encoder in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
+        if encoder is not None:
+            encoder.forward = text.wrap(encoder.forward)
     pipe.unet.forward = clock.wrap_unet(pipe.unet.forward)
     pipe.vae.decode = vae.wrap(pipe.vae.decode)
 
