@@ -7,7 +7,7 @@ import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { atProcessorResolution } from '../src/image/preprocess/processor-resolution.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
-import { hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
@@ -15,7 +15,7 @@ import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weigh
 import type { Raster } from '../src/image/raster.js';
 
 /**
- * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse,detector=FILE: the image equals the
+ * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse|lineart-anime,detector=FILE: the image equals the
  * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
  * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
  * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from gives the type back, and a
@@ -28,6 +28,7 @@ let dir: string;
 let hed: string;
 let lineart: string;
 let pidinet: string;
+let lineartAnime: string;
 let openpose: string;
 cli.before(() => {
   model = assembleModel('tiny-sd-control');
@@ -35,6 +36,7 @@ cli.before(() => {
   hed = writeDetectorWeights('hed', dir);
   lineart = writeDetectorWeights('lineart', dir);
   pidinet = writeDetectorWeights('pidinet', dir);
+  lineartAnime = writeDetectorWeights('lineart-anime', dir);
   openpose = writeDetectorWeights('openpose', dir);
 });
 cli.after(() => {
@@ -51,6 +53,7 @@ const CASES = [
   ['softedge-pidisafe', 'pidinet', 'scene-128x64', 'softedge_pidisafe'],
   ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic'],
   ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse'],
+  ['lineart-anime', 'lineart-anime', 'scene-45x70', 'lineart_anime'],
   ['openpose', 'openpose', 'scene-64', 'openpose'],
 ] as const;
 
@@ -59,6 +62,7 @@ function detectorMap(type: (typeof CASES)[number][0], graph: string, rgb: Raster
   const session = { device: 'cpu' } as const;
   if (type === 'softedge' || type === 'softedge-safe') return hedControlPicture(graph, rgb, type === 'softedge-safe', session);
   if (type === 'softedge-pidinet' || type === 'softedge-pidisafe') return pidinetControlPicture(graph, rgb, type === 'softedge-pidisafe', session);
+  if (type === 'lineart-anime') return lineartAnimeControlPicture(graph, rgb, session);
   if (type === 'openpose') return openposeControlPicture(graph, rgb, session);
   return lineartControlPicture(graph, rgb, session);
 }
@@ -67,7 +71,7 @@ for (const [type, kind, name, module] of CASES) {
   cli(`type=${type} = its map given as type=none; Module: ${module}`, async () => {
     const out = join(dir, `${type}.png`);
     const picture = join(detectorFixtures(kind), `${name}.png`);
-    const weights = { hed, lineart, pidinet, openpose }[kind];
+    const weights = { hed, lineart, pidinet, openpose, 'lineart-anime': lineartAnime }[kind];
     const r = diffuse([...base(out), '--control', `type=${type},image=${picture},model=${CONTROLNET},detector=${weights}`]);
     assert.is(r.status, 0, r.stderr);
     const graph = await ensureConvertedDetector(kind, weights, join(dir, 'cache'));
@@ -112,7 +116,7 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
     [`type=softedge-pidisafe,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse\/openpose; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse\/lineart-anime\/openpose; type=canny takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

@@ -17,14 +17,14 @@ import { bodyPoseMap } from '../src/image/preprocess/openpose-draw.js';
 import type { Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
-import { hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { compare, readF32, readJson } from './helpers/fixtures.js';
 import { detectorFixtures, detectorRecipe, writeDetectorWeights, type DetectorFixture } from './helpers/detector-weights.js';
 import { scratch } from './helpers/scratch.js';
 import { checkpointBytes } from './helpers/synthetic-checkpoint.js';
 
 /**
- * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_pidinet_refs.py, make_lineart_refs.py, make_openpose_refs.py:
+ * The preprocessor networks built from weight files (tools/make_hed_refs.py, make_pidinet_refs.py, make_lineart_refs.py, make_lineart_anime_refs.py, make_openpose_refs.py:
  * controlnet_aux 0.0.10 on random networks written from synthetic recipes): each built graph's
  * outputs within 1e-5 of their largest value (ORT vs torch), and the 8-bit maps equal but for pixels
  * one step off where a float lands on a truncation boundary (at most MAX_OFF_BY_ONE per picture;
@@ -40,7 +40,8 @@ interface Case {
   edge?: string;
   lines?: string;
   projections?: { file: string; shapes: number[][] };
-  output?: { file: string; shape: number[] };
+  /** lineart_anime's: the output on the picture repeated `repeat` times each way, sampled every `stride` rows and columns. */
+  output?: { file: string; shape: number[]; repeat?: number; stride?: number };
   network?: { file: string; shapes: number[][] };
   pose?: string;
   maps?: { file: string; shapes: number[][] };
@@ -52,26 +53,42 @@ const casesOf = (kind: DetectorFixture) => readJson<{ cases: Case[] }>(join(dete
 
 const test = suite('preprocessor networks = controlnet_aux');
 const tmp = scratch(test);
-const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '', openpose: '', pidinet: '' };
+const graphs: Record<DetectorFixture, string> = { hed: '', lineart: '', 'lineart-anime': '', openpose: '', pidinet: '' };
 
 test.before(async () => {
   const dir = tmp('detectors');
-  for (const kind of ['hed', 'lineart', 'openpose', 'pidinet'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
+  for (const kind of ['hed', 'lineart', 'lineart-anime', 'openpose', 'pidinet'] as const) graphs[kind] = await ensureConvertedDetector(kind, writeDetectorWeights(kind, dir), join(dir, 'cache'));
 });
 
-/** The graph's outputs on a picture (RGB, or BGR when `bgr`, through `scale`), concatenated, against torch's. */
-async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => number, outputs: { names: string[]; shapes: number[][]; file: string }, bgr = false): Promise<void> {
-  const picture = (await loadImage(join(detectorFixtures(kind), c.picture))).rgb;
-  const plane = picture.width * picture.height;
+/** Every `stride`-th row and column of each [1, C, H, W] plane. */
+function sampled(values: Float32Array, dims: readonly number[], stride: number): Float32Array {
+  const [, channels, height, width] = dims as [number, number, number, number];
+  const out: number[] = [];
+  for (let c = 0; c < channels; c++) for (let y = 0; y < height; y += stride) for (let x = 0; x < width; x += stride) out.push(values[(c * height + y) * width + x]!);
+  return Float32Array.from(out);
+}
+
+/**
+ * The graph's outputs on a picture (RGB, or BGR when `bgr`, through `scale`; each pixel repeated `repeat` times each
+ * way, sampled every `stride` rows and columns), concatenated, against torch's.
+ */
+async function checkGraph(kind: DetectorFixture, c: Case, scale: (v: number) => number, outputs: { names: string[]; shapes: number[][]; file: string }, options: { bgr?: boolean; repeat?: number; stride?: number } = {}): Promise<void> {
+  const { bgr = false, repeat = 1, stride = 1 } = options;
+  const small = (await loadImage(join(detectorFixtures(kind), c.picture))).rgb;
+  const width = small.width * repeat;
+  const height = small.height * repeat;
+  const plane = width * height;
+  const sample = (i: number) => Math.floor(Math.floor(i / width) / repeat) * small.width + Math.floor((i % width) / repeat);
   const channel = (i: number) => (bgr ? 2 - Math.floor(i / plane) : Math.floor(i / plane));
-  const pixels = Float32Array.from({ length: 3 * plane }, (_, i) => scale(picture.data[(i % plane) * 3 + channel(i)]!));
+  const pixels = Float32Array.from({ length: 3 * plane }, (_, i) => scale(small.data[sample(i % plane) * 3 + channel(i)]!));
   const opened = await openSession(graphs[kind], { device: 'cpu' });
   try {
-    const out = await opened.session.run({ image: floatTensor('float32', pixels, [1, 3, picture.height, picture.width]) });
+    const out = await opened.session.run({ image: floatTensor('float32', pixels, [1, 3, height, width]) });
     const got: number[] = [];
     outputs.names.forEach((name, k) => {
-      assert.equal(out[name]!.dims, outputs.shapes[k]);
-      got.push(...toFloat32(out[name]!));
+      const values = sampled(toFloat32(out[name]!), out[name]!.dims, stride);
+      assert.equal(values.length, outputs.shapes[k]!.reduce((n, d) => n * d, 1), `${name}: ${out[name]!.dims.join('x')}`);
+      got.push(...values);
     });
     const stats = compare(got, readF32(join(detectorFixtures(kind), outputs.file)));
     assert.ok(stats.relToMax <= 1e-5, `${kind}: max diff ${stats.relToMax} of max`);
@@ -90,6 +107,12 @@ test("PiDiNet's graph (pixel differences as plain convolutions, RGB) gives torch
   await checkGraph('pidinet', c, (v) => Math.fround(v / 255), { names: ['edge'], shapes: [c.output!.shape], file: c.output!.file });
 });
 
+test("lineart_anime's graph gives torch's map (every 4th row and column of 256x256)", async () => {
+  const c = casesOf('lineart-anime').find((x) => x.output)!;
+  const { repeat, stride } = c.output!;
+  await checkGraph('lineart-anime', c, (v) => Math.fround(Math.fround(v / 127.5) - 1), { names: ['line'], shapes: [c.output!.shape], file: c.output!.file }, { repeat, stride });
+});
+
 test("lineart's graph gives torch's map", async () => {
   const c = casesOf('lineart').find((x) => x.output)!;
   await checkGraph('lineart', c, (v) => Math.fround(v / 255), { names: ['lines'], shapes: [c.output!.shape], file: c.output!.file });
@@ -98,7 +121,7 @@ test("lineart's graph gives torch's map", async () => {
 test("OpenPose's graph gives torch's part affinity fields and heatmaps", async () => {
   const c = casesOf('openpose').find((x) => x.network)!;
   // Body.__call__'s input: the BGR picture as float32 / 256 - 0.5 (both steps exact in float32).
-  await checkGraph('openpose', c, (v) => v / 256 - 0.5, { names: ['pafs', 'heatmaps'], shapes: c.network!.shapes, file: c.network!.file }, true);
+  await checkGraph('openpose', c, (v) => v / 256 - 0.5, { names: ['pafs', 'heatmaps'], shapes: c.network!.shapes, file: c.network!.file }, { bgr: true });
 });
 
 /** `made` against the reference map: no pixel more than `maxStep` off, at most MAX_OFF_BY_ONE off at all. */
@@ -128,6 +151,13 @@ for (const c of casesOf('pidinet')) {
     const picture = (await loadImage(join(detectorFixtures('pidinet'), c.picture))).rgb;
     const safe = c.module === 'softedge_pidisafe';
     await checkMap(await pidinetControlPicture(graphs.pidinet, picture, safe, { device: 'cpu' }), join(detectorFixtures('pidinet'), c.edge!), safe ? 0 : 1);
+  });
+}
+
+for (const c of casesOf('lineart-anime')) {
+  test(`${c.name}: ${c.module} line map`, async () => {
+    const picture = (await loadImage(join(detectorFixtures('lineart-anime'), c.picture))).rgb;
+    await checkMap(await lineartAnimeControlPicture(graphs['lineart-anime'], picture, { device: 'cpu' }), join(detectorFixtures('lineart-anime'), c.lines!), 1);
   });
 }
 

@@ -64,6 +64,7 @@ reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned c
     ['annotators-lineart-coarse', 'lineart', ['sk_model2.pth']],
     ['annotators-pidinet', 'pidinet', ['table5_pidinet.pth']],
     ['annotators-openpose', 'openpose', ['body_pose_model.pth']],
+    ['annotators-lineart-anime', 'lineart-anime', ['netG.pth']],
   ]);
   for (const p of registry.preprocessors) assert.match(`${p.repo}@${p.revision}`, /^lllyasviel\/Annotators@[0-9a-f]{40}$/);
   assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'mlsd' }] }), /kind/);

@@ -7,6 +7,7 @@ import { checkpointHashes } from './converted-cache.js';
 import { assembleFolder, cachedConversion, writeGraph } from './converted-folder.js';
 import { buildHed } from './hed.js';
 import { buildLineart } from './lineart.js';
+import { buildLineartAnime } from './lineart-anime.js';
 import { buildOpenpose } from './openpose.js';
 import { buildPidinet } from './pidinet.js';
 import type { GraphBuilder } from './onnx-builder.js';
@@ -14,13 +15,14 @@ import type { TensorStore } from './weights.js';
 
 /**
  * `detector=<file>`: a ControlNet preprocessor's network (HED's ControlNetHED.pth, lineart's
- * sk_model.pth, OpenPose's body_pose_model.pth, PiDiNet's table5_pidinet.pth; or the same state dict as .safetensors) built once into
+ * sk_model.pth, OpenPose's body_pose_model.pth, PiDiNet's table5_pidinet.pth,
+ * lineart_anime's netG.pth; or the same state dict as .safetensors) built once into
  * `<cacheDir>/<kind>-<sha256 of the file>/<kind>/model.onnx`, with detector.json saying which builder made it.
  */
 
-export type DetectorKind = 'hed' | 'lineart' | 'openpose' | 'pidinet';
+export type DetectorKind = 'hed' | 'lineart' | 'lineart-anime' | 'openpose' | 'pidinet';
 
-const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, openpose: buildOpenpose, pidinet: buildPidinet };
+const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, 'lineart-anime': buildLineartAnime, openpose: buildOpenpose, pidinet: buildPidinet };
 const RECORD = 'detector.json';
 /** Bumped when a builder changes the graph a weight file converts to. */
 const DETECTOR_CONVERTER_VERSION = 1;

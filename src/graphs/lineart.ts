@@ -41,7 +41,7 @@ function reflectPad(g: GraphBuilder, x: string, pad: number, scope: string): str
 }
 
 /** torch.nn.InstanceNorm2d(channels) as its defaults are: no affine parameters, eps 1e-5. */
-function instanceNorm(g: GraphBuilder, x: string, channels: number, scope: string): string {
+export function instanceNorm(g: GraphBuilder, x: string, channels: number, scope: string): string {
   return g.op('InstanceNormalization', [x, g.floats(new Array<number>(channels).fill(1)), g.floats(new Array<number>(channels).fill(0))], scope, { epsilon: { float: 1e-5 } });
 }
 

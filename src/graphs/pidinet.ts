@@ -1,7 +1,7 @@
 import { ElemType } from '../onnx/proto.js';
 import { conv2d, scopeOf, type Net } from './layers.js';
 import { GraphBuilder, type PendingWeight } from './onnx-builder.js';
-import { checkStateDict } from './state-dict-check.js';
+import { checkStateDict, storedPrefix } from './state-dict-check.js';
 import { ComponentWeights, type TensorStore } from './weights.js';
 
 /**
@@ -159,7 +159,7 @@ function sideOutput(net: Net, s: number, x: string, channels: number): string {
 
 /** image [1, 3, H, W] (RGB / 255; sides multiples of 8) -> edge [1, 1, H, W] in 0..1. */
 export function buildPidinet(store: TensorStore): GraphBuilder {
-  const prefix = store.describe(`${PREFIX}init_block.weight`) || !store.describe('init_block.weight') ? PREFIX : '';
+  const prefix = storedPrefix(store, 'init_block.weight', [PREFIX, '']);
   checkStateDict(store, pidinetTensorShapes(prefix), "PiDiNet's table5_pidinet.pth", "lllyasviel/Annotators' table5_pidinet.pth");
   const g = new GraphBuilder('pidinet', 'float32');
   const net: Net = { g, w: new ComponentWeights('PiDiNet', store, (name) => ({ key: `${prefix}${name}` })) };

@@ -17,3 +17,11 @@ export function checkStateDict(store: TensorStore, expected: ReadonlyMap<string,
   const extra = [...store.keys()].find((k) => !expected.has(k));
   if (extra !== undefined) refuse(`it also holds ${extra}`);
 }
+
+/**
+ * The key prefix a state dict was saved with (`module.` from DataParallel, or none): the first of `prefixes` under which
+ * `probe` is there, else the first of them, so that a refusal names the key as the usual file has it.
+ */
+export function storedPrefix(store: TensorStore, probe: string, prefixes: readonly [string, string]): string {
+  return prefixes.find((p) => store.describe(`${p}${probe}`)) ?? prefixes[0];
+}

@@ -116,8 +116,8 @@ function resizeArea(picture: Raster, outWidth: number, outHeight: number, scaleX
 
 const COEF_SCALE = 2048; // INTER_RESIZE_COEF_SCALE, 1 << INTER_RESIZE_COEF_BITS
 
-/** interpolateCubic's four float32 weights of fraction x, each as saturate_cast<short>(w · 2048). */
-function cubicWeights(x: number): [number, number, number, number] {
+/** interpolateCubic: Keys' kernel (A = -0.75) at fraction x, the four weights in float32 (float images use them as they are). */
+export function interpolateCubic(x: number): [number, number, number, number] {
   const A = -0.75;
   const x1 = f(x + 1);
   const w0 = f(f(f(f(f(f(A * x1) - f(5 * A)) * x1) + f(8 * A)) * x1) - f(4 * A));
@@ -125,7 +125,12 @@ function cubicWeights(x: number): [number, number, number, number] {
   const ox = f(1 - x);
   const w2 = f(f(f(f(f(f(A + 2) * ox) - f(A + 3)) * ox) * ox) + 1);
   const w3 = f(f(f(1 - w0) - w1) - w2);
-  return [w0, w1, w2, w3].map((w) => roundEven(f(w * COEF_SCALE))) as [number, number, number, number];
+  return [w0, w1, w2, w3];
+}
+
+/** interpolateCubic's four weights of fraction x, each as saturate_cast<short>(w · 2048). */
+function cubicWeights(x: number): [number, number, number, number] {
+  return interpolateCubic(x).map((w) => roundEven(f(w * COEF_SCALE))) as [number, number, number, number];
 }
 
 interface CubicTaps {

@@ -1,7 +1,8 @@
 import type * as ort from 'onnxruntime-node';
 import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
-import { lineartLines } from '../image/preprocess/lineart-lines.js';
+import { cvResizeU8 } from '../image/cv-resize-u8.js';
+import { lineartAnimeLines, lineartLines } from '../image/preprocess/lineart-lines.js';
 import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
 import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
@@ -48,11 +49,16 @@ function planes(image: Raster, scale: (v: number) => number): Float32Array {
   return data;
 }
 
-async function runPadded(model: string, picture: Raster, settings: SessionSettings, scale: (v: number) => number, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster): Promise<Raster> {
+/**
+ * The network on the padded picture (first through `resize` when the network needs other sides), its outputs made into
+ * a map of the padded size by `finish`, cropped.
+ */
+async function runPadded(model: string, picture: Raster, settings: SessionSettings, scale: (v: number) => number, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster, resize?: (padded: Raster) => Raster): Promise<Raster> {
   const padded = padEdgeTo64(picture);
+  const input = resize ? resize(padded) : padded;
   const opened = await openSession(model, settings);
   try {
-    const image = floatTensor('float32', planes(padded, scale), [1, 3, padded.height, padded.width]);
+    const image = floatTensor('float32', planes(input, scale), [1, 3, input.height, input.width]);
     const out = await opened.session.run({ image }, [...outputs]);
     return cropTopLeft(finish(outputs.map((name) => out[name]!), padded.width, padded.height), picture.width, picture.height);
   } finally {
@@ -94,4 +100,24 @@ export async function openposeControlPicture(model: string, picture: Raster, set
     await opened.session.release();
   }
   return cropTopLeft(bodyPoseMap(maps, input), picture.width, picture.height);
+}
+
+/** 256 * ceil(side / 256): the sides annotator/lineart_anime resizes the picture to (its UNet halves them eight times). */
+const anime = (side: number): number => 256 * Math.ceil(side / 256);
+
+/**
+ * lineart-anime: the padded picture resized by cv2.INTER_CUBIC to multiples of 256, the network on RGB / 127.5 - 1
+ * (torch's float32 division and subtraction), its map scaled, resized back and inverted as annotator/lineart_anime and
+ * sd-webui-controlnet's lineart_anime() do.
+ */
+export function lineartAnimeControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
+  return runPadded(
+    model,
+    picture,
+    settings,
+    (v) => Math.fround(Math.fround(v / 127.5) - 1),
+    ['line'],
+    ([t], width, height) => lineartAnimeLines(toFloat32(t!), t!.dims[3]!, t!.dims[2]!, width, height),
+    (padded) => cvResizeU8(padded, anime(padded.width), anime(padded.height), 'cubic'),
+  );
 }

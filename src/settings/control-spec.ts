@@ -7,7 +7,7 @@ import type { DetectorKind } from '../graphs/detector-convert.js';
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
  * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart, openpose: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -24,6 +24,7 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'softedge-pidisafe': 'softedge_pidisafe',
   lineart: 'lineart_realistic',
   'lineart-coarse': 'lineart_coarse',
+  'lineart-anime': 'lineart_anime',
   openpose: 'openpose',
   none: 'none',
 };
@@ -44,6 +45,7 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   'softedge-pidisafe': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
   lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
+  'lineart-anime': { file: 'netG.pth', kind: 'lineart-anime', id: 'annotators-lineart-anime' },
   openpose: { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' },
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];

@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { checkDetectorPictureSize, hedControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { atProcessorResolution } from '../image/preprocess/processor-resolution.js';
@@ -41,6 +41,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
           softedge: async (safe) => hedControlPicture(await detectorGraph(spec, label), picture, safe, session),
           pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, label), picture, safe, session),
           lineart: async () => lineartControlPicture(await detectorGraph(spec, label), picture, session),
+          lineartAnime: async () => lineartAnimeControlPicture(await detectorGraph(spec, label), picture, session),
           openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session),
         }),
         weight: spec.weight,
@@ -104,6 +105,7 @@ interface Networks {
   softedge: (safe: boolean) => Promise<Raster>;
   pidinet: (safe: boolean) => Promise<Raster>;
   lineart: () => Promise<Raster>;
+  lineartAnime: () => Promise<Raster>;
   openpose: () => Promise<Raster>;
 }
 
@@ -121,6 +123,8 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'lineart':
     case 'lineart-coarse':
       return networks.lineart();
+    case 'lineart-anime':
+      return networks.lineartAnime();
     case 'openpose':
       return networks.openpose();
     case 'canny':
