@@ -188,12 +188,13 @@ for (const [type, map, record, hint] of [
   });
 }
 
-cli("an A1111 image's Processor Res: --from gives res= back where the type takes it (not -1, not for none)", async () => {
+cli("an A1111 image's Processor Res: --from gives res= back where the type takes it (not -1, not for none, not with Pixel Perfect)", async () => {
   const text = [
     'a lighthouse',
     'Steps: 1, Sampler: Euler, CFG scale: 7.0, Seed: 5, Size: 64x64, '
       + 'ControlNet 0: "Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: 512, Threshold A: 100.0, Threshold B: 200.0, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, Control Mode: Balanced", '
-      + 'ControlNet 1: "Module: none, Model: control_v11p_sd15_canny [d14c016b], Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: -1, Threshold A: -1.0, Threshold B: -1.0, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, Control Mode: Balanced"',
+      + 'ControlNet 1: "Module: none, Model: control_v11p_sd15_canny [d14c016b], Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: -1, Threshold A: -1.0, Threshold B: -1.0, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, Control Mode: Balanced", '
+      + 'ControlNet 2: "Module: scribble_xdog, Model: control_v11p_sd15_canny [d14c016b], Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: 512, Threshold A: 32.0, Threshold B: -1.0, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: True, Control Mode: Balanced"',
   ].join('\n');
   const a1111 = join(dir, 'a1111-res.png');
   writeFileSync(a1111, insertPngText(await encodePng(seededPicture(8, 8, 1, 'noise')), [{ keyword: 'parameters', text }]));
@@ -201,6 +202,8 @@ cli("an A1111 image's Processor Res: --from gives res= back where the type takes
   assert.is(again.status, 0, again.stderr);
   assert.match(again.stderr, /pass --control type=canny,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize,low=100,high=200,res=512\n/);
   assert.match(again.stderr, /pass --control type=none,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize\n/);
+  // Pixel Perfect: the recorded 512 is not the resolution the extension used.
+  assert.match(again.stderr, /pass --control type=scribble-xdog,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize,level=32\n/);
 });
 
 cli.run();

@@ -112,9 +112,11 @@ function controlFlag(c: RecordedControl): string {
   if (type === 'canny' && c.thresholdA !== undefined) fields.push(`low=${c.thresholdA}`);
   if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
   if ((type === 'threshold' || type === 'scribble-xdog') && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
-  // The extension writes -1 (or its slider's default) for a module without the slider: only a resolution res= takes is given back.
+  // The extension writes -1 for a module without the slider: only a resolution res= takes is given back. With Pixel
+  // Perfect it records the slider's value from before it computed the one it used (from the picture and the painted
+  // size, which the record lacks), so none is given.
   const res = c.processorRes;
-  if (res !== undefined && RES_TYPES.includes(type) && Number.isInteger(res) && res >= PROCESSOR_RES_MIN && res <= PROCESSOR_RES_MAX) fields.push(`res=${res}`);
+  if (res !== undefined && !c.pixelPerfect && RES_TYPES.includes(type) && Number.isInteger(res) && res >= PROCESSOR_RES_MIN && res <= PROCESSOR_RES_MAX) fields.push(`res=${res}`);
   return fields.join(',');
 }
 

@@ -390,6 +390,8 @@ export interface RecordedControl {
   guess: boolean;
   resize?: keyof typeof CONTROL_RESIZE_LABELS;
   processorRes?: number;
+  /** "Pixel Perfect: True": the extension computed the resolution it used from the picture and the painted size. */
+  pixelPerfect?: boolean;
   thresholdA?: number;
   thresholdB?: number;
 }
@@ -409,6 +411,7 @@ function readControlText(text: string): RecordedControl {
     if (v !== undefined) out[key] = v;
   }
   if (resize) out.resize = resize;
+  if (fields.get('Pixel Perfect') === 'True') out.pixelPerfect = true;
   return out;
 }
 
