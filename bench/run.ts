@@ -69,12 +69,14 @@ async function main(): Promise<void> {
   for (let run = 1; run <= repeats; run++) {
     for (const size of sizes) {
       for (const peer of peers) {
+        // A row's fixed size (SDXL-Turbo's 512²) wins over --sizes: its label, skip check and output files say so.
+        const settings = { width: size, height: size, steps: Number(values.steps), cfg: 7.5, ...peer.fixed };
         // A tool that cannot run here is said once, not once per repeat.
-        if (run > 1 && rows.some((r) => r.tool === peer.name && r.width === size && r.skipped && !r.failed)) continue;
-        const output = outputOf(peer.name, size, run);
+        if (run > 1 && rows.some((r) => r.tool === peer.name && r.width === settings.width && r.skipped && !r.failed)) continue;
+        const output = outputOf(peer.name, settings.width, run);
         clearOutput(output);
-        const args: WorkerArgs = { model: '', width: size, height: size, steps: Number(values.steps), cfg: 7.5, threads: Number(values.threads), seed: 42, output, ...(values['no-optimized-cache'] ? { noOptimizedCache: true } : {}), ...peer.fixed };
-        const label = `${peer.name} ${size}x${size}${repeats > 1 ? ` (run ${run}/${repeats})` : ''}`;
+        const args: WorkerArgs = { model: '', threads: Number(values.threads), seed: 42, output, ...(values['no-optimized-cache'] ? { noOptimizedCache: true } : {}), ...settings };
+        const label = `${peer.name} ${args.width}x${args.height}${repeats > 1 ? ` (run ${run}/${repeats})` : ''}`;
         process.stderr.write(`bench: ${label} ...\n`);
         const row = await measure(peer, args, Number(values.timeout));
         process.stderr.write(`bench: ${label} ${row.skipped ? `skipped (${row.skipped})` : `done in ${row.wallS?.toFixed(0)} s`}\n`);
