@@ -8,29 +8,9 @@
 // are summed in float32, then the rows weighted the same way. Enlarging on either axis is not this code (OpenCV then
 // interpolates bilinearly).
 
+import { areaRows } from './cv-area.js';
+
 const f = Math.fround;
-
-interface Weight {
-  dst: number;
-  src: number;
-  alpha: number;
-}
-
-/** computeResizeAreaTab for one axis. */
-function areaTable(from: number, to: number, scale: number): Weight[] {
-  const table: Weight[] = [];
-  for (let d = 0; d < to; d++) {
-    const fs1 = d * scale;
-    const fs2 = fs1 + scale;
-    const cell = Math.min(scale, from - fs1);
-    const s2 = Math.min(Math.floor(fs2), from - 1);
-    const s1 = Math.min(Math.ceil(fs1), s2);
-    if (s1 - fs1 > 1e-3) table.push({ dst: d, src: s1 - 1, alpha: f((s1 - fs1) / cell) });
-    for (let s = s1; s < s2; s++) table.push({ dst: d, src: s, alpha: f(1 / cell) });
-    if (fs2 - s2 > 1e-3) table.push({ dst: d, src: s2, alpha: f(Math.min(Math.min(fs2 - s2, 1), cell) / cell) });
-  }
-  return table;
-}
 
 function areaFast(plane: Float32Array, width: number, sx: number, sy: number, outWidth: number, outHeight: number): Float32Array {
   const out = new Float32Array(outWidth * outHeight);
@@ -59,23 +39,7 @@ function areaFast(plane: Float32Array, width: number, sx: number, sy: number, ou
 
 function areaGeneral(plane: Float32Array, width: number, height: number, outWidth: number, outHeight: number, scaleX: number, scaleY: number): Float32Array {
   const out = new Float32Array(outWidth * outHeight);
-  const xs = areaTable(width, outWidth, scaleX);
-  const buf = new Float32Array(outWidth);
-  const sum = new Float32Array(outWidth);
-  const ys = areaTable(height, outHeight, scaleY);
-  let previous = ys[0]!.dst;
-  for (const { dst: dy, src: sy, alpha: beta } of ys) {
-    buf.fill(0);
-    for (const { dst, src, alpha } of xs) buf[dst] = f(buf[dst]! + f(plane[sy * width + src]! * alpha));
-    if (dy !== previous) {
-      out.set(sum, previous * outWidth);
-      for (let x = 0; x < outWidth; x++) sum[x] = f(beta * buf[x]!);
-      previous = dy;
-    } else {
-      for (let x = 0; x < outWidth; x++) sum[x] = f(sum[x]! + f(beta * buf[x]!));
-    }
-  }
-  out.set(sum, previous * outWidth);
+  areaRows(plane, width, height, 1, outWidth, outHeight, scaleX, scaleY, (dy, sums) => out.set(sums, dy * outWidth));
   return out;
 }
 

@@ -17,6 +17,7 @@
 // A same-size resize is a copy, as in cv::resize. Only scales >= 1 are reproduced for INTER_AREA (OpenCV
 // upscales "area" with a bilinear variant, which resize_image_with_pad never asks for).
 
+import { areaRows } from './cv-area.js';
 import { createRaster, type Raster } from './raster.js';
 
 const f = Math.fround;
@@ -63,54 +64,12 @@ function resizeAreaFast(picture: Raster, outWidth: number, outHeight: number, sx
   return out;
 }
 
-interface AreaTap {
-  target: number;
-  source: number;
-  weight: number;
-}
-
-/** computeResizeAreaTab: the source samples each target cell covers, with their float32 weights. */
-function areaTaps(from: number, to: number, scale: number): AreaTap[] {
-  const taps: AreaTap[] = [];
-  for (let d = 0; d < to; d++) {
-    const start = d * scale;
-    const end = start + scale;
-    const cell = Math.min(scale, from - start);
-    const last = Math.min(Math.floor(end), from - 1);
-    const first = Math.min(Math.ceil(start), last);
-    if (first - start > 1e-3) taps.push({ target: d, source: first - 1, weight: f((first - start) / cell) });
-    for (let s = first; s < last; s++) taps.push({ target: d, source: s, weight: f(1 / cell) });
-    if (end - last > 1e-3) taps.push({ target: d, source: last, weight: f(Math.min(end - last, 1, cell) / cell) });
-  }
-  return taps;
-}
-
 function resizeArea(picture: Raster, outWidth: number, outHeight: number, scaleX: number, scaleY: number): Raster {
   const { width, height, channels: n, data } = picture;
-  const xs = areaTaps(width, outWidth, scaleX);
-  const ys = areaTaps(height, outHeight, scaleY);
   const out = createRaster(outWidth, outHeight, n);
-  const row = new Float32Array(outWidth * n);
-  const sum = new Float32Array(outWidth * n);
-  let current = ys[0]!.target;
-  const flush = (dy: number) => {
-    for (let i = 0; i < sum.length; i++) out.data[dy * outWidth * n + i] = toU8(roundEven(sum[i]!));
-  };
-  for (const { target: dy, source: sy, weight: beta } of ys) {
-    row.fill(0);
-    const base = sy * width * n;
-    for (const { target, source, weight } of xs) {
-      for (let c = 0; c < n; c++) row[target * n + c] = f(row[target * n + c]! + f(data[base + source * n + c]! * weight));
-    }
-    if (dy !== current) {
-      flush(current);
-      for (let i = 0; i < sum.length; i++) sum[i] = f(beta * row[i]!);
-      current = dy;
-    } else {
-      for (let i = 0; i < sum.length; i++) sum[i] = f(sum[i]! + f(beta * row[i]!));
-    }
-  }
-  flush(current);
+  areaRows(data, width, height, n, outWidth, outHeight, scaleX, scaleY, (dy, sums) => {
+    for (let i = 0; i < sums.length; i++) out.data[dy * outWidth * n + i] = toU8(roundEven(sums[i]!));
+  });
   return out;
 }
 
