@@ -17,7 +17,7 @@ import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
 import { DEFAULT_HIRES_STRENGTH, MAX_HIRES_SIDE } from '../pipeline/tasks/hires.js';
 import { HIRES_UPSCALERS, type HiresUpscaler } from '../pipeline/types.js';
 import type { MaskedContent, StrengthMode } from '../pipeline/types.js';
-import { parseControlSpecs, type ControlSpec } from './control-spec.js';
+import { CONTROL_TYPES, parseControlSpecs, type ControlSpec } from './control-spec.js';
 
 /** The subcommands that generate: each takes the options whose `commands` name it (all of them by default). */
 export const GENERATING_COMMANDS = ['txt2img', 'img2img', 'inpaint', 'outpaint', 'depth2img'] as const;
@@ -379,7 +379,7 @@ export const GENERATION_OPTIONS = [
   spec({ key: 'overlap', flags: '--overlap <px>', description: 'how far into the old picture the seam is repainted (multiple of 8)', parse: parseMultipleOf8(0, 256), default: DEFAULT_OVERLAP, configurable: true, commands: ['outpaint'] }),
   spec({ key: 'passSize', flags: '--pass-size <px>', description: "largest extension per pass (default: half the model's native size)", parse: optional(parseMultipleOf8(8, 4096)), default: undefined, configurable: true, commands: ['outpaint'], unset: "half the model's native size" }),
   spec({ key: 'depthMap', flags: '--depth-map <path>', description: "the depth to follow: a grey picture, white = near (any size; stretched to the full range); default: the model's depth_estimator/ reads the picture", parse: optional(parseName), default: undefined, configurable: false, commands: ['depth2img'], unset: "the model's estimate" }),
-  spec({ key: 'control', flags: '--control <spec>', description: 'a ControlNet unit, repeatable (multi-ControlNet): type=canny|threshold|invert|none,image=PICTURE,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize|crop-and-resize|resize-and-fill,low=100,high=200,level=127,res=512]', parse: parseControlSpecs, default: [], configurable: false, commands: ['txt2img', 'img2img', 'inpaint'], unset: 'none', repeatable: true }),
+  spec({ key: 'control', flags: '--control <spec>', description: `a ControlNet unit, repeatable (multi-ControlNet): type=${CONTROL_TYPES.join('|')},image=PICTURE,model=DIR|FILE|ID[,weight=1,start=0,end=1,guess,resize=just-resize|crop-and-resize|resize-and-fill,low=100,high=200,level=127,res=512,detector=FILE|ID]`, parse: parseControlSpecs, default: [], configurable: false, commands: ['txt2img', 'img2img', 'inpaint'], unset: 'none', repeatable: true }),
   spec({ key: 'latents', flags: '--latents <file.npy>', description: "start from these latents instead of the seed's noise: a .npy of shape (batch, 4, height/8, width/8), e.g. what diffuse invert wrote (as diffusers' latents= argument: scaled by the sampler's initial sigma); sets the size", parse: optional(parseNpyPath), default: undefined, configurable: false, commands: ['txt2img'], unset: "the seed's noise" }),
   spec({ key: 'yes', flags: '-y, --yes', description: 'download a registry model that is not installed without asking', parse: parseBoolean, default: false, configurable: false }),
 ] as const satisfies readonly OptionSpec[];
