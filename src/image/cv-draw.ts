@@ -5,7 +5,7 @@
 // thickness -1 (the integer midpoint circle, each step filling two spans). Colours are written as given, one value
 // per channel.
 
-import { roundEven } from './cv-resize-u8.js';
+import { roundHalfEven } from '../round-half-even.js';
 import type { Raster } from './raster.js';
 
 export interface Point {
@@ -41,7 +41,7 @@ export function ellipse2Poly(center: Point, axes: { width: number; height: numbe
     if (t < 0) t += 360;
     const x = axes.width * SIN_TABLE[450 - t]!;
     const y = axes.height * SIN_TABLE[t]!;
-    const p = { x: roundEven(center.x + x * alpha - y * beta), y: roundEven(center.y + x * beta + y * alpha) };
+    const p = { x: roundHalfEven(center.x + x * alpha - y * beta), y: roundHalfEven(center.y + x * beta + y * alpha) };
     if (!previous || p.x !== previous.x || p.y !== previous.y) points.push((previous = p));
   }
   return points.length === 1 ? [{ ...center }, { ...center }] : points;

@@ -7,7 +7,7 @@
 // columns), 0 to 7 in its scalar tail. 8-bit samples: weights in 11-bit fixed point (rounded), integer sums, the result
 // (sum + 2^21) >> 22 clamped to 0..255. A same-size resize is a copy, as in cv::resize.
 
-import { roundEven } from './cv-resize-u8.js';
+import { roundHalfEven } from '../round-half-even.js';
 
 const f = Math.fround;
 const S45 = 0.7071067811865476;
@@ -76,7 +76,7 @@ export function cvResizeLanczos4<T extends Uint8Array | Float32Array>(src: Sampl
   const xs = taps(width, outWidth);
   const ys = taps(height, outHeight);
   // OpenCV's 8-bit path rounds each float weight to 11 fractional bits (saturate_cast<short>).
-  const fixedWeights = (w: Float32Array) => Int32Array.from(w, (v) => Math.max(-32768, Math.min(32767, roundEven(v * COEF_SCALE))));
+  const fixedWeights = (w: Float32Array) => Int32Array.from(w, (v) => Math.max(-32768, Math.min(32767, roundHalfEven(v * COEF_SCALE))));
   const xw = fixed ? fixedWeights(xs.weights) : xs.weights;
   const yw = fixed ? fixedWeights(ys.weights) : ys.weights;
   const rowLength = outWidth * cn;

@@ -17,16 +17,11 @@
 // A same-size resize is a copy, as in cv::resize. Only scales >= 1 are reproduced for INTER_AREA (OpenCV
 // upscales "area" with a bilinear variant, which resize_image_with_pad never asks for).
 
+import { roundHalfEven } from '../round-half-even.js';
 import { areaRows } from './cv-area.js';
 import { createRaster, type Raster } from './raster.js';
 
 const f = Math.fround;
-
-/** cvRound: nearest, halves to even (the SSE conversion OpenCV's saturate_cast uses; numpy's round too). */
-export function roundEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 const toU8 = (v: number): number => Math.min(255, Math.max(0, v));
 
@@ -41,8 +36,8 @@ export function cvResizeU8(picture: Raster, outWidth: number, outHeight: number,
   const scaleY = 1 / (outHeight / height);
   if (interpolation === 'cubic') return resizeCubic(picture, outWidth, outHeight, scaleX, scaleY);
   if (scaleX < 1 || scaleY < 1) throw new RangeError(`cvResizeU8: INTER_AREA upscaling (${width}x${height} to ${outWidth}x${outHeight}) is not reproduced`);
-  const ix = roundEven(scaleX);
-  const iy = roundEven(scaleY);
+  const ix = roundHalfEven(scaleX);
+  const iy = roundHalfEven(scaleY);
   if (Math.abs(scaleX - ix) < Number.EPSILON && Math.abs(scaleY - iy) < Number.EPSILON) return resizeAreaFast(picture, outWidth, outHeight, ix, iy);
   return resizeArea(picture, outWidth, outHeight, scaleX, scaleY);
 }
@@ -57,7 +52,7 @@ function resizeAreaFast(picture: Raster, outWidth: number, outHeight: number, sx
       for (let c = 0; c < n; c++) {
         let sum = 0;
         for (let y = dy * sy; y < (dy + 1) * sy; y++) for (let x = dx * sx; x < (dx + 1) * sx; x++) sum += data[(y * width + x) * n + c]!;
-        out.data[(dy * outWidth + dx) * n + c] = halves ? (sum + 2) >> 2 : toU8(roundEven(f(sum * scale)));
+        out.data[(dy * outWidth + dx) * n + c] = halves ? (sum + 2) >> 2 : toU8(roundHalfEven(f(sum * scale)));
       }
     }
   }
@@ -68,7 +63,7 @@ function resizeArea(picture: Raster, outWidth: number, outHeight: number, scaleX
   const { width, height, channels: n, data } = picture;
   const out = createRaster(outWidth, outHeight, n);
   areaRows(data, width, height, n, outWidth, outHeight, scaleX, scaleY, (dy, sums) => {
-    for (let i = 0; i < sums.length; i++) out.data[dy * outWidth * n + i] = toU8(roundEven(sums[i]!));
+    for (let i = 0; i < sums.length; i++) out.data[dy * outWidth * n + i] = toU8(roundHalfEven(sums[i]!));
   });
   return out;
 }
@@ -89,7 +84,7 @@ export function interpolateCubic(x: number): [number, number, number, number] {
 
 /** interpolateCubic's four weights of fraction x, each as saturate_cast<short>(w · 2048). */
 function cubicWeights(x: number): [number, number, number, number] {
-  return interpolateCubic(x).map((w) => roundEven(f(w * COEF_SCALE))) as [number, number, number, number];
+  return interpolateCubic(x).map((w) => roundHalfEven(f(w * COEF_SCALE))) as [number, number, number, number];
 }
 
 interface CubicTaps {
@@ -147,7 +142,7 @@ function resizeCubic(picture: Raster, outWidth: number, outHeight: number, scale
     const at = dy * rowLength;
     for (let x = 0; x < vectorEnd; x++) {
       const v = f(f(r[0]![x]! * fb[0]!) + f(f(r[1]![x]! * fb[1]!) + f(f(r[2]![x]! * fb[2]!) + f(r[3]![x]! * fb[3]!))));
-      out.data[at + x] = toU8(roundEven(v));
+      out.data[at + x] = toU8(roundHalfEven(v));
     }
     for (let x = vectorEnd; x < rowLength; x++) {
       const v = r[0]![x]! * b[0]! + r[1]![x]! * b[1]! + r[2]![x]! * b[2]! + r[3]![x]! * b[3]!;

@@ -1,6 +1,7 @@
 // Pixels <-> model tensors, with the exact float32 operations of each reference implementation, so the
 // bytes we write equal theirs for the same VAE output and the tensors we feed equal theirs for the same image.
 
+import { roundHalfEven } from '../round-half-even.js';
 import type { Channels, Raster } from './raster.js';
 
 /**
@@ -14,12 +15,6 @@ import type { Channels, Raster } from './raster.js';
 export type DecodeConvention = 'diffusers' | 'a1111' | 'comfyui';
 
 const f32 = Math.fround;
-
-// numpy's round: half to even. Inputs here are >= 0.
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && (r & 1) === 1 ? r - 1 : r;
-}
 
 // NaN survives torch.clamp and becomes 0 in numpy's astype(uint8) on x86 and ARM; we make that explicit.
 const clamp01 = (v: number): number => (v < 0 ? 0 : v > 1 ? 1 : v);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
+import { roundHalfEven } from '../round-half-even.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
 import { inputInfo, outputInfo, type OpenedSession } from '../onnx/session.js';
 import { PIL_FILTER_NUMBERS, pilResize, type PilFilter } from '../image/pil-resample.js';
@@ -59,12 +60,6 @@ export function readProcessorConfig(path: string): DepthProcessorConfig {
     mean: raw.do_normalize === false ? undefined : triple(raw.image_mean, 0.5),
     std: raw.do_normalize === false ? undefined : triple(raw.image_std, 0.5),
   };
-}
-
-/** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 function multipleOf(value: number, multiple: number): number {

@@ -1,4 +1,5 @@
 import type { Raster } from '../image/raster.js';
+import { roundHalfEven } from '../round-half-even.js';
 
 /**
  * The cheap preview without a decoder: each latent pixel's RGB as a linear function of its 4
@@ -35,12 +36,6 @@ export const LATENT_RGB: Readonly<Record<'sd15' | 'sdxl', LatentRgbFactors>> = {
 
 const f = Math.fround;
 
-/** Round half to even, as torch.round. */
-function roundEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** One image's latents [C, h, w] (the UNet's latent space) -> an h x w RGB raster. */
 export function latentToRgb(latents: Float32Array, dims: readonly [number, number, number], table: LatentRgbFactors): Raster {
   const [channels, height, width] = dims;
@@ -51,7 +46,7 @@ export function latentToRgb(latents: Float32Array, dims: readonly [number, numbe
     for (let c = 0; c < 3; c++) {
       let v = table.bias ? table.bias[c]! : 0;
       for (let l = 0; l < channels; l++) v += latents[l * plane + i]! * table.factors[l]![c]!;
-      data[i * 3 + c] = roundEven(f(f(Math.min(1, Math.max(-1, f(v))) + 1) * 127.5));
+      data[i * 3 + c] = roundHalfEven(f(f(Math.min(1, Math.max(-1, f(v))) + 1) * 127.5));
     }
   }
   return { width, height, channels: 3, data };

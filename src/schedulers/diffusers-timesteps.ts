@@ -3,7 +3,8 @@
  * range for a timestep_spacing, and the sigmas it interpolates there (the `normal` schedule).
  */
 import type { TimestepRule } from './diffusers-classes.js';
-import { numpyArangeDown, numpyLinspace, roundHalfEven } from './numpy.js';
+import { numpyArangeDown, numpyLinspace } from './numpy.js';
+import { roundHalfEven } from '../round-half-even.js';
 import { withZero } from './schedules.js';
 import type { DiscreteSchedule } from './types.js';
 import { lcmTimesteps } from './vp-lcm.js';

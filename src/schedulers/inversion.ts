@@ -10,7 +10,8 @@
  */
 import { makeDenoiser, type NetFn } from './denoiser.js';
 import { discreteSchedule, type SchedulerConfig } from './model.js';
-import { numpyArangeDown, roundHalfEven } from './numpy.js';
+import { numpyArangeDown } from './numpy.js';
+import { roundHalfEven } from '../round-half-even.js';
 import type { Denoiser, Sampler } from './types.js';
 import { diffusersPrediction, diffusersStride, fromVp, isOnGrid, pointAtSigma, pointAtTimestep } from './vp-grid.js';
 import { limitX0 } from './vp-x0-limit.js';

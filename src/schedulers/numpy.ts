@@ -1,11 +1,5 @@
 /** numpy's float64 array helpers as the Python references call them, element for element. */
 
-/** numpy's round: half to even. */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** np.linspace(start, stop, n) in float64: start + i * step, the last element exactly stop. */
 export function numpyLinspace(start: number, stop: number, n: number, endpoint = true): Float64Array {
   const out = new Float64Array(n);

@@ -5,7 +5,8 @@
  * mirrors the reference's (torch float32 or numpy float64) step by step. schedule-table.ts names them.
  */
 import { torchLinspace32 } from './model.js';
-import { numpyInterp, numpyLinspace, roundHalfEven } from './numpy.js';
+import { numpyInterp, numpyLinspace } from './numpy.js';
+import { roundHalfEven } from '../round-half-even.js';
 import type { DiscreteSchedule } from './types.js';
 
 const f32 = Math.fround;

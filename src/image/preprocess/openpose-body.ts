@@ -17,7 +17,8 @@
 
 import { cvResizeAreaFloat } from '../cv-resize-area.js';
 import { cvResizeLanczos4 } from '../cv-resize-lanczos.js';
-import { cvResizeU8, roundEven } from '../cv-resize-u8.js';
+import { roundHalfEven } from '../../round-half-even.js';
+import { cvResizeU8 } from '../cv-resize-u8.js';
 import { PoseInputError, TooManyPeaksError } from '../errors.js';
 import type { Raster } from '../raster.js';
 import { gaussianFilter } from '../scipy-gaussian.js';
@@ -148,7 +149,7 @@ function connect(candA: Peak[], candB: Peak[], pafX: Float32Array, pafY: Float32
       let sum = 0;
       let above = 0;
       for (let k = 0; k < MID_POINTS; k++) {
-        const at = roundEven(ys[k]!) * width + roundEven(xs[k]!);
+        const at = roundHalfEven(ys[k]!) * width + roundHalfEven(xs[k]!);
         const s = pafX[at]! * ux + pafY[at]! * uy;
         sum += s;
         if (s > PAF_THRESHOLD) above++;

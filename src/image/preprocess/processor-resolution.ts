@@ -5,7 +5,8 @@
 // diffuse's preprocessors already do. The map keeps the scaled size; the unit's resize mode fits it to the
 // painted size afterwards.
 
-import { cvResizeU8, roundEven } from '../cv-resize-u8.js';
+import { roundHalfEven } from '../../round-half-even.js';
+import { cvResizeU8 } from '../cv-resize-u8.js';
 import type { Raster } from '../raster.js';
 
 /** The extension's slider range for Preprocessor Resolution. */
@@ -15,7 +16,7 @@ export const PROCESSOR_RES_MAX = 2048;
 /** The size resize_image_with_pad scales a width x height picture to at resolution `res`. */
 export function processorResolutionSize(width: number, height: number, res: number): { width: number; height: number; k: number } {
   const k = res / Math.min(width, height);
-  return { width: roundEven(width * k), height: roundEven(height * k), k };
+  return { width: roundHalfEven(width * k), height: roundHalfEven(height * k), k };
 }
 
 /** The picture as a preprocessor sees it at Preprocessor Resolution `res` (before its padding). */
