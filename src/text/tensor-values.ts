@@ -15,10 +15,13 @@ function halves(): Float32Array {
 
 /** Little-endian `count` values of `dtype` from `bytes` as float32 (bfloat16 is the high half of a float32). */
 export function decodeFloats(bytes: Uint8Array, dtype: StoredFloat, count: number): Float32Array {
+  // float32: the copy is the result (a fresh buffer, so aligned for a typed view; all targets are little-endian), one
+  // copy where a second one cost a converted SD 1.5 another 4 GB of allocation and memcpy.
+  if (dtype === 'float32' && bytes.length >= count * 4) return new Float32Array(bytes.slice(0, count * 4).buffer);
   const out = new Float32Array(count);
-  // Copied into a fresh buffer first: the bytes need not be aligned for a typed view (all targets are little-endian).
   switch (dtype) {
     case 'float32':
+      // Fewer bytes than values: what there is, zeros after (a partial float is a RangeError), as ever.
       out.set(new Float32Array(bytes.slice(0, count * 4).buffer));
       break;
     case 'float16': {
