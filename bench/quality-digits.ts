@@ -43,6 +43,8 @@ export const OPTIONS: SpeedOption[] = [
   { label: 'int8-matmul', flags: '--quantize int8-matmul', load: { quantize: 'int8-matmul' } },
   { label: 'half the steps', flags: '--steps 10', request: { steps: 10 } },
   ...DEEP_CACHE_ROWS.map((n) => ({ label: `deep cache ${n}`, flags: `--deep-cache ${n}`, load: { deepCache: true }, request: { deepCache: n } })),
+  // The bench's 'diffuse fast' row without its TAESD decode (see below): int8 and DeepCache together.
+  { label: 'int8 + deep cache 3', flags: '--quantize int8 --deep-cache 3', load: { quantize: 'int8', deepCache: true }, request: { deepCache: 3 } },
 ];
 
 export interface DigitsRow {
