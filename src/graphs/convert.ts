@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
@@ -95,13 +95,16 @@ export async function convertCheckpoint(source: string, outDir: string, options:
     const built = Object.entries(graphs) as Array<[Component, NonNullable<Built[Component]>]>;
     const total = built.reduce((n, [, c]) => n + c.graph.weights.reduce((m, w) => m + w.dims.reduce((a, b) => a * b, 1), 0), 0) * (weightType === 'float32' ? 4 : 2);
     let done = 0;
+    const onWeight = (bytes: number): void => {
+      done += bytes;
+      options.onProgress?.({ stage: 'write', done, total });
+    };
+    // Without A1111's hash of a file, the metadata's Model hash is the UNet's weightsHash: taken from the bytes as they are written.
+    const unetHash = options.hashes ? undefined : createHash('sha256');
     try {
       await mkdir(tmp, { recursive: true });
       for (const [component, { graph }] of built) {
-        await graph.write(join(tmp, component), DATA_FILE, (bytes) => {
-          done += bytes;
-          options.onProgress?.({ stage: 'write', done, total });
-        });
+        await graph.write(join(tmp, component), DATA_FILE, { onWeight, ...(component === 'unet' && unetHash ? { hash: unetHash } : {}) });
       }
     } catch (err) {
       if (err instanceof DiffuseError) throw err;
@@ -113,6 +116,7 @@ export async function convertCheckpoint(source: string, outDir: string, options:
       name: basename(source, extname(source)),
       file: basename(source),
       ...(options.hashes ?? {}),
+      ...(unetHash ? { unetSha256: unetHash.digest('hex') } : {}),
       family: config.family,
       variant: config.variant,
       prediction: config.prediction,

@@ -24,6 +24,12 @@ export interface CheckpointRecord {
   a1111Hash?: string;
   /** A1111's old hash: SHA-256 of 64 KiB at offset 1 MiB, 8 hex digits. */
   a1111OldHash?: string;
+  /**
+   * A converted diffusers folder's stand-in for the Model hash (it has no checkpoint file): the
+   * SHA-256 of unet/model.onnx and its data file, as weightsHash reads them, taken while writing.
+   * Absent from a checkpoint's record (a1111Hash is its Model hash) and from older diffuse's.
+   */
+  unetSha256?: string;
   family: ModelConfig['family'];
   variant: ModelConfig['variant'];
   prediction: ModelConfig['prediction'];

@@ -1,6 +1,8 @@
+import type { Hash } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { floatToHalf } from '../onnx/dtype.js';
+import { ConversionError } from './errors.js';
 import { DATA_LOCATION_EXTERNAL, TENSOR, rawInitializer } from '../onnx/initializers.js';
 import { ElemType, Message, intField, messageField, stringField } from '../onnx/proto.js';
 import { floatAttribute, intAttribute, intsAttribute, makeNode, stringAttribute } from '../onnx/node-builders.js';
@@ -16,6 +18,13 @@ import { floatAttribute, intAttribute, intsAttribute, makeNode, stringAttribute 
 export type Dim = number | string;
 export type AttributeValue = number | number[] | string | { float: number };
 export type WeightType = 'float32' | 'float16';
+
+export interface WriteOptions {
+  /** Hears each tensor's stored bytes (progress). */
+  onWeight?: (bytes: number) => void;
+  /** Fed the bytes of model.onnx then of the data file, so their SHA-256 needs no second read. */
+  hash?: Hash;
+}
 
 /** A weight whose values are read only when the model is written. */
 export interface PendingWeight {
@@ -151,25 +160,48 @@ export class GraphBuilder {
     return this.weightType === 'float32' ? value : this.op('Cast', [value], scope, { to: ElemType.FLOAT });
   }
 
-  /** Writes `<dir>/model.onnx` and its weights to `<dir>/<dataFile>`; `onWeight` hears each tensor's stored bytes. */
-  async write(dir: string, dataFile: string, onWeight?: (bytes: number) => void): Promise<void> {
+  /**
+   * Writes `<dir>/model.onnx` and its weights to `<dir>/<dataFile>`. Each weight's place follows
+   * from its dims, so model.onnx is encoded before the data: `hash` is fed model.onnx then the data
+   * file's bytes (alignment gaps as the zeros they read as) as they are written, the value
+   * weightsHash (src/pipeline/model-hash.ts) would get by reading both back.
+   */
+  async write(dir: string, dataFile: string, options: WriteOptions = {}): Promise<void> {
+    const { onWeight, hash } = options;
     await mkdir(dir, { recursive: true });
-    const initializers: Message[] = [...this.constants];
+    const elemType = this.weightType === 'float32' ? ElemType.FLOAT : ElemType.FLOAT16;
+    const places = this.layout();
+    const initializers = [...this.constants, ...this.weights.map((w, i) => externalInitializer(w, elemType, dataFile, places[i]!.offset, places[i]!.length))];
+    const model = this.model(initializers).encode();
+    hash?.update(model);
     const handle = await open(join(dir, dataFile), 'w');
     try {
-      let offset = 0;
-      for (const weight of this.weights) {
+      let end = 0;
+      for (const [i, weight] of this.weights.entries()) {
+        const { offset, length } = places[i]!;
         const bytes = this.encodeWeight(await weight.read());
-        if (bytes.length >= ALIGN_FROM_BYTES) offset = Math.ceil(offset / DATA_ALIGNMENT) * DATA_ALIGNMENT;
-        await handle.write(bytes, 0, bytes.length, offset);
-        initializers.push(externalInitializer(weight, this.weightType === 'float32' ? ElemType.FLOAT : ElemType.FLOAT16, dataFile, offset, bytes.length));
-        offset += bytes.length;
-        onWeight?.(bytes.length);
+        if (bytes.length !== length) throw new ConversionError(`${weight.name} read ${bytes.length} bytes; its dims [${weight.dims.join(', ')}] hold ${length} (a converter bug)`);
+        await handle.write(bytes, 0, length, offset);
+        hash?.update(new Uint8Array(offset - end)).update(bytes);
+        end = offset + length;
+        onWeight?.(length);
       }
     } finally {
       await handle.close();
     }
-    await writeFile(join(dir, 'model.onnx'), this.model(initializers).encode());
+    await writeFile(join(dir, 'model.onnx'), model);
+  }
+
+  /** Each weight's offset and byte length in the data file, in order. */
+  private layout(): Array<{ offset: number; length: number }> {
+    const size = this.weightType === 'float32' ? 4 : 2;
+    let end = 0;
+    return this.weights.map((w) => {
+      const length = w.dims.reduce((n, d) => n * d, 1) * size;
+      const offset = length >= ALIGN_FROM_BYTES ? Math.ceil(end / DATA_ALIGNMENT) * DATA_ALIGNMENT : end;
+      end = offset + length;
+      return { offset, length };
+    });
   }
 
   private encodeWeight(values: Float32Array): Uint8Array {

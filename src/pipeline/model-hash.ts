@@ -16,13 +16,15 @@ const memo = new Map<string, Promise<string>>();
  * Two fine-tunes exported with one graph then differ, as their weights do. Hashing gigabytes takes
  * seconds, so results are kept in $DIFFUSE_HOME/hashes.json per file path, size and mtime.
  * A folder converted from a checkpoint records A1111's own hash of that file, the value A1111
- * and Civitai show for it.
+ * and Civitai show for it; one converted from a diffusers folder records its UNet's hash, taken
+ * while the conversion wrote it (re-reading a full-size UNet took 16 s of a first load).
  */
 export function modelHash(dir: string): Promise<string> {
   let hash = memo.get(dir);
   if (!hash) {
-    const checkpoint = readCheckpointRecord(dir)?.a1111Hash;
-    hash = checkpoint ? Promise.resolve(checkpoint) : weightsHash(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
+    const record = readCheckpointRecord(dir);
+    const known = record?.a1111Hash ?? record?.unetSha256?.slice(0, 10);
+    hash = known ? Promise.resolve(known) : weightsHash(join(dir, 'unet', 'model.onnx')).then((h) => h.slice(0, 10));
     memo.set(dir, hash);
   }
   return hash;
