@@ -7,7 +7,7 @@ import { loadImage } from '../src/image/load-image.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { insertPngText } from '../src/image/png-text.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
-import { FIXTURES } from './helpers/fixtures.js';
+import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
 import { seededPicture } from './helpers/seeded-picture.js';
 import { writeDiffusersFolder } from './helpers/synthetic-checkpoint.js';
@@ -108,7 +108,7 @@ cli('bad --control values: exit 2, one line, no file', () => {
     [`${good},colour=red`, /unknown field 'colour'/],
     [`${good},guess=maybe`, /guess takes no value, or true\/false/],
     [`${good},resize=stretch`, /resize must be one of/],
-    [`type=canny,${good},res=63`, /res must be a whole number from 64 to 2048 \(got '63'\)/],
+    [`type=canny,${good},res=63`, /res must be a whole number from 64 to 2048, or pixel-perfect \(got '63'\)/],
     [`type=canny,${good},res=512.5`, /res must be a whole number from 64 to 2048/],
     [`type=none,${good},res=512`, /res= is the Preprocessor Resolution of type=canny\/.*; type=none takes none/],
     [`image=${join(dir, 'missing.png')},model=${CONTROLNET}`, /--control image/],
@@ -188,7 +188,7 @@ for (const [type, map, record, hint] of [
   });
 }
 
-cli("an A1111 image's Processor Res: --from gives res= back where the type takes it (not -1, not for none, not with Pixel Perfect)", async () => {
+cli("an A1111 image's Processor Res: --from gives res= back where the type takes it (not -1, not for none; res=pixel-perfect with Pixel Perfect)", async () => {
   const text = [
     'a lighthouse',
     'Steps: 1, Sampler: Euler, CFG scale: 7.0, Seed: 5, Size: 64x64, '
@@ -202,8 +202,42 @@ cli("an A1111 image's Processor Res: --from gives res= back where the type takes
   assert.is(again.status, 0, again.stderr);
   assert.match(again.stderr, /pass --control type=canny,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize,low=100,high=200,res=512\n/);
   assert.match(again.stderr, /pass --control type=none,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize\n/);
-  // Pixel Perfect: the recorded 512 is not the resolution the extension used.
-  assert.match(again.stderr, /pass --control type=scribble-xdog,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize,level=32\n/);
+  // Pixel Perfect: the recorded 512 is not the resolution the extension used; it computes that one again.
+  assert.match(again.stderr, /pass --control type=scribble-xdog,image=<picture>,model=control_v11p_sd15_canny,weight=1,start=0,end=1,resize=crop-and-resize,level=32,res=pixel-perfect\n/);
+});
+
+/**
+ * res=pixel-perfect on the 600x530 picture painted at 128x96: the image equals the one made with res= the extension's
+ * Pixel Perfect gives for it (tools/make_pixel_perfect_refs.py: 113 for just-resize), and not the one at 512; the
+ * record says "Processor Res: 512" and "Pixel Perfect: True" as the extension writes them, and --from gives
+ * res=pixel-perfect back. A picture with nothing left at its resolution is refused in one line.
+ */
+cli('res=pixel-perfect = res= the extension computes; recorded as it records it; --from gives it back', async () => {
+  const source = join(dir, 'cells-600x530-pp.png');
+  writeFileSync(source, await encodePng(seededPicture(600, 530, 21, 'cells')));
+  const { cases } = readJson<{ cases: { picture: number[]; painted: number[]; resize: string; res: number }[] }>(join(FIXTURES, 'pixel-perfect', 'cases.json'));
+  const { res } = cases.find((c) => c.picture.join('x') === '600x530' && c.painted.join('x') === '128x96' && c.resize === 'just-resize')!;
+  const sized = (out: string) => [...base(out), '-W', '128', '-H', '96'];
+  const images = await Promise.all(['pixel-perfect', String(res), '512'].map(async (value) => {
+    const out = join(dir, `pp-${value}.png`);
+    const r = diffuse([...sized(out), '--control', `type=canny,image=${source},model=${CONTROLNET},res=${value}`]);
+    assert.is(r.status, 0, r.stderr);
+    return { out, data: (await loadImage(out)).rgb.data };
+  }));
+  assert.equal(images[0]!.data, images[1]!.data, `res=pixel-perfect is res=${res}`);
+  assert.not.equal(images[0]!.data, images[2]!.data, 'and not the recorded 512');
+  const meta = readGenerationMetadata(readFileSync(images[0]!.out));
+  assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+  assert.match(meta.parameters.extra['ControlNet 0'] ?? '', 'Low Vram: False, Processor Res: 512, Threshold A: 100.0, Threshold B: 200.0, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: True,');
+  const again = diffuse(['txt2img', '--from', images[0]!.out, '--model', model.dir, '--steps', '1', '-o', join(dir, 'pp-again.png')]);
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stderr, 'resize=just-resize,low=100,high=200,res=pixel-perfect\n');
+  // 400x1 fitted into 128x96: 0.32 of its one row, rounded to 0.
+  const thin = join(dir, 'thin-400x1.png');
+  writeFileSync(thin, await encodePng(seededPicture(400, 1, 3, 'noise')));
+  const refused = diffuse([...sized(join(dir, 'pp-thin.png')), '--control', `type=canny,image=${thin},model=${CONTROLNET},resize=resize-and-fill,res=pixel-perfect`]);
+  assert.is(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr.trim(), /^[^\n]*res=pixel-perfect gives 0 for the 400x1 picture painted at 128x96: nothing is left of a side; crop the picture or give res=$/);
 });
 
 cli.run();

@@ -5,7 +5,7 @@ import { findControlNet, findPreprocessor, loadRegistry, type Registry } from '.
 import { readImageFile } from '../image/load-image.js';
 import { checkDetectorPictureSize } from '../pipeline/detector-control.js';
 import type { ModelFiles } from '../pipeline/model-files.js';
-import { DETECTORS, type ControlSpec } from '../settings/control-spec.js';
+import { DETECTORS, PIXEL_PERFECT, type ControlSpec } from '../settings/control-spec.js';
 import { convertedCache } from './convert.js';
 import { convertProgress } from './convert-progress.js';
 import { refuseOtherFamily } from './family-check.js';
@@ -51,8 +51,9 @@ async function chooseDetector(spec: ControlSpec, registry: Registry, label: stri
     throw new UsageError(`${label}: type=${spec.type} needs detector=${network.file} (the registry has no ${network.id} to pull)`);
   }
   if (entry.kind !== network.kind) throw new UsageError(`${label}: detector=${id} is a ${entry.kind} network; type=${spec.type} runs ${network.kind} (detector=${network.id})`);
-  // A picture too large for the network is refused before the download, not after it.
-  checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
+  // A picture too large for the network is refused before the download, not after it. res=pixel-perfect needs the
+  // painted size (an init image's, read later): readControlUnits checks that one before the network runs.
+  if (spec.res !== PIXEL_PERFECT) checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
   const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet);
   return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
 }

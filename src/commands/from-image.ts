@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { readGenerationMetadataFile } from '../image/metadata.js';
 import { recordedSettings, type RecordedControl } from '../image/infotext.js';
 import { PROCESSOR_RES_MAX, PROCESSOR_RES_MIN } from '../image/preprocess/processor-resolution.js';
-import { RES_TYPES, controlTypeOf } from '../settings/control-spec.js';
+import { PIXEL_PERFECT, RES_TYPES, controlTypeOf } from '../settings/control-spec.js';
 import { HIRES_UPSCALER_LABELS } from '../pipeline/metadata.js';
 import { loadRegistry } from '../models/index.js';
 
@@ -114,9 +114,10 @@ function controlFlag(c: RecordedControl): string {
   if ((type === 'threshold' || type === 'scribble-xdog') && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
   // The extension writes -1 for a module without the slider: only a resolution res= takes is given back. With Pixel
   // Perfect it records the slider's value from before it computed the one it used (from the picture and the painted
-  // size, which the record lacks), so none is given.
+  // size), so res=pixel-perfect computes it again.
   const res = c.processorRes;
-  if (res !== undefined && !c.pixelPerfect && RES_TYPES.includes(type) && Number.isInteger(res) && res >= PROCESSOR_RES_MIN && res <= PROCESSOR_RES_MAX) fields.push(`res=${res}`);
+  if (c.pixelPerfect && RES_TYPES.includes(type)) fields.push(`res=${PIXEL_PERFECT}`);
+  else if (res !== undefined && RES_TYPES.includes(type) && Number.isInteger(res) && res >= PROCESSOR_RES_MIN && res <= PROCESSOR_RES_MAX) fields.push(`res=${res}`);
   return fields.join(',');
 }
 

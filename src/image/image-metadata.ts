@@ -93,8 +93,10 @@ export interface HiresRecord {
 export interface ControlRecord {
   /** The preprocessor ("canny", "none", …) and its slider values. */
   module: string;
-  /** Preprocessor Resolution, when res= was given. */
+  /** Preprocessor Resolution, when res= was given (with Pixel Perfect: the slider's default the extension writes). */
   processorRes?: number;
+  /** res=pixel-perfect: the resolution used was computed from the picture and the painted size. */
+  pixelPerfect?: boolean;
   thresholdA?: number;
   thresholdB?: number;
   model: string;

@@ -373,7 +373,7 @@ function controlText(c: ControlRecord): string {
     ...(c.thresholdB !== undefined ? [['Threshold B', c.thresholdB] as [string, number]] : []),
     ['Guidance Start', c.start],
     ['Guidance End', c.end],
-    ['Pixel Perfect', 'False'],
+    ['Pixel Perfect', c.pixelPerfect ? 'True' : 'False'],
     ['Control Mode', c.guess ? CONTROL_MODE_GUESS : 'Balanced'],
   ];
   // sd-webui-controlnet's unit fields are floats, written with Python's repr (Weight: 1.0, Guidance Start: 0.0).

@@ -142,6 +142,7 @@ async function controlRecords(bundle: ModelBundle, request: GenerationRequest): 
       return {
         module: p.module,
         ...(p.processorRes !== undefined ? { processorRes: p.processorRes } : {}),
+        ...(p.pixelPerfect ? { pixelPerfect: true } : {}),
         ...(p.thresholdA !== undefined ? { thresholdA: p.thresholdA } : {}),
         ...(p.thresholdB !== undefined ? { thresholdB: p.thresholdB } : {}),
         model: loaded.name,

@@ -171,7 +171,7 @@ export interface ControlUnit {
   /** How the picture is brought to the painted size (default 'just-resize', as diffusers' image processor). */
   resizeMode?: ResizeMode;
   /** The preprocessor that made the picture, for the metadata (A1111's "Module", "Threshold A/B"; default 'none'). */
-  preprocessor?: { module: string; processorRes?: number; thresholdA?: number; thresholdB?: number };
+  preprocessor?: { module: string; processorRes?: number; pixelPerfect?: boolean; thresholdA?: number; thresholdB?: number };
 }
 
 /**

@@ -73,14 +73,20 @@ export interface ControlSpec {
   low: number;
   high: number;
   level: number;
-  /** Preprocessor Resolution (64…2048, RES_TYPES only); undefined: the picture's shorter side (the picture as it is). */
-  res?: number;
+  /**
+   * Preprocessor Resolution (64…2048, RES_TYPES only); 'pixel-perfect': the extension's "Pixel Perfect", computed from
+   * the picture, the painted size and the resize mode (pixelPerfectResolution); undefined: the picture as it is.
+   */
+  res?: number | typeof PIXEL_PERFECT;
 }
+
+/** res='s value that ticks the extension's "Pixel Perfect". */
+export const PIXEL_PERFECT = 'pixel-perfect';
 
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
 const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'res', 'detector'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,res=512,detector=FILE|ID]';
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,res=512|pixel-perfect,detector=FILE|ID]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -137,10 +143,10 @@ function parseOne(raw: unknown, label: string): ControlSpec {
   const res = fields.get('res');
   if (res !== undefined) {
     if (!RES_TYPES.includes(spec.type)) throw new UsageError(`${label}: res= is the Preprocessor Resolution of type=${RES_TYPES.join('/')}; type=${spec.type} takes none`);
-    if (!/^\d+$/.test(res) || Number(res) < PROCESSOR_RES_MIN || Number(res) > PROCESSOR_RES_MAX) {
-      throw new UsageError(`${label}: res must be a whole number from ${PROCESSOR_RES_MIN} to ${PROCESSOR_RES_MAX} (got '${res}')`);
+    if (res !== PIXEL_PERFECT && (!/^\d+$/.test(res) || Number(res) < PROCESSOR_RES_MIN || Number(res) > PROCESSOR_RES_MAX)) {
+      throw new UsageError(`${label}: res must be a whole number from ${PROCESSOR_RES_MIN} to ${PROCESSOR_RES_MAX}, or ${PIXEL_PERFECT} (got '${res}')`);
     }
-    spec.res = Number(res);
+    spec.res = res === PIXEL_PERFECT ? PIXEL_PERFECT : Number(res);
   }
   const detector = fields.get('detector');
   if (detector !== undefined) {

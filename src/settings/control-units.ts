@@ -12,28 +12,34 @@ import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-con
 import { checkDetectorPictureSize, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
-import { atProcessorResolution } from '../image/preprocess/processor-resolution.js';
+import { atProcessorResolution, PROCESSOR_RES_DEFAULT, pixelPerfectResolution, processorResolutionSize } from '../image/preprocess/processor-resolution.js';
 import { lineartStandard } from '../image/preprocess/lineart-standard.js';
 import { scribbleXdog } from '../image/preprocess/scribble.js';
 import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
-import { CONTROL_MODULES, DETECTORS, type ControlSpec } from './control-spec.js';
+import { CONTROL_MODULES, DETECTORS, PIXEL_PERFECT, type ControlSpec } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
  * folder checked (or its weights converted: the unit then names the converted folder), each picture read once and run through its preprocessor (on the picture as it
  * is, or scaled to res= as sd-webui-controlnet's Preprocessor Resolution; the pipeline then fits the result to the painted size).
  */
-export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings): Promise<ControlUnit[]> {
+export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings, painted: { width: number; height: number }): Promise<ControlUnit[]> {
   return Promise.all(
     specs.map(async (spec, i): Promise<ControlUnit> => {
       const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
       const model = await controlNetFolder(spec.model, label);
       const read = (await readImageFile(spec.image, `${label} image`)).rgb;
-      if (DETECTORS[spec.type]) checkDetectorPictureSize(read, `${label} image`, spec.type, spec.res);
-      const picture = spec.res === undefined ? read : atProcessorResolution(read, spec.res);
+      const res = spec.res === PIXEL_PERFECT ? pixelPerfectResolution(read, painted, spec.resize) : spec.res;
+      // Only Pixel Perfect can go this low (a picture far narrower than the painted size, fitted in): nothing left to scale to.
+      const scaled = res === undefined ? undefined : processorResolutionSize(read.width, read.height, res);
+      if (scaled && (scaled.width < 1 || scaled.height < 1)) {
+        throw new UsageError(`${label}: res=${spec.res} gives ${res} for the ${read.width}x${read.height} picture painted at ${painted.width}x${painted.height}: nothing is left of a side; crop the picture or give res=`);
+      }
+      if (DETECTORS[spec.type]) checkDetectorPictureSize(read, `${label} image`, spec.type, res);
+      const picture = res === undefined ? read : atProcessorResolution(read, res);
       return {
         model,
         image: await controlPicture(spec, picture, {
@@ -144,10 +150,12 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
 
 /**
  * A1111's "Module" and its slider values: "Processor Res" when res= is given, "Threshold A/B" (canny's thresholds,
- * threshold's and scribble-xdog's level).
+ * threshold's and scribble-xdog's level). With Pixel Perfect the extension writes the unit before computing the
+ * resolution it uses, so "Processor Res" is the hidden slider's default, not that resolution.
  */
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
-  const record = { module: CONTROL_MODULES[spec.type], ...(spec.res !== undefined ? { processorRes: spec.res } : {}) };
+  const res = spec.res === PIXEL_PERFECT ? { processorRes: PROCESSOR_RES_DEFAULT, pixelPerfect: true } : spec.res !== undefined ? { processorRes: spec.res } : {};
+  const record = { module: CONTROL_MODULES[spec.type], ...res };
   if (spec.type === 'canny') return { ...record, thresholdA: spec.low, thresholdB: spec.high };
   if (spec.type === 'threshold' || spec.type === 'scribble-xdog') return { ...record, thresholdA: spec.level };
   return record;

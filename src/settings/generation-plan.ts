@@ -55,10 +55,10 @@ export async function prepareGeneration(
   const refinerSwitch = refinerSwitchOf(settings, refiner);
   const task = await readImageTask(command, settings, files);
   const session = { device: settings.device, ...(settings.threads ? { threads: settings.threads } : {}) };
-  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session) } : {};
   const native = files.sampleSize * files.vaeScaleFactor;
   const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
   const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
+  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session, size) } : {};
   const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key), hiresUpscaler);
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field, ...hires });
   checkRequest(files, request('', 0));

@@ -8,10 +8,13 @@
 import { roundHalfEven } from '../../round-half-even.js';
 import { cvResizeU8 } from '../cv-resize-u8.js';
 import type { Raster } from '../raster.js';
+import type { ResizeMode } from '../resize-modes.js';
 
 /** The extension's slider range for Preprocessor Resolution. */
 export const PROCESSOR_RES_MIN = 64;
 export const PROCESSOR_RES_MAX = 2048;
+/** The slider's default: what the extension records as "Processor Res" beside "Pixel Perfect: True" (the hidden slider, or the API's -1 made 512). */
+export const PROCESSOR_RES_DEFAULT = 512;
 
 /** The size resize_image_with_pad scales a width x height picture to at resolution `res`. */
 export function processorResolutionSize(width: number, height: number, res: number): { width: number; height: number; k: number } {
@@ -23,4 +26,17 @@ export function processorResolutionSize(width: number, height: number, res: numb
 export function atProcessorResolution(picture: Raster, res: number): Raster {
   const size = processorResolutionSize(picture.width, picture.height, res);
   return cvResizeU8(picture, size.width, size.height, size.k > 1 ? 'cubic' : 'area');
+}
+
+/**
+ * The resolution sd-webui-controlnet's "Pixel Perfect" uses instead of the slider's (get_control ->
+ * pixel_perfect_resolution): the scale that fits the picture to the painted size (aligned down to the latent grid, the
+ * first pass's with a hires fix), the smaller of the two sides' for resize-and-fill and the larger otherwise, times the
+ * picture's shorter side, rounded half to even. Not clamped to the slider's range, as the extension does not.
+ */
+export function pixelPerfectResolution(picture: { width: number; height: number }, painted: { width: number; height: number }, resize: ResizeMode): number {
+  const k0 = Math.floor(painted.height / 8) * 8 / picture.height;
+  const k1 = Math.floor(painted.width / 8) * 8 / picture.width;
+  const k = resize === 'resize-and-fill' ? Math.min(k0, k1) : Math.max(k0, k1);
+  return roundHalfEven(k * Math.min(picture.height, picture.width));
 }
