@@ -109,33 +109,26 @@ reg('a network of another kind for the type: exit 2, one line, nothing downloade
   assert.not.ok(existsSync(join(dir, 'kind.png')));
 });
 
-reg('a picture too large for the network: exit 2, one line, before anything downloads', async () => {
-  const large = join(dir, 'large.png');
-  await sharp({ create: { width: 2112, height: 2048, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toFile(large);
-  const before = server.requests.length;
-  const out = join(dir, 'large-out.png');
-  const r = await diffuseAsync(['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '-W', '64', '-H', '64', '-o', out, '--quiet', '--yes',
-    '--control', `image=${large},model=${CONTROLNET},type=softedge`], { env: { ...env, DIFFUSE_HOME: join(dir, 'home-large') } });
-  assert.is(r.status, 2, r.stderr);
-  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /--control image: type=softedge runs its network on the picture as it is, and 2112x2048 .* is more than 4 megapixels/);
-  assert.is(server.requests.length, before, 'no request reached the Hub');
-  assert.not.ok(existsSync(join(dir, 'home-large', 'models')));
-  assert.not.ok(existsSync(out));
-});
-
-reg('a picture too large at its res=: exit 2, one line, before anything downloads', async () => {
-  const small = join(dir, 'small-wide.png');
-  await sharp({ create: { width: 64, height: 40, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toFile(small);
-  const before = server.requests.length;
-  const out = join(dir, 'small-wide-out.png');
-  const r = await diffuseAsync(['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '-W', '64', '-H', '64', '-o', out, '--quiet', '--yes',
-    '--control', `image=${small},model=${CONTROLNET},type=softedge,res=2048`], { env: { ...env, DIFFUSE_HOME: join(dir, 'home-res') } });
-  assert.is(r.status, 2, r.stderr);
-  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /--control image: type=softedge runs its network on the picture scaled to res=2048, 3277x2048 .* lower res=/);
-  assert.is(server.requests.length, before, 'no request reached the Hub');
-  assert.not.ok(existsSync(join(dir, 'home-res', 'models')));
-});
+const tooLarge: Array<[string, { width: number; height: number }, string, RegExp]> = [
+  ['for the network', { width: 2112, height: 2048 }, '', /--control image: type=softedge runs its network on the picture as it is, and 2112x2048 .* is more than 4 megapixels/],
+  ['at its res=', { width: 64, height: 40 }, ',res=2048', /--control image: type=softedge runs its network on the picture scaled to res=2048, 3277x2048 .* lower res=/],
+];
+for (const [what, size, extra, says] of tooLarge) {
+  reg(`a picture too large ${what}: exit 2, one line, before anything downloads`, async () => {
+    const home = join(dir, `home-large-${size.width}`);
+    const picture = join(dir, `large-${size.width}.png`);
+    await sharp({ create: { ...size, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toFile(picture);
+    const before = server.requests.length;
+    const out = join(dir, `large-${size.width}-out.png`);
+    const r = await diffuseAsync(['txt2img', 'a lighthouse', '--model', model.dir, '--steps', '2', '-W', '64', '-H', '64', '-o', out, '--quiet', '--yes',
+      '--control', `image=${picture},model=${CONTROLNET},type=softedge${extra}`], { env: { ...env, DIFFUSE_HOME: home } });
+    assert.is(r.status, 2, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, says);
+    assert.is(server.requests.length, before, 'no request reached the Hub');
+    assert.not.ok(existsSync(join(home, 'models')));
+    assert.not.ok(existsSync(out));
+  });
+}
 
 reg.run();
