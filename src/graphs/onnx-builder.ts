@@ -177,9 +177,13 @@ export class GraphBuilder {
     const handle = await open(join(dir, dataFile), 'w');
     try {
       let end = 0;
+      // The next tensor is read (and transposed) while this one is written: the two waits overlap.
+      let next = this.prefetch(0);
       for (const [i, weight] of this.weights.entries()) {
         const { offset, length } = places[i]!;
-        const bytes = this.encodeWeight(await weight.read());
+        const values = await next!;
+        next = this.prefetch(i + 1);
+        const bytes = this.encodeWeight(values);
         if (bytes.length !== length) throw new ConversionError(`${weight.name} read ${bytes.length} bytes; its dims [${weight.dims.join(', ')}] hold ${length} (a converter bug)`);
         await handle.write(bytes, 0, length, offset);
         hash?.update(new Uint8Array(offset - end)).update(bytes);
@@ -190,6 +194,13 @@ export class GraphBuilder {
       await handle.close();
     }
     await writeFile(join(dir, 'model.onnx'), model);
+  }
+
+  /** Weight i's values, read now; a failure is kept for the await, not reported as unhandled while a write is awaited. */
+  private prefetch(i: number): Promise<Float32Array> | undefined {
+    const read = this.weights[i]?.read();
+    read?.catch(() => undefined);
+    return read;
   }
 
   /** Each weight's offset and byte length in the data file, in order. */
