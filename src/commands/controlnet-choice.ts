@@ -51,9 +51,12 @@ async function chooseDetector(spec: ControlSpec, registry: Registry, label: stri
     throw new UsageError(`${label}: type=${spec.type} needs detector=${network.file} (the registry has no ${network.id} to pull)`);
   }
   if (entry.kind !== network.kind) throw new UsageError(`${label}: detector=${id} is a ${entry.kind} network; type=${spec.type} runs ${network.kind} (detector=${network.id})`);
-  // A picture too large for the network is refused before the download, not after it. res=pixel-perfect needs the
-  // painted size (an init image's, read later): readControlUnits checks that one before the network runs.
-  if (spec.res !== PIXEL_PERFECT) checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
-  const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet);
+  // A picture too large for the network is refused before a download, not after it (readControlUnits checks it
+  // again before the network runs, which covers a network already pulled). res=pixel-perfect needs the painted size
+  // (an init image's, read later), so it waits for that check.
+  const refuseLargePicture = async (): Promise<void> => {
+    if (spec.res !== PIXEL_PERFECT) checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
+  };
+  const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet, refuseLargePicture);
   return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
 }

@@ -33,12 +33,17 @@ export async function chooseModel(settings: Pick<Settings, 'model' | 'offline' |
 /**
  * A registry or hub reference from the cache; when it is not there, downloaded with --yes or
  * after a question on a terminal, and otherwise refused with the exact pull command.
+ * `beforeDownload` runs only when a download would start: checks of the user's input that would
+ * make the download pointless, skipped when the files are already here.
  */
-export async function resolveOrPull(ref: string, base: { offline: boolean; task?: Task }, yes: boolean, quiet: boolean): Promise<ResolvedModel> {
+export async function resolveOrPull(
+  ref: string, base: { offline: boolean; task?: Task }, yes: boolean, quiet: boolean, beforeDownload?: () => Promise<void>,
+): Promise<ResolvedModel> {
   try {
     return await resolveModel(ref, { ...base, allowDownload: false });
   } catch (err) {
     if (!(err instanceof ModelNotCachedError) || base.offline) throw err;
+    await beforeDownload?.();
     if (!yes && !(await confirm(`${ref} is not downloaded yet. Download it now?`))) {
       err.message = `${err.message} (or pass --yes to let diffuse download it)`;
       throw err;
