@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ellipse2Poly, fillCircle, fillConvexPoly } from '../src/image/cv-draw.js';
+import { ellipse2Poly, fillCircle, fillConvexPoly, thickLine } from '../src/image/cv-draw.js';
+import { gaussianBlurU8 } from '../src/image/cv-gaussian-u8.js';
 import { cvResizeAreaFloat } from '../src/image/cv-resize-area.js';
 import { cvResizeLanczos4 } from '../src/image/cv-resize-lanczos.js';
 import { createRaster } from '../src/image/raster.js';
@@ -13,7 +14,9 @@ import { seededPicture, type SeededKind } from './helpers/seeded-picture.js';
  * The OpenCV ports OpenPose's preprocessor runs (tools/make_cv_pose_ops_refs.py, OpenCV 4.11's default dispatch), byte
  * for byte by SHA-256: cv2.resize INTER_LANCZOS4 of 3-channel uint8 pictures and float32 planes (up, down, rows of 4k
  * samples and not), INTER_AREA of float32 planes (general, whole factors, halving with a row tail), and 30 limbs and
- * joints drawn with ellipse2Poly + fillConvexPoly + circle, across and off the canvas' edges.
+ * joints drawn with ellipse2Poly + fillConvexPoly + circle, across and off the canvas' edges; 40 segments drawn by cv2.line
+ * at thickness 2 and 3 (the hands' edges), some leaving the canvas, some a single point; GaussianBlur of 8-bit pictures
+ * at sigma 0.8 (the hand detector's).
  */
 interface Resize {
   kind: SeededKind;
@@ -38,7 +41,24 @@ interface Draw {
   canvas: string;
 }
 
-const refs = readJson<{ resizes: Resize[]; draws: Draw[] }>(join(FIXTURES, 'cv-pose-ops/refs.json'));
+interface Line {
+  width: number;
+  height: number;
+  from: [number, number];
+  to: [number, number];
+  thickness: number;
+  canvas: string;
+}
+interface Blur {
+  kind: SeededKind;
+  width: number;
+  height: number;
+  seed: number;
+  input: string;
+  sha256: string;
+}
+
+const refs = readJson<{ resizes: Resize[]; draws: Draw[]; lines: Line[]; blurs: Blur[] }>(join(FIXTURES, 'cv-pose-ops/refs.json'));
 const sha = (a: ArrayBufferView) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
 for (const c of refs.resizes) {
@@ -65,6 +85,25 @@ test(`${refs.draws.length} limbs and joints: ellipse2Poly's points and the fille
     assert.is(sha(canvas.data), c.canvas, JSON.stringify(c));
   }
 });
+
+test(`${refs.lines.length} thick segments: the canvas cv2.line draws`, () => {
+  let drawn = 0;
+  for (const c of refs.lines) {
+    const canvas = createRaster(c.width, c.height, 3);
+    thickLine(canvas, { x: c.from[0], y: c.from[1] }, { x: c.to[0], y: c.to[1] }, [255, 153, 0], c.thickness);
+    assert.is(sha(canvas.data), c.canvas, JSON.stringify(c));
+    if (canvas.data.some((v) => v !== 0)) drawn++;
+  }
+  assert.ok(drawn > refs.lines.length / 2, `${drawn} canvases have a mark`);
+});
+
+for (const c of refs.blurs) {
+  test(`GaussianBlur sigma 0.8 of an 8-bit ${c.kind} ${c.width}x${c.height}`, () => {
+    const picture = seededPicture(c.width, c.height, c.seed, c.kind);
+    assert.is(sha(picture.data), c.input, 'the input the tool blurred');
+    assert.is(sha(gaussianBlurU8(picture, 0.8).data), c.sha256);
+  });
+}
 
 test('the area port refuses enlarging; same size is a copy', () => {
   const plane = new Float32Array(12).map((_, i) => i);

@@ -1,6 +1,7 @@
 """References for the OpenCV ports OpenPose's preprocessor uses: cv2.resize with INTER_LANCZOS4 (src/image/cv-resize-lanczos.ts,
 3-channel uint8 and one-channel float32), cv2.resize INTER_AREA of float32 planes (src/image/cv-resize-area.ts) and
-cv2.ellipse2Poly + cv2.fillConvexPoly + cv2.circle(thickness=-1) (src/image/cv-draw.ts), OpenCV 4.11 of the pinned venv
+cv2.ellipse2Poly + cv2.fillConvexPoly + cv2.circle(thickness=-1) and cv2.line(thickness=2, 3) (src/image/cv-draw.ts), and
+cv2.GaussianBlur of 3-channel uint8 pictures at sigma 0.8 (the hand detector's; src/image/cv-gaussian-u8.ts), OpenCV 4.11 of the pinned venv
 with its default dispatch, stored as SHA-256s of each output's bytes (the test makes the same inputs: seeded pictures,
 test/helpers/seeded-picture.ts, through tools/make_cv_resize_u8_refs.seeded_picture; float planes as channel 0 / 256 -
 0.5, exact in float32).
@@ -60,6 +61,34 @@ def draw_cases() -> list:
     return cases
 
 
+def line_cases() -> list:
+    """Segments as draw_handpose draws them (thickness 2; 3 for the odd-thickness rounding), some leaving the canvas, some a point."""
+    rng = np.random.default_rng(8)
+    cases = []
+    for k in range(40):
+        width, height = int(rng.integers(20, 90)), int(rng.integers(20, 90))
+        a = [int(rng.integers(-8, width + 8)), int(rng.integers(-8, height + 8))]
+        b = a if k % 10 == 0 else [int(rng.integers(-8, width + 8)), int(rng.integers(-8, height + 8))]
+        thickness = 3 if k % 4 == 3 else 2
+        canvas = np.zeros((height, width, 3), np.uint8)
+        cv2.line(canvas, tuple(a), tuple(b), [255, 153, 0], thickness=thickness)
+        cases.append({"width": width, "height": height, "from": a, "to": b, "thickness": thickness, "canvas": sha(canvas)})
+    return cases
+
+
+# (kind, width, height, seed): pictures the hand detector blurs (its boxes are 20 pixels or more), odd and even sides.
+BLURS = [("noise", 20, 20, 11), ("photo", 37, 37, 12), ("noise", 64, 41, 13), ("photo", 129, 96, 14), ("noise", 23, 70, 15)]
+
+
+def blur_cases() -> list:
+    cases = []
+    for kind, width, height, seed in BLURS:
+        picture = seeded_picture(width, height, seed, kind)
+        out = cv2.GaussianBlur(picture, (0, 0), 0.8)
+        cases.append({"kind": kind, "width": width, "height": height, "seed": seed, "input": sha(picture), "sha256": sha(out)})
+    return cases
+
+
 def main() -> None:
     resizes = []
     for kind, width, height, seed, out_width, out_height, samples, interpolation in RESIZES:
@@ -70,7 +99,8 @@ def main() -> None:
         resizes.append({"kind": kind, "width": width, "height": height, "seed": seed, "outWidth": out_width, "outHeight": out_height,
                         "samples": samples, "interpolation": interpolation, "input": sha(source), "sha256": sha(out)})
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"opencv": cv2.__version__, "resizes": resizes, "draws": draw_cases()}, indent=1) + "\n")
+    OUT.write_text(json.dumps({"opencv": cv2.__version__, "resizes": resizes, "draws": draw_cases(),
+                               "lines": line_cases(), "blurs": blur_cases()}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 // The OpenCV 4.x drawing calls the pose preprocessors make (imgproc/src/drawing.cpp), on an 8-bit raster, with
-// LINE_8, no sub-pixel shift and no anti-aliasing: cv2.ellipse2Poly (the arc through OpenCV's table of sines at
-// whole degrees, seven decimals, as float32; points rounded half to even, repeats dropped), cv2.fillConvexPoly
-// (its outline drawn with 8-connected lines, then scanned with 16-bit fixed-point edges) and cv2.circle with
-// thickness -1 (the integer midpoint circle, each step filling two spans). Colours are written as given, one value
-// per channel.
+// LINE_8 and no anti-aliasing: cv2.ellipse2Poly (the arc through OpenCV's table of sines at whole degrees, seven
+// decimals, as float32; points rounded half to even, repeats dropped), cv2.fillConvexPoly (its outline drawn with
+// 8-connected lines, then scanned with 16-bit fixed-point edges), cv2.circle with thickness -1 (the integer midpoint
+// circle, each step filling two spans) and cv2.line with a thickness of 2 or more (ThickLine: a quadrilateral of
+// 16-bit fixed-point corners filled as above, its outline by the fixed-point Line2, and a filled circle at each end).
+// Colours are written as given, one value per channel.
 
 import { roundHalfEven } from '../round-half-even.js';
 import type { Raster } from './raster.js';
@@ -52,7 +53,10 @@ function fillSpan(image: Raster, y: number, x1: number, x2: number, color: reado
   for (let x = x1; x <= x2; x++) for (let c = 0; c < cn; c++) image.data[(y * image.width + x) * cn + c] = color[c]!;
 }
 
-/** cv::clipLine: the segment clipped to the image, or undefined when it misses it. */
+/** C's int64 a * b / c (truncated): exact where a * b passes 2^53, as Line2's 16-bit fixed-point coordinates can. */
+const mulDiv = (a: number, b: number, c: number): number => Number((BigInt(a) * BigInt(b)) / BigInt(c));
+
+/** cv::clipLine: the segment clipped to the image (of `width` x `height` units), or undefined when it misses it. */
 function clipLine(width: number, height: number, p1: Point, p2: Point): [Point, Point] | undefined {
   const right = width - 1;
   const bottom = height - 1;
@@ -64,26 +68,26 @@ function clipLine(width: number, height: number, p1: Point, p2: Point): [Point, 
   if ((c1 & c2) === 0 && (c1 | c2) !== 0) {
     if (c1 & 12) {
       const a = c1 < 8 ? 0 : bottom;
-      x1 += Math.trunc(((a - y1) * (x2 - x1)) / (y2 - y1));
+      x1 += mulDiv(a - y1, x2 - x1, y2 - y1);
       y1 = a;
       c1 = (x1 < 0 ? 1 : 0) + (x1 > right ? 2 : 0);
     }
     if (c2 & 12) {
       const a = c2 < 8 ? 0 : bottom;
-      x2 += Math.trunc(((a - y2) * (x2 - x1)) / (y2 - y1));
+      x2 += mulDiv(a - y2, x2 - x1, y2 - y1);
       y2 = a;
       c2 = (x2 < 0 ? 1 : 0) + (x2 > right ? 2 : 0);
     }
     if ((c1 & c2) === 0 && (c1 | c2) !== 0) {
       if (c1) {
         const a = c1 === 1 ? 0 : right;
-        y1 += Math.trunc(((a - x1) * (y2 - y1)) / (x2 - x1));
+        y1 += mulDiv(a - x1, y2 - y1, x2 - x1);
         x1 = a;
         c1 = 0;
       }
       if (c2) {
         const a = c2 === 1 ? 0 : right;
-        y2 += Math.trunc(((a - x2) * (y2 - y1)) / (x2 - x1));
+        y2 += mulDiv(a - x2, y2 - y1, x2 - x1);
         x2 = a;
         c2 = 0;
       }
@@ -133,9 +137,58 @@ function line(image: Raster, from: Point, to: Point, color: readonly number[]): 
   }
 }
 
-/** cv2.fillConvexPoly(image, points, color) (LINE_8, shift 0). */
-export function fillConvexPoly(image: Raster, points: readonly Point[], color: readonly number[]): void {
+/** floor(v / 2^shift): C's arithmetic right shift of an int64, for values past 32 bits. */
+const shiftDown = (v: number, shift: number): number => Math.floor(v / 2 ** shift);
+
+/**
+ * OpenCV's Line2(): the 8-connected line between two points in 1/65536 pixels (clipped to the image in those units),
+ * stepping one whole pixel along the major axis and the fixed-point slope along the other; its far end first.
+ */
+function line2(image: Raster, from: Point, to: Point, color: readonly number[]): void {
+  const clipped = clipLine(image.width * XY_ONE, image.height * XY_ONE, from, to);
+  if (!clipped) return;
+  let [p1, p2] = clipped;
+  let dx = p2.x - p1.x;
+  let dy = p2.y - p1.y;
+  const ax = Math.abs(dx);
+  const ay = Math.abs(dy);
+  const odd = (v: number) => (v % 2 === 0 ? v + 1 : v);
+  const major = ax > ay;
+  // Walked from the end with the smaller major coordinate.
+  if (major ? dx < 0 : dy < 0) {
+    [p1, p2] = [p2, p1];
+    [dx, dy] = [-dx, -dy];
+  }
+  // The minor axis' step per pixel of the major one.
+  const step = major ? Math.trunc((dy * XY_ONE) / odd(ax)) : Math.trunc((dx * XY_ONE) / odd(ay));
+  let count = major ? shiftDown(p2.x - p1.x, XY_SHIFT) : shiftDown(p2.y - p1.y, XY_SHIFT);
+  const put = (x: number, y: number) => {
+    if (x >= 0 && x < image.width && y >= 0 && y < image.height) fillSpan(image, y, x, x, color);
+  };
+  const half = XY_ONE >> 1;
+  put(shiftDown(p2.x + half, XY_SHIFT), shiftDown(p2.y + half, XY_SHIFT));
+  let x = p1.x + half;
+  let y = p1.y + half;
+  if (major) x = shiftDown(x, XY_SHIFT);
+  else y = shiftDown(y, XY_SHIFT);
+  for (; count >= 0; count--) {
+    if (major) {
+      put(x, shiftDown(y, XY_SHIFT));
+      x += 1;
+      y += step;
+    } else {
+      put(shiftDown(x, XY_SHIFT), y);
+      x += step;
+      y += 1;
+    }
+  }
+}
+
+/** OpenCV's FillConvexPoly() (LINE_8) of points in 1/2^shift pixels: shift 0 (whole pixels) or 16 (ThickLine's). */
+function fillConvexPolyShifted(image: Raster, points: readonly Point[], color: readonly number[], shift: number): void {
   const n = points.length;
+  const delta = shift === 0 ? 0 : 1 << (shift - 1);
+  const up = 2 ** (XY_SHIFT - shift);
   let imin = 0;
   let xmin = points[0]!.x;
   let xmax = xmin;
@@ -151,9 +204,11 @@ export function fillConvexPoly(image: Raster, points: readonly Point[], color: r
     ymax = Math.max(ymax, p.y);
     xmax = Math.max(xmax, p.x);
     xmin = Math.min(xmin, p.x);
-    line(image, p0, p, color);
+    if (shift === 0) line(image, p0, p, color);
+    else line2(image, { x: p0.x * up, y: p0.y * up }, { x: p.x * up, y: p.y * up }, color);
     p0 = p;
   }
+  [xmin, xmax, ymin, ymax] = [xmin, xmax, ymin, ymax].map((v) => shiftDown(v + delta, shift)) as [number, number, number, number];
   if (n < 3 || xmax < 0 || ymax < 0 || xmin >= image.width || ymin >= image.height) return;
   ymax = Math.min(ymax, image.height - 1);
   const edge = [0, 1].map((i) => ({ idx: imin, di: i === 0 ? 1 : n - 1, x: -XY_ONE, dx: 0, ye: ymin }));
@@ -166,10 +221,10 @@ export function fillConvexPoly(image: Raster, points: readonly Point[], color: r
       let idx = idx0 + e.di;
       if (idx >= n) idx -= n;
       for (; edges-- > 0; ) {
-        const ty = points[idx]!.y;
+        const ty = shiftDown(points[idx]!.y + delta, shift);
         if (ty > y) {
-          const xs = points[idx0]!.x * XY_ONE;
-          const xe = points[idx]!.x * XY_ONE;
+          const xs = points[idx0]!.x * up;
+          const xe = points[idx]!.x * up;
           e.ye = ty;
           e.dx = Math.trunc(((xe - xs) * 2 + (ty - y)) / (2 * (ty - y)));
           e.x = xs;
@@ -184,8 +239,8 @@ export function fillConvexPoly(image: Raster, points: readonly Point[], color: r
     if (edges < 0) break;
     if (y >= 0) {
       const [left, right] = edge[0]!.x > edge[1]!.x ? [edge[1]!, edge[0]!] : [edge[0]!, edge[1]!];
-      let x1 = Math.floor((left.x + XY_ONE / 2) / XY_ONE);
-      let x2 = Math.floor((right.x + XY_ONE / 2) / XY_ONE);
+      let x1 = shiftDown(left.x + XY_ONE / 2, XY_SHIFT);
+      let x2 = shiftDown(right.x + XY_ONE / 2, XY_SHIFT);
       if (x2 >= 0 && x1 < image.width) {
         x1 = Math.max(x1, 0);
         x2 = Math.min(x2, image.width - 1);
@@ -195,6 +250,39 @@ export function fillConvexPoly(image: Raster, points: readonly Point[], color: r
     edge[0]!.x += edge[0]!.dx;
     edge[1]!.x += edge[1]!.dx;
   } while (++y <= ymax);
+}
+
+/** cv2.fillConvexPoly(image, points, color) (LINE_8, shift 0). */
+export function fillConvexPoly(image: Raster, points: readonly Point[], color: readonly number[]): void {
+  fillConvexPolyShifted(image, points, color, 0);
+}
+
+/**
+ * cv2.line(image, from, to, color, thickness) with thickness >= 2 (LINE_8, shift 0): the segment widened by
+ * thickness / 2 on each side (corners rounded half to even in 1/65536 pixels) and filled, then a filled circle of
+ * radius round(thickness / 2) at each end.
+ */
+export function thickLine(image: Raster, from: Point, to: Point, color: readonly number[], thickness: number): void {
+  if (!(Number.isInteger(thickness) && thickness >= 2)) throw new RangeError(`thickLine: thickness ${thickness} is not a whole number >= 2`);
+  const dx = from.x - to.x;
+  const dy = to.y - from.y;
+  const squared = dx * dx + dy * dy;
+  const half = thickness * (XY_ONE >> 1);
+  const p0 = { x: from.x * XY_ONE, y: from.y * XY_ONE };
+  const p1 = { x: to.x * XY_ONE, y: to.y * XY_ONE };
+  if (squared > Number.EPSILON) {
+    const r = (half + (thickness & 1) * XY_ONE * 0.5) / Math.sqrt(squared);
+    const dp = { x: roundHalfEven(dy * r), y: roundHalfEven(dx * r) };
+    const corners = [
+      { x: p0.x + dp.x, y: p0.y + dp.y },
+      { x: p0.x - dp.x, y: p0.y - dp.y },
+      { x: p1.x - dp.x, y: p1.y - dp.y },
+      { x: p1.x + dp.x, y: p1.y + dp.y },
+    ];
+    fillConvexPolyShifted(image, corners, color, XY_SHIFT);
+  }
+  const radius = shiftDown(half + (XY_ONE >> 1), XY_SHIFT);
+  for (const end of [from, to]) fillCircle(image, end, radius, color);
 }
 
 /** cv2.circle(image, center, radius, color, thickness=-1) (LINE_8, shift 0). */
