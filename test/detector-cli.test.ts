@@ -7,7 +7,7 @@ import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { atProcessorResolution } from '../src/image/preprocess/processor-resolution.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
-import { hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
+import { hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, mlsdControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
 import { assembleModel, type AssembledModel } from './helpers/assemble-model.js';
@@ -15,7 +15,7 @@ import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weigh
 import type { Raster } from '../src/image/raster.js';
 
 /**
- * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse|lineart-anime,detector=FILE: the image equals the
+ * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse|lineart-anime|openpose|mlsd,detector=FILE: the image equals the
  * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
  * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
  * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from gives the type back, and a
@@ -30,6 +30,7 @@ let lineart: string;
 let pidinet: string;
 let lineartAnime: string;
 let openpose: string;
+let mlsd: string;
 cli.before(() => {
   model = assembleModel('tiny-sd-control');
   dir = tempDir();
@@ -38,6 +39,7 @@ cli.before(() => {
   pidinet = writeDetectorWeights('pidinet', dir);
   lineartAnime = writeDetectorWeights('lineart-anime', dir);
   openpose = writeDetectorWeights('openpose', dir);
+  mlsd = writeDetectorWeights('mlsd', dir);
 });
 cli.after(() => {
   model.remove();
@@ -107,6 +109,27 @@ cli('type=openpose,res=128: the map of the picture scaled to Preprocessor Resolu
   assert.equal((await loadImage(out)).rgb.data, (await loadImage(given)).rgb.data);
 });
 
+cli('type=mlsd,value=0.2,distance=2.5 = its map given as type=none; recorded as Module: mlsd with its two thresholds; --from gives them back', async () => {
+  const picture = join(detectorFixtures('pidinet'), 'scene-128x64.png');
+  const out = join(dir, 'mlsd.png');
+  const r = diffuse([...base(out), '--control', `type=mlsd,image=${picture},model=${CONTROLNET},value=0.2,distance=2.5,detector=${mlsd}`]);
+  assert.is(r.status, 0, r.stderr);
+  const graph = await ensureConvertedDetector('mlsd', mlsd, join(dir, 'cache'));
+  const made = await mlsdControlPicture(graph, (await loadImage(picture)).rgb, { value: 0.2, distance: 2.5 }, { device: 'cpu' });
+  assert.ok(made.data.some((v) => v === 255), 'lines are drawn');
+  const map = join(dir, 'mlsd.map.png');
+  writeFileSync(map, await encodePng(made));
+  const given = join(dir, 'mlsd.given.png');
+  assert.is(diffuse([...base(given), '--control', `type=none,image=${map},model=${CONTROLNET}`]).status, 0);
+  assert.equal((await loadImage(out)).rgb.data, (await loadImage(given)).rgb.data);
+  const meta = readGenerationMetadata(readFileSync(out));
+  assert.ok(meta.kind === 'a1111', JSON.stringify(meta));
+  assert.match(meta.parameters.extra['ControlNet 0'] ?? '', /^Module: mlsd, Model: tiny-sd-control \[[0-9a-f]{8}\], Weight: 1\.0, Resize Mode: Just Resize, Low Vram: False, Threshold A: 0\.2, Threshold B: 2\.5, Guidance Start: 0\.0,/);
+  const again = diffuse(['txt2img', '--from', out, '--model', model.dir, '--steps', '1', '-W', '64', '-H', '64', '-o', join(dir, 'mlsd.again.png')]);
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stderr, 'pass --control type=mlsd,image=<picture>,model=<ControlNet folder>,weight=1,start=0,end=1,resize=just-resize,value=0.2,distance=2.5');
+});
+
 cli('a detector of another network, an absent file, or one on another type: one line, exit 2, no image', () => {
   const picture = join(detectorFixtures('hed'), 'scene-64.png');
   const cases: [string, RegExp][] = [
@@ -115,8 +138,11 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=openpose,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not OpenPose's body_pose_model\.pth \(no tensor conv1_1\.weight\)/],
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
     [`type=softedge-pidisafe,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
+    [`type=mlsd,image=${picture},model=${CONTROLNET},detector=${pidinet}`, /pidinet\.safetensors is not M-LSD's mlsd_large_512_fp32\.pth \(no tensor backbone\.features\.0\.0\.weight\)/],
+    [`type=canny,image=${picture},model=${CONTROLNET},value=0.2`, /value= is a threshold of type=mlsd; type=canny takes none/],
+    [`type=mlsd,image=${picture},model=${CONTROLNET},distance=25,detector=${mlsd}`, /distance must be a number from 0\.01 to 20 \(got '25'\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse\/lineart-anime\/openpose; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd; type=canny takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fmaf } from '../src/rng/fmaf.js';
+import { fmaf } from '../src/fmaf.js';
 
 // Exact products picked from integer factorisations so that a*b + c lies within 2^-56 of a point
 // halfway between two float32 values: the double sum lands exactly on that midpoint, and only a

@@ -112,6 +112,8 @@ function controlFlag(c: RecordedControl): string {
   if (type === 'canny' && c.thresholdA !== undefined) fields.push(`low=${c.thresholdA}`);
   if (type === 'canny' && c.thresholdB !== undefined) fields.push(`high=${c.thresholdB}`);
   if ((type === 'threshold' || type === 'scribble-xdog') && c.thresholdA !== undefined) fields.push(`level=${c.thresholdA}`);
+  if (type === 'mlsd' && c.thresholdA !== undefined) fields.push(`value=${c.thresholdA}`);
+  if (type === 'mlsd' && c.thresholdB !== undefined) fields.push(`distance=${c.thresholdB}`);
   // The extension writes -1 for a module without the slider: only a resolution res= takes is given back. With Pixel
   // Perfect it records the slider's value from before it computed the one it used (from the picture and the painted
   // size), so res=pixel-perfect computes it again.

@@ -8,6 +8,7 @@ import { assembleFolder, cachedConversion, writeGraph } from './converted-folder
 import { buildHed } from './hed.js';
 import { buildLineart } from './lineart.js';
 import { buildLineartAnime } from './lineart-anime.js';
+import { buildMlsd } from './mlsd.js';
 import { buildOpenpose } from './openpose.js';
 import { buildPidinet } from './pidinet.js';
 import type { GraphBuilder } from './onnx-builder.js';
@@ -16,13 +17,13 @@ import type { TensorStore } from './weights.js';
 /**
  * `detector=<file>`: a ControlNet preprocessor's network (HED's ControlNetHED.pth, lineart's
  * sk_model.pth, OpenPose's body_pose_model.pth, PiDiNet's table5_pidinet.pth,
- * lineart_anime's netG.pth; or the same state dict as .safetensors) built once into
+ * lineart_anime's netG.pth, M-LSD's mlsd_large_512_fp32.pth; or the same state dict as .safetensors) built once into
  * `<cacheDir>/<kind>-<sha256 of the file>/<kind>/model.onnx`, with detector.json saying which builder made it.
  */
 
-export type DetectorKind = 'hed' | 'lineart' | 'lineart-anime' | 'openpose' | 'pidinet';
+export type DetectorKind = 'hed' | 'lineart' | 'lineart-anime' | 'mlsd' | 'openpose' | 'pidinet';
 
-const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, 'lineart-anime': buildLineartAnime, openpose: buildOpenpose, pidinet: buildPidinet };
+const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, 'lineart-anime': buildLineartAnime, mlsd: buildMlsd, openpose: buildOpenpose, pidinet: buildPidinet };
 const RECORD = 'detector.json';
 /** Bumped when a builder changes the graph a weight file converts to. */
 const DETECTOR_CONVERTER_VERSION = 1;

@@ -37,6 +37,10 @@ export interface ConvOptions {
   pads?: [number, number, number, number];
   /** Default true; TAESD's strided and upsampling convolutions have none. */
   bias?: boolean;
+  /** Default 1; with groups, inChannels is one group's (the weight's second side: 1 for a depthwise convolution). */
+  groups?: number;
+  /** Default 1; the default pads then cover the dilated kernel. */
+  dilation?: number;
 }
 
 /** torch.nn.Conv2d: x [N, in, H, W] -> [N, out, H', W']. */
@@ -45,9 +49,11 @@ export function conv2d(net: Net, path: string, x: string, inChannels: number, ou
   const [out, , kh, kw] = shape;
   const weight = net.g.weight(net.w.take(`${path}.weight`, 'as-is', [outChannels, inChannels, undefined, undefined]));
   const bias = options.bias === false ? [] : [net.g.weight(net.w.take(`${path}.bias`, 'as-is', [out]))];
-  const pads = options.pads ?? [(kh! - 1) / 2, (kw! - 1) / 2, (kh! - 1) / 2, (kw! - 1) / 2];
+  const dilation = options.dilation ?? 1;
+  const [ph, pw] = [((kh! - 1) * dilation) / 2, ((kw! - 1) * dilation) / 2];
+  const pads = options.pads ?? [ph, pw, ph, pw];
   const stride = options.stride ?? 1;
-  return net.g.op('Conv', [x, weight, ...bias], scopeOf(path), { kernel_shape: [kh!, kw!], pads, strides: [stride, stride], dilations: [1, 1], group: 1 });
+  return net.g.op('Conv', [x, weight, ...bias], scopeOf(path), { kernel_shape: [kh!, kw!], pads, strides: [stride, stride], dilations: [dilation, dilation], group: options.groups ?? 1 });
 }
 
 /**

@@ -1,10 +1,10 @@
-// The OpenCV 4.x drawing calls the pose preprocessors make (imgproc/src/drawing.cpp), on an 8-bit raster, with
+// The OpenCV 4.x drawing calls the pose and line preprocessors make (imgproc/src/drawing.cpp), on an 8-bit raster, with
 // LINE_8 and no anti-aliasing: cv2.ellipse2Poly (the arc through OpenCV's table of sines at whole degrees, seven
 // decimals, as float32; points rounded half to even, repeats dropped), cv2.fillConvexPoly (its outline drawn with
 // 8-connected lines, then scanned with 16-bit fixed-point edges), cv2.circle with thickness -1 (the integer midpoint
-// circle, each step filling two spans) and cv2.line with a thickness of 2 or more (ThickLine: a quadrilateral of
-// 16-bit fixed-point corners filled as above, its outline by the fixed-point Line2, and a filled circle at each end).
-// Colours are written as given, one value per channel.
+// circle, each step filling two spans), cv2.line at thickness 1 (Line, clipped to the image) and with a thickness of 2
+// or more (ThickLine: a quadrilateral of 16-bit fixed-point corners filled as above, its outline by the fixed-point
+// Line2, and a filled circle at each end). Colours are written as given, one value per channel.
 
 import { roundHalfEven } from '../round-half-even.js';
 import type { Raster } from './raster.js';
@@ -96,8 +96,8 @@ function clipLine(width: number, height: number, p1: Point, p2: Point): [Point, 
   return (c1 | c2) === 0 ? [{ x: x1, y: y1 }, { x: x2, y: y2 }] : undefined;
 }
 
-/** OpenCV's Line(): an 8-connected LineIterator, left to right. */
-function line(image: Raster, from: Point, to: Point, color: readonly number[]): void {
+/** OpenCV's Line(): an 8-connected LineIterator, left to right; cv2.line(image, from, to, color) at thickness 1, LINE_8. */
+export function line(image: Raster, from: Point, to: Point, color: readonly number[]): void {
   let p1 = from;
   let p2 = to;
   if (p1.x < 0 || p1.x >= image.width || p2.x < 0 || p2.x >= image.width || p1.y < 0 || p1.y >= image.height || p2.y < 0 || p2.y >= image.height) {

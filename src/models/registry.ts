@@ -136,7 +136,7 @@ export interface LoraEntry extends FileSetEntry {
 }
 
 /** The networks a preprocessor entry holds weights of (src/graphs/detector-convert.ts builds each). */
-export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose'] as const;
+export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose', 'mlsd'] as const;
 export type PreprocessorKind = (typeof PREPROCESSOR_KINDS)[number];
 
 /**

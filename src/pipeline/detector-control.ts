@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { hedEdges } from '../image/preprocess/hed-edges.js';
 import { cvResizeU8 } from '../image/cv-resize-u8.js';
 import { lineartAnimeLines, lineartLines } from '../image/preprocess/lineart-lines.js';
+import { mlsdLines, type MlsdThresholds } from '../image/preprocess/mlsd-lines.js';
 import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
 import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
@@ -14,7 +15,7 @@ import { openSession, type SessionSettings } from '../onnx/session.js';
 
 /**
  * ControlNet pictures made by a preprocessor's network (a graph src/graphs/detector-convert.ts built),
- * as sd-webui-controlnet's hed()/pidinet()/lineart()/openpose() make them at Preprocessor Resolution = the picture's
+ * as sd-webui-controlnet's hed()/pidinet()/lineart()/openpose()/mlsd() make them at Preprocessor Resolution = the picture's
  * shorter side: the picture edge-padded to multiples of 64 (resize_image_with_pad at scale 1), the
  * network run on it, its output made 8-bit by the annotator's rules, the padding cropped off. The
  * session is opened for the one picture and released.
@@ -41,24 +42,28 @@ export function checkDetectorPictureSize(picture: { width: number; height: numbe
   }
 }
 
-/** RGB planes [3, h, w] of the samples through `scale` (float32 arithmetic). */
-function planes(image: Raster, scale: (v: number) => number): Float32Array {
+/** x / 127.5 - 1 in float32 (numpy's and torch's): lineart_anime's and M-LSD's input scale. */
+const minusOneToOne = (v: number): number => Math.fround(Math.fround(v / 127.5) - 1);
+
+/** The network's input [1, 3 (+ extra), h, w]: RGB planes of the samples through `scale` (float32 arithmetic), then `extra` planes filled with `fill`. */
+function planes(image: Raster, scale: (v: number) => number, extra = 0, fill = 0): ort.Tensor {
   const plane = image.width * image.height;
-  const data = new Float32Array(3 * plane);
+  const data = new Float32Array((3 + extra) * plane);
   for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) data[c * plane + i] = scale(image.data[i * image.channels + c]!);
-  return data;
+  data.fill(fill, 3 * plane);
+  return floatTensor('float32', data, [1, 3 + extra, image.height, image.width]);
 }
 
 /**
- * The network on the padded picture (first through `resize` when the network needs other sides), its outputs made into
- * a map of the padded size by `finish`, cropped.
+ * The network on the padded picture (first through `resize` when the network needs other sides; made its input by
+ * `encode`), its outputs made into a map of the padded size by `finish`, cropped.
  */
-async function runPadded(model: string, picture: Raster, settings: SessionSettings, scale: (v: number) => number, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster, resize?: (padded: Raster) => Raster): Promise<Raster> {
+async function runPadded(model: string, picture: Raster, settings: SessionSettings, encode: (input: Raster) => ort.Tensor, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster, resize?: (padded: Raster) => Raster): Promise<Raster> {
   const padded = padEdgeTo64(picture);
   const input = resize ? resize(padded) : padded;
   const opened = await openSession(model, settings);
   try {
-    const image = floatTensor('float32', planes(input, scale), [1, 3, input.height, input.width]);
+    const image = encode(input);
     const out = await opened.session.run({ image }, [...outputs]);
     return cropTopLeft(finish(outputs.map((name) => out[name]!), padded.width, padded.height), picture.width, picture.height);
   } finally {
@@ -69,18 +74,18 @@ async function runPadded(model: string, picture: Raster, settings: SessionSettin
 /** softedge: HED on RGB 0..255 (the network subtracts its own `norm`), its five projections mixed as annotator/hed does. */
 export function hedControlPicture(model: string, picture: Raster, safe: boolean, settings: SessionSettings): Promise<Raster> {
   const names = [1, 2, 3, 4, 5].map((k) => `projection${k}`);
-  return runPadded(model, picture, settings, (v) => v, names, (out, width, height) =>
+  return runPadded(model, picture, settings, (input) => planes(input, (v) => v), names, (out, width, height) =>
     hedEdges(out.map((t) => ({ values: toFloat32(t), height: t.dims[2]!, width: t.dims[3]! })), width, height, safe));
 }
 
 /** lineart: the network on RGB / 255 (torch's float32 division), its map inverted as sd-webui-controlnet's lineart() does. */
 export function lineartControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
-  return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['lines'], ([t], width, height) => lineartLines(toFloat32(t!), width, height));
+  return runPadded(model, picture, settings, (input) => planes(input, (v) => Math.fround(v / 255)), ['lines'], ([t], width, height) => lineartLines(toFloat32(t!), width, height));
 }
 
 /** softedge-pidinet: PiDiNet on RGB / 255 (the graph reads the BGR-trained first layer in RGB order), its edge made 8-bit as apply_pidinet does. */
 export function pidinetControlPicture(model: string, picture: Raster, safe: boolean, settings: SessionSettings): Promise<Raster> {
-  return runPadded(model, picture, settings, (v) => Math.fround(v / 255), ['edge'], ([t], width, height) => pidinetEdges(toFloat32(t!), width, height, safe));
+  return runPadded(model, picture, settings, (input) => planes(input, (v) => Math.fround(v / 255)), ['edge'], ([t], width, height) => pidinetEdges(toFloat32(t!), width, height, safe));
 }
 
 /**
@@ -102,6 +107,16 @@ export async function openposeControlPicture(model: string, picture: Raster, set
   return cropTopLeft(bodyPoseMap(maps, input), picture.width, picture.height);
 }
 
+
+/**
+ * mlsd: M-LSD on the padded picture as pred_lines feeds it (at its own size: RGB and a plane of ones, / 127.5 - 1), its
+ * half-size centre and displacement maps decoded and drawn as apply_mlsd does (src/image/preprocess/mlsd-lines.ts).
+ */
+export function mlsdControlPicture(model: string, picture: Raster, thresholds: MlsdThresholds, settings: SessionSettings): Promise<Raster> {
+  return runPadded(model, picture, settings, (input) => planes(input, minusOneToOne, 1, minusOneToOne(1)), ['maps'], ([t], width, height) =>
+    mlsdLines({ maps: toFloat32(t!), width: t!.dims[3]!, height: t!.dims[2]! }, width, height, thresholds));
+}
+
 /** 256 * ceil(side / 256): the sides annotator/lineart_anime resizes the picture to (its UNet halves them eight times). */
 const anime = (side: number): number => 256 * Math.ceil(side / 256);
 
@@ -115,7 +130,7 @@ export function lineartAnimeControlPicture(model: string, picture: Raster, setti
     model,
     picture,
     settings,
-    (v) => Math.fround(Math.fround(v / 127.5) - 1),
+    (input) => planes(input, minusOneToOne),
     ['line'],
     ([t], width, height) => lineartAnimeLines(toFloat32(t!), t!.dims[3]!, t!.dims[2]!, width, height),
     (padded) => cvResizeU8(padded, anime(padded.width), anime(padded.height), 'cubic'),

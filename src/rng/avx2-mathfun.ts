@@ -1,4 +1,4 @@
-import { fmaf } from './fmaf.js';
+import { fmaf } from '../fmaf.js';
 
 /*
  * Scalar, bit-exact emulation of the float32 log and sincos that torch's AVX2 normal kernel calls

@@ -5,9 +5,9 @@ import type { DetectorKind } from '../graphs/detector-convert.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart, openpose: the network of detector=): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart, openpose, mlsd: the network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -26,6 +26,7 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'lineart-coarse': 'lineart_coarse',
   'lineart-anime': 'lineart_anime',
   openpose: 'openpose',
+  mlsd: 'mlsd',
   none: 'none',
 };
 
@@ -47,6 +48,7 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
   'lineart-anime': { file: 'netG.pth', kind: 'lineart-anime', id: 'annotators-lineart-anime' },
   openpose: { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' },
+  mlsd: { file: 'mlsd_large_512_fp32.pth', kind: 'mlsd', id: 'annotators-mlsd' },
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
@@ -55,7 +57,7 @@ const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
  * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
  * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
  */
-export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose'];
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose', 'mlsd'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -73,6 +75,9 @@ export interface ControlSpec {
   low: number;
   high: number;
   level: number;
+  /** mlsd's "MLSD Value Threshold" (thr_v, 0.1) and "MLSD Distance Threshold" (thr_d, 0.1), the extension's slider ranges. */
+  value: number;
+  distance: number;
   /**
    * Preprocessor Resolution (64…2048, RES_TYPES only); 'pixel-perfect': the extension's "Pixel Perfect", computed from
    * the picture, the painted size and the resize mode (pixelPerfectResolution); undefined: the picture as it is.
@@ -85,8 +90,8 @@ export const PIXEL_PERFECT = 'pixel-perfect';
 
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
-const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'res', 'detector'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,res=512|pixel-perfect,detector=FILE|ID]';
+const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'value', 'distance', 'res', 'detector'] as const;
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,value=0.1,distance=0.1,res=512|pixel-perfect,detector=FILE|ID]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -139,7 +144,12 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     low: number('low', 100, 0, 255),
     high: number('high', 200, 0, 255),
     level: number('level', type === 'scribble-xdog' ? 32 : 127, 0, 255),
+    value: number('value', 0.1, 0.01, 2),
+    distance: number('distance', 0.1, 0.01, 20),
   };
+  for (const key of ['value', 'distance'] as const) {
+    if (fields.has(key) && spec.type !== 'mlsd') throw new UsageError(`${label}: ${key}= is a threshold of type=mlsd; type=${spec.type} takes none`);
+  }
   const res = fields.get('res');
   if (res !== undefined) {
     if (!RES_TYPES.includes(spec.type)) throw new UsageError(`${label}: res= is the Preprocessor Resolution of type=${RES_TYPES.join('/')}; type=${spec.type} takes none`);

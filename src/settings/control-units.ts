@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { checkDetectorPictureSize, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, mlsdControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { atProcessorResolution, PROCESSOR_RES_DEFAULT, pixelPerfectResolution, processorResolutionSize } from '../image/preprocess/processor-resolution.js';
@@ -49,6 +49,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
           lineart: async () => lineartControlPicture(await detectorGraph(spec, label), picture, session),
           lineartAnime: async () => lineartAnimeControlPicture(await detectorGraph(spec, label), picture, session),
           openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session),
+          mlsd: async () => mlsdControlPicture(await detectorGraph(spec, label), picture, { value: spec.value, distance: spec.distance }, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -113,6 +114,7 @@ interface Networks {
   lineart: () => Promise<Raster>;
   lineartAnime: () => Promise<Raster>;
   openpose: () => Promise<Raster>;
+  mlsd: () => Promise<Raster>;
 }
 
 /** The picture through the unit's preprocessor. */
@@ -133,6 +135,8 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
       return networks.lineartAnime();
     case 'openpose':
       return networks.openpose();
+    case 'mlsd':
+      return networks.mlsd();
     case 'canny':
       return cannyControlMap(picture, spec.low, spec.high);
     case 'threshold':
@@ -150,7 +154,7 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
 
 /**
  * A1111's "Module" and its slider values: "Processor Res" when res= is given, "Threshold A/B" (canny's thresholds,
- * threshold's and scribble-xdog's level). With Pixel Perfect the extension writes the unit before computing the
+ * threshold's and scribble-xdog's level, mlsd's value and distance thresholds). With Pixel Perfect the extension writes the unit before computing the
  * resolution it uses, so "Processor Res" is the hidden slider's default, not that resolution.
  */
 function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preprocessor']> {
@@ -158,5 +162,6 @@ function preprocessorRecord(spec: ControlSpec): NonNullable<ControlUnit['preproc
   const record = { module: CONTROL_MODULES[spec.type], ...res };
   if (spec.type === 'canny') return { ...record, thresholdA: spec.low, thresholdB: spec.high };
   if (spec.type === 'threshold' || spec.type === 'scribble-xdog') return { ...record, thresholdA: spec.level };
+  if (spec.type === 'mlsd') return { ...record, thresholdA: spec.value, thresholdB: spec.distance };
   return record;
 }

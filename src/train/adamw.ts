@@ -1,4 +1,4 @@
-import { fmaf } from '../rng/fmaf.js';
+import { fmaf } from '../fmaf.js';
 
 /**
  * torch.optim.AdamW (torch 2.5, the single-tensor path torch takes for CPU tensors) on a float32

@@ -5,10 +5,10 @@ import { FIXTURES, readJson } from './fixtures.js';
 import { checkpointBytes, sha256, type Recipe } from './synthetic-checkpoint.js';
 
 /**
- * tools/make_hed_refs.py's, make_pidinet_refs.py's, make_lineart_refs.py's, make_lineart_anime_refs.py's and make_openpose_refs.py's fixtures: a random preprocessor network as a
+ * tools/make_hed_refs.py's, make_pidinet_refs.py's, make_lineart_refs.py's, make_lineart_anime_refs.py's, make_openpose_refs.py's and make_mlsd_refs.py's fixtures: a random preprocessor network as a
  * recipe, pictures and controlnet_aux's / sd-webui-controlnet's maps.
  */
-export type DetectorFixture = 'hed' | 'lineart' | 'lineart-anime' | 'openpose' | 'pidinet';
+export type DetectorFixture = 'hed' | 'lineart' | 'lineart-anime' | 'mlsd' | 'openpose' | 'pidinet';
 
 export const detectorFixtures = (kind: DetectorFixture): string => join(FIXTURES, kind);
 
