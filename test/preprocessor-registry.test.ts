@@ -65,9 +65,10 @@ reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned c
     ['annotators-pidinet', 'pidinet', ['table5_pidinet.pth']],
     ['annotators-openpose', 'openpose', ['body_pose_model.pth']],
     ['annotators-lineart-anime', 'lineart-anime', ['netG.pth']],
+    ['annotators-mlsd', 'mlsd', ['mlsd_large_512_fp32.pth']],
   ]);
   for (const p of registry.preprocessors) assert.match(`${p.repo}@${p.revision}`, /^lllyasviel\/Annotators@[0-9a-f]{40}$/);
-  assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'mlsd' }] }), /kind/);
+  assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'normalbae' }] }), /kind/);
   assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, files: ['a.pth', 'b.pth'] }] }), /must be one \.pth or \.safetensors file/);
 });
 

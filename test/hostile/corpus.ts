@@ -528,7 +528,7 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     });
   }
   // The other networks' types: the same reader and size check, and HED's keys refused as not theirs.
-  for (const [type, network] of [['lineart', "lineart's"], ['softedge-pidinet', "PiDiNet's"], ['lineart-anime', "lineart_anime's"]] as const) {
+  for (const [type, network] of [['lineart', "lineart's"], ['softedge-pidinet', "PiDiNet's"], ['lineart-anime', "lineart_anime's"], ['mlsd', "M-LSD's"]] as const) {
     for (const [name, detector, says, picture = f.valid] of [
       ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
       ["HED's network", join(hed, 'rgba.safetensors'), new RegExp(`rgba\\.safetensors is not ${network} `)],
