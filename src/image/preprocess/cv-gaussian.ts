@@ -8,7 +8,11 @@
 // 8-bit threshold or truncation only at an exact tie.
 
 export function gaussianKernel(sigma: number): Float32Array {
-  const n = Math.round(sigma * 4 * 2 + 1) | 1;
+  return Float32Array.from(gaussianKernelDoubles(Math.round(sigma * 4 * 2 + 1) | 1, sigma));
+}
+
+/** getGaussianKernelBitExact's n taps in double (softdouble), before any cast: exp(-x²/(2σ²)) normalised by 1 + 2·Σ. */
+export function gaussianKernelDoubles(n: number, sigma: number): Float64Array {
   const scale = -0.125 / (sigma * sigma);
   const half = (n - 1) / 2;
   const values: number[] = [];
@@ -20,14 +24,14 @@ export function gaussianKernel(sigma: number): Float32Array {
   }
   sum = sum * 2 + 1;
   const mul = 1 / sum;
-  const kernel = new Float32Array(n);
+  const kernel = new Float64Array(n);
   for (let i = 0; i < half; i++) kernel[i] = kernel[n - 1 - i] = values[i]! * mul;
   kernel[half] = mul;
   return kernel;
 }
 
 /** BORDER_REFLECT_101: gfedcb|abcdefgh|gfedcba. */
-function reflect101(i: number, n: number): number {
+export function reflect101(i: number, n: number): number {
   if (n === 1) return 0;
   for (;;) {
     if (i < 0) i = -i;
