@@ -7,6 +7,7 @@ import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { atProcessorResolution } from '../src/image/preprocess/processor-resolution.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
+import { scribbleFromEdges } from '../src/image/preprocess/scribble-edges.js';
 import { hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, mlsdControlPicture, openposeControlPicture, pidinetControlPicture } from '../src/pipeline/detector-control.js';
 import { diffuse, tempDir } from './helpers/cli.js';
 import { FIXTURES } from './helpers/fixtures.js';
@@ -15,9 +16,10 @@ import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weigh
 import type { Raster } from '../src/image/raster.js';
 
 /**
- * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|lineart|lineart-coarse|lineart-anime|openpose|mlsd,detector=FILE: the image equals the
- * one made from the preprocessor's map (src/pipeline/detector-control.ts, compared with
- * controlnet_aux's in test/detectors.test.ts) passed as type=none, so that map is what the
+ * --control type=softedge|softedge-safe|softedge-pidinet|softedge-pidisafe|scribble-hed|scribble-pidinet|lineart|lineart-coarse|lineart-anime|openpose|mlsd,
+ * detector=FILE: the image equals the one made from the preprocessor's map (src/pipeline/detector-control.ts, compared
+ * with controlnet_aux's in test/detectors.test.ts; scribble's steps after it, src/image/preprocess/scribble-edges.ts,
+ * with the extension's in test/scribble.test.ts) passed as type=none, so that map is what the
  * ControlNet saw; the metadata says sd-webui-controlnet's Module, --from gives the type back, and a
  * detector of another network is one line, exit 2, no image.
  */
@@ -53,6 +55,8 @@ const CASES = [
   ['softedge-safe', 'hed', 'scene-128x64', 'softedge_hedsafe'],
   ['softedge-pidinet', 'pidinet', 'scene-45x70', 'softedge_pidinet'],
   ['softedge-pidisafe', 'pidinet', 'scene-128x64', 'softedge_pidisafe'],
+  ['scribble-hed', 'hed', 'scene-45x70', 'scribble_hed'],
+  ['scribble-pidinet', 'pidinet', 'scene-64', 'scribble_pidinet'],
   ['lineart', 'lineart', 'scene-45x70', 'lineart_realistic'],
   ['lineart-coarse', 'lineart', 'scene-128x64', 'lineart_coarse'],
   ['lineart-anime', 'lineart-anime', 'scene-45x70', 'lineart_anime'],
@@ -60,9 +64,11 @@ const CASES = [
 ] as const;
 
 /** The type's map as src/pipeline/detector-control.ts makes it from the converted graph. */
-function detectorMap(type: (typeof CASES)[number][0], graph: string, rgb: Raster): Promise<Raster> {
+async function detectorMap(type: (typeof CASES)[number][0], graph: string, rgb: Raster): Promise<Raster> {
   const session = { device: 'cpu' } as const;
   if (type === 'softedge' || type === 'softedge-safe') return hedControlPicture(graph, rgb, type === 'softedge-safe', session);
+  if (type === 'scribble-hed') return scribbleFromEdges(await hedControlPicture(graph, rgb, false, session));
+  if (type === 'scribble-pidinet') return scribbleFromEdges(await pidinetControlPicture(graph, rgb, false, session));
   if (type === 'softedge-pidinet' || type === 'softedge-pidisafe') return pidinetControlPicture(graph, rgb, type === 'softedge-pidisafe', session);
   if (type === 'lineart-anime') return lineartAnimeControlPicture(graph, rgb, session);
   if (type === 'openpose') return openposeControlPicture(graph, rgb, session);
@@ -138,11 +144,12 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=openpose,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not OpenPose's body_pose_model\.pth \(no tensor conv1_1\.weight\)/],
     [`type=lineart,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not lineart's sk_model\.pth \(no tensor model0\.1\.weight\)/],
     [`type=softedge-pidisafe,image=${picture},model=${CONTROLNET},detector=${lineart}`, /lineart\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
+    [`type=scribble-pidinet,image=${picture},model=${CONTROLNET},detector=${hed}`, /hed\.safetensors is not PiDiNet's table5_pidinet\.pth \(no tensor module\.init_block\.weight\)/],
     [`type=mlsd,image=${picture},model=${CONTROLNET},detector=${pidinet}`, /pidinet\.safetensors is not M-LSD's mlsd_large_512_fp32\.pth \(no tensor backbone\.features\.0\.0\.weight\)/],
     [`type=canny,image=${picture},model=${CONTROLNET},value=0.2`, /value= is a threshold of type=mlsd; type=canny takes none/],
     [`type=mlsd,image=${picture},model=${CONTROLNET},distance=25,detector=${mlsd}`, /distance must be a number from 0\.01 to 20 \(got '25'\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/scribble-hed\/scribble-pidinet\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd; type=canny takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

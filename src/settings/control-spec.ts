@@ -5,9 +5,10 @@ import type { DetectorKind } from '../graphs/detector-convert.js';
 
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
- * the ControlNet's or the model's folder; softedge, softedge-pidinet, lineart, openpose, mlsd: the network of detector=): none passes it as it is.
+ * the ControlNet's or the model's folder; softedge, softedge-pidinet, scribble-hed, scribble-pidinet, lineart, openpose, mlsd: the
+ * network of detector=): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -22,6 +23,8 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'softedge-safe': 'softedge_hedsafe',
   'softedge-pidinet': 'softedge_pidinet',
   'softedge-pidisafe': 'softedge_pidisafe',
+  'scribble-hed': 'scribble_hed',
+  'scribble-pidinet': 'scribble_pidinet',
   lineart: 'lineart_realistic',
   'lineart-coarse': 'lineart_coarse',
   'lineart-anime': 'lineart_anime',
@@ -44,6 +47,8 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   'softedge-safe': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-pidinet': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
   'softedge-pidisafe': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
+  'scribble-hed': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
+  'scribble-pidinet': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
   lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
   'lineart-anime': { file: 'netG.pth', kind: 'lineart-anime', id: 'annotators-lineart-anime' },
@@ -57,7 +62,7 @@ const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
  * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
  * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
  */
-export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'lineart', 'lineart-coarse', 'openpose', 'mlsd'];
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'openpose', 'mlsd'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -69,7 +74,7 @@ export interface ControlSpec {
   end: number;
   guess: boolean;
   resize: ResizeMode;
-  /** softedge's, PiDiNet's or lineart's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
+  /** HED's, PiDiNet's, lineart's or OpenPose's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
   detector?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200); threshold's level (127), scribble-xdog's (32). */
   low: number;

@@ -15,6 +15,7 @@ import { invert } from '../image/preprocess/invert.js';
 import { atProcessorResolution, PROCESSOR_RES_DEFAULT, pixelPerfectResolution, processorResolutionSize } from '../image/preprocess/processor-resolution.js';
 import { lineartStandard } from '../image/preprocess/lineart-standard.js';
 import { scribbleXdog } from '../image/preprocess/scribble.js';
+import { scribbleFromEdges } from '../image/preprocess/scribble-edges.js';
 import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
@@ -128,6 +129,10 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'softedge-pidinet':
     case 'softedge-pidisafe':
       return networks.pidinet(spec.type === 'softedge-pidisafe');
+    case 'scribble-hed':
+      return scribbleFromEdges(await networks.softedge(false));
+    case 'scribble-pidinet':
+      return scribbleFromEdges(await networks.pidinet(false));
     case 'lineart':
     case 'lineart-coarse':
       return networks.lineart();
