@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fixedGaussianKernel, gaussianBlurU8 } from '../src/image/preprocess/cv-gaussian-u8.js';
+import { gaussianBlurU8, gaussianKernelU8 } from '../src/image/cv-gaussian-u8.js';
 import { nms } from '../src/image/preprocess/nms.js';
 import { scribbleFromEdges } from '../src/image/preprocess/scribble-edges.js';
 import type { Channels, Raster } from '../src/image/raster.js';
@@ -63,7 +63,7 @@ async function grey(path: string): Promise<Raster> {
 
 test("the 8-bit kernels: cvRound(6σ + 1) | 1 taps of 8 fractional bits summing to 256, OpenCV's sizes", () => {
   for (const [sigma, size] of [[3, 19], [0.5, 5], [0.3, 3], [0.8, 7], [5, 31]] as const) {
-    const k = fixedGaussianKernel(sigma);
+    const k = gaussianKernelU8(sigma);
     assert.is(k.length, size, `sigma ${sigma}`);
     assert.is(k.reduce((a, b) => a + b, 0), 256);
     assert.equal([...k], [...k].reverse());
@@ -74,7 +74,7 @@ for (const c of refs.blur) {
   test(`GaussianBlur uint8 ${c.kind} ${c.width}x${c.height}x${c.channels} sigma ${c.sigma}`, () => {
     const x = input(c, c.channels);
     assert.is(c.ippOffDiffers, 0, 'OpenCV with IPP off gives the same bytes');
-    assert.is(sha(gaussianBlurU8(x.data, x.width, x.height, x.channels, c.sigma)), c.sha256);
+    assert.is(sha(gaussianBlurU8(x, c.sigma).data), c.sha256);
   });
 }
 
@@ -102,7 +102,7 @@ for (const c of refs.modules) {
 }
 
 test('the cases reach kernels wider than the picture, both channel counts and the real thresholds', () => {
-  assert.ok(refs.blur.some((c) => Math.min(c.width, c.height) < fixedGaussianKernel(c.sigma).length));
+  assert.ok(refs.blur.some((c) => Math.min(c.width, c.height) < gaussianKernelU8(c.sigma).length));
   assert.ok(refs.blur.some((c) => c.channels === 3) && refs.blur.some((c) => c.width % 8 !== 0));
   assert.ok(refs.nms.some((c) => c.threshold === 127 && c.sigma === 3 && c.white > 0));
 });

@@ -1,4 +1,4 @@
-"""References for --control type=scribble-hed / scribble-pidinet (src/image/preprocess/cv-gaussian-u8.ts, nms.ts,
+"""References for --control type=scribble-hed / scribble-pidinet (src/image/cv-gaussian-u8.ts, nms.ts,
 scribble-edges.ts): sd-webui-controlnet's scribble_hed and scribble_pidinet after the soft-edge map, with OpenCV 4.11.
 
 The extension (scripts/preprocessor/legacy/processor.py) computes, on hed()'s or pidinet()'s cropped uint8 map:

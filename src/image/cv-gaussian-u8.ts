@@ -1,31 +1,27 @@
 // cv2.GaussianBlur(src, (0, 0), sigma) of an 8-bit picture, OpenCV 4.x's bit-exact fixed-point path (smooth.dispatch.cpp,
-// GaussianBlurFixedPoint): the kernel size for 8-bit pictures, cvRound(sigma * 3 * 2 + 1) | 1; the double kernel
-// (getGaussianKernelBitExact: exp(-x²/(2σ²)) normalised by 1 + 2·Σ) turned into 8-bit fractions by error diffusion
-// (getGaussianKernelFixedPoint_ED: each outer tap rounded half to even with the previous rounding error carried, the
-// centre taking what is left of 256); a row pass of exact integer sums, a column pass of exact integer sums, then
-// (sum + 2^15) >> 16; BORDER_REFLECT_101. Every step is integer arithmetic, so the SIMD and scalar paths agree.
+// GaussianBlurFixedPoint), not the float one of ./preprocess/cv-gaussian.ts: the kernel size for 8-bit pictures,
+// cvRound(sigma * 3 * 2 + 1) | 1; the double kernel (getGaussianKernelBitExact, shared with the float path) turned into
+// 8-bit fractions by error diffusion (getGaussianKernelFixedPoint_ED: each outer tap rounded half to even with the
+// previous rounding error carried, the centre taking what is left of 256); a row pass of exact integer sums (at most
+// 255 · 256, ufixedpoint16), a column pass of exact integer sums, then (sum + 2^15) >> 16; BORDER_REFLECT_101. Every step
+// is integer arithmetic, so the SIMD and scalar paths agree, and IPP plays no part (OpenCV sends 8-bit pictures here
+// before it would consider IPP). A side of one pixel gets a one-tap kernel in OpenCV; here every tap lands on that
+// pixel and the taps sum to 256, which gives the same value.
 
 import { roundHalfEven } from '../round-half-even.js';
+import { gaussianKernelDoubles, reflect101 } from './preprocess/cv-gaussian.js';
 import type { Raster } from './raster.js';
 
 /** The fixed-point taps (8 fractional bits, summing to 256; sigma 0.8: 0, 6, 58, 128, 58, 6, 0). */
-function gaussianKernelU8(sigma: number): number[] {
+export function gaussianKernelU8(sigma: number): number[] {
   const n = roundHalfEven(sigma * 3 * 2 + 1) | 1;
-  const scale = -0.125 / (sigma * sigma);
+  const exact = gaussianKernelDoubles(n, sigma);
   const half = (n - 1) / 2;
-  const values: number[] = [];
-  let sum = 0;
-  for (let i = 0, x = 1 - n; i < half; i++, x += 2) {
-    const t = Math.exp(x * x * scale);
-    values.push(t);
-    sum += t;
-  }
-  const mul = 1 / (sum * 2 + 1);
   const taps = new Array<number>(n);
   let err = 0;
   let outer = 0;
   for (let i = 0; i < half; i++) {
-    const adjusted = values[i]! * mul * 256 + err;
+    const adjusted = exact[i]! * 256 + err;
     const v = roundHalfEven(adjusted);
     err = adjusted - v;
     taps[i] = taps[n - 1 - i] = v;
@@ -33,16 +29,6 @@ function gaussianKernelU8(sigma: number): number[] {
   }
   taps[half] = 256 - 2 * outer;
   return taps;
-}
-
-/** BORDER_REFLECT_101: gfedcb|abcdefgh|gfedcba. */
-function reflect101(i: number, n: number): number {
-  if (n === 1) return 0;
-  for (;;) {
-    if (i < 0) i = -i;
-    else if (i >= n) i = 2 * n - 2 - i;
-    else return i;
-  }
 }
 
 export function gaussianBlurU8(picture: Raster, sigma: number): Raster {
