@@ -44,13 +44,14 @@ export function cpuLine(cpu: CpuDescription): string {
 
 /**
  * A results file's name part for the CPU: vendor word, family and model number, and the class of
- * instruction set that decides the kernels ("epyc-f25m17-avx512vnni", "epyc-f25m1-avx2"), so the
+ * instruction set that decides the kernels ("epyc-f25m17-avx512vnni", "epyc-f25m1-avx2", "xeon-f6m167-amx"), so the
  * files of each CPU class sort together.
  */
 export function cpuTag(cpu: CpuDescription): string {
   const word = /epyc|ryzen|xeon|core|graviton|ampere|apple/i.exec(cpu.model)?.[0]?.toLowerCase() ?? 'cpu';
   const id = cpu.family ? `-f${cpu.family}m${cpu.modelNumber ?? 'x'}` : '';
   const has = (f: string): boolean => cpu.features.includes(f);
-  const isa = has('avx512_vnni') ? 'avx512vnni' : has('avx_vnni') ? 'avxvnni' : has('avx512f') ? 'avx512' : has('avx2') ? 'avx2' : 'noavx2';
+  // AMX's int8 tiles are a kernel class of their own in ONNX Runtime (MLAS picks them over VNNI).
+  const isa = has('amx_int8') ? 'amx' : has('avx512_vnni') ? 'avx512vnni' : has('avx_vnni') ? 'avxvnni' : has('avx512f') ? 'avx512' : has('avx2') ? 'avx2' : 'noavx2';
   return `${word}${id}-${isa}`;
 }

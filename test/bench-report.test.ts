@@ -104,6 +104,7 @@ test('results files are named by the CPU: family, model and the instruction-set 
   assert.is(cpuTag(cpu(['avx2', 'fma', 'avx512f', 'avx512_vnni'])), 'epyc-f25m17-avx512vnni');
   assert.is(cpuTag(cpu(['avx2', 'fma'], { modelNumber: '1' })), 'epyc-f25m1-avx2');
   assert.is(cpuTag(cpu(['avx2', 'avx_vnni'], { model: 'Intel(R) Core(TM) i7-12700' })), 'core-f25m17-avxvnni');
+  assert.is(cpuTag(cpu(['avx2', 'avx512f', 'avx512_vnni', 'amx_int8'], { model: 'Intel(R) Xeon(R) Processor', family: '6', modelNumber: '167' })), 'xeon-f6m167-amx');
   assert.is(cpuTag({ model: 'unknown', features: [], int8Format: 'u8u8' }), 'cpu-noavx2');
 });
 
