@@ -41,6 +41,7 @@ export const OPTIONS: SpeedOption[] = [
   { label: 'int8 u8s8', flags: '--quantize int8 --int8-format u8s8', load: { quantize: 'int8', int8Format: 'u8s8' } },
   { label: 'int8 u8s7', flags: '--quantize int8 --int8-format u8s7', load: { quantize: 'int8', int8Format: 'u8s7' } },
   { label: 'int8-matmul', flags: '--quantize int8-matmul', load: { quantize: 'int8-matmul' } },
+  { label: 'int8-attention', flags: '--quantize int8-attention', load: { quantize: 'int8-attention' } },
   { label: 'half the steps', flags: '--steps 10', request: { steps: 10 } },
   ...DEEP_CACHE_ROWS.map((n) => ({ label: `deep cache ${n}`, flags: `--deep-cache ${n}`, load: { deepCache: true }, request: { deepCache: n } })),
   // The bench's 'diffuse fast' row without its TAESD decode (see below): int8 and DeepCache together.

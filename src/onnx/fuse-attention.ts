@@ -47,6 +47,9 @@ export interface Attention {
   anchor: NodeProto;
   /** The nodes the pattern consists of (the removal of their dead inputs follows). */
   core: NodeProto[];
+  /** Its two products: the scores q·kᵀ before Softmax and the context probs·v after it. */
+  scores: NodeProto;
+  context: NodeProto;
 }
 
 /** Producers, consumers and constants of one graph, read once. */
@@ -229,6 +232,8 @@ export function matchAttention(index: GraphIndex, softmax: NodeProto, softmaxDef
     scale,
     anchor,
     core: [...q.nodes, ...k.nodes, ...v.nodes, mulQ, mulK, scores, softmax, context, merge, anchor],
+    scores,
+    context,
   };
 }
 

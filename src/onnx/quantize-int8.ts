@@ -35,9 +35,15 @@ const MIN_CHANNELS = 16;
 export const INT8_FORMATS = ['u8s8', 'u8u8', 'u8s7'] as const;
 export type Int8Format = (typeof INT8_FORMATS)[number];
 
-/** The symmetric weight grid's bound: the zero point is 0 (int8) or 128 (uint8). */
-const weightMax = (format: Int8Format): number => (format === 'u8s7' ? 63 : 127);
 const UINT8_ZERO = 128;
+
+/** A format's symmetric weight grid: values within ±bound, stored as elemType around zeroPoint. */
+export function weightGrid(format: Int8Format): { bound: number; elemType: number; zeroPoint: number } {
+  const uint8 = format === 'u8u8';
+  return { bound: format === 'u8s7' ? 63 : 127, elemType: uint8 ? ElemType.UINT8 : ElemType.INT8, zeroPoint: uint8 ? UINT8_ZERO : 0 };
+}
+
+const weightMax = (format: Int8Format): number => weightGrid(format).bound;
 const GRAPH = { node: 1, initializer: 5, output: 12 } as const;
 
 export interface ConvTarget {

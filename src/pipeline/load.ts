@@ -83,7 +83,7 @@ export interface LoadOptions {
    * (default) leaves them to ONNX Runtime's Conv. Ignored with int8 and on GPUs.
    */
   conv?: ConvAlgorithm;
-  /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only. */
+  /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only; int8-attention: int8 and the UNet's attention products. */
   quantize?: Quantization;
   /** How int8 weights are stored (default: the format this CPU runs exactly, see cpu-features). */
   int8Format?: Int8Format;
@@ -179,7 +179,8 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   const unetWithNetworks = withHypernetworks(networks.unet, options.hypernetworks ?? [], graphCache);
   const unetForControl = options.controlResiduals ? controlReadyUnet(unetWithNetworks, files.dir, graphCache) : unetWithNetworks;
   const unetMerged = options.tokenMerging ? tokenMergedUnet(unetForControl, options.tokenMerging, graphCache) : unetForControl;
-  const unetSource = options.fuseAttention ? fusedGraph(unetMerged, graphCache, 'unet') : unetMerged;
+  // int8-attention rewrites the attention's two products, which the fused kernel no longer has.
+  const unetSource = options.fuseAttention && options.quantize !== 'int8-attention' ? fusedGraph(unetMerged, graphCache, 'unet') : unetMerged;
   const tokenizer = text.texts[0]!.tokenizer;
   const parts: BundleParts = {
     files,

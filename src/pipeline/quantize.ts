@@ -3,13 +3,17 @@ import { rmSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
 import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
 import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type Range } from '../onnx/quantize-int8.js';
+import { quantizeAttention } from '../onnx/quantize-attention.js';
 import type { OpenedSession } from '../onnx/session.js';
 import type { ort } from '../onnx/runtime.js';
 import { createRaster } from '../image/raster.js';
 import type { GenerationRequest } from './types.js';
 
-/** int8: UNet and VAE decoder, convolutions calibrated; int8-matmul: the UNet's MatMuls only, no calibration. */
-export const QUANTIZATIONS = ['none', 'int8', 'int8-matmul'] as const;
+/**
+ * int8: UNet and VAE decoder, convolutions calibrated; int8-matmul: the UNet's MatMuls only, no
+ * calibration; int8-attention: int8 and the UNet's attention products too (its attention unfused).
+ */
+export const QUANTIZATIONS = ['none', 'int8', 'int8-matmul', 'int8-attention'] as const;
 export type Quantization = (typeof QUANTIZATIONS)[number];
 
 /**
@@ -53,30 +57,39 @@ export async function int8Graphs(
 ): Promise<{ unet: string; decoder: string }> {
   let calibration: Promise<{ unet: Ranges; decoder: Ranges }> | undefined;
   const ranges = () => (calibration ??= calibrateOnce(paths, cacheDir, calibrate, onCalibrate));
-  const quantized = async (source: string, label: string, part: 'unet' | 'decoder') => {
+  const calibrated = mode !== 'int8-matmul';
+  // The decoder's attention stays float in every mode, so int8-attention shares int8's decoder.
+  const quantized = async (source: string, label: string, part: 'unet' | 'decoder', partMode: typeof mode) => {
     const entry = await cachedModelEditAsync({
       source,
       cacheDir,
-      label: `${label}-${mode}`,
-      editKey: { quantize: mode, format, version: INT8_VERSION },
+      label: `${label}-${partMode}`,
+      editKey: { quantize: partMode, format, version: INT8_VERSION },
       edit: async (model, sourceDir) => {
-        const q = quantize(model, sourceDir, mode === 'int8' ? (await ranges())[part] : undefined, format, label);
+        const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention');
         return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls } };
       },
     });
     return entry.path;
   };
-  const unet = await quantized(paths.unet, 'unet', 'unet');
-  return { unet, decoder: mode === 'int8' ? await quantized(paths.decoder, 'vae-decoder', 'decoder') : paths.decoder };
+  const unet = await quantized(paths.unet, 'unet', 'unet', mode);
+  return { unet, decoder: calibrated ? await quantized(paths.decoder, 'vae-decoder', 'decoder', 'int8') : paths.decoder };
 }
 
-function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string): ReturnType<typeof quantizeInt8> {
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean): ReturnType<typeof quantizeInt8> {
   try {
-    return quantizeInt8(model, sourceDir, ranges, format);
+    // The attention products first: quantizeInt8 then takes only MatMuls by weights, not these.
+    return quantizeInt8(attention ? attentionInInt8(model, format) : model, sourceDir, ranges, format);
   } catch (err) {
     if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize the ${label} to int8: ${err.message}; run without --quantize`, { cause: err });
     throw err;
   }
+}
+
+function attentionInInt8(model: Uint8Array, format: Int8Format): Uint8Array {
+  const edited = quantizeAttention(model, format);
+  if (edited.attentions === 0) throw new QuantizationError('it has no attention block diffuse recognises (int8-attention needs the attention as exported)');
+  return edited.model;
 }
 
 async function calibrateOnce(paths: { unet: string; decoder: string }, cacheDir: string, calibrate: Calibrate, onCalibrate: () => void) {
