@@ -2,11 +2,13 @@
  * One SD 1.5 attention block three ways, taking turns in one process: plain float32 as exported
  * (MatMul, Softmax, MatMul), fused (fuse-attention.ts: MultiHeadAttention) and int8
  * (quantize-attention.ts), at the UNet's shapes for a 512² CFG step (batch 2, 8 heads). Prints the
- * median time per call of each and the int8 output's cosine and worst error against float32.
+ * median time per call of each and the int8 output's cosine and worst error against float32, and
+ * writes them to bench/results/attention-int8-<date>.md (with the CPU and the load average).
  *
- *   npm run build && node dist/bench/attention-int8.js [--rounds 5] [--threads 2] [--format u8s8]
+ *   npm run build && node dist/bench/attention-int8.js [--rounds 5] [--threads 2] [--format u8s8] [--no-write]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -15,10 +17,13 @@ import { quantizeAttention } from '../src/onnx/quantize-attention.js';
 import { INT8_FORMATS, type Int8Format } from '../src/onnx/quantize-int8.js';
 import { int8Support } from '../src/onnx/cpu-features.js';
 import { cosine } from './metrics.js';
+import { cpuLine, describeCpu } from './cpu.js';
 import { benchCache } from './settings.js';
 import { plainAttentionGraph } from './attention-graph.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, format: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, format: { type: 'string' }, 'no-write': { type: 'boolean', default: false } },
+});
 const format = (values.format ?? int8Support().format) as Int8Format;
 if (!INT8_FORMATS.includes(format)) throw new Error(`--format: one of ${INT8_FORMATS.join(', ')}`);
 
@@ -41,9 +46,14 @@ function randomTensor(dims: number[], spread: number): ort.Tensor {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(benchCache(), 'attention-int8-'));
   const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: Number(values.threads), graphOptimizationLevel: 'all', logSeverityLevel: 3 };
-  console.log(`format ${format}, ${values.threads} threads, ${values.rounds} rounds taking turns; median ms per call (min–max)`);
-  console.log('| block | plain fp32 | fused fp32 | int8 | int8 / fused | int8 / plain | int8 cosine to fp32 | int8 max error / max |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  const lines = [
+    `CPU: ${cpuLine(describeCpu())}; load average at the start ${loadavg().map((l) => l.toFixed(1)).join(', ')} (a shared machine: read the ratios).`,
+    `Weights format ${format}, ${values.threads} threads, ${values.rounds} rounds taking turns after a warm-up; median ms per call (min–max).`,
+    '',
+    '| block (batch 2, 8 heads) | plain fp32 | fused fp32 | int8 | int8 / fused | int8 / plain | int8 cosine to fp32 | int8 max error / max |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  console.log(lines.join('\n'));
   try {
     for (const shape of SHAPES) {
       const plain = await plainAttentionGraph(join(dir, String(shape.hidden)), { batch: BATCH, heads: HEADS, ...shape });
@@ -78,9 +88,16 @@ async function main(): Promise<void> {
         maxErr = Math.max(maxErr, Math.abs(got[i]! - ref[i]!));
         maxRef = Math.max(maxRef, Math.abs(ref[i]!));
       }
-      console.log(`| ${shape.label} | ${cell(times.plain)} | ${cell(times.fused)} | ${cell(times.int8)} | ${(median(times.int8) / median(times.fused)).toFixed(2)} | ${(median(times.int8) / median(times.plain)).toFixed(2)} | ${cosine(got, ref).toFixed(5)} | ${(maxErr / maxRef).toFixed(4)} |`);
+      lines.push(`| ${shape.label} | ${cell(times.plain)} | ${cell(times.fused)} | ${cell(times.int8)} | ${(median(times.int8) / median(times.fused)).toFixed(2)} | ${(median(times.int8) / median(times.plain)).toFixed(2)} | ${cosine(got, ref).toFixed(5)} | ${(maxErr / maxRef).toFixed(4)} |`);
+      console.log(lines.at(-1));
       await Promise.all(Object.values(sessions).map((s) => s.release()));
     }
+    if (values['no-write']) return;
+    const date = new Date().toISOString().slice(0, 16).replace(/:/g, '');
+    const results = new URL('../../bench/results/', import.meta.url);
+    mkdirSync(results, { recursive: true });
+    writeFileSync(new URL(`attention-int8-${date}.md`, results), `# One SD 1.5 attention block: plain, fused and int8 ${date}\n\n${lines.join('\n')}\n`);
+    process.stderr.write(`bench: wrote bench/results/attention-int8-${date}.md\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
  * the decoded 8-bit image, on the benchmark's full-size models (random weights: the numbers
  * describe the arithmetic, not a trained model's looks). Writes bench/results/quality-<date>.{json,md}.
  *
- *   npm run bench:quality -- [--size 512] [--seeds 1,2] [--formats u8s8,u8u8,u8s7] [--modes int8,int8-matmul]
+ *   npm run bench:quality -- [--size 512] [--seeds 1,2] [--formats u8s8,u8u8,u8s7] [--modes int8,int8-matmul,int8-attention]
  *                            [--token-merging 0.5] [--no-write]
  *
  * Every int8 weight format is run, not only the one this CPU would choose, so a results file
@@ -47,7 +47,7 @@ interface Case {
 const size = Number(values.size);
 const base = { prompt: BENCH_PROMPT, negativePrompt: '', cfgRescale: 0, rng: 'cpu', seedMode: 'a1111', width: size, height: size, batchSize: 1 } as const;
 const CASES: Case[] = [
-  { model: SD15_ONNX, label: 'SD 1.5, Euler, 20 steps, CFG 7.5', request: { ...base, sampler: 'euler', schedule: 'normal', steps: 20, cfgScale: 7.5 }, modes: ['int8', 'int8-matmul'], tokenMerging: true },
+  { model: SD15_ONNX, label: 'SD 1.5, Euler, 20 steps, CFG 7.5', request: { ...base, sampler: 'euler', schedule: 'normal', steps: 20, cfgScale: 7.5 }, modes: ['int8', 'int8-matmul', 'int8-attention'], tokenMerging: true },
   { model: LCM_ONNX, label: 'LCM, 4 steps, guidance 8', request: { ...base, sampler: 'lcm', schedule: 'normal', steps: 4, cfgScale: 8 }, modes: ['int8'], tokenMerging: false },
 ];
 
