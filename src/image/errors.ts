@@ -73,3 +73,10 @@ export class PoseInputError extends ImageError {
     super(`a ${width}x${height} picture scales to 184 rows and no column for OpenPose (at most 184 times taller than wide); crop it first`, 2);
   }
 }
+
+/** DWPose's networks gave what no person detector or pose model gives (past the bounds its post-processing keeps). */
+export class DwposeOutputError extends ImageError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}

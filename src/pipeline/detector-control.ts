@@ -7,11 +7,14 @@ import { mlsdLines, type MlsdThresholds } from '../image/preprocess/mlsd-lines.j
 import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
 import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
 import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
+import { DETECTOR_COLUMNS, DETECTOR_ROWS, DETECTOR_SIDE, detectorInput, detectPeople } from '../image/preprocess/dwpose-detect.js';
+import { drawWholeBodyPoses } from '../image/preprocess/dwpose-draw.js';
+import { decodeSimcc, formatPose, KEYPOINTS, openposeOrder, POSE_HEIGHT, POSE_WIDTH, poseInput, SIMCC_X, SIMCC_Y } from '../image/preprocess/dwpose-pose.js';
 import { cropTopLeft, pad64, padEdgeTo64 } from '../image/pad-edge.js';
 import { processorResolutionSize } from '../image/preprocess/processor-resolution.js';
 import type { Raster } from '../image/raster.js';
 import { floatTensor, toFloat32 } from '../onnx/dtype.js';
-import { openSession, type SessionSettings } from '../onnx/session.js';
+import { inputInfo, openSession, outputInfo, type SessionSettings, type TensorInfo } from '../onnx/session.js';
 
 /**
  * ControlNet pictures made by a preprocessor's network (a graph src/graphs/detector-convert.ts built),
@@ -135,4 +138,65 @@ export function lineartAnimeControlPicture(model: string, picture: Raster, setti
     ([t], width, height) => lineartAnimeLines(toFloat32(t!), t!.dims[3]!, t!.dims[2]!, width, height),
     (padded) => cvResizeU8(padded, anime(padded.width), anime(padded.height), 'cubic'),
   );
+}
+
+/** DWPose's two networks: yzd-v/DWPose's yolox_l.onnx (person boxes) and dw-ll_ucoco_384.onnx (133 keypoints per person). */
+export interface DwposeModels {
+  detector: string;
+  pose: string;
+}
+
+/** The tensor's rank is that of `dims` and each fixed dimension is its (-1 in `dims`: any; symbolic ones pass). */
+function fits(tensor: TensorInfo | undefined, dims: readonly number[]): boolean {
+  return !!tensor && tensor.shape.length === dims.length && tensor.shape.every((d, i) => dims[i] === -1 || typeof d !== 'number' || d === dims[i]);
+}
+
+const describe = (tensors: readonly TensorInfo[]): string => tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ') || 'nothing';
+
+/** Refuses, before it runs, a graph that is not the expected network: its one input and its outputs by shape. */
+function checkGraph(session: ort.InferenceSession, path: string, what: string, input: readonly number[], outputs: ReadonlyArray<readonly number[]>): void {
+  const inputs = inputInfo(session);
+  const outs = outputInfo(session);
+  if (inputs.length !== 1 || !fits(inputs[0], input) || outs.length !== outputs.length || outputs.some((dims, i) => !fits(outs[i], dims))) {
+    const want = `one input [${input.join(', ')}] and ${outputs.map((d) => `[${d.join(', ')}]`).join(' and ')} (-1: any)`;
+    throw new UsageError(`${path} is not ${what}: it takes ${describe(inputs)} and gives ${describe(outs)}; DWPose's has ${want}`);
+  }
+}
+
+/** The output's values when its shape is `dims`, else the one-line refusal (a graph whose shapes are symbolic can still lie). */
+function outputOf(tensor: ort.Tensor, dims: readonly number[], path: string): Float32Array {
+  if (tensor.dims.length !== dims.length || tensor.dims.some((d, i) => d !== dims[i])) throw new UsageError(`${path} gave a [${tensor.dims.join(', ')}] output where DWPose's gives [${dims.join(', ')}]; it is not DWPose's network`);
+  return toFloat32(tensor);
+}
+
+async function runOne(path: string, settings: SessionSettings, what: string, input: readonly number[], outputs: ReadonlyArray<readonly number[]>, image: Float32Array, dims: readonly number[]): Promise<Float32Array[]> {
+  const opened = await openSession(path, settings);
+  try {
+    checkGraph(opened.session, path, what, input, outputs);
+    const session = opened.session;
+    const out = await session.run({ [session.inputNames[0]!]: floatTensor('float32', image, dims) });
+    return session.outputNames.map((name, i) => outputOf(out[name]!, outputs[i]!.map((d) => (d === -1 ? dims[0]! : d)), path));
+  } finally {
+    await opened.session.release();
+  }
+}
+
+/**
+ * dw_openpose_full: sd-webui-controlnet's DWPose on the edge-padded picture (RGB as it is): the person detector
+ * (src/image/preprocess/dwpose-detect.ts), the pose network on each person's crop (or the whole picture when the
+ * detector found something but no person; dwpose-pose.ts), bodies, hands and faces drawn (dwpose-draw.ts), the
+ * padding cropped off. Each network's session is opened for its one run and released.
+ */
+export async function dwposeControlPicture(models: DwposeModels, picture: Raster, settings: SessionSettings): Promise<Raster> {
+  const padded = padEdgeTo64(picture);
+  const det = detectorInput(padded);
+  const side = DETECTOR_SIDE;
+  const [rows] = await runOne(models.detector, settings, "DWPose's person detector (yolox_l.onnx)", [1, 3, side, side], [[1, DETECTOR_ROWS, DETECTOR_COLUMNS]], det.image, [1, 3, side, side]);
+  const boxes = detectPeople(rows!, det.ratio);
+  if (!boxes) return cropTopLeft(drawWholeBodyPoses([], padded.width, padded.height), picture.width, picture.height);
+  const input = poseInput(padded, boxes);
+  const people = input.crops.length;
+  const [simccX, simccY] = await runOne(models.pose, settings, "DWPose's pose network (dw-ll_ucoco_384.onnx)", [-1, 3, POSE_HEIGHT, POSE_WIDTH], [[-1, KEYPOINTS, SIMCC_X], [-1, KEYPOINTS, SIMCC_Y]], input.image, [people, 3, POSE_HEIGHT, POSE_WIDTH]);
+  const poses = decodeSimcc(simccX!, simccY!, input.crops).map((keypoints) => formatPose(openposeOrder(keypoints)));
+  return cropTopLeft(drawWholeBodyPoses(poses, padded.width, padded.height), picture.width, picture.height);
 }

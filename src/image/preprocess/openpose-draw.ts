@@ -17,7 +17,7 @@ const COLORS: ReadonlyArray<readonly [number, number, number]> = [
 ];
 
 /** A joint as detect_poses hands it to the drawing: x / width, y / height. */
-interface Keypoint {
+export interface Keypoint {
   x: number;
   y: number;
 }
@@ -31,23 +31,29 @@ function keypointsOf(estimate: BodyEstimate, width: number, height: number): Arr
   );
 }
 
+/**
+ * draw_bodypose's limbs and joints of one person on `canvas`, each keypoint's x times `width` and y times `height`
+ * (the canvas's size for keypoints divided by it, 1 for keypoints in pixels).
+ */
+export function drawBodyKeypoints(canvas: Raster, keypoints: ReadonlyArray<Keypoint | undefined>, width: number, height: number): void {
+  LIMBS.slice(0, DRAWN_LIMBS).forEach(([a, b], k) => {
+    const [p, q] = [keypoints[a - 1], keypoints[b - 1]];
+    if (!p || !q) return;
+    const [y0, y1] = [p.x * width, q.x * width];
+    const [x0, x1] = [p.y * height, q.y * height];
+    const length = ((x0 - x1) ** 2 + (y0 - y1) ** 2) ** 0.5;
+    const angle = Math.atan2(x0 - x1, y0 - y1) * (180 / Math.PI);
+    const polygon = ellipse2Poly({ x: Math.trunc((y0 + y1) / 2), y: Math.trunc((x0 + x1) / 2) }, { width: Math.trunc(length / 2), height: STICK_WIDTH }, Math.trunc(angle), 0, 360, 1);
+    fillConvexPoly(canvas, polygon, COLORS[k]!.map((c) => Math.trunc(c * 0.6)));
+  });
+  keypoints.forEach((p, k) => {
+    if (p) fillCircle(canvas, { x: Math.trunc(p.x * width), y: Math.trunc(p.y * height) }, JOINT_RADIUS, COLORS[k]!);
+  });
+}
+
 export function drawBodyPoses(estimate: BodyEstimate, width: number, height: number): Raster {
   const canvas = createRaster(width, height, 3);
-  for (const keypoints of keypointsOf(estimate, width, height)) {
-    LIMBS.slice(0, DRAWN_LIMBS).forEach(([a, b], k) => {
-      const [p, q] = [keypoints[a - 1], keypoints[b - 1]];
-      if (!p || !q) return;
-      const [y0, y1] = [p.x * width, q.x * width];
-      const [x0, x1] = [p.y * height, q.y * height];
-      const length = ((x0 - x1) ** 2 + (y0 - y1) ** 2) ** 0.5;
-      const angle = Math.atan2(x0 - x1, y0 - y1) * (180 / Math.PI);
-      const polygon = ellipse2Poly({ x: Math.trunc((y0 + y1) / 2), y: Math.trunc((x0 + x1) / 2) }, { width: Math.trunc(length / 2), height: STICK_WIDTH }, Math.trunc(angle), 0, 360, 1);
-      fillConvexPoly(canvas, polygon, COLORS[k]!.map((c) => Math.trunc(c * 0.6)));
-    });
-    keypoints.forEach((p, k) => {
-      if (p) fillCircle(canvas, { x: Math.trunc(p.x * width), y: Math.trunc(p.y * height) }, JOINT_RADIUS, COLORS[k]!);
-    });
-  }
+  for (const keypoints of keypointsOf(estimate, width, height)) drawBodyKeypoints(canvas, keypoints, width, height);
   return canvas;
 }
 

@@ -5,7 +5,8 @@
 //     of radius 4 in blue;
 //   face: each keypoint past 0.01 on both axes as a filled circle of radius 3 in white.
 // A keypoint is a fraction of the canvas' width and height, multiplied back in float64 (controlnet_aux's OpenPose hands
-// and faces hold np.float32 fractions, whose product with the int side numpy takes in float64).
+// and faces hold np.float32 fractions, whose product with the int side numpy takes in float64); `scale` replaces the
+// canvas's sides for keypoints in other units (sd-webui-controlnet's DWPose keypoints are pixels: scale 1).
 
 import { fillCircle, thickLine } from '../cv-draw.js';
 import { roundHalfEven } from '../../round-half-even.js';
@@ -37,10 +38,16 @@ const HAND_EDGE_COLORS = HAND_EDGES.map((_, k) => hueColor(k / HAND_EDGES.length
 
 const pixel = (k: PoseKeypoint, width: number, height: number) => ({ x: Math.trunc(k.x * width), y: Math.trunc(k.y * height) });
 
+/** What a keypoint's x and y are multiplied by. */
+export interface KeypointScale {
+  width: number;
+  height: number;
+}
+
 /** draw_handpose: nothing for no keypoints (undefined or empty). */
-export function drawHandPose(canvas: Raster, keypoints: ReadonlyArray<PoseKeypoint | undefined> | undefined): void {
+export function drawHandPose(canvas: Raster, keypoints: ReadonlyArray<PoseKeypoint | undefined> | undefined, scale: KeypointScale = canvas): void {
   if (!keypoints || keypoints.length === 0) return;
-  const { width, height } = canvas;
+  const { width, height } = scale;
   HAND_EDGES.forEach(([a, b], k) => {
     const [ka, kb] = [keypoints[a], keypoints[b]];
     if (!ka || !kb) return;
@@ -54,11 +61,12 @@ export function drawHandPose(canvas: Raster, keypoints: ReadonlyArray<PoseKeypoi
   }
 }
 
-/** draw_facepose: nothing for no keypoints (undefined or empty). */
-export function drawFacePose(canvas: Raster, keypoints: readonly PoseKeypoint[] | undefined): void {
+/** draw_facepose: nothing for no keypoints (undefined or empty); keypoints not found (undefined) are skipped. */
+export function drawFacePose(canvas: Raster, keypoints: ReadonlyArray<PoseKeypoint | undefined> | undefined, scale: KeypointScale = canvas): void {
   if (!keypoints) return;
   for (const k of keypoints) {
-    const p = pixel(k, canvas.width, canvas.height);
+    if (!k) continue;
+    const p = pixel(k, scale.width, scale.height);
     if (p.x > EPS && p.y > EPS) fillCircle(canvas, p, 3, FACE_COLOR);
   }
 }
