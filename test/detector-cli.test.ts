@@ -149,7 +149,7 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=canny,image=${picture},model=${CONTROLNET},value=0.2`, /value= is a threshold of type=mlsd; type=canny takes none/],
     [`type=mlsd,image=${picture},model=${CONTROLNET},distance=25,detector=${mlsd}`, /distance must be a number from 0\.01 to 20 \(got '25'\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/scribble-hed\/scribble-pidinet\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/scribble-hed\/scribble-pidinet\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd\/dwpose; type=canny takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

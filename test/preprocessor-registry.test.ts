@@ -56,7 +56,7 @@ reg.after(async () => {
   model.remove();
 });
 
-reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned commit, one .pth each, of the types' kinds", () => {
+reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned commit, one .pth each, of the types' kinds; DWPose's two ONNX files", () => {
   const registry = validateRegistry(real);
   assert.equal(registry.preprocessors.map((p) => [p.id, p.kind, p.files]), [
     ['annotators-hed', 'hed', ['ControlNetHED.pth']],
@@ -66,8 +66,12 @@ reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned c
     ['annotators-openpose', 'openpose', ['body_pose_model.pth']],
     ['annotators-lineart-anime', 'lineart-anime', ['netG.pth']],
     ['annotators-mlsd', 'mlsd', ['mlsd_large_512_fp32.pth']],
+    ['annotators-dwpose', 'dwpose', ['yolox_l.onnx', 'dw-ll_ucoco_384.onnx']],
   ]);
-  for (const p of registry.preprocessors) assert.match(`${p.repo}@${p.revision}`, /^lllyasviel\/Annotators@[0-9a-f]{40}$/);
+  for (const p of registry.preprocessors.filter((e) => e.kind !== 'dwpose')) assert.match(`${p.repo}@${p.revision}`, /^lllyasviel\/Annotators@[0-9a-f]{40}$/);
+  // No commit of yzd-v/DWPose was checked here (models.json's notes say so): the branch.
+  assert.equal(registry.preprocessors.filter((e) => e.kind === 'dwpose').map((p) => `${p.repo}@${p.revision}`), ['yzd-v/DWPose@main']);
+  assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'dwpose' }] }), /yolox_l\.onnx and dw-ll_ucoco_384\.onnx/);
   assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, kind: 'normalbae' }] }), /kind/);
   assert.throws(() => validateRegistry({ ...real, preprocessors: [{ ...entry, files: ['a.pth', 'b.pth'] }] }), /must be one \.pth or \.safetensors file/);
 });

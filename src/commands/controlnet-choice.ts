@@ -38,8 +38,8 @@ export async function chooseControlNets(specs: readonly ControlSpec[], files: Mo
 
 /**
  * detector=<registry id> (annotators-hed, …), or none given for a type that runs a network: the type's default id,
- * pulled as models are (after the picture's size is checked), the unit then naming the pulled weight file. A path
- * passes through unchanged.
+ * pulled as models are (after the picture's size is checked), the unit then naming the pulled weight file (dwpose: the
+ * pulled folder). A path passes through unchanged.
  */
 async function chooseDetector(spec: ControlSpec, registry: Registry, label: string, options: { offline: boolean; yes: boolean; quiet: boolean }): Promise<ControlSpec> {
   const network = DETECTORS[spec.type];
@@ -58,5 +58,6 @@ async function chooseDetector(spec: ControlSpec, registry: Registry, label: stri
     if (spec.res !== PIXEL_PERFECT) checkDetectorPictureSize((await readImageFile(spec.image, `${label} image`)).rgb, `${label} image`, spec.type, spec.res);
   };
   const pulled = await resolveOrPull(id, { offline: options.offline }, options.yes, options.quiet, refuseLargePicture);
-  return { ...spec, detector: join(pulled.dir, entry.files[0]!) };
+  // DWPose's two files are given as their folder.
+  return { ...spec, detector: network.kind === 'dwpose' ? pulled.dir : join(pulled.dir, entry.files[0]!) };
 }

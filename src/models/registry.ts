@@ -135,13 +135,14 @@ export interface LoraEntry extends FileSetEntry {
   recommended?: Recommended;
 }
 
-/** The networks a preprocessor entry holds weights of (src/graphs/detector-convert.ts builds each). */
-export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose', 'mlsd'] as const;
+/** The networks a preprocessor entry holds weights of (src/graphs/detector-convert.ts builds each; dwpose's are ONNX as published). */
+export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose', 'mlsd', 'dwpose'] as const;
 export type PreprocessorKind = (typeof PREPROCESSOR_KINDS)[number];
 
 /**
  * A ControlNet preprocessor's network to pull by name (`--control type=softedge,detector=annotators-hed`; the type's
- * default when detector= is left out): one weight file of a Hub repo (lllyasviel/Annotators), built into a graph on first use.
+ * default when detector= is left out): one weight file of a Hub repo (lllyasviel/Annotators), built into a graph on first use;
+ * dwpose's: yzd-v/DWPose's two ONNX files, run as they are.
  */
 export interface PreprocessorEntry extends FileSetEntry {
   kind: PreprocessorKind;
@@ -333,7 +334,10 @@ function checkPreprocessor(c: Checker, raw: unknown, path: string): Preprocessor
   if (!obj) return undefined;
   c.onlyKeys(obj, path, PREPROCESSOR_KEYS);
   const entry: PreprocessorEntry = { ...checkFileSet(c, obj, path), kind: c.oneOf(obj.kind, `${path}.kind`, PREPROCESSOR_KINDS) };
-  if (entry.files.length !== 1 || !/\.(pth|safetensors)$/.test(entry.files[0]!)) c.fail(`${path}.files`, 'must be one .pth or .safetensors file');
+  if (entry.kind === 'dwpose') {
+    // type=dwpose runs the two published ONNX files from their folder, by these names.
+    if (entry.files.length !== 2 || entry.files[0] !== 'yolox_l.onnx' || entry.files[1] !== 'dw-ll_ucoco_384.onnx') c.fail(`${path}.files`, 'must be yolox_l.onnx and dw-ll_ucoco_384.onnx (yzd-v/DWPose\'s)');
+  } else if (entry.files.length !== 1 || !/\.(pth|safetensors)$/.test(entry.files[0]!)) c.fail(`${path}.files`, 'must be one .pth or .safetensors file');
   return entry;
 }
 

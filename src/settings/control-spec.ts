@@ -3,12 +3,15 @@ import { PROCESSOR_RES_MAX, PROCESSOR_RES_MIN } from '../image/preprocess/proces
 import type { ResizeMode } from '../image/resize-modes.js';
 import type { DetectorKind } from '../graphs/detector-convert.js';
 
+/** The files of yzd-v/DWPose that --control type=dwpose runs, as the Hub and sd-webui-controlnet name them. */
+export const DWPOSE_FILES = { detector: 'yolox_l.onnx', pose: 'dw-ll_ucoco_384.onnx' } as const;
+
 /**
  * The preprocessors --control runs on its picture (src/image/preprocess; depth: the DPT estimator of
  * the ControlNet's or the model's folder; softedge, softedge-pidinet, scribble-hed, scribble-pidinet, lineart, openpose, mlsd: the
- * network of detector=): none passes it as it is.
+ * network of detector=; dwpose: the two networks of the detector= folder): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'dwpose', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -30,6 +33,7 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'lineart-anime': 'lineart_anime',
   openpose: 'openpose',
   mlsd: 'mlsd',
+  dwpose: 'dw_openpose_full',
   none: 'none',
 };
 
@@ -40,9 +44,10 @@ export function controlTypeOf(module: string): ControlType | undefined {
 
 /**
  * The types that run a network from a weight file (detector=), each with lllyasviel/Annotators' file, the network's
- * kind (src/graphs/detector-convert.ts) and the registry id pulled when detector= is left out.
+ * kind (src/graphs/detector-convert.ts) and the registry id pulled when detector= is left out. dwpose runs two ONNX
+ * networks as yzd-v/DWPose publishes them (no conversion): detector= names the folder holding both.
  */
-export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: DetectorKind; id: string }>>> = {
+export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: DetectorKind | 'dwpose'; id: string }>>> = {
   softedge: { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-safe': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-pidinet': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
@@ -54,6 +59,7 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   'lineart-anime': { file: 'netG.pth', kind: 'lineart-anime', id: 'annotators-lineart-anime' },
   openpose: { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' },
   mlsd: { file: 'mlsd_large_512_fp32.pth', kind: 'mlsd', id: 'annotators-mlsd' },
+  dwpose: { file: `DIR (holding ${DWPOSE_FILES.detector} and ${DWPOSE_FILES.pose})`, kind: 'dwpose', id: 'annotators-dwpose' },
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
@@ -62,7 +68,7 @@ const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
  * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
  * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
  */
-export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'openpose', 'mlsd'];
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'openpose', 'mlsd', 'dwpose'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { controlNetFiles, ensureConvertedControlNet } from '../graphs/controlnet-convert.js';
 import { CheckpointError } from '../graphs/errors.js';
@@ -9,7 +9,7 @@ import { cacheRoot, convertedFolder } from '../models/index.js';
 import { readImageFile } from '../image/load-image.js';
 import type { SessionSettings } from '../onnx/session.js';
 import { depthControlPicture, depthEstimatorFolder } from '../pipeline/depth-control.js';
-import { checkDetectorPictureSize, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, mlsdControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
+import { checkDetectorPictureSize, dwposeControlPicture, hedControlPicture, lineartAnimeControlPicture, lineartControlPicture, mlsdControlPicture, openposeControlPicture, pidinetControlPicture } from '../pipeline/detector-control.js';
 import { cannyControlMap } from '../image/preprocess/canny.js';
 import { invert } from '../image/preprocess/invert.js';
 import { atProcessorResolution, PROCESSOR_RES_DEFAULT, pixelPerfectResolution, processorResolutionSize } from '../image/preprocess/processor-resolution.js';
@@ -20,7 +20,7 @@ import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
-import { CONTROL_MODULES, DETECTORS, PIXEL_PERFECT, type ControlSpec } from './control-spec.js';
+import { CONTROL_MODULES, DETECTORS, DWPOSE_FILES, PIXEL_PERFECT, type ControlSpec } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
@@ -51,6 +51,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
           lineartAnime: async () => lineartAnimeControlPicture(await detectorGraph(spec, label), picture, session),
           openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session),
           mlsd: async () => mlsdControlPicture(await detectorGraph(spec, label), picture, { value: spec.value, distance: spec.distance }, session),
+          dwpose: async () => dwposeControlPicture(dwposeModels(spec, label), picture, session),
         }),
         weight: spec.weight,
         start: spec.start,
@@ -99,12 +100,26 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
 async function detectorGraph(spec: ControlSpec, label: string): Promise<string> {
   const { detector } = spec;
   const network = DETECTORS[spec.type];
-  if (!network || detector === undefined) throw new UsageError(`${label}: type=${spec.type} needs detector=${network?.file ?? 'FILE'}`);
+  if (!network || network.kind === 'dwpose' || detector === undefined) throw new UsageError(`${label}: type=${spec.type} needs detector=${network?.file ?? 'FILE'}`);
   const path = resolve(detector);
   if (!existsSync(path)) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
   if (statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
   openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
   return ensureConvertedDetector(network.kind, path, convertedFolder(cacheRoot()));
+}
+
+/** detector= for dwpose: a folder holding yzd-v/DWPose's two ONNX files (a pulled registry entry's, or the user's). */
+function dwposeModels(spec: ControlSpec, label: string): { detector: string; pose: string } {
+  const dir = spec.detector === undefined ? undefined : resolve(spec.detector);
+  const form = `pass a folder holding ${DWPOSE_FILES.detector} and ${DWPOSE_FILES.pose} (yzd-v/DWPose's)`;
+  if (!dir || !existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${label}: type=dwpose needs detector=DIR: ${spec.detector ?? 'none given'} is not a folder; ${form}`);
+  const files = { detector: join(dir, DWPOSE_FILES.detector), pose: join(dir, DWPOSE_FILES.pose) };
+  for (const path of Object.values(files)) {
+    if (!existsSync(path)) throw new UsageError(`${label}: detector ${spec.detector} has no ${path.slice(dir.length + 1)}; ${form}`);
+    // A FIFO or a device would block the session's read: only regular files go on.
+    openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
+  }
+  return files;
 }
 
 /** The networks a preprocessor may run: each a model load, so only made when the unit's type asks. */
@@ -116,6 +131,7 @@ interface Networks {
   lineartAnime: () => Promise<Raster>;
   openpose: () => Promise<Raster>;
   mlsd: () => Promise<Raster>;
+  dwpose: () => Promise<Raster>;
 }
 
 /** The picture through the unit's preprocessor. */
@@ -142,6 +158,8 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
       return networks.openpose();
     case 'mlsd':
       return networks.mlsd();
+    case 'dwpose':
+      return networks.dwpose();
     case 'canny':
       return cannyControlMap(picture, spec.low, spec.high);
     case 'threshold':
