@@ -10,6 +10,8 @@ import { readGenerationMetadata } from '../src/image/metadata.js';
 import { padEdgeTo64 } from '../src/image/pad-edge.js';
 import { detectorInput, detectPeople, type Box } from '../src/image/preprocess/dwpose-detect.js';
 import { decodeSimcc, openposeOrder, poseInput } from '../src/image/preprocess/dwpose-pose.js';
+import { cvResizeLinearU8 } from '../src/image/cv-resize-linear-u8.js';
+import { getAffineTransform, warpAffineLinear, type Affine, type Point2 } from '../src/image/cv-warp-affine.js';
 import { createRaster, type Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
@@ -18,6 +20,7 @@ import { assembleModel } from './helpers/assemble-model.js';
 import { diffuse } from './helpers/cli.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
 import { scratch } from './helpers/scratch.js';
+import { seededPicture, type SeededKind } from './helpers/seeded-picture.js';
 
 /**
  * DWPose (--control type=dwpose) against sd-webui-controlnet's dw_openpose_full (tools/make_dwpose_refs.py: its
@@ -106,6 +109,36 @@ for (const c of cases) {
     assert.is(sha(map.data), c.map, 'the map, bit for bit');
   });
 }
+
+interface CvOps {
+  picture: [number, number, number, SeededKind];
+  resizes: Array<{ picture: [number, number, number, SeededKind]; size: [number, number]; sha256: string }>;
+  warps: Array<{ src: number[][]; matrix: number[][]; sha256: string }>;
+}
+const cvOps = readJson<CvOps>(join(DIR, 'cv-ops.json'));
+
+test(`cv2.resize INTER_LINEAR: ${cvOps.resizes.length} seeded pictures up, down, to widths 1..8 and at half size, bit for bit`, () => {
+  for (const { picture: [w, h, seed, kind], size: [tw, th], sha256 } of cvOps.resizes) {
+    assert.is(sha(cvResizeLinearU8(seededPicture(w, h, seed, kind), tw, th).data), sha256, `${w}x${h} to ${tw}x${th}`);
+  }
+});
+
+test(`cv2.getAffineTransform + cv2.warpAffine INTER_LINEAR: ${cvOps.warps.length} point triples (crops, rotations, boxes past the edges): warps bit for bit, matrices to the last bits`, () => {
+  const [w, h, seed, kind] = cvOps.picture;
+  const picture = seededPicture(w, h, seed, kind);
+  const dst: Point2[] = [{ x: 144, y: 192 }, { x: 144, y: 48 }, { x: 0, y: 48 }];
+  let sameMatrices = 0;
+  for (const { src, matrix, sha256 } of cvOps.warps) {
+    const m = getAffineTransform(src.map(([x, y]) => ({ x: x!, y: y! })), dst)!;
+    const expected = matrix.flat();
+    // opencv-python solves through OpenBLAS's dgesv, whose kernels' summation orders are not followed (see cv-warp-affine.ts).
+    m.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) <= 1e-14 * Math.max(1, Math.abs(expected[i]!)), `the matrix of ${JSON.stringify(src)}: ${v} vs ${expected[i]}`));
+    if (m.every((v, i) => v === expected[i])) sameMatrices++;
+    assert.is(sha(warpAffineLinear(picture, matrix.flat() as Affine, 288, 384).data), sha256, `the warp of ${JSON.stringify(src)} by OpenCV's matrix`);
+    assert.is(sha(warpAffineLinear(picture, m, 288, 384).data), sha256, `the warp of ${JSON.stringify(src)} by diffuse's matrix`);
+  }
+  assert.ok(sameMatrices >= cvOps.warps.length / 2, `${sameMatrices} of ${cvOps.warps.length} matrices equal to the bit`);
+});
 
 test('the people case draws bodies, hands and faces (the cases cover each part)', () => {
   const people = cases.find((c) => c.name === 'people')!;

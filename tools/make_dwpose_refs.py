@@ -29,6 +29,11 @@ Cases (each a picture from a recipe the test rebuilds: a gradient with filled re
   * quiet: boxes found but none passes the last filter (score > 0.3, class 0): the pose model on the whole picture.
 Each records the detector's input SHA-256, the boxes, the pose model's input SHA-256, every keypoint's (x, y, score) (their float64 bytes' SHA-256)
 and the map's SHA-256 (and how many of its pixels are drawn).
+
+cv-ops.json: the OpenCV calls on their own, on seeded pictures (tools/make_cv_resize_u8_refs.seeded_picture, which
+test/helpers/seeded-picture.ts rebuilds): cv2.resize INTER_LINEAR up and down, to every width 1..8 and at exactly
+half size (INTER_AREA's path), and cv2.getAffineTransform + cv2.warpAffine INTER_LINEAR of float32 point triples (the
+crops' form, rotated ones, boxes past the picture's edges): the matrices as float64 and each output's SHA-256.
 """
 
 import hashlib
@@ -213,7 +218,32 @@ CASES = [
 ]
 
 
+def cv_ops() -> dict:
+    from make_cv_resize_u8_refs import seeded_picture
+
+    resizes = []
+    sizes = [(50, 37, 125, 92), (64, 48, 160, 120), (40, 30, 33, 25), (200, 150, 640, 480), (704, 128, 640, 116), (90, 60, 45, 30), (3, 2, 11, 7)]
+    sizes += [(23, 17, w, 9) for w in range(1, 9)]
+    for i, (w, h, tw, th) in enumerate(sizes):
+        pic = seeded_picture(w, h, 300 + i, "photo" if i % 2 else "noise")
+        resizes.append({"picture": [w, h, 300 + i, "photo" if i % 2 else "noise"], "size": [tw, th], "sha256": sha(cv2.resize(pic, (tw, th), interpolation=cv2.INTER_LINEAR))})
+    warps = []
+    rng = np.random.default_rng(SEED + 1)
+    pic = seeded_picture(90, 70, 400, "photo")
+    triples = [[[45.0, 35.0], [45.0, 5.0], [15.0, 5.0]], [[10.5, 60.25], [10.5, -20.0], [-70.25, -20.0]], [[120.0, 90.0], [120.0, 30.0], [60.0, 30.0]]]
+    triples += [rng.uniform(-40, 130, (3, 2)).tolist() for _ in range(5)]
+    for src in triples:
+        src = np.float32(src)
+        dst = np.float32([[144, 192], [144, 48], [0, 48]])
+        m = cv2.getAffineTransform(src, dst)
+        warps.append({"src": src.astype(np.float64).tolist(), "matrix": m.tolist(), "sha256": sha(cv2.warpAffine(pic, m, (288, 384), flags=cv2.INTER_LINEAR))})
+    return {"picture": [90, 70, 400, "photo"], "resizes": resizes, "warps": warps}
+
+
 def main() -> None:
+    with open(os.path.join(OUT, "cv-ops.json"), "w") as f:
+        json.dump(cv_ops(), f, separators=(",", ":"))
+        f.write("\n")
     det_mod, pose_mod, util, wb = load_dwpose()
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(SEED)

@@ -1,7 +1,8 @@
 // cv2.getAffineTransform and cv2.warpAffine(picture, M, size, flags=INTER_LINEAR) (constant border 0) on 8-bit
-// pictures, bit for bit as OpenCV 4.11 computes them (imgproc/src/imgwarp.cpp, core's hal LU), for DWPose's crops:
-//   * getAffineTransform: the 6x6 system of three point pairs solved in double by OpenCV's LU (partial pivoting,
-//     the pivots kept as reciprocals, back substitution by multiplication);
+// pictures as OpenCV 4.11 computes them (imgproc/src/imgwarp.cpp; the warp bit for bit), for DWPose's crops:
+//   * getAffineTransform: the 6x6 system of three point pairs solved in double as LAPACK's dgesv (OpenBLAS) solves
+//     it, without its kernels' accumulation orders: the matrix can be off in the last bits, which moves the warp's
+//     1/1024-pixel positions for about 1% of crops (README);
 //   * warpAffine: M inverted in double (D = 1 / (m0 m4 − m1 m3), …); each target pixel's source position in
 //     1/1024 pixels, round((m1 y + m2) · 1024) + 16 per row plus round(m0 x · 1024) per column (halves to even), then
 //     >> 5 to 1/32 pixels: the integer part and a 5-bit fraction on each axis;
@@ -20,29 +21,45 @@ export interface Point2 {
 /** A 2x3 affine matrix, row-major: x' = m0 x + m1 y + m2, y' = m3 x + m4 y + m5. */
 export type Affine = [number, number, number, number, number, number];
 
-/** hal::LU64f on a copy of `a` (m x m, row-major) with one right-hand side `b`; undefined when singular. */
-function luSolve(a: Float64Array, b: Float64Array, m: number): Float64Array | undefined {
-  const eps = Number.EPSILON * 100;
-  for (let i = 0; i < m; i++) {
-    let k = i;
-    for (let j = i + 1; j < m; j++) if (Math.abs(a[j * m + i]!) > Math.abs(a[k * m + i]!)) k = j;
-    if (Math.abs(a[k * m + i]!) < eps) return undefined;
-    if (k !== i) {
-      for (let j = i; j < m; j++) [a[i * m + j], a[k * m + j]] = [a[k * m + j]!, a[i * m + j]!];
-      [b[i], b[k]] = [b[k]!, b[i]!];
+/**
+ * x with a x = b for the m x m row-major `a` (overwritten), as LAPACK's dgesv solves it in OpenBLAS for small systems
+ * (opencv-python 4.11 is built with Lapack, so cv::solve's LU goes there): getf2 column by column (the column's
+ * earlier pivots applied, its upper part reduced by running dot products, the rest by the earlier columns one at a
+ * time, the largest magnitude as pivot, the rows below scaled by 1 / pivot), then getrs (the swaps on b, the unit
+ * lower solve, the upper solve dividing by each pivot). OpenBLAS's vector kernels accumulate in their own orders,
+ * which this does not follow: the result can differ from it in the last bits (see README). undefined when singular.
+ */
+function dgesv(a: Float64Array, b: Float64Array, m: number): Float64Array | undefined {
+  const at = (i: number, j: number) => i * m + j;
+  const pivots = new Int32Array(m);
+  for (let j = 0; j < m; j++) {
+    for (let i = 0; i < j; i++) {
+      const p = pivots[i]!;
+      if (p !== i) [a[at(i, j)], a[at(p, j)]] = [a[at(p, j)]!, a[at(i, j)]!];
     }
-    const d = -1 / a[i * m + i]!;
-    for (let j = i + 1; j < m; j++) {
-      const alpha = a[j * m + i]! * d;
-      for (let c = i + 1; c < m; c++) a[j * m + c]! += alpha * a[i * m + c]!;
-      b[j]! += alpha * b[i]!;
+    for (let i = 1; i < j; i++) {
+      let dot = 0;
+      for (let k = 0; k < i; k++) dot += a[at(i, k)]! * a[at(k, j)]!;
+      a[at(i, j)]! -= dot;
     }
-    a[i * m + i] = -d;
+    for (let k = 0; k < j; k++) {
+      const t = -a[at(k, j)]!;
+      for (let i = j; i < m; i++) a[at(i, j)]! += t * a[at(i, k)]!;
+    }
+    let p = j;
+    for (let i = j + 1; i < m; i++) if (Math.abs(a[at(i, j)]!) > Math.abs(a[at(p, j)]!)) p = i;
+    pivots[j] = p;
+    const pivot = a[at(p, j)]!;
+    if (pivot === 0) return undefined;
+    if (p !== j) for (let k = 0; k <= j; k++) [a[at(j, k)], a[at(p, k)]] = [a[at(p, k)]!, a[at(j, k)]!];
+    const r = 1 / pivot;
+    for (let i = j + 1; i < m; i++) a[at(i, j)]! *= r;
   }
+  for (let i = 0; i < m; i++) if (pivots[i] !== i) [b[i], b[pivots[i]!]] = [b[pivots[i]!]!, b[i]!];
+  for (let i = 0; i < m; i++) for (let k = i + 1; k < m; k++) b[k]! += -b[i]! * a[at(k, i)]!;
   for (let i = m - 1; i >= 0; i--) {
-    let s = b[i]!;
-    for (let c = i + 1; c < m; c++) s -= a[i * m + c]! * b[c]!;
-    b[i] = s * a[i * m + i]!;
+    b[i] = b[i]! / a[at(i, i)]!;
+    for (let k = 0; k < i; k++) b[k]! += -b[i]! * a[at(k, i)]!;
   }
   return b;
 }
@@ -60,7 +77,7 @@ export function getAffineTransform(src: readonly Point2[], dst: readonly Point2[
     b[i * 2] = dst[i]!.x;
     b[i * 2 + 1] = dst[i]!.y;
   }
-  const x = luSolve(a, b, 6);
+  const x = dgesv(a, b, 6);
   return x ? (Array.from(x) as Affine) : undefined;
 }
 
