@@ -8,14 +8,14 @@ import { encodePng } from '../src/image/encode-png.js';
 import { loadImage } from '../src/image/load-image.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
 import { padEdgeTo64 } from '../src/image/pad-edge.js';
-import { detectorInput, detectPeople, type Box } from '../src/image/preprocess/dwpose-detect.js';
+import { DETECTOR_COLUMNS, DETECTOR_ROWS, detectorInput, detectPeople, MAX_PEOPLE, type Box } from '../src/image/preprocess/dwpose-detect.js';
 import { decodeSimcc, openposeOrder, poseInput } from '../src/image/preprocess/dwpose-pose.js';
 import { cvResizeLinearU8 } from '../src/image/cv-resize-linear-u8.js';
 import { getAffineTransform, warpAffineLinear, type Affine, type Point2 } from '../src/image/cv-warp-affine.js';
 import { createRaster, type Raster } from '../src/image/raster.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
 import { openSession } from '../src/onnx/session.js';
-import { dwposeControlPicture } from '../src/pipeline/detector-control.js';
+import { checkDetectorPictureSize, dwposeControlPicture } from '../src/pipeline/detector-control.js';
 import { assembleModel } from './helpers/assemble-model.js';
 import { diffuse } from './helpers/cli.js';
 import { FIXTURES, readJson } from './helpers/fixtures.js';
@@ -144,6 +144,36 @@ test('the people case draws bodies, hands and faces (the cases cover each part)'
   const people = cases.find((c) => c.name === 'people')!;
   assert.ok(people.people >= 3, `${people.people} people`);
   assert.equal(cases.map((c) => c.boxes === null ? 'none' : c.boxes.length === 0 ? 'whole picture' : 'boxes').sort(), ['boxes', 'boxes', 'none', 'whole picture']);
+});
+
+/** Detector rows with a person of score `score` (objectness x class 0) in each of the first `people` stride-32 cells (64 px apart, boxes 32 px: no overlap). */
+function rowsWithPeople(people: number, score: number): Float32Array {
+  const rows = new Float32Array(DETECTOR_ROWS * DETECTOR_COLUMNS);
+  const first = 80 * 80 + 40 * 40;
+  for (let n = 0; n < people; n++) {
+    const cell = first + 2 * n;
+    rows.set([0.5, 0.5, 0, 0, score, 1], cell * DETECTOR_COLUMNS);
+  }
+  return rows;
+}
+
+test(`people: ${MAX_PEOPLE} are drawn, one more is refused in one line (exit 1); boxes beyond 2^20 px too`, () => {
+  assert.is(detectPeople(rowsWithPeople(MAX_PEOPLE, 0.9), 1)!.length, MAX_PEOPLE);
+  const err = (() => { try { detectPeople(rowsWithPeople(MAX_PEOPLE + 1, 0.9), 1); } catch (e) { return e; } })();
+  assert.instance(err, DiffuseError);
+  assert.is((err as DiffuseError).exitCode, 1);
+  assert.match((err as Error).message, /found 101 people, more than 100/);
+  const huge = rowsWithPeople(1, 0.9);
+  huge[(80 * 80 + 40 * 40) * DETECTOR_COLUMNS + 2] = 80;
+  assert.throws(() => detectPeople(huge, 1), /far outside the picture/);
+  assert.equal(detectPeople(rowsWithPeople(3, 0.3), 1)!.length, 3, 'float32(0.3) is above 0.3, as numpy compares it');
+  assert.equal(detectPeople(rowsWithPeople(3, 0.29), 1), [], 'something found, no person');
+  assert.is(detectPeople(rowsWithPeople(0, 0), 1), undefined, 'nothing found');
+});
+
+test('a picture past 2048x2048 (as it is or at res=) is refused before any network loads, as the other detectors', () => {
+  assert.throws(() => checkDetectorPictureSize({ width: 2112, height: 2048 }, 'img', 'dwpose'), /type=dwpose runs its network on the picture as it is, and 2112x2048 .* is more than 4 megapixels/);
+  assert.not.throws(() => checkDetectorPictureSize({ width: 2048, height: 2048 }, 'img', 'dwpose'));
 });
 
 test('a file that is not the expected network is refused in one line (exit 2)', async () => {
