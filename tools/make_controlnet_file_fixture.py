@@ -257,27 +257,34 @@ def pipeline_refs(w: RefWriter, net: ControlNetModel) -> list[dict]:
     return records
 
 
-def build_sd1_checkpoint(w: RefWriter) -> dict:
-    """An sd1-shaped ControlNet with a 2x control embedding (the sd1 checkpoint's VAE is 2x) as a diffusers folder, and
-    StableDiffusionControlNetPipeline on the graph fixtures' sd1 checkpoint: its UNet by UNet2DConditionModel.from_single_file,
-    its text encoder and VAE through diffusers' single-file converters (tools/make_graph_fixtures.py load_modules)."""
+def sd1x2_controlnet() -> tuple[ControlNetModel, dict]:
+    """The sd1x2 ControlNet (the sd1 shape with a 2x control embedding) loaded from its diffusers folder, and that folder's layout."""
     torch.manual_seed(0)
     shape = ControlNetModel(**{**SD1, "conditioning_embedding_out_channels": (8, 16)}).eval()
     config = {**controlnet_config(shape), "_names": list(shape.state_dict())}
     same = lambda k: k  # noqa: E731
     recipe = recipe_of(shape, SD1X2_SEED, "F32", same)
     layout = folder_layout(recipe, config, same)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_folder(layout, Path(tmp))
+        net = ControlNetModel.from_pretrained(tmp).eval()
+    check_loaded(net, tensors(recipe), same)
+    return net, layout
+
+
+def build_sd1_checkpoint(w: RefWriter) -> dict:
+    """An sd1-shaped ControlNet with a 2x control embedding (the sd1 checkpoint's VAE is 2x) as a diffusers folder, and
+    StableDiffusionControlNetPipeline on the graph fixtures' sd1 checkpoint: its UNet by UNet2DConditionModel.from_single_file,
+    its text encoder and VAE through diffusers' single-file converters (tools/make_graph_fixtures.py load_modules)."""
+    net, layout = sd1x2_controlnet()
     ckpt_recipe = json.loads(gzip.decompress((GRAPHS / "sd1.recipe.json.gz").read_bytes()))
     checkpoint = tensors(ckpt_recipe)
     modules = graph_fx.load_modules(SD1_SPEC, checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
-        write_folder(layout, Path(tmp))
-        net = ControlNetModel.from_pretrained(tmp).eval()
         (Path(tmp) / "sd1.safetensors").write_bytes(to_bytes(ckpt_recipe))
         (Path(tmp) / "unet").mkdir()
         (Path(tmp) / "unet" / "config.json").write_text(json.dumps(dict(modules["unet"].config), default=list))
         unet = UNet2DConditionModel.from_single_file(str(Path(tmp) / "sd1.safetensors"), config=str(Path(tmp) / "unet"), local_files_only=True).eval()
-    check_loaded(net, tensors(recipe), same)
     for k, v in modules["unet"].state_dict().items():
         if not torch.equal(unet.state_dict()[k], v):
             raise AssertionError(f"from_single_file and diffusers' converter load {k} differently")
@@ -297,20 +304,28 @@ def build_sd1_checkpoint(w: RefWriter) -> dict:
     return {"name": "sd1x2", "layout": "diffusers", "cases": [], "pipeline": records}, net
 
 
-def build_inpaint_checkpoint(w: RefWriter, net: ControlNetModel) -> dict:
-    """StableDiffusionControlNetInpaintPipeline with a 9-channel UNet: the sd1x2 ControlNet (which reads the 4 latent
-    channels, as diffusers passes it the latents before the mask and masked-image latents are concatenated) on a 9-channel
-    checkpoint of the sd1 spec's shape, written from a recipe and loaded through diffusers' single-file converters."""
+def inpaint_pipeline(net: ControlNetModel) -> tuple[StableDiffusionControlNetInpaintPipeline, dict, bytes]:
+    """StableDiffusionControlNetInpaintPipeline on the sd1-inpaint checkpoint (written from its recipe, loaded through
+    diffusers' single-file converters) with `net`; the recipe and the checkpoint's bytes."""
     layout, integers = ldm_layout(INPAINT_SPEC)
     recipe = recipe_for(INPAINT_SPEC.seed, layout, INPAINT_SPEC.dtype, integers)
     data = to_bytes(recipe)
     modules = graph_fx.load_modules(INPAINT_SPEC, graph_fx.check_file(data, recipe))
-    write_gzip_text(OUT / "sd1-inpaint.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
     scheduler = EulerDiscreteScheduler.from_config(models.SD15_SCHEDULER_CONFIG)
     pipe = StableDiffusionControlNetInpaintPipeline(
         vae=modules["vae"], text_encoder=modules["text_encoder"], tokenizer=CLIPTokenizer.from_pretrained(str(TINY_SD / "tokenizer")),
         unet=modules["unet"], controlnet=net, scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
+    return pipe, recipe, data
+
+
+def build_inpaint_checkpoint(w: RefWriter, net: ControlNetModel) -> dict:
+    """StableDiffusionControlNetInpaintPipeline with a 9-channel UNet: the sd1x2 ControlNet (which reads the 4 latent
+    channels, as diffusers passes it the latents before the mask and masked-image latents are concatenated) on a 9-channel
+    checkpoint of the sd1 spec's shape, written from a recipe and loaded through diffusers' single-file converters."""
+    pipe, recipe, data = inpaint_pipeline(net)
+    write_gzip_text(OUT / "sd1-inpaint.recipe.json.gz", json.dumps(recipe, separators=(",", ":")))
+    scheduler = pipe.scheduler
     images = {key: Image.open(PICTURES / f"control.{key}.png").convert("RGB") for key in cn_fixture.IMAGES}
     # test/fixtures/pipeline's inputs, named by their path there (the test reads them from that folder)
     init = {(32, 32): ("../pipeline/input.init-image.32x32.png", Image.open(INPAINT_INPUTS / "input.init-image.32x32.png").convert("RGB"))}

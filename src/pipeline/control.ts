@@ -37,13 +37,10 @@ export function controlNetFor(bundle: Pick<ModelBundle, 'controlNets'>, model: s
   throw new UsageError(`ControlNet ${model} was not loaded with the model (${loaded ? `loaded: ${loaded}` : 'none was'}); pass its folder in the load options`);
 }
 
-/** Field values diffusers refuses too, and requests the units cannot go with. */
+/** Field values diffusers refuses too, and models the units cannot go with. */
 export function checkControl(bundle: ModelBundle, request: GenerationRequest): void {
   const units = request.control ?? [];
   if (units.length === 0) return;
-  if (request.outpaint || request.mask?.area === 'masked') {
-    throw new UsageError('ControlNet paints the whole picture: it does not go with outpaint or an "only masked" inpaint area yet; leave one out');
-  }
   const inputs = bundle.unet.residualInputs.length;
   units.forEach((unit, i) => {
     const label = `ControlNet ${i}`;

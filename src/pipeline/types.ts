@@ -170,6 +170,12 @@ export interface ControlUnit {
   guess?: boolean;
   /** How the picture is brought to the painted size (default 'just-resize', as diffusers' image processor). */
   resizeMode?: ResizeMode;
+  /**
+   * The picture is already an "only masked" inpaint's region at the painted size
+   * (tasks/control-region.ts pictureInRegion, which the CLI applies before the preprocessor, as
+   * sd-webui-controlnet does); absent, the pipeline cuts it to the region itself.
+   */
+  inRegion?: boolean;
   /** The preprocessor that made the picture, for the metadata (A1111's "Module", "Threshold A/B"; default 'none'). */
   preprocessor?: { module: string; processorRes?: number; pixelPerfect?: boolean; thresholdA?: number; thresholdB?: number };
 }

@@ -27,12 +27,20 @@ import { CONTROL_MODULES, DETECTORS, DWPOSE_FILES, PIXEL_PERFECT, type ControlSp
  * folder checked (or its weights converted: the unit then names the converted folder), each picture read once and run through its preprocessor (on the picture as it
  * is, or scaled to res= as sd-webui-controlnet's Preprocessor Resolution; the pipeline then fits the result to the painted size).
  */
-export async function readControlUnits(specs: readonly ControlSpec[], modelDir: string, session: SessionSettings, painted: { width: number; height: number }): Promise<ControlUnit[]> {
+export async function readControlUnits(
+  specs: readonly ControlSpec[],
+  modelDir: string,
+  session: SessionSettings,
+  painted: { width: number; height: number },
+  region?: (picture: Raster, mode: ControlSpec['resize']) => Raster,
+): Promise<ControlUnit[]> {
   return Promise.all(
     specs.map(async (spec, i): Promise<ControlUnit> => {
       const label = `--control${specs.length > 1 ? ` #${i + 1}` : ''}`;
       const model = await controlNetFolder(spec.model, label);
-      const read = (await readImageFile(spec.image, `${label} image`)).rgb;
+      const file = (await readImageFile(spec.image, `${label} image`)).rgb;
+      // An "only masked" inpaint: the picture is cut to the painted region before its preprocessor, as the extension does.
+      const read = region ? region(file, spec.resize) : file;
       const res = spec.res === PIXEL_PERFECT ? pixelPerfectResolution(read, painted, spec.resize) : spec.res;
       // Only Pixel Perfect can go this low (a picture far narrower than the painted size, fitted in): nothing left to scale to.
       const scaled = res === undefined ? undefined : processorResolutionSize(read.width, read.height, res);
@@ -58,6 +66,7 @@ export async function readControlUnits(specs: readonly ControlSpec[], modelDir: 
         end: spec.end,
         guess: spec.guess,
         resizeMode: spec.resize,
+        ...(region ? { inRegion: true } : {}),
         preprocessor: preprocessorRecord(spec),
       };
     }),

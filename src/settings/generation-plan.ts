@@ -5,6 +5,10 @@ import { cacheRoot, type Recommended, type RegistryEntry, type Task } from '../m
 import { checkRequest } from '../pipeline/check-request.js';
 import { readClipProcessor, safetyCheckerFiles } from '../pipeline/safety-checker.js';
 import { DEFAULT_REFINER_SWITCH } from '../pipeline/tasks/refiner.js';
+import { pictureInRegion } from '../pipeline/tasks/control-region.js';
+import { maskedRegion } from '../pipeline/tasks/inpaint.js';
+import type { Raster } from '../image/raster.js';
+import type { ResizeMode } from '../image/resize-modes.js';
 import type { LoadOptions } from '../pipeline/load.js';
 import { readModelFiles, type ModelFiles } from '../pipeline/model-files.js';
 import type { GenerationRequest, HiresFix } from '../pipeline/types.js';
@@ -58,7 +62,7 @@ export async function prepareGeneration(
   const native = files.sampleSize * files.vaeScaleFactor;
   const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
   const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
-  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session, size) } : {};
+  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session, size, await controlRegion(task, size)) } : {};
   const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key), hiresUpscaler);
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field, ...hires });
   checkRequest(files, request('', 0));
@@ -71,6 +75,14 @@ export async function prepareGeneration(
   if (upscaler && !(typeof upscaler === 'string' && upscaler.startsWith('latent'))) load.withEncoder = true;
   if (upscaler && typeof upscaler !== 'string') load.upscaler = upscaler.model;
   return { settings, files, task, request, modelDir: model.dir, load: { ...load, ...(refiner ? { refiner: refiner.dir } : {}) } };
+}
+
+/** An "only masked" inpaint's cut of a unit's picture (tasks/control-region.ts), or undefined for every other task. */
+async function controlRegion(task: ImageTask | undefined, painted: { width: number; height: number }): Promise<((picture: Raster, mode: ResizeMode | undefined) => Raster) | undefined> {
+  const { init, mask } = task?.fields ?? {};
+  if (!init || mask?.area !== 'masked') return undefined;
+  const box = await maskedRegion(init.image, mask, painted);
+  return (picture, mode) => pictureInRegion(picture, mode, init.image, box, painted);
 }
 
 const HIRES_KEYS = ['hiresUpscaler', 'hiresSteps', 'hiresStrength', 'hiresPrompt', 'hiresNegative', 'hiresSampler', 'hiresSchedule', 'hiresCfg'] as const;

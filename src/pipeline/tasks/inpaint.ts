@@ -1,9 +1,12 @@
-import { crop, cropPlane, matchAspect, maskBox, pasteBack } from '../../image/composite.js';
+import { crop, cropPlane, matchAspect, maskBox, pasteBack, type Box } from '../../image/composite.js';
 import { fillMasked } from '../../image/mask-fill.js';
 import { blurMask, invertMask } from '../../image/mask.js';
 import type { Raster } from '../../image/raster.js';
 import { fitToSize } from '../../image/resize-modes.js';
 import type { GenerationRequest, InitImage, InpaintMask, PassRequest } from '../types.js';
+import { unitsInRegion } from './control-region.js';
+
+type Size = { width: number; height: number };
 
 /** A1111's "Only masked padding" default: context kept around the mask's bounding box. */
 export const DEFAULT_MASKED_PADDING = 32;
@@ -18,7 +21,8 @@ export interface PlannedPass {
  * Inpainting as A1111 runs it around the one denoising loop: the mask inverted and feathered as
  * asked, the masked area pre-filled or left to latent noise, and either the whole picture painted
  * at the request's size or (area 'masked') a crop around the mask painted at that size and pasted
- * back through the overlay. The request is checked (check-request.ts).
+ * back through the overlay, the ControlNet units' pictures cut to the same crop. The request is
+ * checked (check-request.ts).
  */
 export async function inpaintPass(request: GenerationRequest, init: InitImage, mask: InpaintMask): Promise<PlannedPass> {
   const { width: w, height: h } = init.image;
@@ -33,12 +37,27 @@ export async function inpaintPass(request: GenerationRequest, init: InitImage, m
     return { pass: { ...base, init: passInit, mask: { values: blurred, ...(overlay ? { overlay } : {}) } } };
   }
   const { width: pw, height: ph } = request;
-  const box = matchAspect(maskBox(blurred, w, h, mask.padding ?? DEFAULT_MASKED_PADDING)!, pw / ph, w, h);
+  const box = regionOf(blurred, init.image, mask, request);
   const cropMask = resizePlane(cropPlane(blurred, w, box), box.x1 - box.x0, box.y1 - box.y0, pw, ph);
+  const control = unitsInRegion(request.control, init.image, box, { width: pw, height: ph });
   return {
-    pass: { ...base, init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'just-resize') }, mask: { values: cropMask } },
+    pass: { ...base, ...(control ? { control } : {}), init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'just-resize') }, mask: { values: cropMask } },
     finish: (painted) => pasteBack(init.image, painted, box, overlay ?? blurred),
   };
+}
+
+/**
+ * The picture's region an "only masked" inpaint paints (A1111's crop region): the inverted and
+ * feathered mask's bounding box grown by the padding, then to the painted size's aspect.
+ */
+export async function maskedRegion(whole: Size, mask: InpaintMask, painted: Size): Promise<Box> {
+  const values = mask.invert ? invertMask(mask.values) : mask.values;
+  return regionOf(await blurMask(values, whole.width, whole.height, mask.blur ?? 0), whole, mask, painted);
+}
+
+function regionOf(blurred: Float32Array, whole: Size, mask: InpaintMask, painted: Size): Box {
+  const { width: w, height: h } = whole;
+  return matchAspect(maskBox(blurred, w, h, mask.padding ?? DEFAULT_MASKED_PADDING)!, painted.width / painted.height, w, h);
 }
 
 /** The request as one pass: no task fields left. */
