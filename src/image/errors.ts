@@ -67,6 +67,16 @@ export class TooManyPeaksError extends ImageError {
   }
 }
 
+/**
+ * More hands and faces than OpenPose's hand and face networks are bounded to run on in one picture (each hand is four
+ * runs of up to 736x736 pixels): a crowd past what the detector handles in bounded time.
+ */
+export class PoseBoxesError extends ImageError {
+  constructor(readonly boxes: number, readonly limit: number) {
+    super(`the picture holds ${boxes} hands and faces for OpenPose's hand and face networks, more than ${limit}; crop it to fewer people, or use type=openpose (bodies only)`, 1);
+  }
+}
+
 /** A picture so much taller than wide that OpenPose's scaling to 184 rows leaves no column (cv2.resize refuses it). */
 export class PoseInputError extends ImageError {
   constructor(readonly width: number, readonly height: number) {

@@ -4,17 +4,7 @@
 // (centre tap, then pairs of mirrored samples from the outermost in); samples past an edge mirrored about it
 // (d c b a | a b c d | d c b a). Everything in float64.
 
-/** numpy's pairwise sum of fewer than 128 values. */
-function numpySum(values: readonly number[]): number {
-  const n = values.length;
-  if (n < 8) return values.reduce((a, b) => a + b, 0);
-  const r = values.slice(0, 8);
-  let i = 8;
-  for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j]! += values[i + j]!;
-  let sum = r[0]! + r[1]! + (r[2]! + r[3]!) + (r[4]! + r[5]! + (r[6]! + r[7]!));
-  for (; i < n; i++) sum += values[i]!;
-  return sum;
-}
+import { numpySum } from '../numpy-sum.js';
 
 export function gaussianKernel1d(sigma: number): Float64Array {
   const radius = Math.trunc(4 * sigma + 0.5);

@@ -174,6 +174,19 @@ export interface BodyEstimate {
   subset: number[][];
 }
 
+/** A body joint in the picture's pixels, as format_body_result gives it; undefined: not found. */
+export type BodyPoint = { x: number; y: number } | undefined;
+
+/** format_body_result: each person's 18 joints in pixels. */
+export function peopleJoints(estimate: BodyEstimate): BodyPoint[][] {
+  return estimate.subset.map((person) =>
+    person.slice(0, 18).map((index) => {
+      const peak = index === -1 ? undefined : estimate.candidate[Math.trunc(index)];
+      return peak ? { x: peak[0], y: peak[1] } : undefined;
+    }),
+  );
+}
+
 function assemble(peaks: Peak[][], connections: Array<Connection[] | undefined>): number[][] {
   const candidate = peaks.flat();
   let subset: number[][] = [];

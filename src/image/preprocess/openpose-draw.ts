@@ -6,7 +6,7 @@
 
 import { ellipse2Poly, fillCircle, fillConvexPoly } from '../cv-draw.js';
 import { createRaster, type Raster } from '../raster.js';
-import { bodyEstimate, LIMBS, type BodyEstimate, type BodyInput, type BodyMaps } from './openpose-body.js';
+import { bodyEstimate, LIMBS, peopleJoints, type BodyEstimate, type BodyInput, type BodyMaps, type BodyPoint } from './openpose-body.js';
 
 const DRAWN_LIMBS = 17;
 const STICK_WIDTH = 4;
@@ -20,15 +20,6 @@ const COLORS: ReadonlyArray<readonly [number, number, number]> = [
 export interface Keypoint {
   x: number;
   y: number;
-}
-
-function keypointsOf(estimate: BodyEstimate, width: number, height: number): Array<Array<Keypoint | undefined>> {
-  return estimate.subset.map((person) =>
-    person.slice(0, 18).map((index) => {
-      const peak = index === -1 ? undefined : estimate.candidate[Math.trunc(index)];
-      return peak ? { x: peak[0] / width, y: peak[1] / height } : undefined;
-    }),
-  );
 }
 
 /**
@@ -51,9 +42,15 @@ export function drawBodyKeypoints(canvas: Raster, keypoints: ReadonlyArray<Keypo
   });
 }
 
+/** draw_bodypose of one person's joints in pixels, divided by the canvas' width and height as detect_poses divides them. */
+export function drawBodyPose(canvas: Raster, joints: readonly BodyPoint[]): void {
+  const { width, height } = canvas;
+  drawBodyKeypoints(canvas, joints.map((p) => (p ? { x: p.x / width, y: p.y / height } : undefined)), width, height);
+}
+
 export function drawBodyPoses(estimate: BodyEstimate, width: number, height: number): Raster {
   const canvas = createRaster(width, height, 3);
-  for (const keypoints of keypointsOf(estimate, width, height)) drawBodyKeypoints(canvas, keypoints, width, height);
+  for (const joints of peopleJoints(estimate)) drawBodyPose(canvas, joints);
   return canvas;
 }
 
