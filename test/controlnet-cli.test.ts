@@ -100,7 +100,7 @@ cli('bad --control values: exit 2, one line, no file', () => {
   const out = join(dir, 'bad.png');
   const good = `image=${picture},model=${CONTROLNET}`;
   for (const [spec, pattern, modelDir] of [
-    [`type=sobel,${good}`, /type must be one of canny, threshold, scribble-xdog, lineart-standard, invert, depth, softedge, softedge-safe, softedge-pidinet, softedge-pidisafe, scribble-hed, scribble-pidinet, lineart, lineart-coarse, lineart-anime, openpose, mlsd, dwpose, none/],
+    [`type=sobel,${good}`, /type must be one of canny, threshold, scribble-xdog, lineart-standard, invert, depth, softedge, softedge-safe, softedge-pidinet, softedge-pidisafe, scribble-hed, scribble-pidinet, lineart, lineart-coarse, lineart-anime, openpose, openpose-hand, openpose-face, openpose-faceonly, openpose-full, mlsd, dwpose, none/],
     [`model=${CONTROLNET}`, /missing image=/],
     [`image=${picture}`, /missing model=/],
     [`${good},weight=abc`, /weight must be a number from 0 to 2/],

@@ -136,7 +136,7 @@ cli('type=mlsd,value=0.2,distance=2.5 = its map given as type=none; recorded as 
   assert.match(again.stderr, 'pass --control type=mlsd,image=<picture>,model=<ControlNet folder>,weight=1,start=0,end=1,resize=just-resize,value=0.2,distance=2.5');
 });
 
-cli('a detector of another network, an absent file, or one on another type: one line, exit 2, no image', () => {
+cli('a detector of another network (the body, hand and face networks too), an absent file, or one on another type: one line, exit 2, no image', () => {
   const picture = join(detectorFixtures('hed'), 'scene-64.png');
   const cases: [string, RegExp][] = [
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(FIXTURES, 'graphs', 'mini.ckpt')}`, /mini\.ckpt is not HED's ControlNetHED\.pth \(/],
@@ -149,7 +149,12 @@ cli('a detector of another network, an absent file, or one on another type: one 
     [`type=canny,image=${picture},model=${CONTROLNET},value=0.2`, /value= is a threshold of type=mlsd; type=canny takes none/],
     [`type=mlsd,image=${picture},model=${CONTROLNET},distance=25,detector=${mlsd}`, /distance must be a number from 0\.01 to 20 \(got '25'\)/],
     [`type=softedge,image=${picture},model=${CONTROLNET},detector=${join(dir, 'absent.pth')}`, /detector .*absent\.pth: no such file/],
-    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/scribble-hed\/scribble-pidinet\/lineart\/lineart-coarse\/lineart-anime\/openpose\/mlsd\/dwpose; type=canny takes none/],
+    [`type=canny,image=${picture},model=${CONTROLNET},detector=${hed}`, /detector= is the network of type=softedge\/softedge-safe\/softedge-pidinet\/softedge-pidisafe\/scribble-hed\/scribble-pidinet\/lineart\/lineart-coarse\/lineart-anime\/openpose\/openpose-hand\/openpose-face\/openpose-faceonly\/openpose-full\/mlsd\/dwpose; type=canny takes none/],
+    [`type=openpose-hand,image=${picture},model=${CONTROLNET},detector=${openpose},hand-detector=${openpose}`, /openpose\.safetensors is not OpenPose's hand_pose_model\.pth \(no tensor conv4_3\.weight\); pass lllyasviel\/Annotators' hand_pose_model\.pth as hand-detector=/],
+    [`type=openpose-faceonly,image=${picture},model=${CONTROLNET},detector=${openpose},face-detector=${hed}`, /hed\.safetensors is not OpenPose's facenet\.pth \(no tensor conv1_1\.weight\); pass lllyasviel\/Annotators' facenet\.pth as face-detector=/],
+    [`type=openpose-full,image=${picture},model=${CONTROLNET},detector=${openpose},hand-detector=${join(dir, 'absent.pth')},face-detector=${hed}`, /hand detector .*absent\.pth: no such file/],
+    [`type=openpose,image=${picture},model=${CONTROLNET},detector=${openpose},hand-detector=${openpose}`, /hand-detector= is the hand network of type=openpose-hand\/openpose-full; type=openpose takes none/],
+    [`type=openpose-hand,image=${picture},model=${CONTROLNET},face-detector=${openpose}`, /face-detector= is the face network of type=openpose-face\/openpose-faceonly\/openpose-full; type=openpose-hand takes none/],
   ];
   for (const [control, message] of cases) {
     const out = join(dir, 'bad.png');

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ensureConvertedDetector } from '../src/graphs/detector-convert.js';
+import { CheckpointError } from '../src/graphs/errors.js';
 import { PoseBoxesError } from '../src/image/errors.js';
 import { loadImage } from '../src/image/load-image.js';
 import { cropTopLeft, padEdgeTo64 } from '../src/image/pad-edge.js';
@@ -11,13 +13,18 @@ import { createRaster } from '../src/image/raster.js';
 import { bodyEstimate, bodyInput } from '../src/image/preprocess/openpose-body.js';
 import { MAX_POSE_BOXES, poseMap, type PoseParts } from '../src/image/preprocess/openpose-full.js';
 import { drawFacePose, drawHandPose, type PoseKeypoint } from '../src/image/preprocess/openpose-hand-face-draw.js';
-import { FIXTURES, readJson } from './helpers/fixtures.js';
+import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
+import { openSession } from '../src/onnx/session.js';
+import { compare, FIXTURES, readF32, readJson } from './helpers/fixtures.js';
+import { tempDir } from './helpers/cli.js';
+import { checkpointBytes, sha256, type Recipe } from './helpers/synthetic-checkpoint.js';
 
 /**
  * OpenPose's hands and faces against controlnet_aux 0.0.10 (tools/make_openpose_hands_refs.py): util.draw_handpose and
  * util.draw_facepose on keypoints made as detect_hands / detect_face make them, byte for byte; and OpenposeDetector with
  * include_hand / include_face on the body's synthesised maps (test/fixtures/openpose) with the hand and face networks
- * replaced by maps made by arithmetic alone: every network input (SHA-256) and the whole map, 0 samples may differ.
+ * replaced by maps made by arithmetic alone: every network input (SHA-256) and the whole map, 0 samples may differ; the
+ * hand and face graphs built from random weights (synthetic recipes) against torch's handpose_model and FaceNet.
  */
 interface Draw {
   width: number;
@@ -148,12 +155,59 @@ test(`more than ${MAX_POSE_BOXES} hands and faces: one typed line, exit 1, befor
   assert.is(runs, 0);
 });
 
+const info = readJson<{ recipes: Record<'hand' | 'face', { safetensors_sha256: string }>; networks: Array<{ name: 'hand' | 'face'; picture: string; network: { file: string; shape: number[] } }> }>(join(DIR, 'cases.json'));
+let weightsDir = '';
+/** The random network's weights written from its recipe, checked to be the file the references were made from. */
+function weights(name: 'hand' | 'face'): string {
+  weightsDir ||= tempDir('openpose-hands');
+  const bytes = checkpointBytes(readJson<Recipe>(join(DIR, `${name}.recipe.json.gz`)));
+  assert.is(sha256(bytes), info.recipes[name].safetensors_sha256, 'the recipe writes the file the references were made from');
+  const path = join(weightsDir, `${name}.safetensors`);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+for (const c of info.networks) {
+  test(`the ${c.name} graph gives torch's last-stage maps (${c.network.shape.join('x')})`, async () => {
+    const graph = await ensureConvertedDetector(`openpose-${c.name}`, weights(c.name), join(weightsDir, 'cache'));
+    const picture = (await loadImage(join(DIR, c.picture))).rgb;
+    const plane = picture.width * picture.height;
+    const bgr = Float32Array.from({ length: 3 * plane }, (_, i) => picture.data[(i % plane) * 3 + 2 - Math.floor(i / plane)]! / 256 - 0.5);
+    const opened = await openSession(graph, { device: 'cpu' });
+    try {
+      const out = await opened.session.run({ image: floatTensor('float32', bgr, [1, 3, picture.height, picture.width]) });
+      assert.equal([...out.heatmaps!.dims], c.network.shape);
+      const stats = compare(toFloat32(out.heatmaps!), readF32(join(DIR, c.network.file)));
+      assert.ok(stats.relToMax <= 1e-5, `max diff ${stats.relToMax} of max`);
+    } finally {
+      await opened.session.release();
+    }
+  });
+}
+
+test("a hand file given as the face network, or the body's as the hand's: one line naming the field, exit 2", async () => {
+  const hand = weights('hand');
+  const face = weights('face');
+  await ensureConvertedDetector('openpose-face', hand, join(weightsDir, 'cache')).then(
+    () => assert.unreachable('the hand file built as a face network'),
+    (err: unknown) => assert.ok(err instanceof CheckpointError && err.exitCode === 2 && /hand\.safetensors is not OpenPose's facenet\.pth \(conv6_2_CPM\.weight has shape \[22, 512, 1, 1\], expected \[71, 512, 1, 1\]\); pass lllyasviel\/Annotators' facenet\.pth as face-detector=$/.test(err.message), String(err)),
+  );
+  await ensureConvertedDetector('openpose-hand', face, join(weightsDir, 'cache')).then(
+    () => assert.unreachable('the face file built as a hand network'),
+    (err: unknown) => assert.ok(err instanceof CheckpointError && /is not OpenPose's hand_pose_model\.pth .*as hand-detector=$/.test(err.message), String(err)),
+  );
+});
+
 test('no keypoints draw nothing', () => {
   const canvas = createRaster(32, 32, 3);
   drawHandPose(canvas, undefined);
   drawHandPose(canvas, []);
   drawFacePose(canvas, undefined);
   assert.ok(canvas.data.every((v) => v === 0));
+});
+
+test.after(() => {
+  if (weightsDir) rmSync(weightsDir, { recursive: true, force: true });
 });
 
 test.run();

@@ -64,6 +64,8 @@ reg("models.json's preprocessors validate: lllyasviel/Annotators at one pinned c
     ['annotators-lineart-coarse', 'lineart', ['sk_model2.pth']],
     ['annotators-pidinet', 'pidinet', ['table5_pidinet.pth']],
     ['annotators-openpose', 'openpose', ['body_pose_model.pth']],
+    ['annotators-openpose-hand', 'openpose-hand', ['hand_pose_model.pth']],
+    ['annotators-openpose-face', 'openpose-face', ['facenet.pth']],
     ['annotators-lineart-anime', 'lineart-anime', ['netG.pth']],
     ['annotators-mlsd', 'mlsd', ['mlsd_large_512_fp32.pth']],
     ['annotators-dwpose', 'dwpose', ['yolox_l.onnx', 'dw-ll_ucoco_384.onnx']],

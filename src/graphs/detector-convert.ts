@@ -10,6 +10,7 @@ import { buildLineart } from './lineart.js';
 import { buildLineartAnime } from './lineart-anime.js';
 import { buildMlsd } from './mlsd.js';
 import { buildOpenpose } from './openpose.js';
+import { buildHandFace } from './openpose-hand-face.js';
 import { buildPidinet } from './pidinet.js';
 import type { GraphBuilder } from './onnx-builder.js';
 import type { TensorStore } from './weights.js';
@@ -17,13 +18,22 @@ import type { TensorStore } from './weights.js';
 /**
  * `detector=<file>`: a ControlNet preprocessor's network (HED's ControlNetHED.pth, lineart's
  * sk_model.pth, OpenPose's body_pose_model.pth, PiDiNet's table5_pidinet.pth,
- * lineart_anime's netG.pth, M-LSD's mlsd_large_512_fp32.pth; or the same state dict as .safetensors) built once into
+ * lineart_anime's netG.pth, M-LSD's mlsd_large_512_fp32.pth, OpenPose's hand_pose_model.pth and facenet.pth; or the same state dict as .safetensors) built once into
  * `<cacheDir>/<kind>-<sha256 of the file>/<kind>/model.onnx`, with detector.json saying which builder made it.
  */
 
-export type DetectorKind = 'hed' | 'lineart' | 'lineart-anime' | 'mlsd' | 'openpose' | 'pidinet';
+export type DetectorKind = 'hed' | 'lineart' | 'lineart-anime' | 'mlsd' | 'openpose' | 'openpose-hand' | 'openpose-face' | 'pidinet';
 
-const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = { hed: buildHed, lineart: buildLineart, 'lineart-anime': buildLineartAnime, mlsd: buildMlsd, openpose: buildOpenpose, pidinet: buildPidinet };
+const BUILDERS: Readonly<Record<DetectorKind, (store: TensorStore) => GraphBuilder>> = {
+  hed: buildHed,
+  lineart: buildLineart,
+  'lineart-anime': buildLineartAnime,
+  mlsd: buildMlsd,
+  openpose: buildOpenpose,
+  'openpose-hand': (store) => buildHandFace('openpose-hand', store),
+  'openpose-face': (store) => buildHandFace('openpose-face', store),
+  pidinet: buildPidinet,
+};
 const RECORD = 'detector.json';
 /** Bumped when a builder changes the graph a weight file converts to. */
 const DETECTOR_CONVERTER_VERSION = 1;

@@ -15,7 +15,7 @@ import { ComponentWeights, type TensorStore } from './weights.js';
  * list names Mconv7_stage6_L1 twice and Mconv7_stage6_L2 never.
  */
 
-type Layer = [name: string, inChannels: number, outChannels: number, kernel: number];
+export type Layer = [name: string, inChannels: number, outChannels: number, kernel: number];
 
 const FEATURES: ReadonlyArray<Layer | 'pool'> = [
   ['conv1_1', 3, 64, 3], ['conv1_2', 64, 64, 3], 'pool',
@@ -42,20 +42,35 @@ function stageLayers(stage: number, branch: string, channels: number): Layer[] {
   return [[name(1), STAGE_INPUT, 128, 7], [name(2), 128, 128, 7], [name(3), 128, 128, 7], [name(4), 128, 128, 7], [name(5), 128, 128, 7], [name(6), 128, 128, 1], [name(7), 128, channels, 1]];
 }
 
-/** Every tensor of body_pose_model.pth and its shape. */
-export function openposeTensorShapes(): Map<string, number[]> {
+/** The weight and bias shapes of convolution layers, as a state dict holds them. */
+export function layerShapes(layers: Iterable<Layer | 'pool'>): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
-  const add = ([name, inC, out, k]: Layer) => {
+  for (const layer of layers) {
+    if (layer === 'pool') continue;
+    const [name, inC, out, k] = layer;
     shapes.set(`${name}.weight`, [out, inC, k, k]);
     shapes.set(`${name}.bias`, [out]);
-  };
-  for (const layer of FEATURES) if (layer !== 'pool') add(layer);
-  for (let stage = 1; stage <= STAGES; stage++) for (const { branch, channels } of BRANCHES) stageLayers(stage, branch, channels).forEach(add);
+  }
   return shapes;
 }
 
+/** The convolutions, and 2x2 max pools, of VGG-19's first layers as the OpenPose networks start. */
+export function featureStack(net: Net, layers: ReadonlyArray<Layer | 'pool'>, x: string): string {
+  let h = x;
+  layers.forEach((layer, i) => {
+    h = layer === 'pool' ? net.g.op('MaxPool', [h], `/pool${i}`, { kernel_shape: [2, 2], strides: [2, 2] }) : net.g.op('Relu', [conv2d(net, layer[0], h, layer[1], layer[2])], scopeOf(layer[0]));
+  });
+  return h;
+}
+
+/** Every tensor of body_pose_model.pth and its shape. */
+export function openposeTensorShapes(): Map<string, number[]> {
+  const stages = Array.from({ length: STAGES }, (_, s) => BRANCHES.flatMap(({ branch, channels }) => stageLayers(s + 1, branch, channels))).flat();
+  return layerShapes([...FEATURES, ...stages]);
+}
+
 /** A stage's branch: its convolutions, each but the last with a ReLU (stage 6's heatmaps: that one too). */
-function runBranch(net: Net, layers: Layer[], x: string, reluLast: boolean): string {
+export function runBranch(net: Net, layers: readonly Layer[], x: string, reluLast: boolean): string {
   let h = x;
   layers.forEach(([name, inC, out], i) => {
     h = conv2d(net, name, h, inC, out);
@@ -69,11 +84,7 @@ export function buildOpenpose(store: TensorStore): GraphBuilder {
   checkStateDict(store, openposeTensorShapes(), "OpenPose's body_pose_model.pth", "lllyasviel/Annotators' body_pose_model.pth");
   const g = new GraphBuilder('openpose', 'float32');
   const net: Net = { g, w: new ComponentWeights('OpenPose body network', store, (name) => ({ key: name })) };
-  let h = g.input('image', ElemType.FLOAT, [1, 3, 'height', 'width']);
-  FEATURES.forEach((layer, i) => {
-    h = layer === 'pool' ? g.op('MaxPool', [h], `/pool${i}`, { kernel_shape: [2, 2], strides: [2, 2] }) : g.op('Relu', [conv2d(net, layer[0], h, layer[1], layer[2])], scopeOf(layer[0]));
-  });
-  const features = h;
+  const features = featureStack(net, FEATURES, g.input('image', ElemType.FLOAT, [1, 3, 'height', 'width']));
   let outputs: string[] = [];
   for (let stage = 1; stage <= STAGES; stage++) {
     const input = stage === 1 ? features : g.op('Concat', [...outputs, features], `/stage${stage}`, { axis: 1 });

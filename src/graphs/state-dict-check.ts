@@ -3,11 +3,11 @@ import type { TensorStore } from './weights.js';
 
 /**
  * Refuses, in one line, a weight file that is not exactly a fixed-architecture network's state dict
- * (a tensor missing, extra or of another shape): `network` names what was expected, `file` the file to pass.
+ * (a tensor missing, extra or of another shape): `network` names what was expected, `file` the file to pass as `field`=.
  */
-export function checkStateDict(store: TensorStore, expected: ReadonlyMap<string, readonly number[]>, network: string, file: string): void {
+export function checkStateDict(store: TensorStore, expected: ReadonlyMap<string, readonly number[]>, network: string, file: string, field = 'detector'): void {
   const refuse = (why: string): never => {
-    throw new CheckpointError(`${store.label} is not ${network} (${why}); pass ${file} as detector=`);
+    throw new CheckpointError(`${store.label} is not ${network} (${why}); pass ${file} as ${field}=`);
   };
   for (const [key, shape] of expected) {
     const found = store.describe(key);

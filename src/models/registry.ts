@@ -136,7 +136,7 @@ export interface LoraEntry extends FileSetEntry {
 }
 
 /** The networks a preprocessor entry holds weights of (src/graphs/detector-convert.ts builds each; dwpose's are ONNX as published). */
-export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose', 'mlsd', 'dwpose'] as const;
+export const PREPROCESSOR_KINDS = ['hed', 'lineart', 'lineart-anime', 'pidinet', 'openpose', 'openpose-hand', 'openpose-face', 'mlsd', 'dwpose'] as const;
 export type PreprocessorKind = (typeof PREPROCESSOR_KINDS)[number];
 
 /**

@@ -5,8 +5,9 @@ import { cvResizeU8 } from '../image/cv-resize-u8.js';
 import { lineartAnimeLines, lineartLines } from '../image/preprocess/lineart-lines.js';
 import { mlsdLines, type MlsdThresholds } from '../image/preprocess/mlsd-lines.js';
 import { pidinetEdges } from '../image/preprocess/pidinet-edges.js';
-import { bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
-import { bodyPoseMap } from '../image/preprocess/openpose-draw.js';
+import { bodyEstimate, bodyInput, type BodyMaps } from '../image/preprocess/openpose-body.js';
+import { FACE_INPUT } from '../image/preprocess/openpose-face.js';
+import { poseMap, type PoseParts } from '../image/preprocess/openpose-full.js';
 import { DETECTOR_COLUMNS, DETECTOR_ROWS, DETECTOR_SIDE, detectorInput, detectPeople } from '../image/preprocess/dwpose-detect.js';
 import { drawWholeBodyPoses } from '../image/preprocess/dwpose-draw.js';
 import { decodeSimcc, formatPose, KEYPOINTS, openposeOrder, POSE_HEIGHT, POSE_WIDTH, poseInput, SIMCC_X, SIMCC_Y } from '../image/preprocess/dwpose-pose.js';
@@ -92,22 +93,45 @@ export function pidinetControlPicture(model: string, picture: Raster, safe: bool
 }
 
 /**
- * openpose: controlnet_aux's body estimation on the edge-padded picture (src/image/preprocess/openpose-body.ts: the
- * picture scaled to 184 rows for the network, its outputs back to the picture's size, peaks, limbs, people), the
- * people drawn as its draw_bodypose does, the padding cropped off.
+ * openpose (and its hand and face types): controlnet_aux's body estimation on the edge-padded picture
+ * (src/image/preprocess/openpose-body.ts: the picture scaled to 184 rows for the network, its outputs back to the
+ * picture's size, peaks, limbs, people), then the hand and face networks on the boxes the people give
+ * (openpose-full.ts), drawn as its draw_poses does, the padding cropped off. Each network's session is opened when its
+ * turn comes and released after.
  */
-export async function openposeControlPicture(model: string, picture: Raster, settings: SessionSettings): Promise<Raster> {
-  const input = bodyInput(padEdgeTo64(picture));
-  const opened = await openSession(model, settings);
-  let maps: BodyMaps;
-  try {
+export async function openposeControlPicture(model: string, picture: Raster, settings: SessionSettings, parts: PoseParts = { body: true, hands: false, face: false }, graphs: { hand?: string; face?: string } = {}): Promise<Raster> {
+  const padded = padEdgeTo64(picture);
+  const input = bodyInput(padded);
+  const maps = await runOnce(model, settings, async (session) => {
     const image = floatTensor('float32', input.image, [1, 3, input.paddedHeight, input.paddedWidth]);
-    const { pafs, heatmaps } = await opened.session.run({ image }, ['pafs', 'heatmaps']);
-    maps = { pafs: toFloat32(pafs!), heatmaps: toFloat32(heatmaps!), width: heatmaps!.dims[3]!, height: heatmaps!.dims[2]! };
+    const { pafs, heatmaps } = await session.run({ image }, ['pafs', 'heatmaps']);
+    return { pafs: toFloat32(pafs!), heatmaps: toFloat32(heatmaps!), width: heatmaps!.dims[3]!, height: heatmaps!.dims[2]! } satisfies BodyMaps;
+  });
+  const estimate = bodyEstimate(maps, input);
+  const opened: Partial<Record<'hand' | 'face', Awaited<ReturnType<typeof openSession>>>> = {};
+  const heatmapsOf = async (name: 'hand' | 'face', input: Float32Array, side: number): Promise<Float32Array> => {
+    const graph = graphs[name];
+    if (!graph) throw new UsageError(`type=openpose with ${name}s needs the ${name} network`);
+    opened[name] ??= await openSession(graph, settings);
+    const out = await opened[name].session.run({ image: floatTensor('float32', input, [1, 3, side, side]) }, ['heatmaps']);
+    return toFloat32(out.heatmaps!);
+  };
+  try {
+    const map = await poseMap(estimate, padded, parts, { hand: (x, side) => heatmapsOf('hand', x, side), face: (x) => heatmapsOf('face', x, FACE_INPUT) });
+    return cropTopLeft(map, picture.width, picture.height);
+  } finally {
+    for (const o of Object.values(opened)) await o.session.release();
+  }
+}
+
+/** One session of `model` for `use`, released after. */
+async function runOnce<T>(model: string, settings: SessionSettings, use: (session: Awaited<ReturnType<typeof openSession>>['session']) => Promise<T>): Promise<T> {
+  const opened = await openSession(model, settings);
+  try {
+    return await use(opened.session);
   } finally {
     await opened.session.release();
   }
-  return cropTopLeft(bodyPoseMap(maps, input), picture.width, picture.height);
 }
 
 

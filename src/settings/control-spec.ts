@@ -11,7 +11,7 @@ export const DWPOSE_FILES = { detector: 'yolox_l.onnx', pose: 'dw-ll_ucoco_384.o
  * the ControlNet's or the model's folder; softedge, softedge-pidinet, scribble-hed, scribble-pidinet, lineart, openpose, mlsd: the
  * network of detector=; dwpose: the two networks of the detector= folder): none passes it as it is.
  */
-export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'mlsd', 'dwpose', 'none'] as const;
+export const CONTROL_TYPES = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'invert', 'depth', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'lineart-anime', 'openpose', 'openpose-hand', 'openpose-face', 'openpose-faceonly', 'openpose-full', 'mlsd', 'dwpose', 'none'] as const;
 export type ControlType = (typeof CONTROL_TYPES)[number];
 
 /** sd-webui-controlnet's name of each preprocessor, its infotext's "Module" (depth: diffuse's runs DPT, SD2-depth's estimator). */
@@ -32,6 +32,10 @@ export const CONTROL_MODULES: Readonly<Record<ControlType, string>> = {
   'lineart-coarse': 'lineart_coarse',
   'lineart-anime': 'lineart_anime',
   openpose: 'openpose',
+  'openpose-hand': 'openpose_hand',
+  'openpose-face': 'openpose_face',
+  'openpose-faceonly': 'openpose_faceonly',
+  'openpose-full': 'openpose_full',
   mlsd: 'mlsd',
   dwpose: 'dw_openpose_full',
   none: 'none',
@@ -43,11 +47,20 @@ export function controlTypeOf(module: string): ControlType | undefined {
 }
 
 /**
- * The types that run a network from a weight file (detector=), each with lllyasviel/Annotators' file, the network's
- * kind (src/graphs/detector-convert.ts) and the registry id pulled when detector= is left out. dwpose runs two ONNX
- * networks as yzd-v/DWPose publishes them (no conversion): detector= names the folder holding both.
+ * A network a preprocessor runs: lllyasviel/Annotators' file, its kind (src/graphs/detector-convert.ts), the registry
+ * id pulled when its field is left out. dwpose runs two ONNX networks as yzd-v/DWPose publishes them (no conversion):
+ * detector= names the folder holding both.
  */
-export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kind: DetectorKind | 'dwpose'; id: string }>>> = {
+export interface DetectorNetwork {
+  file: string;
+  kind: DetectorKind | 'dwpose';
+  id: string;
+}
+
+const OPENPOSE_BODY: DetectorNetwork = { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' };
+
+/** The types that run a network from a weight file (detector=), and that network. */
+export const DETECTORS: Readonly<Partial<Record<ControlType, DetectorNetwork>>> = {
   softedge: { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-safe': { file: 'ControlNetHED.pth', kind: 'hed', id: 'annotators-hed' },
   'softedge-pidinet': { file: 'table5_pidinet.pth', kind: 'pidinet', id: 'annotators-pidinet' },
@@ -57,18 +70,47 @@ export const DETECTORS: Readonly<Partial<Record<ControlType, { file: string; kin
   lineart: { file: 'sk_model.pth', kind: 'lineart', id: 'annotators-lineart' },
   'lineart-coarse': { file: 'sk_model2.pth', kind: 'lineart', id: 'annotators-lineart-coarse' },
   'lineart-anime': { file: 'netG.pth', kind: 'lineart-anime', id: 'annotators-lineart-anime' },
-  openpose: { file: 'body_pose_model.pth', kind: 'openpose', id: 'annotators-openpose' },
+  openpose: OPENPOSE_BODY,
+  'openpose-hand': OPENPOSE_BODY,
+  'openpose-face': OPENPOSE_BODY,
+  'openpose-faceonly': OPENPOSE_BODY,
+  'openpose-full': OPENPOSE_BODY,
   mlsd: { file: 'mlsd_large_512_fp32.pth', kind: 'mlsd', id: 'annotators-mlsd' },
   dwpose: { file: `DIR (holding ${DWPOSE_FILES.detector} and ${DWPOSE_FILES.pose})`, kind: 'dwpose', id: 'annotators-dwpose' },
 };
 const DETECTOR_TYPES = Object.keys(DETECTORS) as ControlType[];
 
 /**
+ * OpenPose's hand and face networks, given by their own fields (hand-detector=, face-detector=: a weight file or a
+ * registry id; left out, the id is pulled), beside the body's detector= whose people they look at.
+ */
+export const POSE_NETWORKS = {
+  hand: { field: 'hand-detector', file: 'hand_pose_model.pth', kind: 'openpose-hand', id: 'annotators-openpose-hand' },
+  face: { field: 'face-detector', file: 'facenet.pth', kind: 'openpose-face', id: 'annotators-openpose-face' },
+} as const satisfies Record<string, DetectorNetwork & { field: string }>;
+export type PoseNetworkName = keyof typeof POSE_NETWORKS;
+
+/** What each OpenPose type draws (sd-webui-controlnet's openpose_hand, _face, _faceonly, _full) and so which networks it runs. */
+export const POSE_PARTS: Readonly<Partial<Record<ControlType, { body: boolean; hands: boolean; face: boolean }>>> = {
+  openpose: { body: true, hands: false, face: false },
+  'openpose-hand': { body: true, hands: true, face: false },
+  'openpose-face': { body: true, hands: false, face: true },
+  'openpose-faceonly': { body: false, hands: false, face: true },
+  'openpose-full': { body: true, hands: true, face: true },
+};
+
+/** The hand and face networks `type` runs besides the body's. */
+export function poseNetworksOf(type: ControlType): PoseNetworkName[] {
+  const parts = POSE_PARTS[type];
+  return parts ? (['hand', 'face'] as const).filter((n) => (n === 'hand' ? parts.hands : parts.face)) : [];
+}
+
+/**
  * The types whose sd-webui-controlnet preprocessor scales the picture to its Preprocessor Resolution first
  * (resize_image_with_pad): res= applies to them. Not invert (the extension inverts the picture as it is), none, nor
  * depth (diffuse's runs SD2-depth's DPT with its own feature extractor, not the extension's midas at res).
  */
-export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'openpose', 'mlsd', 'dwpose'];
+export const RES_TYPES: readonly ControlType[] = ['canny', 'threshold', 'scribble-xdog', 'lineart-standard', 'softedge', 'softedge-safe', 'softedge-pidinet', 'softedge-pidisafe', 'scribble-hed', 'scribble-pidinet', 'lineart', 'lineart-coarse', 'openpose', 'openpose-hand', 'openpose-face', 'openpose-faceonly', 'openpose-full', 'mlsd', 'dwpose'];
 
 /** One --control value, as typed: what to make the control picture from, and the unit's settings. */
 export interface ControlSpec {
@@ -82,6 +124,9 @@ export interface ControlSpec {
   resize: ResizeMode;
   /** HED's, PiDiNet's, lineart's or OpenPose's network (DETECTORS): a weight file's path or a registry id; undefined: the type's default id. */
   detector?: string;
+  /** OpenPose's hand and face networks (POSE_NETWORKS), as detector=. */
+  'hand-detector'?: string;
+  'face-detector'?: string;
   /** canny's low and high thresholds (sd-webui-controlnet's 100, 200); threshold's level (127), scribble-xdog's (32). */
   low: number;
   high: number;
@@ -101,8 +146,8 @@ export const PIXEL_PERFECT = 'pixel-perfect';
 
 const RESIZE_MODES = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
-const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'value', 'distance', 'res', 'detector'] as const;
-const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,value=0.1,distance=0.1,res=512|pixel-perfect,detector=FILE|ID]';
+const FIELDS = ['type', 'image', 'model', 'weight', 'start', 'end', 'guess', 'resize', 'low', 'high', 'level', 'value', 'distance', 'res', 'detector', 'hand-detector', 'face-detector'] as const;
+const FORM = 'type=canny,image=ref.png,model=DIR|FILE[,weight=1,start=0,end=1,guess,resize=just-resize,low=100,high=200,value=0.1,distance=0.1,res=512|pixel-perfect,detector=FILE|ID,hand-detector=FILE|ID,face-detector=FILE|ID]';
 
 /** Every --control given (the flag repeats: multi-ControlNet), each read as `key=value,…`. */
 export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
@@ -173,6 +218,13 @@ function parseOne(raw: unknown, label: string): ControlSpec {
   if (detector !== undefined) {
     if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);
     spec.detector = detector;
+  }
+  for (const [name, network] of Object.entries(POSE_NETWORKS) as Array<[PoseNetworkName, (typeof POSE_NETWORKS)[PoseNetworkName]]>) {
+    const given = fields.get(network.field);
+    if (given === undefined) continue;
+    const takers = CONTROL_TYPES.filter((t) => poseNetworksOf(t).includes(name));
+    if (!takers.includes(spec.type)) throw new UsageError(`${label}: ${network.field}= is the ${name} network of type=${takers.join('/')}; type=${spec.type} takes none`);
+    spec[network.field] = given;
   }
   if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
   return spec;

@@ -20,7 +20,7 @@ import { threshold } from '../image/preprocess/threshold.js';
 import type { Raster } from '../image/raster.js';
 import { hasControlNetGraph } from '../pipeline/controlnet.js';
 import type { ControlUnit } from '../pipeline/types.js';
-import { CONTROL_MODULES, DETECTORS, DWPOSE_FILES, PIXEL_PERFECT, type ControlSpec } from './control-spec.js';
+import { CONTROL_MODULES, DETECTORS, DWPOSE_FILES, PIXEL_PERFECT, POSE_NETWORKS, POSE_PARTS, poseNetworksOf, type ControlSpec, type DetectorNetwork } from './control-spec.js';
 
 /**
  * --control values turned into the request's units, before the model loads: each ControlNet
@@ -57,7 +57,7 @@ export async function readControlUnits(
           pidinet: async (safe) => pidinetControlPicture(await detectorGraph(spec, label), picture, safe, session),
           lineart: async () => lineartControlPicture(await detectorGraph(spec, label), picture, session),
           lineartAnime: async () => lineartAnimeControlPicture(await detectorGraph(spec, label), picture, session),
-          openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session),
+          openpose: async () => openposeControlPicture(await detectorGraph(spec, label), picture, session, POSE_PARTS[spec.type]!, await poseGraphs(spec, label)),
           mlsd: async () => mlsdControlPicture(await detectorGraph(spec, label), picture, { value: spec.value, distance: spec.distance }, session),
           dwpose: async () => dwposeControlPicture(dwposeModels(spec, label), picture, session),
         }),
@@ -107,14 +107,28 @@ function depthFolder(spec: ControlSpec, modelDir: string, label: string): string
  * built once into the cache (the picture's size was checked when it was read).
  */
 async function detectorGraph(spec: ControlSpec, label: string): Promise<string> {
-  const { detector } = spec;
-  const network = DETECTORS[spec.type];
-  if (!network || network.kind === 'dwpose' || detector === undefined) throw new UsageError(`${label}: type=${spec.type} needs detector=${network?.file ?? 'FILE'}`);
-  const path = resolve(detector);
-  if (!existsSync(path)) throw new UsageError(`${label}: detector ${detector}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
-  if (statSync(path).isDirectory()) throw new UsageError(`${label}: detector ${detector} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
-  openInputFile(path, { label: `${label} detector`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
+  return networkGraph(spec.detector, DETECTORS[spec.type], 'detector', spec.type, label);
+}
+
+/** `field`=: one network's weight file (a regular file) built once into the cache. */
+async function networkGraph(given: string | undefined, network: DetectorNetwork | undefined, field: string, type: string, label: string): Promise<string> {
+  if (!network || network.kind === 'dwpose' || given === undefined) throw new UsageError(`${label}: type=${type} needs ${field}=${network?.file ?? 'FILE'}`);
+  const path = resolve(given);
+  const name = field.replace('-', ' ');
+  if (!existsSync(path)) throw new UsageError(`${label}: ${name} ${given}: no such file; pass the network's weight file (lllyasviel/Annotators')`);
+  if (statSync(path).isDirectory()) throw new UsageError(`${label}: ${name} ${given} is a folder; pass the network's weight file (lllyasviel/Annotators') itself`);
+  openInputFile(path, { label: `${label} ${name}`, maxBytes: Number.MAX_SAFE_INTEGER }).close();
   return ensureConvertedDetector(network.kind, path, convertedFolder(cacheRoot()));
+}
+
+/** The OpenPose type's hand and face networks (hand-detector=, face-detector=), built as detector='s. */
+async function poseGraphs(spec: ControlSpec, label: string): Promise<{ hand?: string; face?: string }> {
+  const graphs: { hand?: string; face?: string } = {};
+  for (const name of poseNetworksOf(spec.type)) {
+    const network = POSE_NETWORKS[name];
+    graphs[name] = await networkGraph(spec[network.field], network, network.field, spec.type, label);
+  }
+  return graphs;
 }
 
 /** detector= for dwpose: a folder holding yzd-v/DWPose's two ONNX files (a pulled registry entry's, or the user's). */
@@ -164,6 +178,10 @@ async function controlPicture(spec: ControlSpec, picture: Raster, networks: Netw
     case 'lineart-anime':
       return networks.lineartAnime();
     case 'openpose':
+    case 'openpose-hand':
+    case 'openpose-face':
+    case 'openpose-faceonly':
+    case 'openpose-full':
       return networks.openpose();
     case 'mlsd':
       return networks.mlsd();
