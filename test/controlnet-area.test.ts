@@ -9,6 +9,7 @@ import type { ResizeMode } from '../src/image/resize-modes.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import { unitsOnCanvas } from '../src/pipeline/tasks/control-region.js';
+import { maskedRegion } from '../src/pipeline/tasks/inpaint.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
 import { discreteSchedule } from '../src/schedulers/index.js';
 import { FIXTURES, compare, readF32, readJson } from './helpers/fixtures.js';
@@ -20,7 +21,8 @@ import { checkpointBytes, sha256, writeDiffusersFolder, type Recipe } from './he
  * ControlNet units with an "only masked" inpaint area and with outpaint against A1111 1.10 + sd-webui-controlnet 1.1.455's
  * algorithm reproduced with diffusers 0.32 (tools/make_controlnet_area_refs.py): the crop region, the init picture, mask
  * and each unit's picture cut and resized as they do, StableDiffusionControlNetInpaintPipeline on the crop; outpaint's
- * canvas, mask and units fitted to the whole canvas, the same pipeline on it. controlnet-files' 9-channel sd1-inpaint
+ * canvas, mask and units fitted to the whole canvas, the same pipeline on it. One region (40x32 painted) misses the
+ * painted aspect by A1111's truncation and the picture's edge: picture, mask and unit then go through "resize and fill". controlnet-files' 9-channel sd1-inpaint
  * checkpoint and sd1x2 ControlNet; the pipeline references' usual 1e-5 of max.
  */
 const TOLERANCE = 1e-5;
@@ -34,6 +36,8 @@ interface AreaCase extends ReferenceCase {
   mask_image?: string;
   area?: 'masked';
   padding?: number;
+  /** A1111's crop region, [x1, y1, x2, y2]. */
+  crop_region?: [number, number, number, number];
   outpaint?: { extend: { left: number; right: number; top: number; bottom: number }; fill: 'stretch'; overlap: number };
   final_latents: { file: string };
 }
@@ -78,6 +82,10 @@ for (const c of manifest.cases) {
     const run = async (request: GenerationRequest) => (await generate({ ...bundle, schedule: discreteSchedule(c.scheduler.config) }, request)).latents;
     const expected = readF32(join(DIR, c.final_latents.file));
     const request = await requestFor(c, control);
+    if (c.crop_region) {
+      const box = await maskedRegion(request.init!.image, request.mask!, request);
+      assert.equal([box.x0, box.y0, box.x1, box.y1], c.crop_region, 'the crop region is A1111\'s');
+    }
     const stats = compare(await run(request), expected);
     assert.ok(stats.relToMax < TOLERANCE, `${c.name}: max abs error ${stats.maxAbs} (${stats.relToMax} of max)`);
     const { control: _units, ...plain } = request;

@@ -131,6 +131,10 @@ def main() -> None:
         (cn_fixture.ControlCase("masked-euler-pad2", "EulerDiscreteScheduler", 6, 940, (cn_fixture.Unit("c", 1.0),), strength=0.8), 2, ["just-resize"]),
         (cn_fixture.ControlCase("masked-ddim-pad4-crop-and-resize", "DDIMScheduler", 6, 941, (cn_fixture.Unit("wide", 0.8, 0.0, 0.8),),
                                 strength=1.0, negative_prompt=cn_fixture.NEGATIVE), 4, ["crop-and-resize"]),
+        # 40x32: the region (A1111's int() of the missing width, clamped at the picture's edge) is 27x22, not the painted
+        # aspect, so "resize and fill" pads a column on each side.
+        (cn_fixture.ControlCase("masked-euler-40x32-pad2", "EulerDiscreteScheduler", 5, 944, (cn_fixture.Unit("b", 0.9),), size=(40, 32), strength=1.0),
+         2, ["resize-and-fill"]),
     ]
     for case, padding, modes in masked:
         width, height = case.size

@@ -34,10 +34,13 @@ export function maskBox(mask: Float32Array, width: number, height: number, paddi
   return { x0: Math.max(0, x0 - padding), y0: Math.max(0, y0 - padding), x1: Math.min(width, x1 + padding), y1: Math.min(height, y1 + padding) };
 }
 
-/** Grows the box along one axis until it has the aspect ratio of the processing size (A1111's expand_crop_region). */
+/**
+ * Grows the box along one axis towards the aspect ratio of the processing size, as A1111's
+ * expand_crop_region: the missing length truncated (int()), so the box may stay a pixel short of it.
+ */
 export function matchAspect(box: Box, aspect: number, width: number, height: number): Box {
   const grow = (lo: number, hi: number, want: number, limit: number): [number, number] => {
-    const extra = Math.max(0, Math.round(want) - (hi - lo));
+    const extra = Math.max(0, Math.trunc(want - (hi - lo)));
     let a = lo - Math.floor(extra / 2);
     let b = hi + extra - Math.floor(extra / 2);
     if (b > limit) {

@@ -20,7 +20,8 @@ export interface PlannedPass {
 /**
  * Inpainting as A1111 runs it around the one denoising loop: the mask inverted and feathered as
  * asked, the masked area pre-filled or left to latent noise, and either the whole picture painted
- * at the request's size or (area 'masked') a crop around the mask painted at that size and pasted
+ * at the request's size or (area 'masked') a crop around the mask (picture and mask brought to that
+ * size by "resize and fill", as A1111's StableDiffusionProcessingImg2Img.init does) painted and pasted
  * back through the overlay, the ControlNet units' pictures cut to the same crop. The request is
  * checked (check-request.ts).
  */
@@ -41,7 +42,7 @@ export async function inpaintPass(request: GenerationRequest, init: InitImage, m
   const cropMask = resizePlane(cropPlane(blurred, w, box), box.x1 - box.x0, box.y1 - box.y0, pw, ph);
   const control = unitsInRegion(request.control, init.image, box, { width: pw, height: ph });
   return {
-    pass: { ...base, ...(control ? { control } : {}), init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'just-resize') }, mask: { values: cropMask } },
+    pass: { ...base, ...(control ? { control } : {}), init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'resize-and-fill') }, mask: { values: cropMask } },
     finish: (painted) => pasteBack(init.image, painted, box, overlay ?? blurred),
   };
 }
@@ -71,8 +72,8 @@ function withoutSource(init: InitImage): PassRequest['init'] & object {
   return rest;
 }
 
-/** A [0, 1] plane resized like a picture (through an 8-bit raster, as PIL resizes an L-mode mask). */
+/** A [0, 1] plane resized like a picture (through an 8-bit raster, as PIL resizes an L-mode mask), by A1111's "resize and fill". */
 function resizePlane(plane: Float32Array, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
   const raster: Raster = { width, height, channels: 1, data: Uint8Array.from(plane, (v) => Math.round(v * 255)) };
-  return Float32Array.from(fitToSize(raster, outWidth, outHeight, 'just-resize').data, (v) => v / 255);
+  return Float32Array.from(fitToSize(raster, outWidth, outHeight, 'resize-and-fill').data, (v) => v / 255);
 }
