@@ -14,6 +14,8 @@ import { bodyEstimate, bodyInput } from '../src/image/preprocess/openpose-body.j
 import { MAX_POSE_BOXES, poseMap, type PoseParts } from '../src/image/preprocess/openpose-full.js';
 import { drawFacePose, drawHandPose, type PoseKeypoint } from '../src/image/preprocess/openpose-hand-face-draw.js';
 import { floatTensor, toFloat32 } from '../src/onnx/dtype.js';
+import { openposeControlPicture } from '../src/pipeline/detector-control.js';
+import { detectorFixtures, writeDetectorWeights } from './helpers/detector-weights.js';
 import { openSession } from '../src/onnx/session.js';
 import { compare, FIXTURES, readF32, readJson } from './helpers/fixtures.js';
 import { tempDir } from './helpers/cli.js';
@@ -196,6 +198,17 @@ test("a hand file given as the face network, or the body's as the hand's: one li
     () => assert.unreachable('the face file built as a hand network'),
     (err: unknown) => assert.ok(err instanceof CheckpointError && /is not OpenPose's hand_pose_model\.pth .*as hand-detector=$/.test(err.message), String(err)),
   );
+});
+
+test("openposeControlPicture with the built body and face graphs: openpose_faceonly draws only the faces' white dots", async () => {
+  const face = await ensureConvertedDetector('openpose-face', weights('face'), join(weightsDir, 'cache'));
+  const body = await ensureConvertedDetector('openpose', writeDetectorWeights('openpose', weightsDir), join(weightsDir, 'cache'));
+  // The random body network finds 10 people here, 7 with a face box: 7 runs of the face graph at 384x384.
+  const picture = (await loadImage(join(detectorFixtures('openpose'), 'scene-64x40.png'))).rgb;
+  const map = await openposeControlPicture(body, picture, { device: 'cpu' }, PARTS.openpose_faceonly!, { face });
+  assert.equal([map.width, map.height], [picture.width, picture.height]);
+  const white = map.data.filter((v) => v === 255).length;
+  assert.ok(white > 0 && map.data.every((v) => v === 0 || v === 255), `${white} white samples, the rest black`);
 });
 
 test('no keypoints draw nothing', () => {
