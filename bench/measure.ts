@@ -32,7 +32,7 @@ export async function measure(peer: Peer, args: WorkerArgs, timeoutS: number): P
   const base = { tool: peer.name, width: args.width, height: args.height, loadBefore: loadavg()[0]! };
   const reason = peer.unavailable();
   if (reason) return { ...base, skipped: reason };
-  const { file, argv, env } = peer.command(args);
+  const { file, argv, env } = await peer.command(args);
   const started = performance.now();
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let stdout = '';

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_PROMPT, benchCache, ortNodeVersion, type WorkerArgs } from './settings.js';
+import { ensureConvertedModel } from '../src/graphs/converted-cache.js';
 import { INT8_FORMATS } from '../src/onnx/quantize-int8.js';
 
 /** One tool's measurements for one size, as its worker prints them (tools/bench_common.py's fields). */
@@ -24,12 +25,19 @@ export interface PeerResult {
   unet_batch?: number;
 }
 
+export interface Command {
+  file: string;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
 /** How to start one tool, and how to read its result from its output. */
 export interface Peer {
   name: string;
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): string | undefined;
-  command(args: WorkerArgs): { file: string; argv: string[]; env?: Record<string, string> };
+  /** May first prepare its input (optimum sdxl: diffuse's conversion of the folder, made once and cached). */
+  command(args: WorkerArgs): Command | Promise<Command>;
   /** Settings this tool always runs with (LCM: its own step count and guidance). */
   fixed?: Partial<WorkerArgs>;
   /**
@@ -45,7 +53,8 @@ export interface Peer {
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = process.env.DIFFUSE_BENCH_PYTHON ?? '/opt/diffuse-venv/bin/python';
-const SD_CPP = process.env.SD_CPP_BIN ?? join(benchCache(), 'sdcpp', 'build', 'bin', 'sd');
+// Its CLI target has been `sd-cli` since the examples were split into cli/ and server/ (bench/README.md's build).
+const SD_CPP = process.env.SD_CPP_BIN ?? join(benchCache(), 'sdcpp', 'build', 'bin', 'sd-cli');
 
 export const SD15_TORCH = join(benchCache(), 'sd15', 'torch');
 export const SD15_ONNX = join(benchCache(), 'sd15', 'onnx');
@@ -53,6 +62,7 @@ export const SD15_SINGLE_FILE = join(benchCache(), 'sd15', 'sd15.safetensors');
 export const LCM_ONNX = join(benchCache(), 'lcm', 'onnx');
 export const CONTROLNET_TORCH = join(benchCache(), 'controlnet');
 export const SDXL_TORCH = join(benchCache(), 'sdxl', 'torch');
+export const SDXL_SINGLE_FILE = join(benchCache(), 'sdxl', 'sdxl.safetensors');
 const MODELS_HINT = 'run /opt/diffuse-venv/bin/python tools/make_bench_models.py';
 
 function parseJsonLine(stdout: string): PeerResult {
@@ -65,11 +75,19 @@ function missing(path: string, what: string): string | undefined {
   return existsSync(join(path, '.complete')) ? undefined : `${what} not built (${path}); ${MODELS_HINT}`;
 }
 
+/** How a Python peer reads its model, beyond the folder it is given. */
+interface PythonInput {
+  /** The folder the script opens, made from `model` (optimum sdxl: diffuse's conversion of the diffusers folder). */
+  prepare?: (model: string) => Promise<string>;
+  /** Flags of the script's own (tools/bench_optimum.py --lean-sessions). */
+  flags?: string[];
+}
+
 /**
  * `overlay`: a folder put first on PYTHONPATH (a second onnxruntime wheel installed with
  * `pip install --target`), so the same venv's optimum runs on another ONNX Runtime.
  */
-function pythonPeer(name: string, script: string, model: string, overlay?: { dir: string; hint: string }, fixed?: Partial<WorkerArgs>): Peer {
+function pythonPeer(name: string, script: string, model: string, overlay?: { dir: string; hint: string }, fixed?: Partial<WorkerArgs>, input: PythonInput = {}): Peer {
   return {
     name,
     ...(fixed ? { fixed } : {}),
@@ -78,15 +96,22 @@ function pythonPeer(name: string, script: string, model: string, overlay?: { dir
       if (overlay && !existsSync(overlay.dir)) return overlay.hint;
       return missing(model, 'model');
     },
-    command: (a) => ({
+    command: async (a) => ({
       file: PYTHON,
-      argv: [join(REPO, 'tools', script), '--model', model, '--width', `${a.width}`, '--height', `${a.height}`,
+      argv: [join(REPO, 'tools', script), '--model', input.prepare ? await input.prepare(model) : model, ...(input.flags ?? []),
+        '--width', `${a.width}`, '--height', `${a.height}`,
         '--steps', `${a.steps}`, '--cfg', `${a.cfg}`, '--threads', `${a.threads}`, '--seed', `${a.seed}`],
       ...(overlay ? { env: { PYTHONPATH: [overlay.dir, process.env.PYTHONPATH].filter(Boolean).join(':') } } : {}),
     }),
     parse: parseJsonLine,
   };
 }
+
+/**
+ * The ONNX folder diffuse converts a diffusers folder to (optimum's layout, fp32), as the `converted` rows' worker
+ * finds or makes it; the bench process converts it here when no diffuse row has yet (~2.5 min for SDXL, streamed).
+ */
+const convertedFolder = (model: string): Promise<string> => ensureConvertedModel(model, join(benchCache(), 'converted'));
 
 /** Where the onnxruntime wheel of diffuse's own ONNX Runtime version goes for the optimum row that shares it. */
 export function sameOrtOverlay(): { dir: string; hint: string } {
@@ -121,32 +146,37 @@ const SDXL_RUN: Partial<WorkerArgs> = { cfg: 5 };
 const SDXL_TURBO_RUN: Partial<WorkerArgs> = { width: 512, height: 512, steps: 1, cfg: 0, sampler: 'euler_a', schedule: 'sgm_uniform' };
 
 /**
- * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on the single-file checkpoint, its
- * usual input (the same weights as the other tools'; tools/sd15_single_file.py). It prints no JSON: the numbers come from its log lines and its per-step
- * progress bar ("|===| 2/4 - 9.87s/it"; fast steps print "it/s" instead).
+ * stable-diffusion.cpp's CLI (built by hand, see bench/README.md) on a single-file checkpoint, its
+ * usual input (the same weights as the other tools'; tools/sd15_single_file.py, tools/sdxl_single_file.py). It prints no
+ * JSON: the numbers come from its log lines and its per-step progress bar ("|===| 2/4 - 9.87s/it"; fast steps print
+ * "it/s" instead).
  */
-export const sdCppPeer: Peer = {
-  name: 'stable-diffusion.cpp',
-  unavailable: () =>
-    !existsSync(SD_CPP)
-      ? `no sd binary at ${SD_CPP} (set SD_CPP_BIN; build steps in bench/README.md)`
-      : existsSync(SD15_SINGLE_FILE)
-        ? undefined
-        : `single-file checkpoint not built (${SD15_SINGLE_FILE}); ${MODELS_HINT}`,
-  command: (a) => ({
-    file: SD_CPP,
-    argv: ['-m', SD15_SINGLE_FILE, '-p', BENCH_PROMPT, '-W', `${a.width}`, '-H', `${a.height}`, '--steps', `${a.steps}`,
-      '--cfg-scale', `${a.cfg}`, '--sampling-method', 'euler', '-t', `${a.threads}`, '-s', `${a.seed}`,
-      '-o', join(benchCache(), 'sdcpp-out.png'), '-v'],
-  }),
-  parse: parseSdCppLog,
-};
+function sdCppPeer(name: string, checkpoint: string, fixed?: Partial<WorkerArgs>, flags: string[] = []): Peer {
+  return {
+    name,
+    ...(fixed ? { fixed } : {}),
+    unavailable: () =>
+      !existsSync(SD_CPP)
+        ? `no sd binary at ${SD_CPP} (set SD_CPP_BIN; build steps in bench/README.md)`
+        : existsSync(checkpoint)
+          ? undefined
+          : `single-file checkpoint not built (${checkpoint}); ${MODELS_HINT}`,
+    command: (a) => ({
+      file: SD_CPP,
+      // --eager-load: the weights are read at load, as every other tool does, not during the first step.
+      argv: ['-m', checkpoint, '--eager-load', ...flags, '-p', BENCH_PROMPT, '-W', `${a.width}`, '-H', `${a.height}`, '--steps', `${a.steps}`,
+        '--cfg-scale', `${a.cfg}`, '--sampling-method', 'euler', '-t', `${a.threads}`, '-s', `${a.seed}`,
+        '-o', join(benchCache(), 'sdcpp-out.png'), '-v'],
+    }),
+    parse: parseSdCppLog,
+  };
+}
 
 export function parseSdCppLog(stdout: string): PeerResult {
-  const seconds = (re: RegExp, scale = 1): number => {
+  const seconds = (re: RegExp): number => {
     const m = re.exec(stdout);
     if (!m) throw new Error(`log line ${re.source} not found`);
-    return Number(m[1]) * scale;
+    return Number(m[1]);
   };
   const conditionedAt = stdout.search(/get_learned_condition completed/);
   const sampledAt = stdout.search(/sampling completed/);
@@ -156,11 +186,11 @@ export function parseSdCppLog(stdout: string): PeerResult {
     .map((m) => (m[4] === 's/it' ? Number(m[3]) : 1 / Number(m[3])));
   return {
     tool: 'stable-diffusion.cpp',
-    load_s: seconds(/loading model from .* completed, taking ([\d.]+)s/),
-    text_encoder_s: seconds(/get_learned_condition completed, taking (\d+) ms/, 1 / 1000),
+    load_s: seconds(/loading tensors completed, taking ([\d.]+)s/),
+    text_encoder_s: seconds(/get_learned_condition completed, taking ([\d.]+)s/),
     step_s: steps,
     vae_decode_s: seconds(/decode_first_stage completed, taking ([\d.]+)s/),
-    total_s: seconds(/txt2img completed in ([\d.]+)s/),
+    total_s: seconds(/generate_image completed in ([\d.]+)s/),
     runtime: 'ggml (stable-diffusion.cpp)',
   };
 }
@@ -197,11 +227,16 @@ export const PEERS: Peer[] = [
   pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),
   pythonPeer('diffusers (torch)', 'bench_diffusers.py', SD15_TORCH),
   // SDXL base at 1024² (`--sizes 1024`): diffuse's own conversion of the diffusers folder, as `--model ./folder` runs it,
-  // beside diffusers on the same folder. optimum's SDXL pipeline is left out: bench/README.md says why.
+  // beside diffusers on the same folder (optimum and stable-diffusion.cpp below).
   { ...diffusePeer('diffuse sdxl', SDXL_TORCH, { converted: true }, SDXL_RUN), noFloor: true },
   { ...pythonPeer('diffusers sdxl', 'bench_diffusers.py', SDXL_TORCH, undefined, SDXL_RUN), noFloor: true },
   { ...diffusePeer('diffuse sdxl-turbo', SDXL_TORCH, { converted: true }, SDXL_TURBO_RUN), noFloor: true },
-  sdCppPeer,
+  sdCppPeer('stable-diffusion.cpp', SD15_SINGLE_FILE),
+  // optimum on diffuse's conversion of the same folder (optimum's ONNX layout), on diffuse's ONNX Runtime version, its
+  // sessions without arena or prepacking: with ONNX Runtime's defaults its five open sessions would not fit in 24 GB.
+  { ...pythonPeer('optimum sdxl', 'bench_optimum.py', SDXL_TORCH, sameOrtOverlay(), SDXL_RUN, { prepare: convertedFolder, flags: ['--lean-sessions'] }), noFloor: true },
+  // The SGM single file holds the folder's fp16 values; --type f32 loads them as fp32, as every other row does.
+  { ...sdCppPeer('stable-diffusion.cpp sdxl', SDXL_SINGLE_FILE, SDXL_RUN, ['--type', 'f32']), noFloor: true },
 ];
 
 /** --only's tools in the order given (the order they run in), each name checked. */

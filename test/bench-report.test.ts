@@ -108,16 +108,16 @@ test('results files are named by the CPU: family, model and the instruction-set 
   assert.is(cpuTag({ model: 'unknown', features: [], int8Format: 'u8u8' }), 'cpu-noavx2');
 });
 
-test('option rows name the row they are compared with; DeepCache rows exist for each interval', () => {
+test('option rows name the row they are compared with; DeepCache rows exist for each interval', async () => {
   const names = PEERS.map((p) => p.name);
   for (const p of PEERS.filter((p) => p.reference)) assert.ok(names.includes(p.reference!), `${p.name}'s reference ${p.reference}`);
   assert.is(PEERS.find((p) => p.name === 'diffuse deep-cache 3')?.reference, 'diffuse');
   assert.is(PEERS.find((p) => p.name === 'diffuse LCM int8')?.reference, 'diffuse LCM');
   assert.is(PEERS.find((p) => p.name === 'diffuse')?.reference, undefined);
-  assert.match(JSON.stringify(PEERS.find((p) => p.name === 'diffuse deep-cache 5')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 })), /deepCache\\":5/);
+  assert.match(JSON.stringify(await PEERS.find((p) => p.name === 'diffuse deep-cache 5')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 })), /deepCache\\":5/);
   // ControlNet rows run on diffuse's conversion (its UNet takes residuals), so they are compared with that conversion run plain.
   assert.is(PEERS.find((p) => p.name === 'diffuse controlnet')?.reference, 'diffuse converted');
-  const two = JSON.parse(PEERS.find((p) => p.name === 'diffuse controlnet x2')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 }).argv[1]!) as Record<string, unknown>;
+  const two = JSON.parse((await PEERS.find((p) => p.name === 'diffuse controlnet x2')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 })).argv[1]!) as Record<string, unknown>;
   assert.equal([two['converted'], two['controlnets']], [true, 2]);
 });
 

@@ -64,8 +64,11 @@ class StepClock:
         return [b - a for a, b in zip(marks, marks[1:])]
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, flags: tuple[tuple[str, str], ...] = ()) -> argparse.Namespace:
+    """The options every peer takes, plus its own on/off `flags` ((name, help) pairs)."""
     p = argparse.ArgumentParser(description=description)
+    for name, help_text in flags:
+        p.add_argument(name, action="store_true", help=help_text)
     p.add_argument("--model", required=True)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)

@@ -2,7 +2,8 @@
 
 The layout A1111, ComfyUI and Civitai files use: model.diffusion_model.* (UNet), first_stage_model.* (VAE),
 cond_stage_model.transformer.* (SD 1.x's CLIP text model) or cond_stage_model.model.* (SD 2.x's OpenCLIP, with
-q/k/v packed into one in_proj). For any UNet/VAE config of the SD 1.x/2.x family, not only SD 1.5's.
+q/k/v packed into one in_proj). For any UNet/VAE config of the SD 1.x/2.x family, not only SD 1.5's; SDXL (SGM) adds
+label_emb to the UNet and keeps its text encoders under conditioner.embedders.N.
 `check_round_trip` runs diffusers' own converters (ldm -> diffusers) on a converted checkpoint and requires
 every tensor back under its diffusers name with identical values; src/graphs/ldm-keys.ts maps the same way.
 """
@@ -132,6 +133,25 @@ def open_clip_to_ldm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 out[f"{base}attn.in_proj_{kind}"] = packed
             continue
         out[base + _rename(rest, OPEN_CLIP_PARTS)] = v
+    return out
+
+
+def sdxl_unet_to_ldm(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Tensor]:
+    """SD's renaming plus SDXL's added-conditioning MLP (diffusers' add_embedding, SGM's label_emb.0)."""
+    extra = {k: v for k, v in state.items() if k.startswith("add_embedding.")}
+    out = unet_to_ldm({k: v for k, v in state.items() if k not in extra}, config)
+    for k, v in extra.items():
+        layer, rest = k.removeprefix("add_embedding.linear_").split(".", 1)
+        out[f"{UNET_PREFIX}label_emb.0.{2 * int(layer) - 2}.{rest}"] = v
+    return out
+
+
+def big_g_to_sgm(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A transformers CLIPTextModelWithProjection state (OpenCLIP bigG) as SGM stores it under `prefix` (SDXL base's
+    conditioner.embedders.1.model., the refiner's .0.model.): OpenCLIP names, text_projection as [width, projection]."""
+    text = {k: v for k, v in state.items() if k.startswith("text_model.") and not k.endswith("position_ids")}
+    out = {prefix + k.removeprefix(OPEN_CLIP_PREFIX): v for k, v in open_clip_to_ldm(text).items()}
+    out[prefix + "text_projection"] = state["text_projection.weight"].T
     return out
 
 

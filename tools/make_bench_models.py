@@ -13,6 +13,9 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
                         embedding (`time_cond_proj_dim` 256) and an LCMScheduler
   <cache>/lcm/onnx/     its optimum export (the text encoder and VAE weights equal sd15's)
   <cache>/sdxl/torch/   SDXL base's architecture as a diffusers folder (fp16, 6.9 GB; tools/sdxl_bench_models.py)
+  <cache>/sdxl/sdxl.safetensors
+                        the same weights as one SGM-layout checkpoint (fp16, tools/sdxl_single_file.py), as
+                        stable-diffusion.cpp loads them
   <cache>/controlnet/   an SD 1.5 ControlNet as a diffusers folder (config.json + diffusion_pytorch_model.safetensors,
                         1.4 GB): lllyasviel's v1.1 architecture (`ControlNetModel.from_unet` of sd15's UNet, the
                         16/32/96/256 conditioning embedding, 768-wide text), zero convolutions given random weights;
@@ -21,8 +24,8 @@ no Hub download) are instantiated with fixed-seed random weights and saved as:
 <cache> is $DIFFUSE_BENCH_CACHE or ~/.cache/diffuse-bench (outside the repo): sd15 takes 8.0 GB (torch and ONNX
 layouts, 4.0 GB each), the single file 4.0 GB, lcm about 8 GB, controlnet 1.4 GB; 21 GB in all, plus diffuse's optimised and edited graphs
 (up to ~22 GB once every row has run: bench/README.md).
-Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py [--only sd15,single-file,lcm,controlnet,sdxl]
-(steps whose outputs exist are skipped; sd15 is built first when a part made from it is wanted)
+Run: /opt/diffuse-venv/bin/python tools/make_bench_models.py [--only sd15,single-file,lcm,controlnet,sdxl,sdxl-single-file]
+(steps whose outputs exist are skipped; sd15 (sdxl) is built first when a part made from it is wanted)
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ from fixtures_models import SD15_SCHEDULER_CONFIG  # noqa: E402
 from fixtures_onnx import _float_timestep_unet_config  # noqa: E402
 from sd15_single_file import write_single_file  # noqa: E402
 from sdxl_bench_models import build_sdxl  # noqa: E402
+from sdxl_single_file import write_single_file as write_sdxl_single_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER_DIR = REPO / "test" / "fixtures" / "tiny-sd" / "tokenizer"
@@ -220,8 +224,9 @@ def build_model(root: Path, make_pipeline) -> None:
 
 # What each part is for and what it costs (measured on the 2-core AMD EPYC of bench/results): sd15 is every fp32 row's
 # model (torch 4.0 GB + ONNX 4.0 GB), single-file only stable-diffusion.cpp's (4.0 GB), lcm the LCM rows' (needs sd15),
-# controlnet the ControlNet rows' (1.4 GB, needs sd15), sdxl the SDXL rows' (6.9 GB fp16).
-PARTS = ("sd15", "single-file", "lcm", "controlnet", "sdxl")
+# controlnet the ControlNet rows' (1.4 GB, needs sd15), sdxl the SDXL rows' (6.9 GB fp16), sdxl-single-file
+# stable-diffusion.cpp's SDXL row's (6.9 GB, needs sdxl).
+PARTS = ("sd15", "single-file", "lcm", "controlnet", "sdxl", "sdxl-single-file")
 SD15_PARTS = ("sd15", "single-file", "lcm", "controlnet")
 
 
@@ -253,13 +258,21 @@ def main() -> None:
         build_controlnet(sd15 / "torch", controlnet)
         print(f"saved {controlnet} ({time.time() - started:.0f} s)")
     sdxl = cache_dir() / "sdxl" / "torch"
-    if "sdxl" in wanted and is_complete(sdxl):
+    sdxl_wanted = "sdxl" in wanted or "sdxl-single-file" in wanted
+    if sdxl_wanted and is_complete(sdxl):
         print(f"skip: {sdxl} exists")
-    elif "sdxl" in wanted:
+    elif sdxl_wanted:
         started = time.time()
         build_sdxl(TOKENIZER_DIR, sdxl)
         mark_complete(sdxl)
         print(f"saved {sdxl} ({time.time() - started:.0f} s)")
+    sdxl_single = sdxl.parent / "sdxl.safetensors"
+    if "sdxl-single-file" in wanted and sdxl_single.exists():
+        print(f"skip: {sdxl_single} exists")
+    elif "sdxl-single-file" in wanted:
+        started = time.time()
+        checked = write_sdxl_single_file(sdxl, sdxl_single)
+        print(f"wrote {sdxl_single}: {checked} tensors, checked by a round trip ({time.time() - started:.0f} s)")
 
 if __name__ == "__main__":
     main()

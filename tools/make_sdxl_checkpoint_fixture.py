@@ -33,7 +33,7 @@ from fixtures_io import RefWriter  # noqa: E402
 from graph_fixture_models import FULL_VOCAB  # noqa: E402
 from graph_fixture_refs import draw  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
-from ldm_keys import open_clip_to_ldm, unet_to_ldm, vae_to_ldm  # noqa: E402
+from ldm_keys import big_g_to_sgm, open_clip_to_ldm, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
 from make_graph_fixtures import a1111_hashes, check_file  # noqa: E402
 from sdxl_fixture_models import SDXL_SCHEDULER_CONFIG  # noqa: E402
 from synthetic_checkpoint import recipe_for, to_bytes  # noqa: E402
@@ -78,16 +78,6 @@ def vae_model() -> AutoencoderKL:
                          scaling_factor=0.13025).eval()
 
 
-def unet_ldm(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Tensor]:
-    """SD's renaming plus SDXL's added-conditioning MLP (diffusers' add_embedding, SGM's label_emb.0)."""
-    extra = {k: v for k, v in state.items() if k.startswith("add_embedding.")}
-    out = unet_to_ldm({k: v for k, v in state.items() if k not in extra}, config)
-    for k, v in extra.items():
-        layer, rest = k.removeprefix("add_embedding.linear_").split(".", 1)
-        out[f"model.diffusion_model.label_emb.0.{2 * int(layer) - 2}.{rest}"] = v
-    return out
-
-
 def big_g_layout(te2: CLIPTextModelWithProjection, prefix: str) -> dict[str, torch.Tensor]:
     """bigG under `prefix` as SGM stores it (the base's conditioner.embedders.1.model., the refiner's .0.model.)."""
     open_clip = open_clip_to_ldm({k: v for k, v in te2.state_dict().items() if k.startswith("text_model.") and not k.endswith("position_ids")})
@@ -100,7 +90,7 @@ def big_g_layout(te2: CLIPTextModelWithProjection, prefix: str) -> dict[str, tor
 def layout() -> dict[str, torch.Tensor]:
     unet, vae = unet_model(), vae_model()
     te2 = text_encoder_2()
-    out = {**unet_ldm(unet.state_dict(), dict(unet.config)), **vae_to_ldm(vae.state_dict(), 2)}
+    out = {**sdxl_unet_to_ldm(unet.state_dict(), dict(unet.config)), **vae_to_ldm(vae.state_dict(), 2)}
     out.update({TE1 + k: v for k, v in text_encoder().state_dict().items() if not k.endswith("position_ids")})
     out.update(big_g_layout(te2, TE2))
     out["alphas_cumprod"] = torch.zeros(1000)
@@ -117,11 +107,9 @@ def load_modules(checkpoint: dict[str, torch.Tensor]) -> dict:
         "te1": convert_ldm_clip_checkpoint(dict(fp32), remove_prefix=TE1),
         "te2": convert_open_clip_checkpoint(te2, dict(fp32), prefix=TE2),
     }
-    back = {**unet_ldm(state["unet"], dict(unet.config)), **vae_to_ldm(state["vae"], 2)}
+    back = {**sdxl_unet_to_ldm(state["unet"], dict(unet.config)), **vae_to_ldm(state["vae"], 2)}
     back.update({TE1 + k: v for k, v in state["te1"].items()})
-    te2_state = {k: v for k, v in state["te2"].items() if k != "text_projection.weight"}
-    back.update({TE2 + k.removeprefix("cond_stage_model.model."): v for k, v in open_clip_to_ldm(te2_state).items()})
-    back[TE2 + "text_projection"] = state["te2"]["text_projection.weight"].T
+    back.update(big_g_to_sgm(state["te2"], TE2))
     for k, v in back.items():
         if not torch.equal(v.reshape(fp32[k].shape), fp32[k]):
             raise AssertionError(f"the SDXL layout does not invert diffusers' converters at {k}")

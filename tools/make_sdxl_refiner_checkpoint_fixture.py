@@ -33,7 +33,7 @@ from fixtures_cases import scheduler_record  # noqa: E402
 from fixtures_io import RefWriter  # noqa: E402
 from graph_fixture_refs import draw  # noqa: E402
 from gzip_json import write_gzip_text  # noqa: E402
-from ldm_keys import open_clip_to_ldm, vae_to_ldm  # noqa: E402
+from ldm_keys import big_g_to_sgm, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
 from make_graph_fixtures import a1111_hashes, check_file  # noqa: E402
 from sdxl_fixture_models import SDXL_SCHEDULER_CONFIG  # noqa: E402
 from synthetic_checkpoint import recipe_for, to_bytes  # noqa: E402
@@ -59,7 +59,7 @@ def unet_model() -> UNet2DConditionModel:
 
 def layout() -> dict[str, torch.Tensor]:
     unet, vae, te = unet_model(), base.vae_model(), base.text_encoder_2()
-    out = {**base.unet_ldm(unet.state_dict(), dict(unet.config)), **vae_to_ldm(vae.state_dict(), 2), **base.big_g_layout(te, TE)}
+    out = {**sdxl_unet_to_ldm(unet.state_dict(), dict(unet.config)), **vae_to_ldm(vae.state_dict(), 2), **base.big_g_layout(te, TE)}
     out["alphas_cumprod"] = torch.zeros(1000)
     return out
 
@@ -80,10 +80,8 @@ def load_refiner(path: Path, checkpoint: dict[str, torch.Tensor]) -> StableDiffu
                                          force_zeros_for_empty_prompt=False, add_watermarker=False).save_pretrained(tmp)
         pipe = StableDiffusionXLImg2ImgPipeline.from_single_file(str(path), config=tmp, torch_dtype=torch.float32, add_watermarker=False)
     fp32 = {k: v.float() for k, v in checkpoint.items()}
-    back = {**base.unet_ldm(pipe.unet.state_dict(), dict(pipe.unet.config)), **vae_to_ldm(pipe.vae.state_dict(), 2)}
-    te = {k: v for k, v in pipe.text_encoder_2.state_dict().items() if k.startswith("text_model.") and not k.endswith("position_ids")}
-    back.update({TE + k.removeprefix("cond_stage_model.model."): v for k, v in open_clip_to_ldm(te).items()})
-    back[TE + "text_projection"] = pipe.text_encoder_2.state_dict()["text_projection.weight"].T
+    back = {**sdxl_unet_to_ldm(pipe.unet.state_dict(), dict(pipe.unet.config)), **vae_to_ldm(pipe.vae.state_dict(), 2)}
+    back.update(big_g_to_sgm(pipe.text_encoder_2.state_dict(), TE))
     for k, v in back.items():
         if not torch.equal(v.reshape(fp32[k].shape), fp32[k]):
             raise AssertionError(f"from_single_file loaded {k} other than the file holds")
