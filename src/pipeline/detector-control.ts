@@ -65,14 +65,8 @@ function planes(image: Raster, scale: (v: number) => number, extra = 0, fill = 0
 async function runPadded(model: string, picture: Raster, settings: SessionSettings, encode: (input: Raster) => ort.Tensor, outputs: readonly string[], finish: (out: ort.Tensor[], width: number, height: number) => Raster, resize?: (padded: Raster) => Raster): Promise<Raster> {
   const padded = padEdgeTo64(picture);
   const input = resize ? resize(padded) : padded;
-  const opened = await openSession(model, settings);
-  try {
-    const image = encode(input);
-    const out = await opened.session.run({ image }, [...outputs]);
-    return cropTopLeft(finish(outputs.map((name) => out[name]!), padded.width, padded.height), picture.width, picture.height);
-  } finally {
-    await opened.session.release();
-  }
+  const out = await runOnce(model, settings, (session) => session.run({ image: encode(input) }, [...outputs]));
+  return cropTopLeft(finish(outputs.map((name) => out[name]!), padded.width, padded.height), picture.width, picture.height);
 }
 
 /** softedge: HED on RGB 0..255 (the network subtracts its own `norm`), its five projections mixed as annotator/hed does. */
@@ -134,7 +128,6 @@ async function runOnce<T>(model: string, settings: SessionSettings, use: (sessio
   }
 }
 
-
 /**
  * mlsd: M-LSD on the padded picture as pred_lines feeds it (at its own size: RGB and a plane of ones, / 127.5 - 1), its
  * half-size centre and displacement maps decoded and drawn as apply_mlsd does (src/image/preprocess/mlsd-lines.ts).
@@ -194,15 +187,11 @@ function outputOf(tensor: ort.Tensor, dims: readonly number[], path: string): Fl
 }
 
 async function runOne(path: string, settings: SessionSettings, what: string, input: readonly number[], outputs: ReadonlyArray<readonly number[]>, image: Float32Array, dims: readonly number[]): Promise<Float32Array[]> {
-  const opened = await openSession(path, settings);
-  try {
-    checkGraph(opened.session, path, what, input, outputs);
-    const session = opened.session;
+  return runOnce(path, settings, async (session) => {
+    checkGraph(session, path, what, input, outputs);
     const out = await session.run({ [session.inputNames[0]!]: floatTensor('float32', image, dims) });
     return session.outputNames.map((name, i) => outputOf(out[name]!, outputs[i]!.map((d) => (d === -1 ? dims[0]! : d)), path));
-  } finally {
-    await opened.session.release();
-  }
+  });
 }
 
 /**
