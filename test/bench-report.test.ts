@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { killReason } from '../bench/measure.js';
-import { choosePeers, PEERS } from '../bench/peers.js';
+import { choosePeers, parseSdCppLog, PEERS } from '../bench/peers.js';
 import { combineRuns, markdownTable, withReference, type Summary } from '../bench/report.js';
 import { cpuTag } from '../bench/cpu.js';
 import { clearOutput, outputDistance } from '../bench/compare.js';
@@ -119,6 +119,23 @@ test('option rows name the row they are compared with; DeepCache rows exist for 
   assert.is(PEERS.find((p) => p.name === 'diffuse controlnet')?.reference, 'diffuse converted');
   const two = JSON.parse((await PEERS.find((p) => p.name === 'diffuse controlnet x2')!.command({ model: '', width: 8, height: 8, steps: 1, cfg: 1, threads: 1, seed: 1 })).argv[1]!) as Record<string, unknown>;
   assert.equal([two['converted'], two['controlnets']], [true, 2]);
+});
+
+test("stable-diffusion.cpp's figures are read from its log lines (sd-cli 97d29908, the SDXL run of bench/results/2026-12-07T0523)", () => {
+  // Real lines of that run (its progress bar redraws with a carriage return).
+  const log = [
+    '[INFO ] model_loader.cpp:1304 - loading tensors completed, taking 17.86s (read: 8.06s, memcpy: 0.00s, convert: 9.21s, copy_to_backend: 0.00s)',
+    '[INFO ] stable-diffusion.cpp:5296 - get_learned_condition completed, taking 25.85s',
+    '\r  |==================================================| 1/1 - 504.37s/it\u001b[K',
+    '[INFO ] stable-diffusion.cpp:5711 - sampling completed, taking 504.44s',
+    '[INFO ] stable-diffusion.cpp:5391 - decode_first_stage completed, taking 218.16s',
+    '[INFO ] stable-diffusion.cpp:5861 - generate_image completed in 748.56s',
+  ].join('\n');
+  const r = parseSdCppLog(log);
+  assert.equal([r.load_s, r.text_encoder_s, r.step_s, r.vae_decode_s, r.total_s], [17.86, 25.85, [504.37], 218.16, 748.56]);
+  // Fast steps are printed as it/s.
+  assert.equal(parseSdCppLog(log.replace('504.37s/it', '2.00it/s')).step_s, [0.5]);
+  assert.throws(() => parseSdCppLog(log.replace(/generate_image.*/, '')), /generate_image/);
 });
 
 test.run();
