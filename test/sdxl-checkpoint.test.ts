@@ -62,6 +62,10 @@ S('the folder is an SDXL pipeline: two text encoders and tokenizers, SDXL schedu
   const unet = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'));
   assert.equal([...unet.inputNames], ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids']);
   await unet.release();
+  // diffusers' and optimum's ONNX SDXL pipelines take the second encoder's first output as the pooled text.
+  const second = await ort.InferenceSession.create(join(dir, 'text_encoder_2', 'model.onnx'));
+  assert.equal(second.outputNames.slice(0, 2), ['text_embeds', 'last_hidden_state']);
+  await second.release();
 });
 
 S("text encoders: CLIP ViT-L's and bigG's penultimate states, bigG's projected pooled text_embeds", async () => {

@@ -41,7 +41,8 @@ def main() -> None:
     encoder_2 = getattr(pipe, "text_encoder_2", None)
     if encoder_2 is not None and "text_embeds" in encoder_2.output_names:
         # diffusers takes the second encoder's first output as the pooled embedding; optimum's export lists text_embeds
-        # first, diffuse's conversion last_hidden_state: the outputs are read by name here, in the export's order.
+        # first, and so do diffuse's conversions since src/graphs/clip-text.ts was corrected; one cached before that
+        # (the converter version was not bumped for an order) lists last_hidden_state first: reordered by name here.
         encoder_2.output_names = {"text_embeds": encoder_2.output_names["text_embeds"],
                                   **{k: v for k, v in encoder_2.output_names.items() if k != "text_embeds"}}
 

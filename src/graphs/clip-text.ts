@@ -25,12 +25,14 @@ export function buildClipText(w: ComponentWeights, config: TextEncoderConfig, we
   for (let layer = 0; layer < c.layers; layer++) states.push((x = encoderLayer(net, `text_model.encoder.layers.${layer}`, x, c, mask)));
   const last = layerNorm(net, 'text_model.final_layer_norm', x, c.hidden, c.layerNormEps);
   const stateDims = ['batch_size', 'sequence_length', c.hidden];
-  g.output(last, 'last_hidden_state', ElemType.FLOAT, stateDims);
   const pool = pooled(net, last, ids, c.hidden);
   if (c.sdxl?.projection !== undefined) {
-    // CLIPTextModelWithProjection's text_embeds, first as optimum's SDXL export lists it.
+    // CLIPTextModelWithProjection's text_embeds first, as optimum's SDXL export lists it: diffusers' ONNX
+    // pipelines take an encoder's first output as the pooled embedding.
     g.output(linear(net, 'text_projection', pool, c.hidden, c.sdxl.projection, false), 'text_embeds', ElemType.FLOAT, ['batch_size', c.sdxl.projection]);
+    g.output(last, 'last_hidden_state', ElemType.FLOAT, stateDims);
   } else {
+    g.output(last, 'last_hidden_state', ElemType.FLOAT, stateDims);
     g.output(pool, 'pooler_output', ElemType.FLOAT, ['batch_size', c.hidden]);
   }
   // SDXL reads a layer's states before the final norm (hidden_states[-2]): optimum exports them all.
