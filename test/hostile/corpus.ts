@@ -528,7 +528,9 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
     });
   }
   // The other networks' types: the same reader and size check, and HED's keys refused as not theirs.
-  for (const [type, network] of [['lineart', "lineart's"], ['softedge-pidinet', "PiDiNet's"], ['lineart-anime', "lineart_anime's"], ['mlsd', "M-LSD's"]] as const) {
+  for (const [type, network] of [['lineart', "lineart's"], ['softedge-pidinet', "PiDiNet's"], ['lineart-anime', "lineart_anime's"], ['mlsd', "M-LSD's"], ['openpose', "OpenPose's"], ['openpose-full', "OpenPose's"], ['scribble-hed', "HED's"], ['scribble-pidinet', "PiDiNet's"]] as const) {
+    // openpose-full's hand and face networks given too (left out, their registry ids are looked up first).
+    const extra = type === 'openpose-full' ? `,hand-detector=${absurdPth},face-detector=${absurdPth}` : '';
     for (const [name, detector, says, picture = f.valid] of [
       ['a .pth whose tensors claim 2^31 x 2^31 elements', absurdPth, /absurd-shape\.pth: torch file: a tensor of size \[2147483648, 2147483648\] repeats a 1-element storage/],
       ["HED's network", join(hed, 'rgba.safetensors'), new RegExp(`rgba\\.safetensors is not ${network} `)],
@@ -538,13 +540,50 @@ export function corpus(root: string, f: HostileFiles): HostileCase[] {
       add({
         group: 'softedge',
         name: `--control type=${type},detector=${name}`,
-        argv: ['txt2img', 'x', ...run, '--control', `type=${type},image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
+        argv: ['txt2img', 'x', ...run, '--control', `type=${type},image=${picture},model=${CONTROL_FOLDER},detector=${detector}${extra}`, '-o', join(o, 'x.png')],
         status: 2,
         stderr: says,
         watch: [o],
         setup: setupHed,
       });
     }
+  }
+
+  // OpenPose's hand and face networks have fields of their own, refused on a type that runs no such network.
+  for (const [type, field] of [['openpose', 'face-detector'], ['openpose-face', 'hand-detector'], ['openpose-hand', 'face-detector']] as const) {
+    const o = out();
+    add({
+      group: 'softedge',
+      name: `--control type=${type},${field}=`,
+      argv: ['txt2img', 'x', ...run, '--control', `type=${type},image=${f.valid},model=${CONTROL_FOLDER},detector=${absurdPth},${field}=${absurdPth}`, '-o', join(o, 'x.png')],
+      status: 2,
+      stderr: new RegExp(`--control: ${field}= is the \\w+ network of type=.*; type=${type} takes none`),
+      watch: [o],
+    });
+  }
+  // DWPose's two published graphs, given as a folder: anything else, graphs that are not ONNX, a picture too large.
+  const dwpose = join(root, 'dwpose');
+  const setupDwpose = () => {
+    setupHed();
+    mkdirSync(dwpose, { recursive: true });
+    for (const name of ['yolox_l.onnx', 'dw-ll_ucoco_384.onnx']) writeFileSync(join(dwpose, name), 'not a protobuf: an HTML error page, say\n');
+  };
+  for (const [name, detector, status, says, picture = f.valid] of [
+    ['a file, not a folder', absurdPth, 2, /--control: type=dwpose needs detector=DIR: .*absurd-shape\.pth is not a folder; pass a folder holding yolox_l\.onnx and dw-ll_ucoco_384\.onnx/],
+    ['/dev/zero', '/dev/zero', 2, /--control: type=dwpose needs detector=DIR: \/dev\/zero is not a folder/],
+    ['a folder of graphs that are not ONNX', dwpose, 1, /cannot load .*yolox_l\.onnx: .*Protobuf parsing failed/],
+    ['its folder on a 2112x2048 picture', dwpose, 2, /--control image: type=dwpose runs its network on the picture as it is, and 2112x2048 \(padded 2112x2048\) is more than 4 megapixels/, join(hed, 'large.png')],
+  ] as const) {
+    const o = out();
+    add({
+      group: 'softedge',
+      name: `--control type=dwpose,detector=${name}`,
+      argv: ['txt2img', 'x', ...run, '--control', `type=dwpose,image=${picture},model=${CONTROL_FOLDER},detector=${detector}`, '-o', join(o, 'x.png')],
+      status: status as 1 | 2,
+      stderr: says,
+      watch: [o],
+      setup: setupDwpose,
+    });
   }
 
   // ---- diffusers PyTorch folders: converted by --model first, refused in one line when broken ------------------
