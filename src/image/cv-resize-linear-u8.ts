@@ -9,7 +9,7 @@
 //     cv2): ((row0 >> 4) · b0 >> 16) + ((row1 >> 4) · b1 >> 16), then (sum + 2) >> 2, clamped to 0..255.
 
 import { roundHalfEven } from '../round-half-even.js';
-import { cvResizeU8 } from './cv-resize-u8.js';
+import { cvResizeU8, horizontalRows } from './cv-resize-u8.js';
 import { createRaster, type Raster } from './raster.js';
 
 const f = Math.fround;
@@ -39,7 +39,7 @@ function linearTaps(to: number, from: number, scale: number, clamp: boolean): Ta
 
 /** cv2.resize(picture, (outWidth, outHeight), interpolation=cv2.INTER_LINEAR). */
 export function cvResizeLinearU8(picture: Raster, outWidth: number, outHeight: number): Raster {
-  const { width, height, channels: n, data } = picture;
+  const { width, height, channels: n } = picture;
   if (outWidth < 1 || outHeight < 1) throw new RangeError(`cvResizeLinearU8: target ${outWidth}x${outHeight}`);
   if (width === outWidth && height === outHeight) return { ...picture, data: picture.data.slice() };
   const scaleX = 1 / (outWidth / width);
@@ -48,31 +48,16 @@ export function cvResizeLinearU8(picture: Raster, outWidth: number, outHeight: n
   const xs = linearTaps(outWidth, width, scaleX, true);
   const ys = linearTaps(outHeight, height, scaleY, false);
   const rowLength = outWidth * n;
-  const rows = new Map<number, Int32Array>();
-  const horizontal = (sy: number): Int32Array => {
-    let row = rows.get(sy);
-    if (!row) {
-      row = new Int32Array(rowLength);
-      const base = sy * width * n;
-      for (let dx = 0; dx < outWidth; dx++) {
-        const s = xs.index[dx]!;
-        const [a0, a1] = [xs.weights[2 * dx]!, xs.weights[2 * dx + 1]!];
-        for (let c = 0; c < n; c++) {
-          // A clamped column has weight 0 on its right neighbour, which may lie past the edge.
-          row[dx * n + c] = data[base + s * n + c]! * a0 + (a1 === 0 ? 0 : data[base + (s + 1) * n + c]! * a1);
-        }
-      }
-      if (rows.size > 4) rows.delete(rows.keys().next().value!);
-      rows.set(sy, row);
-    }
-    return row;
-  };
+  // A clamped column has weight 0 on its right neighbour, which may lie past the edge: read the edge instead.
+  const columns = Int32Array.from({ length: 2 * outWidth }, (_, i) => Math.min(xs.index[i >> 1]! + (i & 1), width - 1));
+  const rows = horizontalRows(picture, outWidth, { per: 2, columns, weights: xs.weights });
   const out = createRaster(outWidth, outHeight, n);
   const edge = (y: number) => Math.min(Math.max(y, 0), height - 1);
   for (let dy = 0; dy < outHeight; dy++) {
     const s = ys.index[dy]!;
-    const r0 = horizontal(edge(s));
-    const r1 = horizontal(edge(s + 1));
+    rows.dropBelow(edge(s));
+    const r0 = rows.row(edge(s));
+    const r1 = rows.row(edge(s + 1));
     const [b0, b1] = [ys.weights[2 * dy]!, ys.weights[2 * dy + 1]!];
     const at = dy * rowLength;
     for (let i = 0; i < rowLength; i++) {

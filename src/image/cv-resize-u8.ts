@@ -106,32 +106,55 @@ function cubicTaps(to: number, scale: number): CubicTaps {
   return { index, weights };
 }
 
+/** A separable resize's horizontal taps: per target column, `per` source columns (clamped into the picture) and their fixed-point weights. */
+export interface ColumnTaps {
+  per: number;
+  columns: Int32Array;
+  weights: Int32Array;
+}
+
+/**
+ * The horizontal pass of OpenCV's 8-bit separable resizes: a source row as Σ sample · weight per target sample, in
+ * integers, made once and kept while later target rows may read it (`dropBelow`: rows no later target row reads).
+ */
+export function horizontalRows(picture: Raster, outWidth: number, taps: ColumnTaps): { row: (sy: number) => Int32Array; dropBelow: (sy: number) => void } {
+  const { width, channels: n, data } = picture;
+  const { per, columns, weights } = taps;
+  const rows = new Map<number, Int32Array>();
+  return {
+    row: (sy) => {
+      let row = rows.get(sy);
+      if (!row) {
+        row = new Int32Array(outWidth * n);
+        const base = sy * width * n;
+        for (let dx = 0; dx < outWidth; dx++) {
+          for (let c = 0; c < n; c++) {
+            let v = 0;
+            for (let k = 0; k < per; k++) v += data[base + columns[per * dx + k]! * n + c]! * weights[per * dx + k]!;
+            row[dx * n + c] = v;
+          }
+        }
+        rows.set(sy, row);
+      }
+      return row;
+    },
+    dropBelow: (sy) => {
+      for (const key of rows.keys()) if (key < sy) rows.delete(key);
+    },
+  };
+}
+
 const VECTOR = 8; // VResizeCubicVec_32s8u's step: two SSE registers of four floats
 const ROW_SCALE = 1 / (COEF_SCALE * COEF_SCALE);
 
 function resizeCubic(picture: Raster, outWidth: number, outHeight: number, scaleX: number, scaleY: number): Raster {
-  const { width, height, channels: n, data } = picture;
+  const { width, height, channels: n } = picture;
   const xs = cubicTaps(outWidth, scaleX);
   const ys = cubicTaps(outHeight, scaleY);
   const rowLength = outWidth * n;
-  const rows = new Map<number, Int32Array>();
-  const horizontal = (sy: number): Int32Array => {
-    let row = rows.get(sy);
-    if (!row) {
-      row = new Int32Array(rowLength);
-      const base = sy * width * n;
-      for (let dx = 0; dx < outWidth; dx++) {
-        const s = xs.index[dx]!;
-        for (let c = 0; c < n; c++) {
-          let v = 0;
-          for (let k = 0; k < 4; k++) v += data[base + Math.min(Math.max(s - 1 + k, 0), width - 1) * n + c]! * xs.weights[4 * dx + k]!;
-          row[dx * n + c] = v;
-        }
-      }
-      rows.set(sy, row);
-    }
-    return row;
-  };
+  const columns = Int32Array.from({ length: 4 * outWidth }, (_, i) => Math.min(Math.max(xs.index[i >> 2]! - 1 + (i & 3), 0), width - 1));
+  const rows = horizontalRows(picture, outWidth, { per: 4, columns, weights: xs.weights });
+  const horizontal = rows.row;
   const out = createRaster(outWidth, outHeight, n);
   const vectorEnd = rowLength - (rowLength % VECTOR);
   for (let dy = 0; dy < outHeight; dy++) {
@@ -148,8 +171,7 @@ function resizeCubic(picture: Raster, outWidth: number, outHeight: number, scale
       const v = r[0]![x]! * b[0]! + r[1]![x]! * b[1]! + r[2]![x]! * b[2]! + r[3]![x]! * b[3]!;
       out.data[at + x] = toU8((v + (1 << 21)) >> 22);
     }
-    // Rows no later target row reads are dropped.
-    for (const key of rows.keys()) if (key < s - 1) rows.delete(key);
+    rows.dropBelow(s - 1);
   }
   return out;
 }
