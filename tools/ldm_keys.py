@@ -186,3 +186,12 @@ def check_round_trip(checkpoint: dict[str, torch.Tensor], originals: dict[str, d
                 raise AssertionError(f"{part}: {k} differs after the round trip")
             checked += 1
     return checked
+
+
+def save_checkpoint(checkpoint: dict[str, torch.Tensor], dest) -> None:
+    """One safetensors file, written beside its destination and renamed: never a partial checkpoint at `dest`."""
+    from safetensors.torch import save_file
+
+    tmp = dest.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(tmp))
+    tmp.rename(dest)

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ldm_keys import check_round_trip, clip_to_ldm, unet_to_ldm, vae_to_ldm  # noqa: E402
+from ldm_keys import check_round_trip, clip_to_ldm, save_checkpoint, unet_to_ldm, vae_to_ldm  # noqa: E402
 
 
 def _configs(folder: Path) -> dict[str, dict]:
@@ -47,9 +47,7 @@ def convert(folder: Path) -> dict[str, torch.Tensor]:
 def write_single_file(folder: Path, dest: Path) -> int:
     checkpoint = convert(folder)
     checked = check_round_trip(checkpoint, _originals(folder), _configs(folder))
-    tmp = dest.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(tmp))
-    tmp.rename(dest)
+    save_checkpoint(checkpoint, dest)
     return checked
 
 

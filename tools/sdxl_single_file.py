@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ldm_keys import big_g_to_sgm, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
+from ldm_keys import big_g_to_sgm, save_checkpoint, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
 
 TE1 = "conditioner.embedders.0.transformer."
 TE2 = "conditioner.embedders.1.model."
@@ -80,9 +80,7 @@ def write_single_file(folder: Path, dest: Path) -> int:
     originals = _originals(folder)
     checkpoint = convert(folder, originals)
     checked = check_round_trip(folder, checkpoint, originals)
-    tmp = dest.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(tmp))
-    tmp.rename(dest)
+    save_checkpoint(checkpoint, dest)
     return checked
 
 
