@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ldm_keys import big_g_to_sgm, save_checkpoint, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
+from ldm_keys import assert_recovered, big_g_to_sgm, save_checkpoint, sdxl_unet_to_ldm, vae_to_ldm  # noqa: E402
 
 TE1 = "conditioner.embedders.0.transformer."
 TE2 = "conditioner.embedders.1.model."
@@ -62,18 +62,7 @@ def check_round_trip(folder: Path, checkpoint: dict[str, torch.Tensor], original
         "text_encoder": convert_ldm_clip_checkpoint(dict(checkpoint), remove_prefix=TE1),
         "text_encoder_2": convert_open_clip_checkpoint(big_g, dict(checkpoint), prefix=TE2),
     }
-    checked = 0
-    for part, original in originals.items():
-        got = {k: v for k, v in back[part].items() if not k.endswith("position_ids")}
-        want = {k: v for k, v in original.items() if not k.endswith("position_ids")}
-        if set(got) != set(want):
-            missing, extra = set(want) - set(got), set(got) - set(want)
-            raise AssertionError(f"{part}: {len(missing)} tensors not recovered (e.g. {sorted(missing)[:3]}), {len(extra)} unexpected (e.g. {sorted(extra)[:3]})")
-        for k, v in want.items():
-            if not torch.equal(got[k].reshape(v.shape), v):
-                raise AssertionError(f"{part}: {k} differs after the round trip")
-            checked += 1
-    return checked
+    return assert_recovered(back, originals, skip=lambda key: key.endswith("position_ids"))
 
 
 def write_single_file(folder: Path, dest: Path) -> int:
