@@ -110,7 +110,7 @@ cli('bad --control values: exit 2, one line, no file', () => {
     [`${good},resize=stretch`, /resize must be one of/],
     [`type=canny,${good},res=63`, /res must be a whole number from 64 to 2048, or pixel-perfect \(got '63'\)/],
     [`type=canny,${good},res=512.5`, /res must be a whole number from 64 to 2048/],
-    [`type=none,${good},res=512`, /res= is the Preprocessor Resolution of type=canny\/.*; type=none takes none/],
+    [`type=none,${good},res=512`, /res= is the Preprocessor Resolution of type=canny\/.*; type=none takes none: drop res= or change type=/],
     [`image=${join(dir, 'missing.png')},model=${CONTROLNET}`, /--control image/],
     [`image=${picture},model=${dir}`, /no controlnet\/model.onnx or model.onnx there, nor ControlNet weights/],
     [`image=${picture},model=${join(dir, 'none.safetensors')}`, /model .*none\.safetensors: no such file or folder/],

@@ -155,6 +155,11 @@ export function parseControlSpecs(raw: unknown, label: string): ControlSpec[] {
   return values.map((value, i) => parseOne(value, values.length > 1 ? `${label} #${i + 1}` : label));
 }
 
+/** A field given to a type that has no use for it: the user meant another type, or the field is left over. */
+function notTaken(label: string, key: string, what: string, takers: readonly ControlType[], type: ControlType): UsageError {
+  return new UsageError(`${label}: ${key}= is ${what} of type=${takers.join('/')}; type=${type} takes none: drop ${key}= or change type=`);
+}
+
 function parseOne(raw: unknown, label: string): ControlSpec {
   if (typeof raw !== 'string' || raw.trim() === '') throw new UsageError(`${label} takes ${FORM} (got ${JSON.stringify(raw)})`);
   const fields = new Map<string, string>();
@@ -204,11 +209,11 @@ function parseOne(raw: unknown, label: string): ControlSpec {
     distance: number('distance', 0.1, 0.01, 20),
   };
   for (const key of ['value', 'distance'] as const) {
-    if (fields.has(key) && spec.type !== 'mlsd') throw new UsageError(`${label}: ${key}= is a threshold of type=mlsd; type=${spec.type} takes none`);
+    if (fields.has(key) && spec.type !== 'mlsd') throw notTaken(label, key, 'a threshold', ['mlsd'], spec.type);
   }
   const res = fields.get('res');
   if (res !== undefined) {
-    if (!RES_TYPES.includes(spec.type)) throw new UsageError(`${label}: res= is the Preprocessor Resolution of type=${RES_TYPES.join('/')}; type=${spec.type} takes none`);
+    if (!RES_TYPES.includes(spec.type)) throw notTaken(label, 'res', 'the Preprocessor Resolution', RES_TYPES, spec.type);
     if (res !== PIXEL_PERFECT && (!/^\d+$/.test(res) || Number(res) < PROCESSOR_RES_MIN || Number(res) > PROCESSOR_RES_MAX)) {
       throw new UsageError(`${label}: res must be a whole number from ${PROCESSOR_RES_MIN} to ${PROCESSOR_RES_MAX}, or ${PIXEL_PERFECT} (got '${res}')`);
     }
@@ -216,14 +221,14 @@ function parseOne(raw: unknown, label: string): ControlSpec {
   }
   const detector = fields.get('detector');
   if (detector !== undefined) {
-    if (!DETECTOR_TYPES.includes(spec.type)) throw new UsageError(`${label}: detector= is the network of type=${DETECTOR_TYPES.join('/')}; type=${spec.type} takes none`);
+    if (!DETECTOR_TYPES.includes(spec.type)) throw notTaken(label, 'detector', 'the network', DETECTOR_TYPES, spec.type);
     spec.detector = detector;
   }
   for (const [name, network] of Object.entries(POSE_NETWORKS) as Array<[PoseNetworkName, (typeof POSE_NETWORKS)[PoseNetworkName]]>) {
     const given = fields.get(network.field);
     if (given === undefined) continue;
     const takers = CONTROL_TYPES.filter((t) => poseNetworksOf(t).includes(name));
-    if (!takers.includes(spec.type)) throw new UsageError(`${label}: ${network.field}= is the ${name} network of type=${takers.join('/')}; type=${spec.type} takes none`);
+    if (!takers.includes(spec.type)) throw notTaken(label, network.field, `the ${name} network`, takers, spec.type);
     spec[network.field] = given;
   }
   if (spec.start >= spec.end) throw new UsageError(`${label}: start ${spec.start} must be below end ${spec.end}`);
