@@ -91,6 +91,25 @@ export class GraphIndex {
     return tensor ? tensorValues(tensor) : undefined;
   }
 
+  /**
+   * `already` and `seeds` plus every node, upstream of the seeds, whose outputs only removed nodes
+   * read (transitively: the shape arithmetic a removed pattern carried). Values in `kept` stay
+   * (their producers are not followed), and so do nodes holding subgraphs.
+   */
+  withDeadProducers(seeds: readonly NodeProto[], kept: ReadonlySet<string>, already: ReadonlySet<NodeProto> = new Set()): Set<NodeProto> {
+    const gone = new Set([...already, ...seeds]);
+    const todo = seeds.flatMap((n) => n.inputs).filter((v) => !kept.has(v));
+    while (todo.length) {
+      const p = this.producer.get(todo.pop()!);
+      if (!p || gone.has(p) || p.attributes.some((a) => a.subgraphs.length > 0)) continue;
+      const dead = p.outputs.every((o) => !this.graphOutputs.has(o) && (this.consumers.get(o) ?? []).every((c) => gone.has(c)));
+      if (!dead) continue;
+      gone.add(p);
+      todo.push(...p.inputs.filter((v) => !kept.has(v)));
+    }
+    return gone;
+  }
+
   /** The size of the last axis of `value` when a weight fixes it: MatMul by, or Add of, an initialiser. */
   lastDim(value: string): number | undefined {
     const p = this.producer.get(value);
@@ -249,18 +268,8 @@ function mergeShapeOk(index: GraphIndex, shape: string | undefined, hidden: numb
  * the pattern carried), or undefined when a core value other than the output is read elsewhere.
  */
 function removalSet(index: GraphIndex, attention: Attention, removed: ReadonlySet<NodeProto>): Set<NodeProto> | undefined {
-  const gone = new Set<NodeProto>([...removed, ...attention.core]);
   // The fused node reads the projections: they stay.
-  const kept = new Set([attention.query, attention.key, attention.value]);
-  const todo = attention.core.flatMap((n) => n.inputs).filter((v) => !kept.has(v));
-  while (todo.length) {
-    const p = index.producer.get(todo.pop()!);
-    if (!p || gone.has(p) || p.attributes.some((a) => a.subgraphs.length > 0)) continue;
-    const dead = p.outputs.every((o) => !index.graphOutputs.has(o) && (index.consumers.get(o) ?? []).every((c) => gone.has(c)));
-    if (!dead) continue;
-    gone.add(p);
-    todo.push(...p.inputs.filter((v) => !kept.has(v)));
-  }
+  const gone = index.withDeadProducers(attention.core, new Set([attention.query, attention.key, attention.value]), removed);
   for (const node of attention.core) {
     for (const out of node.outputs) {
       if (out === attention.output) continue;

@@ -12,6 +12,7 @@ import { cacheRoot } from '../models/index.js';
 import { cachedModelEdit } from '../onnx/edited-model-cache.js';
 import { fuseAttention } from '../onnx/fuse-attention.js';
 import { splitForDeepCache } from '../onnx/deep-cache-split.js';
+import { splitProjections } from '../onnx/split-projections.js';
 import { applyTokenMerging } from '../onnx/token-merging.js';
 import { winogradGraph, type ConvAlgorithm } from './winograd.js';
 import { int8Graphs, type Quantization, type QuantizationChoice } from './quantize.js';
@@ -236,9 +237,25 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
  * 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
  * saved multiplies (full-size SD 1.5: 2.3x the wall time, peak RSS 5.2 GB instead of 1.8 GB).
  */
+/** The float UNet as the CPU runs it best: projections read in slices computed per slice, and with `--conv winograd` its convolutions rewritten. */
 async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
-  if (options.conv !== 'winograd' || options.device !== 'cpu') return graphs;
-  return { ...graphs, unet: await winogradGraph(graphs.unet, cacheDir, 'unet') };
+  if (options.device !== 'cpu') return graphs;
+  const unet = splitProjectionsOnce(graphs.unet, cacheDir);
+  return { ...graphs, unet: options.conv === 'winograd' ? await winogradGraph(unet, cacheDir, 'unet') : unet };
+}
+
+/** The UNet with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
+function splitProjectionsOnce(path: string, cacheDir: string): string {
+  return cachedModelEdit({
+    source: path,
+    cacheDir,
+    label: 'unet-split-projections',
+    editKey: { splitProjections: 1 },
+    edit: (model) => {
+      const edited = splitProjections(model);
+      return { model: edited.model, result: { split: edited.split } };
+    },
+  }).path;
 }
 
 /** How every session of one load is opened: the device, threads and optimised-graph cache the options give. */

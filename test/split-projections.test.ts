@@ -1,0 +1,212 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { intAttribute } from '../src/onnx/node-builders.js';
+import { ModelProto } from '../src/onnx/proto.js';
+import { splitProjections } from '../src/onnx/split-projections.js';
+import { generate } from '../src/pipeline/generate.js';
+import { loadModel } from '../src/pipeline/load.js';
+import { TINY_SD } from './helpers/cli.js';
+import { compare } from './helpers/fixtures.js';
+import { buildModel, type NodeSpec } from './helpers/onnx-build.js';
+import { normals as normals64 } from './helpers/random.js';
+import { scratch } from './helpers/scratch.js';
+import { tinyRequest } from './helpers/tiny-model.js';
+
+/**
+ * A projection read only in slices, computed slice by slice. Every output element is the same
+ * K-term dot product plus the same bias in both graphs, so the outputs are expected equal; the
+ * bound 1e-6 of max leaves room only for a GEMM that blocks its sum differently by width (a slice
+ * taken from the wrong columns is off by the order of the output itself).
+ */
+const TOLERANCE = 1e-6;
+const normals = (count: number, seed: number): Float32Array => Float32Array.from(normals64(count, seed));
+
+const Split = suite('projections split by their slices');
+const temp = scratch(Split);
+
+const K = 6;
+const WIDTH = 8;
+const x = () => ({ x: new ort.Tensor('float32', normals(2 * 5 * K, 3), [2, 5, K]) });
+
+/** y = Add(b, MatMul(x, W)) of width 8, then `tail` (reading y) producing `out`. */
+function projection(tail: NodeSpec[], consts: Array<{ name: string; data: number[] }>, outWidth: number): Uint8Array {
+  return buildModel({
+    opset: 17,
+    inputs: [{ name: 'x', dims: [2, 5, K] }],
+    outputs: [{ name: 'out', dims: [2, 5, outWidth] }],
+    nodes: [{ op: 'MatMul', inputs: ['x', 'w'], outputs: ['xw'] }, { op: 'Add', inputs: ['b', 'xw'], outputs: ['y'] }, ...tail],
+    initializers: [
+      { name: 'w', dims: [K, WIDTH], data: normals(K * WIDTH, 1) },
+      { name: 'b', dims: [WIDTH], data: normals(WIDTH, 2) },
+      ...consts.map((c) => ({ name: c.name, elemType: 7, dims: [c.data.length], data: c.data })),
+    ],
+  });
+}
+
+/** torch's export of `y.chunk(2, dim=-1)` (the chunk size from y's shape), the halves multiplied as GEGLU does. */
+const chunked = projection(
+  [
+    { op: 'Shape', inputs: ['y'], outputs: ['shape'] },
+    { op: 'Gather', inputs: ['shape', 'minus1'], outputs: ['last'], attrs: [intAttribute('axis', 0)] },
+    { op: 'Add', inputs: ['last', 'one'], outputs: ['plus1'] },
+    { op: 'Div', inputs: ['plus1', 'two'], outputs: ['half'] },
+    { op: 'Mul', inputs: ['half', 'one'], outputs: ['end0'] },
+    { op: 'Mul', inputs: ['half', 'two'], outputs: ['end1'] },
+    { op: 'Slice', inputs: ['y', 'zero', 'end0', 'minus1'], outputs: ['h0'] },
+    { op: 'Slice', inputs: ['y', 'end0', 'end1', 'minus1'], outputs: ['h1'] },
+    { op: 'Mul', inputs: ['h0', 'h1'], outputs: ['out'] },
+  ],
+  [
+    { name: 'minus1', data: [-1] },
+    { name: 'zero', data: [0] },
+    { name: 'one', data: [1] },
+    { name: 'two', data: [2] },
+  ],
+  WIDTH / 2,
+);
+
+async function run(model: Uint8Array): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  try {
+    const out = await session.run(x());
+    return out.out!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+const opTypes = (model: Uint8Array) => ModelProto.decode(model).graph.nodes.map((n) => n.opType);
+const count = (ops: string[], op: string) => ops.filter((o) => o === op).length;
+
+Split("torch's chunk(2): two products of half the width, the chunk-size arithmetic gone, the same output", async () => {
+  const edited = splitProjections(chunked);
+  assert.is(edited.split, 1);
+  const ops = opTypes(edited.model);
+  assert.is(count(ops, 'MatMul'), 2);
+  assert.is(count(ops, 'Shape'), 0, 'the Shape read y, which is gone');
+  assert.is(count(ops, 'Slice'), 4, 'the weight and the bias sliced per half, no activation sliced');
+  const { relToMax } = compare(await run(edited.model), await run(chunked));
+  assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
+});
+
+Split('three uneven constant slices (one with a negative start) each get their columns', async () => {
+  const model = projection(
+    [
+      { op: 'Slice', inputs: ['y', 'zero', 'three', 'minus1'], outputs: ['s0'] },
+      { op: 'Slice', inputs: ['y', 'three', 'five', 'minus1'], outputs: ['s1'] },
+      { op: 'Slice', inputs: ['y', 'minus3', 'big', 'minus1'], outputs: ['s2'] },
+      { op: 'Concat', inputs: ['s2', 's0', 's1'], outputs: ['out'], attrs: [intAttribute('axis', -1)] },
+    ],
+    [
+      { name: 'minus1', data: [-1] },
+      { name: 'zero', data: [0] },
+      { name: 'three', data: [3] },
+      { name: 'five', data: [5] },
+      { name: 'minus3', data: [-3] },
+      { name: 'big', data: [Number.MAX_SAFE_INTEGER] },
+    ],
+    WIDTH,
+  );
+  const edited = splitProjections(model);
+  assert.is(edited.split, 1);
+  assert.is(count(opTypes(edited.model), 'MatMul'), 3);
+  const { relToMax } = compare(await run(edited.model), await run(model));
+  assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
+});
+
+Split('left as it is: y read whole as well, a slice along another axis, a range not known from the weights', () => {
+  const readWhole = projection(
+    [
+      { op: 'Slice', inputs: ['y', 'zero', 'four', 'minus1'], outputs: ['s0'] },
+      { op: 'Relu', inputs: ['y'], outputs: ['r'] },
+      { op: 'Slice', inputs: ['r', 'zero', 'four', 'minus1'], outputs: ['s1'] },
+      { op: 'Add', inputs: ['s0', 's1'], outputs: ['out'] },
+    ],
+    [
+      { name: 'minus1', data: [-1] },
+      { name: 'zero', data: [0] },
+      { name: 'four', data: [4] },
+    ],
+    4,
+  );
+  const otherAxis = projection(
+    [
+      { op: 'Slice', inputs: ['y', 'zero', 'four', 'one'], outputs: ['s0'] },
+      { op: 'Slice', inputs: ['s0', 'zero', 'four', 'minus1'], outputs: ['out'] },
+    ],
+    [
+      { name: 'minus1', data: [-1] },
+      { name: 'zero', data: [0] },
+      { name: 'one', data: [1] },
+      { name: 'four', data: [4] },
+    ],
+    4,
+  );
+  const fromInput = buildModel({
+    opset: 17,
+    inputs: [
+      { name: 'x', dims: [2, 5, K] },
+      { name: 'end', elemType: 7, dims: [1] },
+    ],
+    outputs: [{ name: 'out' }],
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['xw'] },
+      { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] },
+      { op: 'Slice', inputs: ['y', 'zero', 'end', 'minus1'], outputs: ['out'] },
+    ],
+    initializers: [
+      { name: 'w', dims: [K, WIDTH], data: normals(K * WIDTH, 1) },
+      { name: 'b', dims: [WIDTH], data: normals(WIDTH, 2) },
+      { name: 'zero', elemType: 7, dims: [1], data: [0] },
+      { name: 'minus1', elemType: 7, dims: [1], data: [-1] },
+    ],
+  });
+  for (const [name, model] of Object.entries({ readWhole, otherAxis, fromInput })) {
+    const edited = splitProjections(model);
+    assert.is(edited.split, 0, name);
+    assert.is(edited.model, model, `${name}: the bytes come back untouched`);
+  }
+});
+
+Split("the tiny UNet's GEGLU projections: the same noise prediction", async () => {
+  const source = new Uint8Array(readFileSync(join(TINY_SD, 'unet', 'model.onnx')));
+  const edited = splitProjections(source);
+  // One GEGLU per transformer block: tiny-sd has four.
+  const geglus = ModelProto.decode(source).graph.nodes.filter((n) => n.opType === 'MatMul' && n.name.includes('/ff/net.0/proj/')).length;
+  assert.is(geglus, 4);
+  assert.is(edited.split, geglus);
+  const feeds = () => ({
+    sample: new ort.Tensor('float32', normals(2 * 4 * 16 * 16, 1), [2, 4, 16, 16]),
+    timestep: new ort.Tensor('float32', Float32Array.from([981, 407]), [2]),
+    encoder_hidden_states: new ort.Tensor('float32', normals(2 * 77 * 32, 2), [2, 77, 32]),
+  });
+  const outputOf = async (model: Uint8Array) => {
+    const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      return (await session.run(feeds()))[session.outputNames[0]!]!.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  };
+  const { relToMax } = compare(await outputOf(edited.model), await outputOf(source));
+  console.log(`  tiny UNet: ${relToMax.toExponential(2)} of max`);
+  assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
+});
+
+Split('the loader splits the float UNet on the CPU once and caches it', async () => {
+  const graphCache = temp('split-cache-');
+  const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, graphCache });
+  try {
+    await generate(bundle, tinyRequest({ seed: 3 }));
+  } finally {
+    await bundle.release();
+  }
+  const entries = readdirSync(graphCache).filter((e) => e.startsWith('unet-split-projections-'));
+  assert.is(entries.length, 1);
+  assert.equal(JSON.parse(readFileSync(join(graphCache, entries[0]!, 'edit.json'), 'utf8')), { split: 4 });
+});
+
+Split.run();
