@@ -1,16 +1,5 @@
 import { fitToSize } from './resize-modes.js';
-import { paste, type Raster } from './raster.js';
-
-/** A1111's overlay: original and generated blended through m in [0, 1], exact where m is 0. */
-export function overlay(original: Raster, generated: Raster, m: Float32Array): Raster {
-  const data = new Uint8Array(generated.data.length);
-  const c = generated.channels;
-  for (let i = 0; i < data.length; i++) {
-    const a = m[Math.floor(i / c)]!;
-    data[i] = a === 0 ? original.data[i]! : Math.round(original.data[i]! * (1 - a) + generated.data[i]! * a);
-  }
-  return { ...generated, data };
-}
+import type { Raster } from './raster.js';
 
 export type Box = { x0: number; y0: number; x1: number; y1: number };
 
@@ -79,10 +68,49 @@ export function cropPlane(plane: Float32Array, width: number, box: Box): Float32
   return out;
 }
 
-/** The processed crop, brought back to the box's size and pasted into the original, then blended through the mask. */
-export function pasteBack(original: Raster, processed: Raster, box: Box, mask: Float32Array): Raster {
-  const resized = fitToSize(processed, box.x1 - box.x0, box.y1 - box.y0, 'just-resize');
-  const canvas: Raster = { ...original, data: Uint8Array.from(original.data) };
-  paste(canvas, resized, box.x0, box.y0);
-  return overlay(original, canvas, mask);
+// PIL's rounded division by 255 of a product of two 8-bit values (DIV255 / MULDIV255 in libImaging).
+const div255 = (v: number): number => {
+  const t = v + 128;
+  return ((t >> 8) + t) >> 8;
+};
+
+/**
+ * A1111 1.10's finish of an inpainted picture (processing.py apply_overlay, diffusers 0.32's VaeImageProcessor.apply_overlay
+ * the same): the original kept as an overlay whose alpha is 255 - `mask` (an RGBa picture pasted through the inverted
+ * mask onto a transparent one, then unpremultiplied: `Image.new('RGBa')`, `paste(..., mask=invert(mask))`,
+ * `convert('RGBA')`), laid by PIL's `alpha_composite` over the painted picture. With `box` the painted picture is a
+ * crop's: brought to the box's size by "crop and resize" (`resize_image(1, …)`) and put on a transparent canvas of the
+ * original's size. PIL's integer arithmetic throughout, so a pixel where `mask` is 0 is the original's and one where it
+ * is 255 the painted one's, byte for byte; between, levels follow PIL's truncations (not a rounded lerp).
+ * `mask`: 8 bits a pixel at the original's size (A1111's mask_for_overlay).
+ */
+export function applyOverlay(original: Raster, painted: Raster, mask: Uint8Array, box?: Box): Raster {
+  const { width, height } = original;
+  const c = original.channels;
+  const under = box ? fitToSize(painted, box.x1 - box.x0, box.y1 - box.y0, 'crop-and-resize') : painted;
+  const data = new Uint8Array(width * height * c);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      const inside = !box || (x >= box.x0 && x < box.x1 && y >= box.y0 && y < box.y1);
+      const q = box ? ((y - box.y0) * under.width + x - box.x0) * c : p * c;
+      const alpha = div255(255 * (255 - mask[p]!));
+      const underAlpha = inside ? 255 : 0;
+      // alpha_composite's coefficients: 7 extra bits, the divisions rounded down.
+      const coef1 = alpha === 0 ? 0 : Math.floor((alpha * 255 * 255 * 128) / (alpha * 255 + underAlpha * (255 - alpha)));
+      const coef2 = 255 * 128 - coef1;
+      for (let ch = 0; ch < c; ch++) {
+        const g = inside ? under.data[q + ch]! : 0;
+        if (alpha === 0) {
+          data[p * c + ch] = g;
+          continue;
+        }
+        const premultiplied = div255(original.data[p * c + ch]! * (255 - mask[p]!));
+        const kept = alpha === 255 ? premultiplied : Math.min(255, Math.floor((255 * premultiplied) / alpha));
+        const t = kept * coef1 + g * coef2 + (0x80 << 7);
+        data[p * c + ch] = (((t >> 8) + t) >> 8) >> 7;
+      }
+    }
+  }
+  return { width, height, channels: c, data };
 }

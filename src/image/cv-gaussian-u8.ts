@@ -1,6 +1,7 @@
 // cv2.GaussianBlur(src, (0, 0), sigma) of an 8-bit picture, OpenCV 4.x's bit-exact fixed-point path (smooth.dispatch.cpp,
 // GaussianBlurFixedPoint), not the float one of ./preprocess/cv-gaussian.ts: the kernel size for 8-bit pictures,
-// cvRound(sigma * 3 * 2 + 1) | 1; the double kernel (getGaussianKernelBitExact, shared with the float path) turned into
+// cvRound(sigma * 3 * 2 + 1) | 1, unless the caller gives one (cv2.GaussianBlur(src, (w, h), sigma): both axes take sigma,
+// a side of 1 is a one-tap kernel of 256); the double kernel (getGaussianKernelBitExact, shared with the float path) turned into
 // 8-bit fractions by error diffusion (getGaussianKernelFixedPoint_ED: each outer tap rounded half to even with the
 // previous rounding error carried, the centre taking what is left of 256); a row pass of exact integer sums (at most
 // 255 · 256, ufixedpoint16), a column pass of exact integer sums, then (sum + 2^15) >> 16; BORDER_REFLECT_101. Every step
@@ -13,8 +14,7 @@ import { gaussianKernelDoubles, reflect101 } from './preprocess/cv-gaussian.js';
 import type { Raster } from './raster.js';
 
 /** The fixed-point taps (8 fractional bits, summing to 256; sigma 0.8: 0, 6, 58, 128, 58, 6, 0). */
-export function gaussianKernelU8(sigma: number): number[] {
-  const n = roundHalfEven(sigma * 3 * 2 + 1) | 1;
+export function gaussianKernelU8(sigma: number, n = roundHalfEven(sigma * 3 * 2 + 1) | 1): number[] {
   const exact = gaussianKernelDoubles(n, sigma);
   const half = (n - 1) / 2;
   const taps = new Array<number>(n);
@@ -31,9 +31,10 @@ export function gaussianKernelU8(sigma: number): number[] {
   return taps;
 }
 
-export function gaussianBlurU8(picture: Raster, sigma: number): Raster {
+/** `size`: cv2's ksize, (width, height) in taps, odd. */
+export function gaussianBlurU8(picture: Raster, sigma: number, size?: { width: number; height: number }): Raster {
   const { width, height, channels } = picture;
-  const taps = gaussianKernelU8(sigma);
+  const taps = gaussianKernelU8(sigma, size?.width);
   const half = (taps.length - 1) / 2;
   const rows = new Uint32Array(width * height * channels);
   for (let x = 0; x < width; x++) {
@@ -46,13 +47,15 @@ export function gaussianBlurU8(picture: Raster, sigma: number): Raster {
       }
     }
   }
+  const columnTaps = gaussianKernelU8(sigma, size?.height);
+  const columnHalf = (columnTaps.length - 1) / 2;
   const data = new Uint8Array(rows.length);
   const line = width * channels;
   for (let y = 0; y < height; y++) {
-    const from = taps.map((_, j) => reflect101(y + j - half, height) * line);
+    const from = columnTaps.map((_, j) => reflect101(y + j - columnHalf, height) * line);
     for (let i = 0; i < line; i++) {
       let s = 0;
-      for (let j = 0; j < taps.length; j++) s += taps[j]! * rows[from[j]! + i]!;
+      for (let j = 0; j < columnTaps.length; j++) s += columnTaps[j]! * rows[from[j]! + i]!;
       data[y * line + i] = Math.min(255, Math.floor((s + 32768) / 65536));
     }
   }

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { gaussianBlurU8 } from './cv-gaussian-u8.js';
 import type { Raster } from './raster.js';
 
 /** PIL's convert('L'): ITU-R 601 luma in 16-bit fixed point, as diffusers' mask processor reads an RGB mask. */
@@ -17,14 +18,29 @@ export function luminance(image: Raster): Float32Array {
 }
 
 /**
- * A Gaussian blur of a [0, 1] mask with the given radius in pixels (A1111's --mask-blur; PIL's
- * GaussianBlur(radius) approximates a Gaussian of sigma = radius with box blurs, sharp computes
- * the Gaussian itself, so edges differ from A1111 by a level or two).
+ * The [0, 1] mask as its 8 bits (A1111 keeps masks as PIL L images; v · 255 of an 8-bit value rounds back to it exactly).
+ */
+export const maskBytes = (mask: Float32Array): Uint8Array => Uint8Array.from(mask, (v) => Math.round(v * 255));
+
+/**
+ * Inpaint's mask blur as A1111 1.10's StableDiffusionProcessingImg2Img.init does it: cv2.GaussianBlur of the 8-bit mask
+ * with a kernel of 2 · int(2.5 · blur + 0.5) + 1 taps and sigma = blur, first along x alone (ksize (k, 1)), the result
+ * rounded to 8 bits, then along y alone (ksize (1, k)).
+ */
+export function featherMask(mask: Float32Array, width: number, height: number, blur: number): Float32Array {
+  if (blur <= 0) return mask;
+  const taps = 2 * Math.trunc(2.5 * blur + 0.5) + 1;
+  const across = gaussianBlurU8({ width, height, channels: 1, data: maskBytes(mask) }, blur, { width: taps, height: 1 });
+  return Float32Array.from(gaussianBlurU8(across, blur, { width: 1, height: taps }).data, (v) => v / 255);
+}
+
+/**
+ * Outpaint's seam feather: a Gaussian blur of a [0, 1] mask with the given radius in pixels (sharp computes the
+ * Gaussian itself; the seam is diffuse's own, so no reference fixes its kernel).
  */
 export async function blurMask(mask: Float32Array, width: number, height: number, radius: number): Promise<Float32Array> {
   if (radius <= 0) return mask;
-  const bytes = Uint8Array.from(mask, (v) => Math.round(v * 255));
-  const blurred = await sharp(bytes, { raw: { width, height, channels: 1 } })
+  const blurred = await sharp(maskBytes(mask), { raw: { width, height, channels: 1 } })
     .blur(Math.max(0.3, radius))
     .raw()
     .toBuffer();

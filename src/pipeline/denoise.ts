@@ -8,7 +8,7 @@ import { refinerStage } from './tasks/refiner.js';
 import { batchNoise, samplerNoise } from './noise.js';
 import { imageSeed } from './seeds.js';
 import { blendKept, keptRegion } from './kept-region.js';
-import { overlay } from '../image/composite.js';
+import { applyOverlay } from '../image/composite.js';
 import { startingPoint } from './start.js';
 import { tiledDecode } from './vae-tiling.js';
 import type { Raster } from '../image/raster.js';
@@ -103,7 +103,7 @@ export async function denoisePass(bundle: ModelBundle, request: PassRequest, lis
       ? await tiledDecode(vaeDecoder, unscaled, latentDims, { latent: files.vaeSampleSize / ratio, sample: files.vaeSampleSize, overlap: 0.25 })
       : await vaeDecoder.decode(unscaled, latentDims);
     const raster = tensorToRasters(decoded.data, [1, 3, decoded.height, decoded.width])[0]!;
-    images.push({ image: request.init && request.mask?.overlay ? overlay(request.init.image, raster, request.mask.overlay) : raster, seed: imageSeed(request, b) });
+    images.push({ image: request.init && request.mask?.overlay ? applyOverlay(request.init.image, raster, request.mask.overlay) : raster, seed: imageSeed(request, b) });
   }
   return { images, latents: final, timings: timings(started, encodedAt, denoisedAt, performance.now()) };
 }

@@ -241,9 +241,10 @@ export interface InpaintMask {
   /** Feather radius in pixels (A1111's "Mask blur"): the mask is blurred before the model and the overlay see it. */
   blur?: number;
   /**
-   * Blend the result into the picture through this [height, width] plane in [0, 1], so every pixel
-   * where it is 0 keeps its value exactly; 'mask': through the (blurred) mask, as A1111 does.
-   * Absent: the model's output as it is (diffusers).
+   * Blend the result into the picture through this [height, width] plane in [0, 1] (taken in 8 bits,
+   * by A1111's overlay), so every pixel where it is 0 keeps its value exactly; 'mask': through the
+   * (blurred) mask as A1111 1.10 does, doubled for the whole picture. Absent: the model's output as
+   * it is (diffusers), or for area 'masked' through the (blurred) mask.
    */
   overlay?: Float32Array | 'mask';
   /** What the masked area starts from (A1111's "Masked content"): the picture (default), its surrounding colours, the seed's noise, or zeros. */
@@ -298,7 +299,8 @@ export interface DepthMap {
  */
 export interface PassRequest extends Omit<GenerationRequest, 'init' | 'mask' | 'outpaint' | 'watermark' | 'safetyCheck' | 'hires' | 'sdUpscale'> {
   init?: Omit<InitImage, 'source'> & { maskedContent?: 'latent-noise' | 'latent-nothing' };
-  mask?: { values: Float32Array; overlay?: Float32Array };
+  /** overlay: the 8-bit mask A1111's overlay keeps the init picture through (composite.ts applyOverlay). */
+  mask?: { values: Float32Array; overlay?: Uint8Array };
   /**
    * A hires fix's second pass: start from these scaled latents [batch, C, h, w] noised to `strength`
    * with A1111's fixed-steps cut, the prompt schedules counted on from `firstPassSteps` denoiser calls.

@@ -62,7 +62,7 @@ export async function prepareGeneration(
   const native = files.sampleSize * files.vaeScaleFactor;
   const latents = settings.latents ? await readLatentsFile(settings.latents, files, settings) : undefined;
   const size = { width: task?.width ?? latents?.width ?? settings.width ?? native, height: task?.height ?? latents?.height ?? settings.height ?? native };
-  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session, size, await controlRegion(task, size)) } : {};
+  const control = settings.control.length ? { control: await readControlUnits(settings.control, model.dir, session, size, controlRegion(task, size)) } : {};
   const hires = hiresOf(settings, resolved.sources, (key) => samplingLabel(resolved, key), hiresUpscaler);
   const request = (prompt: string, seed: number): GenerationRequest => ({ ...baseRequest(settings, prompt, seed), ...sampling, ...size, ...task?.fields, ...refinerSwitch, ...control, ...latents?.field, ...hires });
   checkRequest(files, request('', 0));
@@ -78,10 +78,10 @@ export async function prepareGeneration(
 }
 
 /** An "only masked" inpaint's cut of a unit's picture (tasks/control-region.ts), or undefined for every other task. */
-async function controlRegion(task: ImageTask | undefined, painted: { width: number; height: number }): Promise<((picture: Raster, mode: ResizeMode | undefined) => Raster) | undefined> {
+function controlRegion(task: ImageTask | undefined, painted: { width: number; height: number }): ((picture: Raster, mode: ResizeMode | undefined) => Raster) | undefined {
   const { init, mask } = task?.fields ?? {};
   if (!init || mask?.area !== 'masked') return undefined;
-  const box = await maskedRegion(init.image, mask, painted);
+  const box = maskedRegion(init.image, mask, painted);
   return (picture, mode) => pictureInRegion(picture, mode, init.image, box, painted);
 }
 

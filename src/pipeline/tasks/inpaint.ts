@@ -1,6 +1,6 @@
-import { crop, cropPlane, matchAspect, maskBox, pasteBack, type Box } from '../../image/composite.js';
+import { applyOverlay, crop, cropPlane, matchAspect, maskBox, type Box } from '../../image/composite.js';
 import { fillMasked } from '../../image/mask-fill.js';
-import { blurMask, invertMask } from '../../image/mask.js';
+import { featherMask, invertMask, maskBytes } from '../../image/mask.js';
 import type { Raster } from '../../image/raster.js';
 import { fitToSize } from '../../image/resize-modes.js';
 import type { GenerationRequest, InitImage, InpaintMask, PassRequest } from '../types.js';
@@ -22,20 +22,22 @@ export interface PlannedPass {
  * asked, the masked area pre-filled or left to latent noise, and either the whole picture painted
  * at the request's size or (area 'masked') a crop around the mask (picture and mask brought to that
  * size by "resize and fill", as A1111's StableDiffusionProcessingImg2Img.init does) painted and pasted
- * back through the overlay, the ControlNet units' pictures cut to the same crop. The request is
- * checked (check-request.ts).
+ * back, the ControlNet units' pictures cut to the same crop. The painted picture is finished by
+ * A1111's overlay of the picture as it was (not pre-filled), through the feathered mask: doubled
+ * (clipped at 255) for the whole picture, as it is for a crop. The request is checked (check-request.ts).
  */
 export async function inpaintPass(request: GenerationRequest, init: InitImage, mask: InpaintMask): Promise<PlannedPass> {
   const { width: w, height: h } = init.image;
   const values = mask.invert ? invertMask(mask.values) : mask.values;
-  const blurred = await blurMask(values, w, h, mask.blur ?? 0);
-  const overlay = mask.overlay === 'mask' ? blurred : mask.overlay;
+  const blurred = featherMask(values, w, h, mask.blur ?? 0);
+  const whole = (mask.area ?? 'whole') === 'whole';
+  const overlay = mask.overlay === 'mask' ? overlayMask(blurred, whole) : mask.overlay && maskBytes(mask.overlay);
   const content = mask.content ?? 'original';
   const image = content === 'fill' ? fillMasked(init.image, values) : init.image;
   const passInit = { ...withoutSource(init), image, ...(content === 'latent-noise' || content === 'latent-nothing' ? { maskedContent: content } : {}) };
   const base = withoutTasks(request);
-  if ((mask.area ?? 'whole') === 'whole') {
-    return { pass: { ...base, init: passInit, mask: { values: blurred, ...(overlay ? { overlay } : {}) } } };
+  if (whole) {
+    return { pass: { ...base, init: passInit, mask: { values: blurred } }, ...(overlay ? { finish: (painted: Raster) => applyOverlay(init.image, painted, overlay) } : {}) };
   }
   const { width: pw, height: ph } = request;
   const box = regionOf(blurred, init.image, mask, request);
@@ -43,17 +45,23 @@ export async function inpaintPass(request: GenerationRequest, init: InitImage, m
   const control = unitsInRegion(request.control, init.image, box, { width: pw, height: ph });
   return {
     pass: { ...base, ...(control ? { control } : {}), init: { ...passInit, image: fitToSize(crop(image, box), pw, ph, 'resize-and-fill') }, mask: { values: cropMask } },
-    finish: (painted) => pasteBack(init.image, painted, box, overlay ?? blurred),
+    finish: (painted) => applyOverlay(init.image, painted, overlay ?? overlayMask(blurred, false), box),
   };
+}
+
+/** A1111's mask_for_overlay: the feathered mask in 8 bits, doubled for the whole picture so its inner half is all painted. */
+function overlayMask(blurred: Float32Array, whole: boolean): Uint8Array {
+  const bytes = maskBytes(blurred);
+  return whole ? bytes.map((v) => Math.min(255, 2 * v)) : bytes;
 }
 
 /**
  * The picture's region an "only masked" inpaint paints (A1111's crop region): the inverted and
  * feathered mask's bounding box grown by the padding, then to the painted size's aspect.
  */
-export async function maskedRegion(whole: Size, mask: InpaintMask, painted: Size): Promise<Box> {
+export function maskedRegion(whole: Size, mask: InpaintMask, painted: Size): Box {
   const values = mask.invert ? invertMask(mask.values) : mask.values;
-  return regionOf(await blurMask(values, whole.width, whole.height, mask.blur ?? 0), whole, mask, painted);
+  return regionOf(featherMask(values, whole.width, whole.height, mask.blur ?? 0), whole, mask, painted);
 }
 
 function regionOf(blurred: Float32Array, whole: Size, mask: InpaintMask, painted: Size): Box {

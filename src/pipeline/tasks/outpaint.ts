@@ -1,4 +1,4 @@
-import { blurMask } from '../../image/mask.js';
+import { blurMask, maskBytes } from '../../image/mask.js';
 import { extendCanvas, extensionPasses, outpaintMask } from '../../image/outpaint-canvas.js';
 import type { Raster } from '../../image/raster.js';
 import type { GenerationRequest, Outpaint, PassRequest } from '../types.js';
@@ -49,7 +49,7 @@ export function outpaintPlan(request: GenerationRequest, outpaint: Outpaint, nat
       const soft = await blurMask(hard, canvas.width, canvas.height, blur);
       // Past twice the overlap the old picture stays exactly as it was.
       const guard = outpaintMask(canvas.width, canvas.height, step, 2 * overlap);
-      const overlay = soft.map((v, i) => (guard[i] === 0 ? 0 : v));
+      const overlay = maskBytes(soft.map((v, i) => (guard[i] === 0 ? 0 : v)));
       return { ...base, ...(control ? { control } : {}), init: { ...base.init!, image: canvas }, mask: { values: hard, overlay }, width: canvas.width, height: canvas.height };
     },
   };
