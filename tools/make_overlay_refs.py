@@ -61,6 +61,7 @@ CASES = [
     ("whole-blob-b0", "blob", 0, "whole", 0, (WIDTH, HEIGHT), 21),
     ("whole-blob-b4", "blob", 4, "whole", 0, (WIDTH, HEIGHT), 21),
     ("whole-band-b4", "band", 4, "whole", 0, (WIDTH, HEIGHT), 22),
+    ("whole-dot-b3", "dot", 3, "whole", 0, (WIDTH, HEIGHT), 26),  # odd blur: int(2.5 * 3 + 0.5) = 8, int(7.5) = 7
     ("masked-blob-b0-p2", "blob", 0, "masked", 2, (32, 48), 23),
     ("masked-dot-b4-p4", "dot", 4, "masked", 4, (32, 32), 24),
     ("masked-dot-b4-p2", "dot", 4, "masked", 2, (32, 48), 25),
