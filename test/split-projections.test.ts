@@ -8,8 +8,9 @@ import { ModelProto } from '../src/onnx/proto.js';
 import { splitProjections } from '../src/onnx/split-projections.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
+import { assembleModel } from './helpers/assemble-model.js';
 import { TINY_SD } from './helpers/cli.js';
-import { compare } from './helpers/fixtures.js';
+import { FIXTURES, compare } from './helpers/fixtures.js';
 import { buildModel, type NodeSpec } from './helpers/onnx-build.js';
 import { normals as normals64 } from './helpers/random.js';
 import { scratch } from './helpers/scratch.js';
@@ -196,17 +197,30 @@ Split("the tiny UNet's GEGLU projections: the same noise prediction", async () =
   assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
 });
 
-Split('the loader splits the float UNet on the CPU once and caches it', async () => {
+Split('the loader splits the float UNet and each ControlNet on the CPU, once, and caches them', async () => {
   const graphCache = temp('split-cache-');
-  const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, graphCache });
+  const model = assembleModel('tiny-sd-control');
+  const controlnet = join(FIXTURES, 'tiny-sd-control', 'controlnet');
+  const load = () => loadModel(model.dir, { device: 'cpu', threads: 1, fuseAttention: true, graphCache, controlnets: [controlnet] });
   try {
-    await generate(bundle, tinyRequest({ seed: 3 }));
+    await (await load()).release();
+    const entries = () => readdirSync(graphCache).filter((e) => e.includes('-split-projections-')).sort();
+    const first = entries();
+    assert.equal(first.map((e) => e.replace(/-[0-9a-f]{24}$/, '')), ['controlnet-split-projections', 'unet-split-projections']);
+    const geglus = (path: string) => ModelProto.decode(new Uint8Array(readFileSync(path))).graph.nodes.filter((n) => n.opType === 'MatMul' && n.name.includes('/ff/net.0/proj/')).length;
+    const expected = [geglus(join(controlnet, 'model.onnx')), geglus(join(model.dir, 'unet', 'model.onnx'))];
+    assert.ok(expected.every((n) => n > 0), `${expected}`);
+    assert.equal(first.map((e) => JSON.parse(readFileSync(join(graphCache, e, 'edit.json'), 'utf8')).split), expected);
+    const bundle = await load();
+    try {
+      await generate(bundle, tinyRequest({ seed: 3 }));
+    } finally {
+      await bundle.release();
+    }
+    assert.equal(entries(), first, 'the second load reuses them');
   } finally {
-    await bundle.release();
+    model.remove();
   }
-  const entries = readdirSync(graphCache).filter((e) => e.startsWith('unet-split-projections-'));
-  assert.is(entries.length, 1);
-  assert.equal(JSON.parse(readFileSync(join(graphCache, entries[0]!, 'edit.json'), 'utf8')), { split: 4 });
 });
 
 Split.run();

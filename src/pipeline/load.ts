@@ -240,16 +240,16 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
 /** The float UNet as the CPU runs it best: projections read in slices computed per slice, and with `--conv winograd` its convolutions rewritten. */
 async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
   if (options.device !== 'cpu') return graphs;
-  const unet = splitProjectionsOnce(graphs.unet, cacheDir);
+  const unet = splitProjectionsOnce(graphs.unet, cacheDir, 'unet');
   return { ...graphs, unet: options.conv === 'winograd' ? await winogradGraph(unet, cacheDir, 'unet') : unet };
 }
 
-/** The UNet with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
-function splitProjectionsOnce(path: string, cacheDir: string): string {
+/** The graph with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
+function splitProjectionsOnce(path: string, cacheDir: string, label: 'unet' | 'controlnet'): string {
   return cachedModelEdit({
     source: path,
     cacheDir,
-    label: 'unet-split-projections',
+    label: `${label}-split-projections`,
     editKey: { splitProjections: 1 },
     edit: (model) => {
       const edited = splitProjections(model);
@@ -275,7 +275,9 @@ async function withControlNets(bundle: ModelBundle, dirs: readonly string[], opt
       const record = readControlNetRecord(dir);
       const identity = record ? { name: record.name, hash: record.a1111OldHash } : { name: controlNetName(dir) };
       // Its attention as the UNet's: unfused, a 512² ControlNet's [2, 8, 4096, 4096] scores grew its arena by gigabytes.
-      const graph = options.fuseAttention ? fusedGraph(path, options.graphCache ?? join(cacheRoot(), 'graphs'), 'controlnet') : path;
+      const graphCache = options.graphCache ?? join(cacheRoot(), 'graphs');
+      const fused = options.fuseAttention ? fusedGraph(path, graphCache, 'controlnet') : path;
+      const graph = options.device === 'cpu' ? splitProjectionsOnce(fused, graphCache, 'controlnet') : fused;
       opened.push({ dir, ...identity, net: new ControlNet(await openSession(graph, settings), path) });
     }
   } catch (err) {
