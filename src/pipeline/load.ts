@@ -246,16 +246,18 @@ async function floatGraphs(graphs: { unet: string; decoder: string }, options: P
 
 /** The graph with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
 function splitProjectionsOnce(path: string, cacheDir: string, label: 'unet' | 'controlnet'): string {
-  return cachedModelEdit({
-    source: path,
-    cacheDir,
-    label: `${label}-split-projections`,
-    editKey: { splitProjections: 1 },
-    edit: (model) => {
-      const edited = splitProjections(model);
-      return { model: edited.model, result: { split: edited.split } };
-    },
-  }).path;
+  return speedEdit(path, () =>
+    cachedModelEdit({
+      source: path,
+      cacheDir,
+      label: `${label}-split-projections`,
+      editKey: { splitProjections: 1 },
+      edit: (model) => {
+        const edited = splitProjections(model);
+        return { model: edited.model, result: { split: edited.split } };
+      },
+    }).path,
+  );
 }
 
 /** How every session of one load is opened: the device, threads and optimised-graph cache the options give. */
@@ -466,13 +468,19 @@ function readVaeConfig(path: string): Record<string, unknown> {
 
 /**
  * A UNet or ControlNet graph with its attention blocks fused, edited once and cached beside links to
- * its weights (`label`: the cache entry's prefix, 'unet' or 'controlnet'). Fusion only speeds things
- * up and saves memory, so a graph it cannot read is loaded as exported, and ONNX Runtime says what is
- * wrong with it.
+ * its weights (`label`: the cache entry's prefix, 'unet' or 'controlnet').
  */
 function fusedGraph(path: string, cacheDir: string, label: 'unet' | 'controlnet'): string {
+  return speedEdit(path, () => fuseOnce(path, cacheDir, label));
+}
+
+/**
+ * An edit that only speeds things up and saves memory (attention fusion, the projection split): a
+ * graph it cannot read is loaded as it is, and ONNX Runtime says what is wrong with it.
+ */
+function speedEdit(path: string, edit: () => string): string {
   try {
-    return fuseOnce(path, cacheDir, label);
+    return edit();
   } catch {
     return path;
   }
