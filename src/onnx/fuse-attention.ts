@@ -110,12 +110,17 @@ export class GraphIndex {
     return gone;
   }
 
+  /** The shape of `value` if it is an initialiser. */
+  initializerDims(value: string | undefined): readonly number[] | undefined {
+    return value === undefined ? undefined : this.inits.get(value)?.dims;
+  }
+
   /** The size of the last axis of `value` when a weight fixes it: MatMul by, or Add of, an initialiser. */
   lastDim(value: string): number | undefined {
     const p = this.producer.get(value);
     if (!p || (p.opType !== 'MatMul' && p.opType !== 'Add')) return undefined;
     for (const input of p.inputs) {
-      const dims = this.inits.get(input)?.dims;
+      const dims = this.initializerDims(input);
       if (dims && dims.length >= (p.opType === 'MatMul' ? 2 : 1)) return dims[dims.length - 1];
     }
     return undefined;

@@ -1,6 +1,5 @@
 import { GraphIndex } from './fuse-attention.js';
 import { GraphEmitter } from './graph-emitter.js';
-import { initializers } from './initializers.js';
 import { intAttr } from './node-builders.js';
 import { ModelProto, NodeProto } from './proto.js';
 
@@ -40,8 +39,7 @@ export function splitProjections(model: Uint8Array): SplitProjectionsModel {
   const proto = ModelProto.decode(model);
   const graph = proto.graph;
   const index = new GraphIndex(graph);
-  const dims = new Map(initializers(graph).map((i) => [i.name, i.dims]));
-  const projections = index.nodes.filter((n) => n.opType === 'Add').flatMap((add) => projectionAt(index, dims, add) ?? []);
+  const projections = index.nodes.filter((n) => n.opType === 'Add').flatMap((add) => projectionAt(index, add) ?? []);
   if (projections.length === 0) return { model, split: 0 };
   const removed = new Set(projections.flatMap((p) => [...p.gone]));
   const added = new Map<NodeProto, NodeProto[]>();
@@ -64,15 +62,15 @@ export function splitProjections(model: Uint8Array): SplitProjectionsModel {
   return { model: proto.encode(), split: projections.length };
 }
 
-function projectionAt(index: GraphIndex, dims: ReadonlyMap<string, readonly number[]>, add: NodeProto): Projection | undefined {
+function projectionAt(index: GraphIndex, add: NodeProto): Projection | undefined {
   const y = add.outputs[0];
   if (!y || add.inputs.length !== 2 || index.graphOutputs.has(y)) return undefined;
-  const biasFirst = dims.has(add.inputs[0]!);
+  const biasFirst = index.initializerDims(add.inputs[0]) !== undefined;
   const [bias, product] = biasFirst ? add.inputs : [add.inputs[1]!, add.inputs[0]!];
   const matmul = index.op(product, 'MatMul');
   const [x, weight] = matmul?.inputs ?? [];
-  const w = dims.get(weight ?? '');
-  const b = dims.get(bias ?? '');
+  const w = index.initializerDims(weight);
+  const b = index.initializerDims(bias);
   if (!matmul || !x || !weight || !bias || !w || w.length !== 2 || !b || b.length !== 1 || b[0] !== w[1]) return undefined;
   if ((index.consumers.get(product!) ?? []).length !== 1) return undefined;
   const width = w[1]!;

@@ -232,12 +232,12 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
 }
 
 /**
- * The float graphs as the CPU runs them best: with --conv winograd, the UNet's 3x3 convolutions
- * rewritten. Not the VAE decoder's: at 512² its convolutions work on 128-512 channels of up to
- * 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
- * saved multiplies (full-size SD 1.5: 2.3x the wall time, peak RSS 5.2 GB instead of 1.8 GB).
+ * The float graphs as the CPU runs them best: the UNet's projections read in slices computed per
+ * slice, and with --conv winograd its 3x3 convolutions rewritten. Not the VAE decoder's: at 512² its
+ * convolutions work on 128-512 channels of up to 512x512 pixels, where the transformed tiles (4
+ * values per pixel and channel) cost more than the saved multiplies (full-size SD 1.5: 2.3x the
+ * wall time, peak RSS 5.2 GB instead of 1.8 GB).
  */
-/** The float UNet as the CPU runs it best: projections read in slices computed per slice, and with `--conv winograd` its convolutions rewritten. */
 async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
   if (options.device !== 'cpu') return graphs;
   const unet = splitProjectionsOnce(graphs.unet, cacheDir, 'unet');
