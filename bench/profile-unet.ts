@@ -6,8 +6,9 @@
  * With --cache it also saves the optimised graph and times opening that with optimisations off.
  *
  * --graph profiles another UNet graph with the same inputs (the fused or int8 one from the graph cache).
+ * --nodes <op> also lists each node of that operator type with its time (which attention blocks cost what).
  *
- *   npm run build && node dist/bench/profile-unet.js [--size 512] [--threads 2] [--timestep 500] [--daz] [--cache] [--graph path/model.onnx]
+ *   npm run build && node dist/bench/profile-unet.js [--size 512] [--threads 2] [--timestep 500] [--daz] [--cache] [--graph path/model.onnx] [--nodes MultiHeadAttention]
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     daz: { type: 'boolean', default: false },
     cache: { type: 'boolean', default: false },
     graph: { type: 'string' },
+    nodes: { type: 'string' },
   },
 });
 const size = Number(values.size);
@@ -68,7 +70,11 @@ function opTable(profilePath: string): string {
   }
   const rows = [...byOp.entries()].sort((a, b) => b[1].us - a[1].us);
   const lines = rows.map(([op, { us, count }]) => `| ${op} | ${count} | ${(us / 1e6).toFixed(2)} | ${((100 * us) / total).toFixed(1)} % |`);
-  return [`kernel time ${(total / 1e6).toFixed(2)} s`, '| op | nodes | s | share |', '| --- | --- | --- | --- |', ...lines].join('\n');
+  const table = [`kernel time ${(total / 1e6).toFixed(2)} s`, '| op | nodes | s | share |', '| --- | --- | --- | --- |', ...lines];
+  if (values.nodes === undefined) return table.join('\n');
+  const nodes = events.filter((e) => e.cat === 'Node' && e.ts >= after && e.name.endsWith('_kernel_time') && e.args?.op_name === values.nodes);
+  const nodeLines = nodes.map((e) => `| ${e.name.replace(/_kernel_time$/, '')} | ${(e.dur / 1e3).toFixed(1)} |`);
+  return [...table, '', `| ${values.nodes} node | ms |`, '| --- | --- |', ...nodeLines].join('\n');
 }
 
 async function main(): Promise<void> {
