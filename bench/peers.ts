@@ -213,6 +213,9 @@ export const PEERS: Peer[] = [
   sd15Option('diffuse tome 0.5', { tokenMerging: 0.5 }),
   // Issue 22's fast options together: int8 (this CPU's format), DeepCache and TAESD's decoder.
   sd15Option('diffuse fast', { quantize: 'int8', deepCache: 3, vae: 'taesd' }),
+  // With token merging too: on int8 the float attention at full resolution is the largest share of a step.
+  sd15Option('diffuse int8 tome 0.5', { quantize: 'int8', tokenMerging: 0.5 }),
+  sd15Option('diffuse fast tome', { quantize: 'int8', deepCache: 3, vae: 'taesd', tokenMerging: 0.5 }),
   // ControlNet needs a UNet that takes its residuals: diffuse's own conversion of the same weights (optimum's
   // export takes none), so these rows are compared with that conversion run plain, not with 'diffuse'.
   diffusePeer('diffuse converted', SD15_TORCH, { converted: true }),
@@ -222,6 +225,7 @@ export const PEERS: Peer[] = [
   diffusePeer('diffuse LCM int8', LCM_ONNX, { quantize: 'int8' }, LCM_RUN, 'diffuse LCM'),
   diffusePeer('diffuse LCM fast', LCM_ONNX, { quantize: 'int8', vae: 'taesd' }, LCM_RUN, 'diffuse LCM'),
   diffusePeer('diffuse LCM fast dc2', LCM_ONNX, { quantize: 'int8', vae: 'taesd', deepCache: 2 }, LCM_RUN, 'diffuse LCM'),
+  diffusePeer('diffuse LCM fast dc2 tome', LCM_ONNX, { quantize: 'int8', vae: 'taesd', deepCache: 2, tokenMerging: 0.5 }, LCM_RUN, 'diffuse LCM'),
   pythonPeer('optimum (ORT)', 'bench_optimum.py', SD15_ONNX),
   // The same pipeline on diffuse's own ONNX Runtime version: the ratio then compares the pipelines, not two runtimes.
   pythonPeer('optimum (same ORT)', 'bench_optimum.py', SD15_ONNX, sameOrtOverlay()),

@@ -123,9 +123,6 @@ export interface LoadOptions {
 
 export async function loadModel(dir: string, options: LoadOptions): Promise<ModelBundle> {
   const { refiner, controlnets, upscaler, ...own } = options;
-  if (options.tokenMerging && options.quantize && options.quantize !== 'none') {
-    throw new UsageError('--token-merging does not combine with --quantize yet (the int8 graphs are not checked with merged tokens): leave one of them out');
-  }
   // A UNet diffuse built takes ControlNet residuals only in the graph made for runs that load ControlNets.
   const main = await loadOne(dir, { ...own, ...(controlnets?.length ? { controlResiduals: true } : {}) });
   if (main.sdxl && (own.clipSkip ?? 1) > 1 && (own.clipSkipReading ?? 'a1111') === 'a1111') {
