@@ -136,8 +136,14 @@ test('--quantize int8-attention: int8 plus the edit, the attention left unfused;
     await Promise.all(bundles.map((b) => b.release()));
   }
   const entries = readdirSync(cache).map((e) => e.replace(/-[0-9a-f]+$/, '')).sort();
-  // The float bundle's UNet is also split (split-projections.ts); the int8 ones quantize the fused graph as it is.
-  assert.equal(entries, ['unet-fused-attention', 'unet-int8', 'unet-int8-attention', 'unet-split-projections', 'vae-decoder-int8'], 'one decoder; int8-attention from the unfused UNet');
+  // Each bundle's UNet is then split (split-projections.ts): the float one and both int8 ones.
+  const split = ['unet-split-projections', 'unet-split-projections', 'unet-split-projections'];
+  assert.equal(entries, ['unet-fused-attention', 'unet-int8', 'unet-int8-attention', ...split, 'vae-decoder-int8'], 'one decoder; int8-attention from the unfused UNet');
+  const splitSources = readdirSync(cache)
+    .filter((e) => e.startsWith('unet-split-projections-'))
+    .map((e) => JSON.parse(readFileSync(join(cache, e, 'source.json'), 'utf8')).source.split('/').at(-2).replace(/-[0-9a-f]+$/, ''))
+    .sort();
+  assert.equal(splitSources, ['unet-fused-attention', 'unet-int8', 'unet-int8-attention']);
   const unet = readdirSync(cache).find((e) => e.startsWith('unet-int8-attention-'))!;
   const nodes = ModelProto.decode(readFileSync(join(cache, unet, 'model.onnx'))).graph.nodes;
   assert.is(nodes.filter((n) => n.opType === 'MultiHeadAttention').length, 0);

@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { intAttribute } from '../src/onnx/node-builders.js';
 import { ModelProto } from '../src/onnx/proto.js';
+import { quantizeInt8 } from '../src/onnx/quantize-int8.js';
 import { splitProjections } from '../src/onnx/split-projections.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
@@ -172,30 +173,46 @@ Split('left as it is: y read whole as well, a slice along another axis, a range 
   }
 });
 
-Split("the tiny UNet's GEGLU projections: the same noise prediction", async () => {
-  const source = new Uint8Array(readFileSync(join(TINY_SD, 'unet', 'model.onnx')));
-  const edited = splitProjections(source);
-  // One GEGLU per transformer block: tiny-sd has four.
-  const geglus = ModelProto.decode(source).graph.nodes.filter((n) => n.opType === 'MatMul' && n.name.includes('/ff/net.0/proj/')).length;
-  assert.is(geglus, 4);
-  assert.is(edited.split, geglus);
-  const feeds = () => ({
+const tinyUnet = new Uint8Array(readFileSync(join(TINY_SD, 'unet', 'model.onnx')));
+// One GEGLU per transformer block: tiny-sd has four.
+const GEGLUS = 4;
+
+/** The tiny UNet's noise prediction for one fixed batch of inputs. */
+async function unetOutput(model: Uint8Array): Promise<Float32Array> {
+  const feeds = {
     sample: new ort.Tensor('float32', normals(2 * 4 * 16 * 16, 1), [2, 4, 16, 16]),
     timestep: new ort.Tensor('float32', Float32Array.from([981, 407]), [2]),
     encoder_hidden_states: new ort.Tensor('float32', normals(2 * 77 * 32, 2), [2, 77, 32]),
-  });
-  const outputOf = async (model: Uint8Array) => {
-    const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-    try {
-      return (await session.run(feeds()))[session.outputNames[0]!]!.data as Float32Array;
-    } finally {
-      await session.release();
-    }
   };
-  const { relToMax } = compare(await outputOf(edited.model), await outputOf(source));
+  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  try {
+    return (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+Split("the tiny UNet's GEGLU projections: the same noise prediction", async () => {
+  const edited = splitProjections(tinyUnet);
+  assert.is(ModelProto.decode(tinyUnet).graph.nodes.filter((n) => n.opType === 'MatMul' && n.name.includes('/ff/net.0/proj/')).length, GEGLUS);
+  assert.is(edited.split, GEGLUS);
+  const { relToMax } = compare(await unetOutput(edited.model), await unetOutput(tinyUnet));
   console.log(`  tiny UNet: ${relToMax.toExponential(2)} of max`);
   assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
 });
+
+for (const format of ['u8s8', 'u8u8'] as const) {
+  Split(`the int8 UNet's (${format}) DynamicQuantizeMatMul projections: split with their scales${format === 'u8u8' ? ' and zero points' : ''}, the same noise prediction`, async () => {
+    const quantized = quantizeInt8(tinyUnet, join(TINY_SD, 'unet'), undefined, format).model;
+    const edited = splitProjections(quantized);
+    assert.is(edited.split, GEGLUS);
+    const ops = opTypes(edited.model);
+    assert.is(count(ops, 'DynamicQuantizeMatMul'), count(opTypes(quantized), 'DynamicQuantizeMatMul') + GEGLUS);
+    const { relToMax } = compare(await unetOutput(edited.model), await unetOutput(quantized));
+    console.log(`  tiny int8 UNet (${format}): ${relToMax.toExponential(2)} of max`);
+    assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
+  });
+}
 
 Split('the loader splits the float UNet and each ControlNet on the CPU, once, and caches them', async () => {
   const graphCache = temp('split-cache-');
@@ -221,6 +238,21 @@ Split('the loader splits the float UNet and each ControlNet on the CPU, once, an
   } finally {
     model.remove();
   }
+});
+
+Split('with --quantize the loader splits the int8 UNet (its DynamicQuantizeMatMul projections) and caches it', async () => {
+  const graphCache = temp('split-int8-cache-');
+  const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, quantize: 'int8-matmul', graphCache });
+  try {
+    await generate(bundle, tinyRequest({ seed: 3 }));
+  } finally {
+    await bundle.release();
+  }
+  const split = readdirSync(graphCache).filter((e) => e.startsWith('unet-split-projections-'));
+  assert.is(split.length, 1);
+  const source = JSON.parse(readFileSync(join(graphCache, split[0]!, 'source.json'), 'utf8')).source as string;
+  assert.match(source, /\/unet-int8-matmul-[0-9a-f]{24}\/model\.onnx$/);
+  assert.is(JSON.parse(readFileSync(join(graphCache, split[0]!, 'edit.json'), 'utf8')).split, GEGLUS);
 });
 
 Split.run();

@@ -1,6 +1,6 @@
 import { GraphIndex } from './fuse-attention.js';
 import { GraphEmitter } from './graph-emitter.js';
-import { intAttr } from './node-builders.js';
+import { MS_DOMAIN, intAttr, makeNode } from './node-builders.js';
 import { ModelProto, NodeProto } from './proto.js';
 
 /**
@@ -14,6 +14,10 @@ import { ModelProto, NodeProto } from './proto.js';
  * Runtime folds them into constants when it optimises the graph, and the optimised-graph cache
  * keeps those. Same numbers: every output element is the same dot product plus the same bias.
  * A projection whose slice ranges do not follow from the weights' shape is left as it was.
+ *
+ * The int8 graph's form of the same projection, com.microsoft.DynamicQuantizeMatMul(x, W, scale,
+ * zero point, bias) with per-column scales, splits the same way: each slice quantizes x from the
+ * same range, and its columns' integer sums, scales and bias are the ones the whole node used.
  */
 
 export interface SplitProjectionsModel {
@@ -25,33 +29,25 @@ export interface SplitProjectionsModel {
 type Range = { start: number; end: number };
 
 interface Projection {
-  x: string;
-  weight: string;
-  bias: string;
-  /** Whether the bias is the Add's first input (kept, so each slice adds in the same order). */
-  biasFirst: boolean;
   slices: Array<{ node: NodeProto; range: Range }>;
-  /** The MatMul, the Add and what only they fed (the Slices and their shape arithmetic). */
+  /** The projection's nodes and what only they fed (the Slices and their shape arithmetic). */
   gone: Set<NodeProto>;
+  /** Emits the nodes computing columns [start, end) (int64 constants; `last` is [-1]) into `output`. */
+  emit: (b: GraphEmitter, cut: { start: string; end: string; last: string }, output: string) => void;
 }
 
 export function splitProjections(model: Uint8Array): SplitProjectionsModel {
   const proto = ModelProto.decode(model);
   const graph = proto.graph;
   const index = new GraphIndex(graph);
-  const projections = index.nodes.filter((n) => n.opType === 'Add').flatMap((add) => projectionAt(index, add) ?? []);
+  const projections = index.nodes.flatMap((n) => (n.opType === 'Add' ? floatProjectionAt(index, n) : n.opType === 'DynamicQuantizeMatMul' ? int8ProjectionAt(index, n) : undefined) ?? []);
   if (projections.length === 0) return { model, split: 0 };
   const removed = new Set(projections.flatMap((p) => [...p.gone]));
   const added = new Map<NodeProto, NodeProto[]>();
   projections.forEach((p, k) => {
     for (const { node, range } of p.slices) {
       const b = new GraphEmitter(graph, `${node.name}/split${k}`);
-      const start = b.int64([range.start]);
-      const end = b.int64([range.end]);
-      const last = b.int64([-1]);
-      const product = b.op('MatMul', [p.x, b.op('Slice', [p.weight, start, end, last])]);
-      const bias = b.op('Slice', [p.bias, start, end, last]);
-      b.nodes.push(NodeProto.create('Add', `${node.name}/split${k}/Add`, p.biasFirst ? [bias, product] : [product, bias], [node.outputs[0]!], []));
+      p.emit(b, { start: b.int64([range.start]), end: b.int64([range.end]), last: b.int64([-1]) }, node.outputs[0]!);
       added.set(node, b.nodes);
     }
   });
@@ -62,9 +58,9 @@ export function splitProjections(model: Uint8Array): SplitProjectionsModel {
   return { model: proto.encode(), split: projections.length };
 }
 
-function projectionAt(index: GraphIndex, add: NodeProto): Projection | undefined {
-  const y = add.outputs[0];
-  if (!y || add.inputs.length !== 2 || index.graphOutputs.has(y)) return undefined;
+/** y = Add(b, MatMul(x, W)), in either input order (kept, so each slice adds in the same order). */
+function floatProjectionAt(index: GraphIndex, add: NodeProto): Projection | undefined {
+  if (add.inputs.length !== 2) return undefined;
   const biasFirst = index.initializerDims(add.inputs[0]) !== undefined;
   const [bias, product] = biasFirst ? add.inputs : [add.inputs[1]!, add.inputs[0]!];
   const matmul = index.op(product, 'MatMul');
@@ -73,16 +69,48 @@ function projectionAt(index: GraphIndex, add: NodeProto): Projection | undefined
   const b = index.initializerDims(bias);
   if (!matmul || !x || !weight || !bias || !w || w.length !== 2 || !b || b.length !== 1 || b[0] !== w[1]) return undefined;
   if ((index.consumers.get(product!) ?? []).length !== 1) return undefined;
+  return slicedProjection(index, add, [matmul], x, w[1]!, (b, { start, end, last }, output) => {
+    const columns = b.op('MatMul', [x, b.op('Slice', [weight, start, end, last])]);
+    const slicedBias = b.op('Slice', [bias, start, end, last]);
+    b.nodes.push(NodeProto.create('Add', `${b.prefix}/Add`, biasFirst ? [slicedBias, columns] : [columns, slicedBias], [output], []));
+  });
+}
+
+/** y = DynamicQuantizeMatMul(x, W, scale, zero point, bias): per-column scale, zero point and bias are sliced with W's columns. */
+function int8ProjectionAt(index: GraphIndex, node: NodeProto): Projection | undefined {
+  const [x, weight, ...params] = node.inputs;
+  const w = index.initializerDims(weight);
+  if (!x || !weight || !w || w.length !== 2) return undefined;
   const width = w[1]!;
+  const perColumn = params.map((p) => {
+    const dims = p ? index.initializerDims(p) : [];
+    return dims === undefined ? undefined : dims.length === 1 && dims[0] === width && width > 1;
+  });
+  // A parameter that is not a constant, or the scale missing, and the node is not one this reads.
+  if (perColumn.some((c) => c === undefined) || !params[0]) return undefined;
+  return slicedProjection(index, node, [], x, width, (b, { start, end, last }, output) => {
+    const inputs = [x, b.op('Slice', [weight, start, end, last]), ...params.map((p, i) => (p && perColumn[i] ? b.op('Slice', [p, start, end, last]) : p!))];
+    b.nodes.push(new NodeProto(makeNode('DynamicQuantizeMatMul', `${b.prefix}/DynamicQuantizeMatMul`, inputs, [output], [], MS_DOMAIN)));
+  });
+}
+
+/**
+ * The projection ending in `last` (its output y, `width` columns wide, computed from x by `last`
+ * and `inner`), when y is read only by Slices along its last axis whose ranges follow from the
+ * width, and by the Shape that computes them.
+ */
+function slicedProjection(index: GraphIndex, last: NodeProto, inner: NodeProto[], x: string, width: number, emit: Projection['emit']): Projection | undefined {
+  const y = last.outputs[0];
+  if (!y || index.graphOutputs.has(y)) return undefined;
   const readers = index.consumers.get(y) ?? [];
   const slices = readers.filter((r) => r.opType === 'Slice');
   if (slices.length === 0 || readers.some((r) => r.opType !== 'Slice' && r.opType !== 'Shape')) return undefined;
   const ranges = slices.map((s) => ({ node: s, range: sliceRange(index, s, y, width) }));
   if (ranges.some((r) => r.range === undefined)) return undefined;
   const gone = index.withDeadProducers(slices, new Set([x]));
-  // Everything that read y (the Shape too) and the product must go with the slices, or y is still needed.
-  if (![add, matmul, ...readers].every((n) => gone.has(n))) return undefined;
-  return { x, weight, bias, biasFirst, slices: ranges as Projection['slices'], gone };
+  // Everything that read y (the Shape too) and the projection must go with the slices, or y is still needed.
+  if (![last, ...inner, ...readers].every((n) => gone.has(n))) return undefined;
+  return { slices: ranges as Projection['slices'], gone, emit };
 }
 
 /** The [start, end) a Slice (opset 10+: ranges as inputs) takes of y's last axis, when computable. */

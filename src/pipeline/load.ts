@@ -193,8 +193,12 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   const quantization: QuantizationChoice | undefined =
     options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
   const graphs = quantization
-    ? await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
-        options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
+    ? cpuGraphs(
+        await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
+          options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
+        ),
+        options,
+        graphCache,
       )
     : await floatGraphs({ unet: unetSource, decoder: paths.decoder }, options, graphCache);
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
@@ -229,16 +233,22 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
 }
 
 /**
- * The float graphs as the CPU runs them best: the UNet's projections read in slices computed per
- * slice, and with --conv winograd its 3x3 convolutions rewritten. Not the VAE decoder's: at 512² its
- * convolutions work on 128-512 channels of up to 512x512 pixels, where the transformed tiles (4
- * values per pixel and channel) cost more than the saved multiplies (full-size SD 1.5: 2.3x the
- * wall time, peak RSS 5.2 GB instead of 1.8 GB).
+ * The graphs as the CPU runs them best, float or int8: the UNet's projections read in slices
+ * computed per slice (the same numbers without the copies).
+ */
+function cpuGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'device'>, cacheDir: string): { unet: string; decoder: string } {
+  return options.device === 'cpu' ? { ...graphs, unet: splitProjectionsOnce(graphs.unet, cacheDir, 'unet') } : graphs;
+}
+
+/**
+ * The float graphs as cpuGraphs makes them, and with --conv winograd the UNet's 3x3 convolutions
+ * rewritten. Not the VAE decoder's: at 512² its convolutions work on 128-512 channels of up to
+ * 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
+ * saved multiplies (full-size SD 1.5: 2.3x the wall time, peak RSS 5.2 GB instead of 1.8 GB).
  */
 async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
-  if (options.device !== 'cpu') return graphs;
-  const unet = splitProjectionsOnce(graphs.unet, cacheDir, 'unet');
-  return { ...graphs, unet: options.conv === 'winograd' ? await winogradGraph(unet, cacheDir, 'unet') : unet };
+  const split = cpuGraphs(graphs, options, cacheDir);
+  return options.device === 'cpu' && options.conv === 'winograd' ? { ...split, unet: await winogradGraph(split.unet, cacheDir, 'unet') } : split;
 }
 
 /** The graph with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
