@@ -1,5 +1,5 @@
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -253,6 +253,11 @@ Split('with --quantize the loader splits the int8 UNet (its DynamicQuantizeMatMu
   const source = JSON.parse(readFileSync(join(graphCache, split[0]!, 'source.json'), 'utf8')).source as string;
   assert.match(source, /\/unet-int8-matmul-[0-9a-f]{24}\/model\.onnx$/);
   assert.is(JSON.parse(readFileSync(join(graphCache, split[0]!, 'edit.json'), 'utf8')).split, GEGLUS);
+  // The int8 weights are external data the split graph links (one file on disk), not a copy inside it.
+  const int8Data = join(dirname(source), 'int8.onnx_data');
+  const linked = join(graphCache, split[0]!, 'int8.onnx_data');
+  assert.is(statSync(linked).ino, statSync(int8Data).ino);
+  assert.ok(statSync(join(graphCache, split[0]!, 'model.onnx')).size < statSync(int8Data).size / 4, 'the split graph holds no weights');
 });
 
 Split.run();

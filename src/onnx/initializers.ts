@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { floatToHalf, halfToFloat } from './dtype.js';
 import { ElemType, Message, Wire, intField, messageField, stringField, type Field, type GraphProto } from './proto.js';
@@ -143,4 +143,32 @@ export function appendInitializer(graph: GraphProto, tensor: Message): void {
 /** Drops the initialisers whose names `keep` rejects (their external data stays in its file, unread). */
 export function keepInitializers(graph: GraphProto, keep: (name: string) => boolean): void {
   graph.msg.set(GRAPH_INITIALIZER, graph.msg.all(GRAPH_INITIALIZER).filter((f) => keep(Message.decode(f.data).string(TENSOR.name) ?? '')));
+}
+
+/** New external data: written to `staging`, which becomes `file` beside the graph. */
+export interface ExternalData {
+  file: string;
+  staging: string;
+}
+
+/**
+ * Moves the inline data of every initialiser of at least `minBytes` into the file `staging` (which
+ * the model cache then places beside the graph as `file`). A graph whose weights are inline (int8's,
+ * written by the quantizer) is otherwise copied whole by each later edit of it; with its weights
+ * external, an edited copy links them.
+ */
+export function moveInlineDataToFile(graph: GraphProto, data: ExternalData, minBytes = 1024): void {
+  let offset = 0;
+  const out = openSync(data.staging, 'w');
+  try {
+    for (const tensor of graph.msg.messages(GRAPH_INITIALIZER)) {
+      const raw = tensor.first(TENSOR.rawData)?.data;
+      if (!raw || raw.byteLength < minBytes || Number(tensor.int(TENSOR.dataLocation) ?? 0n) === DATA_LOCATION_EXTERNAL) continue;
+      writeSync(out, raw);
+      pointAtExternalData(tensor, data.file, offset, raw.byteLength);
+      offset += raw.byteLength;
+    }
+  } finally {
+    closeSync(out);
+  }
 }

@@ -1,4 +1,4 @@
-import { TENSOR, appendInitializer, floatInitializer, initializers, rawInitializer, readFloatInitializer, type InitializerInfo } from './initializers.js';
+import { TENSOR, appendInitializer, floatInitializer, initializers, moveInlineDataToFile, rawInitializer, readFloatInitializer, type ExternalData, type InitializerInfo } from './initializers.js';
 import { MS_DOMAIN, defaultOpset, ensureOpsetImport, intAttr, intAttribute, makeNode } from './node-builders.js';
 import { ElemType, Message, ModelProto, messageField, type GraphProto, type NodeProto } from './proto.js';
 
@@ -228,9 +228,9 @@ interface ActivationQdq {
 /**
  * `ranges` holds the calibrated activation ranges the convolutions need; without them (undefined)
  * only the MatMuls are quantized, which needs no calibration. `format` is how weights are stored
- * (see INT8_FORMATS).
+ * (see INT8_FORMATS). With `data` the weights are written to that file instead of into the graph.
  */
-export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined, format: Int8Format): QuantizedModel {
+export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined, format: Int8Format, data?: ExternalData): QuantizedModel {
   const proto = ModelProto.decode(model);
   if (defaultOpset(proto) < 13) throw new QuantizationError(`it needs opset 13 or newer (per-channel DequantizeLinear); this graph imports opset ${defaultOpset(proto)}`);
   const graph = proto.graph;
@@ -362,5 +362,6 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
   );
   w.finish();
   if (targets.matmuls.length > 0) ensureOpsetImport(proto, MS_DOMAIN);
+  if (data) moveInlineDataToFile(graph, data);
   return { model: proto.encode(), convs: targets.convs.length, matmuls: targets.matmuls.length };
 }

@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { rmSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
 import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
+import type { ExternalData } from '../onnx/initializers.js';
 import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type Range } from '../onnx/quantize-int8.js';
 import { quantizeAttention } from '../onnx/quantize-attention.js';
 import type { OpenedSession } from '../onnx/session.js';
@@ -21,6 +22,9 @@ export type Quantization = (typeof QUANTIZATIONS)[number];
  * older version are rebuilt instead of reused.
  */
 const INT8_VERSION = 1;
+
+/** The int8 weights beside each int8 graph, so its later edits (projection split, DeepCache) link them instead of copying them. */
+const INT8_DATA_FILE = 'int8.onnx_data';
 
 /** A calibration graph: the model with range outputs, and the activations they measure. */
 export interface CalibrationGraph {
@@ -65,9 +69,10 @@ export async function int8Graphs(
       cacheDir,
       label: `${label}-${partMode}`,
       editKey: { quantize: partMode, format, version: INT8_VERSION },
-      edit: async (model, sourceDir) => {
-        const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention');
-        return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls } };
+      edit: async (model, sourceDir, staging) => {
+        const data = { file: INT8_DATA_FILE, staging };
+        const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention', data);
+        return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls }, data: { file: data.file, from: staging } };
       },
     });
     return entry.path;
@@ -76,10 +81,10 @@ export async function int8Graphs(
   return { unet, decoder: calibrated ? await quantized(paths.decoder, 'vae-decoder', 'decoder', 'int8') : paths.decoder };
 }
 
-function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean): ReturnType<typeof quantizeInt8> {
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean, data: ExternalData): ReturnType<typeof quantizeInt8> {
   try {
     // The attention products first: quantizeInt8 then takes only MatMuls by weights, not these.
-    return quantizeInt8(attention ? attentionInInt8(model, format) : model, sourceDir, ranges, format);
+    return quantizeInt8(attention ? attentionInInt8(model, format) : model, sourceDir, ranges, format, data);
   } catch (err) {
     if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize the ${label} to int8: ${err.message}; run without --quantize`, { cause: err });
     throw err;
