@@ -14,7 +14,9 @@ test('VNNI (AVX-512 or AVX) gets int8 weights; AVX2 alone may saturate; no AVX2 
   // The gain each class can expect, as measured (README, Speed): only VNNI about halves a step.
   assert.match(int8Support(cpuinfo('avx2 avx512f avx512_vnni'), 'x64').note, /0\.4-0\.5x fp32's time/);
   const amx = int8Support(cpuinfo('avx2 avx512f avx512_vnni amx_tile amx_int8'), 'x64');
-  assert.equal([amx.vnni, amx.format], [true, 'u8s8']);
+  assert.equal([amx.vnni, amx.amx, amx.format], [true, true, 'u8s8']);
+  // AMX is what makes the quantizer store convolutions for ONNX Runtime's GEMM path; VNNI alone does not.
+  assert.not.ok(int8Support(cpuinfo('avx2 avx512f avx512_vnni'), 'x64').amx);
   assert.match(amx.note, /AMX present: .*0\.51x fp32's time/);
   assert.match(avx2.note, /0\.8x fp32's time at best/);
   assert.match(int8Support(cpuinfo('sse4_2'), 'x64').note, /no AVX2/);

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ElemType, ModelProto } from '../src/onnx/proto.js';
-import { initializers, readFloatInitializer, type InitializerInfo } from '../src/onnx/initializers.js';
+import { initializers, readFloatInitializer, storedBytes, type InitializerInfo } from '../src/onnx/initializers.js';
 import { identityModel } from '../src/onnx/probe.js';
 import { INT8_FORMATS, QuantizationError, activationQuantization, quantizationTargets, quantizeInt8 } from '../src/onnx/quantize-int8.js';
 import { int8Support } from '../src/onnx/cpu-features.js';
@@ -12,6 +12,7 @@ import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
+import { tinyUnetOutput } from './helpers/tiny-unet.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { assembleModel } from './helpers/assemble-model.js';
 import { tinyRequest } from './helpers/tiny-model.js';
@@ -123,6 +124,38 @@ for (const format of INT8_FORMATS) {
   });
 }
 
+/**
+ * With AMX, convolution weights are stored one below their values with zero point -1, so ONNX
+ * Runtime takes its GEMM path (AMX) instead of its symmetric kernels. Same numbers: checked on u8s7,
+ * whose products never saturate, so both kernels are exact on every x86 CPU.
+ */
+for (const format of ['u8s8', 'u8s7'] as const) {
+  graph(`${format} with offset convolution weights: each stored one below, zero point -1${format === 'u8s7' ? ', the same UNet output' : ''}`, async () => {
+    const plain = format === 'u8s8' ? quantized : quantizeInt8(source, dirname(UNET), wideRanges(source), format);
+    const offset = quantizeInt8(source, dirname(UNET), wideRanges(source), format, { offsetConvWeights: true });
+    assert.is(offset.convs, plain.convs);
+    const [p, o] = [plain, offset].map((q) => {
+      const g = ModelProto.decode(q.model).graph;
+      const inits = new Map(initializers(g).map((i) => [i.name, i]));
+      const dqs = new Map(g.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.outputs[0]!, n]));
+      return g.nodes.filter((n) => n.opType === 'Conv' && dqs.has(n.inputs[1]!)).map((conv) => {
+        const dq = dqs.get(conv.inputs[1]!)!;
+        return { stored: storedIntegers(inits, dq.inputs[0]!), zeroPoints: storedIntegers(inits, dq.inputs[2]!) };
+      });
+    });
+    assert.is(o!.length, offset.convs);
+    o!.forEach((w, i) => {
+      assert.ok(w.zeroPoints.every((z) => z === -1));
+      assert.ok(w.stored.every((v, j) => v === p![i]!.stored[j]! - 1));
+    });
+    if (format === 'u8s7') assert.equal(await tinyUnetOutput(offset.model), await tinyUnetOutput(plain.model));
+  });
+}
+
+graph('offset convolution weights need int8 weights: u8u8 is refused', () => {
+  assert.throws(() => quantizeInt8(source, dirname(UNET), wideRanges(source), 'u8u8', { offsetConvWeights: true }), (e: unknown) => e instanceof QuantizationError && /u8u8/.test((e as Error).message));
+});
+
 graph('activation grids represent zero exactly and cover the recorded range', () => {
   for (const range of [{ min: -3, max: 5 }, { min: 0.5, max: 2 }, { min: -4, max: -1 }, { min: 0, max: 0 }]) {
     const { scale, zeroPoint } = activationQuantization(range);
@@ -206,6 +239,19 @@ pipeline('calibration is deterministic: a fresh cache builds byte-identical int8
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
+});
+
+pipeline("the loader stores convolution weights for this CPU: offset (zero point -1) with AMX and int8 weights, else the format's own", () => {
+  const entry = readdirSync(cacheDir).find((e) => e.startsWith('unet-int8-'))!;
+  const g = ModelProto.decode(readFileSync(join(cacheDir, entry, 'model.onnx'))).graph;
+  const inits = new Map(initializers(g).map((i) => [i.name, i]));
+  const dqs = new Map(g.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.outputs[0]!, n]));
+  const conv = g.nodes.find((n) => n.opType === 'Conv' && dqs.has(n.inputs[1]!))!;
+  const zp = inits.get(dqs.get(conv.inputs[1]!)!.inputs[2]!)!;
+  const bytes = storedBytes(zp, join(cacheDir, entry))!;
+  const zeroPoint = zp.elemType === ElemType.UINT8 ? bytes[0] : new Int8Array(bytes.buffer, bytes.byteOffset, 1)[0];
+  const { amx, format } = int8Support();
+  assert.is(zeroPoint, amx && format !== 'u8u8' ? -1 : format === 'u8u8' ? 128 : 0);
 });
 
 pipeline('int8-matmul: no calibration, the VAE as exported, and near-lossless', async () => {

@@ -16,6 +16,7 @@ import { buildModel, type NodeSpec } from './helpers/onnx-build.js';
 import { normals as normals64 } from './helpers/random.js';
 import { scratch } from './helpers/scratch.js';
 import { tinyRequest } from './helpers/tiny-model.js';
+import { tinyUnetOutput } from './helpers/tiny-unet.js';
 
 /**
  * A projection read only in slices, computed slice by slice. Every output element is the same
@@ -177,26 +178,11 @@ const tinyUnet = new Uint8Array(readFileSync(join(TINY_SD, 'unet', 'model.onnx')
 // One GEGLU per transformer block: tiny-sd has four.
 const GEGLUS = 4;
 
-/** The tiny UNet's noise prediction for one fixed batch of inputs. */
-async function unetOutput(model: Uint8Array): Promise<Float32Array> {
-  const feeds = {
-    sample: new ort.Tensor('float32', normals(2 * 4 * 16 * 16, 1), [2, 4, 16, 16]),
-    timestep: new ort.Tensor('float32', Float32Array.from([981, 407]), [2]),
-    encoder_hidden_states: new ort.Tensor('float32', normals(2 * 77 * 32, 2), [2, 77, 32]),
-  };
-  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-  try {
-    return (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
-  } finally {
-    await session.release();
-  }
-}
-
 Split("the tiny UNet's GEGLU projections: the same noise prediction", async () => {
   const edited = splitProjections(tinyUnet);
   assert.is(ModelProto.decode(tinyUnet).graph.nodes.filter((n) => n.opType === 'MatMul' && n.name.includes('/ff/net.0/proj/')).length, GEGLUS);
   assert.is(edited.split, GEGLUS);
-  const { relToMax } = compare(await unetOutput(edited.model), await unetOutput(tinyUnet));
+  const { relToMax } = compare(await tinyUnetOutput(edited.model), await tinyUnetOutput(tinyUnet));
   console.log(`  tiny UNet: ${relToMax.toExponential(2)} of max`);
   assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
 });
@@ -208,7 +194,7 @@ for (const format of ['u8s8', 'u8u8'] as const) {
     assert.is(edited.split, GEGLUS);
     const ops = opTypes(edited.model);
     assert.is(count(ops, 'DynamicQuantizeMatMul'), count(opTypes(quantized), 'DynamicQuantizeMatMul') + GEGLUS);
-    const { relToMax } = compare(await unetOutput(edited.model), await unetOutput(quantized));
+    const { relToMax } = compare(await tinyUnetOutput(edited.model), await tinyUnetOutput(quantized));
     console.log(`  tiny int8 UNet (${format}): ${relToMax.toExponential(2)} of max`);
     assert.ok(relToMax <= TOLERANCE, `${relToMax}`);
   });

@@ -12,6 +12,8 @@ import type { Int8Format } from './quantize-int8.js';
  */
 export interface Int8Support {
   vnni: boolean | undefined;
+  /** AMX's int8 tiles, which ONNX Runtime's u8s8 GEMMs use (and its symmetric convolution kernels do not). */
+  amx?: boolean;
   /** The weight format that runs exactly here. */
   format: Int8Format;
   note: string;
@@ -25,7 +27,7 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
   // The expected gains are measured with `npm run bench` on SD 1.5 at 512x512 (README, Speed).
   if (flags.has('amx_int8')) {
     // MLAS runs its u8s8 GEMMs on AMX tiles here; the whole UNet step gains what VNNI's does (bench/results/*-amx).
-    return { vnni: true, format: 'u8s8', note: "VNNI and AMX present: int8 weights (u8s8), exact and fastest; measured on SD 1.5 at 512x512 with AMX (Xeon family 6 model 167): a step in 0.51x fp32's time" };
+    return { vnni: true, amx: true, format: 'u8s8', note: "VNNI and AMX present: int8 weights (u8s8), exact and fastest; measured on SD 1.5 at 512x512 with AMX (Xeon family 6 model 167): a step in 0.51x fp32's time" };
   }
   if (flags.has('avx512_vnni') || flags.has('avx_vnni')) {
     return { vnni: true, format: 'u8s8', note: "VNNI present: int8 weights (u8s8), exact and fastest; measured on SD 1.5 at 512x512 with AVX-512 VNNI: a step in 0.4-0.5x fp32's time" };

@@ -190,11 +190,13 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     loras: networks.loras,
   };
-  const quantization: QuantizationChoice | undefined =
-    options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
+  const support = int8Support();
+  const quantization: QuantizationChoice | undefined = options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? support.format } : undefined;
+  // With AMX and int8 weights, convolutions stored for ONNX Runtime's GEMM path, which uses AMX.
+  const storage = { offsetConvWeights: Boolean(support.amx) && quantization?.format !== 'u8u8' };
   const graphs = quantization
     ? cpuGraphs(
-        await int8Graphs(quantization, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
+        await int8Graphs({ ...quantization, ...storage }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
           options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
         ),
         options,

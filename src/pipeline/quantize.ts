@@ -2,8 +2,7 @@ import { dirname } from 'node:path';
 import { rmSync } from 'node:fs';
 import { ModelLoadError } from '../errors.js';
 import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
-import type { ExternalData } from '../onnx/initializers.js';
-import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type Range } from '../onnx/quantize-int8.js';
+import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type QuantizeOptions, type Range } from '../onnx/quantize-int8.js';
 import { quantizeAttention } from '../onnx/quantize-attention.js';
 import type { OpenedSession } from '../onnx/session.js';
 import type { ort } from '../onnx/runtime.js';
@@ -46,6 +45,9 @@ export interface QuantizationChoice {
   format: Int8Format;
 }
 
+/** How the int8 graphs are stored for this CPU (quantize-int8.ts): the same numbers either way. */
+export type Int8Storage = Pick<QuantizeOptions, 'offsetConvWeights'>;
+
 /**
  * int8 copies of the UNet and the VAE decoder, cached per source graph (its bytes and weights, as
  * every edited graph) and weight format. On a miss both are calibrated by one short run of the
@@ -53,7 +55,7 @@ export interface QuantizationChoice {
  * are deleted. Calibration does not depend on the format.
  */
 export async function int8Graphs(
-  { mode, format }: QuantizationChoice,
+  { mode, format, offsetConvWeights }: QuantizationChoice & Int8Storage,
   paths: { unet: string; decoder: string },
   cacheDir: string,
   calibrate: Calibrate,
@@ -68,11 +70,11 @@ export async function int8Graphs(
       source,
       cacheDir,
       label: `${label}-${partMode}`,
-      editKey: { quantize: partMode, format, version: INT8_VERSION },
+      editKey: { quantize: partMode, format, version: INT8_VERSION, ...(offsetConvWeights ? { convWeights: 'offset' } : {}) },
       edit: async (model, sourceDir, staging) => {
-        const data = { file: INT8_DATA_FILE, staging };
-        const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention', data);
-        return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls }, data: { file: data.file, from: staging } };
+        const options = { data: { file: INT8_DATA_FILE, staging }, offsetConvWeights };
+        const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention', options);
+        return { model: q.model, result: { convs: q.convs, matmuls: q.matmuls }, data: { file: INT8_DATA_FILE, from: staging } };
       },
     });
     return entry.path;
@@ -81,10 +83,10 @@ export async function int8Graphs(
   return { unet, decoder: calibrated ? await quantized(paths.decoder, 'vae-decoder', 'decoder', 'int8') : paths.decoder };
 }
 
-function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean, data: ExternalData): ReturnType<typeof quantizeInt8> {
+function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean, options: QuantizeOptions): ReturnType<typeof quantizeInt8> {
   try {
     // The attention products first: quantizeInt8 then takes only MatMuls by weights, not these.
-    return quantizeInt8(attention ? attentionInInt8(model, format) : model, sourceDir, ranges, format, data);
+    return quantizeInt8(attention ? attentionInInt8(model, format) : model, sourceDir, ranges, format, options);
   } catch (err) {
     if (err instanceof QuantizationError) throw new ModelLoadError(`cannot quantize the ${label} to int8: ${err.message}; run without --quantize`, { cause: err });
     throw err;
