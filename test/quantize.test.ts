@@ -1,18 +1,22 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { intsAttribute } from '../src/onnx/node-builders.js';
 import { ElemType, ModelProto } from '../src/onnx/proto.js';
-import { initializers, readFloatInitializer, storedBytes, type InitializerInfo } from '../src/onnx/initializers.js';
+import { initializers, readFloatInitializer, type InitializerInfo } from '../src/onnx/initializers.js';
 import { identityModel } from '../src/onnx/probe.js';
 import { INT8_FORMATS, QuantizationError, activationQuantization, quantizationTargets, quantizeInt8 } from '../src/onnx/quantize-int8.js';
 import { int8Support } from '../src/onnx/cpu-features.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel, type ModelBundle } from '../src/pipeline/load.js';
+import { int8Storage } from '../src/pipeline/quantize.js';
 import type { GenerationRequest } from '../src/pipeline/types.js';
 import { readGenerationMetadata } from '../src/image/metadata.js';
-import { tinyUnetOutput } from './helpers/tiny-unet.js';
+import { buildModel } from './helpers/onnx-build.js';
+import { normals } from './helpers/random.js';
 import { TINY_SD, diffuse, tempDir } from './helpers/cli.js';
 import { assembleModel } from './helpers/assemble-model.js';
 import { tinyRequest } from './helpers/tiny-model.js';
@@ -125,32 +129,75 @@ for (const format of INT8_FORMATS) {
 }
 
 /**
- * With AMX, convolution weights are stored one below their values with zero point -1, so ONNX
- * Runtime takes its GEMM path (AMX) instead of its symmetric kernels. Same numbers: checked on u8s7,
- * whose products never saturate, so both kernels are exact on every x86 CPU.
+ * With AMX, wide convolutions' weights are stored one below their values with zero point -1, so
+ * ONNX Runtime takes its GEMM path (AMX) instead of its symmetric kernels; narrow ones (few output
+ * channels or a shallow product) stay symmetric. On three convolutions: 16 -> 320 3x3 (depth 144),
+ * 320 -> 320 3x3 (the wide one), 320 -> 64 1x1. Same numbers: checked on u8s7, whose products
+ * never saturate, so both kernels are exact on every x86 CPU.
  */
+const WIDE = 320;
+const convStack = buildModel({
+  opset: 17,
+  inputs: [{ name: 'x', dims: [2, 16, 6, 6] }],
+  outputs: [{ name: 'out', dims: [2, 64, 6, 6] }],
+  nodes: [
+    { op: 'Conv', inputs: ['x', 'w0', 'b0'], outputs: ['h0'], attrs: [intsAttribute('pads', [1, 1, 1, 1])], name: 'narrow_in' },
+    { op: 'Conv', inputs: ['h0', 'w1', 'b1'], outputs: ['h1'], attrs: [intsAttribute('pads', [1, 1, 1, 1])], name: 'wide' },
+    { op: 'Conv', inputs: ['h1', 'w2'], outputs: ['h2'], name: 'narrow_out' },
+    // A graph output's convolution stays float: the stack ends in a Relu.
+    { op: 'Relu', inputs: ['h2'], outputs: ['out'] },
+  ],
+  initializers: [
+    { name: 'w0', dims: [WIDE, 16, 3, 3], data: normals(WIDE * 16 * 9, 1).map((v) => v / 4) },
+    { name: 'b0', dims: [WIDE], data: normals(WIDE, 2) },
+    { name: 'w1', dims: [WIDE, WIDE, 3, 3], data: normals(WIDE * WIDE * 9, 3).map((v) => v / 30) },
+    { name: 'b1', dims: [WIDE], data: normals(WIDE, 4) },
+    { name: 'w2', dims: [64, WIDE, 1, 1], data: normals(64 * WIDE, 5).map((v) => v / 10) },
+  ],
+});
+
 for (const format of ['u8s8', 'u8s7'] as const) {
-  graph(`${format} with offset convolution weights: each stored one below, zero point -1${format === 'u8s7' ? ', the same UNet output' : ''}`, async () => {
-    const plain = format === 'u8s8' ? quantized : quantizeInt8(source, dirname(UNET), wideRanges(source), format);
-    const offset = quantizeInt8(source, dirname(UNET), wideRanges(source), format, { offsetConvWeights: true });
-    assert.is(offset.convs, plain.convs);
-    const [p, o] = [plain, offset].map((q) => {
-      const g = ModelProto.decode(q.model).graph;
+  graph(`${format} with offset convolution weights: the wide convolution's stored one below with zero point -1, the others as before${format === 'u8s7' ? '; the same output bytes' : ''}`, async () => {
+    const ranges = new Map(['x', 'h0', 'h1', 'h2'].map((a) => [a, { min: -6, max: 6 }]));
+    const plain = quantizeInt8(convStack, '', ranges, format);
+    const offset = quantizeInt8(convStack, '', ranges, format, { offsetConvWeights: true });
+    const weights = (model: Uint8Array) => {
+      const g = ModelProto.decode(model).graph;
       const inits = new Map(initializers(g).map((i) => [i.name, i]));
       const dqs = new Map(g.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.outputs[0]!, n]));
-      return g.nodes.filter((n) => n.opType === 'Conv' && dqs.has(n.inputs[1]!)).map((conv) => {
+      return new Map(g.nodes.filter((n) => n.opType === 'Conv').map((conv) => {
         const dq = dqs.get(conv.inputs[1]!)!;
-        return { stored: storedIntegers(inits, dq.inputs[0]!), zeroPoints: storedIntegers(inits, dq.inputs[2]!) };
-      });
-    });
-    assert.is(o!.length, offset.convs);
-    o!.forEach((w, i) => {
-      assert.ok(w.zeroPoints.every((z) => z === -1));
-      assert.ok(w.stored.every((v, j) => v === p![i]!.stored[j]! - 1));
-    });
-    if (format === 'u8s7') assert.equal(await tinyUnetOutput(offset.model), await tinyUnetOutput(plain.model));
+        return [conv.name, { stored: storedIntegers(inits, dq.inputs[0]!), zeroPoints: storedIntegers(inits, dq.inputs[2]!) }];
+      }));
+    };
+    const [p, o] = [weights(plain.model), weights(offset.model)];
+    assert.equal([...o.keys()], ['narrow_in', 'wide', 'narrow_out']);
+    for (const [name, w] of o) {
+      const wide = name === 'wide';
+      assert.ok(w.zeroPoints.every((z) => z === (wide ? -1 : 0)), `${name} zero points`);
+      assert.ok(w.stored.every((v, j) => v === p.get(name)!.stored[j]! - (wide ? 1 : 0)), `${name} weights`);
+    }
+    if (format === 'u8s7') {
+      const run = async (model: Uint8Array) => {
+        const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+        try {
+          return (await session.run({ x: new ort.Tensor('float32', Float32Array.from(normals(2 * 16 * 36, 6)), [2, 16, 6, 6]) })).out!.data as Float32Array;
+        } finally {
+          await session.release();
+        }
+      };
+      assert.equal(await run(offset.model), await run(plain.model));
+    }
   });
 }
+
+graph('the loader offsets convolution weights only with AMX and int8 weights', () => {
+  assert.equal(int8Storage({ amx: true }, 'u8s8'), { offsetConvWeights: true });
+  assert.equal(int8Storage({ amx: true }, 'u8s7'), { offsetConvWeights: true });
+  assert.equal(int8Storage({ amx: true }, 'u8u8'), { offsetConvWeights: false });
+  assert.equal(int8Storage({ amx: false }, 'u8s8'), { offsetConvWeights: false });
+  assert.equal(int8Storage({}, 'u8s8'), { offsetConvWeights: false });
+});
 
 graph('offset convolution weights need int8 weights: u8u8 is refused', () => {
   assert.throws(() => quantizeInt8(source, dirname(UNET), wideRanges(source), 'u8u8', { offsetConvWeights: true }), (e: unknown) => e instanceof QuantizationError && /u8u8/.test((e as Error).message));
@@ -239,19 +286,6 @@ pipeline('calibration is deterministic: a fresh cache builds byte-identical int8
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
-});
-
-pipeline("the loader stores convolution weights for this CPU: offset (zero point -1) with AMX and int8 weights, else the format's own", () => {
-  const entry = readdirSync(cacheDir).find((e) => e.startsWith('unet-int8-'))!;
-  const g = ModelProto.decode(readFileSync(join(cacheDir, entry, 'model.onnx'))).graph;
-  const inits = new Map(initializers(g).map((i) => [i.name, i]));
-  const dqs = new Map(g.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.outputs[0]!, n]));
-  const conv = g.nodes.find((n) => n.opType === 'Conv' && dqs.has(n.inputs[1]!))!;
-  const zp = inits.get(dqs.get(conv.inputs[1]!)!.inputs[2]!)!;
-  const bytes = storedBytes(zp, join(cacheDir, entry))!;
-  const zeroPoint = zp.elemType === ElemType.UINT8 ? bytes[0] : new Int8Array(bytes.buffer, bytes.byteOffset, 1)[0];
-  const { amx, format } = int8Support();
-  assert.is(zeroPoint, amx && format !== 'u8u8' ? -1 : format === 'u8u8' ? 128 : 0);
 });
 
 pipeline('int8-matmul: no calibration, the VAE as exported, and near-lossless', async () => {

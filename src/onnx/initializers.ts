@@ -69,7 +69,7 @@ function externalEntries(msg: Message): Map<string, string> {
 }
 
 /** The bytes of a tensor's data as stored: raw_data, or its range of an external file; undefined for typed fields (float_data …). */
-export function storedBytes(init: InitializerInfo, modelDir: string): Uint8Array | undefined {
+function storedBytes(init: InitializerInfo, modelDir: string): Uint8Array | undefined {
   if (Number(init.msg.int(TENSOR.dataLocation) ?? 0n) !== DATA_LOCATION_EXTERNAL) return init.msg.first(TENSOR.rawData)?.data;
   const entries = externalEntries(init.msg);
   const offset = Number(entries.get('offset') ?? 0);

@@ -22,6 +22,15 @@ import { ElemType, Message, ModelProto, messageField, type GraphProto, type Node
 const MIN_CHANNELS = 16;
 
 /**
+ * The convolutions offsetConvWeights stores for ONNX Runtime's GEMM path: kernel times of single
+ * QLinearConvs (ORT 1.30, Xeon with AMX, same output bytes both ways), GEMM path over symmetric
+ * kernels: 3x3 at SD 1.5 UNet shapes 320-2560 channels in 0.42-0.54x, 1x1 640 -> 320 0.68x and
+ * VAE 512 -> 512 at 64² 0.46x; but 256 -> 256 at 256² 1.03x, 128 -> 128 at 512² 1.82x, TAESD's
+ * 64 channels 1.5-2.9x and 1x1 320 -> 320 1.72x. So: many output channels and a deep product.
+ */
+const GEMM_PATH = { minOutChannels: 320, minDepth: 640 } as const;
+
+/**
  * How weights are stored, chosen per CPU (src/onnx/cpu-features.ts), activations always uint8:
  * - u8s8: int8 weights, ±127. x86 without VNNI multiplies uint8 by int8 with vpmaddubsw, which
  *   adds pairs of products into 16 bits with saturation (255·127·2 > 32767), so this format is
@@ -239,11 +248,10 @@ export interface QuantizeOptions {
   /** Write the weights to this file instead of into the graph. */
   data?: ExternalData;
   /**
-   * Store int8 convolution weights one below their values with zero point -1 (the same numbers).
-   * ONNX Runtime runs a convolution whose weight zero point is 0 on its symmetric kernels
-   * (VNNI) and any other as im2col and its u8s8 GEMM, which takes AMX's tiles where the CPU has
-   * them: on the Xeon with AMX a 3x3 convolution of SD 1.5's UNet in 0.42-0.54x the time, the
-   * same output bytes. Not for u8u8 (uint8 weights already have zero point 128).
+   * Store the weights of wide int8 convolutions (GEMM_PATH) one below their values with zero
+   * point -1: the same numbers. ONNX Runtime runs a convolution whose weight zero point is 0 on
+   * its symmetric kernels (VNNI) and any other as im2col and its u8s8 GEMM, which takes AMX's
+   * tiles where the CPU has them. Not for u8u8 (uint8 weights already have zero point 128).
    */
   offsetConvWeights?: boolean;
 }
@@ -305,7 +313,8 @@ export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: Readon
     const dqIn = w.name(`${input}/dequantized`);
     push(before, node.msg, makeNode('DequantizeLinear', w.name(`${input}/DQ`), [qin.quantized, qin.scale, qin.zeroPoint], [dqIn]));
 
-    const stored = options.offsetConvWeights ? offsetWeights(q, outC) : storedWeights(q, outC, format);
+    const gemmPath = options.offsetConvWeights && outC >= GEMM_PATH.minOutChannels && perChannel >= GEMM_PATH.minDepth;
+    const stored = gemmPath ? offsetWeights(q, outC) : storedWeights(q, outC, format);
     const qWeight = w.init(`${weight.name}/int8`, stored.elemType, weight.dims, stored.data);
     const wScale = w.floats(`${weight.name}/scale`, [outC], scales);
     const wZero = w.init(`${weight.name}/zero_point`, stored.elemType, [outC], stored.zeroPoints);

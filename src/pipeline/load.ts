@@ -15,7 +15,7 @@ import { splitForDeepCache } from '../onnx/deep-cache-split.js';
 import { splitProjections } from '../onnx/split-projections.js';
 import { applyTokenMerging } from '../onnx/token-merging.js';
 import { winogradGraph, type ConvAlgorithm } from './winograd.js';
-import { int8Graphs, type Quantization, type QuantizationChoice } from './quantize.js';
+import { int8Graphs, int8Storage, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
@@ -190,13 +190,11 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     loras: networks.loras,
   };
-  const support = int8Support();
-  const quantization: QuantizationChoice | undefined = options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? support.format } : undefined;
-  // With AMX and int8 weights, convolutions stored for ONNX Runtime's GEMM path, which uses AMX.
-  const storage = { offsetConvWeights: Boolean(support.amx) && quantization?.format !== 'u8u8' };
+  const quantization: QuantizationChoice | undefined =
+    options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
   const graphs = quantization
     ? cpuGraphs(
-        await int8Graphs({ ...quantization, ...storage }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
+        await int8Graphs({ ...quantization, ...int8Storage(int8Support(), quantization.format) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
           options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
         ),
         options,

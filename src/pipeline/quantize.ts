@@ -4,6 +4,7 @@ import { ModelLoadError } from '../errors.js';
 import { cachedModelEdit, cachedModelEditAsync } from '../onnx/edited-model-cache.js';
 import { QuantizationError, addRangeOutputs, quantizeInt8, rangeOutputNames, type Int8Format, type QuantizeOptions, type Range } from '../onnx/quantize-int8.js';
 import { quantizeAttention } from '../onnx/quantize-attention.js';
+import type { Int8Support } from '../onnx/cpu-features.js';
 import type { OpenedSession } from '../onnx/session.js';
 import type { ort } from '../onnx/runtime.js';
 import { createRaster } from '../image/raster.js';
@@ -48,6 +49,11 @@ export interface QuantizationChoice {
 /** How the int8 graphs are stored for this CPU (quantize-int8.ts): the same numbers either way. */
 export type Int8Storage = Pick<QuantizeOptions, 'offsetConvWeights'>;
 
+/** With AMX and int8 weights, wide convolutions are stored for ONNX Runtime's GEMM path, which uses AMX's tiles. */
+export function int8Storage(support: Pick<Int8Support, 'amx'>, format: Int8Format): Int8Storage {
+  return { offsetConvWeights: Boolean(support.amx) && format !== 'u8u8' };
+}
+
 /**
  * int8 copies of the UNet and the VAE decoder, cached per source graph (its bytes and weights, as
  * every edited graph) and weight format. On a miss both are calibrated by one short run of the
@@ -70,7 +76,7 @@ export async function int8Graphs(
       source,
       cacheDir,
       label: `${label}-${partMode}`,
-      editKey: { quantize: partMode, format, version: INT8_VERSION, ...(offsetConvWeights ? { convWeights: 'offset' } : {}) },
+      editKey: { quantize: partMode, format, version: INT8_VERSION, ...(offsetConvWeights ? { convWeights: 'offset-wide' } : {}) },
       edit: async (model, sourceDir, staging) => {
         const options = { data: { file: INT8_DATA_FILE, staging }, offsetConvWeights };
         const q = quantize(model, sourceDir, calibrated ? (await ranges())[part] : undefined, format, label, partMode === 'int8-attention', options);
