@@ -26,7 +26,7 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
   const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
   // The expected gains are measured with `npm run bench` on SD 1.5 at 512x512 (README, Speed).
   if (flags.has('amx_int8')) {
-    // MLAS runs its u8s8 GEMMs on AMX tiles here; the whole UNet step gains what VNNI's does (bench/results/*-amx).
+    // MLAS runs its u8s8 GEMMs on AMX tiles here, and the quantizer routes wide convolutions through them (int8Storage; bench/results/*-amx).
     return { vnni: true, amx: true, format: 'u8s8', note: "VNNI and AMX present: int8 weights (u8s8), exact and fastest; measured on SD 1.5 at 512x512 with AMX (Xeon family 6 model 167): a step in 0.41x fp32's time (its wide convolutions on ONNX Runtime's GEMM path, which uses AMX)" };
   }
   if (flags.has('avx512_vnni') || flags.has('avx_vnni')) {

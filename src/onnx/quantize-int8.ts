@@ -239,11 +239,6 @@ interface ActivationQdq {
   zeroPoint: string;
 }
 
-/**
- * `ranges` holds the calibrated activation ranges the convolutions need; without them (undefined)
- * only the MatMuls are quantized, which needs no calibration. `format` is how weights are stored
- * (see INT8_FORMATS). With `data` the weights are written to that file instead of into the graph.
- */
 export interface QuantizeOptions {
   /** Write the weights to this file instead of into the graph. */
   data?: ExternalData;
@@ -256,6 +251,11 @@ export interface QuantizeOptions {
   offsetConvWeights?: boolean;
 }
 
+/**
+ * `ranges` holds the calibrated activation ranges the convolutions need; without them (undefined)
+ * only the MatMuls are quantized, which needs no calibration. `format` is how weights are stored
+ * (see INT8_FORMATS); `options` where (QuantizeOptions).
+ */
 export function quantizeInt8(model: Uint8Array, modelDir: string, ranges: ReadonlyMap<string, Range> | undefined, format: Int8Format, options: QuantizeOptions = {}): QuantizedModel {
   if (options.offsetConvWeights && format === 'u8u8') throw new QuantizationError('offset convolution weights need int8 weights (u8s8 or u8s7), not u8u8');
   const proto = ModelProto.decode(model);
