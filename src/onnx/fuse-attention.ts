@@ -1,4 +1,4 @@
-import { DATA_LOCATION_EXTERNAL, initializers } from './initializers.js';
+import { initializers, isExternal } from './initializers.js';
 import { Message, ModelProto, messageField, type GraphProto, type NodeProto } from './proto.js';
 import { MS_DOMAIN, defaultOpset, ensureOpsetImport, floatAttribute, intAttribute, intsAttr, intAttr, makeNode, varintValues } from './node-builders.js';
 
@@ -33,7 +33,7 @@ export interface FusedAttentionModel {
 // onnx.proto field numbers used here.
 const GRAPH_NODE = 1;
 const ATTRIBUTE = { t: 5 } as const;
-const TENSOR = { dataType: 2, floatData: 4, int64Data: 7, rawData: 9, dataLocation: 14 } as const;
+const TENSOR = { dataType: 2, floatData: 4, int64Data: 7, rawData: 9 } as const;
 const DATA_TYPE = { FLOAT: 1, INT64: 7 } as const;
 
 export interface Attention {
@@ -128,7 +128,7 @@ export class GraphIndex {
 }
 
 function tensorValues(tensor: Message): number[] | undefined {
-  if (Number(tensor.int(TENSOR.dataLocation) ?? 0n) === DATA_LOCATION_EXTERNAL) return undefined;
+  if (isExternal(tensor)) return undefined;
   const type = Number(tensor.int(TENSOR.dataType) ?? 0n);
   const raw = tensor.first(TENSOR.rawData)?.data;
   if (type === DATA_TYPE.INT64) {

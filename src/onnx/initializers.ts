@@ -52,11 +52,14 @@ export function initializers(graph: GraphProto): InitializerInfo[] {
   }));
 }
 
+/** Whether a TensorProto's data lives in an external file (data_location EXTERNAL). */
+export const isExternal = (tensor: Message): boolean => Number(tensor.int(TENSOR.dataLocation) ?? 0n) === DATA_LOCATION_EXTERNAL;
+
 /** The files an external-data model reads its weights from, relative to the model's folder. */
 export function externalDataLocations(graph: GraphProto): string[] {
   const locations = new Set<string>();
   for (const init of initializers(graph)) {
-    if (Number(init.msg.int(TENSOR.dataLocation) ?? 0n) !== DATA_LOCATION_EXTERNAL) continue;
+    if (!isExternal(init.msg)) continue;
     for (const entry of init.msg.messages(TENSOR.externalData)) {
       if (entry.string(ENTRY.key) === 'location') locations.add(entry.string(ENTRY.value) ?? '');
     }
@@ -70,7 +73,7 @@ function externalEntries(msg: Message): Map<string, string> {
 
 /** The bytes of a tensor's data as stored: raw_data, or its range of an external file; undefined for typed fields (float_data …). */
 function storedBytes(init: InitializerInfo, modelDir: string): Uint8Array | undefined {
-  if (Number(init.msg.int(TENSOR.dataLocation) ?? 0n) !== DATA_LOCATION_EXTERNAL) return init.msg.first(TENSOR.rawData)?.data;
+  if (!isExternal(init.msg)) return init.msg.first(TENSOR.rawData)?.data;
   const entries = externalEntries(init.msg);
   const offset = Number(entries.get('offset') ?? 0);
   const length = Number(entries.get('length') ?? Number.NaN);
@@ -163,7 +166,7 @@ export function moveInlineDataToFile(graph: GraphProto, data: ExternalData, minB
   try {
     for (const tensor of graph.msg.messages(GRAPH_INITIALIZER)) {
       const raw = tensor.first(TENSOR.rawData)?.data;
-      if (!raw || raw.byteLength < minBytes || Number(tensor.int(TENSOR.dataLocation) ?? 0n) === DATA_LOCATION_EXTERNAL) continue;
+      if (!raw || raw.byteLength < minBytes || isExternal(tensor)) continue;
       writeSync(out, raw);
       pointAtExternalData(tensor, data.file, offset, raw.byteLength);
       offset += raw.byteLength;
