@@ -190,11 +190,12 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     loras: networks.loras,
   };
-  const quantization: QuantizationChoice | undefined =
-    options.quantize && options.quantize !== 'none' ? { mode: options.quantize, format: options.int8Format ?? int8Support().format } : undefined;
-  const graphs = quantization
+  const mode = options.quantize && options.quantize !== 'none' ? options.quantize : undefined;
+  const cpu = mode ? int8Support() : undefined;
+  const quantization: QuantizationChoice | undefined = mode && cpu ? { mode, format: options.int8Format ?? cpu.format } : undefined;
+  const graphs = quantization && cpu
     ? cpuGraphs(
-        await int8Graphs({ ...quantization, ...int8Storage(int8Support(), quantization.format) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
+        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
           options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
         ),
         options,
