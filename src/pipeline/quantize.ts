@@ -49,7 +49,11 @@ export interface QuantizationChoice {
 /** How the int8 graphs are stored for this CPU (quantize-int8.ts): the same numbers either way. */
 export type Int8Storage = Pick<QuantizeOptions, 'offsetConvWeights'>;
 
-/** With AMX and int8 weights, wide convolutions are stored for ONNX Runtime's GEMM path, which uses AMX's tiles. */
+/**
+ * With AMX and int8 weights, wide convolutions are stored for ONNX Runtime's GEMM path, which uses AMX's tiles.
+ * Without AMX that path is slower than the symmetric VNNI kernels: the same convolutions as the AVX-512 VNNI class
+ * (tools/cpu-class on the Xeon) took 1.11-1.40x the time at the UNet's 3x3 shapes and 2.27x at a 1x1 320 -> 320.
+ */
 export function int8Storage(support: Pick<Int8Support, 'amx'>, format: Int8Format): Int8Storage {
   return { offsetConvWeights: Boolean(support.amx) && format !== 'u8u8' };
 }
