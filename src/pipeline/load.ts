@@ -15,7 +15,7 @@ import { splitForDeepCache } from '../onnx/deep-cache-split.js';
 import { splitProjections } from '../onnx/split-projections.js';
 import { applyTokenMerging } from '../onnx/token-merging.js';
 import { winogradGraph, type ConvAlgorithm } from './winograd.js';
-import { int8Graphs, int8Storage, type Quantization, type QuantizationChoice } from './quantize.js';
+import { int8Graphs, int8Storage, quantizesDecoder, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
@@ -195,8 +195,8 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   const quantization: QuantizationChoice | undefined = mode && cpu ? { mode, format: options.int8Format ?? cpu.format } : undefined;
   const graphs = quantization && cpu
     ? cpuGraphs(
-        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
-          options.onNote?.('calibrating the int8 UNet and VAE decoder (once per model; the float model runs a few steps)'),
+        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
+          options.onNote?.(`calibrating the int8 UNet${quantizesDecoder(cpu) ? ' and VAE decoder' : ''} (once per model; the float model runs a few steps)`),
         ),
         options,
         graphCache,

@@ -59,13 +59,23 @@ export function int8Storage(support: Pick<Int8Support, 'amx'>, format: Int8Forma
 }
 
 /**
- * int8 copies of the UNet and the VAE decoder, cached per source graph (its bytes and weights, as
+ * Whether `int8` also quantizes the VAE decoder on this CPU. Without VNNI (ONNX Runtime's widening u8u8 kernels) the
+ * decoder's int8 graph is slower than its float one: at 512x512, 14.7 s against 14.3 s as the AVX2 class and 11.6 s
+ * against 8.5 s as the AVX-512 class (tools/cpu-class on the Xeon, bench/results/2026-12-07T1924-*-avx2.md and
+ * T1945-*-avx512.md), so there it stays float32: int8 should never be slower than fp32.
+ */
+export function quantizesDecoder(support: Pick<Int8Support, 'vnni'>): boolean {
+  return support.vnni !== false;
+}
+
+/**
+ * int8 copies of the UNet and (where quantizesDecoder) the VAE decoder, cached per source graph (its bytes and weights, as
  * every edited graph) and weight format. On a miss both are calibrated by one short run of the
  * pipeline on the float graphs with range outputs added, then quantized; the calibration graphs
  * are deleted. Calibration does not depend on the format.
  */
 export async function int8Graphs(
-  { mode, format, offsetConvWeights }: QuantizationChoice & Int8Storage,
+  { mode, format, offsetConvWeights, decoder }: QuantizationChoice & Int8Storage & { decoder: boolean },
   paths: { unet: string; decoder: string },
   cacheDir: string,
   calibrate: Calibrate,
@@ -90,7 +100,7 @@ export async function int8Graphs(
     return entry.path;
   };
   const unet = await quantized(paths.unet, 'unet', 'unet', mode);
-  return { unet, decoder: calibrated ? await quantized(paths.decoder, 'vae-decoder', 'decoder', 'int8') : paths.decoder };
+  return { unet, decoder: calibrated && decoder ? await quantized(paths.decoder, 'vae-decoder', 'decoder', 'int8') : paths.decoder };
 }
 
 function quantize(model: Uint8Array, sourceDir: string, ranges: Ranges | undefined, format: Int8Format, label: string, attention: boolean, options: QuantizeOptions): ReturnType<typeof quantizeInt8> {
