@@ -142,30 +142,26 @@ static int masked_cpuinfo(void) {
 
 static int is_cpuinfo(const char *path) { return path && strcmp(path, "/proc/cpuinfo") == 0; }
 
-static mode_t mode_arg(int flags, va_list ap) { return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; }
+// open and open64 go through the real openat/openat64 from the current directory: the same call.
+static int open_at(const char *real, int dir, const char *path, int flags, mode_t mode) {
+  if (is_cpuinfo(path)) return masked_cpuinfo();
+  return ((int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, real))(dir, path, flags, mode);
+}
 
-#define DEFINE_OPEN(name)                                                                         \
-  int name(const char *path, int flags, ...) {                                                    \
+// The optional mode argument, present when the flags create a file.
+#define MODE_ARG(flags)                                                                           \
+  mode_t mode = 0;                                                                                \
+  if ((flags) & (O_CREAT | O_TMPFILE)) {                                                          \
     va_list ap;                                                                                   \
     va_start(ap, flags);                                                                          \
-    mode_t mode = mode_arg(flags, ap);                                                            \
+    mode = va_arg(ap, mode_t);                                                                    \
     va_end(ap);                                                                                   \
-    if (is_cpuinfo(path)) return masked_cpuinfo();                                                \
-    return ((int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #name))(path, flags, mode);         \
   }
-#define DEFINE_OPENAT(name)                                                                       \
-  int name(int dir, const char *path, int flags, ...) {                                           \
-    va_list ap;                                                                                   \
-    va_start(ap, flags);                                                                          \
-    mode_t mode = mode_arg(flags, ap);                                                            \
-    va_end(ap);                                                                                   \
-    if (is_cpuinfo(path)) return masked_cpuinfo();                                                \
-    return ((int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name))(dir, path, flags, mode); \
-  }
-DEFINE_OPEN(open)
-DEFINE_OPEN(open64)
-DEFINE_OPENAT(openat)
-DEFINE_OPENAT(openat64)
+
+int open(const char *path, int flags, ...) { MODE_ARG(flags) return open_at("openat", AT_FDCWD, path, flags, mode); }
+int open64(const char *path, int flags, ...) { MODE_ARG(flags) return open_at("openat64", AT_FDCWD, path, flags, mode); }
+int openat(int dir, const char *path, int flags, ...) { MODE_ARG(flags) return open_at("openat", dir, path, flags, mode); }
+int openat64(int dir, const char *path, int flags, ...) { MODE_ARG(flags) return open_at("openat64", dir, path, flags, mode); }
 
 // DIFFUSE_CPU_HIDE: the /proc/cpuinfo names of the features to hide, separated by spaces.
 __attribute__((constructor)) static void hide_features(void) {
