@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { int8Support } from '../src/onnx/cpu-features.js';
+import { cpuFlags, int8Support, readCpuinfo } from '../src/onnx/cpu-features.js';
 
 /**
  * What a results file needs to say about the CPU for its numbers to be read right: the model
@@ -18,14 +17,9 @@ export interface CpuDescription {
 const FEATURES = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8'];
 
 export function describeCpu(): CpuDescription {
-  let info = '';
-  try {
-    info = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    // not Linux: the model name is all there is
-  }
+  const info = readCpuinfo() ?? ''; // empty off Linux: the model name is all there is
   const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  const flags = cpuFlags(info);
   const family = field('cpu family');
   const modelNumber = field('model');
   return {

@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSession } from '../src/onnx/session.js';
+import { cachedOptimizedModel, cpuIdentity } from '../src/onnx/optimized-cache.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { TINY_SD, tempDir } from './helpers/cli.js';
@@ -32,6 +33,18 @@ test('the first load saves the optimised graph; the next opens it and computes t
   const [a, b] = await Promise.all([first.session.run(unetFeeds()), second.session.run(unetFeeds())]);
   assert.equal(b.out_sample!.data, a.out_sample!.data);
   await Promise.all([first.session.release(), second.session.release()]);
+});
+
+test("an entry is keyed by the CPU's vector instruction sets, not only its name", () => {
+  // A graph optimised for AVX-512's NCHWc blocks computes garbage on AVX2's kernels (optimized-cache.ts).
+  const cache = tempDir('diffuse-optimized-');
+  const cpuinfo = (flags: string) => `processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 ${flags}\n`;
+  const entry = (flags: string) => cachedOptimizedModel(UNET, cache, cpuIdentity(cpuinfo(flags))).modelPath;
+  assert.is.not(entry('avx2 fma avx512f avx512bw'), entry('avx2 fma'));
+  assert.is.not(entry('avx2 fma avx512f avx512_vnni'), entry('avx2 fma avx512f'));
+  assert.is.not(entry('avx2 fma avx512f avx512_vnni amx_int8'), entry('avx2 fma avx512f avx512_vnni'));
+  assert.is(entry('avx2 fma hypervisor cpuid_fault'), entry('avx2 fma'), 'flags no kernel depends on do not split the cache');
+  assert.is(entry('fma avx2'), entry('avx2 fma'), 'order does not matter');
 });
 
 test('a damaged entry is dropped and rebuilt', async () => {

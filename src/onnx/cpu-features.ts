@@ -23,7 +23,7 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
   if (arch === 'arm64') return { vnni: undefined, format: 'u8s8', note: "arm64: ONNX Runtime's int8 kernels widen the products, int8 weights (u8s8) are exact" };
   if (arch !== 'x64') return { vnni: undefined, format: 'u8u8', note: `${arch}: uint8 weights (u8u8), exact on every kernel; compare quality with the same seed` };
   if (cpuinfo === null) return { vnni: undefined, format: 'u8u8', note: 'CPU features unknown on this system: uint8 weights (u8u8), exact on every x86 CPU' };
-  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
+  const flags = cpuFlags(cpuinfo);
   // The expected gains are measured with `npm run bench` on SD 1.5 at 512x512 (README, Speed).
   if (flags.has('amx_int8')) {
     // MLAS runs its u8s8 GEMMs on AMX tiles here, and the quantizer routes wide convolutions through them (int8Storage; bench/results/*-amx).
@@ -49,7 +49,12 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
   return { vnni: false, format: 'u8u8', note: 'no AVX2: uint8 weights (u8u8) on slower kernels; --quantize int8 may not pay off' };
 }
 
-function readCpuinfo(): string | null {
+/** The CPU's feature flags as /proc/cpuinfo lists them ("flags" on x86, "Features" on ARM). */
+export function cpuFlags(cpuinfo: string | null): Set<string> {
+  return new Set((/^(?:flags|Features)\s*:\s*(.*)$/m.exec(cpuinfo ?? '')?.[1] ?? '').split(/\s+/).filter(Boolean));
+}
+
+export function readCpuinfo(): string | null {
   try {
     return readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
