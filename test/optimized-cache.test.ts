@@ -4,10 +4,12 @@ import * as ort from 'onnxruntime-node';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSession } from '../src/onnx/session.js';
-import { cachedOptimizedModel, cpuIdentity } from '../src/onnx/optimized-cache.js';
+import { cachedOptimizedModel } from '../src/onnx/optimized-cache.js';
+import { cpuIdentity } from '../src/onnx/cpu-features.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
 import { TINY_SD, tempDir } from './helpers/cli.js';
+import { cpuinfoWith } from './helpers/cpuinfo.js';
 
 const UNET = join(TINY_SD, 'unet', 'model.onnx');
 
@@ -38,8 +40,7 @@ test('the first load saves the optimised graph; the next opens it and computes t
 test("an entry is keyed by the CPU's vector instruction sets, not only its name", () => {
   // A graph optimised for AVX-512's NCHWc blocks computes garbage on AVX2's kernels (optimized-cache.ts).
   const cache = tempDir('diffuse-optimized-');
-  const cpuinfo = (flags: string) => `processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 ${flags}\n`;
-  const entry = (flags: string) => cachedOptimizedModel(UNET, cache, cpuIdentity(cpuinfo(flags))).modelPath;
+  const entry = (flags: string) => cachedOptimizedModel(UNET, cache, cpuIdentity(cpuinfoWith(flags))).modelPath;
   assert.is.not(entry('avx2 fma avx512f avx512bw'), entry('avx2 fma'));
   assert.is.not(entry('avx2 fma avx512f avx512_vnni'), entry('avx2 fma avx512f'));
   assert.is.not(entry('avx2 fma avx512f avx512_vnni amx_int8'), entry('avx2 fma avx512f avx512_vnni'));

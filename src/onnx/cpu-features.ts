@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import type { Int8Format } from './quantize-int8.js';
 
 /**
@@ -54,10 +55,28 @@ export function cpuFlags(cpuinfo: string | null): Set<string> {
   return new Set((/^(?:flags|Features)\s*:\s*(.*)$/m.exec(cpuinfo ?? '')?.[1] ?? '').split(/\s+/).filter(Boolean));
 }
 
+/**
+ * The CPU as an optimised graph depends on it (optimized-cache.ts): its model name and its vector instruction sets.
+ * The name alone is not enough: virtual machines show generic names ("Intel(R) Xeon(R) Processor") over different
+ * instruction sets, and a graph optimised with AVX-512's 16-float NCHWc blocks gives wrong numbers, silently, on an
+ * AVX2 CPU's 8-float kernels (seen: tiny-sd's UNet 1.8 of max off, run as the AVX2 class with tools/cpu-class).
+ */
+export function cpuIdentity(cpuinfo: string | null = readCpuinfo()): string {
+  const vector = [...cpuFlags(cpuinfo)].filter((f) => /^(sse|avx|fma|f16c|amx|asimd|sve|i8mm|bf16|fphp)/.test(f)).sort();
+  return `${process.arch}:${cpus()[0]?.model ?? ''}:${vector.join(' ')}`;
+}
+
+let cpuinfoRead: { text: string | null } | undefined;
+
+/** /proc/cpuinfo (null off Linux), read once per process: every session opened asks for the CPU's identity. */
 export function readCpuinfo(): string | null {
+  if (cpuinfoRead) return cpuinfoRead.text;
+  let text: string | null;
   try {
-    return readFileSync('/proc/cpuinfo', 'utf8');
+    text = readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
-    return null;
+    text = null;
   }
+  cpuinfoRead = { text };
+  return text;
 }

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { arch, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { recordSource } from './derived-source.js';
-import { cpuFlags, readCpuinfo } from './cpu-features.js';
+import { cpuIdentity } from './cpu-features.js';
 
 const MODEL = 'model.onnx';
 const DATA = 'model.onnx_data';
@@ -20,19 +19,8 @@ export interface OptimizedModelCache {
 }
 
 /**
- * The CPU as the optimised graph depends on it: its model name and its vector instruction sets. The name alone is
- * not enough: virtual machines show generic names ("Intel(R) Xeon(R) Processor") over different instruction sets,
- * and a graph optimised with AVX-512's 16-float NCHWc blocks gives wrong numbers, silently, on an AVX2 CPU's
- * 8-float kernels (seen: tiny-sd's UNet 1.8 of max off, run as the AVX2 class with tools/cpu-class).
- */
-export function cpuIdentity(cpuinfo: string | null = readCpuinfo()): string {
-  const vector = [...cpuFlags(cpuinfo)].filter((f) => /^(sse|avx|fma|f16c|amx|asimd|sve|i8mm|bf16|fphp)/.test(f)).sort();
-  return `${arch()}:${cpus()[0]?.model ?? ''}:${vector.join(' ')}`;
-}
-
-/**
  * The saved graph is only valid for the same model files, the same ONNX Runtime and the same
- * CPU (optimisation picks CPU-specific layouts and kernels), so all of those key the entry. The
+ * CPU (optimisation picks CPU-specific layouts and kernels: cpuIdentity), so all of those key the entry. The
  * model's folder is part of the key by file names, sizes and times (external weights live beside
  * model.onnx), which is cheap where hashing gigabytes is not.
  */
