@@ -195,8 +195,8 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   const quantization: QuantizationChoice | undefined = mode && cpu ? { mode, format: options.int8Format ?? cpu.format } : undefined;
   const graphs = quantization && cpu
     ? cpuGraphs(
-        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), () =>
-          options.onNote?.(`calibrating the int8 UNet${quantizesDecoder(cpu) ? ' and VAE decoder' : ''} (once per model; the float model runs a few steps)`),
+        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), (what) =>
+          options.onNote?.(`calibrating the int8 ${what} (once per model; the float model runs a few steps)`),
         ),
         options,
         graphCache,

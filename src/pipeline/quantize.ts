@@ -79,10 +79,10 @@ export async function int8Graphs(
   paths: { unet: string; decoder: string },
   cacheDir: string,
   calibrate: Calibrate,
-  onCalibrate: () => void = () => {},
+  onCalibrate: (what: string) => void = () => {},
 ): Promise<{ unet: string; decoder: string }> {
   let calibration: Promise<{ unet: Ranges; decoder: Ranges }> | undefined;
-  const ranges = () => (calibration ??= calibrateOnce(paths, cacheDir, calibrate, onCalibrate));
+  const ranges = () => (calibration ??= calibrateOnce(paths, decoder, cacheDir, calibrate, onCalibrate));
   const calibrated = mode !== 'int8-matmul';
   // The decoder's attention stays float in every mode, so int8-attention shares int8's decoder.
   const quantized = async (source: string, label: string, part: 'unet' | 'decoder', partMode: typeof mode) => {
@@ -119,8 +119,9 @@ function attentionInInt8(model: Uint8Array, format: Int8Format): Uint8Array {
   return edited.model;
 }
 
-async function calibrateOnce(paths: { unet: string; decoder: string }, cacheDir: string, calibrate: Calibrate, onCalibrate: () => void) {
-  onCalibrate();
+/** Calibrates the UNet, and the decoder when it is quantized (else it runs as it is, measuring nothing). */
+async function calibrateOnce(paths: { unet: string; decoder: string }, decoder: boolean, cacheDir: string, calibrate: Calibrate, onCalibrate: (what: string) => void) {
+  onCalibrate(decoder ? 'UNet and VAE decoder' : 'UNet');
   const graph = (source: string, label: string): CalibrationGraph => {
     const entry = cachedModelEdit({
       source,
@@ -134,13 +135,12 @@ async function calibrateOnce(paths: { unet: string; decoder: string }, cacheDir:
     });
     return { path: entry.path, activations: entry.result };
   };
-  const unet = graph(paths.unet, 'unet-calibration');
-  const decoder = graph(paths.decoder, 'vae-decoder-calibration');
+  const made = [graph(paths.unet, 'unet-calibration'), ...(decoder ? [graph(paths.decoder, 'vae-decoder-calibration')] : [])];
   try {
-    return await calibrate({ unet, decoder });
+    return await calibrate({ unet: made[0]!, decoder: made[1] ?? { path: paths.decoder, activations: [] } });
   } finally {
     // Only needed once: the int8 graphs are what stays.
-    for (const g of [unet, decoder]) rmSync(dirname(g.path), { recursive: true, force: true });
+    for (const g of made) rmSync(dirname(g.path), { recursive: true, force: true });
   }
 }
 
