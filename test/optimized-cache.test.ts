@@ -60,6 +60,15 @@ test('a damaged entry is dropped and rebuilt', async () => {
   assert.is((await openSession(UNET, { device: 'cpu', optimizedCache: cache })).fromCache, true);
 });
 
+test('a cache that cannot be written (here a file where its folder should be) loads the graph without it', async () => {
+  const cache = join(tempDir('diffuse-optimized-'), 'not-a-folder');
+  writeFileSync(cache, '');
+  const opened = await openSession(UNET, { device: 'cpu', optimizedCache: cache });
+  assert.is(opened.fromCache, false);
+  assert.is((await opened.session.run(unetFeeds())).out_sample!.dims.length, 4);
+  await opened.session.release();
+});
+
 test('a whole generation is the same from the cache', async () => {
   const cache = tempDir('diffuse-optimized-');
   const request = { prompt: 'a cat', negativePrompt: 'dog', steps: 3, cfgScale: 7, cfgRescale: 0, seed: 9, rng: 'cpu' as const, seedMode: 'a1111' as const, sampler: 'dpmpp_2m' as const, schedule: 'karras' as const, width: 32, height: 32, batchSize: 1 };

@@ -90,19 +90,35 @@ async function openCached(path: string, cacheDir: string, threads?: number): Pro
       cache.discard();
     }
   }
-  const target = cache.begin();
+  // The cache only saves time: where it cannot be written (a full disk, a folder that is a file or
+  // read-only), ONNX Runtime fails the whole session for it, so the graph is optimised in memory instead.
+  const uncached = async () => ({ session: await ort.InferenceSession.create(path, sessionOptions('cpu', threads)), fromCache: false });
+  let target: ReturnType<OptimizedModelCache['begin']>;
   try {
-    const session = await ort.InferenceSession.create(path, {
+    target = cache.begin();
+  } catch {
+    return uncached();
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(path, {
       ...sessionOptions('cpu', threads),
       optimizedModelFilePath: target.modelPath,
       extra: { session: { optimized_model_external_initializers_file_name: target.dataFileName, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
     });
-    target.commit();
-    return { session, fromCache: false };
   } catch (err) {
     target.abort();
-    throw err;
+    // A model ONNX Runtime refuses fails the same way again: its first error is the one to report.
+    return uncached().catch(() => {
+      throw err;
+    });
   }
+  try {
+    target.commit();
+  } catch {
+    target.abort();
+  }
+  return { session, fromCache: false };
 }
 
 /**
