@@ -204,6 +204,7 @@ export const DEEP_CACHE_ROWS = [2, 3, 5];
 export const PEERS: Peer[] = [
   diffusePeer('diffuse', SD15_ONNX),
   sd15Option('diffuse winograd', { conv: 'winograd' }),
+  sd15Option('diffuse direct', { conv: 'direct' }),
   sd15Option('diffuse int8', { quantize: 'int8' }),
   sd15Option('diffuse int8-matmul', { quantize: 'int8-matmul' }),
   // Each weight format by name, whatever this CPU would choose (src/onnx/cpu-features.ts).

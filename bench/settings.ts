@@ -21,8 +21,8 @@ export interface WorkerArgs {
   quantize?: 'int8' | 'int8-matmul';
   /** diffuse only: the int8 weight format (default: this CPU's, see src/onnx/cpu-features.ts). */
   int8Format?: Int8Format;
-  /** diffuse only: --conv winograd (3x3 convolutions as Winograd F(2x2,3x3)). */
-  conv?: 'winograd';
+  /** diffuse only: --conv (3x3 convolutions as Winograd F(2x2,3x3): all with winograd, none with direct; default auto's share). */
+  conv?: 'winograd' | 'direct';
   /** diffuse only: --token-merging (ToMe's ratio). */
   tokenMerging?: number;
   /** diffuse only: the LCM model, its sampler and embedded guidance (one UNet sample per step, no CFG batch). */

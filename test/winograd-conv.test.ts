@@ -1,5 +1,5 @@
 import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,6 +9,7 @@ import { ModelProto } from '../src/onnx/proto.js';
 import { winogradConvs, type WinogradOptions } from '../src/onnx/winograd-conv.js';
 import { generate } from '../src/pipeline/generate.js';
 import { loadModel } from '../src/pipeline/load.js';
+import { autoRewrites, winogradGraph, type ConvAlgorithm } from '../src/pipeline/winograd.js';
 import { TINY_SD } from './helpers/cli.js';
 import { compare } from './helpers/fixtures.js';
 import { firstOutput } from './helpers/run-graph.js';
@@ -85,8 +86,28 @@ Winograd('convolutions off the pattern or with few channels are left alone, and 
   const narrow = rewrite(convModel(8, 16, true, 3), temp('winograd-narrow-'));
   assert.equal(narrow.result, { rewritten: 0, skipped: 1 });
   assert.equal(ModelProto.decode(narrow.model).graph.nodes.map((n) => n.opType), ['Conv']);
-  assert.equal(rewrite(convModel(8, 16, true, 3), temp('winograd-narrow-'), { minChannels: 8 }).result, { rewritten: 1, skipped: 0 });
+  assert.equal(rewrite(convModel(8, 16, true, 3), temp('winograd-narrow-'), { rewrites: (inChannels, outChannels) => inChannels >= 8 && outChannels >= 8 }).result, { rewritten: 1, skipped: 0 });
   assert.equal(rewrite(convModel(16, 16, true, 4, 2), temp('winograd-strided-')).result, { rewritten: 0, skipped: 1 });
+});
+
+Winograd("--conv auto: 640x320 to 1920x640 channel pairs rewritten (the direct Conv's output), a model with none loaded as it is", async () => {
+  for (const [c, o, chosen] of [[320, 320, false], [640, 320, true], [320, 640, true], [1920, 640, true], [640, 1920, true], [1280, 1280, false], [2560, 1280, false], [16, 16, false]] as const) {
+    assert.is(autoRewrites(c, o), chosen, `${c}->${o}`);
+  }
+  const cacheDir = temp('winograd-auto-cache-');
+  const chosenDir = temp('winograd-auto-');
+  writeFileSync(join(chosenDir, 'model.onnx'), convModel(640, 320, true, 21));
+  const edited = await winogradGraph(join(chosenDir, 'model.onnx'), cacheDir, 'conv', 'auto');
+  assert.equal(JSON.parse(readFileSync(join(dirname(edited), 'edit.json'), 'utf8')), { rewritten: 1, skipped: 0 });
+  const feeds = () => ({ x: new ort.Tensor('float32', normals(2 * 640 * 5 * 6, 22), [2, 640, 5, 6]) });
+  const { relToMax } = compare(await firstOutput(edited, feeds()), await firstOutput(join(chosenDir, 'model.onnx'), feeds()));
+  console.log(`  640->320 under auto: ${relToMax.toExponential(2)} of max`);
+  assert.ok(relToMax <= TOLERANCE, `${relToMax} > ${TOLERANCE}`);
+  const smallDir = temp('winograd-auto-small-');
+  writeFileSync(join(smallDir, 'model.onnx'), convModel(320, 320, true, 23));
+  const entries = readdirSync(cacheDir);
+  assert.is(await winogradGraph(join(smallDir, 'model.onnx'), cacheDir, 'conv', 'auto'), join(smallDir, 'model.onnx'));
+  assert.equal(readdirSync(cacheDir), entries, 'no cache entry for a graph left as it was');
 });
 
 Winograd('the tiny UNet: every 3x3 stride-1 Conv but conv_in/conv_out rewritten, the same noise prediction', async () => {
@@ -109,11 +130,11 @@ Winograd('the tiny UNet: every 3x3 stride-1 Conv but conv_in/conv_out rewritten,
   assert.ok(relToMax <= TOLERANCE, `${relToMax} > ${TOLERANCE}`);
 });
 
-Winograd('--conv winograd through the loader: the UNet rewritten once and cached, the same generation', async () => {
+Winograd('--conv through the loader: winograd rewrites the UNet once and caches it, auto leaves the tiny one alone, the same generation', async () => {
   const graphCache = temp('winograd-cache-');
   const request = tinyRequest({ negativePrompt: 'dog', seed: 5, batchSize: 2 });
-  const generateWith = async (conv: 'winograd' | 'direct') => {
-    const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, conv, graphCache });
+  const generateWith = async (conv: ConvAlgorithm | undefined) => {
+    const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, ...(conv ? { conv } : {}), graphCache });
     try {
       return await generate(bundle, request);
     } finally {
@@ -121,6 +142,9 @@ Winograd('--conv winograd through the loader: the UNet rewritten once and cached
     }
   };
   const direct = await generateWith('direct');
+  // The default, auto, finds none of the tiny UNet's convolutions wide enough: the direct graph itself.
+  assert.equal((await generateWith(undefined)).latents, direct.latents);
+  assert.equal(readdirSync(graphCache).filter((e) => e.includes('-winograd-')), [], 'auto made no entry');
   const winograd = await generateWith('winograd');
   const entries = readdirSync(graphCache).filter((e) => e.includes('-winograd-'));
   assert.equal(entries.map((e) => e.replace(/-[0-9a-f]{24}$/, '')), ['unet-winograd'], 'the UNet only: the VAE decoder does not pay');

@@ -17,21 +17,21 @@ import { TILE_POSITIONS, inputTransformKernels, outputTransformMatrix, transform
  *
  * U is computed here (float64, stored float32) and written as new external data, one tensor at
  * a time: left in the graph as a product of constants, ONNX Runtime's constant folding made
- * session creation six times slower on SD 1.5. Convolutions with fewer than `minChannels` input
+ * session creation six times slower on SD 1.5. By default convolutions with fewer than 16 input
  * or output channels (a UNet's conv_in and conv_out) are left alone: their GEMM is too small for
- * the transforms around it to pay. Weights the rewrite no longer reads are dropped from the graph
- * (their external data stays in its file, unread).
+ * the transforms around it to pay; `rewrites` chooses otherwise. Weights the rewrite no longer
+ * reads are dropped from the graph (their external data stays in its file, unread).
  */
 
 export interface WinogradOptions {
-  /** Smallest input and output channel count rewritten (default 16). */
-  minChannels?: number;
+  /** Which 3x3 convolutions to rewrite, by input and output channel count (default: 16 or more of each). */
+  rewrites?: (inChannels: number, outChannels: number) => boolean;
 }
 
 export interface WinogradReport {
   /** Convolutions rewritten. */
   rewritten: number;
-  /** 3x3 convolutions left as they were (too few channels, not float32, or not stride 1 / pad 1 / group 1). */
+  /** 3x3 convolutions left as they were (not chosen by `rewrites`, not float32, or not stride 1 / pad 1 / group 1). */
   skipped: number;
 }
 
@@ -44,6 +44,7 @@ export interface WinogradModel {
 
 const GRAPH_NODE = 1;
 const DEFAULT_MIN_CHANNELS = 16;
+const wideEnough = (inChannels: number, outChannels: number): boolean => inChannels >= DEFAULT_MIN_CHANNELS && outChannels >= DEFAULT_MIN_CHANNELS;
 
 interface Candidate {
   node: NodeProto;
@@ -142,25 +143,36 @@ function winogradNodes(c: Candidate, u: string, bias: string | undefined, k: Con
   return nodes;
 }
 
+/** The 3x3 convolutions `rewrites` chooses, and how many other 3x3 ones there are. */
+function choose(graph: GraphProto, rewrites: (inChannels: number, outChannels: number) => boolean): { chosen: Candidate[]; skipped: number } {
+  const inits = new Map(initializers(graph).map((i) => [i.name, i]));
+  const chosen: Candidate[] = [];
+  let skipped = 0;
+  for (const node of graph.nodes) {
+    const c = candidate(node, inits);
+    if (c === undefined) continue;
+    if (c === 'skip' || !rewrites(c.in, c.out)) skipped++;
+    else chosen.push(c);
+  }
+  return { chosen, skipped };
+}
+
+/** How many convolutions winogradConvs would rewrite, without reading a weight. */
+export function winogradCandidates(model: Uint8Array, rewrites: WinogradOptions['rewrites'] = wideEnough): number {
+  return choose(ModelProto.decode(model).graph, rewrites).chosen.length;
+}
+
 export function winogradConvs(model: Uint8Array, modelDir: string, data: { file: string; staging: string }, options: WinogradOptions = {}): WinogradModel {
-  const minChannels = options.minChannels ?? DEFAULT_MIN_CHANNELS;
   const proto = ModelProto.decode(model);
   const graph = proto.graph;
-  const inits = new Map(initializers(graph).map((i) => [i.name, i]));
+  const { chosen, skipped } = choose(graph, options.rewrites ?? wideEnough);
   const constants = new Constants(graph);
   const replacements = new Map<Message, Message[]>();
   const replacedWeights = new Set<string>();
-  let skipped = 0;
   let offset = 0;
   const out = openSync(data.staging, 'w');
   try {
-    for (const node of graph.nodes) {
-      const c = candidate(node, inits);
-      if (c === undefined) continue;
-      if (c === 'skip' || c.in < minChannels || c.out < minChannels) {
-        skipped++;
-        continue;
-      }
+    for (const c of chosen) {
       const u = transformWeights(readFloatInitializer(c.weight, modelDir), c.out, c.in);
       const uName = `${c.node.outputs[0]!}/winograd/u`;
       const tensor = rawInitializer(uName, ElemType.FLOAT, [TILE_POSITIONS, c.out, c.in], new Uint8Array(0));
@@ -175,7 +187,7 @@ export function winogradConvs(model: Uint8Array, modelDir: string, data: { file:
         replacedWeights.add(c.bias.name);
       }
       replacedWeights.add(c.weight.name);
-      replacements.set(node.msg, winogradNodes(c, uName, biasName, constants));
+      replacements.set(c.node.msg, winogradNodes(c, uName, biasName, constants));
     }
   } finally {
     closeSync(out);

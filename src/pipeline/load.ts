@@ -80,8 +80,9 @@ export interface LoadOptions {
   tokenMerging?: number;
   /**
    * How the UNet's 3x3 convolutions run on the CPU's float path: winograd rewrites the stride-1
-   * ones as Winograd F(2x2, 3x3) (src/onnx/winograd-conv.ts, edited once and cached); direct
-   * (default) leaves them to ONNX Runtime's Conv. Ignored with int8 and on GPUs.
+   * ones as Winograd F(2x2, 3x3) (src/onnx/winograd-conv.ts, edited once and cached); auto
+   * (default) rewrites the share where that pays at little memory (autoRewrites); direct leaves
+   * them to ONNX Runtime's Conv. Ignored with int8 and on GPUs.
    */
   conv?: ConvAlgorithm;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only; int8-attention: int8 and the UNet's attention products. */
@@ -242,14 +243,17 @@ function cpuGraphs(graphs: { unet: string; decoder: string }, options: Pick<Load
 }
 
 /**
- * The float graphs as cpuGraphs makes them, and with --conv winograd the UNet's 3x3 convolutions
- * rewritten. Not the VAE decoder's: at 512² its convolutions work on 128-512 channels of up to
- * 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
+ * The float graphs as cpuGraphs makes them, and unless --conv direct the UNet's 3x3 convolutions
+ * (auto's share or all) rewritten. Not the VAE decoder's: at 512² its convolutions work on
+ * 128-512 channels of up to 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
  * saved multiplies (full-size SD 1.5: 2.3x the wall time, peak RSS 5.2 GB instead of 1.8 GB).
  */
 async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
   const split = cpuGraphs(graphs, options, cacheDir);
-  return options.device === 'cpu' && options.conv === 'winograd' ? { ...split, unet: await winogradGraph(split.unet, cacheDir, 'unet') } : split;
+  const conv = options.conv ?? 'auto';
+  if (options.device !== 'cpu' || conv === 'direct') return split;
+  // A speed edit like speedEdit's: a graph it cannot read is loaded as it is, for ONNX Runtime to say what is wrong.
+  return { ...split, unet: await winogradGraph(split.unet, cacheDir, 'unet', conv).catch(() => split.unet) };
 }
 
 /** The graph with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */
@@ -483,7 +487,7 @@ function fusedGraph(path: string, cacheDir: string, label: 'unet' | 'controlnet'
 }
 
 /**
- * An edit that only speeds things up and saves memory (attention fusion, the projection split): a
+ * An edit that only speeds things up and saves memory (attention fusion, the projection split, Winograd): a
  * graph it cannot read is loaded as it is, and ONNX Runtime says what is wrong with it.
  */
 function speedEdit(path: string, edit: () => string): string {

@@ -145,7 +145,7 @@ function loadOptions(settings: Settings, task: ImageTask | undefined): LoadOptio
     clipSkip: settings.clipSkip,
     clipSkipReading: settings.promptWeighting,
     fuseAttention: settings.attention === 'fused',
-    ...(settings.conv !== 'direct' ? { conv: settings.conv } : {}),
+    conv: settings.conv,
     ...(settings.deepCache > 1 ? { deepCache: true } : {}),
     ...(settings.tokenMerging > 0 ? { tokenMerging: settings.tokenMerging } : {}),
     quantize: settings.quantize,
