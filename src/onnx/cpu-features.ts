@@ -15,6 +15,8 @@ export interface Int8Support {
   vnni: boolean | undefined;
   /** AMX's int8 tiles, which ONNX Runtime's u8s8 GEMMs use (and its symmetric convolution kernels do not). */
   amx?: boolean;
+  /** AVX-512 without VNNI (false: AVX2 without VNNI), where int8 convolutions do not pay (int8Mode). */
+  avx512?: boolean;
   /** The weight format that runs exactly here. */
   format: Int8Format;
   note: string;
@@ -36,15 +38,17 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
   if (flags.has('avx512f')) {
     return {
       vnni: false,
+      avx512: true,
       format: 'u8u8',
-      note: "AVX-512 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; measured on SD 1.5 at 512x512: a step in 0.99x fp32's time, so int8 saves memory (2.7 against 5.1 GB) rather than time here; the VAE decoder stays float32, its int8 graph is slower here",
+      note: "AVX-512 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; --quantize int8 quantizes the UNet's MatMuls only here (as int8-matmul): int8 convolutions are no faster than float ones, so they stay float (with --conv's Winograd share); measured on SD 1.5 at 512x512: a step in 0.96x fp32's time, so it saves a little time and memory (5.0 against 5.6 GB) here; the VAE decoder stays float32, its int8 graph is slower here",
     };
   }
   if (flags.has('avx2')) {
     return {
       vnni: false,
+      avx512: false,
       format: 'u8u8',
-      note: "AVX2 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; measured on SD 1.5 at 512x512: a step in 0.80-0.84x fp32's time (--int8-format u8s7: faster still, same measured quality); the VAE decoder stays float32, its int8 graph is slower here",
+      note: "AVX2 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; measured on SD 1.5 at 512x512: a step in 0.80-0.84x fp32's time with --conv direct, about 0.9x with the default --conv auto (--int8-format u8s7: faster still, same measured quality); the VAE decoder stays float32, its int8 graph is slower here",
     };
   }
   return { vnni: false, format: 'u8u8', note: 'no AVX2: uint8 weights (u8u8) on slower kernels; --quantize int8 may not pay off' };

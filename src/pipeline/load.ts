@@ -15,7 +15,7 @@ import { splitForDeepCache } from '../onnx/deep-cache-split.js';
 import { splitProjections } from '../onnx/split-projections.js';
 import { applyTokenMerging } from '../onnx/token-merging.js';
 import { winogradGraph, type ConvAlgorithm } from './winograd.js';
-import { int8Graphs, int8Storage, quantizesDecoder, type Quantization, type QuantizationChoice } from './quantize.js';
+import { int8Graphs, int8Mode, int8Storage, quantizesDecoder, type Quantization, type QuantizationChoice } from './quantize.js';
 import { int8Support } from '../onnx/cpu-features.js';
 import type { Int8Format } from '../onnx/quantize-int8.js';
 import { DepthEstimator, readProcessorConfig } from './depth-estimator.js';
@@ -191,18 +191,26 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
     embeddingHashes: Object.fromEntries(embeddings.map((e) => [e.name, e.sha256.slice(0, 12)])),
     loras: networks.loras,
   };
-  const mode = options.quantize && options.quantize !== 'none' ? options.quantize : undefined;
-  const cpu = mode ? int8Support() : undefined;
+  const asked = options.quantize && options.quantize !== 'none' ? options.quantize : undefined;
+  const cpu = asked ? int8Support() : undefined;
+  const mode = asked && cpu ? int8Mode(cpu, asked) : undefined;
+  if (asked && mode !== asked) options.onNote?.(`--quantize ${asked} runs as ${mode} on this CPU: int8 convolutions are no faster than float ones here (diffuse doctor)`);
   const quantization: QuantizationChoice | undefined = mode && cpu ? { mode, format: options.int8Format ?? cpu.format } : undefined;
+  const unquantized = { unet: unetSource, decoder: paths.decoder };
   const graphs = quantization && cpu
-    ? cpuGraphs(
-        await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, { unet: unetSource, decoder: paths.decoder }, graphCache, calibrator(parts, settings), (what) =>
-          options.onNote?.(`calibrating the int8 ${what} (once per model; the float model runs a few steps)`),
+    ? await convGraphs(
+        cpuGraphs(
+          await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, unquantized, graphCache, calibrator(parts, settings), (what) =>
+            options.onNote?.(`calibrating the int8 ${what} (once per model; the float model runs a few steps)`),
+          ),
+          options,
+          graphCache,
         ),
-        options,
+        // int8-matmul leaves the convolutions float, as fp32 has them; the calibrated modes quantize them.
+        quantization.mode === 'int8-matmul' ? options : { ...options, conv: 'direct' },
         graphCache,
       )
-    : await floatGraphs({ unet: unetSource, decoder: paths.decoder }, options, graphCache);
+    : await convGraphs(cpuGraphs(unquantized, options, graphCache), options, graphCache);
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
   const previewPath = options.previewVae && resolve(options.previewVae) !== other?.dir ? requirePart(resolve(options.previewVae), 'vae_decoder') : undefined;
   const unetGraphs = options.deepCache ? deepCacheUnet(graphs.unet, graphCache) : { full: graphs.unet, shallow: undefined };
@@ -243,17 +251,16 @@ function cpuGraphs(graphs: { unet: string; decoder: string }, options: Pick<Load
 }
 
 /**
- * The float graphs as cpuGraphs makes them, and unless --conv direct the UNet's 3x3 convolutions
- * (auto's share or all) rewritten. Not the VAE decoder's: at 512² its convolutions work on
- * 128-512 channels of up to 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
+ * Unless --conv direct, the UNet's float 3x3 convolutions (auto's share or all) rewritten as
+ * Winograd. Not the VAE decoder's: at 512² its convolutions work on 128-512 channels of up to
+ * 512x512 pixels, where the transformed tiles (4 values per pixel and channel) cost more than the
  * saved multiplies (full-size SD 1.5: 2.3x the wall time, peak RSS 5.2 GB instead of 1.8 GB).
  */
-async function floatGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
-  const split = cpuGraphs(graphs, options, cacheDir);
+async function convGraphs(graphs: { unet: string; decoder: string }, options: Pick<LoadOptions, 'conv' | 'device'>, cacheDir: string): Promise<{ unet: string; decoder: string }> {
   const conv = options.conv ?? 'auto';
-  if (options.device !== 'cpu' || conv === 'direct') return split;
+  if (options.device !== 'cpu' || conv === 'direct') return graphs;
   // A speed edit like speedEdit's: a graph it cannot read is loaded as it is, for ONNX Runtime to say what is wrong.
-  return { ...split, unet: await winogradGraph(split.unet, cacheDir, 'unet', conv).catch(() => split.unet) };
+  return { ...graphs, unet: await winogradGraph(graphs.unet, cacheDir, 'unet', conv).catch(() => graphs.unet) };
 }
 
 /** The graph with GEGLU's projection computed half by half (src/onnx/split-projections.ts), edited once and cached beside links to its weights. */

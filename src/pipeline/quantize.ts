@@ -59,6 +59,17 @@ export function int8Storage(support: Pick<Int8Support, 'amx'>, format: Int8Forma
 }
 
 /**
+ * What `--quantize int8` runs on this CPU. On AVX-512 without VNNI ONNX Runtime's int8 convolutions (u8u8) are no
+ * faster than its float ones (2.68 s against 2.70 s in a UNet call as the AVX-512 class), while the float UNet's
+ * convolutions became faster with --conv auto's Winograd share: int8 then took 1.035x fp32's step and int8-matmul
+ * 0.968x (bench/results/2026-12-07T2232-*-avx512.md). There int8 quantizes the UNet's MatMuls only, as int8-matmul,
+ * so it is never slower than fp32.
+ */
+export function int8Mode(support: Pick<Int8Support, 'vnni' | 'avx512'>, mode: QuantizationChoice['mode']): QuantizationChoice['mode'] {
+  return mode === 'int8' && support.vnni === false && support.avx512 === true ? 'int8-matmul' : mode;
+}
+
+/**
  * Whether `int8` also quantizes the VAE decoder on this CPU. Without VNNI (ONNX Runtime's widening u8u8 kernels) the
  * decoder's int8 graph is slower than its float one: at 512x512, 14.7 s against 14.3 s as the AVX2 class and 11.6 s
  * against 8.5 s as the AVX-512 class (tools/cpu-class on the Xeon, bench/results/2026-12-07T1924-*-avx2.md and
