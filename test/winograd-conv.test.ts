@@ -161,4 +161,33 @@ Winograd('--conv through the loader: winograd rewrites the UNet once and caches 
   assert.equal(again.latents, winograd.latents);
 });
 
+Winograd("--quantize int8-matmul's float convolutions follow --conv too; the calibrated modes' are int8 and are left alone", async () => {
+  const graphCache = temp('winograd-int8-cache-');
+  const request = tinyRequest({ seed: 6 });
+  const generateWith = async (conv: ConvAlgorithm) => {
+    const bundle = await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, quantize: 'int8-matmul', conv, graphCache });
+    try {
+      return await generate(bundle, request);
+    } finally {
+      await bundle.release();
+    }
+  };
+  const direct = await generateWith('direct');
+  const winograd = await generateWith('winograd');
+  const entries = readdirSync(graphCache).filter((e) => e.includes('-winograd-'));
+  assert.is(entries.length, 1, entries.join(', '));
+  const source = JSON.parse(readFileSync(join(graphCache, entries[0]!, 'source.json'), 'utf8')).source as string;
+  assert.match(source, /unet-split-projections-/, 'rewritten after the int8 edit and the projection split');
+  assert.equal(JSON.parse(readFileSync(join(graphCache, entries[0]!, 'edit.json'), 'utf8')), { rewritten: 17, skipped: 3 });
+  // The rewritten convolutions feed MatMuls whose activations are quantized per call: a 1e-6 change can move a rounding step.
+  const { relToMax } = compare(winograd.latents, direct.latents);
+  console.log(`  int8-matmul, latents: ${relToMax.toExponential(2)} of max`);
+  assert.ok(relToMax <= 1e-2, `${relToMax}`);
+  // int8-attention is calibrated on every CPU (int8 is int8-matmul on some: int8Mode).
+  const calibratedCache = temp('winograd-int8-cache-');
+  await (await loadModel(TINY_SD, { device: 'cpu', threads: 1, fuseAttention: true, quantize: 'int8-attention', conv: 'winograd', graphCache: calibratedCache })).release();
+  assert.ok(readdirSync(calibratedCache).some((e) => e.startsWith('unet-int8-attention-')));
+  assert.equal(readdirSync(calibratedCache).filter((e) => e.includes('-winograd-')), []);
+});
+
 Winograd.run();

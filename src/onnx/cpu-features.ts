@@ -48,7 +48,7 @@ export function int8Support(cpuinfo: string | null = readCpuinfo(), arch: string
       vnni: false,
       avx512: false,
       format: 'u8u8',
-      note: "AVX2 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; measured on SD 1.5 at 512x512: a step in 0.80-0.84x fp32's time with --conv direct, about 0.9x with the default --conv auto (--int8-format u8s7: faster still, same measured quality); the VAE decoder stays float32, its int8 graph is slower here",
+      note: "AVX2 without VNNI: uint8 weights (u8u8), since int8 weights' products would saturate in 16 bits here; measured on SD 1.5 at 512x512: a step in 0.80-0.84x fp32's time with --conv direct, 0.94x with the default --conv auto (--int8-format u8s7: faster still, same measured quality); the VAE decoder stays float32, its int8 graph is slower here",
     };
   }
   return { vnni: false, format: 'u8u8', note: 'no AVX2: uint8 weights (u8u8) on slower kernels; --quantize int8 may not pay off' };

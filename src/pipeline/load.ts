@@ -82,7 +82,8 @@ export interface LoadOptions {
    * How the UNet's 3x3 convolutions run on the CPU's float path: winograd rewrites the stride-1
    * ones as Winograd F(2x2, 3x3) (src/onnx/winograd-conv.ts, edited once and cached); auto
    * (default) rewrites the share where that pays at little memory (autoRewrites); direct leaves
-   * them to ONNX Runtime's Conv. Ignored with int8 and on GPUs.
+   * them to ONNX Runtime's Conv. Also int8-matmul's float convolutions; ignored by the calibrated
+   * int8 modes (their convolutions are int8) and on GPUs.
    */
   conv?: ConvAlgorithm;
   /** int8: the UNet and VAE decoder quantized (calibrated and cached once per model); int8-matmul: the UNet's MatMuls only; int8-attention: int8 and the UNet's attention products. */
