@@ -198,20 +198,17 @@ async function loadOne(dir: string, options: Omit<LoadOptions, 'refiner'> & { co
   if (asked && mode !== asked) options.onNote?.(`--quantize ${asked} runs as ${mode} on this CPU: int8 convolutions are no faster than float ones here (diffuse doctor)`);
   const quantization: QuantizationChoice | undefined = mode && cpu ? { mode, format: options.int8Format ?? cpu.format } : undefined;
   const unquantized = { unet: unetSource, decoder: paths.decoder };
-  const graphs = quantization && cpu
-    ? await convGraphs(
-        cpuGraphs(
-          await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, unquantized, graphCache, calibrator(parts, settings), (what) =>
-            options.onNote?.(`calibrating the int8 ${what} (once per model; the float model runs a few steps)`),
-          ),
-          options,
-          graphCache,
-        ),
-        // int8-matmul leaves the convolutions float, as fp32 has them; the calibrated modes quantize them.
-        quantization.mode === 'int8-matmul' ? options : { ...options, conv: 'direct' },
-        graphCache,
-      )
-    : await convGraphs(cpuGraphs(unquantized, options, graphCache), options, graphCache);
+  const split = cpuGraphs(
+    quantization && cpu
+      ? await int8Graphs({ ...quantization, ...int8Storage(cpu, quantization.format), decoder: quantizesDecoder(cpu) }, unquantized, graphCache, calibrator(parts, settings), (what) =>
+          options.onNote?.(`calibrating the int8 ${what} (once per model; the float model runs a few steps)`),
+        )
+      : unquantized,
+    options,
+    graphCache,
+  );
+  // Float convolutions (fp32's, int8-matmul's) follow --conv; the calibrated int8 modes' are int8.
+  const graphs = !quantization || quantization.mode === 'int8-matmul' ? await convGraphs(split, options, graphCache) : split;
   const depthConfig = paths.depth ? readProcessorConfig(requirePart(files.dir, 'feature_extractor', 'preprocessor_config.json')) : undefined;
   const previewPath = options.previewVae && resolve(options.previewVae) !== other?.dir ? requirePart(resolve(options.previewVae), 'vae_decoder') : undefined;
   const unetGraphs = options.deepCache ? deepCacheUnet(graphs.unet, graphCache) : { full: graphs.unet, shallow: undefined };
